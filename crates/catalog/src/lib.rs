@@ -1,0 +1,66 @@
+//! Meshwork's metadata store: the [`CatalogStore`] port and its SQLite adapter.
+//!
+//! The catalog records what the mesh has published: domains, products with their current
+//! descriptor, every published version (semver, Delta version, schema, row count, time,
+//! descriptor hash, input fingerprint), and lineage edges between products. The pipeline writes
+//! a publication in one transaction, so a reader never sees a version without its product row
+//! or lineage. SQL is kept portable (TEXT timestamps, no SQLite-only syntax) so a PostgreSQL
+//! adapter can share it.
+
+#![deny(missing_docs)]
+
+mod records;
+mod sqlite;
+
+pub use records::*;
+pub use sqlite::SqliteCatalog;
+
+use meshwork_core::id::ProductId;
+
+/// Errors of the metadata store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// The store could not be opened at `location`.
+    #[error("cannot open the metadata store at `{location}`: {source}")]
+    Open {
+        /// The URL or path given.
+        location: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A query against the store failed.
+    #[error("metadata store query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    /// The metadata store URL names a backend this build does not have.
+    #[error("metadata store `{0}` is not supported yet; use `sqlite:PATH` or omit `metadata.url` for the embedded default")]
+    Unsupported(String),
+    /// The store holds data this version of Meshwork cannot read.
+    #[error("the metadata store is corrupt or from a newer meshwork: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// The metadata store port. Implementations must make [`CatalogStore::publish`] atomic.
+#[async_trait::async_trait]
+pub trait CatalogStore: Send + Sync {
+    /// Creates or updates a domain.
+    async fn upsert_domain(&self, domain: &DomainRecord) -> Result<()>;
+    /// All domains, by name.
+    async fn domains(&self) -> Result<Vec<DomainRecord>>;
+    /// Records a new published version of a product together with its product row and its
+    /// upstream lineage, in one transaction. Returns the stored version.
+    async fn publish(&self, publication: &Publication) -> Result<VersionRecord>;
+    /// All products that have at least one published version, by address.
+    async fn products(&self) -> Result<Vec<ProductRecord>>;
+    /// One product.
+    async fn product(&self, id: &ProductId) -> Result<Option<ProductRecord>>;
+    /// Published versions of a product, oldest first.
+    async fn versions(&self, id: &ProductId) -> Result<Vec<VersionRecord>>;
+    /// The newest published version of a product.
+    async fn current_version(&self, id: &ProductId) -> Result<Option<VersionRecord>>;
+    /// Every lineage edge in the mesh.
+    async fn lineage(&self) -> Result<Vec<LineageEdge>>;
+}

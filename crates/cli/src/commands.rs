@@ -1,0 +1,302 @@
+//! One function per command: each opens what it needs, calls the libraries, and prints.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use meshwork_core::descriptor::ProductDescriptor;
+use meshwork_core::diagnostic::{Diagnostic, did_you_mean};
+use meshwork_core::id::ProductId;
+use meshwork_pipeline::{ApplyObserver, MeshHome, ProductOutcome};
+use meshwork_query::QuerySession;
+
+use crate::output::{apply_json, apply_summary, diagnostics_json, text_table, write_results};
+use crate::{EXIT_FAILED, EXIT_INVALID, ReportFormat, Reported, ResultFormat};
+
+fn print_diagnostics(diagnostics: &[Diagnostic], format: ReportFormat) {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&diagnostics_json(diagnostics)).expect("json")),
+        ReportFormat::Text => {
+            for d in diagnostics {
+                eprintln!("error: {d}");
+            }
+            eprintln!("{} error{} found", diagnostics.len(), if diagnostics.len() == 1 { "" } else { "s" });
+        }
+    }
+}
+
+fn open_home(dir: &Path) -> anyhow::Result<MeshHome> {
+    MeshHome::open(dir).map_err(|diagnostics| {
+        print_diagnostics(&diagnostics, ReportFormat::Text);
+        Reported(EXIT_INVALID).into()
+    })
+}
+
+/// `meshwork init`.
+pub fn init(dir: &Path, example: bool, orders: usize, seed: u64) -> anyhow::Result<()> {
+    if example {
+        let summary = meshwork_example::write_example(dir, &meshwork_example::ExampleOptions { orders, seed })?;
+        println!(
+            "created the example mesh in `{}`: 3 domains, {} products, {} customers, {} orders, {} campaigns",
+            dir.display(),
+            summary.products,
+            summary.customers,
+            summary.orders,
+            summary.campaigns
+        );
+    } else {
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "my-mesh".into());
+        meshwork_example::write_skeleton(dir, &name)?;
+        println!("created a mesh repository in `{}`", dir.display());
+    }
+    println!("next: meshwork validate {0} && meshwork apply {0}", dir.display());
+    Ok(())
+}
+
+/// `meshwork validate`.
+pub fn validate(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
+    match meshwork_pipeline::validate(dir) {
+        Ok(mesh) => {
+            match format {
+                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&diagnostics_json(&[])).expect("json")),
+                ReportFormat::Text => println!(
+                    "ok: {} domains, {} products, no errors",
+                    mesh.repo.domains.len(),
+                    mesh.repo.products.len()
+                ),
+            }
+            Ok(())
+        }
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics, format);
+            Err(Reported(EXIT_INVALID).into())
+        }
+    }
+}
+
+/// Progress bars for `apply`: one line per product with rows and elapsed time.
+struct ProgressBars {
+    multi: MultiProgress,
+    bars: Mutex<Vec<(ProductId, ProgressBar)>>,
+}
+
+impl ProgressBars {
+    fn new() -> Self {
+        // Hidden when standard error is not a terminal, so logs and CI output stay clean.
+        let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        ProgressBars { multi: MultiProgress::with_draw_target(target), bars: Mutex::new(Vec::new()) }
+    }
+
+    fn bar(&self, id: &ProductId) -> Option<ProgressBar> {
+        self.bars.lock().expect("not poisoned").iter().find(|(i, _)| i == id).map(|(_, b)| b.clone())
+    }
+}
+
+impl ApplyObserver for ProgressBars {
+    fn started(&self, id: &ProductId) {
+        let bar = self.multi.add(ProgressBar::new_spinner());
+        bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<32} {msg} [{elapsed}]").expect("valid template"));
+        bar.set_prefix(id.to_string());
+        bar.set_message("building");
+        bar.enable_steady_tick(Duration::from_millis(100));
+        self.bars.lock().expect("not poisoned").push((id.clone(), bar));
+    }
+
+    fn built(&self, id: &ProductId, rows: u64) {
+        if let Some(bar) = self.bar(id) {
+            bar.set_message(format!("{rows} rows, committing"));
+        }
+    }
+
+    fn finished(&self, id: &ProductId, outcome: &ProductOutcome) {
+        let message = match outcome {
+            ProductOutcome::Published { version, .. } => format!("published {} rows", version.row_count),
+            ProductOutcome::Unchanged { .. } => "unchanged".to_owned(),
+            ProductOutcome::Failed { .. } => "FAILED".to_owned(),
+            ProductOutcome::Blocked { upstream } => format!("blocked by {upstream}"),
+        };
+        if let Some(bar) = self.bar(id) {
+            bar.set_style(ProgressStyle::with_template("  {prefix:<32} {msg} [{elapsed}]").expect("valid template"));
+            bar.finish_with_message(message);
+        }
+    }
+}
+
+/// `meshwork apply`.
+pub async fn apply(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
+    let mesh = match meshwork_pipeline::validate(dir) {
+        Ok(mesh) => mesh,
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics, format);
+            eprintln!("nothing was applied; fix the errors above and run `meshwork apply` again");
+            return Err(Reported(EXIT_INVALID).into());
+        }
+    };
+    let home = mesh.home();
+    let catalog = home.open_catalog().await?;
+    let store = home.open_store()?;
+    let progress = ProgressBars::new();
+    let report = meshwork_pipeline::apply(&mesh, catalog.as_ref(), &store, &progress).await?;
+    progress.multi.clear().ok();
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&apply_json(&report)).expect("json")),
+        ReportFormat::Text => print!("{}", apply_summary(&report)),
+    }
+    if report.failed() { Err(Reported(EXIT_FAILED).into()) } else { Ok(()) }
+}
+
+/// `meshwork query`.
+pub async fn query(dir: &Path, sql: &str, format: ResultFormat, output: Option<&Path>) -> anyhow::Result<()> {
+    let home = open_home(dir)?;
+    let catalog = home.open_catalog().await?;
+    let session = QuerySession::open(catalog.as_ref()).await?;
+    let batches = session.collect(sql).await?;
+    write_results(&batches, format, output)
+}
+
+fn parse_product_id(name: &str, known: &[ProductId]) -> anyhow::Result<ProductId> {
+    let not_found = || {
+        let names: Vec<String> = known.iter().map(ProductId::to_string).collect();
+        match did_you_mean(name, names.iter().map(String::as_str)) {
+            Some(close) => anyhow::anyhow!("product `{name}` not found; did you mean `{close}`?"),
+            None => anyhow::anyhow!("product `{name}` not found; `meshwork product list` shows the published products"),
+        }
+    };
+    let id: ProductId = name.parse().map_err(|_| not_found())?;
+    if known.contains(&id) { Ok(id) } else { Err(not_found()) }
+}
+
+/// `meshwork product list`.
+pub async fn product_list(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
+    let home = open_home(dir)?;
+    let catalog = home.open_catalog().await?;
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for product in catalog.products().await? {
+        let current = catalog.current_version(&product.id).await?;
+        let (rows_count, published) = current.as_ref().map(|v| (v.row_count, v.published_at.clone())).unwrap_or((0, String::new()));
+        json.push(serde_json::json!({
+            "product": product.id.to_string(), "version": product.version, "title": product.title, "owner": product.owner,
+            "status": product.status, "tags": product.tags, "rows": rows_count, "published_at": published,
+        }));
+        rows.push(vec![
+            product.id.to_string(),
+            product.version.clone(),
+            product.status.clone(),
+            rows_count.to_string(),
+            product.owner.clone().unwrap_or_default(),
+            product.title.clone().unwrap_or_default(),
+        ]);
+    }
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&json).expect("json")),
+        ReportFormat::Text if rows.is_empty() => println!("no published products; run `meshwork apply` first"),
+        ReportFormat::Text => print!("{}", text_table(&["PRODUCT", "VERSION", "STATUS", "ROWS", "OWNER", "TITLE"], &rows)),
+    }
+    Ok(())
+}
+
+/// `meshwork product show`.
+pub async fn product_show(dir: &Path, name: &str, format: ReportFormat) -> anyhow::Result<()> {
+    let home = open_home(dir)?;
+    let catalog = home.open_catalog().await?;
+    let products = catalog.products().await?;
+    let known: Vec<ProductId> = products.iter().map(|p| p.id.clone()).collect();
+    let id = parse_product_id(name, &known)?;
+    let record = products.into_iter().find(|p| p.id == id).expect("known product");
+    let descriptor: ProductDescriptor =
+        serde_json::from_str(&record.descriptor_json).context("the catalog holds a descriptor this meshwork cannot read")?;
+    let versions = catalog.versions(&id).await?;
+    let lineage = catalog.lineage().await?;
+    let upstream: Vec<String> = lineage.iter().filter(|e| e.downstream == id).map(|e| e.upstream.to_string()).collect();
+    let downstream: Vec<String> = lineage.iter().filter(|e| e.upstream == id).map(|e| e.downstream.to_string()).collect();
+    if format == ReportFormat::Json {
+        let value = serde_json::json!({
+            "product": id.to_string(),
+            "descriptor": descriptor,
+            "table_uri": record.table_uri,
+            "versions": versions.iter().map(|v| serde_json::json!({
+                "publication": v.seq, "version": v.version, "delta_version": v.delta_version, "rows": v.row_count,
+                "published_at": v.published_at, "descriptor_hash": v.descriptor_hash,
+            })).collect::<Vec<_>>(),
+            "upstream": upstream,
+            "downstream": downstream,
+        });
+        println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+        return Ok(());
+    }
+    let d = &descriptor;
+    println!("{id}  v{}  ({:?})", d.version, d.status);
+    if let Some(title) = &d.title {
+        println!("{title}");
+    }
+    if let Some(description) = &d.description {
+        println!("{description}");
+    }
+    println!();
+    println!("owner:       {}", d.owner.as_deref().unwrap_or("-"));
+    println!("tags:        {}", if d.tags.is_empty() { "-".into() } else { d.tags.join(", ") });
+    println!("upstream:    {}", if upstream.is_empty() { "-".into() } else { upstream.join(", ") });
+    println!("downstream:  {}", if downstream.is_empty() { "-".into() } else { downstream.join(", ") });
+    println!("table:       {}", record.table_uri);
+    println!();
+    println!("schema (primary key: {}):", if d.contract.primary_key.is_empty() { "-".into() } else { d.contract.primary_key.join(", ") });
+    let columns: Vec<Vec<String>> = d
+        .contract
+        .columns
+        .iter()
+        .map(|c| {
+            vec![
+                format!("  {}", c.name),
+                c.data_type.to_string(),
+                if c.nullable { "null".into() } else { "not null".into() },
+                c.classification.map(|k| format!("{k:?}").to_lowercase()).unwrap_or_else(|| "-".into()),
+                c.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!("{}", text_table(&["  COLUMN", "TYPE", "NULLS", "CLASS", "DESCRIPTION"], &columns));
+    println!();
+    println!("versions:");
+    let version_rows: Vec<Vec<String>> = versions
+        .iter()
+        .rev()
+        .map(|v| vec![format!("  #{}", v.seq), v.version.clone(), format!("v{}", v.delta_version), v.row_count.to_string(), v.published_at.clone()])
+        .collect();
+    print!("{}", text_table(&["  PUBLICATION", "VERSION", "DELTA", "ROWS", "PUBLISHED AT"], &version_rows));
+    Ok(())
+}
+
+/// `meshwork up`: the quickstart.
+pub async fn up(dir: &Path, orders: usize) -> anyhow::Result<()> {
+    if !dir.join(meshwork_pipeline::MESH_FILE).exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        init(dir, true, orders, 42)?;
+    }
+    validate(dir, ReportFormat::Text)?;
+    apply(dir, ReportFormat::Text).await?;
+    println!();
+    let home = open_home(dir)?;
+    let catalog = home.open_catalog().await?;
+    let session = QuerySession::open(catalog.as_ref()).await?;
+    let tour = [
+        ("Products in the mesh", "SELECT table_schema AS domain, table_name AS product FROM information_schema.tables WHERE table_schema NOT IN ('information_schema', 'public') ORDER BY 1, 2"),
+        ("Revenue by region in 2025 (finance, built from sales)", "SELECT region, SUM(orders) AS orders, SUM(revenue) AS revenue FROM finance.revenue_by_region WHERE month >= DATE '2025-01-01' GROUP BY region ORDER BY revenue DESC"),
+        ("Best campaigns (marketing, built from sales)", "SELECT code, channel, orders, revenue, round(roi, 2) AS roi FROM marketing.campaign_roi ORDER BY roi DESC LIMIT 5"),
+    ];
+    for (title, sql) in tour {
+        println!("-- {title}\n-- meshwork query \"{sql}\"");
+        let batches = session.collect(sql).await?;
+        write_results(&batches, ResultFormat::Table, None)?;
+        println!();
+    }
+    println!("Try your own: meshwork -C {} query \"SELECT * FROM sales.orders LIMIT 5\"", dir.display());
+    Ok(())
+}

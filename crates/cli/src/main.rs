@@ -1,0 +1,167 @@
+//! The `meshwork` binary: parses the command line and hands each command to the libraries.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Meshwork: a self-serve data mesh platform in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "meshwork", version, about, long_about = None)]
+struct Cli {
+    /// The mesh repository (the directory holding `mesh.yaml`).
+    #[arg(short = 'C', long = "dir", global = true, env = "MESHWORK_DIR", default_value = ".")]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format of listings and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Human-readable text.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Output format of query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResultFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// Parquet (needs `--output`).
+    Parquet,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a mesh repository: a commented skeleton, or the example mesh with `--example`.
+    Init {
+        /// Directory to create it in (default: `--dir`).
+        path: Option<PathBuf>,
+        /// Write the example mesh: domains sales, marketing and finance with generated data.
+        #[arg(long)]
+        example: bool,
+        /// Orders to generate for the example (customers are a fifth of that).
+        #[arg(long, default_value_t = 120_000, requires = "example")]
+        orders: usize,
+        /// Seed of the example data generator.
+        #[arg(long, default_value_t = 42, requires = "example")]
+        seed: u64,
+    },
+    /// Check every descriptor, reference, input file and transform without building anything.
+    Validate {
+        /// The mesh repository (default: `--dir`).
+        path: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Build and publish every product whose descriptor or input data changed.
+    Apply {
+        /// The mesh repository (default: `--dir`).
+        path: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Run a read-only SQL query over the published products (`domain.product`).
+    Query {
+        /// The SQL statement.
+        sql: String,
+        /// Result format.
+        #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
+        format: ResultFormat,
+        /// Write the result to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Inspect published data products.
+    Product {
+        #[command(subcommand)]
+        command: ProductCommand,
+    },
+    /// Quickstart: create the example mesh if there is none, apply it, and show what it holds.
+    Up {
+        /// The mesh repository (default: `--dir`).
+        path: Option<PathBuf>,
+        /// Orders to generate when creating the example.
+        #[arg(long, default_value_t = 120_000)]
+        orders: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProductCommand {
+    /// List published products.
+    List {
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Show a product: descriptor, schema, versions, upstream and downstream.
+    Show {
+        /// The product, as `domain.product`.
+        name: String,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+}
+
+/// Exit code of a failed command (build, data or SQL errors).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of an invalid mesh repository (`validate` found problems).
+pub const EXIT_INVALID: u8 = 3;
+
+/// An error that has already been reported and only sets the exit code.
+#[derive(Debug)]
+pub struct Reported(pub u8);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failed with exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MESHWORK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => match err.downcast_ref::<Reported>() {
+            Some(Reported(code)) => ExitCode::from(*code),
+            None => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = cli.dir;
+    match cli.command {
+        Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
+        Command::Validate { path, format } => commands::validate(&path.unwrap_or(dir), format),
+        Command::Apply { path, format } => commands::apply(&path.unwrap_or(dir), format).await,
+        Command::Query { sql, format, output } => commands::query(&dir, &sql, format, output.as_deref()).await,
+        Command::Product { command: ProductCommand::List { format } } => commands::product_list(&dir, format).await,
+        Command::Product { command: ProductCommand::Show { name, format } } => commands::product_show(&dir, &name, format).await,
+        Command::Up { path, orders } => commands::up(&path.unwrap_or(dir), orders).await,
+    }
+}

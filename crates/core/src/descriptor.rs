@@ -1,0 +1,454 @@
+//! The typed model of a mesh repository: `mesh.yaml`, `domain.yaml` and `product.yaml`.
+//!
+//! Fields that later capabilities act on (quality, SLOs, refresh, access, output ports) are parsed
+//! and validated here already, so a descriptor that is accepted today stays accepted tomorrow.
+
+use std::collections::BTreeMap;
+
+use crate::column_type::ColumnType;
+use crate::id::{DomainName, ProductId, ProductName};
+
+/// `mesh.yaml`: settings of the whole installation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MeshConfig {
+    /// Name of the mesh, shown in listings.
+    pub name: String,
+    /// What this mesh is for.
+    pub description: Option<String>,
+    /// Where product tables live, relative to the mesh repository unless absolute.
+    pub data_dir: String,
+    /// Metadata store URL; `None` means the embedded SQLite file `.meshwork/catalog.db`.
+    pub metadata_url: Option<String>,
+    /// Network servers of `meshwork serve`.
+    pub server: ServerConfig,
+    /// State of each governance or access policy by name.
+    pub policies: BTreeMap<String, PolicyState>,
+}
+
+/// The default data directory, relative to the mesh repository.
+pub const DEFAULT_DATA_DIR: &str = ".meshwork/data";
+
+/// Bind address and ports of `meshwork serve`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerConfig {
+    /// Address every server binds to.
+    pub bind: String,
+    /// HTTP API and portal port.
+    pub http_port: u16,
+    /// Arrow Flight SQL port.
+    pub flight_sql_port: u16,
+    /// PostgreSQL wire protocol port.
+    pub postgres_port: u16,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { bind: "127.0.0.1".into(), http_port: 8080, flight_sql_port: 50051, postgres_port: 5433 }
+    }
+}
+
+/// Rollout state of a policy: staged from `off` to `warn` to `enforce`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyState {
+    /// Not evaluated.
+    Off,
+    /// Evaluated; violations are reported but do not block.
+    Warn,
+    /// Evaluated; violations block.
+    Enforce,
+}
+
+/// `domain.yaml`: a business area that owns products.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DomainDescriptor {
+    /// The domain's name; also its directory name and SQL schema.
+    pub name: DomainName,
+    /// Human title.
+    pub title: Option<String>,
+    /// What the domain covers.
+    pub description: Option<String>,
+    /// Principals accountable for the domain (`user:…`, `group:…`).
+    pub owners: Vec<String>,
+    /// Principals that belong to the domain.
+    pub members: Vec<String>,
+}
+
+/// `product.yaml`: the descriptor of one data product.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProductDescriptor {
+    /// Product name, unique in its domain.
+    pub name: ProductName,
+    /// Owning domain.
+    pub domain: DomainName,
+    /// Semantic version of the product's contract.
+    pub version: semver::Version,
+    /// Human title.
+    pub title: Option<String>,
+    /// What one row means and what the product is for.
+    pub description: Option<String>,
+    /// Accountable principal (`user:…` or `group:…`).
+    pub owner: Option<String>,
+    /// Free search tags.
+    pub tags: Vec<String>,
+    /// Lifecycle state.
+    pub status: ProductStatus,
+    /// When a deprecated product stops being served (ISO date).
+    pub sunset: Option<String>,
+    /// The product consumers should move to.
+    pub successor: Option<ProductId>,
+    /// Where the data comes from.
+    pub inputs: Vec<InputPort>,
+    /// How the inputs become the product; `None` is identity over a single input.
+    pub transform: Option<Transform>,
+    /// The output schema the built data must conform to.
+    pub contract: Contract,
+    /// Quality rules checked on staged data.
+    pub quality: Vec<QualityRule>,
+    /// Service level objectives.
+    pub slo: Option<Slo>,
+    /// When the product is rebuilt.
+    pub refresh: Refresh,
+    /// Who may read and what they see.
+    pub access: Option<Access>,
+    /// Interfaces the product is served on.
+    pub output_ports: OutputPorts,
+}
+
+impl ProductDescriptor {
+    /// The product's address.
+    pub fn id(&self) -> ProductId {
+        ProductId::new(self.domain.clone(), self.name.clone())
+    }
+
+    /// Products this one reads, in input order.
+    pub fn upstream(&self) -> impl Iterator<Item = &ProductId> {
+        self.inputs.iter().filter_map(|input| match &input.source {
+            InputSource::Product { product } => Some(product),
+            _ => None,
+        })
+    }
+}
+
+/// Lifecycle state of a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductStatus {
+    /// Being built; not promised to consumers.
+    Draft,
+    /// Served and supported.
+    Active,
+    /// Still served, with a sunset date and usually a successor.
+    Deprecated,
+}
+
+/// A named input of a product; the transform sees it as a table of that name.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputPort {
+    /// Table name inside the transform.
+    pub name: String,
+    /// Where the rows come from.
+    pub source: InputSource,
+}
+
+/// Where an input port reads from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputSource {
+    /// CSV files.
+    Csv {
+        /// Path or glob, relative to the mesh repository.
+        path: String,
+        /// Whether the first line holds column names.
+        header: bool,
+        /// Field separator, one ASCII character.
+        delimiter: char,
+        /// Cell texts read as NULL.
+        null_values: Vec<String>,
+    },
+    /// Newline-delimited JSON files.
+    Ndjson {
+        /// Path or glob, relative to the mesh repository.
+        path: String,
+    },
+    /// Parquet files.
+    Parquet {
+        /// Path or glob, relative to the mesh repository.
+        path: String,
+    },
+    /// The current published version of another product.
+    Product {
+        /// The upstream product.
+        product: ProductId,
+    },
+}
+
+impl InputSource {
+    /// The file path or glob of a file source.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            InputSource::Csv { path, .. } | InputSource::Ndjson { path } | InputSource::Parquet { path } => Some(path),
+            InputSource::Product { .. } => None,
+        }
+    }
+}
+
+/// The SQL that turns input ports into the product.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Transform {
+    /// A `.sql` file relative to the product directory, if the SQL came from one.
+    pub file: Option<String>,
+    /// The SQL text (read from `file` by the loader when it came from one).
+    pub sql: String,
+}
+
+/// The output schema of a product.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Contract {
+    /// Columns in output order.
+    pub columns: Vec<Column>,
+    /// Columns that identify a row.
+    pub primary_key: Vec<String>,
+}
+
+impl Contract {
+    /// The column named `name`.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// One column of a contract.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Logical type.
+    #[serde(rename = "type")]
+    pub data_type: ColumnType,
+    /// Whether NULL is allowed (default true).
+    pub nullable: bool,
+    /// What the column means.
+    pub description: Option<String>,
+    /// Sensitivity class, if declared.
+    pub classification: Option<Classification>,
+}
+
+/// Sensitivity class of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    /// May be shown to anyone.
+    Public,
+    /// For people inside the company.
+    Internal,
+    /// Business secret.
+    Confidential,
+    /// Personally identifiable information.
+    Pii,
+}
+
+/// How bad a failed quality rule is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Blocks the publish.
+    Error,
+    /// Reported only.
+    Warn,
+}
+
+/// A named quality rule with its severity.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QualityRule {
+    /// Name shown in reports; defaults to `<rule>_<column>`.
+    pub name: String,
+    /// Effect of a failure.
+    pub severity: Severity,
+    /// What is checked.
+    pub check: QualityCheck,
+}
+
+/// What a quality rule checks.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum QualityCheck {
+    /// No NULL in `column`.
+    NotNull {
+        /// The column.
+        column: String,
+    },
+    /// No two rows share the values of `columns`.
+    Unique {
+        /// One or several columns.
+        columns: Vec<String>,
+    },
+    /// Every value of `column` is one of `values`.
+    AcceptedValues {
+        /// The column.
+        column: String,
+        /// Allowed values, as written.
+        values: Vec<String>,
+    },
+    /// Values of `column` lie within bounds.
+    Range {
+        /// The column.
+        column: String,
+        /// Lower bound, as written.
+        min: Option<String>,
+        /// Upper bound, as written.
+        max: Option<String>,
+        /// Whether `min` itself is allowed (default true).
+        min_inclusive: bool,
+        /// Whether `max` itself is allowed (default true).
+        max_inclusive: bool,
+    },
+    /// Values of `column` match a regular expression.
+    Regex {
+        /// The column.
+        column: String,
+        /// The pattern.
+        pattern: String,
+    },
+    /// The row count lies within bounds, or within ±`max_change_pct` of the previous version.
+    RowCount {
+        /// Fewest rows.
+        min: Option<u64>,
+        /// Most rows.
+        max: Option<u64>,
+        /// Largest change against the previous version, in percent.
+        max_change_pct: Option<f64>,
+    },
+    /// The newest value of a timestamp column is not older than `max_age`.
+    Freshness {
+        /// The timestamp column.
+        column: String,
+        /// Largest allowed age.
+        max_age: DurationSpec,
+    },
+    /// Every value of `column` exists in `references_column` of product `references`.
+    Referential {
+        /// The column.
+        column: String,
+        /// The referenced product.
+        references: ProductId,
+        /// The referenced column.
+        references_column: String,
+    },
+    /// A SQL query over `this` (and other products) that must return true.
+    Sql {
+        /// The assertion query.
+        assert: String,
+    },
+}
+
+impl QualityCheck {
+    /// The rule's keyword in `product.yaml`.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            QualityCheck::NotNull { .. } => "not_null",
+            QualityCheck::Unique { .. } => "unique",
+            QualityCheck::AcceptedValues { .. } => "accepted_values",
+            QualityCheck::Range { .. } => "range",
+            QualityCheck::Regex { .. } => "regex",
+            QualityCheck::RowCount { .. } => "row_count",
+            QualityCheck::Freshness { .. } => "freshness",
+            QualityCheck::Referential { .. } => "referential",
+            QualityCheck::Sql { .. } => "sql",
+        }
+    }
+}
+
+/// A duration written like `90s`, `15m`, `24h`, `7d` or `2w`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DurationSpec {
+    /// Length in seconds.
+    pub seconds: u64,
+}
+
+/// Service level objectives of a product.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Slo {
+    /// Largest allowed age since the last successful publish.
+    pub freshness: Option<DurationSpec>,
+    /// Required share of non-null values of a column.
+    pub completeness: Option<Completeness>,
+    /// Target share of successful queries, in percent (e.g. 99.9).
+    pub availability: Option<f64>,
+}
+
+/// A completeness objective.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Completeness {
+    /// The column measured.
+    pub column: String,
+    /// Smallest share of non-null values, 0..=1.
+    pub min_ratio: f64,
+}
+
+/// When a product is rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Refresh {
+    /// Cron expression (5 or 6 fields), if scheduled.
+    pub schedule: Option<String>,
+    /// Rebuild when an upstream product publishes a new version.
+    pub on_upstream_change: bool,
+}
+
+/// Who may read a product and what they see.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Access {
+    /// Principals allowed to read: `user:…`, `group:…`, `domain:…` or `*`.
+    pub readers: Vec<String>,
+    /// SQL predicate over the product's columns and `principal` helpers.
+    pub row_filter: Option<String>,
+    /// Column masks by column name.
+    pub masks: BTreeMap<String, Mask>,
+    /// Principals that see unmasked values.
+    pub unmasked_for: Vec<String>,
+}
+
+/// How a masked column is shown.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mask {
+    /// Stable salted hash.
+    Hash,
+    /// A fixed redaction marker.
+    Redact,
+    /// NULL.
+    Null,
+    /// Keep a few characters at the ends, replace the rest.
+    Partial {
+        /// Characters kept at the start.
+        keep_first: u32,
+        /// Characters kept at the end.
+        keep_last: u32,
+    },
+    /// A SQL expression over the row.
+    Sql {
+        /// The expression.
+        expr: String,
+    },
+}
+
+/// Interfaces a product is served on; all on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutputPorts {
+    /// SQL through the CLI and catalog.
+    pub sql: bool,
+    /// Arrow Flight SQL.
+    pub flight_sql: bool,
+    /// PostgreSQL wire protocol.
+    pub postgres: bool,
+    /// HTTP REST.
+    pub rest: bool,
+    /// File export and direct Delta access.
+    pub file_export: bool,
+}
+
+impl Default for OutputPorts {
+    fn default() -> Self {
+        OutputPorts { sql: true, flight_sql: true, postgres: true, rest: true, file_export: true }
+    }
+}

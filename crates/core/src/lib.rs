@@ -1,0 +1,18 @@
+//! Meshwork's model: identifiers, descriptors, contracts and the mesh graph.
+//!
+//! This crate does no IO: it turns text into typed descriptors, checks them, and answers
+//! questions about the mesh graph. Reading files, storing tables and running SQL live in the
+//! crates above it, so everything here is fast to test and cannot fail for reasons outside
+//! the user's input.
+
+#![deny(missing_docs)]
+
+pub mod column_type;
+pub mod descriptor;
+pub mod diagnostic;
+pub mod id;
+pub mod mesh;
+pub mod parse;
+mod yaml;
+
+pub use yaml::Positions;

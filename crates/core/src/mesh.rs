@@ -1,0 +1,222 @@
+//! A whole mesh repository in memory, the checks that span files, and the build order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::descriptor::{DomainDescriptor, MeshConfig, ProductDescriptor, QualityCheck};
+use crate::diagnostic::{Diagnostic, DiagnosticCode, did_you_mean, one_of};
+use crate::id::{DomainName, ProductId};
+use crate::yaml::Positions;
+
+/// A domain as loaded from `domains/<dir>/domain.yaml`.
+#[derive(Debug, Clone)]
+pub struct DomainEntry {
+    /// The descriptor.
+    pub descriptor: DomainDescriptor,
+    /// Path of `domain.yaml`, relative to the repository.
+    pub file: String,
+    /// Name of the directory under `domains/`.
+    pub dir_name: String,
+    /// Where its fields sit.
+    pub positions: Positions,
+}
+
+/// A product as loaded from `domains/<d>/products/<p>/product.yaml`.
+#[derive(Debug, Clone)]
+pub struct ProductEntry {
+    /// The descriptor, with the transform SQL read in.
+    pub descriptor: ProductDescriptor,
+    /// Path of `product.yaml`, relative to the repository.
+    pub file: String,
+    /// Name of the domain directory it sits under.
+    pub dir_domain: String,
+    /// Name of its own directory.
+    pub dir_name: String,
+    /// Where its fields sit.
+    pub positions: Positions,
+}
+
+/// Everything a mesh repository declares.
+#[derive(Debug, Clone)]
+pub struct MeshRepo {
+    /// `mesh.yaml`.
+    pub config: MeshConfig,
+    /// Domains by name.
+    pub domains: BTreeMap<DomainName, DomainEntry>,
+    /// Products by address.
+    pub products: BTreeMap<ProductId, ProductEntry>,
+}
+
+impl ProductEntry {
+    fn diagnostic(&self, code: DiagnosticCode, field: &str, message: String, hint: Option<String>) -> Diagnostic {
+        let mut diagnostic = Diagnostic::new(code, &self.file, message).field(field);
+        if let Some((line, column)) = self.positions.locate(field) {
+            diagnostic = diagnostic.at(line, column);
+        }
+        diagnostic.hint = hint;
+        diagnostic
+    }
+}
+
+impl MeshRepo {
+    /// Checks that span files: directory layout, references between products, and cycles.
+    pub fn check(&self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for domain in self.domains.values() {
+            if domain.descriptor.name.as_str() != domain.dir_name {
+                let mut d = Diagnostic::new(
+                    DiagnosticCode::InvalidValue,
+                    &domain.file,
+                    format!("domain `{}` sits in directory `domains/{}`", domain.descriptor.name, domain.dir_name),
+                )
+                .field("name")
+                .hint(format!("rename the directory to `domains/{}` or set `name: {}`", domain.descriptor.name, domain.dir_name));
+                if let Some((line, column)) = domain.positions.locate("name") {
+                    d = d.at(line, column);
+                }
+                out.push(d);
+            }
+        }
+        let known: Vec<String> = self.products.keys().map(ProductId::to_string).collect();
+        let missing_product = |entry: &ProductEntry, field: &str, id: &ProductId| {
+            let hint = match did_you_mean(&id.to_string(), known.iter().map(String::as_str)) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None if known.is_empty() => "the mesh declares no products yet".to_owned(),
+                None => format!("declared products are {}", one_of(known.iter().map(String::as_str))),
+            };
+            entry.diagnostic(DiagnosticCode::MissingReference, field, format!("product `{id}` does not exist"), Some(hint))
+        };
+        for entry in self.products.values() {
+            let p = &entry.descriptor;
+            if !self.domains.contains_key(&p.domain) {
+                let names: Vec<&str> = self.domains.keys().map(DomainName::as_str).collect();
+                out.push(entry.diagnostic(
+                    DiagnosticCode::MissingReference,
+                    "domain",
+                    format!("domain `{}` does not exist", p.domain),
+                    Some(match did_you_mean(p.domain.as_str(), names.iter().copied()) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => format!("create `domains/{}/domain.yaml`", p.domain),
+                    }),
+                ));
+            }
+            if p.domain.as_str() != entry.dir_domain {
+                out.push(entry.diagnostic(
+                    DiagnosticCode::InvalidValue,
+                    "domain",
+                    format!("product declares domain `{}` but sits under `domains/{}`", p.domain, entry.dir_domain),
+                    Some(format!("move it to `domains/{}/products/` or set `domain: {}`", p.domain, entry.dir_domain)),
+                ));
+            }
+            if p.name.as_str() != entry.dir_name {
+                out.push(entry.diagnostic(
+                    DiagnosticCode::InvalidValue,
+                    "name",
+                    format!("product `{}` sits in directory `{}`", p.name, entry.dir_name),
+                    Some(format!("rename the directory to `{}` or set `name: {}`", p.name, entry.dir_name)),
+                ));
+            }
+            for (i, input) in p.inputs.iter().enumerate() {
+                if let crate::descriptor::InputSource::Product { product } = &input.source
+                    && !self.products.contains_key(product)
+                {
+                    out.push(missing_product(entry, &format!("inputs[{i}].product"), product));
+                }
+            }
+            if let Some(successor) = &p.successor
+                && !self.products.contains_key(successor)
+            {
+                out.push(missing_product(entry, "successor", successor));
+            }
+            for (i, rule) in p.quality.iter().enumerate() {
+                if let QualityCheck::Referential { references, references_column, .. } = &rule.check {
+                    match self.products.get(references) {
+                        None => out.push(missing_product(entry, &format!("quality[{i}].references"), references)),
+                        Some(target) if target.descriptor.contract.column(references_column).is_none() => out.push(entry.diagnostic(
+                            DiagnosticCode::MissingReference,
+                            &format!("quality[{i}].references_column"),
+                            format!("column `{references_column}` is not in the contract of `{references}`"),
+                            Some(format!(
+                                "`{references}` has {}",
+                                one_of(target.descriptor.contract.columns.iter().map(|c| c.name.as_str()))
+                            )),
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if let Err(cycle) = self.build_order() {
+            let first = &self.products[&cycle[0]];
+            let path: Vec<String> = cycle.iter().chain(std::iter::once(&cycle[0])).map(ProductId::to_string).collect();
+            let input = first
+                .descriptor
+                .inputs
+                .iter()
+                .position(|i| matches!(&i.source, crate::descriptor::InputSource::Product { product } if cycle.contains(product)))
+                .map(|i| format!("inputs[{i}].product"))
+                .unwrap_or_else(|| "inputs".into());
+            out.push(first.diagnostic(
+                DiagnosticCode::DependencyCycle,
+                &input,
+                format!("products depend on each other in a cycle: {}", path.join(" -> ")),
+                Some("a product cannot read, directly or through others, from itself; remove one of these inputs".into()),
+            ));
+        }
+        out
+    }
+
+    /// Products in an order where every product comes after the products it reads; ties are
+    /// broken by name so the order is stable. On a cycle, returns the products forming it.
+    pub fn build_order(&self) -> Result<Vec<ProductId>, Vec<ProductId>> {
+        let mut remaining: BTreeMap<&ProductId, BTreeSet<&ProductId>> = self
+            .products
+            .iter()
+            .map(|(id, entry)| (id, entry.descriptor.upstream().filter(|u| self.products.contains_key(*u)).collect()))
+            .collect();
+        let mut order = Vec::with_capacity(remaining.len());
+        loop {
+            let ready: Vec<&ProductId> = remaining.iter().filter(|(_, deps)| deps.is_empty()).map(|(id, _)| *id).collect();
+            if ready.is_empty() {
+                break;
+            }
+            for id in ready {
+                remaining.remove(id);
+                for deps in remaining.values_mut() {
+                    deps.remove(id);
+                }
+                order.push(id.clone());
+            }
+        }
+        if remaining.is_empty() {
+            return Ok(order);
+        }
+        // Walk upstream edges from any stuck product until a product repeats: that loop is a cycle.
+        let mut path: Vec<&ProductId> = vec![*remaining.keys().next().expect("non-empty")];
+        loop {
+            let current = path[path.len() - 1];
+            let next = *remaining[current].iter().next().expect("stuck products have stuck dependencies");
+            if let Some(start) = path.iter().position(|p| *p == next) {
+                let mut cycle: Vec<ProductId> = path[start..].iter().map(|p| (*p).clone()).collect();
+                // Start the cycle at its smallest member so the message is stable.
+                let min = cycle.iter().enumerate().min_by_key(|(_, id)| (*id).clone()).map(|(i, _)| i).unwrap_or(0);
+                cycle.rotate_left(min);
+                return Err(cycle);
+            }
+            path.push(next);
+        }
+    }
+
+    /// Products that read `id`, directly.
+    pub fn downstream(&self, id: &ProductId) -> Vec<ProductId> {
+        self.products.values().filter(|e| e.descriptor.upstream().any(|u| u == id)).map(|e| e.descriptor.id()).collect()
+    }
+}
+
+/// A stable fingerprint of a descriptor (including its transform SQL): equal descriptors give
+/// equal fingerprints, whatever their comments or key order in YAML.
+pub fn descriptor_hash(descriptor: &ProductDescriptor) -> String {
+    let json = serde_json::to_vec(descriptor).expect("descriptors serialize");
+    hex::encode(Sha256::digest(json))
+}

@@ -1,0 +1,214 @@
+//! Golden tests of descriptor parsing and mesh checks: each error class with its file, position,
+//! field and hint.
+
+use std::collections::BTreeMap;
+
+use expect_test::{Expect, expect};
+use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
+use meshwork_core::mesh::{DomainEntry, MeshRepo, ProductEntry, descriptor_hash};
+use meshwork_core::parse::{parse_domain, parse_mesh_config, parse_product};
+
+const FILE: &str = "domains/sales/products/orders/product.yaml";
+
+const ORDERS: &str = "\
+name: orders
+domain: sales
+version: 1.2.0
+title: Orders
+owner: group:sales-data
+inputs:
+  - name: raw_orders
+    source: { kind: csv, path: data/orders.csv, delimiter: ';' }
+contract:
+  primary_key: [order_id]
+  columns:
+    - { name: order_id, type: bigint, nullable: false }
+    - { name: amount, type: \"decimal(12,2)\" }
+";
+
+/// Renders every diagnostic of parsing `text` as `product.yaml`, one per line.
+fn check_product(text: &str, expect: Expect) {
+    let rendered = match parse_product(FILE, text) {
+        Ok(_) => "ok".to_owned(),
+        Err(diagnostics) => render(&diagnostics),
+    };
+    expect.assert_eq(&rendered);
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    diagnostics.iter().map(|d| format!("[{}] {d}\n", d.code.as_str())).collect()
+}
+
+#[test]
+fn a_valid_product_parses_with_defaults() {
+    let product = parse_product(FILE, ORDERS).unwrap().value;
+    assert_eq!(product.id().to_string(), "sales.orders");
+    assert_eq!(product.version, semver::Version::new(1, 2, 0));
+    assert!(product.contract.columns[1].nullable);
+    assert!(product.output_ports.flight_sql);
+    match &product.inputs[0].source {
+        meshwork_core::descriptor::InputSource::Csv { delimiter, header, null_values, .. } => {
+            assert_eq!(*delimiter, ';');
+            assert!(*header);
+            assert_eq!(null_values, &vec![String::new()]);
+        }
+        other => panic!("unexpected source {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_a_suggestion() {
+    check_product(
+        &ORDERS.replace("title: Orders", "titel: Orders").replace("nullable: false }", "nulable: false }"),
+        expect![[r#"
+            [unknown_field] domains/sales/products/orders/product.yaml:4:1: titel: unknown field `titel` (hint: did you mean `title`?)
+            [unknown_field] domains/sales/products/orders/product.yaml:12:39: contract.columns[0].nulable: unknown field `nulable` (hint: did you mean `nullable`?)
+        "#]],
+    );
+}
+
+#[test]
+fn bad_types_name_the_column_and_the_closest_type() {
+    check_product(
+        &ORDERS.replace("type: bigint", "type: strng").replace("decimal(12,2)", "decimal(40,2)"),
+        expect![[r#"
+            [invalid_value] domains/sales/products/orders/product.yaml:12:31: contract.columns[0].type: unknown type `strng`, expected one of `boolean`, `tinyint`, `smallint`, `int`, `bigint`, `float`, `double`, `decimal(p,s)`, `string`, `binary`, `date` or `timestamp` (hint: did you mean `string`?)
+            [invalid_value] domains/sales/products/orders/product.yaml:13:29: contract.columns[1].type: invalid decimal type `decimal(40,2)`: precision out of range (hint: write it as `decimal(precision,scale)` with 1 <= precision <= 38 and 0 <= scale <= precision, e.g. `decimal(12,2)`)
+        "#]],
+    );
+}
+
+#[test]
+fn bad_semver_is_explained() {
+    check_product(
+        &ORDERS.replace("version: 1.2.0", "version: 1.2"),
+        expect![[r#"
+            [invalid_version] domains/sales/products/orders/product.yaml:3:10: version: `1.2` is not a semantic version: unexpected end of input while parsing minor version number (hint: write MAJOR.MINOR.PATCH, e.g. `1.0.0`; bump MAJOR for breaking contract changes)
+        "#]],
+    );
+}
+
+#[test]
+fn every_problem_in_a_file_is_reported_at_once() {
+    check_product(
+        "name: Orders\nversion: one\ninputs: []\ncontract:\n  primary_key: [id]\n  columns:\n    - { name: amount, type: money, classification: secret }\n",
+        expect![[r#"
+            [invalid_name] domains/sales/products/orders/product.yaml:1:7: name: `Orders` is not a valid name (hint: use snake_case: a lowercase letter, then lowercase letters, digits or `_`, e.g. `orders`)
+            [missing_field] domains/sales/products/orders/product.yaml:1:5: domain: missing required field `domain` (hint: add `domain: sales`)
+            [invalid_version] domains/sales/products/orders/product.yaml:2:10: version: `one` is not a semantic version: unexpected character 'o' while parsing major version number (hint: write MAJOR.MINOR.PATCH, e.g. `1.0.0`; bump MAJOR for breaking contract changes)
+            [invalid_value] domains/sales/products/orders/product.yaml:7:29: contract.columns[0].type: unknown type `money`, expected one of `boolean`, `tinyint`, `smallint`, `int`, `bigint`, `float`, `double`, `decimal(p,s)`, `string`, `binary`, `date` or `timestamp`
+            [invalid_value] domains/sales/products/orders/product.yaml:7:52: contract.columns[0].classification: unknown value `secret`, expected one of `public`, `internal`, `confidential` or `pii`
+            [missing_reference] domains/sales/products/orders/product.yaml:5:17: contract.primary_key[0]: column `id` is not in the contract (hint: the contract declares `amount`)
+        "#]],
+    );
+}
+
+#[test]
+fn later_capability_fields_are_parsed_and_checked() {
+    let text = format!(
+        "{ORDERS}quality:\n  - {{ rule: unique, column: order_id }}\n  - {{ rule: range, column: amount, min: 0 }}\n  - {{ rule: sql, name: positive, assert: \"SELECT count(*) = 0 FROM this WHERE amount < 0\", severity: warn }}\nslo: {{ freshness: 24h }}\nrefresh: {{ schedule: '0 6 * * *', on_upstream_change: true }}\naccess:\n  readers: [domain:sales, group:analysts]\n  row_filter: \"region = 'EU'\"\n  masks: {{ amount: {{ kind: partial, keep_last: 2 }} }}\noutput_ports: {{ postgres: false }}\n"
+    );
+    let product = parse_product(FILE, &text).unwrap().value;
+    assert_eq!(product.quality.len(), 3);
+    assert_eq!(product.quality[0].name, "unique_order_id");
+    assert_eq!(product.quality[2].severity, meshwork_core::descriptor::Severity::Warn);
+    assert_eq!(product.slo.unwrap().freshness.unwrap().seconds, 86_400);
+    assert!(product.refresh.on_upstream_change);
+    assert!(!product.output_ports.postgres);
+    let access = product.access.unwrap();
+    assert_eq!(access.masks["amount"], meshwork_core::descriptor::Mask::Partial { keep_first: 0, keep_last: 2 });
+
+    check_product(
+        &format!("{ORDERS}quality:\n  - {{ rule: uniqe, column: order_id }}\n  - {{ rule: not_null, column: amout }}\nslo: {{ freshness: 1 day }}\naccess: {{ readers: [analysts] }}\n"),
+        expect![[r#"
+            [invalid_value] domains/sales/products/orders/product.yaml:15:13: quality[0].rule: unknown value `uniqe`, expected one of `not_null`, `unique`, `accepted_values`, `range`, `regex`, `row_count`, `freshness`, `referential` or `sql` (hint: did you mean `unique`?)
+            [missing_reference] domains/sales/products/orders/product.yaml:16:31: quality[1].column: column `amout` is not in the contract (hint: did you mean `amount`?)
+            [invalid_value] domains/sales/products/orders/product.yaml:17:19: slo.freshness: invalid duration `1 day` (hint: write a whole number and a unit `s`, `m`, `h`, `d` or `w`, e.g. `24h`)
+            [invalid_value] domains/sales/products/orders/product.yaml:18:21: access.readers[0]: `analysts` is not a principal reference (hint: write `user:NAME`, `service:NAME`, `group:NAME`, `domain:NAME` or `*`)
+        "#]],
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_have_a_position() {
+    check_product(
+        "name: orders\ncontract: [\n",
+        expect![[r#"
+            [syntax] domains/sales/products/orders/product.yaml:3:1: invalid YAML: while parsing a node, did not find expected node content at byte 25 line 3 column 1
+        "#]],
+    );
+    let err = parse_mesh_config("mesh.yaml", "name: a\nname: b\n").unwrap_err();
+    expect![[r#"
+        [syntax] mesh.yaml:2:1: field `name` is given twice (hint: keep one of them)
+    "#]]
+    .assert_eq(&render(&err));
+}
+
+fn product_entry(domain: &str, name: &str, inputs: &str) -> ProductEntry {
+    let file = format!("domains/{domain}/products/{name}/product.yaml");
+    let text = format!(
+        "name: {name}\ndomain: {domain}\nversion: 1.0.0\ninputs:\n{inputs}transform: SELECT 1 AS id\ncontract:\n  columns:\n    - {{ name: id, type: bigint }}\n"
+    );
+    let located = parse_product(&file, &text).unwrap_or_else(|d| panic!("{}", render(&d)));
+    ProductEntry { descriptor: located.value, file, dir_domain: domain.into(), dir_name: name.into(), positions: located.positions }
+}
+
+fn repo(products: Vec<ProductEntry>) -> MeshRepo {
+    let config = parse_mesh_config("mesh.yaml", "name: test\n").unwrap().value;
+    let mut domains = BTreeMap::new();
+    for name in ["sales", "marketing"] {
+        let located = parse_domain("domain.yaml", &format!("name: {name}\n")).unwrap();
+        domains.insert(
+            located.value.name.clone(),
+            DomainEntry { descriptor: located.value, file: format!("domains/{name}/domain.yaml"), dir_name: name.into(), positions: located.positions },
+        );
+    }
+    MeshRepo { config, domains, products: products.into_iter().map(|p| (p.descriptor.id(), p)).collect() }
+}
+
+#[test]
+fn missing_references_suggest_the_closest_product() {
+    let repo = repo(vec![
+        product_entry("sales", "orders", "  - { name: raw, source: { kind: csv, path: x.csv } }\n"),
+        product_entry("marketing", "roi", "  - { name: orders, product: sales.order }\n"),
+    ]);
+    expect![[r#"
+        [missing_reference] domains/marketing/products/roi/product.yaml:5:30: inputs[0].product: product `sales.order` does not exist (hint: did you mean `sales.orders`?)
+    "#]]
+    .assert_eq(&render(&repo.check()));
+}
+
+#[test]
+fn dependency_cycles_name_every_product_in_the_cycle() {
+    let repo = repo(vec![
+        product_entry("sales", "a", "  - { name: c, product: marketing.c }\n"),
+        product_entry("sales", "b", "  - { name: a, product: sales.a }\n"),
+        product_entry("marketing", "c", "  - { name: b, product: sales.b }\n"),
+        product_entry("marketing", "d", "  - { name: raw, source: { kind: csv, path: x.csv } }\n"),
+    ]);
+    expect![[r#"
+        [dependency_cycle] domains/marketing/products/c/product.yaml:5:25: inputs[0].product: products depend on each other in a cycle: marketing.c -> sales.b -> sales.a -> marketing.c (hint: a product cannot read, directly or through others, from itself; remove one of these inputs)
+    "#]]
+    .assert_eq(&render(&repo.check()));
+    assert_eq!(repo.check()[0].code, DiagnosticCode::DependencyCycle);
+}
+
+#[test]
+fn build_order_puts_upstream_first_and_is_stable() {
+    let repo = repo(vec![
+        product_entry("marketing", "roi", "  - { name: o, product: sales.orders }\n  - { name: c, product: marketing.campaigns }\n"),
+        product_entry("sales", "orders", "  - { name: raw, source: { kind: csv, path: x.csv } }\n"),
+        product_entry("marketing", "campaigns", "  - { name: raw, source: { kind: csv, path: y.csv } }\n"),
+    ]);
+    let order: Vec<String> = repo.build_order().unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(order, ["marketing.campaigns", "sales.orders", "marketing.roi"]);
+}
+
+#[test]
+fn descriptor_hash_ignores_formatting_but_not_content() {
+    let a = parse_product(FILE, ORDERS).unwrap().value;
+    let b = parse_product(FILE, &format!("# a comment\n{ORDERS}")).unwrap().value;
+    let c = parse_product(FILE, &ORDERS.replace("1.2.0", "1.3.0")).unwrap().value;
+    assert_eq!(descriptor_hash(&a), descriptor_hash(&b));
+    assert_ne!(descriptor_hash(&a), descriptor_hash(&c));
+}

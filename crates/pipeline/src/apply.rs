@@ -1,0 +1,198 @@
+//! `apply`: builds and publishes every product of a mesh in dependency order, skipping the ones
+//! whose descriptor and input data did not change.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use meshwork_catalog::{CatalogStore, DomainRecord, ProductRecord, Publication, VersionRecord};
+use meshwork_core::descriptor::ProductStatus;
+use meshwork_core::id::ProductId;
+use meshwork_core::mesh::descriptor_hash;
+use meshwork_storage::ProductStore;
+
+use crate::build::{build_product, input_fingerprint};
+use crate::{LoadedMesh, PipelineError};
+
+/// What happened to one product during an apply.
+#[derive(Debug)]
+pub enum ProductOutcome {
+    /// A new version was published.
+    Published {
+        /// The recorded version.
+        version: VersionRecord,
+        /// Time spent building and publishing.
+        elapsed: Duration,
+    },
+    /// Descriptor and inputs are unchanged since the current version; nothing was written.
+    Unchanged {
+        /// The current version.
+        version: VersionRecord,
+    },
+    /// The build or publish failed; the previous version stays current.
+    Failed {
+        /// Why.
+        error: PipelineError,
+        /// Time spent before failing.
+        elapsed: Duration,
+    },
+    /// Not attempted because an upstream product failed.
+    Blocked {
+        /// The failed upstream product.
+        upstream: ProductId,
+    },
+}
+
+impl ProductOutcome {
+    /// Whether this outcome makes the apply fail.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, ProductOutcome::Failed { .. } | ProductOutcome::Blocked { .. })
+    }
+}
+
+/// The outcome of every product, in build order.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Outcomes in build order.
+    pub outcomes: Vec<(ProductId, ProductOutcome)>,
+    /// Wall time of the whole apply.
+    pub elapsed: Duration,
+}
+
+impl ApplyReport {
+    /// Whether any product failed or was blocked.
+    pub fn failed(&self) -> bool {
+        self.outcomes.iter().any(|(_, o)| o.is_failure())
+    }
+}
+
+/// Receives progress of an apply, e.g. to draw progress bars. Called from the apply's task.
+pub trait ApplyObserver: Sync {
+    /// A product's build starts.
+    fn started(&self, _id: &ProductId) {}
+    /// A product's rows are built and about to be committed.
+    fn built(&self, _id: &ProductId, _rows: u64) {}
+    /// A product is done.
+    fn finished(&self, _id: &ProductId, _outcome: &ProductOutcome) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default)]
+pub struct SilentObserver;
+
+impl ApplyObserver for SilentObserver {}
+
+fn status_name(status: ProductStatus) -> &'static str {
+    match status {
+        ProductStatus::Draft => "draft",
+        ProductStatus::Active => "active",
+        ProductStatus::Deprecated => "deprecated",
+    }
+}
+
+/// Builds and publishes every product of `mesh` whose descriptor or input data changed since its
+/// current version, in dependency order. A failed product keeps its previous version and blocks
+/// only the products downstream of it.
+pub async fn apply(
+    mesh: &LoadedMesh,
+    catalog: &dyn CatalogStore,
+    store: &ProductStore,
+    observer: &dyn ApplyObserver,
+) -> Result<ApplyReport, PipelineError> {
+    let started = Instant::now();
+    for domain in mesh.repo.domains.values() {
+        let d = &domain.descriptor;
+        catalog
+            .upsert_domain(&DomainRecord { name: d.name.clone(), title: d.title.clone(), description: d.description.clone(), owners: d.owners.clone() })
+            .await?;
+    }
+    let order = mesh.repo.build_order().map_err(|cycle| PipelineError::Internal(format!("cycle passed validation: {cycle:?}")))?;
+    let mut report = ApplyReport::default();
+    let mut failed: BTreeSet<ProductId> = BTreeSet::new();
+    for id in order {
+        let entry = &mesh.repo.products[&id];
+        let descriptor = &entry.descriptor;
+        if let Some(upstream) = descriptor.upstream().find(|u| failed.contains(*u)) {
+            let outcome = ProductOutcome::Blocked { upstream: upstream.clone() };
+            observer.finished(&id, &outcome);
+            failed.insert(id.clone());
+            report.outcomes.push((id, outcome));
+            continue;
+        }
+        observer.started(&id);
+        let product_started = Instant::now();
+        let outcome = match publish_product(mesh, &id, catalog, store, observer).await {
+            Ok(Some(version)) => ProductOutcome::Published { version, elapsed: product_started.elapsed() },
+            Ok(None) => {
+                let version = catalog.current_version(&id).await?.expect("unchanged products have a version");
+                ProductOutcome::Unchanged { version }
+            }
+            Err(error) => ProductOutcome::Failed { error, elapsed: product_started.elapsed() },
+        };
+        if outcome.is_failure() {
+            failed.insert(id.clone());
+        }
+        observer.finished(&id, &outcome);
+        report.outcomes.push((id, outcome));
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Builds and publishes one product; `None` when it is unchanged.
+async fn publish_product(
+    mesh: &LoadedMesh,
+    id: &ProductId,
+    catalog: &dyn CatalogStore,
+    store: &ProductStore,
+    observer: &dyn ApplyObserver,
+) -> Result<Option<VersionRecord>, PipelineError> {
+    let entry = &mesh.repo.products[id];
+    let descriptor = &entry.descriptor;
+    let hash = descriptor_hash(descriptor);
+    let fingerprint = input_fingerprint(mesh, descriptor, catalog).await?;
+    if let Some(current) = catalog.current_version(id).await?
+        && current.descriptor_hash == hash
+        && current.input_fingerprint == fingerprint
+    {
+        return Ok(None);
+    }
+    let built = build_product(mesh, entry, catalog).await?;
+    observer.built(id, built.row_count);
+    let schema_json = serde_json::to_string(
+        &descriptor
+            .contract
+            .columns
+            .iter()
+            .map(|c| serde_json::json!({ "name": c.name, "type": c.data_type.to_string(), "nullable": c.nullable }))
+            .collect::<Vec<_>>(),
+    )
+    .expect("json values serialize");
+    let metadata = vec![
+        ("meshwork.product".to_owned(), id.to_string()),
+        ("meshwork.version".to_owned(), descriptor.version.to_string()),
+        ("meshwork.descriptor_hash".to_owned(), hash.clone()),
+        ("meshwork.input_fingerprint".to_owned(), fingerprint.clone()),
+    ];
+    let committed = store.publish(id, built.schema.clone(), built.batches, metadata).await?;
+    let publication = Publication {
+        product: ProductRecord {
+            id: id.clone(),
+            version: descriptor.version.to_string(),
+            title: descriptor.title.clone(),
+            description: descriptor.description.clone(),
+            owner: descriptor.owner.clone(),
+            status: status_name(descriptor.status).to_owned(),
+            tags: descriptor.tags.clone(),
+            descriptor_json: serde_json::to_string(descriptor).expect("descriptors serialize"),
+            descriptor_hash: hash,
+            table_uri: store.table_url(id).to_string(),
+            updated_at: String::new(),
+        },
+        delta_version: committed.delta_version,
+        schema_json,
+        row_count: built.row_count as i64,
+        input_fingerprint: fingerprint,
+        upstream: descriptor.upstream().cloned().collect(),
+    };
+    Ok(Some(catalog.publish(&publication).await?))
+}

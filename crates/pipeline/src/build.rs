@@ -1,0 +1,189 @@
+//! Builds one product: reads its inputs, runs its transform, and conforms the result to its
+//! contract. Nothing here writes: publishing is the caller's step.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::SessionContext;
+use meshwork_catalog::CatalogStore;
+use meshwork_core::descriptor::{InputSource, ProductDescriptor};
+use meshwork_core::id::ProductId;
+use meshwork_core::mesh::ProductEntry;
+use meshwork_storage::ProductStore;
+use sha2::{Digest, Sha256};
+
+use crate::conform::{conform, contract_schema};
+use crate::ingest::{Provenance, expand_glob, infer_text_types, read_csv_text, read_ndjson, read_parquet};
+use crate::{LoadedMesh, PipelineError};
+
+/// A product's data, conformed to its contract and ready to publish.
+#[derive(Debug, Clone)]
+pub struct BuiltProduct {
+    /// The contract's Arrow schema.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+    /// Number of rows.
+    pub row_count: u64,
+}
+
+/// SQL options for transforms: queries only, no DDL, DML or session changes.
+fn read_only() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+/// Fingerprint of everything a product's data is built from: the content of its input files and
+/// the published versions of its upstream products. Equal fingerprints and equal descriptors
+/// mean a rebuild would produce the same data.
+pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor, catalog: &dyn CatalogStore) -> Result<String, PipelineError> {
+    let mut hasher = Sha256::new();
+    for input in &descriptor.inputs {
+        hasher.update(input.name.as_bytes());
+        match &input.source {
+            InputSource::Product { product } => {
+                let version = catalog.current_version(product).await?.ok_or_else(|| PipelineError::UpstreamMissing(product.to_string()))?;
+                hasher.update(format!("{product}@{}:{}", version.seq, version.delta_version).as_bytes());
+            }
+            source => {
+                let pattern = source.path().expect("file sources have a path");
+                let files = expand_glob(&mesh.root, pattern).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
+                let root = mesh.root.clone();
+                let digest = tokio::task::spawn_blocking(move || hash_files(&root, &files))
+                    .await
+                    .map_err(|e| PipelineError::Internal(e.to_string()))??;
+                hasher.update(digest);
+            }
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn hash_files(root: &std::path::Path, files: &[PathBuf]) -> Result<[u8; 32], PipelineError> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    for file in files {
+        let display = file.strip_prefix(root).unwrap_or(file).display().to_string();
+        hasher.update(display.as_bytes());
+        let mut reader = std::fs::File::open(file).map_err(|e| PipelineError::Read { file: display.clone(), message: e.to_string() })?;
+        loop {
+            let n = reader.read(&mut buffer).map_err(|e| PipelineError::Read { file: display.clone(), message: e.to_string() })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// One file of an input, read on a blocking thread.
+async fn read_file(mesh: &LoadedMesh, source: &InputSource, file: PathBuf) -> Result<(Provenance, RecordBatch), PipelineError> {
+    let display = file.strip_prefix(&mesh.root).unwrap_or(&file).display().to_string();
+    let source = source.clone();
+    tokio::task::spawn_blocking(move || {
+        let (batch, header) = match &source {
+            InputSource::Csv { header, delimiter, null_values, .. } => {
+                (read_csv_text(&file, &display, *header, *delimiter, null_values)?, *header)
+            }
+            InputSource::Ndjson { .. } => (read_ndjson(&file, &display)?, false),
+            InputSource::Parquet { .. } => (read_parquet(&file, &display)?, false),
+            InputSource::Product { .. } => unreachable!("products are not files"),
+        };
+        Ok((Provenance::File { path: display, header }, batch))
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(e.to_string()))?
+}
+
+/// Opens the published version of `product` that the catalog names.
+async fn upstream_table(product: &ProductId, catalog: &dyn CatalogStore) -> Result<deltalake::DeltaTable, PipelineError> {
+    let missing = || PipelineError::UpstreamMissing(product.to_string());
+    let record = catalog.product(product).await?.ok_or_else(missing)?;
+    let version = catalog.current_version(product).await?.ok_or_else(missing)?;
+    let url = url::Url::parse(&record.table_uri).map_err(|e| PipelineError::Internal(e.to_string()))?;
+    Ok(ProductStore::open_table_at(&url, version.delta_version).await?)
+}
+
+/// Builds a product's data from its inputs and conforms it to its contract.
+pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dyn CatalogStore) -> Result<BuiltProduct, PipelineError> {
+    let descriptor = &entry.descriptor;
+    let contract = &descriptor.contract;
+    let schema = contract_schema(contract);
+    let mut batches = Vec::new();
+    match (&descriptor.transform, descriptor.inputs.as_slice()) {
+        // Identity over one file input: check every file against the contract so that a bad
+        // cell is reported with its file and row.
+        (None, [input]) if input.source.path().is_some() => {
+            let pattern = input.source.path().expect("file source");
+            let files = expand_glob(&mesh.root, pattern).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
+            for file in files {
+                let (provenance, batch) = read_file(mesh, &input.source, file).await?;
+                batches.push(conform(&batch, contract, &provenance, 0)?);
+            }
+        }
+        _ => {
+            let ctx = SessionContext::new();
+            for input in &descriptor.inputs {
+                match &input.source {
+                    InputSource::Product { product } => {
+                        let table = upstream_table(product, catalog).await?;
+                        let provider = ProductStore::table_provider(&table, &ctx.state()).await?;
+                        ctx.register_table(input.name.as_str(), provider).map_err(|e| PipelineError::Internal(e.to_string()))?;
+                    }
+                    source => {
+                        let pattern = source.path().expect("file source");
+                        let files = expand_glob(&mesh.root, pattern)
+                            .map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
+                        let mut parts = Vec::new();
+                        for file in files {
+                            parts.push(read_file(mesh, source, file).await?.1);
+                        }
+                        let part_schema = parts.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+                        let mut batch = arrow::compute::concat_batches(&part_schema, &parts).map_err(|e| PipelineError::Read {
+                            file: pattern.into(),
+                            message: format!("the files matching the pattern do not share one set of columns: {e}"),
+                        })?;
+                        if matches!(source, InputSource::Csv { .. }) {
+                            batch = infer_text_types(&batch).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
+                        }
+                        let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| PipelineError::Internal(e.to_string()))?;
+                        ctx.register_table(input.name.as_str(), Arc::new(table)).map_err(|e| PipelineError::Internal(e.to_string()))?;
+                    }
+                }
+            }
+            let origin = match &descriptor.transform {
+                Some(t) => match &t.file {
+                    Some(file) => format!("{}/{file}", entry.file.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".")),
+                    None => format!("{}: transform", entry.file),
+                },
+                None => format!("{}: identity over input `{}`", entry.file, descriptor.inputs[0].name),
+            };
+            let sql = match &descriptor.transform {
+                Some(t) => t.sql.clone(),
+                None => format!("SELECT * FROM \"{}\"", descriptor.inputs[0].name),
+            };
+            let transform_error = |e: datafusion::error::DataFusionError| PipelineError::Transform { origin: origin.clone(), message: e.to_string() };
+            let frame = ctx.sql_with_options(&sql, read_only()).await.map_err(transform_error)?;
+            let result = frame.collect().await.map_err(transform_error)?;
+            let provenance = match (&descriptor.transform, descriptor.inputs.as_slice()) {
+                (None, [input]) => match &input.source {
+                    InputSource::Product { product } => Provenance::Product(product.to_string()),
+                    _ => Provenance::Transform { origin },
+                },
+                _ => Provenance::Transform { origin },
+            };
+            let mut offset = 0;
+            for batch in result {
+                batches.push(conform(&batch, contract, &provenance, offset)?);
+                offset += batch.num_rows();
+            }
+        }
+    }
+    let row_count = batches.iter().map(|b| b.num_rows() as u64).sum();
+    Ok(BuiltProduct { schema, batches, row_count })
+}

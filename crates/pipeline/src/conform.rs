@@ -1,0 +1,152 @@
+//! Checks built data against a product's contract and casts it to the contract's types,
+//! naming the exact row, column and value that does not fit.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::compute::{CastOptions, cast_with_options};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use meshwork_core::column_type::ColumnType;
+use meshwork_core::descriptor::Contract;
+
+use crate::PipelineError;
+use crate::ingest::Provenance;
+
+/// The Arrow type a contract type is stored as.
+pub fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::TinyInt => DataType::Int8,
+        ColumnType::SmallInt => DataType::Int16,
+        ColumnType::Int => DataType::Int32,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Float => DataType::Float32,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Binary => DataType::Binary,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// The Arrow schema of a contract.
+pub fn contract_schema(contract: &Contract) -> SchemaRef {
+    Arc::new(Schema::new(
+        contract.columns.iter().map(|c| Field::new(&c.name, arrow_type(c.data_type), c.nullable)).collect::<Vec<_>>(),
+    ))
+}
+
+/// A readable name of an Arrow type, in contract terms where there is one.
+fn type_name(ty: &DataType) -> String {
+    match ty {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        DataType::Boolean => "boolean".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(_, _) => "timestamp".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// Whether values of `from` may be converted to `to` (checking each value); other pairs are
+/// type mismatches the user must resolve with an explicit CAST.
+fn convertible(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    let integer = |t: &DataType| matches!(t, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64);
+    let float = |t: &DataType| matches!(t, Float16 | Float32 | Float64);
+    let text = |t: &DataType| matches!(t, Utf8 | LargeUtf8 | Utf8View);
+    match (from, to) {
+        (Null, _) => true,
+        (f, _) if text(f) => true,
+        (Dictionary(_, value), t) => convertible(value, t),
+        (f, t) if integer(f) => integer(t) || float(t) || matches!(t, Decimal128(_, _)),
+        (f, t) if float(f) => float(t) || matches!(t, Decimal128(_, _)),
+        (Decimal128(_, s), t) | (Decimal256(_, s), t) => {
+            float(t) || matches!(t, Decimal128(_, _)) || (integer(t) && *s == 0)
+        }
+        (Boolean, Boolean) => true,
+        (Date32 | Date64, Date32 | Timestamp(_, _)) => true,
+        (Timestamp(_, _), Timestamp(_, _)) => true,
+        (Binary | LargeBinary | BinaryView, Binary) => true,
+        (f, t) if text(t) => text(f),
+        _ => false,
+    }
+}
+
+fn value_text(array: &ArrayRef, index: usize) -> String {
+    ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
+        .map(|f| f.value(index).to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Casts `batch` to the contract: every contract column must be present and convertible, every
+/// value must fit its type, non-nullable columns must have no NULL, and no other column may
+/// appear. `first_row` is the 0-based index of the batch's first row within its source.
+pub fn conform(batch: &RecordBatch, contract: &Contract, provenance: &Provenance, first_row: usize) -> Result<RecordBatch, PipelineError> {
+    let schema = batch.schema();
+    for field in schema.fields() {
+        if contract.column(field.name()).is_none() {
+            return Err(PipelineError::ExtraColumn {
+                source_name: provenance.describe(),
+                column: field.name().clone(),
+                contract: contract.columns.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
+    let options = CastOptions { safe: true, ..Default::default() };
+    let mut columns = Vec::with_capacity(contract.columns.len());
+    for column in &contract.columns {
+        let Ok(index) = schema.index_of(&column.name) else {
+            return Err(PipelineError::MissingColumn {
+                source_name: provenance.describe(),
+                column: column.name.clone(),
+                found: schema.fields().iter().map(|f| format!("`{}`", f.name())).collect::<Vec<_>>().join(", "),
+            });
+        };
+        let source = batch.column(index);
+        let target = arrow_type(column.data_type);
+        let converted = if source.data_type() == &target {
+            source.clone()
+        } else if convertible(source.data_type(), &target) {
+            let cast = cast_with_options(source, &target, &options)
+                .map_err(|e| PipelineError::Internal(format!("cast of `{}`: {e}", column.name)))?;
+            // A value that was present but became NULL did not fit the type.
+            let bad: Vec<usize> = (0..source.len()).filter(|&i| source.is_valid(i) && cast.is_null(i)).collect();
+            if let Some(&first) = bad.first() {
+                return Err(PipelineError::BadValue {
+                    location: provenance.locate(first_row + first),
+                    column: column.name.clone(),
+                    value: value_text(source, first),
+                    expected: column.data_type.to_string(),
+                    more: bad.len() - 1,
+                });
+            }
+            cast
+        } else {
+            return Err(PipelineError::TypeMismatch {
+                source_name: provenance.describe(),
+                column: column.name.clone(),
+                found: type_name(source.data_type()),
+                expected: column.data_type.to_string(),
+            });
+        };
+        if !column.nullable && converted.null_count() > 0 {
+            let first = (0..converted.len()).find(|&i| converted.is_null(i)).unwrap_or(0);
+            return Err(PipelineError::NullValue {
+                location: provenance.locate(first_row + first),
+                column: column.name.clone(),
+                count: converted.null_count(),
+            });
+        }
+        columns.push(converted);
+    }
+    RecordBatch::try_new(contract_schema(contract), columns).map_err(|e| PipelineError::Internal(e.to_string()))
+}

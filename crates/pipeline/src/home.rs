@@ -1,0 +1,64 @@
+//! A mesh repository's root and configuration, and the stores it points at.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use meshwork_catalog::{CatalogStore, SqliteCatalog};
+use meshwork_core::descriptor::MeshConfig;
+use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
+use meshwork_core::parse::parse_mesh_config;
+use meshwork_storage::ProductStore;
+
+use crate::PipelineError;
+use crate::repo::MESH_FILE;
+
+/// The root of a mesh repository with its parsed `mesh.yaml`: enough to reach the catalog and
+/// the data, without reading (or failing on) any product descriptor.
+#[derive(Debug, Clone)]
+pub struct MeshHome {
+    /// Absolute path of the repository.
+    pub root: PathBuf,
+    /// Parsed `mesh.yaml`.
+    pub config: MeshConfig,
+}
+
+impl MeshHome {
+    /// Reads `mesh.yaml` under `root`.
+    pub fn open(root: &Path) -> Result<Self, Vec<Diagnostic>> {
+        let no_mesh = || {
+            vec![Diagnostic::new(DiagnosticCode::MissingReference, MESH_FILE, format!("no `mesh.yaml` in `{}`", root.display()))
+                .hint("run `meshwork init DIR` to create a mesh repository, or pass the directory that holds `mesh.yaml`")]
+        };
+        let root = root.canonicalize().map_err(|_| no_mesh())?;
+        let text = std::fs::read_to_string(root.join(MESH_FILE)).map_err(|_| no_mesh())?;
+        let config = parse_mesh_config(MESH_FILE, &text)?.value;
+        Ok(MeshHome { root, config })
+    }
+
+    /// Meshwork's own state directory (`.meshwork/`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".meshwork")
+    }
+
+    /// The data directory, absolute.
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join(&self.config.data_dir)
+    }
+
+    /// Opens the metadata store named in `mesh.yaml` (embedded SQLite by default).
+    pub async fn open_catalog(&self) -> Result<Arc<dyn CatalogStore>, PipelineError> {
+        let catalog = match &self.config.metadata_url {
+            Some(url) if url.starts_with("sqlite:") => SqliteCatalog::open_url(url).await?,
+            Some(url) => {
+                return Err(PipelineError::Catalog(meshwork_catalog::CatalogError::Unsupported(url.clone())));
+            }
+            None => SqliteCatalog::open(&self.state_dir().join("catalog.db")).await?,
+        };
+        Ok(Arc::new(catalog))
+    }
+
+    /// Opens the product store in the data directory.
+    pub fn open_store(&self) -> Result<ProductStore, PipelineError> {
+        Ok(ProductStore::open(&self.data_dir())?)
+    }
+}

@@ -1,0 +1,170 @@
+//! Reads input files (CSV, NDJSON, Parquet) into Arrow batches, remembering which file and row
+//! each value came from so that bad source data can be reported precisely.
+
+use std::fs::File;
+use std::io::{BufReader, Seek};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::compute::{CastOptions, cast_with_options, concat_batches};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::PipelineError;
+
+/// Where a batch of rows came from, for messages about bad values.
+#[derive(Debug, Clone)]
+pub enum Provenance {
+    /// A data file; `header` shifts line numbers by one.
+    File {
+        /// Path relative to the mesh repository.
+        path: String,
+        /// Whether the file starts with a header line.
+        header: bool,
+    },
+    /// The result of the product's transform.
+    Transform {
+        /// Where the SQL came from.
+        origin: String,
+    },
+    /// Another product, read through an identity input.
+    Product(String),
+}
+
+impl Provenance {
+    /// Names the row at 0-based `index` (counted from the start of this source).
+    pub fn locate(&self, index: usize) -> String {
+        let row = index + 1;
+        match self {
+            Provenance::File { path, header: true } => format!("{path}: row {row} (line {})", row + 1),
+            Provenance::File { path, header: false } => format!("{path}: row {row} (line {row})"),
+            Provenance::Transform { origin } => format!("{origin}: result row {row}"),
+            Provenance::Product(id) => format!("product `{id}`: row {row}"),
+        }
+    }
+
+    /// Names the source as a whole.
+    pub fn describe(&self) -> String {
+        match self {
+            Provenance::File { path, .. } => path.clone(),
+            Provenance::Transform { origin } => format!("{origin}: result"),
+            Provenance::Product(id) => format!("product `{id}`"),
+        }
+    }
+}
+
+/// The files matching `pattern` (relative to `root`), sorted. A pattern without wildcards
+/// names one file.
+pub fn expand_glob(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> {
+    let full = root.join(pattern);
+    let mut files: Vec<PathBuf> =
+        glob::glob(&full.to_string_lossy())?.filter_map(Result::ok).filter(|p| p.is_file()).collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_error(path: &str, err: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Read { file: path.to_owned(), message: err.to_string() }
+}
+
+/// Reads a CSV file with every column as text; cells equal to one of `null_values` become NULL.
+/// Keeping text lets the contract decide the types and report the exact cell that does not fit.
+pub fn read_csv_text(path: &Path, display: &str, header: bool, delimiter: char, null_values: &[String]) -> Result<RecordBatch, PipelineError> {
+    let file = File::open(path).map_err(|e| read_error(display, e))?;
+    let mut reader = BufReader::new(file);
+    let format = arrow::csv::reader::Format::default().with_header(header).with_delimiter(delimiter as u8);
+    let (inferred, _) = format.infer_schema(&mut reader, Some(1)).map_err(|e| read_error(display, e))?;
+    reader.rewind().map_err(|e| read_error(display, e))?;
+    let mut names: Vec<String> = Vec::new();
+    for field in inferred.fields() {
+        let name = field.name().trim().to_owned();
+        if names.contains(&name) {
+            return Err(read_error(display, format!("column `{name}` appears twice in the header")));
+        }
+        names.push(name);
+    }
+    let schema: SchemaRef = Arc::new(Schema::new(names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>()));
+    // A class that matches nothing: NULL markers are applied below, exactly as declared.
+    let never = regex::Regex::new("[^\\s\\S]").expect("valid regex");
+    let csv = arrow::csv::ReaderBuilder::new(schema.clone())
+        .with_header(header)
+        .with_delimiter(delimiter as u8)
+        .with_null_regex(never)
+        .with_batch_size(64 * 1024)
+        .build(reader)
+        .map_err(|e| read_error(display, e))?;
+    let mut batches = Vec::new();
+    for batch in csv {
+        batches.push(batch.map_err(|e| read_error(display, csv_error(e, header)))?);
+    }
+    let batch = concat_batches(&schema, &batches).map_err(|e| read_error(display, e))?;
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let strings = column.as_any().downcast_ref::<StringArray>().expect("text columns");
+            let nulled: StringArray = strings.iter().map(|v| v.filter(|v| !null_values.iter().any(|n| n == v))).collect();
+            Arc::new(nulled) as ArrayRef
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns).map_err(|e| read_error(display, e))
+}
+
+/// Arrow's CSV errors count lines from the first data row; say it in the user's terms.
+fn csv_error(err: arrow::error::ArrowError, header: bool) -> String {
+    let text = err.to_string();
+    if header { format!("{text} (line numbers in this message do not count the header)") } else { text }
+}
+
+/// Reads a newline-delimited JSON file, inferring types from every record.
+pub fn read_ndjson(path: &Path, display: &str) -> Result<RecordBatch, PipelineError> {
+    let file = File::open(path).map_err(|e| read_error(display, e))?;
+    let mut reader = BufReader::new(file);
+    let (schema, _) = arrow::json::reader::infer_json_schema(&mut reader, None).map_err(|e| read_error(display, e))?;
+    reader.rewind().map_err(|e| read_error(display, e))?;
+    let schema = Arc::new(schema);
+    let json = arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(64 * 1024).build(reader).map_err(|e| read_error(display, e))?;
+    let batches: Vec<RecordBatch> = json.collect::<Result<_, _>>().map_err(|e| read_error(display, e))?;
+    concat_batches(&schema, &batches).map_err(|e| read_error(display, e))
+}
+
+/// Reads a Parquet file.
+pub fn read_parquet(path: &Path, display: &str) -> Result<RecordBatch, PipelineError> {
+    let file = File::open(path).map_err(|e| read_error(display, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_error(display, e))?;
+    let schema = builder.schema().clone();
+    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| read_error(display, e))?;
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| read_error(display, e))?;
+    concat_batches(&schema, &batches).map_err(|e| read_error(display, e))
+}
+
+/// Gives text columns the narrowest type that every value fits, as a user expects from a CSV
+/// read by a SQL engine: integers, then floats, dates, timestamps, booleans, else text.
+pub fn infer_text_types(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let candidates = [
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Date32,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        DataType::Boolean,
+    ];
+    let options = CastOptions { safe: true, ..Default::default() };
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let mut chosen = column.clone();
+        if column.data_type() == &DataType::Utf8 && column.null_count() < column.len() {
+            for candidate in &candidates {
+                let cast = cast_with_options(column, candidate, &options)?;
+                if cast.null_count() == column.null_count() {
+                    chosen = cast;
+                    break;
+                }
+            }
+        }
+        fields.push(Field::new(field.name(), chosen.data_type().clone(), true));
+        columns.push(chosen);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}

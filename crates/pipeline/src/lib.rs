@@ -1,0 +1,122 @@
+//! Meshwork's build pipeline: load a mesh repository, ingest inputs, run transforms, check the
+//! contract, and publish each product as a new Delta version recorded in the catalog.
+//!
+//! Invariant: a product's data becomes visible only through [`CatalogStore::publish`], after its
+//! Delta commit succeeded. Queries read the Delta version the catalog names, so a crash between
+//! the two steps never serves unrecorded data.
+//!
+//! [`CatalogStore::publish`]: meshwork_catalog::CatalogStore::publish
+
+#![deny(missing_docs)]
+
+mod apply;
+mod build;
+pub mod conform;
+mod home;
+pub mod ingest;
+mod repo;
+mod validate;
+
+pub use apply::{ApplyObserver, ApplyReport, ProductOutcome, SilentObserver, apply};
+pub use build::{BuiltProduct, build_product, input_fingerprint};
+pub use home::MeshHome;
+pub use repo::{LoadedMesh, MESH_FILE, load_mesh};
+pub use validate::validate;
+
+/// Errors of building and publishing products.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// An input file could not be read or parsed.
+    #[error("{file}: cannot read input: {message}")]
+    Read {
+        /// The file, relative to the mesh repository.
+        file: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A value does not fit the contract type of its column.
+    #[error("{location}: column `{column}`: value `{value}` is not a valid {expected}{}", more_rows(*more))]
+    BadValue {
+        /// File and row, or transform result row.
+        location: String,
+        /// Column name.
+        column: String,
+        /// The offending value.
+        value: String,
+        /// The contract type.
+        expected: String,
+        /// How many more rows of this column do not fit.
+        more: usize,
+    },
+    /// A NULL in a column the contract declares non-nullable.
+    #[error("{location}: column `{column}` is NULL but the contract declares it `nullable: false` ({count} NULL rows in all); fill it in the source or the transform, or make the column nullable")]
+    NullValue {
+        /// File and row.
+        location: String,
+        /// Column name.
+        column: String,
+        /// NULL rows in the column.
+        count: usize,
+    },
+    /// A contract column is absent from the data.
+    #[error("{source_name}: missing column `{column}` required by the contract (found {found}); add it to the source or the transform")]
+    MissingColumn {
+        /// Where the data came from.
+        source_name: String,
+        /// Column name.
+        column: String,
+        /// Columns that are present.
+        found: String,
+    },
+    /// A column the contract does not declare.
+    #[error("{source_name}: column `{column}` is not in the contract (which declares {contract}); add it to the contract or leave it out of the transform")]
+    ExtraColumn {
+        /// Where the data came from.
+        source_name: String,
+        /// Column name.
+        column: String,
+        /// Declared columns.
+        contract: String,
+    },
+    /// A column whose type cannot be converted to the contract type.
+    #[error("{source_name}: column `{column}` is {found} but the contract declares {expected}; add a CAST in the transform or change the contract")]
+    TypeMismatch {
+        /// Where the data came from.
+        source_name: String,
+        /// Column name.
+        column: String,
+        /// Type in the data.
+        found: String,
+        /// Type in the contract.
+        expected: String,
+    },
+    /// The transform SQL failed to plan or run.
+    #[error("{origin}: {message}")]
+    Transform {
+        /// Where the SQL came from.
+        origin: String,
+        /// DataFusion's message.
+        message: String,
+    },
+    /// An upstream product has never been published.
+    #[error("upstream product `{0}` has no published version; apply it first")]
+    UpstreamMissing(String),
+    /// Writing the Delta table failed.
+    #[error(transparent)]
+    Storage(#[from] meshwork_storage::StorageError),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Catalog(#[from] meshwork_catalog::CatalogError),
+    /// A bug in Meshwork, not in the user's input.
+    #[error("internal error (this is a bug in meshwork): {0}")]
+    Internal(String),
+}
+
+fn more_rows(more: usize) -> String {
+    match more {
+        0 => String::new(),
+        1 => " (and 1 more row)".into(),
+        n => format!(" (and {n} more rows)"),
+    }
+}

@@ -1,0 +1,185 @@
+//! Loads a mesh repository from disk into a checked [`MeshRepo`], collecting every problem.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use meshwork_core::descriptor::MeshConfig;
+use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
+use meshwork_core::mesh::{DomainEntry, MeshRepo, ProductEntry};
+use meshwork_core::parse::{parse_domain, parse_mesh_config, parse_product};
+
+/// The name of the mesh configuration file at the repository root.
+pub const MESH_FILE: &str = "mesh.yaml";
+
+/// A mesh repository on disk together with its parsed content.
+#[derive(Debug, Clone)]
+pub struct LoadedMesh {
+    /// Absolute path of the repository root.
+    pub root: PathBuf,
+    /// What it declares.
+    pub repo: MeshRepo,
+}
+
+impl LoadedMesh {
+    /// The repository's root and configuration, to reach its stores.
+    pub fn home(&self) -> crate::MeshHome {
+        crate::MeshHome { root: self.root.clone(), config: self.repo.config.clone() }
+    }
+
+    /// Resolves a path written in a descriptor, relative to the repository root.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
+}
+
+fn read(root: &Path, path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            diagnostics.push(Diagnostic::new(DiagnosticCode::Syntax, relative(root, path), format!("cannot read file: {err}")));
+            None
+        }
+    }
+}
+
+/// Subdirectories of `dir`, sorted by name so that diagnostics come out in a stable order.
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// Reads and parses every descriptor under `root`, then runs the cross-file checks.
+/// Returns the repository, or every problem found in it.
+pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
+    let root = root.canonicalize().map_err(|err| {
+        vec![Diagnostic::new(DiagnosticCode::Syntax, root.display().to_string(), format!("cannot open the mesh repository: {err}"))
+            .hint("pass the directory that holds `mesh.yaml`, or create one with `meshwork init DIR`")]
+    })?;
+    let mut diagnostics = Vec::new();
+    let mesh_path = root.join(MESH_FILE);
+    let config: Option<MeshConfig> = if mesh_path.is_file() {
+        read(&root, &mesh_path, &mut diagnostics).and_then(|text| match parse_mesh_config(MESH_FILE, &text) {
+            Ok(located) => Some(located.value),
+            Err(found) => {
+                diagnostics.extend(found);
+                None
+            }
+        })
+    } else {
+        diagnostics.push(
+            Diagnostic::new(DiagnosticCode::MissingReference, MESH_FILE, format!("no `mesh.yaml` in `{}`", root.display()))
+                .hint("run `meshwork init DIR` to create a mesh repository, or pass the directory that holds `mesh.yaml`"),
+        );
+        None
+    };
+
+    let mut domains = BTreeMap::new();
+    let mut products = BTreeMap::new();
+    for domain_dir in subdirs(&root.join("domains")) {
+        let dir_name = domain_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let domain_file = domain_dir.join("domain.yaml");
+        let rel = relative(&root, &domain_file);
+        if !domain_file.is_file() {
+            diagnostics.push(
+                Diagnostic::new(DiagnosticCode::MissingReference, &rel, format!("domain directory `domains/{dir_name}` has no `domain.yaml`"))
+                    .hint(format!("create it with at least `name: {dir_name}`")),
+            );
+        } else if let Some(text) = read(&root, &domain_file, &mut diagnostics) {
+            match parse_domain(&rel, &text) {
+                Ok(located) => {
+                    let entry = DomainEntry { descriptor: located.value, file: rel, dir_name: dir_name.clone(), positions: located.positions };
+                    domains.insert(entry.descriptor.name.clone(), entry);
+                }
+                Err(found) => diagnostics.extend(found),
+            }
+        }
+        for product_dir in subdirs(&domain_dir.join("products")) {
+            let product_file = product_dir.join("product.yaml");
+            let rel = relative(&root, &product_file);
+            if !product_file.is_file() {
+                diagnostics.push(
+                    Diagnostic::new(DiagnosticCode::MissingReference, &rel, "product directory has no `product.yaml`")
+                        .hint("create it, or remove the directory"),
+                );
+                continue;
+            }
+            let Some(text) = read(&root, &product_file, &mut diagnostics) else { continue };
+            let mut located = match parse_product(&rel, &text) {
+                Ok(located) => located,
+                Err(found) => {
+                    diagnostics.extend(found);
+                    continue;
+                }
+            };
+            let descriptor = &mut located.value;
+            // An omitted transform with a `transform.sql` beside the descriptor uses that file.
+            if descriptor.transform.is_none() && product_dir.join("transform.sql").is_file() {
+                descriptor.transform = Some(meshwork_core::descriptor::Transform { file: Some("transform.sql".into()), sql: String::new() });
+            }
+            if let Some(transform) = &mut descriptor.transform
+                && let Some(file) = &transform.file
+            {
+                let sql_path = product_dir.join(file);
+                match std::fs::read_to_string(&sql_path) {
+                    Ok(sql) => transform.sql = sql,
+                    Err(err) => {
+                        let mut d = Diagnostic::new(
+                            DiagnosticCode::MissingReference,
+                            &rel,
+                            format!("cannot read transform file `{}`: {err}", relative(&root, &sql_path)),
+                        )
+                        .field("transform")
+                        .hint("the path is relative to the product directory");
+                        if let Some((line, column)) = located.positions.locate("transform") {
+                            d = d.at(line, column);
+                        }
+                        diagnostics.push(d);
+                    }
+                }
+            }
+            // Input files must exist: a glob must match at least one file.
+            for (i, input) in located.value.inputs.iter().enumerate() {
+                let Some(path) = input.source.path() else { continue };
+                if crate::ingest::expand_glob(&root, path).map(|files| files.is_empty()).unwrap_or(true) {
+                    let field = format!("inputs[{i}].source.path");
+                    let mut d = Diagnostic::new(DiagnosticCode::MissingReference, &rel, format!("no file matches `{path}`"))
+                        .field(&field)
+                        .hint("paths are relative to the mesh repository root; globs like `data/orders/*.csv` are allowed");
+                    if let Some((line, column)) = located.positions.locate(&field) {
+                        d = d.at(line, column);
+                    }
+                    diagnostics.push(d);
+                }
+            }
+            let entry = ProductEntry {
+                file: rel,
+                dir_domain: dir_name.clone(),
+                dir_name: product_dir.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                positions: located.positions,
+                descriptor: located.value,
+            };
+            let id = entry.descriptor.id();
+            if let Some(previous) = products.get(&id) {
+                let previous: &ProductEntry = previous;
+                diagnostics.push(
+                    Diagnostic::new(DiagnosticCode::Duplicate, &entry.file, format!("product `{id}` is also declared in `{}`", previous.file))
+                        .field("name")
+                        .hint("product names must be unique within their domain"),
+                );
+                continue;
+            }
+            products.insert(id, entry);
+        }
+    }
+    let Some(config) = config else { return Err(diagnostics) };
+    let repo = MeshRepo { config, domains, products };
+    diagnostics.extend(repo.check());
+    if diagnostics.is_empty() { Ok(LoadedMesh { root, repo }) } else { Err(diagnostics) }
+}

@@ -1,0 +1,76 @@
+//! `validate`: every offline check of a mesh repository, reported all at once.
+
+use std::path::Path;
+
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode, did_you_mean, one_of};
+use meshwork_core::mesh::ProductEntry;
+
+use crate::repo::{LoadedMesh, load_mesh};
+
+/// Loads the repository at `root` and checks descriptors, references, cycles, input files and
+/// transform SQL. Returns the loaded mesh, or every problem found.
+pub fn validate(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
+    let mesh = load_mesh(root)?;
+    let diagnostics: Vec<Diagnostic> = mesh.repo.products.values().flat_map(check_transform).collect();
+    if diagnostics.is_empty() { Ok(mesh) } else { Err(diagnostics) }
+}
+
+/// Parses the transform SQL and checks that it reads only the product's input ports.
+fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
+    let Some(transform) = &entry.descriptor.transform else { return Vec::new() };
+    let file = match &transform.file {
+        Some(file) => format!("{}/{file}", entry.file.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".")),
+        None => entry.file.clone(),
+    };
+    let field = if transform.file.is_some() { String::new() } else { "transform".to_owned() };
+    let statements = match Parser::parse_sql(&GenericDialect {}, &transform.sql) {
+        Ok(statements) => statements,
+        Err(err) => {
+            let message = err.to_string();
+            let mut d = Diagnostic::new(DiagnosticCode::InvalidValue, &file, format!("invalid SQL: {}", message.trim_start_matches("sql parser error: ")))
+                .field(&field);
+            if let Some((line, column)) = sql_position(&message) {
+                d = d.at(line, column);
+            }
+            return vec![d];
+        }
+    };
+    if statements.len() != 1 || !matches!(statements[0], datafusion::sql::sqlparser::ast::Statement::Query(_)) {
+        return vec![Diagnostic::new(DiagnosticCode::InvalidValue, &file, "a transform is exactly one SELECT query")
+            .field(&field)
+            .hint("remove other statements; publishing is done by `meshwork apply`")];
+    }
+    let ports: Vec<&str> = entry.descriptor.inputs.iter().map(|i| i.name.as_str()).collect();
+    let mut out = Vec::new();
+    if let Ok((tables, _ctes)) = datafusion::sql::resolve::resolve_table_references(&statements[0], true) {
+        for table in tables {
+            let name = table.to_string();
+            if !ports.contains(&table.table()) || table.schema().is_some() {
+                let hint = match did_you_mean(table.table(), ports.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!(
+                        "a transform reads its input ports by name ({}); to read another product, add an input `{{ name: x, product: {name} }}`",
+                        one_of(ports.iter().copied())
+                    ),
+                };
+                out.push(
+                    Diagnostic::new(DiagnosticCode::MissingReference, &file, format!("table `{name}` is not an input of this product"))
+                        .field(&field)
+                        .hint(hint),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Extracts `Line: L, Column: C` from a sqlparser message.
+fn sql_position(message: &str) -> Option<(usize, usize)> {
+    let at = message.find("Line: ")?;
+    let rest = &message[at + 6..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
