@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use meshwork_core::id::{DomainName, ProductId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, sqlite::SqliteRow};
+// Queries built with `format!` only splice the constant column list, never input.
+use sqlx::{AssertSqlSafe, Row, sqlite::SqliteRow};
 
 use crate::{CatalogError, CatalogStore, DomainRecord, LineageEdge, ProductRecord, Publication, Result, VersionRecord};
 
@@ -112,7 +113,7 @@ impl SqliteCatalog {
             )));
         }
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-            sqlx::raw_sql(migration).execute(&mut *tx).await?;
+            sqlx::raw_sql(*migration).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO meshwork_migrations (version, applied_at) VALUES (?, ?)")
                 .bind(i as i64 + 1)
                 .bind(now())
@@ -245,7 +246,7 @@ impl CatalogStore for SqliteCatalog {
             input_fingerprint: publication.input_fingerprint.clone(),
             published_at: at,
         };
-        sqlx::query(&format!("INSERT INTO product_versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+        sqlx::query(AssertSqlSafe(format!("INSERT INTO product_versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")))
             .bind(&id)
             .bind(record.seq)
             .bind(&record.version)
@@ -280,7 +281,7 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn versions(&self, id: &ProductId) -> Result<Vec<VersionRecord>> {
-        let rows = sqlx::query(&format!("SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_id = ? ORDER BY seq"))
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_id = ? ORDER BY seq")))
             .bind(id.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -288,9 +289,9 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn current_version(&self, id: &ProductId) -> Result<Option<VersionRecord>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_id = ? ORDER BY seq DESC LIMIT 1"
-        ))
+        )))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;

@@ -46,6 +46,9 @@ pub struct MeshRepo {
     pub domains: BTreeMap<DomainName, DomainEntry>,
     /// Products by address.
     pub products: BTreeMap<ProductId, ProductEntry>,
+    /// Products whose descriptor exists but failed to parse (named by their directories): their
+    /// own errors are reported, so references to them are not reported again.
+    pub unparsed: BTreeSet<ProductId>,
 }
 
 impl ProductEntry {
@@ -78,7 +81,7 @@ impl MeshRepo {
                 out.push(d);
             }
         }
-        let known: Vec<String> = self.products.keys().map(ProductId::to_string).collect();
+        let known: Vec<String> = self.products.keys().chain(&self.unparsed).map(ProductId::to_string).collect();
         let missing_product = |entry: &ProductEntry, field: &str, id: &ProductId| {
             let hint = match did_you_mean(&id.to_string(), known.iter().map(String::as_str)) {
                 Some(close) => format!("did you mean `{close}`?"),
@@ -117,21 +120,32 @@ impl MeshRepo {
                     Some(format!("rename the directory to `{}` or set `name: {}`", p.name, entry.dir_name)),
                 ));
             }
+            if p.inputs.len() > 1 && p.transform.is_none() {
+                out.push(entry.diagnostic(
+                    DiagnosticCode::MissingField,
+                    "transform",
+                    format!("a product with {} inputs needs a transform", p.inputs.len()),
+                    Some("add `transform: transform.sql` with SQL that combines the inputs by their port names".into()),
+                ));
+            }
             for (i, input) in p.inputs.iter().enumerate() {
                 if let crate::descriptor::InputSource::Product { product } = &input.source
                     && !self.products.contains_key(product)
+                    && !self.unparsed.contains(product)
                 {
                     out.push(missing_product(entry, &format!("inputs[{i}].product"), product));
                 }
             }
             if let Some(successor) = &p.successor
                 && !self.products.contains_key(successor)
+                && !self.unparsed.contains(successor)
             {
                 out.push(missing_product(entry, "successor", successor));
             }
             for (i, rule) in p.quality.iter().enumerate() {
                 if let QualityCheck::Referential { references, references_column, .. } = &rule.check {
                     match self.products.get(references) {
+                        None if self.unparsed.contains(references) => {}
                         None => out.push(missing_product(entry, &format!("quality[{i}].references"), references)),
                         Some(target) if target.descriptor.contract.column(references_column).is_none() => out.push(entry.diagnostic(
                             DiagnosticCode::MissingReference,

@@ -261,15 +261,6 @@ fn product(d: &mut Decoder<'_>, root: &Node) -> Option<ProductDescriptor> {
     if inputs.is_empty() && Decoder::get(map, "inputs").is_none() {
         d.required(map, "", "inputs", "[{ name: raw, source: { kind: csv, path: data/raw.csv } }]");
     }
-    if inputs.len() > 1 && transform.is_none() && Decoder::get(map, "transform").is_none() {
-        d.report(
-            DiagnosticCode::MissingField,
-            map.span(),
-            "transform",
-            format!("a product with {} inputs needs a transform", inputs.len()),
-            Some("add `transform: transform.sql` with SQL that combines the inputs by their port names".into()),
-        );
-    }
     Some(ProductDescriptor {
         name: name?,
         domain: domain?,

@@ -119,8 +119,8 @@ contract:
     - { name: full_name, type: string, nullable: false, description: Customer's full name, classification: pii }
     - { name: email, type: string, nullable: false, description: Customer's e-mail address, classification: pii }
     - { name: country, type: string, nullable: false, description: ISO 3166 country code, classification: internal }
-    - { name: region, type: string, nullable: false, description: Sales region (EU, NA, APAC), classification: internal }
-    - { name: segment, type: string, nullable: false, description: consumer, business or enterprise, classification: internal }
+    - { name: region, type: string, nullable: false, description: "Sales region (EU, NA, APAC)", classification: internal }
+    - { name: segment, type: string, nullable: false, description: "consumer, business or enterprise", classification: internal }
     - { name: signup_date, type: date, nullable: false, description: Day the customer registered, classification: internal }
 "#,
         ),
@@ -141,10 +141,10 @@ contract:
   primary_key: [order_id]
   columns:
     - { name: order_id, type: bigint, nullable: false, description: Order identifier, classification: internal }
-    - { name: customer_id, type: bigint, nullable: false, description: Buyer, see sales.customers, classification: internal }
+    - { name: customer_id, type: bigint, nullable: false, description: "Buyer, see sales.customers", classification: internal }
     - { name: placed_at, type: timestamp, nullable: false, description: When the order was placed (UTC), classification: internal }
-    - { name: status, type: string, nullable: false, description: completed, cancelled, refunded or pending, classification: internal }
-    - { name: channel, type: string, nullable: false, description: web, mobile or store, classification: internal }
+    - { name: status, type: string, nullable: false, description: "completed, cancelled, refunded or pending", classification: internal }
+    - { name: channel, type: string, nullable: false, description: "web, mobile or store", classification: internal }
     - { name: campaign_code, type: string, description: Marketing campaign the order is attributed to, classification: internal }
     - { name: items, type: int, nullable: false, description: Number of items, classification: internal }
     - { name: amount, type: "decimal(12,2)", nullable: false, description: Order total in EUR, classification: confidential }
@@ -154,16 +154,9 @@ refresh:
         ),
         (
             "domains/sales/products/orders/transform.sql",
-            r#"-- Orders as the shop exports them, minus test orders, typed for the contract.
-SELECT
-    order_id,
-    customer_id,
-    placed_at,
-    status,
-    channel,
-    campaign_code,
-    CAST(items AS INT) AS items,
-    CAST(amount AS DECIMAL(12, 2)) AS amount
+            r#"-- Orders as the shop exports them, minus test orders. Columns named like contract columns are
+-- already read with the contract's types, so bad values are reported with their file and row.
+SELECT order_id, customer_id, placed_at, status, channel, campaign_code, items, amount
 FROM raw_orders
 WHERE status <> 'test'
 ORDER BY order_id
@@ -216,7 +209,7 @@ contract:
     - { name: campaign_id, type: bigint, nullable: false, description: Campaign identifier, classification: public }
     - { name: code, type: string, nullable: false, description: Code orders are attributed with, classification: public }
     - { name: name, type: string, nullable: false, description: Campaign name, classification: public }
-    - { name: channel, type: string, nullable: false, description: email, social or search, classification: public }
+    - { name: channel, type: string, nullable: false, description: "email, social or search", classification: public }
     - { name: start_date, type: date, nullable: false, description: First day, classification: public }
     - { name: end_date, type: date, nullable: false, description: Last day, classification: public }
     - { name: budget, type: "decimal(12,2)", nullable: false, description: Spend in EUR, classification: confidential }

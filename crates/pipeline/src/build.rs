@@ -17,7 +17,7 @@ use meshwork_core::mesh::ProductEntry;
 use meshwork_storage::ProductStore;
 use sha2::{Digest, Sha256};
 
-use crate::conform::{conform, contract_schema};
+use crate::conform::{conform, contract_schema, type_like_contract};
 use crate::ingest::{Provenance, expand_glob, infer_text_types, read_csv_text, read_ndjson, read_parquet};
 use crate::{LoadedMesh, PipelineError};
 
@@ -141,7 +141,12 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                             .map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
                         let mut parts = Vec::new();
                         for file in files {
-                            parts.push(read_file(mesh, source, file).await?.1);
+                            let (provenance, batch) = read_file(mesh, source, file).await?;
+                            let batch = match source {
+                                InputSource::Csv { .. } => type_like_contract(&batch, contract, &provenance)?,
+                                _ => batch,
+                            };
+                            parts.push(batch);
                         }
                         let part_schema = parts.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
                         let mut batch = arrow::compute::concat_batches(&part_schema, &parts).map_err(|e| PipelineError::Read {
@@ -149,7 +154,8 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                             message: format!("the files matching the pattern do not share one set of columns: {e}"),
                         })?;
                         if matches!(source, InputSource::Csv { .. }) {
-                            batch = infer_text_types(&batch).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
+                            let keep: Vec<&str> = contract.columns.iter().map(|c| c.name.as_str()).collect();
+                            batch = infer_text_types(&batch, &keep).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
                         }
                         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| PipelineError::Internal(e.to_string()))?;
                         ctx.register_table(input.name.as_str(), Arc::new(table)).map_err(|e| PipelineError::Internal(e.to_string()))?;

@@ -87,6 +87,64 @@ fn value_text(array: &ArrayRef, index: usize) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// Converts one column to a contract type, reporting the first value that does not fit.
+fn convert_column(
+    source: &ArrayRef,
+    column: &meshwork_core::descriptor::Column,
+    provenance: &Provenance,
+    first_row: usize,
+) -> Result<ArrayRef, PipelineError> {
+    let target = arrow_type(column.data_type);
+    if source.data_type() == &target {
+        return Ok(source.clone());
+    }
+    if !convertible(source.data_type(), &target) {
+        return Err(PipelineError::TypeMismatch {
+            source_name: provenance.describe(),
+            column: column.name.clone(),
+            found: type_name(source.data_type()),
+            expected: column.data_type.to_string(),
+        });
+    }
+    let options = CastOptions { safe: true, ..Default::default() };
+    let cast = cast_with_options(source, &target, &options).map_err(|e| PipelineError::Internal(format!("cast of `{}`: {e}", column.name)))?;
+    // A value that was present but became NULL did not fit the type.
+    let bad: Vec<usize> = (0..source.len()).filter(|&i| source.is_valid(i) && cast.is_null(i)).collect();
+    if let Some(&first) = bad.first() {
+        return Err(PipelineError::BadValue {
+            location: provenance.locate(first_row + first),
+            column: column.name.clone(),
+            value: value_text(source, first),
+            expected: column.data_type.to_string(),
+            more: bad.len() - 1,
+        });
+    }
+    Ok(cast)
+}
+
+/// Reads the text columns of a source file that share a name with a contract column as that
+/// column's type, so that a bad value is reported with its file and row even when a transform
+/// sits between the file and the contract. Other columns are left as they are.
+pub fn type_like_contract(batch: &RecordBatch, contract: &Contract, provenance: &Provenance) -> Result<RecordBatch, PipelineError> {
+    let schema = batch.schema();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (field, source) in schema.fields().iter().zip(batch.columns()) {
+        match contract.column(field.name()) {
+            Some(column) if field.data_type() == &DataType::Utf8 => {
+                let converted = convert_column(source, column, provenance, 0)?;
+                fields.push(Field::new(field.name(), converted.data_type().clone(), true));
+                columns.push(converted);
+            }
+            _ => {
+                fields.push(field.as_ref().clone());
+                columns.push(source.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| PipelineError::Internal(e.to_string()))
+}
+
 /// Casts `batch` to the contract: every contract column must be present and convertible, every
 /// value must fit its type, non-nullable columns must have no NULL, and no other column may
 /// appear. `first_row` is the 0-based index of the batch's first row within its source.
@@ -101,7 +159,6 @@ pub fn conform(batch: &RecordBatch, contract: &Contract, provenance: &Provenance
             });
         }
     }
-    let options = CastOptions { safe: true, ..Default::default() };
     let mut columns = Vec::with_capacity(contract.columns.len());
     for column in &contract.columns {
         let Ok(index) = schema.index_of(&column.name) else {
@@ -111,33 +168,7 @@ pub fn conform(batch: &RecordBatch, contract: &Contract, provenance: &Provenance
                 found: schema.fields().iter().map(|f| format!("`{}`", f.name())).collect::<Vec<_>>().join(", "),
             });
         };
-        let source = batch.column(index);
-        let target = arrow_type(column.data_type);
-        let converted = if source.data_type() == &target {
-            source.clone()
-        } else if convertible(source.data_type(), &target) {
-            let cast = cast_with_options(source, &target, &options)
-                .map_err(|e| PipelineError::Internal(format!("cast of `{}`: {e}", column.name)))?;
-            // A value that was present but became NULL did not fit the type.
-            let bad: Vec<usize> = (0..source.len()).filter(|&i| source.is_valid(i) && cast.is_null(i)).collect();
-            if let Some(&first) = bad.first() {
-                return Err(PipelineError::BadValue {
-                    location: provenance.locate(first_row + first),
-                    column: column.name.clone(),
-                    value: value_text(source, first),
-                    expected: column.data_type.to_string(),
-                    more: bad.len() - 1,
-                });
-            }
-            cast
-        } else {
-            return Err(PipelineError::TypeMismatch {
-                source_name: provenance.describe(),
-                column: column.name.clone(),
-                found: type_name(source.data_type()),
-                expected: column.data_type.to_string(),
-            });
-        };
+        let converted = convert_column(batch.column(index), column, provenance, first_row)?;
         if !column.nullable && converted.null_count() > 0 {
             let first = (0..converted.len()).find(|&i| converted.is_null(i)).unwrap_or(0);
             return Err(PipelineError::NullValue {

@@ -141,7 +141,8 @@ pub fn read_parquet(path: &Path, display: &str) -> Result<RecordBatch, PipelineE
 
 /// Gives text columns the narrowest type that every value fits, as a user expects from a CSV
 /// read by a SQL engine: integers, then floats, dates, timestamps, booleans, else text.
-pub fn infer_text_types(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+/// Columns named in `keep` are left as they are.
+pub fn infer_text_types(batch: &RecordBatch, keep: &[&str]) -> Result<RecordBatch, arrow::error::ArrowError> {
     let candidates = [
         DataType::Int64,
         DataType::Float64,
@@ -154,7 +155,7 @@ pub fn infer_text_types(batch: &RecordBatch) -> Result<RecordBatch, arrow::error
     let mut columns = Vec::new();
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         let mut chosen = column.clone();
-        if column.data_type() == &DataType::Utf8 && column.null_count() < column.len() {
+        if column.data_type() == &DataType::Utf8 && column.null_count() < column.len() && !keep.contains(&field.name().as_str()) {
             for candidate in &candidates {
                 let cast = cast_with_options(column, candidate, &options)?;
                 if cast.null_count() == column.null_count() {

@@ -82,6 +82,7 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
 
     let mut domains = BTreeMap::new();
     let mut products = BTreeMap::new();
+    let mut unparsed = std::collections::BTreeSet::new();
     for domain_dir in subdirs(&root.join("domains")) {
         let dir_name = domain_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let domain_file = domain_dir.join("domain.yaml");
@@ -115,6 +116,10 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
                 Ok(located) => located,
                 Err(found) => {
                     diagnostics.extend(found);
+                    let product_name = product_dir.file_name().unwrap_or_default().to_string_lossy();
+                    if let Ok(id) = format!("{dir_name}.{product_name}").parse() {
+                        unparsed.insert(id);
+                    }
                     continue;
                 }
             };
@@ -179,7 +184,7 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
         }
     }
     let Some(config) = config else { return Err(diagnostics) };
-    let repo = MeshRepo { config, domains, products };
+    let repo = MeshRepo { config, domains, products, unparsed };
     diagnostics.extend(repo.check());
     if diagnostics.is_empty() { Ok(LoadedMesh { root, repo }) } else { Err(diagnostics) }
 }

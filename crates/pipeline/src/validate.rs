@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::parser::{DFParser, Statement};
 use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode, did_you_mean, one_of};
 use meshwork_core::mesh::ProductEntry;
 
@@ -25,10 +24,13 @@ fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
         None => entry.file.clone(),
     };
     let field = if transform.file.is_some() { String::new() } else { "transform".to_owned() };
-    let statements = match Parser::parse_sql(&GenericDialect {}, &transform.sql) {
+    let statements = match DFParser::parse_sql(&transform.sql) {
         Ok(statements) => statements,
         Err(err) => {
-            let message = err.to_string();
+            let message = match &err {
+                datafusion::error::DataFusionError::SQL(parser_error, _) => parser_error.to_string(),
+                other => other.strip_backtrace(),
+            };
             let mut d = Diagnostic::new(DiagnosticCode::InvalidValue, &file, format!("invalid SQL: {}", message.trim_start_matches("sql parser error: ")))
                 .field(&field);
             if let Some((line, column)) = sql_position(&message) {
@@ -37,7 +39,8 @@ fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
             return vec![d];
         }
     };
-    if statements.len() != 1 || !matches!(statements[0], datafusion::sql::sqlparser::ast::Statement::Query(_)) {
+    let is_query = |s: &Statement| matches!(s, Statement::Statement(inner) if matches!(**inner, datafusion::sql::sqlparser::ast::Statement::Query(_)));
+    if statements.len() != 1 || !is_query(&statements[0]) {
         return vec![Diagnostic::new(DiagnosticCode::InvalidValue, &file, "a transform is exactly one SELECT query")
             .field(&field)
             .hint("remove other statements; publishing is done by `meshwork apply`")];

@@ -107,7 +107,7 @@ impl ProductStore {
             .await
             .map_err(delta)?;
         let delta_version = table.version().ok_or_else(|| StorageError::Empty(url.to_string()))?;
-        Ok(CommittedVersion { delta_version })
+        Ok(CommittedVersion { delta_version: i64::try_from(delta_version).expect("delta versions fit in i64") })
     }
 
     /// Opens a table at its newest version.
@@ -117,7 +117,8 @@ impl ProductStore {
 
     /// Opens a table at an earlier version (time travel).
     pub async fn open_table_at(url: &Url, delta_version: i64) -> Result<DeltaTable> {
-        deltalake::open_table_with_version(url.clone(), delta_version)
+        let version = u64::try_from(delta_version).map_err(|_| StorageError::Empty(url.to_string()))?;
+        deltalake::open_table_with_version(url.clone(), version)
             .await
             .map_err(|source| StorageError::Delta { table: url.to_string(), source })
     }

@@ -163,7 +163,7 @@ fn repo(products: Vec<ProductEntry>) -> MeshRepo {
             DomainEntry { descriptor: located.value, file: format!("domains/{name}/domain.yaml"), dir_name: name.into(), positions: located.positions },
         );
     }
-    MeshRepo { config, domains, products: products.into_iter().map(|p| (p.descriptor.id(), p)).collect() }
+    MeshRepo { config, domains, products: products.into_iter().map(|p| (p.descriptor.id(), p)).collect(), unparsed: Default::default() }
 }
 
 #[test]

@@ -1,0 +1,415 @@
+//! End-to-end tests through the `meshwork` binary: init, validate, apply, query, product.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use expect_test::expect;
+
+/// Runs `meshwork -C dir args…`.
+fn meshwork(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshwork"))
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("meshwork runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs a command that must succeed and returns its standard output.
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let output = meshwork(dir, args);
+    assert!(output.status.success(), "meshwork {args:?} failed:\n{}\n{}", stdout(&output), stderr(&output));
+    stdout(&output)
+}
+
+fn query_csv(dir: &Path, sql: &str) -> String {
+    ok(dir, &["query", sql, "--format", "csv"])
+}
+
+fn write(dir: &Path, path: &str, content: &str) {
+    let path = dir.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+const ORDERS_CSV: &str = "\
+order_id,customer,campaign,amount,placed_at
+1,alice,SPRING,10.50,2025-03-01T10:00:00Z
+2,bob,,20.00,2025-03-02T11:00:00Z
+3,alice,SPRING,5.25,2025-03-03T12:00:00Z
+4,carol,SUMMER,100.00,2025-06-01T09:30:00Z
+";
+
+/// A small mesh with two domains and a cross-domain product, with hand-checkable answers.
+fn tiny_mesh() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mesh");
+    write(&dir, "mesh.yaml", "name: tiny\n");
+    write(&dir, "domains/sales/domain.yaml", "name: sales\nowners: [group:sales]\n");
+    write(&dir, "domains/marketing/domain.yaml", "name: marketing\n");
+    write(&dir, "data/orders.csv", ORDERS_CSV);
+    write(
+        &dir,
+        "data/campaigns.ndjson",
+        "{\"code\": \"SPRING\", \"budget\": 10}\n{\"code\": \"SUMMER\", \"budget\": 50}\n{\"code\": \"AUTUMN\", \"budget\": 5.5}\n",
+    );
+    write(
+        &dir,
+        "domains/sales/products/orders/product.yaml",
+        "name: orders\ndomain: sales\nversion: 1.0.0\nowner: group:sales\ninputs:\n  - name: raw\n    source: { kind: csv, path: data/orders.csv }\ncontract:\n  primary_key: [order_id]\n  columns:\n    - { name: order_id, type: bigint, nullable: false }\n    - { name: customer, type: string, nullable: false }\n    - { name: campaign, type: string }\n    - { name: amount, type: \"decimal(10,2)\", nullable: false }\n    - { name: placed_at, type: timestamp }\n",
+    );
+    write(
+        &dir,
+        "domains/marketing/products/campaigns/product.yaml",
+        "name: campaigns\ndomain: marketing\nversion: 1.0.0\ninputs:\n  - { name: raw, source: { kind: ndjson, path: data/campaigns.ndjson } }\ncontract:\n  columns:\n    - { name: code, type: string, nullable: false }\n    - { name: budget, type: \"decimal(10,2)\" }\n",
+    );
+    write(
+        &dir,
+        "domains/marketing/products/roi/product.yaml",
+        "name: roi\ndomain: marketing\nversion: 1.0.0\ninputs:\n  - { name: campaigns, product: marketing.campaigns }\n  - { name: orders, product: sales.orders }\ncontract:\n  primary_key: [code]\n  columns:\n    - { name: code, type: string, nullable: false }\n    - { name: budget, type: \"decimal(10,2)\" }\n    - { name: orders, type: bigint, nullable: false }\n    - { name: revenue, type: \"decimal(12,2)\", nullable: false }\n",
+    );
+    write(
+        &dir,
+        "domains/marketing/products/roi/transform.sql",
+        "SELECT c.code, c.budget, COUNT(o.order_id) AS orders, COALESCE(SUM(o.amount), 0) AS revenue\nFROM campaigns c LEFT JOIN orders o ON o.campaign = c.code\nGROUP BY c.code, c.budget\n",
+    );
+    (tmp, dir)
+}
+
+#[test]
+fn tiny_mesh_applies_and_answers_cross_domain_queries() {
+    let (_tmp, dir) = tiny_mesh();
+    expect![[r#"
+        ok: 2 domains, 3 products, no errors
+    "#]]
+    .assert_eq(&ok(&dir, &["validate"]));
+    let applied = ok(&dir, &["apply"]);
+    assert!(applied.contains("3 published, 0 unchanged, 0 failed"), "{applied}");
+
+    expect![[r#"
+        code,budget,orders,revenue
+        AUTUMN,5.50,0,0.00
+        SPRING,10.00,2,15.75
+        SUMMER,50.00,1,100.00
+    "#]]
+    .assert_eq(&query_csv(&dir, "SELECT * FROM marketing.roi ORDER BY code"));
+
+    // A consumer combines products of two domains at query time.
+    expect![[r#"
+        order_id,customer,code,revenue,budget
+        1,alice,SPRING,15.75,10.00
+        3,alice,SPRING,15.75,10.00
+        4,carol,SUMMER,100.00,50.00
+    "#]]
+    .assert_eq(&query_csv(
+        &dir,
+        "SELECT o.order_id, o.customer, r.code, r.revenue, c.budget FROM sales.orders o \
+         JOIN marketing.roi r ON r.code = o.campaign JOIN marketing.campaigns c ON c.code = r.code ORDER BY o.order_id",
+    ));
+    expect![[r#"
+        customer,orders,total,first
+        alice,2,15.75,2025-03-01T10:00:00Z
+        bob,1,20.00,2025-03-02T11:00:00Z
+        carol,1,100.00,2025-06-01T09:30:00Z
+    "#]]
+    .assert_eq(&query_csv(
+        &dir,
+        "SELECT customer, COUNT(*) AS orders, SUM(amount) AS total, MIN(placed_at) AS first FROM sales.orders GROUP BY customer ORDER BY customer",
+    ));
+
+    // Re-applying without changes writes nothing.
+    let again = ok(&dir, &["apply", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&again).unwrap();
+    let results: Vec<&str> = report["products"].as_array().unwrap().iter().map(|p| p["result"].as_str().unwrap()).collect();
+    assert_eq!(results, ["unchanged"; 3]);
+}
+
+/// Counts the rows of a Delta table version with the delta-rs reader alone, no Meshwork code.
+fn delta_rows(table_dir: &Path, version: Option<u64>) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let url = url::Url::from_directory_path(table_dir).unwrap();
+        let table = match version {
+            Some(v) => deltalake::open_table_with_version(url, v).await.unwrap(),
+            None => deltalake::open_table(url).await.unwrap(),
+        };
+        let ctx = datafusion::prelude::SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).unwrap();
+        ctx.register_table("t", table.table_provider().await.unwrap()).unwrap();
+        let batches = ctx.sql("SELECT * FROM t").await.unwrap().collect().await.unwrap();
+        batches.iter().map(|b| b.num_rows()).sum()
+    })
+}
+
+#[test]
+fn changed_input_publishes_a_new_version_and_keeps_the_old_one() {
+    let (_tmp, dir) = tiny_mesh();
+    ok(&dir, &["apply"]);
+    write(&dir, "data/orders.csv", &format!("{ORDERS_CSV}5,dave,AUTUMN,7.00,2025-09-01T08:00:00Z\n"));
+    let report: serde_json::Value = serde_json::from_str(&ok(&dir, &["apply", "--format", "json"])).unwrap();
+    let results: Vec<(String, String)> = report["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["product"].as_str().unwrap().to_owned(), p["result"].as_str().unwrap().to_owned()))
+        .collect();
+    // Orders changed; roi reads orders, so it is rebuilt; campaigns did not change.
+    assert_eq!(
+        results,
+        [
+            ("marketing.campaigns".to_owned(), "unchanged".to_owned()),
+            ("sales.orders".to_owned(), "published".to_owned()),
+            ("marketing.roi".to_owned(), "published".to_owned()),
+        ]
+    );
+    expect![[r#"
+        code,orders,revenue
+        AUTUMN,1,7.00
+    "#]]
+    .assert_eq(&query_csv(&dir, "SELECT code, orders, revenue FROM marketing.roi WHERE code = 'AUTUMN'"));
+
+    // The earlier version is still in the Delta log, readable by delta-rs directly.
+    let table = dir.join(".meshwork/data/sales/orders");
+    assert_eq!(delta_rows(&table, Some(0)), 4);
+    assert_eq!(delta_rows(&table, Some(1)), 5);
+    assert_eq!(delta_rows(&table, None), 5);
+
+    let show = ok(&dir, &["product", "show", "sales.orders"]);
+    assert!(show.contains("downstream:  marketing.roi"), "{show}");
+    assert!(show.contains("#2"), "{show}");
+    assert!(show.contains("#1"), "{show}");
+}
+
+#[test]
+fn bad_source_data_fails_with_file_row_and_column_and_keeps_the_previous_version() {
+    let (_tmp, dir) = tiny_mesh();
+    ok(&dir, &["apply"]);
+    let before = query_csv(&dir, "SELECT COUNT(*) AS n, SUM(amount) AS total FROM sales.orders");
+
+    let cases = [
+        (
+            ORDERS_CSV.replace("3,alice,SPRING,5.25", "3,alice,SPRING,abc"),
+            "error: sales.orders: data/orders.csv: row 3 (line 4): column `amount`: value `abc` is not a valid decimal(10,2)",
+        ),
+        (
+            ORDERS_CSV.replace("2,bob,", "x2,bob,").replace("4,carol", "y4,carol"),
+            "error: sales.orders: data/orders.csv: row 2 (line 3): column `order_id`: value `x2` is not a valid bigint (and 1 more row)",
+        ),
+        (
+            ORDERS_CSV.replace("3,alice,", ",alice,"),
+            "error: sales.orders: data/orders.csv: row 3 (line 4): column `order_id` is NULL but the contract declares it `nullable: false` (1 NULL rows in all)",
+        ),
+        (
+            "order_id,customer,amount,placed_at\n1,alice,10.50,2025-03-01T10:00:00Z\n".to_owned(),
+            "error: sales.orders: data/orders.csv: missing column `campaign` required by the contract (found `order_id`, `customer`, `amount`, `placed_at`)",
+        ),
+    ];
+    for (csv, message) in cases {
+        write(&dir, "data/orders.csv", &csv);
+        let output = meshwork(&dir, &["apply"]);
+        assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+        let out = stdout(&output);
+        assert!(out.contains(message), "expected `{message}` in:\n{out}");
+        assert!(out.contains("BLOCKED by sales.orders"), "roi must wait for its failed upstream:\n{out}");
+        // Consumers still read the previous version, unchanged.
+        assert_eq!(query_csv(&dir, "SELECT COUNT(*) AS n, SUM(amount) AS total FROM sales.orders"), before);
+    }
+}
+
+#[test]
+fn transform_results_are_checked_against_the_contract() {
+    let (_tmp, dir) = tiny_mesh();
+    let sql = dir.join("domains/marketing/products/roi/transform.sql");
+    ok(&dir, &["apply"]);
+    let cases = [
+        (
+            "SELECT c.code, c.budget, COUNT(*) AS orders, 0 AS revenue, 1 AS extra FROM campaigns c GROUP BY 1, 2",
+            "column `extra` is not in the contract",
+        ),
+        ("SELECT c.code, c.budget, COUNT(*) AS orders FROM campaigns c GROUP BY 1, 2", "missing column `revenue` required by the contract"),
+        (
+            "SELECT c.code, c.budget, 'many' AS orders, 0 AS revenue FROM campaigns c",
+            "domains/marketing/products/roi/transform.sql: result row 1: column `orders`: value `many` is not a valid bigint",
+        ),
+        (
+            "SELECT c.code, c.budget, COUNT(*) AS orders, DATE '2025-01-01' AS revenue FROM campaigns c GROUP BY 1, 2",
+            "column `revenue` is date but the contract declares decimal(12,2)",
+        ),
+        ("SELECT code, budget, nope FROM campaigns", "Schema error: No field named nope"),
+    ];
+    for (transform, message) in cases {
+        std::fs::write(&sql, transform).unwrap();
+        let output = meshwork(&dir, &["apply"]);
+        assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+        assert!(stdout(&output).contains(message), "expected `{message}` in:\n{}", stdout(&output));
+    }
+}
+
+#[test]
+fn validate_reports_every_error_at_once_as_text_and_json() {
+    let (_tmp, dir) = tiny_mesh();
+    write(&dir, "domains/sales/products/orders/product.yaml", &std::fs::read_to_string(dir.join("domains/sales/products/orders/product.yaml")).unwrap().replace("owner:", "ownr:").replace("type: bigint", "type: bigit"));
+    write(&dir, "domains/marketing/products/roi/product.yaml", &std::fs::read_to_string(dir.join("domains/marketing/products/roi/product.yaml")).unwrap().replace("product: sales.orders", "product: sales.ordrs"));
+    write(&dir, "domains/marketing/products/roi/transform.sql", "SELECT code FROM campaigns WHERE");
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(3));
+    expect![[r#"
+        error: domains/sales/products/orders/product.yaml:4:1: ownr: unknown field `ownr` (hint: did you mean `owner`?)
+        error: domains/sales/products/orders/product.yaml:11:31: contract.columns[0].type: unknown type `bigit`, expected one of `boolean`, `tinyint`, `smallint`, `int`, `bigint`, `float`, `double`, `decimal(p,s)`, `string`, `binary`, `date` or `timestamp` (hint: did you mean `bigint`?)
+        error: domains/marketing/products/roi/product.yaml:6:30: inputs[1].product: product `sales.ordrs` does not exist (hint: did you mean `sales.orders`?)
+        3 errors found
+    "#]]
+    .assert_eq(&stderr(&output));
+
+    let output = meshwork(&dir, &["validate", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["valid"], false);
+    let codes: Vec<&str> = report["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["unknown_field", "invalid_value", "missing_reference"]);
+    assert_eq!(report["errors"][0]["line"], 4);
+    assert_eq!(report["errors"][1]["field"], "contract.columns[0].type");
+
+    // Once the descriptors are fixed, the transform's SQL is checked too.
+    let (_tmp2, dir) = tiny_mesh();
+    write(&dir, "domains/marketing/products/roi/transform.sql", "SELECT code FROM campaigns WHERE");
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("domains/marketing/products/roi/transform.sql"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("invalid SQL: Expected: an expression"), "{}", stderr(&output));
+    write(&dir, "domains/marketing/products/roi/transform.sql", "SELECT * FROM sales.orders");
+    let output = meshwork(&dir, &["validate"]);
+    assert!(stderr(&output).contains("table `sales.orders` is not an input of this product"), "{}", stderr(&output));
+}
+
+#[test]
+fn dependency_cycles_fail_validation_and_apply() {
+    let (_tmp, dir) = tiny_mesh();
+    let campaigns = dir.join("domains/marketing/products/campaigns/product.yaml");
+    let text = std::fs::read_to_string(&campaigns).unwrap().replace(
+        "  - { name: raw, source: { kind: ndjson, path: data/campaigns.ndjson } }\n",
+        "  - { name: raw, product: marketing.roi }\n",
+    );
+    std::fs::write(&campaigns, text).unwrap();
+    let output = meshwork(&dir, &["apply"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("products depend on each other in a cycle: marketing.campaigns -> marketing.roi -> marketing.campaigns"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn query_results_in_every_format() {
+    let (tmp, dir) = tiny_mesh();
+    ok(&dir, &["apply"]);
+    let sql = "SELECT order_id, customer, amount FROM sales.orders WHERE amount > 15 ORDER BY order_id";
+    expect![[r#"
+        +----------+----------+--------+
+        | order_id | customer | amount |
+        +----------+----------+--------+
+        | 2        | bob      | 20.00  |
+        | 4        | carol    | 100.00 |
+        +----------+----------+--------+
+        2 rows
+    "#]]
+    .assert_eq(&ok(&dir, &["query", sql]));
+    expect![[r#"
+        [{"order_id":2,"customer":"bob","amount":20.00},{"order_id":4,"customer":"carol","amount":100.00}]
+    "#]]
+    .assert_eq(&ok(&dir, &["query", sql, "--format", "json"]));
+    let parquet = tmp.path().join("out.parquet");
+    ok(&dir, &["query", sql, "--format", "parquet", "--output", parquet.to_str().unwrap()]);
+    let file = std::fs::File::open(&parquet).unwrap();
+    let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    use datafusion::parquet::file::reader::FileReader;
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
+
+    let output = meshwork(&dir, &["query", "SELECT * FROM sales.nope"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("table 'meshwork.sales.nope' not found"), "{}", stderr(&output));
+    let output = meshwork(&dir, &["query", "DROP TABLE sales.orders"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("not supported"), "{}", stderr(&output));
+}
+
+#[test]
+fn product_list_and_show_describe_published_products() {
+    let (_tmp, dir) = tiny_mesh();
+    ok(&dir, &["apply"]);
+    let list: serde_json::Value = serde_json::from_str(&ok(&dir, &["product", "list", "--format", "json"])).unwrap();
+    let names: Vec<(&str, i64)> =
+        list.as_array().unwrap().iter().map(|p| (p["product"].as_str().unwrap(), p["rows"].as_i64().unwrap())).collect();
+    assert_eq!(names, [("marketing.campaigns", 3), ("marketing.roi", 3), ("sales.orders", 4)]);
+    let show = ok(&dir, &["product", "show", "marketing.roi"]);
+    assert!(show.contains("upstream:    marketing.campaigns, sales.orders"), "{show}");
+    assert!(show.contains("revenue"), "{show}");
+    let output = meshwork(&dir, &["product", "show", "marketing.rio"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("product `marketing.rio` not found; did you mean `marketing.roi`?"), "{}", stderr(&output));
+}
+
+#[test]
+fn example_mesh_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("example");
+    ok(tmp.path(), &["init", dir.to_str().unwrap(), "--example", "--orders", "2000", "--seed", "5"]);
+    ok(&dir, &["validate"]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&dir, &["apply", "--format", "json"])).unwrap();
+    let published = report["products"].as_array().unwrap().iter().filter(|p| p["result"] == "published").count();
+    assert_eq!(published, 7);
+    // Derived products agree with their sources.
+    expect![[r#"
+        same_revenue,same_orders,same_customers
+        true,true,true
+    "#]]
+    .assert_eq(&query_csv(
+        &dir,
+        "SELECT \
+           (SELECT SUM(revenue) FROM finance.revenue_by_region) = (SELECT SUM(amount) FROM sales.orders WHERE status = 'completed') AS same_revenue, \
+           (SELECT SUM(orders) FROM sales.daily_sales) = (SELECT COUNT(*) FROM sales.orders WHERE status = 'completed') AS same_orders, \
+           (SELECT COUNT(*) FROM finance.customer_value) = (SELECT COUNT(*) FROM sales.customers) AS same_customers",
+    ));
+    // Test orders are filtered out by the transform; the generator is deterministic.
+    expect![[r#"
+        orders,customers,campaigns,regions
+        1991,400,24,3
+    "#]]
+    .assert_eq(&query_csv(
+        &dir,
+        "SELECT (SELECT COUNT(*) FROM sales.orders) AS orders, (SELECT COUNT(*) FROM sales.customers) AS customers, \
+         (SELECT COUNT(*) FROM marketing.campaigns) AS campaigns, (SELECT COUNT(DISTINCT region) FROM finance.revenue_by_region) AS regions",
+    ));
+    let again: serde_json::Value = serde_json::from_str(&ok(&dir, &["apply", "--format", "json"])).unwrap();
+    assert!(again["products"].as_array().unwrap().iter().all(|p| p["result"] == "unchanged"));
+    // `init` refuses to overwrite a mesh.
+    let output = meshwork(tmp.path(), &["init", dir.to_str().unwrap(), "--example"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("already holds a `mesh.yaml`"), "{}", stderr(&output));
+}
+
+#[test]
+fn skeleton_validates_and_applies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fresh");
+    ok(tmp.path(), &["init", dir.to_str().unwrap()]);
+    ok(&dir, &["validate"]);
+    ok(&dir, &["apply"]);
+    expect![[r#"
+        id,language,text
+        1,en,Hello
+        2,fr,Bonjour
+        3,ja,Konnichiwa
+    "#]]
+    .assert_eq(&query_csv(&dir, "SELECT * FROM example.greetings ORDER BY id"));
+}
