@@ -24,9 +24,10 @@ pub const CATALOG_NAME: &str = "meshwork";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueryError {
-    /// The SQL is invalid, refers to something unknown, or failed while running.
+    /// The SQL is invalid, refers to something unknown, or failed while running. The message is
+    /// complete: DataFusion's error chain is folded into it, not exposed as a source.
     #[error("{}", sql_message(.0))]
-    Sql(#[from] DataFusionError),
+    Sql(DataFusionError),
     /// The metadata store failed.
     #[error(transparent)]
     Catalog(#[from] meshwork_catalog::CatalogError),
@@ -35,15 +36,43 @@ pub enum QueryError {
     Storage(#[from] meshwork_storage::StorageError),
 }
 
-/// DataFusion prefixes messages with its error category; users need the message itself.
+/// DataFusion prefixes messages with its error category; users need the message itself, and
+/// the position in their SQL where DataFusion knows it.
 fn sql_message(err: &DataFusionError) -> String {
-    let text = err.strip_backtrace();
+    // Wrappers (optimizer rule names, contexts) say little; the innermost error says what is wrong.
+    let mut text = match err.find_root() {
+        DataFusionError::SQL(parser, _) => parser.to_string().trim_start_matches("sql parser error: ").to_owned(),
+        DataFusionError::ArrowError(arrow, _) => arrow.to_string(),
+        root => root.strip_backtrace(),
+    };
     for prefix in ["Error during planning: ", "SQL error: ", "Schema error: ", "Execution error: ", "This feature is not implemented: "] {
         if let Some(rest) = text.strip_prefix(prefix) {
-            return rest.to_owned();
+            text = rest.to_owned();
+            break;
+        }
+    }
+    // SQLOptions refusals name the statement kind; say why it is refused and what to do instead.
+    for kind in ["DDL not supported: ", "DML not supported: ", "Statement not supported: "] {
+        if let Some(statement) = text.strip_prefix(kind) {
+            text = format!("`{statement}` is not allowed: queries are read-only; products are published with `meshwork apply`");
+            break;
+        }
+    }
+    if let Some(diagnostic) = err.diagnostic() {
+        if let Some(span) = diagnostic.span {
+            text.push_str(&format!(" (at line {}, column {})", span.start.line, span.start.column));
+        }
+        for help in &diagnostic.helps {
+            text.push_str(&format!("; hint: {}", help.message));
         }
     }
     text
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(err: DataFusionError) -> Self {
+        QueryError::Sql(err)
+    }
 }
 
 /// A query session over the published products of a mesh.
@@ -58,6 +87,9 @@ impl QuerySession {
             .with_default_catalog_and_schema(CATALOG_NAME, "public")
             .with_create_default_catalog_and_schema(true)
             .with_information_schema(true);
+        let mut config = config;
+        // Spans let errors point at the position in the user's SQL.
+        config.options_mut().sql_parser.collect_spans = true;
         let ctx = SessionContext::new_with_config(config);
         let mesh_catalog = ctx.catalog(CATALOG_NAME).expect("the default catalog is created");
         for product in catalog.products().await? {

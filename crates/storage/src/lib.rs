@@ -93,7 +93,12 @@ impl ProductStore {
         let dir = url.to_file_path().expect("file URL");
         std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
         let delta = |source| StorageError::Delta { table: url.to_string(), source };
-        let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta)?;
+        // A new table is created by its first write; loading it first would only log errors.
+        let table = if dir.join("_delta_log").is_dir() {
+            DeltaTable::try_from_url(url.clone()).await.map_err(delta)?
+        } else {
+            deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?
+        };
         // An empty result still needs its schema in the table: write one empty batch.
         let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
         let commit = CommitProperties::default()

@@ -335,12 +335,20 @@ fn query_results_in_every_format() {
     use datafusion::parquet::file::reader::FileReader;
     assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
 
+    // Projections and filters reach the Parquet scan of the Delta table.
+    let plan = ok(&dir, &["query", "EXPLAIN SELECT customer, amount FROM sales.orders WHERE amount > 15", "--format", "csv"]);
+    assert!(plan.contains("projection=[customer, amount"), "{plan}");
+    assert!(plan.contains("predicate=amount@1 > 15"), "{plan}");
+
     let output = meshwork(&dir, &["query", "SELECT * FROM sales.nope"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("table 'meshwork.sales.nope' not found"), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "error: table 'meshwork.sales.nope' not found (at line 1, column 15)\n");
     let output = meshwork(&dir, &["query", "DROP TABLE sales.orders"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("not supported"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("error: `DropTable` is not allowed: queries are read-only"), "{}", stderr(&output));
+    let output = meshwork(&dir, &["query", "SELECT nope FROM sales.orders"]);
+    assert!(stderr(&output).contains("No field named nope"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("(at line 1, column 8)"), "{}", stderr(&output));
 }
 
 #[test]
