@@ -52,6 +52,16 @@ pub struct MeshRepo {
 }
 
 impl ProductEntry {
+    /// Where the product's transform SQL is written: its `.sql` file (relative to the repository)
+    /// or `product.yaml` for inline SQL. `None` without a transform.
+    pub fn transform_file(&self) -> Option<String> {
+        let transform = self.descriptor.transform.as_ref()?;
+        Some(match &transform.file {
+            Some(file) => format!("{}/{file}", self.file.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".")),
+            None => self.file.clone(),
+        })
+    }
+
     fn diagnostic(&self, code: DiagnosticCode, field: &str, message: String, hint: Option<String>) -> Diagnostic {
         let mut diagnostic = Diagnostic::new(code, &self.file, message).field(field);
         if let Some((line, column)) = self.positions.locate(field) {

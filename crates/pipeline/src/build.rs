@@ -162,12 +162,10 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                     }
                 }
             }
-            let origin = match &descriptor.transform {
-                Some(t) => match &t.file {
-                    Some(file) => format!("{}/{file}", entry.file.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".")),
-                    None => format!("{}: transform", entry.file),
-                },
-                None => format!("{}: identity over input `{}`", entry.file, descriptor.inputs[0].name),
+            let origin = match (&descriptor.transform, entry.transform_file()) {
+                (Some(t), Some(file)) if t.file.is_some() => file,
+                (Some(_), _) => format!("{}: transform", entry.file),
+                (None, _) => format!("{}: identity over input `{}`", entry.file, descriptor.inputs[0].name),
             };
             let sql = match &descriptor.transform {
                 Some(t) => t.sql.clone(),

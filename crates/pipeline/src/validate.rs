@@ -19,10 +19,7 @@ pub fn validate(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
 /// Parses the transform SQL and checks that it reads only the product's input ports.
 fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
     let Some(transform) = &entry.descriptor.transform else { return Vec::new() };
-    let file = match &transform.file {
-        Some(file) => format!("{}/{file}", entry.file.rsplit_once('/').map(|(dir, _)| dir).unwrap_or(".")),
-        None => entry.file.clone(),
-    };
+    let file = entry.transform_file().unwrap_or_else(|| entry.file.clone());
     let field = if transform.file.is_some() { String::new() } else { "transform".to_owned() };
     let statements = match DFParser::parse_sql(&transform.sql) {
         Ok(statements) => statements,
