@@ -421,3 +421,21 @@ fn skeleton_validates_and_applies() {
     "#]]
     .assert_eq(&query_csv(&dir, "SELECT * FROM example.greetings ORDER BY id"));
 }
+
+#[test]
+fn up_creates_applies_and_tours_the_example_mesh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let output = meshwork(tmp.path(), &["up", dir.to_str().unwrap(), "--orders", "1500"]);
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("created the example mesh"), "{out}");
+    assert!(out.contains("7 published, 0 unchanged, 0 failed"), "{out}");
+    assert!(out.contains("-- Revenue by region in 2025"), "{out}");
+    assert!(out.contains("| finance   | revenue_by_region |"), "{out}");
+    // Progress bars are hidden when standard error is not a terminal.
+    assert_eq!(stderr(&output), "");
+    // A second `up` reuses the mesh and rebuilds nothing.
+    let again = meshwork(tmp.path(), &["up", dir.to_str().unwrap()]);
+    assert!(stdout(&again).contains("0 published, 7 unchanged, 0 failed"), "{}", stdout(&again));
+}
