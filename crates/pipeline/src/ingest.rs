@@ -96,7 +96,8 @@ pub fn read_csv_text(path: &Path, display: &str, header: bool, delimiter: char, 
         .map_err(|e| read_error(display, e))?;
     let mut batches = Vec::new();
     for batch in csv {
-        batches.push(batch.map_err(|e| read_error(display, csv_error(e, header)))?);
+        // Arrow's CSV errors count lines of the file, header included, as an editor does.
+        batches.push(batch.map_err(|e| read_error(display, e))?);
     }
     let batch = concat_batches(&schema, &batches).map_err(|e| read_error(display, e))?;
     let columns: Vec<ArrayRef> = batch
@@ -109,12 +110,6 @@ pub fn read_csv_text(path: &Path, display: &str, header: bool, delimiter: char, 
         })
         .collect();
     RecordBatch::try_new(schema, columns).map_err(|e| read_error(display, e))
-}
-
-/// Arrow's CSV errors count lines from the first data row; say it in the user's terms.
-fn csv_error(err: arrow::error::ArrowError, header: bool) -> String {
-    let text = err.to_string();
-    if header { format!("{text} (line numbers in this message do not count the header)") } else { text }
 }
 
 /// Reads a newline-delimited JSON file, inferring types from every record.

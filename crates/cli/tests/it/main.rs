@@ -209,6 +209,10 @@ fn bad_source_data_fails_with_file_row_and_column_and_keeps_the_previous_version
             "error: sales.orders: data/orders.csv: row 3 (line 4): column `order_id` is NULL but the contract declares it `nullable: false` (1 NULL rows in all)",
         ),
         (
+            ORDERS_CSV.replace("2,bob,,20.00", "2,bob,,20.00,surplus"),
+            "error: sales.orders: data/orders.csv: cannot read input: Csv error: incorrect number of fields for line 3, expected 5 got 6",
+        ),
+        (
             "order_id,customer,amount,placed_at\n1,alice,10.50,2025-03-01T10:00:00Z\n".to_owned(),
             "error: sales.orders: data/orders.csv: missing column `campaign` required by the contract (found `order_id`, `customer`, `amount`, `placed_at`)",
         ),
@@ -354,7 +358,11 @@ fn query_results_in_every_format() {
 #[test]
 fn product_list_and_show_describe_published_products() {
     let (_tmp, dir) = tiny_mesh();
+    // The data directory is configurable in mesh.yaml.
+    write(&dir, "mesh.yaml", "name: tiny\nstorage:\n  data_dir: warehouse\n");
     ok(&dir, &["apply"]);
+    assert!(dir.join("warehouse/sales/orders/_delta_log/00000000000000000000.json").is_file());
+    assert!(!dir.join(".meshwork/data").exists());
     let list: serde_json::Value = serde_json::from_str(&ok(&dir, &["product", "list", "--format", "json"])).unwrap();
     let names: Vec<(&str, i64)> =
         list.as_array().unwrap().iter().map(|p| (p["product"].as_str().unwrap(), p["rows"].as_i64().unwrap())).collect();
