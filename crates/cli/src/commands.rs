@@ -233,7 +233,7 @@ pub async fn product_show(dir: &Path, name: &str, format: ReportFormat) -> anyho
         return Ok(());
     }
     let d = &descriptor;
-    println!("{id}  v{}  ({:?})", d.version, d.status);
+    println!("{id}  v{}  ({})", d.version, d.status.as_str());
     if let Some(title) = &d.title {
         println!("{title}");
     }
@@ -257,7 +257,7 @@ pub async fn product_show(dir: &Path, name: &str, format: ReportFormat) -> anyho
                 format!("  {}", c.name),
                 c.data_type.to_string(),
                 if c.nullable { "null".into() } else { "not null".into() },
-                c.classification.map(|k| format!("{k:?}").to_lowercase()).unwrap_or_else(|| "-".into()),
+                c.classification.map(|k| k.as_str().to_owned()).unwrap_or_else(|| "-".into()),
                 c.description.clone().unwrap_or_default(),
             ]
         })

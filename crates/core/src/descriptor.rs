@@ -142,6 +142,29 @@ pub enum ProductStatus {
     Deprecated,
 }
 
+impl ProductStatus {
+    /// The keyword used in `product.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductStatus::Draft => "draft",
+            ProductStatus::Active => "active",
+            ProductStatus::Deprecated => "deprecated",
+        }
+    }
+}
+
+impl Classification {
+    /// The keyword used in `product.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Classification::Public => "public",
+            Classification::Internal => "internal",
+            Classification::Confidential => "confidential",
+            Classification::Pii => "pii",
+        }
+    }
+}
+
 /// A named input of a product; the transform sees it as a table of that name.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputPort {

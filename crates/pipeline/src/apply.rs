@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use meshwork_catalog::{CatalogStore, DomainRecord, ProductRecord, Publication, VersionRecord};
-use meshwork_core::descriptor::ProductStatus;
 use meshwork_core::id::ProductId;
 use meshwork_core::mesh::descriptor_hash;
 use meshwork_storage::ProductStore;
@@ -80,14 +79,6 @@ pub trait ApplyObserver: Sync {
 pub struct SilentObserver;
 
 impl ApplyObserver for SilentObserver {}
-
-fn status_name(status: ProductStatus) -> &'static str {
-    match status {
-        ProductStatus::Draft => "draft",
-        ProductStatus::Active => "active",
-        ProductStatus::Deprecated => "deprecated",
-    }
-}
 
 /// Builds and publishes every product of `mesh` whose descriptor or input data changed since its
 /// current version, in dependency order. A failed product keeps its previous version and blocks
@@ -181,7 +172,7 @@ async fn publish_product(
             title: descriptor.title.clone(),
             description: descriptor.description.clone(),
             owner: descriptor.owner.clone(),
-            status: status_name(descriptor.status).to_owned(),
+            status: descriptor.status.as_str().to_owned(),
             tags: descriptor.tags.clone(),
             descriptor_json: serde_json::to_string(descriptor).expect("descriptors serialize"),
             descriptor_hash: hash,
