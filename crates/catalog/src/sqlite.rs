@@ -1,7 +1,6 @@
 //! SQLite adapter of the catalog: the embedded default, one file in `.meshwork/`.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use meshwork_core::id::{DomainName, ProductId};
@@ -76,17 +75,6 @@ impl SqliteCatalog {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         Self::connect(options, location).await
-    }
-
-    /// Opens a `sqlite:` URL.
-    pub async fn open_url(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| CatalogError::Open { location: url.to_owned(), source })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        Self::connect(options, url.to_owned()).await
     }
 
     async fn connect(options: SqliteConnectOptions, location: String) -> Result<Self> {

@@ -48,7 +48,13 @@ impl MeshHome {
     /// Opens the metadata store named in `mesh.yaml` (embedded SQLite by default).
     pub async fn open_catalog(&self) -> Result<Arc<dyn CatalogStore>, PipelineError> {
         let catalog = match &self.config.metadata_url {
-            Some(url) if url.starts_with("sqlite:") => SqliteCatalog::open_url(url).await?,
+            // A relative SQLite path is relative to the mesh repository, not to the working
+            // directory, so `meshwork -C DIR` finds the same catalog from anywhere.
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = path.split('?').next().unwrap_or(path);
+                SqliteCatalog::open(&self.root.join(path)).await?
+            }
             Some(url) => {
                 return Err(PipelineError::Catalog(meshwork_catalog::CatalogError::Unsupported(url.clone())));
             }

@@ -359,8 +359,9 @@ fn query_results_in_every_format() {
 fn product_list_and_show_describe_published_products() {
     let (_tmp, dir) = tiny_mesh();
     // The data directory is configurable in mesh.yaml.
-    write(&dir, "mesh.yaml", "name: tiny\nstorage:\n  data_dir: warehouse\n");
+    write(&dir, "mesh.yaml", "name: tiny\nstorage:\n  data_dir: warehouse\nmetadata:\n  url: sqlite:state/meta.db\n");
     ok(&dir, &["apply"]);
+    assert!(dir.join("state/meta.db").is_file(), "a relative SQLite path is relative to the mesh repository");
     assert!(dir.join("warehouse/sales/orders/_delta_log/00000000000000000000.json").is_file());
     assert!(!dir.join(".meshwork/data").exists());
     let list: serde_json::Value = serde_json::from_str(&ok(&dir, &["product", "list", "--format", "json"])).unwrap();
