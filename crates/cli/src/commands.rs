@@ -157,8 +157,8 @@ pub async fn query(dir: &Path, sql: &str, format: ResultFormat, output: Option<&
     let home = open_home(dir)?;
     let catalog = home.open_catalog().await?;
     let session = QuerySession::open(catalog.as_ref()).await?;
-    let batches = session.collect(sql).await?;
-    write_results(&batches, format, output)
+    let (schema, batches) = session.collect(sql).await?;
+    write_results(&schema, &batches, format, output)
 }
 
 fn parse_product_id(name: &str, known: &[ProductId]) -> anyhow::Result<ProductId> {
@@ -293,8 +293,8 @@ pub async fn up(dir: &Path, orders: usize) -> anyhow::Result<()> {
     ];
     for (title, sql) in tour {
         println!("-- {title}\n-- meshwork query \"{sql}\"");
-        let batches = session.collect(sql).await?;
-        write_results(&batches, ResultFormat::Table, None)?;
+        let (schema, batches) = session.collect(sql).await?;
+        write_results(&schema, &batches, ResultFormat::Table, None)?;
         println!();
     }
     println!("Try your own: meshwork -C {} query \"SELECT * FROM sales.orders LIMIT 5\"", dir.display());

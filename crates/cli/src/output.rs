@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use meshwork_core::diagnostic::Diagnostic;
 use meshwork_pipeline::{ApplyReport, ProductOutcome};
@@ -127,14 +128,44 @@ pub fn apply_json(report: &ApplyReport) -> serde_json::Value {
     serde_json::json!({ "ok": !report.failed(), "seconds": report.elapsed.as_secs_f64(), "products": products })
 }
 
-/// Writes query results in `format` to `output` or standard output.
-pub fn write_results(batches: &[RecordBatch], format: ResultFormat, output: Option<&Path>) -> anyhow::Result<()> {
-    let mut sink: Box<dyn Write + Send> = match output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    };
+/// Writes query results in `format` to `output` or standard output. A file is written under a
+/// temporary name and renamed when complete, so a failed query never leaves a truncated file.
+pub fn write_results(schema: &SchemaRef, batches: &[RecordBatch], format: ResultFormat, output: Option<&Path>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        format != ResultFormat::Parquet || output.is_some(),
+        "`--format parquet` writes binary data; add `--output FILE.parquet`"
+    );
+    // An empty result still has columns: write them as a header or schema.
+    let empty = [RecordBatch::new_empty(schema.clone())];
+    let batches = if batches.is_empty() { &empty[..] } else { batches };
+    match output {
+        None => {
+            let mut sink = std::io::BufWriter::new(std::io::stdout());
+            encode(schema, batches, format, &mut sink)?;
+            sink.flush()?;
+        }
+        Some(path) => {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let partial = path.with_file_name(format!(".{name}.partial"));
+            let result = std::fs::File::create(&partial)
+                .with_context(|| format!("cannot create `{}`", partial.display()))
+                .and_then(|file| {
+                    let mut sink = std::io::BufWriter::new(file);
+                    encode(schema, batches, format, &mut sink)?;
+                    sink.flush()?;
+                    Ok(())
+                });
+            if let Err(err) = result {
+                let _ = std::fs::remove_file(&partial);
+                return Err(err);
+            }
+            std::fs::rename(&partial, path).with_context(|| format!("cannot write `{}`", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn encode<W: Write + Send>(schema: &SchemaRef, batches: &[RecordBatch], format: ResultFormat, sink: &mut W) -> anyhow::Result<()> {
     match format {
         ResultFormat::Table => {
             let table = datafusion::arrow::util::pretty::pretty_format_batches(batches)?;
@@ -143,13 +174,13 @@ pub fn write_results(batches: &[RecordBatch], format: ResultFormat, output: Opti
             writeln!(sink, "{rows} row{}", if rows == 1 { "" } else { "s" })?;
         }
         ResultFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
+            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *sink);
             for batch in batches {
                 writer.write(batch)?;
             }
         }
         ResultFormat::Json => {
-            let mut writer = arrow::json::ArrayWriter::new(&mut sink);
+            let mut writer = arrow::json::ArrayWriter::new(&mut *sink);
             let refs: Vec<&RecordBatch> = batches.iter().collect();
             writer.write_batches(&refs)?;
             writer.finish()?;
@@ -157,18 +188,12 @@ pub fn write_results(batches: &[RecordBatch], format: ResultFormat, output: Opti
             writeln!(sink)?;
         }
         ResultFormat::Parquet => {
-            anyhow::ensure!(output.is_some(), "`--format parquet` writes binary data; add `--output FILE.parquet`");
-            let schema = match batches.first() {
-                Some(batch) => batch.schema(),
-                None => std::sync::Arc::new(datafusion::arrow::datatypes::Schema::empty()),
-            };
-            let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(&mut sink, schema, None)?;
+            let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(&mut *sink, schema.clone(), None)?;
             for batch in batches {
                 writer.write(batch)?;
             }
             writer.close()?;
         }
     }
-    sink.flush()?;
     Ok(())
 }

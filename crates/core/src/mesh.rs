@@ -130,6 +130,14 @@ impl MeshRepo {
                     Some(format!("rename the directory to `{}` or set `name: {}`", p.name, entry.dir_name)),
                 ));
             }
+            if p.inputs.is_empty() && p.transform.is_none() {
+                out.push(entry.diagnostic(
+                    DiagnosticCode::MissingField,
+                    "inputs",
+                    "a product without a transform needs exactly one input".into(),
+                    Some("add an input, or a `transform` that computes the rows".into()),
+                ));
+            }
             if p.inputs.len() > 1 && p.transform.is_none() {
                 out.push(entry.diagnostic(
                     DiagnosticCode::MissingField,

@@ -109,10 +109,13 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
         && let Some(metadata) = d.mapping(node, "metadata", &["url"])
     {
         metadata_url = d.parsed(metadata, "metadata", "url", None, DiagnosticCode::InvalidValue, |url| {
-            if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            if url.starts_with("sqlite:") {
                 Ok(url.to_owned())
             } else {
-                Err((format!("unsupported metadata store `{url}`"), Some("use `sqlite:PATH` (e.g. `sqlite:.meshwork/catalog.db`)".into())))
+                Err((
+                    format!("unsupported metadata store `{url}`"),
+                    Some("this version stores metadata in SQLite: use `sqlite:PATH` (e.g. `sqlite:.meshwork/catalog.db`) or omit `metadata`".into()),
+                ))
             }
         });
     }
@@ -379,6 +382,7 @@ fn file_source(d: &mut Decoder<'_>, node: &Node, field: &str) -> Option<InputSou
 
 fn transform(d: &mut Decoder<'_>, map: &MarkedMappingNode) -> Option<Transform> {
     let node = Decoder::get(map, "transform")?;
+    d.mark("transform", node);
     if let Some(scalar) = node.as_scalar() {
         let text = scalar.as_str().trim();
         // A single word ending in `.sql` names a file; anything else is inline SQL.
@@ -440,7 +444,7 @@ fn contract(d: &mut Decoder<'_>, node: &Node) -> Option<Contract> {
         let description = d.text(c, &field, "description");
         let classification = d.choice(c, &field, "classification", None, CLASSIFICATIONS);
         if let Some(name) = &name
-            && columns.iter().any(|existing| &existing.name == name)
+            && named.iter().any(|existing| &existing.name == name)
         {
             d.report(
                 DiagnosticCode::Duplicate,

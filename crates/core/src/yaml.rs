@@ -140,12 +140,17 @@ impl<'f> Decoder<'f> {
         node
     }
 
-    /// Checks that `node` is a scalar.
-    pub(crate) fn scalar<'n>(&mut self, node: &'n Node, field: &str, expected: &str) -> Option<&'n MarkedScalarNode> {
-        let scalar = node.as_scalar();
+    /// Records where `field` sits, for diagnostics raised after parsing.
+    pub(crate) fn mark(&mut self, field: &str, node: &Node) {
         if let Some(start) = node.span().start() {
             self.positions.0.insert(field.to_owned(), (start.line(), start.column()));
         }
+    }
+
+    /// Checks that `node` is a scalar.
+    pub(crate) fn scalar<'n>(&mut self, node: &'n Node, field: &str, expected: &str) -> Option<&'n MarkedScalarNode> {
+        let scalar = node.as_scalar();
+        self.mark(field, node);
         if scalar.is_none() {
             let found = if node.as_mapping().is_some() { "a mapping" } else { "a list" };
             self.report(DiagnosticCode::InvalidValue, node.span(), field, format!("expected {expected}, found {found}"), None);
@@ -221,6 +226,7 @@ impl<'f> Decoder<'f> {
     pub(crate) fn list<'n>(&mut self, map: &'n MarkedMappingNode, path: &str, key: &str) -> Vec<(String, &'n Node)> {
         let field = join(path, key);
         let Some(node) = Self::get(map, key) else { return Vec::new() };
+        self.mark(&field, node);
         match node.as_sequence() {
             Some(items) => items.iter().enumerate().map(|(i, item)| (format!("{field}[{i}]"), item)).collect(),
             None => {

@@ -86,18 +86,40 @@ async fn read_file(mesh: &LoadedMesh, source: &InputSource, file: PathBuf) -> Re
     let display = file.strip_prefix(&mesh.root).unwrap_or(&file).display().to_string();
     let source = source.clone();
     tokio::task::spawn_blocking(move || {
-        let (batch, header) = match &source {
+        let (batch, lines_before) = match &source {
             InputSource::Csv { header, delimiter, null_values, .. } => {
-                (read_csv_text(&file, &display, *header, *delimiter, null_values)?, *header)
+                (read_csv_text(&file, &display, *header, *delimiter, null_values)?, Some(usize::from(*header)))
             }
-            InputSource::Ndjson { .. } => (read_ndjson(&file, &display)?, false),
-            InputSource::Parquet { .. } => (read_parquet(&file, &display)?, false),
+            InputSource::Ndjson { .. } => (read_ndjson(&file, &display)?, None),
+            InputSource::Parquet { .. } => (read_parquet(&file, &display)?, None),
             InputSource::Product { .. } => unreachable!("products are not files"),
         };
-        Ok((Provenance::File { path: display, header }, batch))
+        Ok((Provenance::File { path: display, lines_before }, batch))
     })
     .await
     .map_err(|e| PipelineError::Internal(e.to_string()))?
+}
+
+/// Names the columns of a headerless CSV file after the contract's columns, in order.
+fn name_like_contract(batch: RecordBatch, contract: &meshwork_core::descriptor::Contract, provenance: &Provenance) -> Result<RecordBatch, PipelineError> {
+    if batch.num_columns() != contract.columns.len() {
+        return Err(PipelineError::Read {
+            file: provenance.describe(),
+            message: format!(
+                "the file has {} columns and no header, the contract declares {}; headerless files map columns to the contract by position",
+                batch.num_columns(),
+                contract.columns.len()
+            ),
+        });
+    }
+    let fields: Vec<arrow::datatypes::Field> = contract
+        .columns
+        .iter()
+        .zip(batch.schema().fields())
+        .map(|(c, f)| arrow::datatypes::Field::new(&c.name, f.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), batch.columns().to_vec())
+        .map_err(|e| PipelineError::Internal(e.to_string()))
 }
 
 /// Opens the published version of `product` that the catalog names.
@@ -122,7 +144,10 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
             let pattern = input.source.path().expect("file source");
             let files = expand_glob(&mesh.root, pattern).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
             for file in files {
-                let (provenance, batch) = read_file(mesh, &input.source, file).await?;
+                let (provenance, mut batch) = read_file(mesh, &input.source, file).await?;
+                if matches!(input.source, InputSource::Csv { header: false, .. }) {
+                    batch = name_like_contract(batch, contract, &provenance)?;
+                }
                 batches.push(conform(&batch, contract, &provenance, 0)?);
             }
         }
@@ -139,9 +164,23 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                         let pattern = source.path().expect("file source");
                         let files = expand_glob(&mesh.root, pattern)
                             .map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
-                        let mut parts = Vec::new();
+                        let mut parts: Vec<RecordBatch> = Vec::new();
                         for file in files {
                             let (provenance, batch) = read_file(mesh, source, file).await?;
+                            // Files of one glob are stacked by column name: they must agree.
+                            if let Some(first) = parts.first() {
+                                let names = |b: &RecordBatch| b.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
+                                if names(first) != names(&batch) {
+                                    return Err(PipelineError::Read {
+                                        file: provenance.describe(),
+                                        message: format!(
+                                            "columns {} differ from {} in the first file matching `{pattern}`; files of one input must have the same columns in the same order",
+                                            names(&batch).join(", "),
+                                            names(first).join(", ")
+                                        ),
+                                    });
+                                }
+                            }
                             let batch = match source {
                                 InputSource::Csv { .. } => type_like_contract(&batch, contract, &provenance)?,
                                 _ => batch,

@@ -16,12 +16,13 @@ use crate::PipelineError;
 /// Where a batch of rows came from, for messages about bad values.
 #[derive(Debug, Clone)]
 pub enum Provenance {
-    /// A data file; `header` shifts line numbers by one.
+    /// A data file.
     File {
         /// Path relative to the mesh repository.
         path: String,
-        /// Whether the file starts with a header line.
-        header: bool,
+        /// For line-oriented text files (CSV), the number of lines before the first row (the
+        /// header); `None` where rows are not lines (NDJSON may skip blank lines, Parquet has none).
+        lines_before: Option<usize>,
     },
     /// The result of the product's transform.
     Transform {
@@ -37,8 +38,8 @@ impl Provenance {
     pub fn locate(&self, index: usize) -> String {
         let row = index + 1;
         match self {
-            Provenance::File { path, header: true } => format!("{path}: row {row} (line {})", row + 1),
-            Provenance::File { path, header: false } => format!("{path}: row {row} (line {row})"),
+            Provenance::File { path, lines_before: Some(before) } => format!("{path}: row {row} (line {})", row + before),
+            Provenance::File { path, lines_before: None } => format!("{path}: row {row}"),
             Provenance::Transform { origin } => format!("{origin}: result row {row}"),
             Provenance::Product(id) => format!("product `{id}`: row {row}"),
         }
@@ -151,7 +152,14 @@ pub fn infer_text_types(batch: &RecordBatch, keep: &[&str]) -> Result<RecordBatc
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         let mut chosen = column.clone();
         if column.data_type() == &DataType::Utf8 && column.null_count() < column.len() && !keep.contains(&field.name().as_str()) {
+            let strings = column.as_any().downcast_ref::<StringArray>().expect("text columns");
+            // Arrow's date parser also accepts (and truncates) date-times: a date column is one
+            // whose every value is a bare `YYYY-MM-DD`.
+            let plain_dates = strings.iter().flatten().all(|v| v.len() == 10);
             for candidate in &candidates {
+                if candidate == &DataType::Date32 && !plain_dates {
+                    continue;
+                }
                 let cast = cast_with_options(column, candidate, &options)?;
                 if cast.null_count() == column.null_count() {
                     chosen = cast;

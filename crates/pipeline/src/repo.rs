@@ -170,6 +170,7 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
                 positions: located.positions,
                 descriptor: located.value,
             };
+            diagnostics.extend(crate::validate::check_transform(&entry));
             let id = entry.descriptor.id();
             if let Some(previous) = products.get(&id) {
                 let previous: &ProductEntry = previous;
@@ -183,8 +184,19 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
             products.insert(id, entry);
         }
     }
-    let Some(config) = config else { return Err(diagnostics) };
+    // Cross-file checks run even when `mesh.yaml` is broken: they do not read it.
+    let config_ok = config.is_some();
+    let config = config.unwrap_or_else(|| MeshConfig {
+        name: String::new(),
+        description: None,
+        data_dir: meshwork_core::descriptor::DEFAULT_DATA_DIR.to_owned(),
+        metadata_url: None,
+        server: Default::default(),
+        policies: Default::default(),
+    });
     let repo = MeshRepo { config, domains, products, unparsed };
     diagnostics.extend(repo.check());
-    if diagnostics.is_empty() { Ok(LoadedMesh { root, repo }) } else { Err(diagnostics) }
+    // Report in reading order: by file, then by position.
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    if diagnostics.is_empty() && config_ok { Ok(LoadedMesh { root, repo }) } else { Err(diagnostics) }
 }

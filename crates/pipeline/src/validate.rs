@@ -8,19 +8,21 @@ use meshwork_core::mesh::ProductEntry;
 
 use crate::repo::{LoadedMesh, load_mesh};
 
+
 /// Loads the repository at `root` and checks descriptors, references, cycles, input files and
-/// transform SQL. Returns the loaded mesh, or every problem found.
+/// transform SQL, all in one pass. Returns the loaded mesh, or every problem found.
 pub fn validate(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
-    let mesh = load_mesh(root)?;
-    let diagnostics: Vec<Diagnostic> = mesh.repo.products.values().flat_map(check_transform).collect();
-    if diagnostics.is_empty() { Ok(mesh) } else { Err(diagnostics) }
+    load_mesh(root)
 }
 
 /// Parses the transform SQL and checks that it reads only the product's input ports.
-fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
+pub(crate) fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
     let Some(transform) = &entry.descriptor.transform else { return Vec::new() };
     let file = entry.transform_file().unwrap_or_else(|| entry.file.clone());
-    let field = if transform.file.is_some() { String::new() } else { "transform".to_owned() };
+    let inline = transform.file.is_none();
+    let field = if inline { "transform".to_owned() } else { String::new() };
+    // Inline SQL is located at the `transform` field; positions inside it are in the message.
+    let inline_position = if inline { entry.positions.locate("transform") } else { None };
     let statements = match DFParser::parse_sql(&transform.sql) {
         Ok(statements) => statements,
         Err(err) => {
@@ -30,7 +32,9 @@ fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
             };
             let mut d = Diagnostic::new(DiagnosticCode::InvalidValue, &file, format!("invalid SQL: {}", message.trim_start_matches("sql parser error: ")))
                 .field(&field);
-            if let Some((line, column)) = sql_position(&message) {
+            // The parser gives no position when the SQL ends too early: point at its end.
+            let end_of_sql = || message.contains("found: EOF").then(|| end_position(&transform.sql));
+            if let Some((line, column)) = inline_position.or_else(|| sql_position(&message)).or_else(end_of_sql) {
                 d = d.at(line, column);
             }
             return vec![d];
@@ -55,15 +59,34 @@ fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
                         one_of(ports.iter().copied())
                     ),
                 };
-                out.push(
-                    Diagnostic::new(DiagnosticCode::MissingReference, &file, format!("table `{name}` is not an input of this product"))
-                        .field(&field)
-                        .hint(hint),
-                );
+                let mut d = Diagnostic::new(DiagnosticCode::MissingReference, &file, format!("table `{name}` is not an input of this product"))
+                    .field(&field)
+                    .hint(hint);
+                if let Some((line, column)) = inline_position.or_else(|| find_in_sql(&transform.sql, &name)) {
+                    d = d.at(line, column);
+                }
+                out.push(d);
             }
         }
     }
     out
+}
+
+/// The 1-based line and column of the first occurrence of `needle` in `sql`.
+fn find_in_sql(sql: &str, needle: &str) -> Option<(usize, usize)> {
+    let offset = sql.find(needle)?;
+    let before = &sql[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, column))
+}
+
+/// The 1-based line and column just after the last character of `sql`, ignoring trailing blanks.
+fn end_position(sql: &str) -> (usize, usize) {
+    let trimmed = sql.trim_end();
+    let line = trimmed.matches('\n').count() + 1;
+    let column = trimmed.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// Extracts `Line: L, Column: C` from a sqlparser message.

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::error::DataFusionError;
@@ -118,8 +119,11 @@ impl QuerySession {
         Ok(self.ctx.sql_with_options(sql, options).await?)
     }
 
-    /// Runs a read-only SQL statement and collects its result.
-    pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
-        Ok(self.sql(sql).await?.collect().await?)
+    /// Runs a read-only SQL statement and collects its result with its schema (which an empty
+    /// result still has).
+    pub async fn collect(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+        let frame = self.sql(sql).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        Ok((schema, frame.collect().await?))
     }
 }

@@ -267,10 +267,11 @@ fn validate_reports_every_error_at_once_as_text_and_json() {
     let output = meshwork(&dir, &["validate"]);
     assert_eq!(output.status.code(), Some(3));
     expect![[r#"
+        error: domains/marketing/products/roi/product.yaml:6:30: inputs[1].product: product `sales.ordrs` does not exist (hint: did you mean `sales.orders`?)
+        error: domains/marketing/products/roi/transform.sql:1:33: invalid SQL: Expected: an expression, found: EOF
         error: domains/sales/products/orders/product.yaml:4:1: ownr: unknown field `ownr` (hint: did you mean `owner`?)
         error: domains/sales/products/orders/product.yaml:11:31: contract.columns[0].type: unknown type `bigit`, expected one of `boolean`, `tinyint`, `smallint`, `int`, `bigint`, `float`, `double`, `decimal(p,s)`, `string`, `binary`, `date` or `timestamp` (hint: did you mean `bigint`?)
-        error: domains/marketing/products/roi/product.yaml:6:30: inputs[1].product: product `sales.ordrs` does not exist (hint: did you mean `sales.orders`?)
-        3 errors found
+        4 errors found
     "#]]
     .assert_eq(&stderr(&output));
 
@@ -279,11 +280,11 @@ fn validate_reports_every_error_at_once_as_text_and_json() {
     let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(report["valid"], false);
     let codes: Vec<&str> = report["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
-    assert_eq!(codes, ["unknown_field", "invalid_value", "missing_reference"]);
-    assert_eq!(report["errors"][0]["line"], 4);
-    assert_eq!(report["errors"][1]["field"], "contract.columns[0].type");
+    assert_eq!(codes, ["missing_reference", "invalid_value", "unknown_field", "invalid_value"]);
+    assert_eq!(report["errors"][2]["line"], 4);
+    assert_eq!(report["errors"][3]["field"], "contract.columns[0].type");
 
-    // Once the descriptors are fixed, the transform's SQL is checked too.
+    // SQL is checked in the same run as the descriptors, and on its own.
     let (_tmp2, dir) = tiny_mesh();
     write(&dir, "domains/marketing/products/roi/transform.sql", "SELECT code FROM campaigns WHERE");
     let output = meshwork(&dir, &["validate"]);
@@ -338,6 +339,20 @@ fn query_results_in_every_format() {
     let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file).unwrap();
     use datafusion::parquet::file::reader::FileReader;
     assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
+
+    // An empty result keeps its columns in every format.
+    let none = "SELECT order_id, customer FROM sales.orders WHERE amount < 0";
+    assert_eq!(ok(&dir, &["query", none, "--format", "csv"]), "order_id,customer\n");
+    assert_eq!(ok(&dir, &["query", none, "--format", "json"]), "[]\n");
+    let empty_parquet = tmp.path().join("empty.parquet");
+    ok(&dir, &["query", none, "--format", "parquet", "--output", empty_parquet.to_str().unwrap()]);
+    let reader = datafusion::parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&empty_parquet).unwrap()).unwrap();
+    assert_eq!(reader.metadata().file_metadata().schema_descr().num_columns(), 2);
+    // A failed query leaves no output file behind.
+    let failed = tmp.path().join("failed.csv");
+    let output = meshwork(&dir, &["query", "SELECT 1/0", "--format", "csv", "--output", failed.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!failed.exists());
 
     // Projections and filters reach the Parquet scan of the Delta table.
     let plan = ok(&dir, &["query", "EXPLAIN SELECT customer, amount FROM sales.orders WHERE amount > 15", "--format", "csv"]);

@@ -110,3 +110,78 @@ async fn a_glob_that_matches_nothing_is_a_validation_error() {
         "domains/shop/products/p/product.yaml:5:45: inputs[0].source.path: no file matches `data/missing/*.csv` (hint: paths are relative to the mesh repository root; globs like `data/orders/*.csv` are allowed)"
     );
 }
+
+fn one_product_mesh(dir: &Path, product_yaml: &str) {
+    write(dir, "mesh.yaml", "name: m\n");
+    write(dir, "domains/shop/domain.yaml", "name: shop\n");
+    write(dir, "domains/shop/products/p/product.yaml", product_yaml);
+}
+
+async fn build(dir: &Path) -> Result<meshwork_pipeline::BuiltProduct, meshwork_pipeline::PipelineError> {
+    let mesh = load_mesh(dir).unwrap_or_else(|d| panic!("{d:#?}"));
+    let catalog = SqliteCatalog::open(&dir.join(".meshwork/catalog.db")).await.unwrap();
+    build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog).await
+}
+
+#[tokio::test]
+async fn headerless_csv_maps_columns_by_position_and_datetimes_keep_their_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "data/a.csv", "1,2025-01-02T10:30:00Z\n2,2025-01-03T23:59:59Z\n");
+    one_product_mesh(
+        dir,
+        "name: p\ndomain: shop\nversion: 1.0.0\ninputs:\n  - { name: raw, source: { kind: csv, path: data/a.csv, header: false } }\ncontract:\n  columns:\n    - { name: id, type: bigint }\n    - { name: at, type: timestamp }\n",
+    );
+    let built = build(dir).await.unwrap();
+    expect_test::expect![[r#"
+        +----+----------------------+
+        | id | at                   |
+        +----+----------------------+
+        | 1  | 2025-01-02T10:30:00Z |
+        | 2  | 2025-01-03T23:59:59Z |
+        +----+----------------------+"#]]
+    .assert_eq(&pretty_format_batches(&built.batches).unwrap().to_string());
+
+    // In a transform, a date-time column not named in the contract is inferred as a timestamp,
+    // not truncated to a date.
+    write(dir, "data/b.csv", "ts,day\n2025-01-02T10:30:00Z,2025-01-02\n");
+    one_product_mesh(
+        dir,
+        "name: p\ndomain: shop\nversion: 1.0.0\ninputs:\n  - { name: raw, source: { kind: csv, path: data/b.csv } }\ntransform: SELECT ts AS seen_at, day + INTERVAL '1 day' AS next_day FROM raw\ncontract:\n  columns:\n    - { name: seen_at, type: timestamp }\n    - { name: next_day, type: date }\n",
+    );
+    expect_test::expect![[r#"
+        +----------------------+------------+
+        | seen_at              | next_day   |
+        +----------------------+------------+
+        | 2025-01-02T10:30:00Z | 2025-01-03 |
+        +----------------------+------------+"#]]
+    .assert_eq(&pretty_format_batches(&build(dir).await.unwrap().batches).unwrap().to_string());
+}
+
+#[tokio::test]
+async fn files_of_one_glob_must_agree_on_their_columns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "data/part-1.csv", "id,name\n1,a\n");
+    write(dir, "data/part-2.csv", "name,id\nb,2\n");
+    one_product_mesh(
+        dir,
+        "name: p\ndomain: shop\nversion: 1.0.0\ninputs:\n  - { name: raw, source: { kind: csv, path: \"data/part-*.csv\" } }\ntransform: SELECT id FROM raw\ncontract:\n  columns: [{ name: id, type: bigint }]\n",
+    );
+    let err = build(dir).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "data/part-2.csv: cannot read input: columns name, id differ from id, name in the first file matching `data/part-*.csv`; files of one input must have the same columns in the same order"
+    );
+}
+
+#[tokio::test]
+async fn a_product_without_inputs_needs_a_transform() {
+    let tmp = tempfile::tempdir().unwrap();
+    one_product_mesh(tmp.path(), "name: p\ndomain: shop\nversion: 1.0.0\ninputs: []\ncontract:\n  columns: [{ name: id, type: bigint }]\n");
+    let diagnostics = load_mesh(tmp.path()).unwrap_err();
+    assert_eq!(
+        diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["domains/shop/products/p/product.yaml:4:9: inputs: a product without a transform needs exactly one input (hint: add an input, or a `transform` that computes the rows)"]
+    );
+}
