@@ -86,6 +86,14 @@ impl Diagnostic {
         self
     }
 
+    /// Sets the line and column when they are known.
+    pub fn at_position(self, position: Option<(usize, usize)>) -> Self {
+        match position {
+            Some((line, column)) => self.at(line, column),
+            None => self,
+        }
+    }
+
     /// Sets the field path.
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = field.into();

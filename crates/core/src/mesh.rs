@@ -63,10 +63,7 @@ impl ProductEntry {
     }
 
     fn diagnostic(&self, code: DiagnosticCode, field: &str, message: String, hint: Option<String>) -> Diagnostic {
-        let mut diagnostic = Diagnostic::new(code, &self.file, message).field(field);
-        if let Some((line, column)) = self.positions.locate(field) {
-            diagnostic = diagnostic.at(line, column);
-        }
+        let mut diagnostic = Diagnostic::new(code, &self.file, message).field(field).at_position(self.positions.locate(field));
         diagnostic.hint = hint;
         diagnostic
     }
@@ -78,17 +75,16 @@ impl MeshRepo {
         let mut out = Vec::new();
         for domain in self.domains.values() {
             if domain.descriptor.name.as_str() != domain.dir_name {
-                let mut d = Diagnostic::new(
-                    DiagnosticCode::InvalidValue,
-                    &domain.file,
-                    format!("domain `{}` sits in directory `domains/{}`", domain.descriptor.name, domain.dir_name),
-                )
-                .field("name")
-                .hint(format!("rename the directory to `domains/{}` or set `name: {}`", domain.descriptor.name, domain.dir_name));
-                if let Some((line, column)) = domain.positions.locate("name") {
-                    d = d.at(line, column);
-                }
-                out.push(d);
+                out.push(
+                    Diagnostic::new(
+                        DiagnosticCode::InvalidValue,
+                        &domain.file,
+                        format!("domain `{}` sits in directory `domains/{}`", domain.descriptor.name, domain.dir_name),
+                    )
+                    .field("name")
+                    .at_position(domain.positions.locate("name"))
+                    .hint(format!("rename the directory to `domains/{}` or set `name: {}`", domain.descriptor.name, domain.dir_name)),
+                );
             }
         }
         let known: Vec<String> = self.products.keys().chain(&self.unparsed).map(ProductId::to_string).collect();

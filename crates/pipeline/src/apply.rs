@@ -112,11 +112,8 @@ pub async fn apply(
         observer.started(&id);
         let product_started = Instant::now();
         let outcome = match publish_product(mesh, &id, catalog, store, observer).await {
-            Ok(Some(version)) => ProductOutcome::Published { version, elapsed: product_started.elapsed() },
-            Ok(None) => {
-                let version = catalog.current_version(&id).await?.expect("unchanged products have a version");
-                ProductOutcome::Unchanged { version }
-            }
+            Ok(Publish::New(version)) => ProductOutcome::Published { version, elapsed: product_started.elapsed() },
+            Ok(Publish::Unchanged(version)) => ProductOutcome::Unchanged { version },
             Err(error) => ProductOutcome::Failed { error, elapsed: product_started.elapsed() },
         };
         if outcome.is_failure() {
@@ -129,14 +126,22 @@ pub async fn apply(
     Ok(report)
 }
 
-/// Builds and publishes one product; `None` when it is unchanged.
+/// What [`publish_product`] did.
+enum Publish {
+    /// Recorded this new version.
+    New(VersionRecord),
+    /// Found the current version up to date.
+    Unchanged(VersionRecord),
+}
+
+/// Builds and publishes one product, unless its current version is up to date.
 async fn publish_product(
     mesh: &LoadedMesh,
     id: &ProductId,
     catalog: &dyn CatalogStore,
     store: &ProductStore,
     observer: &dyn ApplyObserver,
-) -> Result<Option<VersionRecord>, PipelineError> {
+) -> Result<Publish, PipelineError> {
     let entry = &mesh.repo.products[id];
     let descriptor = &entry.descriptor;
     let hash = descriptor_hash(descriptor);
@@ -145,7 +150,7 @@ async fn publish_product(
         && current.descriptor_hash == hash
         && current.input_fingerprint == fingerprint
     {
-        return Ok(None);
+        return Ok(Publish::Unchanged(current));
     }
     let built = build_product(mesh, entry, catalog).await?;
     observer.built(id, built.row_count);
@@ -185,5 +190,5 @@ async fn publish_product(
         input_fingerprint: fingerprint,
         upstream: descriptor.upstream().cloned().collect(),
     };
-    Ok(Some(catalog.publish(&publication).await?))
+    Ok(Publish::New(catalog.publish(&publication).await?))
 }

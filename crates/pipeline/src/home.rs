@@ -12,6 +12,12 @@ use meshwork_storage::ProductStore;
 use crate::PipelineError;
 use crate::repo::MESH_FILE;
 
+/// The diagnostic for a directory without `mesh.yaml`.
+pub(crate) fn no_mesh(root: &Path) -> Diagnostic {
+    Diagnostic::new(DiagnosticCode::MissingReference, MESH_FILE, format!("no `mesh.yaml` in `{}`", root.display()))
+        .hint("run `meshwork init DIR` to create a mesh repository, or pass the directory that holds `mesh.yaml`")
+}
+
 /// The root of a mesh repository with its parsed `mesh.yaml`: enough to reach the catalog and
 /// the data, without reading (or failing on) any product descriptor.
 #[derive(Debug, Clone)]
@@ -25,10 +31,7 @@ pub struct MeshHome {
 impl MeshHome {
     /// Reads `mesh.yaml` under `root`.
     pub fn open(root: &Path) -> Result<Self, Vec<Diagnostic>> {
-        let no_mesh = || {
-            vec![Diagnostic::new(DiagnosticCode::MissingReference, MESH_FILE, format!("no `mesh.yaml` in `{}`", root.display()))
-                .hint("run `meshwork init DIR` to create a mesh repository, or pass the directory that holds `mesh.yaml`")]
-        };
+        let no_mesh = || vec![no_mesh(root)];
         let root = root.canonicalize().map_err(|_| no_mesh())?;
         let text = std::fs::read_to_string(root.join(MESH_FILE)).map_err(|_| no_mesh())?;
         let config = parse_mesh_config(MESH_FILE, &text)?.value;

@@ -73,10 +73,7 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
             }
         })
     } else {
-        diagnostics.push(
-            Diagnostic::new(DiagnosticCode::MissingReference, MESH_FILE, format!("no `mesh.yaml` in `{}`", root.display()))
-                .hint("run `meshwork init DIR` to create a mesh repository, or pass the directory that holds `mesh.yaml`"),
-        );
+        diagnostics.push(crate::home::no_mesh(&root));
         None
     };
 
@@ -135,17 +132,16 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
                 match std::fs::read_to_string(&sql_path) {
                     Ok(sql) => transform.sql = sql,
                     Err(err) => {
-                        let mut d = Diagnostic::new(
-                            DiagnosticCode::MissingReference,
-                            &rel,
-                            format!("cannot read transform file `{}`: {err}", relative(&root, &sql_path)),
-                        )
-                        .field("transform")
-                        .hint("the path is relative to the product directory");
-                        if let Some((line, column)) = located.positions.locate("transform") {
-                            d = d.at(line, column);
-                        }
-                        diagnostics.push(d);
+                        diagnostics.push(
+                            Diagnostic::new(
+                                DiagnosticCode::MissingReference,
+                                &rel,
+                                format!("cannot read transform file `{}`: {err}", relative(&root, &sql_path)),
+                            )
+                            .field("transform")
+                            .at_position(located.positions.locate("transform"))
+                            .hint("the path is relative to the product directory"),
+                        );
                     }
                 }
             }
@@ -154,13 +150,12 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
                 let Some(path) = input.source.path() else { continue };
                 if crate::ingest::expand_glob(&root, path).map(|files| files.is_empty()).unwrap_or(true) {
                     let field = format!("inputs[{i}].source.path");
-                    let mut d = Diagnostic::new(DiagnosticCode::MissingReference, &rel, format!("no file matches `{path}`"))
-                        .field(&field)
-                        .hint("paths are relative to the mesh repository root; globs like `data/orders/*.csv` are allowed");
-                    if let Some((line, column)) = located.positions.locate(&field) {
-                        d = d.at(line, column);
-                    }
-                    diagnostics.push(d);
+                    diagnostics.push(
+                        Diagnostic::new(DiagnosticCode::MissingReference, &rel, format!("no file matches `{path}`"))
+                            .field(&field)
+                            .at_position(located.positions.locate(&field))
+                            .hint("paths are relative to the mesh repository root; globs like `data/orders/*.csv` are allowed"),
+                    );
                 }
             }
             let entry = ProductEntry {

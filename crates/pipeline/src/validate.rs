@@ -30,14 +30,11 @@ pub(crate) fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
                 datafusion::error::DataFusionError::SQL(parser_error, _) => parser_error.to_string(),
                 other => other.strip_backtrace(),
             };
-            let mut d = Diagnostic::new(DiagnosticCode::InvalidValue, &file, format!("invalid SQL: {}", message.trim_start_matches("sql parser error: ")))
+            let d = Diagnostic::new(DiagnosticCode::InvalidValue, &file, format!("invalid SQL: {}", message.trim_start_matches("sql parser error: ")))
                 .field(&field);
             // The parser gives no position when the SQL ends too early: point at its end.
             let end_of_sql = || message.contains("found: EOF").then(|| end_position(&transform.sql));
-            if let Some((line, column)) = inline_position.or_else(|| sql_position(&message)).or_else(end_of_sql) {
-                d = d.at(line, column);
-            }
-            return vec![d];
+            return vec![d.at_position(inline_position.or_else(|| sql_position(&message)).or_else(end_of_sql))];
         }
     };
     let is_query = |s: &Statement| matches!(s, Statement::Statement(inner) if matches!(**inner, datafusion::sql::sqlparser::ast::Statement::Query(_)));
@@ -59,13 +56,12 @@ pub(crate) fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
                         one_of(ports.iter().copied())
                     ),
                 };
-                let mut d = Diagnostic::new(DiagnosticCode::MissingReference, &file, format!("table `{name}` is not an input of this product"))
-                    .field(&field)
-                    .hint(hint);
-                if let Some((line, column)) = inline_position.or_else(|| find_in_sql(&transform.sql, &name)) {
-                    d = d.at(line, column);
-                }
-                out.push(d);
+                out.push(
+                    Diagnostic::new(DiagnosticCode::MissingReference, &file, format!("table `{name}` is not an input of this product"))
+                        .field(&field)
+                        .at_position(inline_position.or_else(|| find_in_sql(&transform.sql, &name)))
+                        .hint(hint),
+                );
             }
         }
     }

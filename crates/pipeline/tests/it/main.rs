@@ -36,22 +36,31 @@ fn write_parquet(path: &Path) {
     writer.close().unwrap();
 }
 
+fn one_product_mesh(dir: &Path, product_yaml: &str) {
+    write(dir, "mesh.yaml", "name: m\n");
+    write(dir, "domains/shop/domain.yaml", "name: shop\n");
+    write(dir, "domains/shop/products/p/product.yaml", product_yaml);
+}
+
+async fn build(dir: &Path) -> Result<meshwork_pipeline::BuiltProduct, meshwork_pipeline::PipelineError> {
+    let mesh = load_mesh(dir).unwrap_or_else(|d| panic!("{d:#?}"));
+    let catalog = SqliteCatalog::open(&dir.join(".meshwork/catalog.db")).await.unwrap();
+    build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog).await
+}
+
 #[tokio::test]
 async fn csv_ndjson_and_parquet_inputs_build_into_one_product() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(dir, "mesh.yaml", "name: formats\n");
-    write(dir, "domains/shop/domain.yaml", "name: shop\n");
     // Two CSV files through one glob, `;`-separated, with `NULL` and `n/a` as null markers; the
     // empty note is then a value (an empty string), not NULL.
     write(dir, "data/sales/part-1.csv", "sku;qty;note\nA-1;2;first\nB-2;NULL;n/a\n");
     write(dir, "data/sales/part-2.csv", "sku;qty;note\nA-1;5;\n");
     write(dir, "data/labels.ndjson", "{\"sku\": \"A-1\", \"label\": \"Apple\"}\n{\"sku\": \"B-2\", \"label\": \"Banana\"}\n");
     write_parquet(&dir.join("data/catalog/items.parquet"));
-    write(
+    one_product_mesh(
         dir,
-        "domains/shop/products/stock/product.yaml",
-        r#"name: stock
+        r#"name: p
 domain: shop
 version: 0.1.0
 inputs:
@@ -74,10 +83,7 @@ contract:
     - { name: notes, type: bigint, nullable: false }
 "#,
     );
-    let mesh = load_mesh(dir).unwrap_or_else(|d| panic!("{d:#?}"));
-    let catalog = SqliteCatalog::open(&dir.join(".meshwork/catalog.db")).await.unwrap();
-    let entry = &mesh.repo.products[&"shop.stock".parse().unwrap()];
-    let built = build_product(&mesh, entry, &catalog).await.unwrap();
+    let built = build(dir).await.unwrap();
     assert_eq!(built.row_count, 3);
     let table = pretty_format_batches(&built.batches).unwrap().to_string();
     expect_test::expect![[r#"
@@ -96,11 +102,8 @@ contract:
 async fn a_glob_that_matches_nothing_is_a_validation_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(dir, "mesh.yaml", "name: m\n");
-    write(dir, "domains/shop/domain.yaml", "name: shop\n");
-    write(
+    one_product_mesh(
         dir,
-        "domains/shop/products/p/product.yaml",
         "name: p\ndomain: shop\nversion: 1.0.0\ninputs:\n  - { name: raw, source: { kind: csv, path: data/missing/*.csv } }\ncontract:\n  columns: [{ name: id, type: bigint }]\n",
     );
     let diagnostics = load_mesh(dir).unwrap_err();
@@ -109,18 +112,6 @@ async fn a_glob_that_matches_nothing_is_a_validation_error() {
         diagnostics[0].to_string(),
         "domains/shop/products/p/product.yaml:5:45: inputs[0].source.path: no file matches `data/missing/*.csv` (hint: paths are relative to the mesh repository root; globs like `data/orders/*.csv` are allowed)"
     );
-}
-
-fn one_product_mesh(dir: &Path, product_yaml: &str) {
-    write(dir, "mesh.yaml", "name: m\n");
-    write(dir, "domains/shop/domain.yaml", "name: shop\n");
-    write(dir, "domains/shop/products/p/product.yaml", product_yaml);
-}
-
-async fn build(dir: &Path) -> Result<meshwork_pipeline::BuiltProduct, meshwork_pipeline::PipelineError> {
-    let mesh = load_mesh(dir).unwrap_or_else(|d| panic!("{d:#?}"));
-    let catalog = SqliteCatalog::open(&dir.join(".meshwork/catalog.db")).await.unwrap();
-    build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog).await
 }
 
 #[tokio::test]
