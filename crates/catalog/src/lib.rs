@@ -63,4 +63,15 @@ pub trait CatalogStore: Send + Sync {
     async fn current_version(&self, id: &ProductId) -> Result<Option<VersionRecord>>;
     /// Every lineage edge in the mesh.
     async fn lineage(&self) -> Result<Vec<LineageEdge>>;
+    /// Replaces principals, policies and policy states in one transaction.
+    async fn replace_governance(&self, snapshot: &GovernanceSnapshot) -> Result<()>;
+    /// The principals, policies and states last applied.
+    async fn governance(&self) -> Result<GovernanceSnapshot>;
+    /// The mesh's secret salt for hash masks, created on first use. It never leaves the store,
+    /// so hashed values cannot be reversed by hashing guesses outside Meshwork.
+    async fn mask_salt(&self) -> Result<String>;
+    /// Appends an audit event; returns its id. Audit rows are never updated or deleted.
+    async fn record_audit(&self, event: &AuditEvent) -> Result<i64>;
+    /// Audit events matching `filter`, newest first.
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
 }

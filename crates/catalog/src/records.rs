@@ -90,3 +90,103 @@ pub struct LineageEdge {
     /// The product reading it.
     pub downstream: ProductId,
 }
+
+/// A policy as stored: the catalog holds what was applied, so queries enforce the applied rules
+/// and not uncommitted edits in a working copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    /// File stem or built-in name.
+    pub name: String,
+    /// Owning domain; `None` for global policies.
+    pub domain: Option<DomainName>,
+    /// Path in the mesh repository or `builtin:<name>`.
+    pub file: String,
+    /// The Rego module.
+    pub source: String,
+}
+
+/// One row of a `policies:` map: `mesh.yaml` (`domain` is `None`) or a `domain.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStateRecord {
+    /// The domain whose `domain.yaml` set it, if any.
+    pub domain: Option<DomainName>,
+    /// Policy name.
+    pub name: String,
+    /// The state.
+    pub state: meshwork_core::descriptor::PolicyState,
+}
+
+/// Everything governance needs at query time, replaced as a whole by each apply.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GovernanceSnapshot {
+    /// Principals with resolved domain memberships.
+    pub principals: Vec<meshwork_core::principal::Principal>,
+    /// Every policy, built-ins included.
+    pub policies: Vec<PolicyRecord>,
+    /// Policy states.
+    pub states: Vec<PolicyStateRecord>,
+}
+
+/// What one audit event says about one product.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditProduct {
+    /// The product.
+    pub product: String,
+    /// `allow`, `deny`, or for applies `published`, `unchanged`, `failed`, `blocked`.
+    pub decision: String,
+    /// Policies that restricted or denied (`descriptor` for the access block).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    /// Number of row filters applied.
+    #[serde(default)]
+    pub row_filters: usize,
+    /// Masked columns with their mask kind, `column:kind`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masks: Vec<String>,
+    /// Why the product was denied or failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Microseconds spent deciding access.
+    #[serde(default)]
+    pub decision_us: u64,
+}
+
+/// One audited action: a query or an apply.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEvent {
+    /// Assigned by the store; 0 before recording.
+    pub id: i64,
+    /// When it happened (RFC 3339, UTC).
+    pub at: String,
+    /// Who did it.
+    pub principal: String,
+    /// `cli`, `http`, `flight_sql`, `postgres`, …
+    pub interface: String,
+    /// `query` or `apply`.
+    pub action: String,
+    /// The statement, normalised; for applies the mesh repository.
+    pub statement: String,
+    /// Products touched, with the decision on each.
+    pub products: Vec<AuditProduct>,
+    /// Rows returned (queries) or products published (applies).
+    pub rows: Option<u64>,
+    /// Wall time in milliseconds.
+    pub duration_ms: f64,
+    /// `ok`, `error` or `denied`.
+    pub outcome: String,
+    /// The error shown to the user, if any.
+    pub error: Option<String>,
+}
+
+/// Which audit events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only events touching this product.
+    pub product: Option<ProductId>,
+    /// Only events of this principal.
+    pub principal: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// At most this many, newest first.
+    pub limit: Option<u32>,
+}

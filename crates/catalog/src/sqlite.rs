@@ -8,7 +8,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 // Queries built with `format!` only splice the constant column list, never input.
 use sqlx::{AssertSqlSafe, Row, sqlite::SqliteRow};
 
-use crate::{CatalogError, CatalogStore, DomainRecord, LineageEdge, ProductRecord, Publication, Result, VersionRecord};
+use meshwork_core::descriptor::PolicyState;
+
+use crate::{
+    AuditEvent, AuditFilter, CatalogError, CatalogStore, DomainRecord, GovernanceSnapshot, LineageEdge, PolicyRecord, PolicyStateRecord,
+    ProductRecord, Publication, Result, VersionRecord,
+};
 
 /// Schema migrations, applied in order; each runs once, recorded in `meshwork_migrations`.
 /// Append new ones, never edit old ones.
@@ -52,6 +57,48 @@ CREATE TABLE lineage (
     downstream TEXT NOT NULL,
     PRIMARY KEY (upstream, downstream)
 );
+"#, r#"
+CREATE TABLE principals (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL
+);
+CREATE TABLE policies (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    domain TEXT,
+    file TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+CREATE TABLE policy_states (
+    domain TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (domain, name)
+);
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE audit_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    interface TEXT NOT NULL,
+    action TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    products TEXT NOT NULL,
+    rows_returned BIGINT,
+    duration_ms DOUBLE PRECISION NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX audit_events_at ON audit_events (at);
+CREATE TABLE audit_event_products (
+    event_id BIGINT NOT NULL REFERENCES audit_events (id),
+    product_id TEXT NOT NULL,
+    PRIMARY KEY (event_id, product_id)
+);
+CREATE INDEX audit_event_products_product ON audit_event_products (product_id);
 "#];
 
 /// The catalog in a SQLite database file.
@@ -292,4 +339,151 @@ impl CatalogStore for SqliteCatalog {
             .map(|row| Ok(LineageEdge { upstream: parse_id(row.try_get("upstream")?)?, downstream: parse_id(row.try_get("downstream")?)? }))
             .collect()
     }
+
+    async fn replace_governance(&self, snapshot: &GovernanceSnapshot) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM principals").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM policies").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM policy_states").execute(&mut *tx).await?;
+        for principal in &snapshot.principals {
+            sqlx::query("INSERT INTO principals (name, definition) VALUES (?, ?)")
+                .bind(&principal.name)
+                .bind(serde_json::to_string(principal).expect("principals serialize"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for policy in &snapshot.policies {
+            let id = match &policy.domain {
+                Some(d) => format!("{d}/{}", policy.name),
+                None => policy.name.clone(),
+            };
+            sqlx::query("INSERT INTO policies (id, name, domain, file, source) VALUES (?, ?, ?, ?, ?)")
+                .bind(id)
+                .bind(&policy.name)
+                .bind(policy.domain.as_ref().map(DomainName::as_str))
+                .bind(&policy.file)
+                .bind(&policy.source)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for state in &snapshot.states {
+            // '' stands for mesh.yaml: a NULL would not take part in the primary key.
+            sqlx::query("INSERT INTO policy_states (domain, name, state) VALUES (?, ?, ?)")
+                .bind(state.domain.as_ref().map(DomainName::as_str).unwrap_or(""))
+                .bind(&state.name)
+                .bind(state.state.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn governance(&self) -> Result<GovernanceSnapshot> {
+        let mut snapshot = GovernanceSnapshot::default();
+        for row in sqlx::query("SELECT definition FROM principals ORDER BY name").fetch_all(&self.pool).await? {
+            let json: String = row.try_get("definition")?;
+            snapshot.principals.push(serde_json::from_str(&json).map_err(|e| CatalogError::Corrupt(format!("bad principal: {e}")))?);
+        }
+        for row in sqlx::query("SELECT name, domain, file, source FROM policies ORDER BY domain IS NOT NULL, domain, id").fetch_all(&self.pool).await? {
+            let domain: Option<String> = row.try_get("domain")?;
+            snapshot.policies.push(PolicyRecord {
+                name: row.try_get("name")?,
+                domain: domain.map(|d| domain_name(&d)).transpose()?,
+                file: row.try_get("file")?,
+                source: row.try_get("source")?,
+            });
+        }
+        for row in sqlx::query("SELECT domain, name, state FROM policy_states ORDER BY domain, name").fetch_all(&self.pool).await? {
+            let domain: String = row.try_get("domain")?;
+            let state: String = row.try_get("state")?;
+            snapshot.states.push(PolicyStateRecord {
+                domain: if domain.is_empty() { None } else { Some(domain_name(&domain)?) },
+                name: row.try_get("name")?,
+                state: match state.as_str() {
+                    "off" => PolicyState::Off,
+                    "warn" => PolicyState::Warn,
+                    "enforce" => PolicyState::Enforce,
+                    other => return Err(CatalogError::Corrupt(format!("bad policy state `{other}`"))),
+                },
+            });
+        }
+        Ok(snapshot)
+    }
+
+    async fn mask_salt(&self) -> Result<String> {
+        // SQLite's randomblob draws from its OS-seeded CSPRNG; INSERT OR IGNORE keeps the first
+        // salt if two processes race.
+        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES ('mask_salt', lower(hex(randomblob(32))))").execute(&self.pool).await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'mask_salt'").fetch_one(&self.pool).await?)
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO audit_events (at, principal, interface, action, statement, products, rows_returned, duration_ms, outcome, error) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(if event.at.is_empty() { now() } else { event.at.clone() })
+        .bind(&event.principal)
+        .bind(&event.interface)
+        .bind(&event.action)
+        .bind(&event.statement)
+        .bind(serde_json::to_string(&event.products).expect("audit products serialize"))
+        .bind(event.rows.map(|r| r as i64))
+        .bind(event.duration_ms)
+        .bind(&event.outcome)
+        .bind(&event.error)
+        .fetch_one(&mut *tx)
+        .await?;
+        for product in &event.products {
+            sqlx::query("INSERT INTO audit_event_products (event_id, product_id) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(&product.product)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events e WHERE (? IS NULL OR e.principal = ?) AND (? IS NULL OR e.at >= ?) \
+             AND (? IS NULL OR EXISTS (SELECT 1 FROM audit_event_products p WHERE p.event_id = e.id AND p.product_id = ?)) \
+             ORDER BY e.id DESC LIMIT ?",
+        )
+        .bind(&filter.principal)
+        .bind(&filter.principal)
+        .bind(&filter.since)
+        .bind(&filter.since)
+        .bind(filter.product.as_ref().map(ToString::to_string))
+        .bind(filter.product.as_ref().map(ToString::to_string))
+        .bind(filter.limit.map(i64::from).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let products: String = row.try_get("products")?;
+                let rows_returned: Option<i64> = row.try_get("rows_returned")?;
+                Ok(AuditEvent {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    principal: row.try_get("principal")?,
+                    interface: row.try_get("interface")?,
+                    action: row.try_get("action")?,
+                    statement: row.try_get("statement")?,
+                    products: serde_json::from_str(&products).map_err(|e| CatalogError::Corrupt(format!("bad audit products: {e}")))?,
+                    rows: rows_returned.map(|r| r as u64),
+                    duration_ms: row.try_get("duration_ms")?,
+                    outcome: row.try_get("outcome")?,
+                    error: row.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn domain_name(text: &str) -> Result<DomainName> {
+    DomainName::new(text).map_err(|e| CatalogError::Corrupt(e.to_string()))
 }

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,10 +10,12 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::diagnostic::{Diagnostic, did_you_mean};
 use meshwork_core::id::ProductId;
-use meshwork_pipeline::{ApplyObserver, MeshHome, ProductOutcome};
-use meshwork_query::QuerySession;
+use meshwork_catalog::{AuditFilter, CatalogStore};
+use meshwork_core::principal::{LOCAL_ADMIN, Principal};
+use meshwork_pipeline::{ApplyObserver, Finding, LoadedMesh, MeshHome, ProductOutcome};
+use meshwork_query::{Governance, QuerySession};
 
-use crate::output::{apply_json, apply_summary, diagnostics_json, text_table, write_results};
+use crate::output::{apply_json, apply_summary, diagnostics_json, findings_json, findings_text, text_table, write_results};
 use crate::{EXIT_FAILED, EXIT_INVALID, ReportFormat, Reported, ResultFormat};
 
 fn print_diagnostics(diagnostics: &[Diagnostic], format: ReportFormat) {
@@ -60,25 +62,81 @@ pub fn init(dir: &Path, example: bool, orders: usize, seed: u64) -> anyhow::Resu
     Ok(())
 }
 
+/// Governance findings of a loaded mesh against what its catalog has published (if it has one).
+async fn governance_findings(mesh: &LoadedMesh) -> anyhow::Result<Vec<Finding>> {
+    let published = match mesh.home().existing_catalog().await? {
+        Some(catalog) => meshwork_pipeline::published_descriptors(catalog.as_ref()).await?,
+        None => Default::default(),
+    };
+    Ok(meshwork_pipeline::check_governance(mesh, &published))
+}
+
 /// `meshwork validate`.
-pub fn validate(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
-    match meshwork_pipeline::validate(dir) {
-        Ok(mesh) => {
-            match format {
-                ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&diagnostics_json(&[])).expect("json")),
-                ReportFormat::Text => println!(
-                    "ok: {} domains, {} products, no errors",
-                    mesh.repo.domains.len(),
-                    mesh.repo.products.len()
-                ),
-            }
-            Ok(())
-        }
+pub async fn validate(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
+    let mesh = match meshwork_pipeline::validate(dir) {
+        Ok(mesh) => mesh,
         Err(diagnostics) => {
             print_diagnostics(&diagnostics, format);
-            Err(Reported(EXIT_INVALID).into())
+            return Err(Reported(EXIT_INVALID).into());
+        }
+    };
+    let findings = governance_findings(&mesh).await?;
+    let errors = findings.iter().filter(|f| f.violation.blocks()).count();
+    let warnings = findings.len() - errors;
+    match format {
+        ReportFormat::Json => {
+            let mut value = diagnostics_json(&[]);
+            value["ok"] = serde_json::json!(errors == 0);
+            value["violations"] = findings_json(&findings);
+            println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+        }
+        ReportFormat::Text => {
+            eprint!("{}", findings_text(&findings));
+            let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+            let summary = format!(
+                "{}, {}, {}, {}",
+                plural(mesh.repo.domains.len(), "domain"),
+                plural(mesh.repo.products.len(), "product"),
+                plural(errors, "policy violation"),
+                plural(warnings, "warning")
+            );
+            if errors == 0 {
+                println!("ok: {summary}");
+            } else {
+                eprintln!("invalid: {summary}");
+            }
         }
     }
+    if errors == 0 { Ok(()) } else { Err(Reported(EXIT_INVALID).into()) }
+}
+
+/// `meshwork plan`: what `apply` would do, without building anything.
+pub async fn plan(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
+    let mesh = match meshwork_pipeline::validate(dir) {
+        Ok(mesh) => mesh,
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics, format);
+            return Err(Reported(EXIT_INVALID).into());
+        }
+    };
+    let catalog = mesh.home().existing_catalog().await?;
+    let published = match &catalog {
+        Some(catalog) => meshwork_pipeline::published_descriptors(catalog.as_ref()).await?,
+        None => Default::default(),
+    };
+    let findings = meshwork_pipeline::check_governance(&mesh, &published);
+    let plan = meshwork_pipeline::plan(&mesh, catalog.as_deref(), &published, &findings).await?;
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&crate::output::plan_json(&plan, &findings)).expect("json")),
+        ReportFormat::Text => {
+            print!("{}", crate::output::plan_text(&plan));
+            if !findings.is_empty() {
+                println!();
+                print!("{}", findings_text(&findings));
+            }
+        }
+    }
+    if findings.iter().any(|f| f.violation.blocks()) { Err(Reported(EXIT_INVALID).into()) } else { Ok(()) }
 }
 
 /// Progress bars for `apply`: one line per product with rows and elapsed time.
@@ -121,6 +179,7 @@ impl ApplyObserver for ProgressBars {
             ProductOutcome::Unchanged { .. } => "unchanged".to_owned(),
             ProductOutcome::Failed { .. } => "FAILED".to_owned(),
             ProductOutcome::Blocked { upstream } => format!("blocked by {upstream}"),
+            ProductOutcome::Refused { .. } => "REFUSED by policy".to_owned(),
         };
         if let Some(bar) = self.bar(id) {
             bar.set_style(ProgressStyle::with_template("  {prefix:<32} {msg} [{elapsed}]").expect("valid template"));
@@ -152,11 +211,19 @@ pub async fn apply(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
     if report.failed() { Err(Reported(EXIT_FAILED).into()) } else { Ok(()) }
 }
 
-/// `meshwork query`.
-pub async fn query(dir: &Path, sql: &str, format: ResultFormat, output: Option<&Path>) -> anyhow::Result<()> {
+/// The catalog, its governance and the acting principal (`--as`, or the local admin).
+async fn open_as(dir: &Path, principal: Option<&str>) -> anyhow::Result<(Arc<dyn CatalogStore>, Governance, Principal)> {
     let home = open_home(dir)?;
     let catalog = home.open_catalog().await?;
-    let session = QuerySession::open(catalog.as_ref()).await?;
+    let governance = Governance::load(catalog.as_ref()).await?;
+    let principal = governance.principal(principal.unwrap_or(LOCAL_ADMIN))?;
+    Ok((catalog, governance, principal))
+}
+
+/// `meshwork query`.
+pub async fn query(dir: &Path, principal: Option<&str>, sql: &str, format: ResultFormat, output: Option<&Path>) -> anyhow::Result<()> {
+    let (catalog, governance, principal) = open_as(dir, principal).await?;
+    let session = QuerySession::open(catalog, &governance, principal, "cli").await?;
     let (schema, batches) = session.collect(sql).await?;
     write_results(&schema, &batches, format, output)
 }
@@ -174,12 +241,12 @@ fn parse_product_id(name: &str, known: &[ProductId]) -> anyhow::Result<ProductId
 }
 
 /// `meshwork product list`.
-pub async fn product_list(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
-    let home = open_home(dir)?;
-    let catalog = home.open_catalog().await?;
+pub async fn product_list(dir: &Path, principal: Option<&str>, format: ReportFormat) -> anyhow::Result<()> {
+    let (catalog, governance, principal) = open_as(dir, principal).await?;
     let mut rows = Vec::new();
     let mut json = Vec::new();
-    for product in catalog.products().await? {
+    let products = catalog.products().await?;
+    for product in governance.visible(&principal, &products) {
         let current = catalog.current_version(&product.id).await?;
         let (rows_count, published) = current.as_ref().map(|v| (v.row_count, v.published_at.clone())).unwrap_or((0, String::new()));
         json.push(serde_json::json!({
@@ -204,24 +271,29 @@ pub async fn product_list(dir: &Path, format: ReportFormat) -> anyhow::Result<()
 }
 
 /// `meshwork product show`.
-pub async fn product_show(dir: &Path, name: &str, format: ReportFormat) -> anyhow::Result<()> {
-    let home = open_home(dir)?;
-    let catalog = home.open_catalog().await?;
+pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, format: ReportFormat) -> anyhow::Result<()> {
+    let (catalog, governance, principal) = open_as(dir, principal).await?;
     let products = catalog.products().await?;
-    let known: Vec<ProductId> = products.iter().map(|p| p.id.clone()).collect();
+    // A product the principal may not read is reported exactly like one that does not exist.
+    let visible = governance.visible(&principal, &products);
+    let known: Vec<ProductId> = visible.iter().map(|p| p.id.clone()).collect();
     let id = parse_product_id(name, &known)?;
-    let record = products.into_iter().find(|p| p.id == id).expect("known product");
+    let record = visible.into_iter().find(|p| p.id == id).expect("known product").clone();
     let descriptor: ProductDescriptor =
         serde_json::from_str(&record.descriptor_json).context("the catalog holds a descriptor this meshwork cannot read")?;
     let versions = catalog.versions(&id).await?;
     let lineage = catalog.lineage().await?;
-    let upstream: Vec<String> = lineage.iter().filter(|e| e.downstream == id).map(|e| e.upstream.to_string()).collect();
-    let downstream: Vec<String> = lineage.iter().filter(|e| e.upstream == id).map(|e| e.downstream.to_string()).collect();
+    // Lineage names only products the principal may see.
+    let upstream: Vec<String> =
+        lineage.iter().filter(|e| e.downstream == id && known.contains(&e.upstream)).map(|e| e.upstream.to_string()).collect();
+    let downstream: Vec<String> =
+        lineage.iter().filter(|e| e.upstream == id && known.contains(&e.downstream)).map(|e| e.downstream.to_string()).collect();
+    let table_uri = if principal.admin { record.table_uri.clone() } else { "(hidden: read it through meshwork)".to_owned() };
     if format == ReportFormat::Json {
         let value = serde_json::json!({
             "product": id.to_string(),
             "descriptor": descriptor,
-            "table_uri": record.table_uri,
+            "table_uri": table_uri,
             "versions": versions.iter().map(|v| serde_json::json!({
                 "publication": v.seq, "version": v.version, "delta_version": v.delta_version, "rows": v.row_count,
                 "published_at": v.published_at, "descriptor_hash": v.descriptor_hash,
@@ -245,7 +317,7 @@ pub async fn product_show(dir: &Path, name: &str, format: ReportFormat) -> anyho
     println!("tags:        {}", if d.tags.is_empty() { "-".into() } else { d.tags.join(", ") });
     println!("upstream:    {}", if upstream.is_empty() { "-".into() } else { upstream.join(", ") });
     println!("downstream:  {}", if downstream.is_empty() { "-".into() } else { downstream.join(", ") });
-    println!("table:       {}", record.table_uri);
+    println!("table:       {table_uri}");
     println!();
     println!("schema (primary key: {}):", if d.contract.primary_key.is_empty() { "-".into() } else { d.contract.primary_key.join(", ") });
     let columns: Vec<Vec<String>> = d
@@ -280,12 +352,11 @@ pub async fn up(dir: &Path, orders: usize) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         init(dir, true, orders, 42)?;
     }
-    validate(dir, ReportFormat::Text)?;
+    validate(dir, ReportFormat::Text).await?;
     apply(dir, ReportFormat::Text).await?;
     println!();
-    let home = open_home(dir)?;
-    let catalog = home.open_catalog().await?;
-    let session = QuerySession::open(catalog.as_ref()).await?;
+    let (catalog, governance, principal) = open_as(dir, None).await?;
+    let session = QuerySession::open(catalog, &governance, principal, "cli").await?;
     let tour = [
         ("Products in the mesh", "SELECT table_schema AS domain, table_name AS product FROM information_schema.tables WHERE table_schema NOT IN ('information_schema', 'public') ORDER BY 1, 2"),
         ("Revenue by region in 2025 (finance, built from sales)", "SELECT region, SUM(orders) AS orders, SUM(revenue) AS revenue FROM finance.revenue_by_region WHERE month >= DATE '2025-01-01' GROUP BY region ORDER BY revenue DESC"),
@@ -297,6 +368,87 @@ pub async fn up(dir: &Path, orders: usize) -> anyhow::Result<()> {
         write_results(&schema, &batches, ResultFormat::Table, None)?;
         println!();
     }
+    // Governance: the same question, asked by two principals, answered by the policies.
+    let sql = "SELECT customer_id, full_name, email, region FROM sales.customers ORDER BY customer_id LIMIT 3";
+    for (name, why) in [("sam", "a sales member: unmasked, every region"), ("ana", "an EU analyst: her region only, masked")] {
+        println!("-- As {name}, {why}\n-- meshwork query --as {name} \"{sql}\"");
+        let (catalog, governance, principal) = open_as(dir, Some(name)).await?;
+        let session = QuerySession::open(catalog, &governance, principal, "cli").await?;
+        let (schema, batches) = session.collect(sql).await?;
+        write_results(&schema, &batches, ResultFormat::Table, None)?;
+        println!();
+    }
     println!("Try your own: meshwork -C {} query \"SELECT * FROM sales.orders LIMIT 5\"", dir.display());
     Ok(())
+}
+
+/// `meshwork audit`: the audit log, for administrators.
+pub async fn audit(
+    dir: &Path,
+    principal: Option<&str>,
+    filter_product: Option<&str>,
+    filter_principal: Option<&str>,
+    since: Option<&str>,
+    limit: u32,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    let (catalog, _governance, principal) = open_as(dir, principal).await?;
+    anyhow::ensure!(principal.admin, "`meshwork audit` is not allowed for `{}`: the audit log is for administrators", principal.name);
+    let product = filter_product
+        .map(|p| p.parse::<ProductId>().map_err(|e| anyhow::anyhow!("`--product {p}`: {e}")))
+        .transpose()?;
+    let since = since.map(parse_since).transpose()?;
+    let events = catalog
+        .audit(&AuditFilter { product, principal: filter_principal.map(str::to_owned), since, limit: Some(limit) })
+        .await?;
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&events).expect("json")),
+        ReportFormat::Text if events.is_empty() => println!("no audit events match"),
+        ReportFormat::Text => {
+            let rows: Vec<Vec<String>> = events
+                .iter()
+                .map(|e| {
+                    let products = e
+                        .products
+                        .iter()
+                        .map(|p| if p.decision == "allow" { p.product.clone() } else { format!("{} ({})", p.product, p.decision) })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let mut statement = e.statement.clone();
+                    if statement.chars().count() > 60 {
+                        statement = statement.chars().take(57).collect::<String>() + "...";
+                    }
+                    vec![
+                        e.id.to_string(),
+                        e.at.chars().take(19).collect(),
+                        e.principal.clone(),
+                        e.interface.clone(),
+                        e.action.clone(),
+                        e.outcome.clone(),
+                        e.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+                        format!("{:.1}", e.duration_ms),
+                        products,
+                        statement,
+                    ]
+                })
+                .collect();
+            print!("{}", text_table(&["ID", "AT (UTC)", "PRINCIPAL", "VIA", "ACTION", "OUTCOME", "ROWS", "MS", "PRODUCTS", "STATEMENT"], &rows));
+        }
+    }
+    Ok(())
+}
+
+/// `--since`: an RFC 3339 time, a date, or an age like `15m`, `24h`, `7d`.
+fn parse_since(text: &str) -> anyhow::Result<String> {
+    if let Ok(age) = meshwork_core::parse::parse_duration(text) {
+        let at = chrono::Utc::now() - chrono::Duration::seconds(age.seconds as i64);
+        return Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    }
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(format!("{date}T00:00:00.000000Z"));
+    }
+    anyhow::bail!("`--since {text}` is not a time; write an age like `24h` or `7d`, a date like `2026-11-01`, or an RFC 3339 time")
 }

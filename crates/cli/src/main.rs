@@ -15,6 +15,9 @@ struct Cli {
     /// The mesh repository (the directory holding `mesh.yaml`).
     #[arg(short = 'C', long = "dir", global = true, env = "MESHWORK_DIR", default_value = ".")]
     dir: PathBuf,
+    /// Act as this principal (local admin use; default: the local administrator `admin`).
+    #[arg(long = "as", global = true, env = "MESHWORK_AS", value_name = "PRINCIPAL")]
+    principal: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,6 +68,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Show what `apply` would change: new products, new versions, contract changes and who they
+    /// affect, and policy violations.
+    Plan {
+        /// The mesh repository (default: `--dir`).
+        path: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
     /// Build and publish every product whose descriptor or input data changed.
     Apply {
         /// The mesh repository (default: `--dir`).
@@ -88,6 +100,24 @@ enum Command {
     Product {
         #[command(subcommand)]
         command: ProductCommand,
+    },
+    /// The audit log: every query and apply, with decisions per product (administrators only).
+    Audit {
+        /// Only events touching this product (`domain.product`).
+        #[arg(long)]
+        product: Option<String>,
+        /// Only events of this principal.
+        #[arg(long = "principal")]
+        filter_principal: Option<String>,
+        /// Only events since this time: an age (`24h`, `7d`), a date or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
     },
     /// Quickstart: create the example mesh if there is none, apply it, and show what it holds.
     Up {
@@ -155,13 +185,20 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = cli.dir;
+    let principal = cli.principal.as_deref();
     match cli.command {
         Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
-        Command::Validate { path, format } => commands::validate(&path.unwrap_or(dir), format),
+        Command::Validate { path, format } => commands::validate(&path.unwrap_or(dir), format).await,
+        Command::Plan { path, format } => commands::plan(&path.unwrap_or(dir), format).await,
         Command::Apply { path, format } => commands::apply(&path.unwrap_or(dir), format).await,
-        Command::Query { sql, format, output } => commands::query(&dir, &sql, format, output.as_deref()).await,
-        Command::Product { command: ProductCommand::List { format } } => commands::product_list(&dir, format).await,
-        Command::Product { command: ProductCommand::Show { name, format } } => commands::product_show(&dir, &name, format).await,
+        Command::Query { sql, format, output } => commands::query(&dir, principal, &sql, format, output.as_deref()).await,
+        Command::Product { command: ProductCommand::List { format } } => commands::product_list(&dir, principal, format).await,
+        Command::Product { command: ProductCommand::Show { name, format } } => {
+            commands::product_show(&dir, principal, &name, format).await
+        }
+        Command::Audit { product, filter_principal, since, limit, format } => {
+            commands::audit(&dir, principal, product.as_deref(), filter_principal.as_deref(), since.as_deref(), limit, format).await
+        }
         Command::Up { path, orders } => commands::up(&path.unwrap_or(dir), orders).await,
     }
 }

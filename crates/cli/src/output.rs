@@ -7,7 +7,7 @@ use anyhow::Context;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use meshwork_core::diagnostic::Diagnostic;
-use meshwork_pipeline::{ApplyReport, ProductOutcome};
+use meshwork_pipeline::{ApplyReport, Finding, PlanAction, PlanItem, ProductOutcome};
 
 use crate::ResultFormat;
 
@@ -85,6 +85,9 @@ pub fn apply_summary(report: &ApplyReport) -> String {
             ProductOutcome::Blocked { upstream } => {
                 vec![id.to_string(), format!("BLOCKED by {upstream}"), "-".into(), "-".into(), "-".into(), "-".into()]
             }
+            ProductOutcome::Refused { findings } => {
+                vec![id.to_string(), format!("REFUSED by {}", policy_names(findings)), "-".into(), "-".into(), "-".into(), "-".into()]
+            }
         })
         .collect();
     let mut out = text_table(&["PRODUCT", "RESULT", "VERSION", "PUBLICATION", "ROWS", "TIME"], &rows);
@@ -100,7 +103,42 @@ pub fn apply_summary(report: &ApplyReport) -> String {
             out.push_str(&format!("\nerror: {id}: {error}\n"));
         }
     }
+    if !report.findings.is_empty() {
+        out.push('\n');
+        out.push_str(&findings_text(&report.findings));
+    }
     out
+}
+
+fn policy_names(findings: &[Finding]) -> String {
+    let mut names: Vec<&str> = findings.iter().map(|f| f.violation.policy.as_str()).collect();
+    names.dedup();
+    names.join(", ")
+}
+
+/// Governance findings, one per line: `error:` for enforced policies, `warning:` for the rest.
+pub fn findings_text(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        let level = if f.violation.blocks() { "error" } else { "warning" };
+        out.push_str(&format!("{level}: {f}\n"));
+    }
+    out
+}
+
+/// Governance findings as JSON.
+pub fn findings_json(findings: &[Finding]) -> serde_json::Value {
+    serde_json::Value::Array(
+        findings
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "policy": f.violation.policy, "state": f.violation.state.as_str(), "product": f.violation.product.to_string(),
+                    "file": f.file, "line": f.line, "column": f.column, "field": f.violation.field, "message": f.violation.message,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The apply report as JSON.
@@ -123,9 +161,15 @@ pub fn apply_json(report: &ApplyReport) -> serde_json::Value {
             ProductOutcome::Blocked { upstream } => serde_json::json!({
                 "product": id.to_string(), "result": "blocked", "upstream": upstream.to_string(),
             }),
+            ProductOutcome::Refused { findings } => serde_json::json!({
+                "product": id.to_string(), "result": "refused", "violations": findings_json(findings),
+            }),
         })
         .collect();
-    serde_json::json!({ "ok": !report.failed(), "seconds": report.elapsed.as_secs_f64(), "products": products })
+    serde_json::json!({
+        "ok": !report.failed(), "seconds": report.elapsed.as_secs_f64(), "products": products,
+        "violations": findings_json(&report.findings),
+    })
 }
 
 /// Writes query results in `format` to `output` or standard output. A file is written under a
@@ -196,4 +240,72 @@ fn encode<W: Write + Send>(schema: &SchemaRef, batches: &[RecordBatch], format: 
         }
     }
     Ok(())
+}
+
+fn plan_action(action: &PlanAction) -> String {
+    match action {
+        PlanAction::Create => "create".into(),
+        PlanAction::Update { reason } => format!("update ({reason})"),
+        PlanAction::Unchanged => "unchanged".into(),
+        PlanAction::Refused => "REFUSED by policy".into(),
+    }
+}
+
+/// The `plan` report as text: one line per product, then its contract changes.
+pub fn plan_text(plan: &[PlanItem]) -> String {
+    let rows: Vec<Vec<String>> = plan
+        .iter()
+        .map(|item| {
+            let version = match &item.from_version {
+                Some(from) if from != &item.to_version => format!("{from} -> {}", item.to_version),
+                _ => item.to_version.clone(),
+            };
+            let breaking = item.changes.iter().filter(|c| c.breaking).count();
+            let changes = match (item.changes.len(), breaking) {
+                (0, _) => "-".into(),
+                (n, 0) => format!("{n} compatible"),
+                (n, b) => format!("{n} ({b} BREAKING)"),
+            };
+            vec![item.product.to_string(), plan_action(&item.action), version, changes]
+        })
+        .collect();
+    let mut out = text_table(&["PRODUCT", "ACTION", "VERSION", "CONTRACT CHANGES"], &rows);
+    for item in plan.iter().filter(|i| !i.changes.is_empty()) {
+        out.push_str(&format!("\n{}:\n", item.product));
+        for change in &item.changes {
+            let tag = if change.breaking { "breaking  " } else { "compatible" };
+            out.push_str(&format!("  {tag}  `{}` {}\n", change.column, change.change));
+        }
+        if item.changes.iter().any(|c| c.breaking) && !item.consumers.is_empty() {
+            let names: Vec<String> = item.consumers.iter().map(ToString::to_string).collect();
+            out.push_str(&format!("  affects: {}\n", names.join(", ")));
+        }
+    }
+    let count = |f: &dyn Fn(&PlanAction) -> bool| plan.iter().filter(|i| f(&i.action)).count();
+    out.push_str(&format!(
+        "\n{} to create, {} to update, {} unchanged, {} refused\n",
+        count(&|a| matches!(a, PlanAction::Create)),
+        count(&|a| matches!(a, PlanAction::Update { .. })),
+        count(&|a| matches!(a, PlanAction::Unchanged)),
+        count(&|a| matches!(a, PlanAction::Refused)),
+    ));
+    out
+}
+
+/// The `plan` report as JSON.
+pub fn plan_json(plan: &[PlanItem], findings: &[Finding]) -> serde_json::Value {
+    let products: Vec<serde_json::Value> = plan
+        .iter()
+        .map(|item| {
+            serde_json::json!({
+                "product": item.product.to_string(),
+                "action": match &item.action { PlanAction::Create => "create", PlanAction::Update { .. } => "update", PlanAction::Unchanged => "unchanged", PlanAction::Refused => "refused" },
+                "reason": match &item.action { PlanAction::Update { reason } => Some(reason.as_str()), _ => None },
+                "from_version": item.from_version, "to_version": item.to_version,
+                "changes": item.changes.iter().map(|c| serde_json::json!({"column": c.column, "change": c.change, "breaking": c.breaking})).collect::<Vec<_>>(),
+                "consumers": item.consumers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "products": products, "violations": findings_json(findings) })
 }

@@ -47,8 +47,8 @@ impl Default for ServerConfig {
     }
 }
 
-/// Rollout state of a policy: staged from `off` to `warn` to `enforce`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Rollout state of a policy: staged from `off` to `warn` to `enforce`; ordered by strictness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PolicyState {
     /// Not evaluated.
@@ -72,6 +72,9 @@ pub struct DomainDescriptor {
     pub owners: Vec<String>,
     /// Principals that belong to the domain.
     pub members: Vec<String>,
+    /// Policy states set by the domain: its own policies, or a global policy made stricter for
+    /// the domain's products (never looser).
+    pub policies: BTreeMap<String, PolicyState>,
 }
 
 /// `product.yaml`: the descriptor of one data product.
@@ -81,8 +84,10 @@ pub struct ProductDescriptor {
     pub name: ProductName,
     /// Owning domain.
     pub domain: DomainName,
-    /// Semantic version of the product's contract.
-    pub version: semver::Version,
+    /// Version of the product's contract as written; semantic versioning is a governance rule
+    /// (`semver_version`), so a descriptor with a malformed version still parses and is reported
+    /// by the policy with its position.
+    pub version: String,
     /// Human title.
     pub title: Option<String>,
     /// What one row means and what the product is for.
@@ -140,6 +145,17 @@ pub enum ProductStatus {
     Active,
     /// Still served, with a sunset date and usually a successor.
     Deprecated,
+}
+
+impl PolicyState {
+    /// The keyword used in `mesh.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyState::Off => "off",
+            PolicyState::Warn => "warn",
+            PolicyState::Enforce => "enforce",
+        }
+    }
 }
 
 impl ProductStatus {
@@ -453,6 +469,31 @@ pub enum Mask {
         /// The expression.
         expr: String,
     },
+}
+
+impl Mask {
+    /// The mask's keyword in `product.yaml`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mask::Hash => "hash",
+            Mask::Redact => "redact",
+            Mask::Null => "null",
+            Mask::Partial { .. } => "partial",
+            Mask::Sql { .. } => "sql",
+        }
+    }
+
+    /// How much a mask hides, for choosing the stricter of two masks on one column: `null` hides
+    /// everything, a SQL expression is the owner's choice and counts as the weakest.
+    pub fn strictness(&self) -> u8 {
+        match self {
+            Mask::Null => 4,
+            Mask::Redact => 3,
+            Mask::Hash => 2,
+            Mask::Partial { .. } => 1,
+            Mask::Sql { .. } => 0,
+        }
+    }
 }
 
 /// Interfaces a product is served on; all on by default.

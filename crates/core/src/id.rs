@@ -24,6 +24,16 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     if valid { Ok(()) } else { Err(NameError::Invalid(name.to_owned())) }
 }
 
+/// Checks a column name: any SQL identifier that needs no quoting in most dialects (a letter or
+/// `_`, then letters, digits or `_`). Lower snake_case is a governance rule on top of this.
+pub fn check_identifier(name: &str) -> Result<(), NameError> {
+    let mut chars = name.chars();
+    let valid = matches!(chars.next(), Some('a'..='z' | 'A'..='Z' | '_'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63;
+    if valid { Ok(()) } else { Err(NameError::Invalid(name.to_owned())) }
+}
+
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident) => {
         $(#[$doc])*

@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod id;
 pub mod mesh;
 pub mod parse;
+pub mod principal;
 mod yaml;
 
 pub use yaml::Positions;

@@ -9,7 +9,7 @@ use marked_yaml::types::MarkedMappingNode;
 use crate::column_type::ColumnType;
 use crate::descriptor::*;
 use crate::diagnostic::{Diagnostic, DiagnosticCode};
-use crate::id::{DomainName, NameError, ProductId, ProductName, check_name};
+use crate::id::{DomainName, NameError, ProductId, ProductName, check_identifier, check_name};
 use crate::yaml::{Decoder, Positions, join};
 
 /// Result of parsing one file: the value with the position of its fields, or every problem found.
@@ -129,6 +129,13 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
         server.flight_sql_port = d.parsed(s, "server", "flight_sql_port", None, code, parse_port).unwrap_or(server.flight_sql_port);
         server.postgres_port = d.parsed(s, "server", "postgres_port", None, code, parse_port).unwrap_or(server.postgres_port);
     }
+    let policies = policy_states(d, map);
+    Some(MeshConfig { name: name?, description, data_dir, metadata_url, server, policies })
+}
+
+/// A `policies:` mapping of policy name to `off`, `warn` or `enforce`. Names are checked against
+/// the policies that exist by the repository loader, which knows them.
+fn policy_states(d: &mut Decoder<'_>, map: &MarkedMappingNode) -> BTreeMap<String, PolicyState> {
     let mut policies = BTreeMap::new();
     if let Some(node) = Decoder::get(map, "policies") {
         if let Some(p) = node.as_mapping() {
@@ -142,7 +149,7 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
             d.mapping(node, "policies", &[]);
         }
     }
-    Some(MeshConfig { name: name?, description, data_dir, metadata_url, server, policies })
+    policies
 }
 
 /// Parses `domain.yaml`.
@@ -153,13 +160,14 @@ pub fn parse_domain(file: &str, text: &str) -> Parsed<DomainDescriptor> {
 }
 
 fn domain(d: &mut Decoder<'_>, root: &Node) -> Option<DomainDescriptor> {
-    let map = d.mapping(root, "", &["name", "title", "description", "owners", "members"])?;
+    let map = d.mapping(root, "", &["name", "title", "description", "owners", "members", "policies"])?;
     let name = d.parsed(map, "", "name", Some("sales"), DiagnosticCode::InvalidName, |t| DomainName::new(t).map_err(name_error));
     let title = d.text(map, "", "title");
     let description = d.text(map, "", "description");
     let owners = principal_refs(d, map, "", "owners");
     let members = principal_refs(d, map, "", "members");
-    Some(DomainDescriptor { name: name?, title, description, owners, members })
+    let policies = policy_states(d, map);
+    Some(DomainDescriptor { name: name?, title, description, owners, members, policies })
 }
 
 /// A list of principal references: `user:NAME`, `group:NAME`, `domain:NAME`, or `*` (everyone).
@@ -220,14 +228,9 @@ fn product(d: &mut Decoder<'_>, root: &Node) -> Option<ProductDescriptor> {
     let map = d.mapping(root, "", PRODUCT_FIELDS)?;
     let name = d.parsed(map, "", "name", Some("orders"), DiagnosticCode::InvalidName, |t| ProductName::new(t).map_err(name_error));
     let domain = d.parsed(map, "", "domain", Some("sales"), DiagnosticCode::InvalidName, |t| DomainName::new(t).map_err(name_error));
-    let version = d.parsed(map, "", "version", Some("1.0.0"), DiagnosticCode::InvalidVersion, |t| {
-        semver::Version::parse(t).map_err(|err| {
-            (
-                format!("`{t}` is not a semantic version: {err}"),
-                Some("write MAJOR.MINOR.PATCH, e.g. `1.0.0`; bump MAJOR for breaking contract changes".into()),
-            )
-        })
-    });
+    // Any text is accepted here; whether it is semantic versioning is the `semver_version`
+    // governance rule's call, so a mesh can stage that rule like any other.
+    let version = d.required_text(map, "", "version", "1.0.0");
     let title = d.text(map, "", "title");
     let description = d.text(map, "", "description");
     let owner = d.parsed(map, "", "owner", None, DiagnosticCode::InvalidValue, |t| match t.split_once(':') {
@@ -434,8 +437,9 @@ fn contract(d: &mut Decoder<'_>, node: &Node) -> Option<Contract> {
     }
     for (field, node) in items {
         let Some(c) = d.mapping(node, &field, &["name", "type", "nullable", "description", "classification"]) else { continue };
+        // Any identifier is accepted; snake_case is the `snake_case_names` governance rule.
         let name = d.parsed(c, &field, "name", Some("order_id"), DiagnosticCode::InvalidName, |t| {
-            check_name(t).map(|()| t.to_owned()).map_err(name_error)
+            check_identifier(t).map(|()| t.to_owned()).map_err(name_error)
         });
         let data_type = d.parsed(c, &field, "type", Some("bigint"), DiagnosticCode::InvalidValue, |t| {
             t.parse::<ColumnType>().map_err(|e| (e.message, e.hint))
@@ -668,6 +672,19 @@ fn access(d: &mut Decoder<'_>, node: &Node, contract: Option<&Contract>) -> Opti
                         check_column(d, &contract.columns, key.as_str(), key.span(), &field);
                     }
                     if let Some(mask) = mask(d, value, &field) {
+                        let column = contract.and_then(|c| c.column(key.as_str()));
+                        if let Some(column) = column
+                            && matches!(mask, Mask::Redact | Mask::Partial { .. })
+                            && column.data_type != ColumnType::String
+                        {
+                            d.report(
+                                DiagnosticCode::InvalidValue,
+                                key.span(),
+                                &field,
+                                format!("mask `{}` needs a string column, but `{}` is {}", mask.kind(), key.as_str(), column.data_type),
+                                Some("use `hash` or `null` for columns of other types".into()),
+                            );
+                        }
                         masks.insert(key.as_str().to_owned(), mask);
                     }
                 }

@@ -23,6 +23,19 @@ impl Positions {
     pub fn locate(&self, field: &str) -> Option<(usize, usize)> {
         self.0.get(field).copied()
     }
+
+    /// The position of `field`, or of its nearest enclosing field that was read (`a.b[2].c` →
+    /// `a.b[2]` → `a.b` → `a`): a missing field is reported where it should have been.
+    pub fn locate_nearest(&self, field: &str) -> Option<(usize, usize)> {
+        let mut current = field;
+        loop {
+            if let Some(found) = self.locate(current) {
+                return Some(found);
+            }
+            let cut = current.rfind(['.', '['])?;
+            current = &current[..cut];
+        }
+    }
 }
 
 /// Appends `key` to a dotted field path.
@@ -38,6 +51,11 @@ fn is_null(scalar: &MarkedScalarNode) -> bool {
 impl<'f> Decoder<'f> {
     pub(crate) fn new(file: &'f str) -> Self {
         Decoder { file, diagnostics: Vec::new(), positions: Positions::default() }
+    }
+
+    /// The file being decoded.
+    pub(crate) fn file(&self) -> &'f str {
+        self.file
     }
 
     /// Parses `text` into a top-level mapping, reporting a syntax error with its position.
@@ -228,7 +246,15 @@ impl<'f> Decoder<'f> {
         let Some(node) = Self::get(map, key) else { return Vec::new() };
         self.mark(&field, node);
         match node.as_sequence() {
-            Some(items) => items.iter().enumerate().map(|(i, item)| (format!("{field}[{i}]"), item)).collect(),
+            Some(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let item_field = format!("{field}[{i}]");
+                    self.mark(&item_field, item);
+                    (item_field, item)
+                })
+                .collect(),
             None => {
                 self.report(
                     DiagnosticCode::InvalidValue,

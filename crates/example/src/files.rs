@@ -49,7 +49,7 @@ inputs:
 contract:                          # the built data must match this schema exactly
   primary_key: [id]
   columns:
-    - { name: id, type: bigint, nullable: false, description: Greeting identifier }
+    - { name: id, type: bigint, nullable: false, description: Greeting identifier, classification: public }
     - { name: language, type: string, description: ISO 639-1 language code, classification: public }
     - { name: text, type: string, description: The greeting, classification: public }
 "#
@@ -70,6 +70,79 @@ name: example-mesh
 description: A web shop's analytical data, owned by the sales, marketing and finance domains.
 storage:
   data_dir: .meshwork/data
+# Governance rollout: off, warn or enforce per policy. Built-ins not listed keep their default
+# (see `meshwork validate` output and docs/governance.md); files in policies/ default to enforce.
+policies:
+  descriptions_required: enforce
+  classification_required: enforce
+  owner_required: enforce
+"#,
+        ),
+        (
+            "principals.yaml",
+            r#"# Who queries the mesh. Domain memberships also come from `owners`/`members` in domain.yaml.
+# Try: meshwork query --as ana "SELECT * FROM sales.customers LIMIT 5"
+principals:
+  - name: sam                      # sales analyst: member of sales, sees customers unmasked
+    groups: [sales-analysts]
+    attributes: { region: EU }
+  - name: mia                      # marketing analyst in North America
+    attributes: { region: NA }
+  - name: fred                     # finance controller
+    groups: [finance-data]
+    attributes: { region: EU }
+  - name: ana                      # analyst outside the domains, EU only
+    groups: [analysts]
+    attributes: { region: EU }
+  - name: gus                      # global analyst: every region
+    groups: [analysts, global-analysts]
+  - name: carl                     # contractor: pii is nulled by policies/contractors_no_pii.rego
+    groups: [analysts, contractors]
+    attributes: { region: NA }
+  - name: bi-dashboard             # a service account for a BI tool
+    kind: service
+    groups: [analysts]
+    attributes: { region: APAC }
+"#,
+        ),
+        (
+            "policies/contractors_no_pii.rego",
+            r#"# Access policy of the governance guild: contractors never see personal data, whatever a
+# product's own masks say. Access policies can deny, add row filters and add masks.
+package meshwork.access.contractors_no_pii
+
+masks[column.name] := "null" if {
+	"contractors" in input.principal.groups
+	some column in input.product.contract.columns
+	column.classification == "pii"
+}
+"#,
+        ),
+        (
+            "policies/deprecated_needs_successor.rego",
+            r#"# Governance policy of the guild: a deprecated product names its successor and sunset date.
+package meshwork.governance.deprecated_needs_successor
+
+violations contains {"field": "successor", "message": "a deprecated product must name its `successor`"} if {
+	input.product.status == "deprecated"
+	not input.product.successor
+}
+
+violations contains {"field": "sunset", "message": "a deprecated product must have a `sunset` date"} if {
+	input.product.status == "deprecated"
+	not input.product.sunset
+}
+"#,
+        ),
+        (
+            "domains/finance/policies/finance_owned.rego",
+            r#"# Domain policy of finance: its products are owned by the finance data team. Domain policies
+# add restrictions for their own products; they cannot switch off the guild's.
+package meshwork.governance.finance_owned
+
+violations contains {"field": "owner", "message": sprintf("finance products are owned by `group:finance-data`, not `%s`", [input.product.owner])} if {
+	input.product.owner != "group:finance-data"
+}
 "#,
         ),
         (".gitignore", ".meshwork/\n"),
@@ -122,6 +195,14 @@ contract:
     - { name: region, type: string, nullable: false, description: "Sales region (EU, NA, APAC)", classification: internal }
     - { name: segment, type: string, nullable: false, description: "consumer, business or enterprise", classification: internal }
     - { name: signup_date, type: date, nullable: false, description: Day the customer registered, classification: internal }
+access:
+  readers: [domain:finance, domain:marketing, group:analysts]
+  # Analysts see their own region's customers; global analysts and the sales domain see all.
+  row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('sales')"
+  masks:
+    full_name: { kind: partial, keep_first: 1, keep_last: 0 }
+    email: hash                    # stable: still joins and counts distinct
+  unmasked_for: [domain:sales]
 "#,
         ),
         (
@@ -148,6 +229,8 @@ contract:
     - { name: campaign_code, type: string, description: Marketing campaign the order is attributed to, classification: internal }
     - { name: items, type: int, nullable: false, description: Number of items, classification: internal }
     - { name: amount, type: "decimal(12,2)", nullable: false, description: Order total in EUR, classification: confidential }
+access:
+  readers: [domain:finance, domain:marketing, group:analysts]
 refresh:
   on_upstream_change: true
 "#,
@@ -187,6 +270,8 @@ contract:
     - { name: channel, type: string, nullable: false, description: Sales channel, classification: internal }
     - { name: orders, type: bigint, nullable: false, description: Completed orders, classification: internal }
     - { name: revenue, type: "decimal(14,2)", nullable: false, description: Revenue in EUR, classification: confidential }
+access:
+  readers: ["*"]
 refresh:
   on_upstream_change: true
 "#,
@@ -213,6 +298,11 @@ contract:
     - { name: start_date, type: date, nullable: false, description: First day, classification: public }
     - { name: end_date, type: date, nullable: false, description: Last day, classification: public }
     - { name: budget, type: "decimal(12,2)", nullable: false, description: Spend in EUR, classification: confidential }
+access:
+  readers: ["*"]
+  masks:
+    budget: "null"                 # budgets are for marketing and finance only
+  unmasked_for: [domain:marketing, domain:finance]
 "#,
         ),
         (
@@ -240,6 +330,8 @@ contract:
     - { name: orders, type: bigint, nullable: false, description: Completed attributed orders, classification: internal }
     - { name: revenue, type: "decimal(14,2)", nullable: false, description: Attributed revenue in EUR, classification: confidential }
     - { name: roi, type: double, nullable: false, description: (revenue - budget) / budget, classification: confidential }
+access:
+  readers: [domain:sales, group:analysts]
 refresh:
   on_upstream_change: true
 "#,
@@ -284,6 +376,8 @@ contract:
     - { name: orders, type: bigint, nullable: false, description: Completed orders, classification: internal }
     - { name: customers, type: bigint, nullable: false, description: Distinct buying customers, classification: internal }
     - { name: revenue, type: "decimal(14,2)", nullable: false, description: Revenue in EUR, classification: confidential }
+access:
+  readers: ["*"]
 refresh:
   on_upstream_change: true
 "#,
@@ -328,6 +422,9 @@ contract:
     - { name: lifetime_revenue, type: "decimal(14,2)", nullable: false, description: Revenue in EUR, classification: confidential }
     - { name: first_order_at, type: timestamp, description: First completed order, classification: internal }
     - { name: last_order_at, type: timestamp, description: Latest completed order, classification: internal }
+access:
+  readers: [domain:sales, group:analysts]
+  row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('finance')"
 refresh:
   on_upstream_change: true
 "#,

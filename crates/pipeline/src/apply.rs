@@ -4,12 +4,13 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use meshwork_catalog::{CatalogStore, DomainRecord, ProductRecord, Publication, VersionRecord};
+use meshwork_catalog::{AuditEvent, AuditProduct, CatalogStore, DomainRecord, ProductRecord, Publication, VersionRecord};
 use meshwork_core::id::ProductId;
 use meshwork_core::mesh::descriptor_hash;
 use meshwork_storage::ProductStore;
 
 use crate::build::{build_product, input_fingerprint};
+use crate::governance::{Finding, blocks, check_governance, governance_snapshot, published_descriptors};
 use crate::{LoadedMesh, PipelineError};
 
 /// What happened to one product during an apply.
@@ -39,12 +40,29 @@ pub enum ProductOutcome {
         /// The failed upstream product.
         upstream: ProductId,
     },
+    /// Not attempted because an enforced governance policy is violated; the previous version
+    /// stays current.
+    Refused {
+        /// The blocking violations.
+        findings: Vec<Finding>,
+    },
 }
 
 impl ProductOutcome {
     /// Whether this outcome makes the apply fail.
     pub fn is_failure(&self) -> bool {
-        matches!(self, ProductOutcome::Failed { .. } | ProductOutcome::Blocked { .. })
+        matches!(self, ProductOutcome::Failed { .. } | ProductOutcome::Blocked { .. } | ProductOutcome::Refused { .. })
+    }
+
+    /// One word for summaries and the audit log.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            ProductOutcome::Published { .. } => "published",
+            ProductOutcome::Unchanged { .. } => "unchanged",
+            ProductOutcome::Failed { .. } => "failed",
+            ProductOutcome::Blocked { .. } => "blocked",
+            ProductOutcome::Refused { .. } => "refused",
+        }
     }
 }
 
@@ -55,6 +73,8 @@ pub struct ApplyReport {
     pub outcomes: Vec<(ProductId, ProductOutcome)>,
     /// Wall time of the whole apply.
     pub elapsed: Duration,
+    /// Every governance violation found, warnings included.
+    pub findings: Vec<Finding>,
 }
 
 impl ApplyReport {
@@ -81,8 +101,11 @@ pub struct SilentObserver;
 impl ApplyObserver for SilentObserver {}
 
 /// Builds and publishes every product of `mesh` whose descriptor or input data changed since its
-/// current version, in dependency order. A failed product keeps its previous version and blocks
-/// only the products downstream of it.
+/// current version, in dependency order. A failed product, or one that violates an enforced
+/// governance policy, keeps its previous version and blocks only the products downstream of it.
+///
+/// The mesh's principals, policies and policy states are stored first, in one transaction, so
+/// queries enforce what was applied. The apply writes one audit event.
 pub async fn apply(
     mesh: &LoadedMesh,
     catalog: &dyn CatalogStore,
@@ -90,6 +113,9 @@ pub async fn apply(
     observer: &dyn ApplyObserver,
 ) -> Result<ApplyReport, PipelineError> {
     let started = Instant::now();
+    catalog.replace_governance(&governance_snapshot(mesh)).await?;
+    let published = published_descriptors(catalog).await?;
+    let findings = check_governance(mesh, &published);
     for domain in mesh.repo.domains.values() {
         let d = &domain.descriptor;
         catalog
@@ -97,13 +123,22 @@ pub async fn apply(
             .await?;
     }
     let order = mesh.repo.build_order().map_err(|cycle| PipelineError::Internal(format!("cycle passed validation: {cycle:?}")))?;
-    let mut report = ApplyReport::default();
+    let mut report = ApplyReport { findings, ..ApplyReport::default() };
     let mut failed: BTreeSet<ProductId> = BTreeSet::new();
     for id in order {
         let entry = &mesh.repo.products[&id];
         let descriptor = &entry.descriptor;
         if let Some(upstream) = descriptor.upstream().find(|u| failed.contains(*u)) {
             let outcome = ProductOutcome::Blocked { upstream: upstream.clone() };
+            observer.finished(&id, &outcome);
+            failed.insert(id.clone());
+            report.outcomes.push((id, outcome));
+            continue;
+        }
+        if blocks(&report.findings, &id) {
+            let refused: Vec<Finding> =
+                report.findings.iter().filter(|f| f.violation.product == id && f.violation.blocks()).cloned().collect();
+            let outcome = ProductOutcome::Refused { findings: refused };
             observer.finished(&id, &outcome);
             failed.insert(id.clone());
             report.outcomes.push((id, outcome));
@@ -123,7 +158,43 @@ pub async fn apply(
         report.outcomes.push((id, outcome));
     }
     report.elapsed = started.elapsed();
+    catalog.record_audit(&apply_audit_event(mesh, &report)).await?;
     Ok(report)
+}
+
+fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport) -> AuditEvent {
+    let products = report
+        .outcomes
+        .iter()
+        .map(|(id, outcome)| AuditProduct {
+            product: id.to_string(),
+            decision: outcome.keyword().into(),
+            policies: report.findings.iter().filter(|f| &f.violation.product == id).map(|f| f.violation.policy.clone()).collect(),
+            row_filters: 0,
+            masks: Vec::new(),
+            reasons: match outcome {
+                ProductOutcome::Failed { error, .. } => vec![error.to_string()],
+                ProductOutcome::Blocked { upstream } => vec![format!("upstream `{upstream}` failed")],
+                ProductOutcome::Refused { findings } => findings.iter().map(|f| format!("{}: {}", f.violation.policy, f.violation.message)).collect(),
+                _ => Vec::new(),
+            },
+            decision_us: 0,
+        })
+        .collect();
+    let published = report.outcomes.iter().filter(|(_, o)| matches!(o, ProductOutcome::Published { .. })).count();
+    AuditEvent {
+        id: 0,
+        at: String::new(),
+        principal: meshwork_core::principal::LOCAL_ADMIN.into(),
+        interface: "cli".into(),
+        action: "apply".into(),
+        statement: format!("apply {}", mesh.root.display()),
+        products,
+        rows: Some(published as u64),
+        duration_ms: report.elapsed.as_secs_f64() * 1000.0,
+        outcome: if report.failed() { "error".into() } else { "ok".into() },
+        error: None,
+    }
 }
 
 /// What [`publish_product`] did.

@@ -48,22 +48,34 @@ impl MeshHome {
         self.root.join(&self.config.data_dir)
     }
 
-    /// Opens the metadata store named in `mesh.yaml` (embedded SQLite by default).
-    pub async fn open_catalog(&self) -> Result<Arc<dyn CatalogStore>, PipelineError> {
-        let catalog = match &self.config.metadata_url {
-            // A relative SQLite path is relative to the mesh repository, not to the working
-            // directory, so `meshwork -C DIR` finds the same catalog from anywhere.
+    /// The SQLite file of the metadata store. A relative SQLite path is relative to the mesh
+    /// repository, not to the working directory, so `meshwork -C DIR` finds the same catalog
+    /// from anywhere.
+    fn catalog_path(&self) -> Result<PathBuf, PipelineError> {
+        match &self.config.metadata_url {
             Some(url) if url.starts_with("sqlite:") => {
                 let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
                 let path = path.split('?').next().unwrap_or(path);
-                SqliteCatalog::open(&self.root.join(path)).await?
+                Ok(self.root.join(path))
             }
-            Some(url) => {
-                return Err(PipelineError::Catalog(meshwork_catalog::CatalogError::Unsupported(url.clone())));
-            }
-            None => SqliteCatalog::open(&self.state_dir().join("catalog.db")).await?,
-        };
-        Ok(Arc::new(catalog))
+            Some(url) => Err(PipelineError::Catalog(meshwork_catalog::CatalogError::Unsupported(url.clone()))),
+            None => Ok(self.state_dir().join("catalog.db")),
+        }
+    }
+
+    /// Opens the metadata store named in `mesh.yaml` (embedded SQLite by default), creating it.
+    pub async fn open_catalog(&self) -> Result<Arc<dyn CatalogStore>, PipelineError> {
+        Ok(Arc::new(SqliteCatalog::open(&self.catalog_path()?).await?))
+    }
+
+    /// Opens the metadata store only if it exists: offline commands like `validate` compare with
+    /// what is published without creating a store.
+    pub async fn existing_catalog(&self) -> Result<Option<Arc<dyn CatalogStore>>, PipelineError> {
+        let path = self.catalog_path()?;
+        if !path.is_file() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(SqliteCatalog::open(&path).await?)))
     }
 
     /// Opens the product store in the data directory.

@@ -11,8 +11,10 @@
 
 mod apply;
 mod build;
+pub mod governance;
 pub mod conform;
 mod home;
+mod plan;
 pub mod ingest;
 mod repo;
 mod validate;
@@ -20,7 +22,9 @@ mod validate;
 pub use apply::{ApplyObserver, ApplyReport, ProductOutcome, SilentObserver, apply};
 pub use build::{BuiltProduct, build_product, input_fingerprint};
 pub use home::MeshHome;
-pub use repo::{LoadedMesh, MESH_FILE, load_mesh};
+pub use plan::{ContractChange, PlanAction, PlanItem, contract_changes, plan};
+pub use governance::{Finding, check_governance, governance_snapshot, published_descriptors};
+pub use repo::{LoadedMesh, MESH_FILE, PRINCIPALS_FILE, load_mesh};
 pub use validate::validate;
 
 /// Errors of building and publishing products.

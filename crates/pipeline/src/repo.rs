@@ -2,14 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use meshwork_core::descriptor::MeshConfig;
 use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
 use meshwork_core::mesh::{DomainEntry, MeshRepo, ProductEntry};
 use meshwork_core::parse::{parse_domain, parse_mesh_config, parse_product};
+use meshwork_core::principal::{Principal, parse_principals, resolve_principals};
+use meshwork_policy::{PolicySet, PolicyStates};
 
 /// The name of the mesh configuration file at the repository root.
 pub const MESH_FILE: &str = "mesh.yaml";
+
+/// The file declaring users and services, at the repository root (optional).
+pub const PRINCIPALS_FILE: &str = "principals.yaml";
 
 /// A mesh repository on disk together with its parsed content.
 #[derive(Debug, Clone)]
@@ -18,6 +24,12 @@ pub struct LoadedMesh {
     pub root: PathBuf,
     /// What it declares.
     pub repo: MeshRepo,
+    /// Principals with the domain memberships the domains grant, plus the local admin.
+    pub principals: Vec<Principal>,
+    /// Built-in, global and domain policies, compiled.
+    pub policies: Arc<PolicySet>,
+    /// Policy states from `mesh.yaml` and the domains.
+    pub states: PolicyStates,
 }
 
 impl LoadedMesh {
@@ -64,9 +76,13 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
     })?;
     let mut diagnostics = Vec::new();
     let mesh_path = root.join(MESH_FILE);
+    let mut mesh_positions = meshwork_core::Positions::default();
     let config: Option<MeshConfig> = if mesh_path.is_file() {
         read(&root, &mesh_path, &mut diagnostics).and_then(|text| match parse_mesh_config(MESH_FILE, &text) {
-            Ok(located) => Some(located.value),
+            Ok(located) => {
+                mesh_positions = located.positions;
+                Some(located.value)
+            }
             Err(found) => {
                 diagnostics.extend(found);
                 None
@@ -191,7 +207,48 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
     });
     let repo = MeshRepo { config, domains, products, unparsed };
     diagnostics.extend(repo.check());
+
+    let mut declared = Vec::new();
+    let principals_path = root.join(PRINCIPALS_FILE);
+    if principals_path.is_file()
+        && let Some(text) = read(&root, &principals_path, &mut diagnostics)
+    {
+        match parse_principals(PRINCIPALS_FILE, &text) {
+            Ok(located) => declared = located.value,
+            Err(found) => diagnostics.extend(found),
+        }
+    }
+    let domain_descriptors: Vec<_> = repo.domains.values().map(|d| d.descriptor.clone()).collect();
+    let principals = resolve_principals(&declared, &domain_descriptors);
+
+    let domain_dirs: Vec<String> =
+        subdirs(&root.join("domains")).iter().map(|d| d.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    let sources = crate::governance::policy_sources(&root, &domain_dirs, &mut diagnostics);
+    let policies = match PolicySet::compile(sources) {
+        Ok(set) => set,
+        Err(errors) => {
+            diagnostics.extend(errors.iter().map(crate::governance::policy_diagnostic));
+            PolicySet::default()
+        }
+    };
+    let domain_refs: Vec<_> = repo.domains.values().map(|d| &d.descriptor).collect();
+    for problem in policies.check_states(&repo.config, &domain_refs) {
+        let field = format!("policies.{}", problem.name);
+        let (file, position) = match &problem.domain {
+            None => (MESH_FILE.to_owned(), mesh_positions.locate(&field)),
+            Some(d) => match repo.domains.get(d) {
+                Some(entry) => (entry.file.clone(), entry.positions.locate(&field)),
+                None => (format!("domains/{d}/domain.yaml"), None),
+            },
+        };
+        diagnostics.push(Diagnostic::new(DiagnosticCode::InvalidValue, file, problem.message).field(field).at_position(position).hint(problem.hint));
+    }
+    let states = PolicyStates::new(&repo.config, repo.domains.values().map(|d| &d.descriptor));
     // Report in reading order: by file, then by position.
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
-    if diagnostics.is_empty() && config_ok { Ok(LoadedMesh { root, repo }) } else { Err(diagnostics) }
+    if diagnostics.is_empty() && config_ok {
+        Ok(LoadedMesh { root, repo, principals, policies: Arc::new(policies), states })
+    } else {
+        Err(diagnostics)
+    }
 }

@@ -1,22 +1,50 @@
-//! Meshwork's query layer: a DataFusion session whose catalog holds every published product.
+//! Meshwork's query layer: a DataFusion session, per principal, over the published products.
 //!
 //! Products appear as tables `domain.product` in the catalog `meshwork`. The catalog is a
 //! snapshot taken before planning (DataFusion's catalog API is synchronous): each table reads
 //! the Delta version the metadata store names as current, never a newer uncommitted one.
-//! Statements are read-only: DDL, DML and session changes are refused.
+//!
+//! Governance is enforced here, the same way for every interface:
+//! - a product the principal may not read is not registered at all, so it is missing from
+//!   `SHOW TABLES` and `information_schema` and querying it says "not found";
+//! - every scan of a restricted product is rewritten by [`rewrite::PolicyRule`], the first
+//!   analyzer rule, into a fenced filter-and-mask subtree;
+//! - statements are read-only: DDL, DML, COPY, SET, file/URL tables and file-reading table
+//!   functions are refused while planning;
+//! - EXPLAIN shows non-admins the fence, never what is behind it;
+//! - every statement, refused or failed ones included, writes one audit event.
 
 #![deny(missing_docs)]
 
+mod explain;
+mod guard;
+mod masks;
+mod rewrite;
+mod schema;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::{ExplainFormat, LogicalPlan};
+use datafusion::optimizer::Analyzer;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use meshwork_catalog::CatalogStore;
+use meshwork_catalog::{AuditEvent, AuditProduct, CatalogStore, ProductRecord};
+use meshwork_core::descriptor::ProductDescriptor;
+use meshwork_core::id::ProductId;
+use meshwork_core::principal::Principal;
+use meshwork_policy::{AccessDecision, Authorizer, PolicyScope, PolicySet, PolicySource, PolicyStates};
 use meshwork_storage::ProductStore;
+
+use crate::guard::{ProductGuard, ProductTable};
+use crate::rewrite::{Journal, MeshQueryPlanner, PolicyRule};
+use crate::schema::{DomainSchema, FILE_TABLE_FUNCTIONS, MeshCatalog, RefusedTableFunction};
 
 /// Name of the SQL catalog holding the products.
 pub const CATALOG_NAME: &str = "meshwork";
@@ -35,11 +63,25 @@ pub enum QueryError {
     /// A product's table could not be opened.
     #[error(transparent)]
     Storage(#[from] meshwork_storage::StorageError),
+    /// `--as` named a principal the mesh does not declare.
+    #[error("unknown principal `{name}`{hint}")]
+    UnknownPrincipal {
+        /// The name given.
+        name: String,
+        /// " (hint: …)" text.
+        hint: String,
+    },
+    /// The action is reserved for administrators.
+    #[error("{0} is not allowed for `{1}`: it is reserved for administrators")]
+    AdminOnly(String, String),
+    /// The stored policies do not compile (the catalog was written by another version).
+    #[error("stored policy does not compile: {0}")]
+    Policy(String),
 }
 
 /// DataFusion prefixes messages with its error category; users need the message itself, and
 /// the position in their SQL where DataFusion knows it.
-fn sql_message(err: &DataFusionError) -> String {
+pub(crate) fn sql_message(err: &DataFusionError) -> String {
     // Wrappers (optimizer rule names, contexts) say little; the innermost error says what is wrong.
     let mut text = match err.find_root() {
         DataFusionError::SQL(parser, _) => parser.to_string().trim_start_matches("sql parser error: ").to_owned(),
@@ -55,7 +97,7 @@ fn sql_message(err: &DataFusionError) -> String {
     // SQLOptions refusals name the statement kind; say why it is refused and what to do instead.
     for kind in ["DDL not supported: ", "DML not supported: ", "Statement not supported: "] {
         if let Some(statement) = text.strip_prefix(kind) {
-            text = format!("`{statement}` is not allowed: queries are read-only; products are published with `meshwork apply`");
+            text = format!("`{}` is not allowed: queries are read-only; products are published with `meshwork apply`", statement.trim());
             break;
         }
     }
@@ -76,54 +118,282 @@ impl From<DataFusionError> for QueryError {
     }
 }
 
-/// A query session over the published products of a mesh.
+/// The governance a query layer enforces, as last applied: principals, compiled policies with
+/// their states, and the mask salt. Load once and share between sessions.
+#[derive(Debug, Clone)]
+pub struct Governance {
+    principals: Vec<Principal>,
+    authorizer: Authorizer,
+    salt: String,
+}
+
+impl Governance {
+    /// Loads what the last apply stored. A mesh never applied has only the local administrator
+    /// and the built-in policies.
+    pub async fn load(catalog: &dyn CatalogStore) -> Result<Governance, QueryError> {
+        let snapshot = catalog.governance().await?;
+        let mut principals = snapshot.principals;
+        if !principals.iter().any(|p| p.name == meshwork_core::principal::LOCAL_ADMIN) {
+            principals.push(Principal::local_admin());
+        }
+        let sources = if snapshot.policies.is_empty() {
+            PolicySource::builtins()
+        } else {
+            snapshot
+                .policies
+                .into_iter()
+                .map(|p| PolicySource {
+                    name: p.name,
+                    scope: p.domain.map(PolicyScope::Domain).unwrap_or(PolicyScope::Global),
+                    file: p.file,
+                    text: p.source,
+                })
+                .collect()
+        };
+        let policies = PolicySet::compile(sources)
+            .map_err(|errs| QueryError::Policy(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+        let states = PolicyStates::from_rows(snapshot.states.into_iter().map(|s| (s.domain, s.name, s.state)));
+        Ok(Governance { principals, authorizer: Authorizer::new(Arc::new(policies), states), salt: catalog.mask_salt().await? })
+    }
+
+    /// The principal called `name`; the error lists the declared ones.
+    pub fn principal(&self, name: &str) -> Result<Principal, QueryError> {
+        if let Some(p) = self.principals.iter().find(|p| p.name == name) {
+            return Ok(p.clone());
+        }
+        let names: Vec<&str> = self.principals.iter().map(|p| p.name.as_str()).collect();
+        let hint = match meshwork_core::diagnostic::did_you_mean(name, names.iter().copied()) {
+            Some(close) => format!(" (hint: did you mean `{close}`?)"),
+            None => format!(" (hint: declared principals are {}; add others to `principals.yaml` and apply)", meshwork_core::diagnostic::one_of(names.iter().copied())),
+        };
+        Err(QueryError::UnknownPrincipal { name: name.to_owned(), hint })
+    }
+
+    /// Every declared principal.
+    pub fn principals(&self) -> &[Principal] {
+        &self.principals
+    }
+
+    /// The access decision for one principal and one product.
+    pub fn decide(&self, principal: &Principal, product: &ProductDescriptor) -> AccessDecision {
+        self.authorizer.decide(principal, product)
+    }
+
+    /// The products of `records` that `principal` may see, for listings.
+    pub fn visible<'r>(&self, principal: &Principal, records: &'r [ProductRecord]) -> Vec<&'r ProductRecord> {
+        records
+            .iter()
+            .filter(|r| match serde_json::from_str::<ProductDescriptor>(&r.descriptor_json) {
+                Ok(descriptor) => self.decide(principal, &descriptor).allowed,
+                Err(_) => false,
+            })
+            .collect()
+    }
+}
+
+/// A query session over the published products of a mesh, for one principal on one interface.
 pub struct QuerySession {
     ctx: SessionContext,
+    principal: Principal,
+    interface: String,
+    catalog: Arc<dyn CatalogStore>,
+    journal: Arc<Journal>,
+    decisions: BTreeMap<ProductId, AccessDecision>,
+    /// Table locations, scrubbed from EXPLAIN output shown to non-admins.
+    locations: Vec<String>,
 }
 
 impl QuerySession {
-    /// Opens a session whose catalog holds the current version of every published product.
-    pub async fn open(catalog: &dyn CatalogStore) -> Result<Self, QueryError> {
-        let config = SessionConfig::new()
-            .with_default_catalog_and_schema(CATALOG_NAME, "public")
-            .with_create_default_catalog_and_schema(true)
+    /// Opens a session for `principal`: decides access to every published product, registers
+    /// the readable ones, and installs the policy rewrite.
+    pub async fn open(catalog: Arc<dyn CatalogStore>, governance: &Governance, principal: Principal, interface: &str) -> Result<Self, QueryError> {
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, schema::DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
-        let mut config = config;
         // Spans let errors point at the position in the user's SQL.
         config.options_mut().sql_parser.collect_spans = true;
-        let ctx = SessionContext::new_with_config(config);
-        let mesh_catalog = ctx.catalog(CATALOG_NAME).expect("the default catalog is created");
+        let journal = Arc::new(Journal::default());
+        let probe = SessionContext::new_with_config(config.clone());
+
+        let mut decisions = BTreeMap::new();
+        let mut domains: BTreeMap<String, DomainSchema> = BTreeMap::new();
+        let mut locations = Vec::new();
+        let mut guard_map = HashMap::new();
         for product in catalog.products().await? {
             let Some(version) = catalog.current_version(&product.id).await? else { continue };
-            let url = url::Url::parse(&product.table_uri)
-                .map_err(|e| DataFusionError::Plan(format!("product `{}` has a bad table location: {e}", product.id)))?;
-            let table = ProductStore::open_table_at(&url, version.delta_version).await?;
-            let provider = ProductStore::table_provider(&table, &ctx.state()).await?;
-            let domain = product.id.domain.as_str();
-            let schema = match mesh_catalog.schema(domain) {
-                Some(schema) => schema,
-                None => {
-                    let schema: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
-                    mesh_catalog.register_schema(domain, schema.clone())?;
-                    schema
-                }
+            let domain = domains.entry(product.id.domain.to_string()).or_insert_with(|| DomainSchema {
+                domain: product.id.domain.clone(),
+                visible: BTreeMap::new(),
+                denied: Vec::new(),
+                journal: journal.clone(),
+            });
+            let mut decision = match serde_json::from_str::<ProductDescriptor>(&product.descriptor_json) {
+                Ok(descriptor) => governance.decide(&principal, &descriptor),
+                Err(err) => AccessDecision {
+                    product: product.id.clone(),
+                    allowed: false,
+                    reasons: vec![format!("stored descriptor is unreadable: {err}")],
+                    row_filters: Vec::new(),
+                    masks: BTreeMap::new(),
+                    policies: Vec::new(),
+                    warnings: Vec::new(),
+                    elapsed: Duration::ZERO,
+                },
             };
-            schema.register_table(product.id.name.to_string(), provider)?;
+            if decision.allowed {
+                let url = url::Url::parse(&product.table_uri)
+                    .map_err(|e| DataFusionError::Plan(format!("product `{}` has a bad table location: {e}", product.id)))?;
+                let table = ProductStore::open_table_at(&url, version.delta_version).await?;
+                let inner = ProductStore::table_provider(&table, &probe.state()).await?;
+                match ProductGuard::build(&probe.state(), &inner.schema(), &decision, &principal, &governance.salt) {
+                    Ok(guard) => {
+                        guard_map.insert(product.id.clone(), guard);
+                        locations.push(product.table_uri.clone());
+                        if let Ok(path) = url.to_file_path() {
+                            locations.push(path.display().to_string());
+                        }
+                        let table: Arc<dyn TableProvider> = Arc::new(ProductTable { id: product.id.clone(), inner });
+                        domain.visible.insert(product.id.name.to_string(), table);
+                    }
+                    // Failure to build what the policy asks for means deny.
+                    Err(reason) => {
+                        decision.allowed = false;
+                        decision.reasons.push(reason);
+                    }
+                }
+            }
+            if !decision.allowed {
+                domain.denied.push(product.id.name.to_string());
+            }
+            decisions.insert(product.id.clone(), decision);
         }
-        Ok(QuerySession { ctx })
+        let guards = Arc::new(guard_map);
+
+        let policy_rule = Arc::new(PolicyRule { guards, journal: journal.clone() });
+        let mut analyzer_rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> = vec![policy_rule];
+        analyzer_rules.extend(Analyzer::new().rules);
+        let mut state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_analyzer_rules(analyzer_rules)
+            .with_query_planner(Arc::new(MeshQueryPlanner))
+            .build();
+        for name in FILE_TABLE_FUNCTIONS {
+            state.register_udtf(name, Arc::new(RefusedTableFunction(name)));
+        }
+        let ctx = SessionContext::new_with_state(state);
+        let mesh_catalog = MeshCatalog { domains: domains.into_iter().map(|(name, schema)| (name, Arc::new(schema))).collect() };
+        ctx.register_catalog(CATALOG_NAME, Arc::new(mesh_catalog));
+        Ok(QuerySession { ctx, principal, interface: interface.to_owned(), catalog, journal, decisions, locations })
     }
 
-    /// Plans a read-only SQL statement.
+    /// The principal this session acts for.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The access decision on each published product.
+    pub fn decisions(&self) -> &BTreeMap<ProductId, AccessDecision> {
+        &self.decisions
+    }
+
+    /// Plans a read-only SQL statement. Not audited: use [`QuerySession::collect`] to run.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         Ok(self.ctx.sql_with_options(sql, options).await?)
     }
 
-    /// Runs a read-only SQL statement and collects its result with its schema (which an empty
-    /// result still has).
+    /// Runs a read-only SQL statement, collects its result with its schema (which an empty
+    /// result still has), and records one audit event, whatever the outcome. If the audit event
+    /// cannot be written, the result is withheld.
     pub async fn collect(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+        self.journal.reset();
+        let started = Instant::now();
+        let result = self.run(sql).await;
+        let event = self.audit_event(sql, &result, started.elapsed());
+        self.catalog.record_audit(&event).await?;
+        result
+    }
+
+    async fn run(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
         let frame = self.sql(sql).await?;
+        let explain = match frame.logical_plan() {
+            LogicalPlan::Explain(e) => Some((e.verbose, e.explain_format.clone())),
+            LogicalPlan::Analyze(a) => Some((a.verbose, a.format.clone())),
+            _ => None,
+        };
+        if let Some((verbose, format)) = &explain
+            && !self.principal.admin
+        {
+            if *verbose {
+                return Err(QueryError::AdminOnly("`EXPLAIN VERBOSE`".into(), self.principal.name.clone()));
+            }
+            if !matches!(format, ExplainFormat::Indent) {
+                return Err(QueryError::AdminOnly(format!("`EXPLAIN FORMAT {format}`"), self.principal.name.clone()));
+            }
+        }
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        Ok((schema, frame.collect().await?))
+        let mut batches = frame.collect().await?;
+        if explain.is_some() && !self.principal.admin {
+            batches = explain::redact(batches, &self.locations)?;
+        }
+        Ok((schema, batches))
+    }
+
+    fn audit_event(&self, sql: &str, result: &Result<(SchemaRef, Vec<RecordBatch>), QueryError>, elapsed: Duration) -> AuditEvent {
+        let mut products = Vec::new();
+        for id in self.journal.touched() {
+            let decision = self.decisions.get(&id);
+            products.push(AuditProduct {
+                product: id.to_string(),
+                decision: "allow".into(),
+                policies: decision.map(|d| d.policies.clone()).unwrap_or_default(),
+                row_filters: decision.map(|d| d.row_filters.len()).unwrap_or(0),
+                masks: decision.map(|d| d.masks.iter().map(|(c, m)| format!("{c}:{}", m.kind())).collect()).unwrap_or_default(),
+                reasons: decision.map(|d| d.warnings.clone()).unwrap_or_default(),
+                decision_us: decision.map(|d| d.elapsed.as_micros() as u64).unwrap_or(0),
+            });
+        }
+        let denied = self.journal.denied();
+        for id in &denied {
+            let decision = self.decisions.get(id);
+            products.push(AuditProduct {
+                product: id.to_string(),
+                decision: "deny".into(),
+                policies: decision.map(|d| d.policies.clone()).unwrap_or_default(),
+                row_filters: 0,
+                masks: Vec::new(),
+                reasons: decision.map(|d| d.reasons.clone()).unwrap_or_default(),
+                decision_us: decision.map(|d| d.elapsed.as_micros() as u64).unwrap_or(0),
+            });
+        }
+        let (outcome, rows, error) = match result {
+            Ok((_, batches)) => ("ok", Some(batches.iter().map(|b| b.num_rows() as u64).sum()), None),
+            Err(err) if !denied.is_empty() => ("denied", None, Some(err.to_string())),
+            Err(err) => ("error", None, Some(err.to_string())),
+        };
+        AuditEvent {
+            id: 0,
+            at: String::new(),
+            principal: self.principal.name.clone(),
+            interface: self.interface.clone(),
+            action: "query".into(),
+            statement: normalise(sql),
+            products,
+            rows,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            outcome: outcome.into(),
+            error,
+        }
+    }
+}
+
+/// The statement as the SQL parser prints it back: one line, keywords and spacing uniform.
+/// Text that does not parse is kept with its whitespace collapsed.
+pub fn normalise(sql: &str) -> String {
+    match datafusion::sql::parser::DFParser::parse_sql(sql) {
+        Ok(statements) if !statements.is_empty() => statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        _ => sql.split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }

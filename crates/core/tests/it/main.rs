@@ -43,7 +43,7 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 fn a_valid_product_parses_with_defaults() {
     let product = parse_product(FILE, ORDERS).unwrap().value;
     assert_eq!(product.id().to_string(), "sales.orders");
-    assert_eq!(product.version, semver::Version::new(1, 2, 0));
+    assert_eq!(product.version, "1.2.0");
     assert!(product.contract.columns[1].nullable);
     assert!(product.output_ports.flight_sql);
     match &product.inputs[0].source {
@@ -79,11 +79,18 @@ fn bad_types_name_the_column_and_the_closest_type() {
 }
 
 #[test]
-fn bad_semver_is_explained() {
+fn versions_and_column_names_outside_the_conventions_parse_for_the_policies_to_judge() {
+    // Semantic versioning and snake_case columns are governance policies (`semver_version`,
+    // `snake_case_names`) so a mesh can stage them; the parser only requires text and identifiers.
+    let text = ORDERS.replace("version: 1.2.0", "version: 1.2").replace("order_id", "orderId");
+    let product = parse_product(FILE, &text).unwrap().value;
+    assert_eq!(product.version, "1.2");
+    assert_eq!(product.contract.columns[0].name, "orderId");
     check_product(
-        &ORDERS.replace("version: 1.2.0", "version: 1.2"),
+        &ORDERS.replace("{ name: order_id", "{ name: order-id"),
         expect![[r#"
-            [invalid_version] domains/sales/products/orders/product.yaml:3:10: version: `1.2` is not a semantic version: unexpected end of input while parsing minor version number (hint: write MAJOR.MINOR.PATCH, e.g. `1.0.0`; bump MAJOR for breaking contract changes)
+            [invalid_name] domains/sales/products/orders/product.yaml:12:15: contract.columns[0].name: `order-id` is not a valid name (hint: use snake_case: a lowercase letter, then lowercase letters, digits or `_`, e.g. `order_id`)
+            [missing_reference] domains/sales/products/orders/product.yaml:10:17: contract.primary_key[0]: column `order_id` is not in the contract (hint: the contract declares `amount`)
         "#]],
     );
 }
@@ -95,7 +102,6 @@ fn every_problem_in_a_file_is_reported_at_once() {
         expect![[r#"
             [invalid_name] domains/sales/products/orders/product.yaml:1:7: name: `Orders` is not a valid name (hint: use snake_case: a lowercase letter, then lowercase letters, digits or `_`, e.g. `orders`)
             [missing_field] domains/sales/products/orders/product.yaml:1:5: domain: missing required field `domain` (hint: add `domain: sales`)
-            [invalid_version] domains/sales/products/orders/product.yaml:2:10: version: `one` is not a semantic version: unexpected character 'o' while parsing major version number (hint: write MAJOR.MINOR.PATCH, e.g. `1.0.0`; bump MAJOR for breaking contract changes)
             [invalid_value] domains/sales/products/orders/product.yaml:7:29: contract.columns[0].type: unknown type `money`, expected one of `boolean`, `tinyint`, `smallint`, `int`, `bigint`, `float`, `double`, `decimal(p,s)`, `string`, `binary`, `date` or `timestamp`
             [invalid_value] domains/sales/products/orders/product.yaml:7:52: contract.columns[0].classification: unknown value `secret`, expected one of `public`, `internal`, `confidential` or `pii`
             [missing_reference] domains/sales/products/orders/product.yaml:5:17: contract.primary_key[0]: column `id` is not in the contract (hint: the contract declares `amount`)
@@ -106,7 +112,7 @@ fn every_problem_in_a_file_is_reported_at_once() {
 #[test]
 fn later_capability_fields_are_parsed_and_checked() {
     let text = format!(
-        "{ORDERS}quality:\n  - {{ rule: unique, column: order_id }}\n  - {{ rule: range, column: amount, min: 0 }}\n  - {{ rule: sql, name: positive, assert: \"SELECT count(*) = 0 FROM this WHERE amount < 0\", severity: warn }}\nslo: {{ freshness: 24h }}\nrefresh: {{ schedule: '0 6 * * *', on_upstream_change: true }}\naccess:\n  readers: [domain:sales, group:analysts]\n  row_filter: \"region = 'EU'\"\n  masks: {{ amount: {{ kind: partial, keep_last: 2 }} }}\noutput_ports: {{ postgres: false }}\n"
+        "{ORDERS}quality:\n  - {{ rule: unique, column: order_id }}\n  - {{ rule: range, column: amount, min: 0 }}\n  - {{ rule: sql, name: positive, assert: \"SELECT count(*) = 0 FROM this WHERE amount < 0\", severity: warn }}\nslo: {{ freshness: 24h }}\nrefresh: {{ schedule: '0 6 * * *', on_upstream_change: true }}\naccess:\n  readers: [domain:sales, group:analysts]\n  row_filter: \"region = 'EU'\"\n  masks: {{ amount: hash, order_id: \"null\" }}\noutput_ports: {{ postgres: false }}\n"
     );
     let product = parse_product(FILE, &text).unwrap().value;
     assert_eq!(product.quality.len(), 3);
@@ -116,15 +122,17 @@ fn later_capability_fields_are_parsed_and_checked() {
     assert!(product.refresh.on_upstream_change);
     assert!(!product.output_ports.postgres);
     let access = product.access.unwrap();
-    assert_eq!(access.masks["amount"], meshwork_core::descriptor::Mask::Partial { keep_first: 0, keep_last: 2 });
+    assert_eq!(access.masks["amount"], meshwork_core::descriptor::Mask::Hash);
+    assert_eq!(access.masks["order_id"], meshwork_core::descriptor::Mask::Null);
 
     check_product(
-        &format!("{ORDERS}quality:\n  - {{ rule: uniqe, column: order_id }}\n  - {{ rule: not_null, column: amout }}\nslo: {{ freshness: 1 day }}\naccess: {{ readers: [analysts] }}\n"),
+        &format!("{ORDERS}quality:\n  - {{ rule: uniqe, column: order_id }}\n  - {{ rule: not_null, column: amout }}\nslo: {{ freshness: 1 day }}\naccess: {{ readers: [analysts], masks: {{ amount: redact }} }}\n"),
         expect![[r#"
             [invalid_value] domains/sales/products/orders/product.yaml:15:13: quality[0].rule: unknown value `uniqe`, expected one of `not_null`, `unique`, `accepted_values`, `range`, `regex`, `row_count`, `freshness`, `referential` or `sql` (hint: did you mean `unique`?)
             [missing_reference] domains/sales/products/orders/product.yaml:16:31: quality[1].column: column `amout` is not in the contract (hint: did you mean `amount`?)
             [invalid_value] domains/sales/products/orders/product.yaml:17:19: slo.freshness: invalid duration `1 day` (hint: write a whole number and a unit `s`, `m`, `h`, `d` or `w`, e.g. `24h`)
             [invalid_value] domains/sales/products/orders/product.yaml:18:21: access.readers[0]: `analysts` is not a principal reference (hint: write `user:NAME`, `service:NAME`, `group:NAME`, `domain:NAME` or `*`)
+            [invalid_value] domains/sales/products/orders/product.yaml:18:41: access.masks.amount: mask `redact` needs a string column, but `amount` is decimal(12,2) (hint: use `hash` or `null` for columns of other types)
         "#]],
     );
 }

@@ -1,0 +1,167 @@
+//! `plan`: what `apply` would change, computed without building anything.
+
+use std::collections::BTreeMap;
+
+use meshwork_catalog::CatalogStore;
+use meshwork_core::column_type::ColumnType;
+use meshwork_core::descriptor::{Contract, ProductDescriptor};
+use meshwork_core::id::ProductId;
+use meshwork_core::mesh::descriptor_hash;
+
+use crate::build::input_fingerprint;
+use crate::governance::{Finding, blocks};
+use crate::{LoadedMesh, PipelineError};
+
+/// What `apply` would do with one product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanAction {
+    /// First publish.
+    Create,
+    /// A new version: the descriptor, the input data or an upstream product changed.
+    Update {
+        /// What changed.
+        reason: String,
+    },
+    /// Up to date.
+    Unchanged,
+    /// An enforced policy is violated; apply would keep the current version.
+    Refused,
+}
+
+/// One change to a contract column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractChange {
+    /// The column.
+    pub column: String,
+    /// What happened to it.
+    pub change: String,
+    /// Whether existing consumers' queries may break.
+    pub breaking: bool,
+}
+
+/// The plan for one product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanItem {
+    /// The product.
+    pub product: ProductId,
+    /// What apply would do.
+    pub action: PlanAction,
+    /// Published version, if any.
+    pub from_version: Option<String>,
+    /// Version in the repository.
+    pub to_version: String,
+    /// Contract changes against the published descriptor.
+    pub changes: Vec<ContractChange>,
+    /// Products that read this one (directly), affected by breaking changes.
+    pub consumers: Vec<ProductId>,
+}
+
+/// Plans every product in build order.
+pub async fn plan(
+    mesh: &LoadedMesh,
+    catalog: Option<&dyn CatalogStore>,
+    published: &BTreeMap<ProductId, ProductDescriptor>,
+    findings: &[Finding],
+) -> Result<Vec<PlanItem>, PipelineError> {
+    let order = mesh.repo.build_order().map_err(|cycle| PipelineError::Internal(format!("cycle passed validation: {cycle:?}")))?;
+    let mut items: Vec<PlanItem> = Vec::new();
+    for id in order {
+        let descriptor = &mesh.repo.products[&id].descriptor;
+        let previous = published.get(&id);
+        let current = match catalog {
+            Some(c) => c.current_version(&id).await?,
+            None => None,
+        };
+        let upstream_changes = descriptor
+            .upstream()
+            .any(|u| items.iter().any(|i| &i.product == u && matches!(i.action, PlanAction::Create | PlanAction::Update { .. })));
+        let action = if blocks(findings, &id) {
+            PlanAction::Refused
+        } else {
+            match (&current, catalog) {
+                (Some(current), Some(catalog)) => {
+                    if current.descriptor_hash != descriptor_hash(descriptor) {
+                        PlanAction::Update { reason: "descriptor changed".into() }
+                    } else if upstream_changes {
+                        PlanAction::Update { reason: "upstream changes".into() }
+                    } else if current.input_fingerprint != input_fingerprint(mesh, descriptor, catalog).await? {
+                        PlanAction::Update { reason: "input data changed".into() }
+                    } else {
+                        PlanAction::Unchanged
+                    }
+                }
+                _ => PlanAction::Create,
+            }
+        };
+        items.push(PlanItem {
+            product: id.clone(),
+            action,
+            from_version: previous.map(|p| p.version.clone()),
+            to_version: descriptor.version.clone(),
+            changes: previous.map(|p| contract_changes(&p.contract, &descriptor.contract)).unwrap_or_default(),
+            consumers: mesh.repo.downstream(&id),
+        });
+    }
+    Ok(items)
+}
+
+/// Column-level differences between two contracts, each classified breaking or compatible.
+pub fn contract_changes(old: &Contract, new: &Contract) -> Vec<ContractChange> {
+    let mut out = Vec::new();
+    for column in &old.columns {
+        match new.column(&column.name) {
+            None => out.push(ContractChange { column: column.name.clone(), change: "removed".into(), breaking: true }),
+            Some(now) => {
+                if now.data_type != column.data_type {
+                    let breaking = !widens(column.data_type, now.data_type);
+                    let kind = if breaking { "narrowed or changed" } else { "widened" };
+                    out.push(ContractChange {
+                        column: column.name.clone(),
+                        change: format!("type {kind}: {} -> {}", column.data_type, now.data_type),
+                        breaking,
+                    });
+                }
+                if column.nullable && !now.nullable {
+                    out.push(ContractChange { column: column.name.clone(), change: "became non-nullable".into(), breaking: true });
+                }
+                if !column.nullable && now.nullable {
+                    out.push(ContractChange { column: column.name.clone(), change: "became nullable".into(), breaking: false });
+                }
+            }
+        }
+    }
+    for column in &new.columns {
+        if old.column(&column.name).is_none() {
+            out.push(ContractChange { column: column.name.clone(), change: format!("added ({})", column.data_type), breaking: false });
+        }
+    }
+    out
+}
+
+/// Whether every value of `old` is representable in `new` (mirrors the built-in
+/// `breaking_change_major_bump` policy).
+fn widens(old: ColumnType, new: ColumnType) -> bool {
+    use ColumnType::*;
+    let int_bits = |t: ColumnType| match t {
+        TinyInt => Some(8),
+        SmallInt => Some(16),
+        Int => Some(32),
+        BigInt => Some(64),
+        _ => None,
+    };
+    match (old, new) {
+        (Float, Double) | (Date, Timestamp) => true,
+        (Decimal { precision: p1, scale: s1 }, Decimal { precision: p2, scale: s2 }) => s2 >= s1 && (p2 as i16 - s2 as i16) >= (p1 as i16 - s1 as i16),
+        (o, Double) if int_bits(o).is_some_and(|b| b <= 32) => true,
+        (o, Decimal { precision, scale }) if int_bits(o).is_some() => {
+            let digits = match int_bits(o) {
+                Some(8) => 3,
+                Some(16) => 5,
+                Some(32) => 10,
+                _ => 19,
+            };
+            precision as i16 - scale as i16 >= digits
+        }
+        (o, n) => matches!((int_bits(o), int_bits(n)), (Some(a), Some(b)) if b >= a),
+    }
+}

@@ -1,0 +1,267 @@
+//! Access at query time: the descriptor's `access` block and the access policies decide, for one
+//! principal and one product, whether it is readable and with which row filters and masks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshwork_core::descriptor::{Mask, PolicyState, ProductDescriptor};
+use meshwork_core::id::ProductId;
+use meshwork_core::principal::Principal;
+use serde_json::{Value, json};
+
+use crate::governance::product_document;
+use crate::policy::{PolicyKind, PolicySet, PolicyStates};
+
+/// The outcome of [`Authorizer::decide`] for one principal and one product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessDecision {
+    /// The product.
+    pub product: ProductId,
+    /// Whether the principal may read it; a denied product is invisible.
+    pub allowed: bool,
+    /// Why it was denied (empty when allowed).
+    pub reasons: Vec<String>,
+    /// Row filters to apply, ANDed: SQL over the product's columns and `principal.*` helpers.
+    pub row_filters: Vec<String>,
+    /// Masks to apply by column.
+    pub masks: BTreeMap<String, Mask>,
+    /// Policies that contributed a restriction (`descriptor` for the access block).
+    pub policies: Vec<String>,
+    /// What `warn`-state policies would have done.
+    pub warnings: Vec<String>,
+    /// Time spent deciding.
+    pub elapsed: Duration,
+}
+
+impl AccessDecision {
+    fn deny(product: ProductId, reason: String, started: Instant) -> AccessDecision {
+        AccessDecision {
+            product,
+            allowed: false,
+            reasons: vec![reason],
+            row_filters: Vec::new(),
+            masks: BTreeMap::new(),
+            policies: Vec::new(),
+            warnings: Vec::new(),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Decides reads. Cheap to clone; shared by every query of a session or server.
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    policies: Arc<PolicySet>,
+    states: PolicyStates,
+}
+
+/// The `input.principal` document of access policies.
+pub fn principal_json(principal: &Principal) -> Value {
+    json!({
+        "name": principal.name,
+        "kind": principal.kind.as_str(),
+        "groups": principal.groups,
+        "domains": principal.domains.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+        "attributes": principal.attributes,
+        "admin": principal.admin,
+    })
+}
+
+impl Authorizer {
+    /// An authorizer over compiled policies and their states.
+    pub fn new(policies: Arc<PolicySet>, states: PolicyStates) -> Authorizer {
+        Authorizer { policies, states }
+    }
+
+    /// Decides whether `principal` may read `product`, and what it sees. Total: a policy that
+    /// fails to evaluate, or returns something malformed, denies.
+    ///
+    /// - Readers: the owning domain's members always read; administrators read every product;
+    ///   others must match `access.readers` (without an `access` block, only the owning domain
+    ///   reads: deny by default).
+    /// - Row filter: the descriptor's filter applies to everyone, administrators included; a
+    ///   filter that should spare someone says so itself (`OR principal.in_group('auditors')`).
+    /// - Masks: the descriptor's masks apply unless the principal matches `unmasked_for`.
+    /// - Access policies (`enforce`) add denials, filters and masks; a mask on an already masked
+    ///   column keeps the stricter of the two. `warn` policies are only reported.
+    pub fn decide(&self, principal: &Principal, product: &ProductDescriptor) -> AccessDecision {
+        let started = Instant::now();
+        let id = product.id();
+        let access = product.access.as_ref();
+        let own_domain = principal.in_domain(&product.domain);
+        let reader = own_domain || principal.admin || access.is_some_and(|a| a.readers.iter().any(|r| principal.matches(r)));
+        if !reader {
+            return AccessDecision::deny(id.clone(), format!("`{}` is not a reader of `{id}`", principal.name), started);
+        }
+        let mut decision = AccessDecision {
+            product: id.clone(),
+            allowed: true,
+            reasons: Vec::new(),
+            row_filters: Vec::new(),
+            masks: BTreeMap::new(),
+            policies: Vec::new(),
+            warnings: Vec::new(),
+            elapsed: Duration::ZERO,
+        };
+        if let Some(access) = access {
+            let mut restricted = false;
+            if let Some(filter) = &access.row_filter {
+                decision.row_filters.push(filter.clone());
+                restricted = true;
+            }
+            if !access.unmasked_for.iter().any(|r| principal.matches(r)) {
+                for (column, mask) in &access.masks {
+                    decision.masks.insert(column.clone(), mask.clone());
+                    restricted = true;
+                }
+            }
+            if restricted {
+                decision.policies.push("descriptor".into());
+            }
+        }
+
+        let access_policies: Vec<_> = self
+            .policies
+            .policies()
+            .iter()
+            .filter(|p| p.kind == PolicyKind::Access && p.applies_to(&product.domain))
+            .map(|p| (p, self.states.state(p, &product.domain)))
+            .filter(|(_, state)| *state != PolicyState::Off)
+            .collect();
+        if !access_policies.is_empty() {
+            let document = json!({ "principal": principal_json(principal), "product": product_document(product) });
+            let input = match regorus::Value::from_json_str(&document.to_string()) {
+                Ok(input) => input,
+                Err(err) => return AccessDecision::deny(id, format!("policy input could not be built: {err}"), started),
+            };
+            for (policy, state) in access_policies {
+                let policy_id = policy.source.id();
+                let outcome = evaluate(policy, &input);
+                let effect = match outcome {
+                    Ok(effect) => effect,
+                    Err(err) => {
+                        return AccessDecision::deny(id, format!("access policy `{policy_id}` failed to evaluate: {err}"), started);
+                    }
+                };
+                if effect.is_empty() {
+                    continue;
+                }
+                if state == PolicyState::Warn {
+                    decision.warnings.push(format!("access policy `{policy_id}` (warn) would apply: {}", effect.describe()));
+                    continue;
+                }
+                decision.policies.push(policy_id);
+                if !effect.deny.is_empty() {
+                    decision.allowed = false;
+                    decision.reasons.extend(effect.deny);
+                }
+                decision.row_filters.extend(effect.row_filters);
+                for (column, mask) in effect.masks {
+                    if product.contract.column(&column).is_none() {
+                        continue;
+                    }
+                    match decision.masks.get(&column) {
+                        Some(existing) if existing.strictness() >= mask.strictness() => {}
+                        _ => {
+                            decision.masks.insert(column, mask);
+                        }
+                    }
+                }
+            }
+        }
+        if !decision.allowed {
+            decision.row_filters.clear();
+            decision.masks.clear();
+        }
+        decision.elapsed = started.elapsed();
+        decision
+    }
+}
+
+/// What one access policy asked for.
+#[derive(Debug, Default)]
+struct Effect {
+    deny: Vec<String>,
+    row_filters: Vec<String>,
+    masks: Vec<(String, Mask)>,
+}
+
+impl Effect {
+    fn is_empty(&self) -> bool {
+        self.deny.is_empty() && self.row_filters.is_empty() && self.masks.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.deny.is_empty() {
+            parts.push(format!("deny ({})", self.deny.join("; ")));
+        }
+        for filter in &self.row_filters {
+            parts.push(format!("row filter `{filter}`"));
+        }
+        for (column, mask) in &self.masks {
+            parts.push(format!("mask `{column}` with {}", mask.kind()));
+        }
+        parts.join(", ")
+    }
+}
+
+fn evaluate(policy: &crate::policy::Policy, input: &regorus::Value) -> Result<Effect, String> {
+    let mut effect = Effect::default();
+    match policy.eval(input, "deny")? {
+        None => {}
+        Some(Value::Array(items)) => {
+            effect.deny = items.into_iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect();
+        }
+        Some(Value::Bool(true)) => effect.deny.push(format!("denied by access policy `{}`", policy.source.id())),
+        Some(Value::Bool(false)) => {}
+        Some(other) => return Err(format!("`deny` must be a set of messages, found {other}")),
+    }
+    match policy.eval(input, "row_filters")? {
+        None => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                match item {
+                    Value::String(sql) => effect.row_filters.push(sql),
+                    other => return Err(format!("`row_filters` must hold SQL strings, found {other}")),
+                }
+            }
+        }
+        Some(other) => return Err(format!("`row_filters` must be a set of SQL strings, found {other}")),
+    }
+    match policy.eval(input, "masks")? {
+        None => {}
+        Some(Value::Object(map)) => {
+            for (column, spec) in map {
+                effect.masks.push((column, mask_from_json(&spec)?));
+            }
+        }
+        Some(other) => return Err(format!("`masks` must be an object of column to mask, found {other}")),
+    }
+    Ok(effect)
+}
+
+/// A mask as an access policy writes it: `"hash"`, `"redact"`, `"null"`, `"partial"`, or an
+/// object `{"kind": "partial", "keep_last": 4}` / `{"kind": "sql", "expr": "…"}`.
+fn mask_from_json(spec: &Value) -> Result<Mask, String> {
+    let (kind, map) = match spec {
+        Value::String(kind) => (kind.as_str(), None),
+        Value::Object(map) => (map.get("kind").and_then(Value::as_str).unwrap_or(""), Some(map)),
+        other => return Err(format!("a mask must be a kind or an object with `kind`, found {other}")),
+    };
+    let count = |key: &str, default: u32| -> u32 {
+        map.and_then(|m| m.get(key)).and_then(Value::as_u64).map(|n| n.min(u32::MAX as u64) as u32).unwrap_or(default)
+    };
+    Ok(match kind {
+        "hash" => Mask::Hash,
+        "redact" => Mask::Redact,
+        "null" => Mask::Null,
+        "partial" => Mask::Partial { keep_first: count("keep_first", 0), keep_last: count("keep_last", 4) },
+        "sql" => match map.and_then(|m| m.get("expr")).and_then(Value::as_str) {
+            Some(expr) => Mask::Sql { expr: expr.to_owned() },
+            None => return Err("a `sql` mask needs an `expr`".into()),
+        },
+        other => return Err(format!("unknown mask kind `{other}`, expected hash, redact, null, partial or sql")),
+    })
+}

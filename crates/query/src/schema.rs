@@ -1,0 +1,114 @@
+//! The SQL catalog a principal sees: one schema per domain holding only the products the
+//! principal may read, and a `public` schema that refuses file and URL "tables".
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableFunctionImpl, TableProvider};
+use datafusion::catalog::TableFunctionArgs;
+use datafusion::common::{DataFusionError, Result, plan_err};
+use meshwork_core::id::{DomainName, ProductId, ProductName};
+
+use crate::rewrite::Journal;
+
+/// The `meshwork` catalog.
+#[derive(Debug)]
+pub(crate) struct MeshCatalog {
+    pub(crate) domains: BTreeMap<String, Arc<DomainSchema>>,
+}
+
+/// The schema queries resolve unqualified names in.
+pub(crate) const DEFAULT_SCHEMA: &str = "public";
+
+impl CatalogProvider for MeshCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        // A domain with nothing readable is not listed either.
+        let mut names: Vec<String> = self.domains.iter().filter(|(_, s)| !s.visible.is_empty()).map(|(n, _)| n.clone()).collect();
+        names.push(DEFAULT_SCHEMA.to_owned());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == DEFAULT_SCHEMA {
+            return Some(Arc::new(PublicSchema));
+        }
+        self.domains.get(name).map(|s| s.clone() as Arc<dyn SchemaProvider>)
+    }
+}
+
+/// One domain's readable products. Looking up a denied product answers exactly like a missing
+/// one, and is noted in the journal for the audit log.
+#[derive(Debug)]
+pub(crate) struct DomainSchema {
+    pub(crate) domain: DomainName,
+    pub(crate) visible: BTreeMap<String, Arc<dyn TableProvider>>,
+    pub(crate) denied: Vec<String>,
+    pub(crate) journal: Arc<Journal>,
+}
+
+#[async_trait]
+impl SchemaProvider for DomainSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.visible.keys().cloned().collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if let Some(table) = self.visible.get(name) {
+            return Ok(Some(table.clone()));
+        }
+        if self.denied.iter().any(|d| d == name)
+            && let Ok(product) = ProductName::new(name)
+        {
+            self.journal.deny(&ProductId::new(self.domain.clone(), product));
+        }
+        Ok(None)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.visible.contains_key(name)
+    }
+}
+
+/// The default schema: empty, and the place DataFusion resolves `FROM '/etc/passwd'` or
+/// `FROM 'https://…'` to, which it refuses by name.
+#[derive(Debug)]
+struct PublicSchema;
+
+fn looks_like_location(name: &str) -> bool {
+    name.contains('/') || name.contains('\\') || name.contains("://") || name.contains('.') || name.starts_with('~')
+}
+
+#[async_trait]
+impl SchemaProvider for PublicSchema {
+    fn table_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if looks_like_location(name) {
+            return plan_err!(
+                "reading `{name}` is not allowed: queries read data products (`domain.product`), never files or URLs"
+            );
+        }
+        Ok(None)
+    }
+
+    fn table_exist(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+/// Table functions that would read files; registered so that calling them says "not allowed"
+/// rather than "not found".
+pub(crate) const FILE_TABLE_FUNCTIONS: &[&str] =
+    &["read_parquet", "read_csv", "read_json", "read_ndjson", "read_avro", "read_arrow", "parquet_metadata", "read_text", "read_blob"];
+
+#[derive(Debug)]
+pub(crate) struct RefusedTableFunction(pub(crate) &'static str);
+
+impl TableFunctionImpl for RefusedTableFunction {
+    fn call_with_args(&self, _args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        plan_err!("table function `{}` is not allowed: queries read data products (`domain.product`), never files", self.0)
+    }
+}

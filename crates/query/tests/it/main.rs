@@ -1,0 +1,230 @@
+//! The query layer's governance, end to end: a fixture mesh is applied, then the policy suite
+//! (`tests/policy/*.slt`, one file per principal) runs through sqllogictest, and the leaks that
+//! cannot be written as result tables (EXPLAIN, audit) are checked here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::Array;
+use datafusion::arrow::util::display::array_value_to_string;
+use meshwork_catalog::{AuditFilter, CatalogStore};
+use meshwork_pipeline::{SilentObserver, apply, load_mesh};
+use meshwork_query::{Governance, QuerySession};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The fixture mesh, applied in a temporary directory.
+struct Mesh {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    catalog: Arc<dyn CatalogStore>,
+}
+
+impl Mesh {
+    async fn new() -> Mesh {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("mesh");
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mesh"), &root);
+        let mesh = load_mesh(&root).unwrap_or_else(|d| panic!("{d:#?}"));
+        let home = mesh.home();
+        let catalog = home.open_catalog().await.unwrap();
+        let report = apply(&mesh, catalog.as_ref(), &home.open_store().unwrap(), &SilentObserver).await.unwrap();
+        assert!(!report.failed(), "{report:#?}");
+        Mesh { _dir: dir, root, catalog }
+    }
+
+    async fn session(&self, principal: &str) -> QuerySession {
+        let governance = Governance::load(self.catalog.as_ref()).await.unwrap();
+        QuerySession::open(self.catalog.clone(), &governance, governance.principal(principal).unwrap(), "test").await.unwrap()
+    }
+
+    /// The query's result as text, one line per row.
+    async fn rows(&self, principal: &str, sql: &str) -> Result<String, String> {
+        let session = self.session(principal).await;
+        let (_, batches) = session.collect(sql).await.map_err(|e| e.to_string())?;
+        Ok(batches_text(&batches).join("\n"))
+    }
+}
+
+fn batches_text(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let values: Vec<String> = batch
+                .columns()
+                .iter()
+                .map(|c| if c.is_null(row) { "NULL".to_owned() } else { array_value_to_string(c, row).unwrap() })
+                .collect();
+            lines.push(values.join(" "));
+        }
+    }
+    lines
+}
+
+/// sqllogictest's view of a session.
+struct SltDb {
+    session: QuerySession,
+}
+
+#[derive(Debug)]
+struct SltError(String);
+
+impl std::fmt::Display for SltError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SltError {}
+
+#[async_trait::async_trait]
+impl sqllogictest::AsyncDB for SltDb {
+    type Error = SltError;
+    type ColumnType = sqllogictest::DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<sqllogictest::DBOutput<Self::ColumnType>, Self::Error> {
+        let (schema, batches) = self.session.collect(sql).await.map_err(|e| SltError(e.to_string()))?;
+        let rows = batches_text(&batches).into_iter().map(|line| line.split(' ').map(str::to_owned).collect()).collect();
+        Ok(sqllogictest::DBOutput::Rows { types: vec![sqllogictest::DefaultColumnType::Any; schema.fields().len()], rows })
+    }
+
+    fn engine_name(&self) -> &str {
+        "meshwork"
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_suite() {
+    let mesh = Mesh::new().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/policy");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "slt")).collect();
+    files.sort();
+    assert!(files.len() >= 7, "the policy suite is missing files: {files:?}");
+    for file in files {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let principal = if stem == "read_only" { "ana".to_owned() } else { stem };
+        let session = mesh.session(&principal).await;
+        // One session per file: the runner asks for its connection once and keeps it.
+        let mut runner = sqllogictest::Runner::new({
+            let mut slot = Some(SltDb { session });
+            move || {
+                let db = slot.take().ok_or_else(|| SltError("one connection per file".into()));
+                async move { db }
+            }
+        });
+        runner.run_file_async(&file).await.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
+#[tokio::test]
+async fn explain_shows_non_admins_the_fence_and_nothing_behind_it() {
+    let mesh = Mesh::new().await;
+    let data_dir = mesh.root.join(".meshwork/data").canonicalize().unwrap().display().to_string();
+    for sql in [
+        "EXPLAIN SELECT * FROM sales.customers WHERE customer_id > 0",
+        "EXPLAIN ANALYZE SELECT count(*) FROM sales.orders",
+        "EXPLAIN SELECT o.order_id FROM sales.orders o JOIN sales.customers c ON c.customer_id = o.customer_id",
+    ] {
+        let plan = mesh.rows("ana", sql).await.unwrap();
+        assert!(plan.contains("PolicyFence"), "{plan}");
+        for secret in ["principal", "'EU'", "EU", "global-analysts", "mask_", "file_groups={", ".parquet", &data_dir, "output_rows=6"] {
+            assert!(!plan.contains(secret), "`{secret}` leaked through `{sql}`:\n{plan}");
+        }
+        let admin = mesh.rows("admin", sql).await.unwrap();
+        assert!(admin.contains("global-analysts") || sql.contains("ANALYZE"), "admins see the whole plan:\n{admin}");
+    }
+    for (sql, refused) in [
+        ("EXPLAIN VERBOSE SELECT * FROM sales.orders", "`EXPLAIN VERBOSE` is not allowed for `ana`"),
+        ("EXPLAIN FORMAT TREE SELECT * FROM sales.orders", "`EXPLAIN FORMAT tree` is not allowed for `ana`"),
+    ] {
+        let err = mesh.rows("ana", sql).await.unwrap_err();
+        assert!(err.starts_with(refused), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn every_query_writes_one_audit_event_including_denials() {
+    let mesh = Mesh::new().await;
+    let session = mesh.session("ana").await;
+    session.collect("SELECT count(*) FROM sales.orders").await.unwrap();
+    session.collect("SELECT * FROM finance.ledger").await.unwrap_err();
+    session.collect("SELECT nonsense FROM sales.customers").await.unwrap_err();
+    session.collect("SELECT   *\n FROM marketing.campaigns").await.unwrap();
+
+    let events = mesh.catalog.audit(&AuditFilter { principal: Some("ana".into()), ..Default::default() }).await.unwrap();
+    let summary: Vec<String> = events
+        .iter()
+        .rev()
+        .map(|e| {
+            let products: Vec<String> = e.products.iter().map(|p| format!("{}={}({};{})", p.product, p.decision, p.row_filters, p.masks.join(","))).collect();
+            format!("{} {} {} {:?} [{}] {}", e.interface, e.action, e.outcome, e.rows, products.join(" "), e.statement)
+        })
+        .collect();
+    expect_test::expect![[r#"
+        test query ok Some(1) [sales.orders=allow(1;)] SELECT count(*) FROM sales.orders
+        test query denied None [finance.ledger=deny(0;)] SELECT * FROM finance.ledger
+        test query error None [] SELECT nonsense FROM sales.customers
+        test query ok Some(2) [marketing.campaigns=allow(0;)] SELECT * FROM marketing.campaigns"#]]
+    .assert_eq(&summary.join("\n"));
+    let denied = &events[2];
+    assert_eq!(denied.products[0].reasons, ["`ana` is not a reader of `finance.ledger`"]);
+    assert_eq!(denied.error.as_deref(), Some("table 'meshwork.finance.ledger' not found (at line 1, column 15)"));
+
+    // Masks are recorded by column and kind; filters by count.
+    session.collect("SELECT email FROM sales.customers").await.unwrap();
+    let last = &mesh.catalog.audit(&AuditFilter { limit: Some(1), ..Default::default() }).await.unwrap()[0];
+    assert_eq!(last.products[0].masks, ["card:partial", "email:hash", "name:partial"]);
+    assert_eq!(last.products[0].policies, ["descriptor"]);
+
+    // Filters on product and time.
+    let by_product = mesh.catalog.audit(&AuditFilter { product: Some("finance.ledger".parse().unwrap()), ..Default::default() }).await.unwrap();
+    assert!(by_product.iter().all(|e| e.products.iter().any(|p| p.product == "finance.ledger")) && by_product.len() == 1);
+    let future = mesh.catalog.audit(&AuditFilter { since: Some("2999-01-01T00:00:00Z".into()), ..Default::default() }).await.unwrap();
+    assert!(future.is_empty());
+}
+
+#[tokio::test]
+async fn a_row_filter_that_cannot_be_built_denies_the_product() {
+    let mesh = Mesh::new().await;
+    let root = &mesh.root;
+    let path = root.join("domains/marketing/products/campaigns/product.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("readers: [\"*\"]", "readers: [\"*\"]\n  row_filter: \"code = principal.clearance()\"")).unwrap();
+    let loaded = load_mesh(root).unwrap();
+    let home = loaded.home();
+    apply(&loaded, mesh.catalog.as_ref(), &home.open_store().unwrap(), &SilentObserver).await.unwrap();
+    let err = mesh.rows("olga", "SELECT * FROM marketing.campaigns").await.unwrap_err();
+    assert_eq!(err, "table 'meshwork.marketing.campaigns' not found (at line 1, column 15)");
+    let session = mesh.session("olga").await;
+    let decision = &session.decisions()[&"marketing.campaigns".parse().unwrap()];
+    assert!(decision.reasons.iter().any(|r| r.contains("unknown helper `principal.clearance`")), "{:?}", decision.reasons);
+}
+
+#[tokio::test]
+async fn unknown_principals_are_named_with_a_hint() {
+    let mesh = Mesh::new().await;
+    let governance = Governance::load(mesh.catalog.as_ref()).await.unwrap();
+    assert_eq!(governance.principal("anna").unwrap_err().to_string(), "unknown principal `anna` (hint: did you mean `ana`?)");
+}
+
+#[tokio::test]
+async fn hashes_are_stable_within_a_mesh_and_differ_between_meshes() {
+    let a = Mesh::new().await;
+    let b = Mesh::new().await;
+    let sql = "SELECT email FROM sales.customers ORDER BY customer_id";
+    assert_eq!(a.rows("gina", sql).await.unwrap(), a.rows("gina", sql).await.unwrap());
+    assert_ne!(a.rows("gina", sql).await.unwrap(), b.rows("gina", sql).await.unwrap());
+}
