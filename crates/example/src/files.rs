@@ -197,8 +197,9 @@ contract:
     - { name: signup_date, type: date, nullable: false, description: Day the customer registered, classification: internal }
 access:
   readers: [domain:finance, domain:marketing, group:analysts]
-  # Analysts see their own region's customers; global analysts and the sales domain see all.
-  row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('sales')"
+  # Analysts see their own region's customers; global analysts, the sales domain and platform
+  # admins see all (admins are filtered like anyone unless a descriptor says so, as here).
+  row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('sales') OR principal.is_admin()"
   masks:
     full_name: { kind: partial, keep_first: 1, keep_last: 0 }
     email: hash                    # stable: still joins and counts distinct
@@ -424,7 +425,7 @@ contract:
     - { name: last_order_at, type: timestamp, description: Latest completed order, classification: internal }
 access:
   readers: [domain:sales, group:analysts]
-  row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('finance')"
+  row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('finance') OR principal.is_admin()"
 refresh:
   on_upstream_change: true
 "#,

@@ -107,6 +107,9 @@ pub struct Policy {
     pub package: String,
     /// State when no `policies:` map names it.
     pub default_state: PolicyState,
+    /// Which of the rules Meshwork reads (`violations`, `deny`, `row_filters`, `masks`) the
+    /// module declares; evaluating an undeclared rule is an error in regorus, not undefined.
+    declared: Vec<&'static str>,
     // One engine per policy: modules cannot see or override each other. The lock makes a
     // compiled set shareable between concurrent queries; evaluation takes microseconds.
     engine: Mutex<regorus::Engine>,
@@ -116,6 +119,9 @@ impl Policy {
     /// Evaluates `rule` of this policy's package against `input`, as JSON; `None` when the rule
     /// is undefined for this input.
     pub(crate) fn eval(&self, input: &regorus::Value, rule: &str) -> Result<Option<serde_json::Value>, String> {
+        if !self.declared.contains(&rule) {
+            return Ok(None);
+        }
         let mut engine = self.engine.lock().map_err(|_| "policy engine poisoned by an earlier panic".to_owned())?;
         engine.set_input(input.clone());
         let value = engine.eval_rule(format!("{}.{rule}", self.package)).map_err(|e| e.to_string())?;
@@ -237,6 +243,9 @@ impl StateProblem {
     }
 }
 
+/// The rules Meshwork evaluates, by policy kind.
+const RULES: &[&str] = &["violations", "deny", "row_filters", "masks"];
+
 fn compile_one(source: PolicySource) -> Result<Policy, PolicyError> {
     let mut engine = regorus::Engine::new();
     // A built-in that errors (e.g. a regex that does not compile) is an evaluation failure,
@@ -258,7 +267,13 @@ fn compile_one(source: PolicySource) -> Result<Policy, PolicyError> {
     };
     let default_state =
         BUILTIN_POLICIES.iter().find(|b| source.is_builtin() && b.name == source.name).map(|b| b.default_state).unwrap_or(PolicyState::Enforce);
-    Ok(Policy { source, kind, package, default_state, engine: Mutex::new(engine) })
+    let declared = RULES
+        .iter()
+        .copied()
+        // If regorus cannot tell, assume declared: evaluation then reports the real problem.
+        .filter(|rule| engine.has_declared_rule_rooted_at(&source.file, rule).unwrap_or(true))
+        .collect();
+    Ok(Policy { source, kind, package, default_state, declared, engine: Mutex::new(engine) })
 }
 
 /// The effective state of each policy for each domain's products.
@@ -320,3 +335,4 @@ impl PolicyStates {
         }
     }
 }
+

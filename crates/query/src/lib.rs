@@ -97,7 +97,10 @@ pub(crate) fn sql_message(err: &DataFusionError) -> String {
     // SQLOptions refusals name the statement kind; say why it is refused and what to do instead.
     for kind in ["DDL not supported: ", "DML not supported: ", "Statement not supported: "] {
         if let Some(statement) = text.strip_prefix(kind) {
-            text = format!("`{}` is not allowed: queries are read-only; products are published with `meshwork apply`", statement.trim());
+            text = format!(
+                "`{}` is not allowed: queries are read-only; products are published with `meshwork apply`",
+                statement_keyword(statement.trim())
+            );
             break;
         }
     }
@@ -110,6 +113,36 @@ pub(crate) fn sql_message(err: &DataFusionError) -> String {
         }
     }
     text
+}
+
+/// The SQL a refused plan node came from, in the words the user wrote.
+fn statement_keyword(plan_node: &str) -> &str {
+    match plan_node {
+        "CreateExternalTable" => "CREATE EXTERNAL TABLE",
+        "CreateMemoryTable" => "CREATE TABLE",
+        "CreateView" => "CREATE VIEW",
+        "CreateCatalogSchema" => "CREATE SCHEMA",
+        "CreateCatalog" => "CREATE DATABASE",
+        "CreateIndex" => "CREATE INDEX",
+        "CreateFunction" => "CREATE FUNCTION",
+        "DropTable" => "DROP TABLE",
+        "DropView" => "DROP VIEW",
+        "DropCatalogSchema" => "DROP SCHEMA",
+        "DropFunction" => "DROP FUNCTION",
+        "Insert Into" | "InsertInto" => "INSERT",
+        "Delete" => "DELETE",
+        "Update" => "UPDATE",
+        "Truncate" => "TRUNCATE",
+        "COPY" | "CopyTo" => "COPY",
+        "SetVariable" => "SET",
+        "ResetVariable" => "RESET",
+        "TransactionStart" => "BEGIN",
+        "TransactionEnd" => "COMMIT/ROLLBACK",
+        "Prepare" => "PREPARE",
+        "Execute" => "EXECUTE",
+        "Deallocate" => "DEALLOCATE",
+        other => other,
+    }
 }
 
 impl From<DataFusionError> for QueryError {

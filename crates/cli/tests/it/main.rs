@@ -70,12 +70,12 @@ fn tiny_mesh() -> (tempfile::TempDir, PathBuf) {
     write(
         &dir,
         "domains/marketing/products/campaigns/product.yaml",
-        "name: campaigns\ndomain: marketing\nversion: 1.0.0\ninputs:\n  - { name: raw, source: { kind: ndjson, path: data/campaigns.ndjson } }\ncontract:\n  columns:\n    - { name: code, type: string, nullable: false }\n    - { name: budget, type: \"decimal(10,2)\" }\n",
+        "name: campaigns\ndomain: marketing\nversion: 1.0.0\nowner: group:marketing\ninputs:\n  - { name: raw, source: { kind: ndjson, path: data/campaigns.ndjson } }\ncontract:\n  columns:\n    - { name: code, type: string, nullable: false }\n    - { name: budget, type: \"decimal(10,2)\" }\n",
     );
     write(
         &dir,
         "domains/marketing/products/roi/product.yaml",
-        "name: roi\ndomain: marketing\nversion: 1.0.0\ninputs:\n  - { name: campaigns, product: marketing.campaigns }\n  - { name: orders, product: sales.orders }\ncontract:\n  primary_key: [code]\n  columns:\n    - { name: code, type: string, nullable: false }\n    - { name: budget, type: \"decimal(10,2)\" }\n    - { name: orders, type: bigint, nullable: false }\n    - { name: revenue, type: \"decimal(12,2)\", nullable: false }\n",
+        "name: roi\ndomain: marketing\nversion: 1.0.0\nowner: group:marketing\ninputs:\n  - { name: campaigns, product: marketing.campaigns }\n  - { name: orders, product: sales.orders }\ncontract:\n  primary_key: [code]\n  columns:\n    - { name: code, type: string, nullable: false }\n    - { name: budget, type: \"decimal(10,2)\" }\n    - { name: orders, type: bigint, nullable: false }\n    - { name: revenue, type: \"decimal(12,2)\", nullable: false }\n",
     );
     write(
         &dir,
@@ -89,7 +89,7 @@ fn tiny_mesh() -> (tempfile::TempDir, PathBuf) {
 fn tiny_mesh_applies_and_answers_cross_domain_queries() {
     let (_tmp, dir) = tiny_mesh();
     expect![[r#"
-        ok: 2 domains, 3 products, no errors
+        ok: 2 domains, 3 products, 0 policy violations, 25 warnings
     "#]]
     .assert_eq(&ok(&dir, &["validate"]));
     let applied = ok(&dir, &["apply"]);
@@ -267,7 +267,7 @@ fn validate_reports_every_error_at_once_as_text_and_json() {
     let output = meshwork(&dir, &["validate"]);
     assert_eq!(output.status.code(), Some(3));
     expect![[r#"
-        error: domains/marketing/products/roi/product.yaml:6:30: inputs[1].product: product `sales.ordrs` does not exist (hint: did you mean `sales.orders`?)
+        error: domains/marketing/products/roi/product.yaml:7:30: inputs[1].product: product `sales.ordrs` does not exist (hint: did you mean `sales.orders`?)
         error: domains/marketing/products/roi/transform.sql:1:33: invalid SQL: Expected: an expression, found: EOF
         error: domains/sales/products/orders/product.yaml:4:1: ownr: unknown field `ownr` (hint: did you mean `owner`?)
         error: domains/sales/products/orders/product.yaml:11:31: contract.columns[0].type: unknown type `bigit`, expected one of `boolean`, `tinyint`, `smallint`, `int`, `bigint`, `float`, `double`, `decimal(p,s)`, `string`, `binary`, `date` or `timestamp` (hint: did you mean `bigint`?)
@@ -364,7 +364,7 @@ fn query_results_in_every_format() {
     assert_eq!(stderr(&output), "error: table 'meshwork.sales.nope' not found (at line 1, column 15)\n");
     let output = meshwork(&dir, &["query", "DROP TABLE sales.orders"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("error: `DropTable` is not allowed: queries are read-only"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("error: `DROP TABLE` is not allowed: queries are read-only"), "{}", stderr(&output));
     let output = meshwork(&dir, &["query", "SELECT nope FROM sales.orders"]);
     assert!(stderr(&output).contains("No field named nope"), "{}", stderr(&output));
     assert!(stderr(&output).contains("(at line 1, column 8)"), "{}", stderr(&output));

@@ -144,7 +144,7 @@ async fn explain_shows_non_admins_the_fence_and_nothing_behind_it() {
             assert!(!plan.contains(secret), "`{secret}` leaked through `{sql}`:\n{plan}");
         }
         let admin = mesh.rows("admin", sql).await.unwrap();
-        assert!(admin.contains("global-analysts") || sql.contains("ANALYZE"), "admins see the whole plan:\n{admin}");
+        assert!(!admin.contains("[restricted"), "admins see the whole plan:\n{admin}");
     }
     for (sql, refused) in [
         ("EXPLAIN VERBOSE SELECT * FROM sales.orders", "`EXPLAIN VERBOSE` is not allowed for `ana`"),
@@ -191,7 +191,8 @@ async fn every_query_writes_one_audit_event_including_denials() {
 
     // Filters on product and time.
     let by_product = mesh.catalog.audit(&AuditFilter { product: Some("finance.ledger".parse().unwrap()), ..Default::default() }).await.unwrap();
-    assert!(by_product.iter().all(|e| e.products.iter().any(|p| p.product == "finance.ledger")) && by_product.len() == 1);
+    assert!(by_product.iter().all(|e| e.products.iter().any(|p| p.product == "finance.ledger")));
+    assert_eq!(by_product.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["query", "apply"]);
     let future = mesh.catalog.audit(&AuditFilter { since: Some("2999-01-01T00:00:00Z".into()), ..Default::default() }).await.unwrap();
     assert!(future.is_empty());
 }
