@@ -59,19 +59,22 @@ pub(crate) fn policy_sources(root: &Path, domains: &[String], diagnostics: &mut 
 pub(crate) fn policy_diagnostic(err: &PolicyError) -> Diagnostic {
     match err {
         PolicyError::Syntax { file, message } => {
-            // regorus writes `file:line:col: error: …` followed by the offending line.
-            let first = message.lines().next().unwrap_or(message);
-            let mut parts = first.splitn(4, ':');
-            let (_, line, column) = (parts.next(), parts.next().and_then(|l| l.trim().parse().ok()), parts.next().and_then(|c| c.trim().parse().ok()));
-            let text = match (line, column) {
-                (Some(_), Some(_)) => parts.next().unwrap_or(first).trim().trim_start_matches("error:").trim().to_owned(),
-                _ => first.to_owned(),
-            };
-            let d = Diagnostic::new(DiagnosticCode::Syntax, file, format!("invalid Rego: {text}"));
-            match (line, column) {
-                (Some(l), Some(c)) => d.at(l, c),
-                _ => d,
-            }
+            // regorus reports `--> file:line:col`, the source line with a caret, then `error: …`.
+            let position = message.lines().find_map(|l| l.trim().strip_prefix("--> ")).and_then(|location| {
+                let mut parts = location.rsplitn(3, ':');
+                let column = parts.next()?.trim().parse::<usize>().ok()?;
+                let line = parts.next()?.trim().parse::<usize>().ok()?;
+                Some((line, column))
+            });
+            let text = message
+                .lines()
+                .rev()
+                .find_map(|l| l.trim().strip_prefix("error:"))
+                .map(|t| t.trim().to_owned())
+                .unwrap_or_else(|| message.trim().to_owned());
+            Diagnostic::new(DiagnosticCode::Syntax, file, format!("invalid Rego: {text}"))
+                .at_position(position)
+                .hint("see https://www.openpolicyagent.org/docs/policy-language for the syntax")
         }
         PolicyError::Package { file, package, name } => Diagnostic::new(
             DiagnosticCode::InvalidValue,

@@ -224,15 +224,17 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
     let domain_dirs: Vec<String> =
         subdirs(&root.join("domains")).iter().map(|d| d.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
     let sources = crate::governance::policy_sources(&root, &domain_dirs, &mut diagnostics);
-    let policies = match PolicySet::compile(sources) {
-        Ok(set) => set,
+    let (policies, compiled) = match PolicySet::compile(sources) {
+        Ok(set) => (set, true),
         Err(errors) => {
             diagnostics.extend(errors.iter().map(crate::governance::policy_diagnostic));
-            PolicySet::default()
+            (PolicySet::default(), false)
         }
     };
     let domain_refs: Vec<_> = repo.domains.values().map(|d| &d.descriptor).collect();
-    for problem in policies.check_states(&repo.config, &domain_refs) {
+    // With a policy that does not compile, state names cannot be checked without false alarms.
+    let problems = if compiled { policies.check_states(&repo.config, &domain_refs) } else { Vec::new() };
+    for problem in problems {
         let field = format!("policies.{}", problem.name);
         let (file, position) = match &problem.domain {
             None => (MESH_FILE.to_owned(), mesh_positions.locate(&field)),

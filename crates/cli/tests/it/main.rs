@@ -463,3 +463,147 @@ fn up_creates_applies_and_tours_the_example_mesh() {
     let again = meshwork(tmp.path(), &["up", dir.to_str().unwrap()]);
     assert!(stdout(&again).contains("0 published, 7 unchanged, 0 failed"), "{}", stdout(&again));
 }
+
+/// The tiny mesh with principals, an access block on orders and a guild policy.
+fn governed_mesh() -> (tempfile::TempDir, PathBuf) {
+    let (tmp, dir) = tiny_mesh();
+    write(&dir, "principals.yaml", "principals:\n  - { name: ana, groups: [analysts] }\n  - { name: olga }\n");
+    let orders = dir.join("domains/sales/products/orders/product.yaml");
+    let text = std::fs::read_to_string(&orders).unwrap();
+    std::fs::write(&orders, format!("{text}access:\n  readers: [group:analysts, domain:marketing]\n  masks: {{ customer: redact }}\n")).unwrap();
+    (tmp, dir)
+}
+
+#[test]
+fn queries_run_as_a_principal_and_denied_products_are_invisible_on_every_command() {
+    let (_tmp, dir) = governed_mesh();
+    ok(&dir, &["apply"]);
+    expect![[r#"
+        order_id,customer
+        1,***
+        2,***
+    "#]]
+    .assert_eq(&ok(&dir, &["--as", "ana", "query", "SELECT order_id, customer FROM sales.orders ORDER BY 1 LIMIT 2", "--format", "csv"]));
+
+    // olga reads nothing of sales: the query, the listing and `product show` all say "not found".
+    let output = meshwork(&dir, &["--as", "olga", "query", "SELECT * FROM sales.orders"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr(&output), "error: table 'meshwork.sales.orders' not found (at line 1, column 15)\n");
+    assert_eq!(ok(&dir, &["--as", "olga", "product", "list"]), "no published products; run `meshwork apply` first\n");
+    let shown = meshwork(&dir, &["--as", "olga", "product", "show", "sales.orders"]);
+    assert_eq!(stderr(&shown), "error: product `sales.orders` not found; `meshwork product list` shows the published products\n");
+    let listed = ok(&dir, &["--as", "ana", "product", "list", "--format", "json"]);
+    assert!(listed.contains("sales.orders") && !listed.contains("marketing.roi"), "{listed}");
+
+    let unknown = meshwork(&dir, &["--as", "anna", "query", "SELECT 1"]);
+    assert_eq!(stderr(&unknown), "error: unknown principal `anna` (hint: did you mean `ana`?)\n");
+
+    // The audit log has every query, the denial included, and is for administrators only.
+    let events: serde_json::Value = serde_json::from_str(&ok(&dir, &["audit", "--principal", "olga", "--format", "json"])).unwrap();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "denied");
+    assert_eq!(events[0]["products"][0]["product"], "sales.orders");
+    assert_eq!(events[0]["products"][0]["decision"], "deny");
+    let text = ok(&dir, &["audit", "--product", "sales.orders", "--since", "1h"]);
+    assert!(text.contains("sales.orders (deny)") && text.contains("apply"), "{text}");
+    let refused = meshwork(&dir, &["--as", "ana", "audit"]);
+    assert_eq!(stderr(&refused), "error: `meshwork audit` is not allowed for `ana`: the audit log is for administrators\n");
+    let bad_since = meshwork(&dir, &["audit", "--since", "yesterday"]);
+    assert!(stderr(&bad_since).contains("`--since yesterday` is not a time"), "{}", stderr(&bad_since));
+}
+
+#[test]
+fn custom_policies_are_enforced_without_recompiling_and_states_are_staged() {
+    let (_tmp, dir) = governed_mesh();
+    write(
+        &dir,
+        "policies/budget_described.rego",
+        "package meshwork.governance.budget_described\n\nviolations contains {\"field\": sprintf(\"contract.columns[%d].description\", [i]), \"message\": \"money columns need a description\"} if {\n\tsome i, c in input.product.contract.columns\n\tc.type_info.family == \"decimal\"\n\tnot c.description\n}\n",
+    );
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(3));
+    let text = stderr(&output);
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:")).collect();
+    expect![[r#"
+        error: domains/marketing/products/campaigns/product.yaml:10:7: contract.columns[1].description: [enforce] policy `budget_described` on `marketing.campaigns`: money columns need a description
+        error: domains/marketing/products/roi/product.yaml:12:7: contract.columns[1].description: [enforce] policy `budget_described` on `marketing.roi`: money columns need a description
+        error: domains/marketing/products/roi/product.yaml:14:7: contract.columns[3].description: [enforce] policy `budget_described` on `marketing.roi`: money columns need a description
+        error: domains/sales/products/orders/product.yaml:14:7: contract.columns[3].description: [enforce] policy `budget_described` on `sales.orders`: money columns need a description"#]]
+    .assert_eq(&errors.join("\n"));
+
+    // Apply refuses the violating products (and blocks their dependants), publishes the rest.
+    let output = meshwork(&dir, &["apply"]);
+    assert_eq!(output.status.code(), Some(1));
+    let summary = stdout(&output);
+    assert!(summary.contains("REFUSED by budget_described"), "{summary}");
+
+    // Staged to `warn`: reported, not blocking.
+    let mesh = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), format!("{mesh}policies:\n  budget_described: warn\n")).unwrap();
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("warning: domains/marketing/products/campaigns/product.yaml:9:7"), "{}", stderr(&output));
+
+    // A domain cannot switch a global policy off; a misspelt policy gets a suggestion.
+    write(&dir, "domains/sales/domain.yaml", "name: sales\nowners: [group:sales]\npolicies:\n  budget_described: \"off\"\n  owner_requird: enforce\n");
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(3));
+    expect![[r#"
+        error: domains/sales/domain.yaml:4:21: policies.budget_described: domain `sales` cannot lower global policy `budget_described` from `warn` to `off` (hint: domain policies may only add restrictions; change the state in `mesh.yaml` if the guild agrees)
+        error: domains/sales/domain.yaml:5:18: policies.owner_requird: there is no policy `owner_requird` (hint: did you mean `owner_required`?)
+        2 errors found
+    "#]]
+    .assert_eq(&stderr(&output));
+
+    // A policy that does not compile is reported with its position.
+    write(&dir, "domains/sales/domain.yaml", "name: sales\nowners: [group:sales]\n");
+    write(&dir, "policies/broken.rego", "package meshwork.governance.broken\n\nviolations contains x if {\n");
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(3));
+    expect![[r#"
+        error: policies/broken.rego:4:1: invalid Rego: expecting expression (hint: see https://www.openpolicyagent.org/docs/policy-language for the syntax)
+        1 error found
+    "#]]
+    .assert_eq(&stderr(&output));
+}
+
+#[test]
+fn plan_shows_changes_and_refuses_breaking_ones_without_a_major_version() {
+    let (_tmp, dir) = governed_mesh();
+    let first = ok(&dir, &["plan"]);
+    assert!(first.contains("3 to create, 0 to update, 0 unchanged, 0 refused"), "{first}");
+    ok(&dir, &["apply"]);
+    assert!(ok(&dir, &["plan"]).contains("0 to create, 0 to update, 3 unchanged, 0 refused"));
+
+    // Remove a column with only a minor version bump.
+    let path = dir.join("domains/marketing/products/campaigns/product.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replace("version: 1.0.0", "version: 1.1.0").replace("    - { name: budget, type: \"decimal(10,2)\" }\n", "    - { name: budget, type: \"decimal(12,2)\" }\n    - { name: channel, type: string }\n");
+    std::fs::write(&path, changed.replace("    - { name: channel, type: string }\n", "")).unwrap();
+    let compatible = ok(&dir, &["plan"]);
+    assert!(compatible.contains("compatible  `budget` type widened: decimal(10,2) -> decimal(12,2)"), "{compatible}");
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("    - { name: budget, type: \"decimal(12,2)\" }\n", "")).unwrap();
+    let output = meshwork(&dir, &["plan"]);
+    assert_eq!(output.status.code(), Some(3));
+    let plan = stdout(&output);
+    assert!(plan.contains("marketing.campaigns  REFUSED by policy"), "{plan}");
+    assert!(plan.contains("breaking    `budget` removed"), "{plan}");
+    assert!(plan.contains("affects: marketing.roi"), "{plan}");
+    assert!(plan.contains("policy `breaking_change_major_bump` on `marketing.campaigns`: column `budget` was removed (or renamed) without a major version bump (1.0.0 -> 1.1.0); release it as 2.0.0"), "{plan}");
+
+    // Apply keeps the published version and blocks the product reading it.
+    let output = meshwork(&dir, &["apply", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let results: Vec<String> = report["products"].as_array().unwrap().iter().map(|p| format!("{} {}", p["product"], p["result"])).collect();
+    assert_eq!(results, ["\"marketing.campaigns\" \"refused\"", "\"sales.orders\" \"unchanged\"", "\"marketing.roi\" \"blocked\""]);
+    assert_eq!(query_csv(&dir, "SELECT count(budget) AS n FROM marketing.campaigns"), "n\n3\n");
+
+    // A major version makes it acceptable.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("version: 1.1.0", "version: 2.0.0")).unwrap();
+    assert!(ok(&dir, &["plan"]).contains("1.0.0 -> 2.0.0"));
+}
