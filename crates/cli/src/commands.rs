@@ -408,16 +408,20 @@ pub async fn audit(
             let rows: Vec<Vec<String>> = events
                 .iter()
                 .map(|e| {
-                    let products = e
-                        .products
-                        .iter()
-                        .map(|p| if p.decision == "allow" { p.product.clone() } else { format!("{} ({})", p.product, p.decision) })
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let mut statement = e.statement.clone();
-                    if statement.chars().count() > 60 {
-                        statement = statement.chars().take(57).collect::<String>() + "...";
-                    }
+                    let products = if e.action == "apply" {
+                        let changed = e.products.iter().filter(|p| p.decision != "unchanged").count();
+                        format!("{} products, {changed} changed", e.products.len())
+                    } else {
+                        e.products
+                            .iter()
+                            .map(|p| if p.decision == "allow" { p.product.clone() } else { format!("{} ({})", p.product, p.decision) })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let clip = |text: &str, width: usize| {
+                        if text.chars().count() > width { text.chars().take(width - 3).collect::<String>() + "..." } else { text.to_owned() }
+                    };
+                    let (products, statement) = (clip(&products, 48), clip(&e.statement, 60));
                     vec![
                         e.id.to_string(),
                         e.at.chars().take(19).collect(),

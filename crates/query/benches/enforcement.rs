@@ -47,19 +47,26 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn median(session: &QuerySession, sql: &str, runs: usize) -> (Duration, usize) {
-    let mut rows = 0;
+/// Median times of two statements run alternately (so drift and caches affect both alike).
+async fn paired_medians(a: &QuerySession, a_sql: &str, b: &QuerySession, b_sql: &str, runs: usize) -> (Duration, Duration, usize, usize) {
+    let count = |batches: &[datafusion::arrow::record_batch::RecordBatch]| batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    let (mut a_rows, mut b_rows) = (0, 0);
     for _ in 0..3 {
-        rows = session.collect(sql).await.unwrap().1.iter().map(|b| b.num_rows()).sum();
+        a_rows = count(&a.collect(a_sql).await.unwrap().1);
+        b_rows = count(&b.collect(b_sql).await.unwrap().1);
     }
-    let mut times = Vec::with_capacity(runs);
+    let (mut a_times, mut b_times) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
         let started = Instant::now();
-        session.collect(sql).await.unwrap();
-        times.push(started.elapsed());
+        a.collect(a_sql).await.unwrap();
+        a_times.push(started.elapsed());
+        let started = Instant::now();
+        b.collect(b_sql).await.unwrap();
+        b_times.push(started.elapsed());
     }
-    times.sort();
-    (percentile(&times, 0.5), rows)
+    a_times.sort();
+    b_times.sort();
+    (percentile(&a_times, 0.5), percentile(&b_times, 0.5), a_rows, b_rows)
 }
 
 fn main() {
@@ -130,12 +137,11 @@ fn main() {
                 "SELECT channel, count(*), sum(amount) FROM sales.orders GROUP BY 1 ORDER BY 1",
             ),
         ];
-        println!("\n## Enforcement overhead ({orders} orders, median of 15 runs)");
+        println!("\n## Enforcement overhead ({orders} orders, median of 41 alternating runs)");
         println!("| query | rows | with policies | by hand | ratio |");
         println!("|---|---|---|---|---|");
         for (title, policy_sql, hand_sql) in cases {
-            let (with_policy, rows) = median(&ana_session, policy_sql, 15).await;
-            let (by_hand, hand_rows) = median(&open_session, hand_sql, 15).await;
+            let (with_policy, by_hand, rows, hand_rows) = paired_medians(&ana_session, policy_sql, &open_session, hand_sql, 41).await;
             assert_eq!(rows, hand_rows, "{title}: both forms must return the same rows");
             println!(
                 "| {title} | {rows} | {:.1} ms | {:.1} ms | {:.2} |",

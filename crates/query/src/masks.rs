@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, StringArray};
+use datafusion::arrow::array::{Array, AsArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
@@ -25,12 +25,17 @@ impl MaskHash {
         Arc::new(ScalarUDF::new_from_impl(MaskHash { salt: salt.to_owned(), signature: Signature::any(1, Volatility::Immutable) }))
     }
 
-    fn hash(&self, value: &str) -> String {
+    fn hash_into(&self, value: &str, out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut digest = Sha256::new();
         digest.update(self.salt.as_bytes());
         digest.update([0u8]);
         digest.update(value.as_bytes());
-        hex::encode(&digest.finalize()[..16])
+        out.clear();
+        for byte in &digest.finalize()[..16] {
+            out.push(HEX[(byte >> 4) as usize] as char);
+            out.push(HEX[(byte & 0xf) as usize] as char);
+        }
     }
 }
 
@@ -70,9 +75,22 @@ impl ScalarUDFImpl for MaskHash {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let text = cast(&arrays[0], &DataType::Utf8)?;
-        let out: StringArray = text.as_string::<i32>().iter().map(|v| v.map(|s| self.hash(s))).collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        let mut builder = StringBuilder::with_capacity(arrays[0].len(), arrays[0].len() * 32);
+        let mut scratch = String::with_capacity(32);
+        let mut push = |value: Option<&str>| match value {
+            Some(v) => {
+                self.hash_into(v, &mut scratch);
+                builder.append_value(&scratch);
+            }
+            None => builder.append_null(),
+        };
+        // Strings are read in place; other types are hashed through their text form.
+        match arrays[0].data_type() {
+            DataType::Utf8View => arrays[0].as_string_view().iter().for_each(&mut push),
+            DataType::Utf8 => arrays[0].as_string::<i32>().iter().for_each(&mut push),
+            _ => cast(&arrays[0], &DataType::Utf8)?.as_string::<i32>().iter().for_each(&mut push),
+        }
+        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
     }
 }
 
@@ -94,17 +112,24 @@ impl MaskPartial {
         }))
     }
 
+    #[cfg(test)]
     fn mask(&self, value: &str) -> String {
-        let chars: Vec<char> = value.chars().collect();
-        let n = chars.len();
-        if n <= self.keep_first + self.keep_last {
-            return "*".repeat(n);
-        }
         let mut out = String::with_capacity(value.len());
-        out.extend(&chars[..self.keep_first]);
-        out.extend(std::iter::repeat_n('*', n - self.keep_first - self.keep_last));
-        out.extend(&chars[n - self.keep_last..]);
+        self.mask_into(value, &mut out);
         out
+    }
+
+    fn mask_into(&self, value: &str, out: &mut String) {
+        out.clear();
+        let n = value.chars().count();
+        if n <= self.keep_first + self.keep_last {
+            out.extend(std::iter::repeat_n('*', n));
+            return;
+        }
+        let hidden = n - self.keep_first - self.keep_last;
+        for (i, c) in value.chars().enumerate() {
+            out.push(if i < self.keep_first || i >= self.keep_first + hidden { c } else { '*' });
+        }
     }
 }
 
@@ -123,10 +148,21 @@ impl ScalarUDFImpl for MaskPartial {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let text = cast(&arrays[0], &DataType::Utf8)?;
-        let strings = text.as_string::<i32>();
-        let out: StringArray = (0..strings.len()).map(|i| (!strings.is_null(i)).then(|| self.mask(strings.value(i)))).collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
+        let mut builder = StringBuilder::with_capacity(arrays[0].len(), arrays[0].get_array_memory_size());
+        let mut scratch = String::new();
+        let mut push = |value: Option<&str>| match value {
+            Some(v) => {
+                self.mask_into(v, &mut scratch);
+                builder.append_value(&scratch);
+            }
+            None => builder.append_null(),
+        };
+        match arrays[0].data_type() {
+            DataType::Utf8View => arrays[0].as_string_view().iter().for_each(&mut push),
+            DataType::Utf8 => arrays[0].as_string::<i32>().iter().for_each(&mut push),
+            _ => cast(&arrays[0], &DataType::Utf8)?.as_string::<i32>().iter().for_each(&mut push),
+        }
+        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
     }
 }
 
