@@ -409,8 +409,8 @@ pub async fn audit(
                 .iter()
                 .map(|e| {
                     let products = if e.action == "apply" {
-                        let changed = e.products.iter().filter(|p| p.decision != "unchanged").count();
-                        format!("{} products, {changed} changed", e.products.len())
+                        let published = e.products.iter().filter(|p| p.decision == "published").count();
+                        format!("{} products, {published} published", e.products.len())
                     } else {
                         e.products
                             .iter()
