@@ -182,6 +182,7 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
                 descriptor: located.value,
             };
             diagnostics.extend(crate::validate::check_transform(&entry));
+            diagnostics.extend(crate::validate::check_access_sql(&entry));
             let id = entry.descriptor.id();
             if let Some(previous) = products.get(&id) {
                 let previous: &ProductEntry = previous;

@@ -15,6 +15,41 @@ pub fn validate(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
     load_mesh(root)
 }
 
+/// Parses the SQL expressions of the `access` block (row filter, SQL masks), so a typo is found by
+/// `validate` rather than denying the product to everyone at query time (where a filter that
+/// cannot be built means deny).
+pub(crate) fn check_access_sql(entry: &ProductEntry) -> Vec<Diagnostic> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let Some(access) = &entry.descriptor.access else { return Vec::new() };
+    let mut expressions: Vec<(String, &str)> = Vec::new();
+    if let Some(filter) = &access.row_filter {
+        expressions.push(("access.row_filter".into(), filter));
+    }
+    for (column, mask) in &access.masks {
+        if let meshwork_core::descriptor::Mask::Sql { expr } = mask {
+            expressions.push((format!("access.masks.{column}.expr"), expr));
+        }
+    }
+    let mut out = Vec::new();
+    for (field, sql) in expressions {
+        let parsed = Parser::new(&GenericDialect {}).try_with_sql(sql).and_then(|mut p| {
+            let expr = p.parse_expr()?;
+            p.expect_token(&datafusion::sql::sqlparser::tokenizer::Token::EOF)?;
+            Ok(expr)
+        });
+        if let Err(err) = parsed {
+            out.push(
+                Diagnostic::new(DiagnosticCode::InvalidValue, &entry.file, format!("invalid SQL expression `{sql}`: {}", err.to_string().trim_start_matches("sql parser error: ")))
+                    .field(&field)
+                    .at_position(entry.positions.locate_nearest(&field))
+                    .hint("write one SQL condition over the product's columns, e.g. `region = principal.attr('region')`"),
+            );
+        }
+    }
+    out
+}
+
 /// Parses the transform SQL and checks that it reads only the product's input ports.
 pub(crate) fn check_transform(entry: &ProductEntry) -> Vec<Diagnostic> {
     let Some(transform) = &entry.descriptor.transform else { return Vec::new() };

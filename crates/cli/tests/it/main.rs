@@ -607,3 +607,18 @@ fn plan_shows_changes_and_refuses_breaking_ones_without_a_major_version() {
     std::fs::write(&path, text.replace("version: 1.1.0", "version: 2.0.0")).unwrap();
     assert!(ok(&dir, &["plan"]).contains("1.0.0 -> 2.0.0"));
 }
+
+#[test]
+fn validate_parses_row_filters_and_sql_masks() {
+    let (_tmp, dir) = governed_mesh();
+    let orders = dir.join("domains/sales/products/orders/product.yaml");
+    let text = std::fs::read_to_string(&orders).unwrap();
+    std::fs::write(&orders, text.replace("  masks: { customer: redact }\n", "  row_filter: \"customer = = principal.name\"\n  masks: { customer: redact }\n")).unwrap();
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(3));
+    expect![[r#"
+        error: domains/sales/products/orders/product.yaml:18:15: access.row_filter: invalid SQL expression `customer = = principal.name`: Expected: an expression, found: = at Line: 1, Column: 12 (hint: write one SQL condition over the product's columns, e.g. `region = principal.attr('region')`)
+        1 error found
+    "#]]
+    .assert_eq(&stderr(&output));
+}
