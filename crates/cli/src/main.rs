@@ -186,6 +186,12 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = cli.dir;
     let principal = cli.principal.as_deref();
+    let acts_as_principal = matches!(cli.command, Command::Query { .. } | Command::Product { .. } | Command::Audit { .. });
+    if let Some(name) = principal
+        && !acts_as_principal
+    {
+        anyhow::bail!("`--as {name}` applies to `query`, `product` and `audit`; the other commands act as the local administrator");
+    }
     match cli.command {
         Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
         Command::Validate { path, format } => commands::validate(&path.unwrap_or(dir), format).await,

@@ -495,6 +495,8 @@ fn queries_run_as_a_principal_and_denied_products_are_invisible_on_every_command
     let listed = ok(&dir, &["--as", "ana", "product", "list", "--format", "json"]);
     assert!(listed.contains("sales.orders") && !listed.contains("marketing.roi"), "{listed}");
 
+    let apply_as = meshwork(&dir, &["--as", "ana", "apply"]);
+    assert_eq!(stderr(&apply_as), "error: `--as ana` applies to `query`, `product` and `audit`; the other commands act as the local administrator\n");
     let unknown = meshwork(&dir, &["--as", "anna", "query", "SELECT 1"]);
     assert_eq!(stderr(&unknown), "error: unknown principal `anna` (hint: did you mean `ana`?)\n");
 
