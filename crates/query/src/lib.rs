@@ -339,7 +339,8 @@ impl QuerySession {
 
     /// Runs a read-only SQL statement, collects its result with its schema (which an empty
     /// result still has), and records one audit event, whatever the outcome. If the audit event
-    /// cannot be written, the result is withheld.
+    /// cannot be written, the result is withheld. A session runs one statement at a time (its
+    /// journal of touched products is per statement); servers open a session per request.
     pub async fn collect(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
         self.journal.reset();
         let started = Instant::now();
