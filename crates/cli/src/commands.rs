@@ -62,25 +62,36 @@ pub fn init(dir: &Path, example: bool, orders: usize, seed: u64) -> anyhow::Resu
     Ok(())
 }
 
-/// Governance findings of a loaded mesh against what its catalog has published (if it has one).
-async fn governance_findings(mesh: &LoadedMesh) -> anyhow::Result<Vec<Finding>> {
-    let published = match mesh.home().existing_catalog().await? {
+/// Loads and checks the repository, or prints every problem and fails with the invalid exit code.
+fn load_or_report(dir: &Path, format: ReportFormat) -> anyhow::Result<LoadedMesh> {
+    meshwork_pipeline::validate(dir).map_err(|diagnostics| {
+        print_diagnostics(&diagnostics, format);
+        Reported(EXIT_INVALID).into()
+    })
+}
+
+/// What a loaded mesh's catalog has published (nothing if it has no catalog yet), and the
+/// governance findings of the repository against it.
+struct Governed {
+    catalog: Option<Arc<dyn CatalogStore>>,
+    published: std::collections::BTreeMap<ProductId, ProductDescriptor>,
+    findings: Vec<Finding>,
+}
+
+async fn governed(mesh: &LoadedMesh) -> anyhow::Result<Governed> {
+    let catalog = mesh.home().existing_catalog().await?;
+    let published = match &catalog {
         Some(catalog) => meshwork_pipeline::published_descriptors(catalog.as_ref()).await?,
         None => Default::default(),
     };
-    Ok(meshwork_pipeline::check_governance(mesh, &published))
+    let findings = meshwork_pipeline::check_governance(mesh, &published);
+    Ok(Governed { catalog, published, findings })
 }
 
 /// `meshwork validate`.
 pub async fn validate(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
-    let mesh = match meshwork_pipeline::validate(dir) {
-        Ok(mesh) => mesh,
-        Err(diagnostics) => {
-            print_diagnostics(&diagnostics, format);
-            return Err(Reported(EXIT_INVALID).into());
-        }
-    };
-    let findings = governance_findings(&mesh).await?;
+    let mesh = load_or_report(dir, format)?;
+    let findings = governed(&mesh).await?.findings;
     let errors = findings.iter().filter(|f| f.violation.blocks()).count();
     let warnings = findings.len() - errors;
     match format {
@@ -112,19 +123,8 @@ pub async fn validate(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
 
 /// `meshwork plan`: what `apply` would do, without building anything.
 pub async fn plan(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
-    let mesh = match meshwork_pipeline::validate(dir) {
-        Ok(mesh) => mesh,
-        Err(diagnostics) => {
-            print_diagnostics(&diagnostics, format);
-            return Err(Reported(EXIT_INVALID).into());
-        }
-    };
-    let catalog = mesh.home().existing_catalog().await?;
-    let published = match &catalog {
-        Some(catalog) => meshwork_pipeline::published_descriptors(catalog.as_ref()).await?,
-        None => Default::default(),
-    };
-    let findings = meshwork_pipeline::check_governance(&mesh, &published);
+    let mesh = load_or_report(dir, format)?;
+    let Governed { catalog, published, findings } = governed(&mesh).await?;
     let plan = meshwork_pipeline::plan(&mesh, catalog.as_deref(), &published, &findings).await?;
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&crate::output::plan_json(&plan, &findings)).expect("json")),

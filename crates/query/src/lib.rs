@@ -247,7 +247,8 @@ impl QuerySession {
         // Spans let errors point at the position in the user's SQL.
         config.options_mut().sql_parser.collect_spans = true;
         let journal = Arc::new(Journal::default());
-        let probe = SessionContext::new_with_config(config.clone());
+        // A plain session (same configuration) to open tables and plan guard expressions in.
+        let probe = SessionContext::new_with_config(config.clone()).state();
 
         let mut decisions = BTreeMap::new();
         let mut domains: BTreeMap<String, DomainSchema> = BTreeMap::new();
@@ -278,8 +279,8 @@ impl QuerySession {
                 let url = url::Url::parse(&product.table_uri)
                     .map_err(|e| DataFusionError::Plan(format!("product `{}` has a bad table location: {e}", product.id)))?;
                 let table = ProductStore::open_table_at(&url, version.delta_version).await?;
-                let inner = ProductStore::table_provider(&table, &probe.state()).await?;
-                match ProductGuard::build(&probe.state(), &inner.schema(), &decision, &principal, &governance.salt) {
+                let inner = ProductStore::table_provider(&table, &probe).await?;
+                match ProductGuard::build(&probe, &inner.schema(), &decision, &principal, &governance.salt) {
                     Ok(guard) => {
                         guard_map.insert(product.id.clone(), guard);
                         locations.push(product.table_uri.clone());

@@ -13,6 +13,28 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use sha2::{Digest, Sha256};
 
+/// Applies `mask` to the text of every value of the single argument, keeping NULLs. Strings are
+/// read in place; other types are masked through their text form.
+fn map_text(args: &ScalarFunctionArgs, mut mask: impl FnMut(&str, &mut String)) -> Result<ColumnarValue> {
+    let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+    let input = &arrays[0];
+    let mut builder = StringBuilder::with_capacity(input.len(), input.len() * 32);
+    let mut scratch = String::new();
+    let mut push = |value: Option<&str>| match value {
+        Some(v) => {
+            mask(v, &mut scratch);
+            builder.append_value(&scratch);
+        }
+        None => builder.append_null(),
+    };
+    match input.data_type() {
+        DataType::Utf8View => input.as_string_view().iter().for_each(&mut push),
+        DataType::Utf8 => input.as_string::<i32>().iter().for_each(&mut push),
+        _ => cast(input, &DataType::Utf8)?.as_string::<i32>().iter().for_each(&mut push),
+    }
+    Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+}
+
 /// `mask_hash(value)`: hex of SHA-256 over the mesh's secret salt and the value's text. Stable
 /// within a mesh, so masked keys still join and group; different across meshes.
 pub(crate) struct MaskHash {
@@ -74,23 +96,7 @@ impl ScalarUDFImpl for MaskHash {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let mut builder = StringBuilder::with_capacity(arrays[0].len(), arrays[0].len() * 32);
-        let mut scratch = String::with_capacity(32);
-        let mut push = |value: Option<&str>| match value {
-            Some(v) => {
-                self.hash_into(v, &mut scratch);
-                builder.append_value(&scratch);
-            }
-            None => builder.append_null(),
-        };
-        // Strings are read in place; other types are hashed through their text form.
-        match arrays[0].data_type() {
-            DataType::Utf8View => arrays[0].as_string_view().iter().for_each(&mut push),
-            DataType::Utf8 => arrays[0].as_string::<i32>().iter().for_each(&mut push),
-            _ => cast(&arrays[0], &DataType::Utf8)?.as_string::<i32>().iter().for_each(&mut push),
-        }
-        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+        map_text(&args, |value, out| self.hash_into(value, out))
     }
 }
 
@@ -147,22 +153,7 @@ impl ScalarUDFImpl for MaskPartial {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let mut builder = StringBuilder::with_capacity(arrays[0].len(), arrays[0].get_array_memory_size());
-        let mut scratch = String::new();
-        let mut push = |value: Option<&str>| match value {
-            Some(v) => {
-                self.mask_into(v, &mut scratch);
-                builder.append_value(&scratch);
-            }
-            None => builder.append_null(),
-        };
-        match arrays[0].data_type() {
-            DataType::Utf8View => arrays[0].as_string_view().iter().for_each(&mut push),
-            DataType::Utf8 => arrays[0].as_string::<i32>().iter().for_each(&mut push),
-            _ => cast(&arrays[0], &DataType::Utf8)?.as_string::<i32>().iter().for_each(&mut push),
-        }
-        Ok(ColumnarValue::Array(Arc::new(builder.finish())))
+        map_text(&args, |value, out| self.mask_into(value, out))
     }
 }
 
