@@ -9,7 +9,7 @@ use meshwork_catalog::{CatalogStore, GovernanceSnapshot, PolicyRecord, PolicySta
 use meshwork_core::descriptor::{PolicyState, ProductDescriptor};
 use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
 use meshwork_core::id::{DomainName, ProductId, check_name};
-use meshwork_policy::{GovernanceInput, PolicyError, PolicyScope, PolicySource, Violation};
+use meshwork_policy::{Authorizer, GovernanceInput, PolicyError, PolicyScope, PolicySet, PolicySource, PolicyStates, Violation};
 
 use crate::{LoadedMesh, PipelineError};
 
@@ -84,6 +84,38 @@ pub(crate) fn policy_diagnostic(err: &PolicyError) -> Diagnostic {
         .at(1, 1)
         .hint(format!("start the file with `package meshwork.governance.{name}` or `package meshwork.access.{name}`")),
     }
+}
+
+/// Runs every access decision the mesh can produce (each declared principal on each product) so
+/// that an access policy which fails to evaluate is reported against its file by `validate`,
+/// instead of silently denying products to everyone at query time.
+pub(crate) fn check_access_policies(
+    policies: &std::sync::Arc<PolicySet>,
+    states: &PolicyStates,
+    principals: &[meshwork_core::principal::Principal],
+    products: &[&ProductDescriptor],
+) -> Vec<Diagnostic> {
+    let authorizer = Authorizer::new(policies.clone(), states.clone());
+    let mut failed: BTreeMap<String, (String, String, ProductId)> = BTreeMap::new();
+    for principal in principals {
+        for product in products {
+            if let Some((policy, error)) = authorizer.decide(principal, product).failure {
+                failed.entry(policy).or_insert_with(|| (error, principal.name.clone(), product.id()));
+            }
+        }
+    }
+    failed
+        .into_iter()
+        .map(|(policy, (error, principal, product))| {
+            let file = policies.get(&policy).map(|p| p.source.file.clone()).unwrap_or(policy.clone());
+            Diagnostic::new(
+                DiagnosticCode::InvalidValue,
+                file,
+                format!("access policy `{policy}` fails to evaluate (for `{principal}` on `{product}`): {error}"),
+            )
+            .hint("a failing access policy denies every product it applies to; `masks` is an object of column to mask, `deny` and `row_filters` are sets")
+        })
+        .collect()
 }
 
 /// A policy violation with the place in the repository it points at.

@@ -247,10 +247,15 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
         diagnostics.push(Diagnostic::new(DiagnosticCode::InvalidValue, file, problem.message).field(field).at_position(position).hint(problem.hint));
     }
     let states = PolicyStates::new(&repo.config, repo.domains.values().map(|d| &d.descriptor));
+    let policies = Arc::new(policies);
+    if compiled {
+        let products: Vec<_> = repo.products.values().map(|p| &p.descriptor).collect();
+        diagnostics.extend(crate::governance::check_access_policies(&policies, &states, &principals, &products));
+    }
     // Report in reading order: by file, then by position.
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     if diagnostics.is_empty() && config_ok {
-        Ok(LoadedMesh { root, repo, principals, policies: Arc::new(policies), states })
+        Ok(LoadedMesh { root, repo, principals, policies, states })
     } else {
         Err(diagnostics)
     }

@@ -32,6 +32,9 @@ pub struct AccessDecision {
     pub warnings: Vec<String>,
     /// Time spent deciding.
     pub elapsed: Duration,
+    /// The access policy that failed to evaluate and its error, when that caused the deny;
+    /// `validate` reports it against the policy file.
+    pub failure: Option<(String, String)>,
 }
 
 impl AccessDecision {
@@ -45,6 +48,7 @@ impl AccessDecision {
             policies: Vec::new(),
             warnings: Vec::new(),
             elapsed: started.elapsed(),
+            failure: None,
         }
     }
 }
@@ -103,6 +107,7 @@ impl Authorizer {
             policies: Vec::new(),
             warnings: Vec::new(),
             elapsed: Duration::ZERO,
+            failure: None,
         };
         if let Some(access) = access {
             let mut restricted = false;
@@ -141,7 +146,9 @@ impl Authorizer {
                 let effect = match outcome {
                     Ok(effect) => effect,
                     Err(err) => {
-                        return AccessDecision::deny(id, format!("access policy `{policy_id}` failed to evaluate: {err}"), started);
+                        let mut denied = AccessDecision::deny(id, format!("access policy `{policy_id}` failed to evaluate: {err}"), started);
+                        denied.failure = Some((policy_id, err));
+                        return denied;
                     }
                 };
                 if effect.is_empty() {

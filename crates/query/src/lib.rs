@@ -273,6 +273,7 @@ impl QuerySession {
                     policies: Vec::new(),
                     warnings: Vec::new(),
                     elapsed: Duration::ZERO,
+                    failure: None,
                 },
             };
             if decision.allowed {

@@ -558,6 +558,19 @@ fn custom_policies_are_enforced_without_recompiling_and_states_are_staged() {
     "#]]
     .assert_eq(&stderr(&output));
 
+    // An access policy that compiles but fails to evaluate is found by validate, not by users
+    // finding every product gone.
+    write(&dir, "domains/sales/domain.yaml", "name: sales\nowners: [group:sales]\n");
+    write(&dir, "policies/typo.rego", "package meshwork.access.typo\n\nmasks := [\"customer\"]\n");
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).starts_with("error: policies/typo.rego: access policy `typo` fails to evaluate (for `admin` on `marketing.campaigns`): `masks` must be an object of column to mask, found [\"customer\"]"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::remove_file(dir.join("policies/typo.rego")).unwrap();
+
     // A policy that does not compile is reported with its position.
     write(&dir, "domains/sales/domain.yaml", "name: sales\nowners: [group:sales]\n");
     write(&dir, "policies/broken.rego", "package meshwork.governance.broken\n\nviolations contains x if {\n");
