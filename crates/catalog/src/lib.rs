@@ -70,8 +70,23 @@ pub trait CatalogStore: Send + Sync {
     /// The mesh's secret salt for hash masks, created on first use. It never leaves the store,
     /// so hashed values cannot be reversed by hashing guesses outside Meshwork.
     async fn mask_salt(&self) -> Result<String>;
-    /// Appends an audit event; returns its id. Audit rows are never updated or deleted.
+    /// Appends an audit event; returns its id. Audit rows are never deleted. An event recorded
+    /// with outcome `running` (a streamed query, audited before its first row is sent) is
+    /// completed once by [`CatalogStore::complete_audit`]; other events are never updated.
     async fn record_audit(&self, event: &AuditEvent) -> Result<i64>;
+    /// Completes a `running` audit event with what the query returned and how it ended.
+    async fn complete_audit(&self, id: i64, rows: Option<u64>, duration_ms: f64, outcome: &str, error: Option<&str>) -> Result<()>;
+    /// A number that changes whenever something is published or governance is replaced, so
+    /// long-running servers know when to reload what they cached.
+    async fn generation(&self) -> Result<i64>;
+    /// Stores a new API token (its Argon2id hash only).
+    async fn create_token(&self, token: &ApiTokenRecord) -> Result<()>;
+    /// One API token by its public id.
+    async fn token(&self, id: &str) -> Result<Option<ApiTokenRecord>>;
+    /// Every API token, revoked ones included, oldest first.
+    async fn tokens(&self) -> Result<Vec<ApiTokenRecord>>;
+    /// Revokes a token; `false` if it does not exist or was already revoked.
+    async fn revoke_token(&self, id: &str) -> Result<bool>;
     /// Audit events matching `filter`, newest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
 }

@@ -190,3 +190,22 @@ pub struct AuditFilter {
     /// At most this many, newest first.
     pub limit: Option<u32>,
 }
+
+/// An API token as stored: never the secret, only its Argon2id hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRecord {
+    /// Public id: the part of the token before the secret, safe to show and log.
+    pub id: String,
+    /// The principal the token authenticates as.
+    pub principal: String,
+    /// What the token is for.
+    pub description: Option<String>,
+    /// Argon2id hash of the secret, in PHC string format.
+    pub hash: String,
+    /// When it was created (RFC 3339, UTC); empty before storing means now.
+    pub created_at: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}

@@ -11,8 +11,8 @@ use sqlx::{AssertSqlSafe, Row, sqlite::SqliteRow};
 use meshwork_core::descriptor::PolicyState;
 
 use crate::{
-    AuditEvent, AuditFilter, CatalogError, CatalogStore, DomainRecord, GovernanceSnapshot, LineageEdge, PolicyRecord, PolicyStateRecord,
-    ProductRecord, Publication, Result, VersionRecord,
+    ApiTokenRecord, AuditEvent, AuditFilter, CatalogError, CatalogStore, DomainRecord, GovernanceSnapshot, LineageEdge, PolicyRecord,
+    PolicyStateRecord, ProductRecord, Publication, Result, VersionRecord,
 };
 
 /// Schema migrations, applied in order; each runs once, recorded in `meshwork_migrations`.
@@ -99,6 +99,17 @@ CREATE TABLE audit_event_products (
     PRIMARY KEY (event_id, product_id)
 );
 CREATE INDEX audit_event_products_product ON audit_event_products (product_id);
+"#, r#"
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    description TEXT,
+    hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT
+);
+INSERT INTO settings (key, value) VALUES ('generation', '0');
 "#];
 
 /// The catalog in a SQLite database file.
@@ -301,6 +312,7 @@ impl CatalogStore for SqliteCatalog {
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query("UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'generation'").execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -375,6 +387,7 @@ impl CatalogStore for SqliteCatalog {
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query("UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'generation'").execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -447,6 +460,52 @@ impl CatalogStore for SqliteCatalog {
         Ok(id)
     }
 
+    async fn complete_audit(&self, id: i64, rows: Option<u64>, duration_ms: f64, outcome: &str, error: Option<&str>) -> Result<()> {
+        // Only an event still `running` is completed, once; a finished event is never rewritten.
+        sqlx::query("UPDATE audit_events SET rows_returned = ?, duration_ms = ?, outcome = ?, error = ? WHERE id = ? AND outcome = 'running'")
+            .bind(rows.map(|r| r as i64))
+            .bind(duration_ms)
+            .bind(outcome)
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn generation(&self) -> Result<i64> {
+        let value: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = 'generation'").fetch_one(&self.pool).await?;
+        value.parse().map_err(|_| CatalogError::Corrupt(format!("bad generation `{value}`")))
+    }
+
+    async fn create_token(&self, token: &ApiTokenRecord) -> Result<()> {
+        sqlx::query("INSERT INTO api_tokens (id, principal, description, hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)")
+            .bind(&token.id)
+            .bind(&token.principal)
+            .bind(&token.description)
+            .bind(&token.hash)
+            .bind(if token.created_at.is_empty() { now() } else { token.created_at.clone() })
+            .bind(&token.expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<ApiTokenRecord>> {
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(token_row).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        rows.iter().map(token_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(now()).bind(id).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
             "SELECT * FROM audit_events e WHERE (? IS NULL OR e.principal = ?) AND (? IS NULL OR e.at >= ?) \
@@ -482,6 +541,18 @@ impl CatalogStore for SqliteCatalog {
             })
             .collect()
     }
+}
+
+fn token_row(row: &SqliteRow) -> Result<ApiTokenRecord> {
+    Ok(ApiTokenRecord {
+        id: row.try_get("id")?,
+        principal: row.try_get("principal")?,
+        description: row.try_get("description")?,
+        hash: row.try_get("hash")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
 }
 
 fn domain_name(text: &str) -> Result<DomainName> {

@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -119,13 +120,62 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
-    /// Quickstart: create the example mesh if there is none, apply it, and show what it holds.
+    /// Quickstart: create the example mesh if there is none, apply it, show what it holds, issue
+    /// demo tokens, and serve it (HTTP, Flight SQL, Postgres wire) until Ctrl-C.
     Up {
         /// The mesh repository (default: `--dir`).
         path: Option<PathBuf>,
         /// Orders to generate when creating the example.
         #[arg(long, default_value_t = 120_000)]
         orders: usize,
+        /// Stop after the tour and the demo tokens instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+        #[command(flatten)]
+        serve: serve::ServeFlags,
+    },
+    /// Serve the published products over HTTP (with OpenAPI and Swagger UI), Arrow Flight SQL
+    /// and the PostgreSQL wire protocol, with Prometheus metrics, until SIGINT or SIGTERM.
+    Serve {
+        /// The mesh repository (default: `--dir`).
+        path: Option<PathBuf>,
+        #[command(flatten)]
+        serve: serve::ServeFlags,
+    },
+    /// API tokens for the servers: create, list, revoke. Only Argon2id hashes are stored.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a declared principal; it is printed once.
+    Create {
+        /// The principal the token authenticates as.
+        #[arg(long)]
+        principal: String,
+        /// Lifetime: `30d`, `12h`, `90m`, or `never`.
+        #[arg(long, default_value = "30d")]
+        expires: String,
+        /// What the token is for.
+        #[arg(long)]
+        description: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// List tokens (never their secrets).
+    List {
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Revoke a token by id; it stops working at once.
+    Revoke {
+        /// The token id (or the whole token).
+        id: String,
     },
 }
 
@@ -166,10 +216,16 @@ impl std::error::Error for Reported {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MESHWORK_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // Servers log what they do; other commands only warnings. `MESHWORK_LOG` overrides,
+    // `MESHWORK_LOG_FORMAT=json` writes one JSON object per line.
+    let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MESHWORK_LOG").unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("MESHWORK_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -205,6 +261,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { product, filter_principal, since, limit, format } => {
             commands::audit(&dir, principal, product.as_deref(), filter_principal.as_deref(), since.as_deref(), limit, format).await
         }
-        Command::Up { path, orders } => commands::up(&path.unwrap_or(dir), orders).await,
+        Command::Up { path, orders, no_serve, serve } => {
+            let dir = path.unwrap_or(dir);
+            commands::up(&dir, orders).await?;
+            let (home, _) = serve::catalog(&dir).await?;
+            serve::up(&home, &serve, !no_serve).await
+        }
+        Command::Serve { path, serve } => {
+            let (home, _) = serve::catalog(&path.unwrap_or(dir)).await?;
+            serve::serve(&home, &serve).await
+        }
+        Command::Token { command } => {
+            let (_, catalog) = serve::catalog(&dir).await?;
+            match command {
+                TokenCommand::Create { principal, expires, description, format } => {
+                    serve::token_create(catalog.as_ref(), &principal, &expires, description, format).await
+                }
+                TokenCommand::List { format } => serve::token_list(catalog.as_ref(), format).await,
+                TokenCommand::Revoke { id } => serve::token_revoke(catalog.as_ref(), &id).await,
+            }
+        }
     }
 }

@@ -21,6 +21,8 @@ pub struct MeshConfig {
     pub metadata_url: Option<String>,
     /// Network servers of `meshwork serve`.
     pub server: ServerConfig,
+    /// How servers authenticate callers besides API tokens.
+    pub auth: AuthConfig,
     /// State of each governance or access policy by name.
     pub policies: BTreeMap<String, PolicyState>,
 }
@@ -39,13 +41,59 @@ pub struct ServerConfig {
     pub flight_sql_port: u16,
     /// PostgreSQL wire protocol port.
     pub postgres_port: u16,
+    /// Memory one query may use, in bytes; a query needing more fails with a resource error.
+    pub query_memory_bytes: u64,
+    /// Wall time one query may take.
+    pub query_timeout: DurationSpec,
+    /// Queries one principal may run at once over all interfaces; more are refused.
+    pub max_queries_per_principal: u32,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { bind: "127.0.0.1".into(), http_port: 8080, flight_sql_port: 50051, postgres_port: 5433 }
+        ServerConfig {
+            bind: "127.0.0.1".into(),
+            http_port: 8080,
+            flight_sql_port: 50051,
+            postgres_port: 5433,
+            query_memory_bytes: 1 << 30,
+            query_timeout: DurationSpec { seconds: 300 },
+            max_queries_per_principal: 8,
+        }
     }
 }
+
+/// `auth:` in `mesh.yaml`. API tokens (`meshwork token create`) always work; OIDC is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthConfig {
+    /// Bearer JWTs from an OpenID Connect provider.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Validation of OIDC/JWT bearer tokens and how their claims map to a principal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OidcConfig {
+    /// Required `iss` claim.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Vec<String>,
+    /// Where the signing keys are: a JWKS file (relative to the repository) or an `https://` URL.
+    pub jwks: String,
+    /// Accepted signing algorithms, e.g. `RS256`, `ES256`, `EdDSA`.
+    pub algorithms: Vec<String>,
+    /// Claim holding the principal name.
+    pub principal_claim: String,
+    /// Claim holding the principal's groups (a list or a space-separated string).
+    pub groups_claim: String,
+    /// Principal attribute name → claim name, e.g. `region: region`.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Signing algorithms accepted for OIDC tokens unless `auth.oidc.algorithms` says otherwise.
+pub const DEFAULT_JWT_ALGORITHMS: &[&str] = &["RS256", "ES256", "EdDSA"];
+/// Every algorithm name `auth.oidc.algorithms` accepts; symmetric ones are refused because a
+/// JWKS publishes public keys.
+pub const JWT_ALGORITHMS: &[&str] = &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
 /// Rollout state of a policy: staged from `off` to `warn` to `enforce`; ordered by strictness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]

@@ -8,7 +8,7 @@ use marked_yaml::types::MarkedMappingNode;
 
 use crate::column_type::ColumnType;
 use crate::descriptor::*;
-use crate::diagnostic::{Diagnostic, DiagnosticCode};
+use crate::diagnostic::{Diagnostic, DiagnosticCode, did_you_mean, one_of};
 use crate::id::{DomainName, NameError, ProductId, ProductName, check_identifier, check_name};
 use crate::yaml::{Decoder, Positions, join};
 
@@ -95,7 +95,7 @@ pub fn parse_mesh_config(file: &str, text: &str) -> Parsed<MeshConfig> {
 }
 
 fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
-    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "policies"])?;
+    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "policies"])?;
     let name = d.required_text(map, "", "name", "my-mesh");
     let description = d.text(map, "", "description");
     let mut data_dir = DEFAULT_DATA_DIR.to_owned();
@@ -121,16 +121,100 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
     }
     let mut server = ServerConfig::default();
     if let Some(node) = Decoder::get(map, "server")
-        && let Some(s) = d.mapping(node, "server", &["bind", "http_port", "flight_sql_port", "postgres_port"])
+        && let Some(s) = d.mapping(
+            node,
+            "server",
+            &["bind", "http_port", "flight_sql_port", "postgres_port", "query_memory", "query_timeout", "max_queries_per_principal"],
+        )
     {
         server.bind = d.text(s, "server", "bind").unwrap_or(server.bind);
         let code = DiagnosticCode::InvalidValue;
         server.http_port = d.parsed(s, "server", "http_port", None, code, parse_port).unwrap_or(server.http_port);
         server.flight_sql_port = d.parsed(s, "server", "flight_sql_port", None, code, parse_port).unwrap_or(server.flight_sql_port);
         server.postgres_port = d.parsed(s, "server", "postgres_port", None, code, parse_port).unwrap_or(server.postgres_port);
+        server.query_memory_bytes = d.parsed(s, "server", "query_memory", None, code, parse_bytes).unwrap_or(server.query_memory_bytes);
+        server.query_timeout = d.parsed(s, "server", "query_timeout", None, code, parse_duration).unwrap_or(server.query_timeout);
+        server.max_queries_per_principal = d
+            .parsed(s, "server", "max_queries_per_principal", None, code, |t| {
+                t.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| (format!("`{t}` is not a positive number"), Some("e.g. `8`".into())))
+            })
+            .unwrap_or(server.max_queries_per_principal);
+    }
+    let mut auth = AuthConfig::default();
+    if let Some(node) = Decoder::get(map, "auth")
+        && let Some(a) = d.mapping(node, "auth", &["oidc"])
+        && let Some(node) = Decoder::get(a, "oidc")
+    {
+        auth.oidc = oidc_config(d, node);
     }
     let policies = policy_states(d, map);
-    Some(MeshConfig { name: name?, description, data_dir, metadata_url, server, policies })
+    Some(MeshConfig { name: name?, description, data_dir, metadata_url, server, auth, policies })
+}
+
+fn oidc_config(d: &mut Decoder<'_>, node: &Node) -> Option<OidcConfig> {
+    const PATH: &str = "auth.oidc";
+    let o = d.mapping(node, PATH, &["issuer", "audience", "jwks", "algorithms", "principal_claim", "groups_claim", "attributes"])?;
+    let issuer = d.required_text(o, PATH, "issuer", "https://login.example.com/");
+    let audiences = match Decoder::get(o, "audience") {
+        Some(node) if node.as_sequence().is_some() => d.texts(o, PATH, "audience"),
+        Some(_) => d.text(o, PATH, "audience").into_iter().collect(),
+        None => {
+            d.required(o, PATH, "audience", "meshwork");
+            Vec::new()
+        }
+    };
+    let jwks = d.required_text(o, PATH, "jwks", "https://login.example.com/.well-known/jwks.json");
+    let mut algorithms = Vec::new();
+    for (field, item) in d.list(o, PATH, "algorithms") {
+        let Some(scalar) = d.scalar(item, &field, "an algorithm name") else { continue };
+        let name = scalar.as_str();
+        if JWT_ALGORITHMS.contains(&name) {
+            algorithms.push(name.to_owned());
+        } else {
+            let hint = match did_you_mean(name, JWT_ALGORITHMS.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("use one of {} (symmetric `HS*` keys cannot come from a JWKS)", one_of(JWT_ALGORITHMS.iter().copied())),
+            };
+            d.report(DiagnosticCode::InvalidValue, scalar.span(), &field, format!("unsupported JWT algorithm `{name}`"), Some(hint));
+        }
+    }
+    if algorithms.is_empty() {
+        algorithms = DEFAULT_JWT_ALGORITHMS.iter().map(|a| (*a).to_owned()).collect();
+    }
+    let principal_claim = d.text(o, PATH, "principal_claim").unwrap_or_else(|| "sub".into());
+    let groups_claim = d.text(o, PATH, "groups_claim").unwrap_or_else(|| "groups".into());
+    let mut attributes = BTreeMap::new();
+    if let Some(node) = Decoder::get(o, "attributes")
+        && let Some(m) = d.mapping(node, "auth.oidc.attributes", &[])
+    {
+        let keys: Vec<String> = m.keys().map(|k| k.as_str().to_owned()).collect();
+        for key in keys {
+            if let Some(claim) = d.text(m, "auth.oidc.attributes", &key) {
+                attributes.insert(key, claim);
+            }
+        }
+    }
+    Some(OidcConfig { issuer: issuer?, audiences, jwks: jwks?, algorithms, principal_claim, groups_claim, attributes })
+}
+
+/// Parses a size like `512MiB`, `2GiB`, `64MB` or a number of bytes.
+pub fn parse_bytes(text: &str) -> Result<u64, (String, Option<String>)> {
+    let bad = || (format!("invalid size `{text}`"), Some("write a number and a unit `KiB`, `MiB`, `GiB` (or `KB`, `MB`, `GB`), e.g. `512MiB`".into()));
+    let text = text.trim();
+    let unit_at = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(unit_at);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(factor).filter(|n| *n > 0).ok_or_else(bad)
 }
 
 /// A `policies:` mapping of policy name to `off`, `warn` or `enforce`. Names are checked against

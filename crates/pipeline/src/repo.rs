@@ -204,6 +204,7 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
         data_dir: meshwork_core::descriptor::DEFAULT_DATA_DIR.to_owned(),
         metadata_url: None,
         server: Default::default(),
+        auth: Default::default(),
         policies: Default::default(),
     });
     let repo = MeshRepo { config, domains, products, unparsed };

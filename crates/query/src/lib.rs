@@ -16,17 +16,23 @@
 
 #![deny(missing_docs)]
 
+mod engine;
 mod explain;
 mod guard;
 mod masks;
 mod rewrite;
 mod schema;
+mod stream;
+
+pub use engine::{QueryEngine, QueryLimits, TableCache};
+pub use stream::QueryStream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ParamValues;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
@@ -77,6 +83,41 @@ pub enum QueryError {
     /// The stored policies do not compile (the catalog was written by another version).
     #[error("stored policy does not compile: {0}")]
     Policy(String),
+    /// The query ran longer than the server allows.
+    #[error("query cancelled: it ran longer than the {limit} limit (hint: add filters or a LIMIT, or ask the platform team to raise `server.query_timeout`)")]
+    Timeout {
+        /// The limit, e.g. `30s`.
+        limit: String,
+    },
+    /// The query needed more memory than one query may use.
+    #[error("query failed: resources exhausted: {detail} (hint: add filters, aggregate before sorting, or ask the platform team to raise `server.query_memory`)")]
+    ResourcesExhausted {
+        /// What DataFusion could not allocate.
+        detail: String,
+    },
+    /// The audit event could not be completed, so the result is withheld.
+    #[error("the result is withheld: its audit event could not be written: {0}")]
+    AuditUnavailable(String),
+}
+
+impl QueryError {
+    /// A short stable code for wire protocols and JSON errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::Sql(err) if is_not_found(err) => "not_found",
+            QueryError::Sql(_) => "invalid_query",
+            QueryError::UnknownPrincipal { .. } => "unknown_principal",
+            QueryError::AdminOnly(..) => "forbidden",
+            QueryError::Timeout { .. } => "timeout",
+            QueryError::ResourcesExhausted { .. } => "resources_exhausted",
+            QueryError::Catalog(_) | QueryError::Storage(_) | QueryError::Policy(_) | QueryError::AuditUnavailable(_) => "internal",
+        }
+    }
+}
+
+fn is_not_found(err: &DataFusionError) -> bool {
+    let text = err.find_root().to_string();
+    text.contains("not found") && text.contains("table")
 }
 
 /// DataFusion prefixes messages with its error category; users need the message itself, and
@@ -147,7 +188,10 @@ fn statement_keyword(plan_node: &str) -> &str {
 
 impl From<DataFusionError> for QueryError {
     fn from(err: DataFusionError) -> Self {
-        QueryError::Sql(err)
+        match err.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => QueryError::ResourcesExhausted { detail: detail.clone() },
+            _ => QueryError::Sql(err),
+        }
     }
 }
 
@@ -234,21 +278,45 @@ pub struct QuerySession {
     decisions: BTreeMap<ProductId, AccessDecision>,
     /// Table locations, scrubbed from EXPLAIN output shown to non-admins.
     locations: Vec<String>,
+    limits: QueryLimits,
+}
+
+/// What a statement will return, known before running it.
+#[derive(Debug, Clone)]
+pub struct PreparedStatement {
+    /// Result columns.
+    pub schema: SchemaRef,
+    /// Types of the `$1`, `$2`, … placeholders, in order; `None` where SQL does not say.
+    pub parameters: Vec<Option<DataType>>,
 }
 
 impl QuerySession {
-    /// Opens a session for `principal`: decides access to every published product, registers
-    /// the readable ones, and installs the policy rewrite.
+    /// Opens a session for `principal` with no limits: decides access to every published
+    /// product, registers the readable ones, and installs the policy rewrite.
     pub async fn open(catalog: Arc<dyn CatalogStore>, governance: &Governance, principal: Principal, interface: &str) -> Result<Self, QueryError> {
+        Self::open_with(catalog, governance, principal, interface, &QueryLimits::default(), None).await
+    }
+
+    /// Opens a session with per-query `limits`, reusing opened tables from `tables`.
+    pub async fn open_with(
+        catalog: Arc<dyn CatalogStore>,
+        governance: &Governance,
+        principal: Principal,
+        interface: &str,
+        limits: &QueryLimits,
+        tables: Option<&TableCache>,
+    ) -> Result<Self, QueryError> {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, schema::DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true);
         // Spans let errors point at the position in the user's SQL.
         config.options_mut().sql_parser.collect_spans = true;
+        let runtime = limits.runtime_env()?;
         let journal = Arc::new(Journal::default());
-        // A plain session (same configuration) to open tables and plan guard expressions in.
-        let probe = SessionContext::new_with_config(config.clone()).state();
+        // A plain session (same configuration and runtime) to open tables and plan guard
+        // expressions in.
+        let probe = SessionStateBuilder::new().with_config(config.clone()).with_runtime_env(runtime.clone()).with_default_features().build();
 
         let mut decisions = BTreeMap::new();
         let mut domains: BTreeMap<String, DomainSchema> = BTreeMap::new();
@@ -279,7 +347,10 @@ impl QuerySession {
             if decision.allowed {
                 let url = url::Url::parse(&product.table_uri)
                     .map_err(|e| DataFusionError::Plan(format!("product `{}` has a bad table location: {e}", product.id)))?;
-                let table = ProductStore::open_table_at(&url, version.delta_version).await?;
+                let table = match tables {
+                    Some(cache) => cache.open(&url, version.delta_version).await?,
+                    None => ProductStore::open_table_at(&url, version.delta_version).await?,
+                };
                 let inner = ProductStore::table_provider(&table, &probe).await?;
                 match ProductGuard::build(&probe, &inner.schema(), &decision, &principal, &governance.salt) {
                     Ok(guard) => {
@@ -310,6 +381,7 @@ impl QuerySession {
         analyzer_rules.extend(Analyzer::new().rules);
         let mut state = SessionStateBuilder::new()
             .with_config(config)
+            .with_runtime_env(runtime)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules)
             .with_query_planner(Arc::new(MeshQueryPlanner))
@@ -318,9 +390,9 @@ impl QuerySession {
             state.register_udtf(name, Arc::new(RefusedTableFunction(name)));
         }
         let ctx = SessionContext::new_with_state(state);
-        let mesh_catalog = MeshCatalog { domains: domains.into_iter().map(|(name, schema)| (name, Arc::new(schema))).collect() };
+        let mesh_catalog = MeshCatalog::new(domains.into_iter().map(|(name, schema)| (name, Arc::new(schema))).collect());
         ctx.register_catalog(CATALOG_NAME, Arc::new(mesh_catalog));
-        Ok(QuerySession { ctx, principal, interface: interface.to_owned(), catalog, journal, decisions, locations })
+        Ok(QuerySession { ctx, principal, interface: interface.to_owned(), catalog, journal, decisions, locations, limits: limits.clone() })
     }
 
     /// The principal this session acts for.
@@ -333,27 +405,78 @@ impl QuerySession {
         &self.decisions
     }
 
-    /// Plans a read-only SQL statement. Not audited: use [`QuerySession::collect`] to run.
+    /// The DataFusion context, for an interface to register what its clients expect to find
+    /// (the Postgres wire server's `pg_catalog`). Everything planned in it passes the policy
+    /// rewrite, but statements must be run with [`QuerySession::execute`] so they are audited
+    /// and checked read-only.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plans a read-only SQL statement. Not audited: use [`QuerySession::execute`] to run.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         Ok(self.ctx.sql_with_options(sql, options).await?)
     }
 
+    /// The result schema and placeholder types of a statement, without running it.
+    pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement, QueryError> {
+        let frame = self.sql(sql).await?;
+        let types = frame.logical_plan().get_parameter_types()?;
+        // Placeholders are `$1`, `$2`, …: order them by number, not by name.
+        let mut ordered: Vec<(usize, Option<DataType>)> =
+            types.into_iter().map(|(name, t)| (name.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX), t)).collect();
+        ordered.sort_by_key(|(n, _)| *n);
+        Ok(PreparedStatement {
+            schema: Arc::new(frame.schema().as_arrow().clone()),
+            parameters: ordered.into_iter().map(|(_, t)| t).collect(),
+        })
+    }
+
     /// Runs a read-only SQL statement, collects its result with its schema (which an empty
     /// result still has), and records one audit event, whatever the outcome. If the audit event
     /// cannot be written, the result is withheld. A session runs one statement at a time (its
-    /// journal of touched products is per statement); servers open a session per request.
+    /// journal of touched products is per statement).
     pub async fn collect(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
-        self.journal.reset();
-        let started = Instant::now();
-        let result = self.run(sql).await;
-        let event = self.audit_event(sql, &result, started.elapsed());
-        self.catalog.record_audit(&event).await?;
-        result
+        use futures::TryStreamExt;
+        let stream = self.execute(sql).await?;
+        let schema = stream.schema();
+        let batches = stream.try_collect().await?;
+        Ok((schema, batches))
     }
 
-    async fn run(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
-        let frame = self.sql(sql).await?;
+    /// Runs a read-only SQL statement as a stream of record batches, within the session's
+    /// limits. The audit event is written before the first batch (no result leaves without
+    /// one) and completed when the stream ends, fails, or is dropped (`cancelled`).
+    pub async fn execute(&self, sql: &str) -> Result<QueryStream, QueryError> {
+        self.execute_with(sql, None).await
+    }
+
+    /// [`QuerySession::execute`] with values for the statement's `$n` placeholders.
+    pub async fn execute_with(&self, sql: &str, params: Option<ParamValues>) -> Result<QueryStream, QueryError> {
+        self.journal.reset();
+        let started = Instant::now();
+        match self.start(sql, params).await {
+            Ok(running) => {
+                let mut event = self.audit_event(sql, Ok(None), started.elapsed());
+                event.outcome = "running".into();
+                let id = self.catalog.record_audit(&event).await?;
+                Ok(QueryStream::new(running, self.catalog.clone(), id, started, &self.limits))
+            }
+            Err(err) => {
+                let event = self.audit_event(sql, Err(&err), started.elapsed());
+                self.catalog.record_audit(&event).await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Plans and starts a statement: its schema and batch stream.
+    async fn start(&self, sql: &str, params: Option<ParamValues>) -> Result<stream::Running, QueryError> {
+        let mut frame = self.sql(sql).await?;
+        if let Some(params) = params {
+            frame = frame.with_param_values(params)?;
+        }
         let explain = match frame.logical_plan() {
             LogicalPlan::Explain(e) => Some((e.verbose, e.explain_format.clone())),
             LogicalPlan::Analyze(a) => Some((a.verbose, a.format.clone())),
@@ -370,14 +493,28 @@ impl QuerySession {
             }
         }
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let mut batches = frame.collect().await?;
-        if explain.is_some() && !self.principal.admin {
-            batches = explain::redact(batches, &self.locations)?;
+        if explain.is_some() {
+            // EXPLAIN output is small; it is redacted as a whole before anything is sent.
+            let limit = self.limits.timeout;
+            let collect = frame.collect();
+            let mut batches = match limit {
+                Some(limit) => tokio::time::timeout(limit, collect).await.map_err(|_| QueryError::Timeout { limit: engine::human(limit) })??,
+                None => collect.await?,
+            };
+            if !self.principal.admin {
+                batches = explain::redact(batches, &self.locations)?;
+            }
+            return Ok(stream::Running::Batches(schema, batches));
         }
-        Ok((schema, batches))
+        // Physical planning runs the analyzer, so the policy journal knows every product the
+        // statement reads before its audit event is written.
+        let task = Arc::new(frame.task_ctx());
+        let plan = frame.create_physical_plan().await?;
+        let batches = datafusion::physical_plan::execute_stream(plan, task)?;
+        Ok(stream::Running::Stream(schema, batches))
     }
 
-    fn audit_event(&self, sql: &str, result: &Result<(SchemaRef, Vec<RecordBatch>), QueryError>, elapsed: Duration) -> AuditEvent {
+    fn audit_event(&self, sql: &str, result: Result<Option<u64>, &QueryError>, elapsed: Duration) -> AuditEvent {
         let mut products = Vec::new();
         for id in self.journal.touched() {
             let decision = self.decisions.get(&id);
@@ -405,7 +542,7 @@ impl QuerySession {
             });
         }
         let (outcome, rows, error) = match result {
-            Ok((_, batches)) => ("ok", Some(batches.iter().map(|b| b.num_rows() as u64).sum()), None),
+            Ok(rows) => ("ok", rows, None),
             Err(err) if !denied.is_empty() => ("denied", None, Some(err.to_string())),
             Err(err) => ("error", None, Some(err.to_string())),
         };

@@ -15,7 +15,18 @@ use crate::rewrite::Journal;
 /// The `meshwork` catalog.
 #[derive(Debug)]
 pub(crate) struct MeshCatalog {
-    pub(crate) domains: BTreeMap<String, Arc<DomainSchema>>,
+    domains: BTreeMap<String, Arc<DomainSchema>>,
+    /// Schemas an interface adds for its clients (the Postgres server's `pg_catalog`).
+    interface: std::sync::RwLock<BTreeMap<String, Arc<dyn SchemaProvider>>>,
+}
+
+/// Schemas an interface may add to a session; everything else is a domain or `public`.
+const INTERFACE_SCHEMAS: &[&str] = &["pg_catalog"];
+
+impl MeshCatalog {
+    pub(crate) fn new(domains: BTreeMap<String, Arc<DomainSchema>>) -> MeshCatalog {
+        MeshCatalog { domains, interface: Default::default() }
+    }
 }
 
 /// The schema queries resolve unqualified names in.
@@ -26,6 +37,7 @@ impl CatalogProvider for MeshCatalog {
         // A domain with nothing readable is not listed either.
         let mut names: Vec<String> = self.domains.iter().filter(|(_, s)| !s.visible.is_empty()).map(|(n, _)| n.clone()).collect();
         names.push(DEFAULT_SCHEMA.to_owned());
+        names.extend(self.interface.read().expect("schema lock").keys().cloned());
         names
     }
 
@@ -33,7 +45,17 @@ impl CatalogProvider for MeshCatalog {
         if name == DEFAULT_SCHEMA {
             return Some(Arc::new(PublicSchema));
         }
+        if let Some(schema) = self.interface.read().expect("schema lock").get(name) {
+            return Some(schema.clone());
+        }
         self.domains.get(name).map(|s| s.clone() as Arc<dyn SchemaProvider>)
+    }
+
+    fn register_schema(&self, name: &str, schema: Arc<dyn SchemaProvider>) -> datafusion::error::Result<Option<Arc<dyn SchemaProvider>>> {
+        if !INTERFACE_SCHEMAS.contains(&name) {
+            return Err(datafusion::error::DataFusionError::Plan(format!("`CREATE SCHEMA {name}` is not allowed: schemas are domains")));
+        }
+        Ok(self.interface.write().expect("schema lock").insert(name.to_owned(), schema))
     }
 }
 

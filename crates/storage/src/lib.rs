@@ -16,7 +16,9 @@ use datafusion::catalog::{Session, TableProvider};
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::DeltaTableError;
+/// An opened Delta table at one version, as the query layer caches it.
+pub use deltalake::DeltaTable;
 use meshwork_core::id::ProductId;
 use url::Url;
 

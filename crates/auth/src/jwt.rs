@@ -1,0 +1,172 @@
+//! OIDC/JWT bearer tokens: JWKS loading (file or URL), validation, claims → principal.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use meshwork_core::descriptor::OidcConfig;
+use meshwork_core::principal::{Principal, PrincipalKind};
+use serde_json::Value;
+
+use crate::AuthError;
+
+/// A key set is re-read at most this often when a token names a key it does not have (key
+/// rotation), so a flood of bad tokens cannot turn into a flood of JWKS fetches.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+enum JwksSource {
+    File(PathBuf),
+    Url(String),
+}
+
+/// Validates bearer JWTs for one OIDC issuer.
+#[derive(Debug)]
+pub struct OidcVerifier {
+    config: OidcConfig,
+    algorithms: Vec<Algorithm>,
+    source: JwksSource,
+    keys: RwLock<(JwkSet, Instant)>,
+}
+
+impl OidcVerifier {
+    /// Loads the key set named by `config.jwks`, relative to `root` for files. Fails with a
+    /// message naming the file or URL if the keys cannot be read.
+    pub async fn load(config: &OidcConfig, root: &std::path::Path) -> Result<OidcVerifier, AuthError> {
+        let source = if config.jwks.starts_with("https://") || config.jwks.starts_with("http://") {
+            JwksSource::Url(config.jwks.clone())
+        } else {
+            JwksSource::File(root.join(&config.jwks))
+        };
+        let algorithms = config
+            .algorithms
+            .iter()
+            .map(|a| a.parse::<Algorithm>().map_err(|_| AuthError::Unavailable(format!("unsupported JWT algorithm `{a}` in `auth.oidc.algorithms`"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = fetch(&source).await?;
+        Ok(OidcVerifier { config: config.clone(), algorithms, source, keys: RwLock::new((keys, Instant::now())) })
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// Validates `token` and maps its claims to a principal.
+    pub(crate) async fn verify(&self, token: &str, principals: &[Principal]) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(AuthError::Jwt(format!("algorithm `{:?}` is not accepted", header.alg)));
+        }
+        let key = match self.key(header.kid.as_deref(), header.alg) {
+            Some(key) => key,
+            None => {
+                self.refresh().await?;
+                self.key(header.kid.as_deref(), header.alg).ok_or_else(|| AuthError::Jwt("no key in the JWKS matches the token's `kid`".into()))?
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = vec![header.alg];
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&self.config.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = 30;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            jsonwebtoken::errors::ErrorKind::InvalidAudience => AuthError::Jwt("wrong audience".into()),
+            jsonwebtoken::errors::ErrorKind::InvalidIssuer => AuthError::Jwt("wrong issuer".into()),
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::Jwt("bad signature".into()),
+            jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(claim) => AuthError::Jwt(format!("missing `{claim}` claim")),
+            _ => AuthError::Jwt(e.to_string()),
+        })?;
+        self.principal(&data.claims, principals)
+    }
+
+    fn key(&self, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
+        let keys = self.keys.read().expect("jwks lock");
+        let usable = |jwk: &&Jwk| {
+            jwk.common.key_algorithm.is_none_or(|a| a.to_string() == format!("{alg:?}"))
+                && jwk.common.public_key_use.as_ref().is_none_or(|u| *u == jsonwebtoken::jwk::PublicKeyUse::Signature)
+        };
+        let jwk = match kid {
+            Some(kid) => keys.0.keys.iter().filter(usable).find(|k| k.common.key_id.as_deref() == Some(kid)),
+            // Without a `kid`, only an unambiguous key set can be used.
+            None => {
+                let mut candidates = keys.0.keys.iter().filter(usable);
+                let first = candidates.next();
+                if candidates.next().is_some() { None } else { first }
+            }
+        }?;
+        DecodingKey::from_jwk(jwk).ok()
+    }
+
+    async fn refresh(&self) -> Result<(), AuthError> {
+        if self.keys.read().expect("jwks lock").1.elapsed() < REFRESH_INTERVAL {
+            return Ok(());
+        }
+        let keys = fetch(&self.source).await?;
+        *self.keys.write().expect("jwks lock") = (keys, Instant::now());
+        Ok(())
+    }
+
+    fn principal(&self, claims: &serde_json::Map<String, Value>, principals: &[Principal]) -> Result<Principal, AuthError> {
+        let name = match claims.get(&self.config.principal_claim) {
+            Some(Value::String(name)) if !name.trim().is_empty() => name.trim().to_owned(),
+            _ => return Err(AuthError::Jwt(format!("missing `{}` claim naming the principal", self.config.principal_claim))),
+        };
+        let groups: BTreeSet<String> = match claims.get(&self.config.groups_claim) {
+            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::String(text)) => text.split_whitespace().map(str::to_owned).collect(),
+            _ => BTreeSet::new(),
+        };
+        let mut attributes = BTreeMap::new();
+        for (attribute, claim) in &self.config.attributes {
+            match claims.get(claim) {
+                Some(Value::String(v)) => {
+                    attributes.insert(attribute.clone(), v.clone());
+                }
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+                    attributes.insert(attribute.clone(), v.to_string());
+                }
+                _ => {}
+            }
+        }
+        // A declared principal keeps what the mesh says about it (admin, domains); the token may
+        // add groups and attributes, never remove them.
+        if let Some(declared) = principals.iter().find(|p| p.name == name) {
+            let mut principal = declared.clone();
+            principal.groups.extend(groups);
+            for (k, v) in attributes {
+                principal.attributes.entry(k).or_insert(v);
+            }
+            return Ok(principal);
+        }
+        Ok(Principal { name, kind: PrincipalKind::User, groups, domains: BTreeSet::new(), attributes, admin: false })
+    }
+}
+
+async fn fetch(source: &JwksSource) -> Result<JwkSet, AuthError> {
+    let (text, origin) = match source {
+        JwksSource::File(path) => (
+            tokio::fs::read_to_string(path).await.map_err(|e| AuthError::Unavailable(format!("cannot read JWKS file `{}`: {e}", path.display())))?,
+            path.display().to_string(),
+        ),
+        JwksSource::Url(url) => {
+            let response = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .and_then(|c| Ok(c.get(url)))
+                .map_err(|e| AuthError::Unavailable(e.to_string()))?
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| AuthError::Unavailable(format!("cannot fetch JWKS `{url}`: {e}")))?;
+            (response.text().await.map_err(|e| AuthError::Unavailable(format!("cannot fetch JWKS `{url}`: {e}")))?, url.clone())
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| AuthError::Unavailable(format!("`{origin}` is not a JWKS (a JSON object with `keys`): {e}")))
+}

@@ -1,0 +1,256 @@
+//! `meshwork serve`, the serving half of `meshwork up`, and `meshwork token`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use meshwork_auth::{Authenticator, OidcVerifier, issue_token, parse_expiry};
+use meshwork_catalog::CatalogStore;
+use meshwork_pipeline::MeshHome;
+use meshwork_query::{Governance, QueryEngine, QueryLimits};
+use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners};
+
+use crate::output::text_table;
+use crate::ReportFormat;
+
+/// Flags that override `server:` in `mesh.yaml`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeFlags {
+    /// Address to bind every server to (default: `server.bind`, 127.0.0.1).
+    #[arg(long)]
+    pub bind: Option<IpAddr>,
+    /// HTTP API port (default: `server.http_port`, 8080; 0 picks a free port).
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Arrow Flight SQL port (default: `server.flight_sql_port`, 50051).
+    #[arg(long)]
+    pub flight_sql_port: Option<u16>,
+    /// PostgreSQL wire port (default: `server.postgres_port`, 5433).
+    #[arg(long)]
+    pub postgres_port: Option<u16>,
+}
+
+/// A started server: where it listens, and the future that runs it until a signal.
+pub struct Started {
+    pub addresses: BoundAddresses,
+    pub run: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>,
+}
+
+/// Binds the listeners and prepares the servers of the mesh at `home`.
+pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Started> {
+    let server = &home.config.server;
+    let bind: IpAddr = match flags.bind {
+        Some(ip) => ip,
+        None => server.bind.parse().with_context(|| format!("`server.bind: {}` in mesh.yaml is not an IP address", server.bind))?,
+    };
+    let addr = |port: Option<u16>, default: u16| SocketAddr::new(bind, port.unwrap_or(default));
+    let listeners = Listeners {
+        http: addr(flags.http_port, server.http_port),
+        flight_sql: addr(flags.flight_sql_port, server.flight_sql_port),
+        postgres: addr(flags.postgres_port, server.postgres_port),
+    };
+    anyhow::ensure!(
+        listeners.postgres.port() != 5432,
+        "the Postgres wire port must not be 5432, where a real PostgreSQL usually listens; the default is 5433"
+    );
+    let catalog = home.open_catalog().await?;
+    if catalog.products().await?.is_empty() {
+        tracing::warn!("the mesh has no published products yet: run `meshwork apply`");
+    }
+    let limits = QueryLimits {
+        memory_bytes: Some(usize::try_from(server.query_memory_bytes).unwrap_or(usize::MAX)),
+        timeout: Some(Duration::from_secs(server.query_timeout.seconds)),
+    };
+    let engine = Arc::new(QueryEngine::new(catalog.clone(), limits).await?);
+    let oidc = match &home.config.auth.oidc {
+        Some(config) => Some(OidcVerifier::load(config, &home.root).await.context("auth.oidc in mesh.yaml")?),
+        None => None,
+    };
+    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog, oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal }));
+    let (addresses, sockets) = meshwork_server::bind(&listeners).await?;
+    let run = Box::pin(async move { meshwork_server::serve(gate, sockets, shutdown_signal()).await.map_err(anyhow::Error::from) });
+    Ok(Started { addresses, run })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+/// `meshwork serve`.
+pub async fn serve(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<()> {
+    let started = start(home, flags).await?;
+    let a = started.addresses;
+    eprintln!("meshwork serving `{}`", home.root.display());
+    eprintln!("  HTTP API     http://{}/api/v1  (OpenAPI: /openapi.json, Swagger UI: /docs, metrics: /metrics)", a.http);
+    eprintln!("  Flight SQL   grpc://{}", a.flight_sql);
+    eprintln!("  Postgres     postgresql://{}/meshwork", a.postgres);
+    eprintln!("Authenticate with a token from `meshwork token create --principal NAME`. Ctrl-C stops.");
+    started.run.await
+}
+
+/// Description given to the demo tokens `meshwork up` issues; earlier ones are revoked.
+const DEMO_TOKEN: &str = "demo token issued by `meshwork up`";
+
+/// Principals `up` issues demo tokens for, with what they show.
+const DEMO_PRINCIPALS: &[(&str, &str)] = &[
+    ("admin", "administrator: every product, audit log; still masked where descriptors say so"),
+    ("sam", "sales member: sales data unmasked, every region"),
+    ("ana", "EU analyst: her region only, personal data masked"),
+    ("fred", "finance member: finance products"),
+];
+
+/// The serving part of `meshwork up`: demo tokens, connection one-liners, then serve.
+pub async fn up(home: &MeshHome, flags: &ServeFlags, serve_after: bool) -> anyhow::Result<()> {
+    let catalog = home.open_catalog().await?;
+    for token in catalog.tokens().await? {
+        if token.description.as_deref() == Some(DEMO_TOKEN) && token.revoked_at.is_none() {
+            catalog.revoke_token(&token.id).await?;
+        }
+    }
+    let governance = Governance::load(catalog.as_ref()).await?;
+    let mut tokens = Vec::new();
+    for (name, what) in DEMO_PRINCIPALS {
+        if governance.principal(name).is_ok() {
+            let issued = issue_token(catalog.as_ref(), name, Some(DEMO_TOKEN.to_owned()), parse_expiry("7d")?).await?;
+            tokens.push((*name, *what, issued.token));
+        }
+    }
+    let started = if serve_after { Some(start(home, flags).await?) } else { None };
+    let (http, flight, pg) = match &started {
+        Some(s) => (s.addresses.http.to_string(), s.addresses.flight_sql.to_string(), s.addresses.postgres.to_string()),
+        None => {
+            let s = &home.config.server;
+            (format!("{}:{}", s.bind, s.http_port), format!("{}:{}", s.bind, s.flight_sql_port), format!("{}:{}", s.bind, s.postgres_port))
+        }
+    };
+    println!("Demo tokens (valid 7 days; `meshwork token list` shows them, `meshwork token revoke ID` ends one):");
+    for (name, what, token) in &tokens {
+        println!("  {name:<6} {token}\n         {what}");
+    }
+    let (example_name, _, example_token) = tokens.iter().find(|t| t.0 == "ana").or(tokens.first()).cloned().unwrap_or(("admin", "", String::new()));
+    let (pg_host, pg_port) = pg.rsplit_once(':').unwrap_or((&pg, "5433"));
+    println!();
+    println!("Connect as {example_name}:");
+    println!("  HTTP      curl -s -H 'Authorization: Bearer {example_token}' -H 'Content-Type: application/json' \\");
+    println!("                 -d '{{\"sql\": \"SELECT * FROM sales.customers LIMIT 3\"}}' http://{http}/api/v1/query");
+    println!("  Swagger   http://{http}/docs");
+    println!("  psql      PGPASSWORD='{example_token}' psql -h {pg_host} -p {pg_port} -U {example_name} -d meshwork -c 'SELECT * FROM sales.customers LIMIT 3'");
+    println!("  Python    pip install adbc-driver-flightsql pyarrow; python3 -c \"import adbc_driver_flightsql.dbapi as f; c = f.connect('grpc://{flight}', db_kwargs={{'adbc.flight.sql.authorization_header': 'Bearer {example_token}'}}); cur = c.cursor(); cur.execute('SELECT * FROM sales.customers LIMIT 3'); print(cur.fetch_arrow_table())\"");
+    match started {
+        Some(started) => {
+            println!();
+            println!("Serving at http://{http} (HTTP), grpc://{flight} (Flight SQL), {pg} (Postgres). Ctrl-C stops.");
+            started.run.await
+        }
+        None => Ok(()),
+    }
+}
+
+/// `meshwork token create`.
+pub async fn token_create(catalog: &dyn CatalogStore, principal: &str, expires: &str, description: Option<String>, format: ReportFormat) -> anyhow::Result<()> {
+    let governance = Governance::load(catalog).await?;
+    let principal = governance.principal(principal)?;
+    let issued = issue_token(catalog, &principal.name, description, parse_expiry(expires)?).await?;
+    match format {
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::json!({"id": issued.record.id, "principal": principal.name, "token": issued.token, "expires_at": issued.record.expires_at})
+        ),
+        ReportFormat::Text => {
+            println!("{}", issued.token);
+            eprintln!(
+                "token `{}` for `{}`, {}; it is shown only now: store it in a secret manager",
+                issued.record.id,
+                principal.name,
+                issued.record.expires_at.as_deref().map(|e| format!("expires {e}")).unwrap_or_else(|| "never expires".into())
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `meshwork token list`.
+pub async fn token_list(catalog: &dyn CatalogStore, format: ReportFormat) -> anyhow::Result<()> {
+    let tokens = catalog.tokens().await?;
+    let now = chrono::Utc::now();
+    let status = |t: &meshwork_catalog::ApiTokenRecord| {
+        if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.expires_at.as_deref().and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok()).is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    };
+    match format {
+        ReportFormat::Json => {
+            let items: Vec<serde_json::Value> = tokens
+                .iter()
+                .map(|t| {
+                    serde_json::json!({"id": t.id, "principal": t.principal, "description": t.description, "created_at": t.created_at,
+                        "expires_at": t.expires_at, "revoked_at": t.revoked_at, "status": status(t)})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&items).expect("json"));
+        }
+        ReportFormat::Text if tokens.is_empty() => println!("no tokens; create one with `meshwork token create --principal NAME`"),
+        ReportFormat::Text => {
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.principal.clone(),
+                        status(t).to_owned(),
+                        t.created_at.clone(),
+                        t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                        t.description.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            print!("{}", text_table(&["id", "principal", "status", "created", "expires", "description"], &rows));
+        }
+    }
+    Ok(())
+}
+
+/// `meshwork token revoke`.
+pub async fn token_revoke(catalog: &dyn CatalogStore, id: &str) -> anyhow::Result<()> {
+    let id = id.strip_prefix(meshwork_auth::TOKEN_PREFIX).map(|rest| rest.split('_').next().unwrap_or(rest)).unwrap_or(id);
+    match catalog.token(id).await? {
+        None => anyhow::bail!("no token `{id}`; `meshwork token list` shows token ids"),
+        Some(t) if t.revoked_at.is_some() => anyhow::bail!("token `{id}` was already revoked at {}", t.revoked_at.unwrap_or_default()),
+        Some(_) => {
+            catalog.revoke_token(id).await?;
+            eprintln!("token `{id}` revoked; it stops working at once on every interface");
+            Ok(())
+        }
+    }
+}
+
+/// The catalog of the mesh at `dir`, for token commands.
+pub async fn catalog(dir: &Path) -> anyhow::Result<(MeshHome, Arc<dyn CatalogStore>)> {
+    let home = MeshHome::open(dir).map_err(|d| anyhow::anyhow!("{}", d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    let catalog = home.open_catalog().await?;
+    Ok((home, catalog))
+}

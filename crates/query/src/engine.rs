@@ -1,0 +1,138 @@
+//! The shared query engine of a long-running server: limits, reloaded governance, opened tables.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use meshwork_storage::DeltaTable;
+use meshwork_catalog::CatalogStore;
+use meshwork_core::principal::Principal;
+use meshwork_storage::ProductStore;
+use tokio::sync::Mutex;
+
+use crate::{Governance, QueryError, QuerySession};
+
+/// Limits on each query a session runs.
+#[derive(Debug, Clone, Default)]
+pub struct QueryLimits {
+    /// Memory one query may hold (hash tables, sorts, buffers). Spilling to disk is off, so a
+    /// query needing more fails with a resource error instead of filling the disk.
+    pub memory_bytes: Option<usize>,
+    /// Wall time one query may take, planning and streaming included.
+    pub timeout: Option<Duration>,
+}
+
+impl QueryLimits {
+    /// The runtime of one session: its own memory pool, so one query cannot starve another.
+    pub(crate) fn runtime_env(&self) -> Result<Arc<RuntimeEnv>, QueryError> {
+        let mut builder = RuntimeEnvBuilder::new();
+        if let Some(bytes) = self.memory_bytes {
+            builder = builder
+                .with_memory_pool(Arc::new(GreedyMemoryPool::new(bytes)))
+                .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled));
+        }
+        Ok(builder.build_arc()?)
+    }
+}
+
+/// `90s`, `5m`, `1h` — how a limit is named in messages.
+pub(crate) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        format!("{}ms", d.as_millis())
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Delta tables already opened at a version, shared by sessions: reading a table's log is the
+/// costly part of opening a session, and a published version never changes.
+#[derive(Default)]
+pub struct TableCache {
+    tables: Mutex<HashMap<String, (i64, DeltaTable)>>,
+}
+
+impl std::fmt::Debug for TableCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableCache").finish_non_exhaustive()
+    }
+}
+
+impl TableCache {
+    /// The table at `url` as of `version`, opened once. Only the newest version asked for is
+    /// kept per table.
+    pub async fn open(&self, url: &url::Url, version: i64) -> Result<DeltaTable, QueryError> {
+        let key = url.to_string();
+        if let Some((v, table)) = self.tables.lock().await.get(&key)
+            && *v == version
+        {
+            return Ok(table.clone());
+        }
+        let table = ProductStore::open_table_at(url, version).await?;
+        let mut tables = self.tables.lock().await;
+        match tables.get(&key) {
+            Some((v, _)) if *v > version => {}
+            _ => {
+                tables.insert(key, (version, table.clone()));
+            }
+        }
+        Ok(table)
+    }
+}
+
+/// What a server shares between requests: the catalog, governance reloaded whenever an apply
+/// changes it, opened tables, and the limits every session gets.
+pub struct QueryEngine {
+    catalog: Arc<dyn CatalogStore>,
+    limits: QueryLimits,
+    tables: TableCache,
+    governance: Mutex<(i64, Arc<Governance>)>,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl QueryEngine {
+    /// An engine over `catalog`, loading its governance now.
+    pub async fn new(catalog: Arc<dyn CatalogStore>, limits: QueryLimits) -> Result<QueryEngine, QueryError> {
+        let generation = catalog.generation().await?;
+        let governance = Arc::new(Governance::load(catalog.as_ref()).await?);
+        Ok(QueryEngine { catalog, limits, tables: TableCache::default(), governance: Mutex::new((generation, governance)) })
+    }
+
+    /// The metadata store.
+    pub fn catalog(&self) -> &Arc<dyn CatalogStore> {
+        &self.catalog
+    }
+
+    /// The limits each session gets.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
+    }
+
+    /// Governance as last applied, reloaded if an apply happened since the last call.
+    pub async fn governance(&self) -> Result<Arc<Governance>, QueryError> {
+        let generation = self.catalog.generation().await?;
+        let mut current = self.governance.lock().await;
+        if current.0 != generation {
+            *current = (generation, Arc::new(Governance::load(self.catalog.as_ref()).await?));
+        }
+        Ok(current.1.clone())
+    }
+
+    /// A session for `principal` on `interface` over the currently published versions.
+    pub async fn session(&self, principal: Principal, interface: &str) -> Result<QuerySession, QueryError> {
+        let governance = self.governance().await?;
+        QuerySession::open_with(self.catalog.clone(), &governance, principal, interface, &self.limits, Some(&self.tables)).await
+    }
+}

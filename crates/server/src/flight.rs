@@ -1,0 +1,424 @@
+//! The Arrow Flight SQL server: statements, prepared statements, metadata, streamed results.
+//!
+//! Every call authenticates its `authorization` header (`Bearer <token>`, or `Basic` with the
+//! token as password, which is what ADBC sends for `username`/`password`). Statement tickets
+//! and prepared statement handles are signed with a per-process key and name the principal
+//! that created them: a ticket replayed by another principal is refused as not found.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any, CommandGetCatalogs,
+    CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{ParamValues, ScalarValue};
+use futures::{Stream, TryStreamExt};
+use hmac::{Hmac, Mac};
+use meshwork_auth::{Credential, Identity};
+use meshwork_query::CATALOG_NAME;
+use prost::Message;
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::ServeError;
+use crate::gate::Gate;
+
+const INTERFACE: &str = "flight_sql";
+
+/// How long a statement ticket or prepared statement handle stays valid.
+const HANDLE_LIFETIME_SECS: i64 = 24 * 3600;
+
+pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    tracing::info!(address = %listener.local_addr()?, "Flight SQL listening");
+    let incoming = tokio_stream_from(listener);
+    let service = FlightServiceServer::new(MeshFlightSql { gate }).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| ServeError::Internal(format!("Flight SQL server: {e}")))
+}
+
+fn tokio_stream_from(listener: TcpListener) -> impl Stream<Item = Result<tokio::net::TcpStream, std::io::Error>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((accepted, listener))
+    })
+}
+
+/// The Flight SQL service over the gate.
+#[derive(Clone)]
+struct MeshFlightSql {
+    gate: Arc<Gate>,
+}
+
+/// What a ticket or prepared statement handle carries; signed so clients cannot forge one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Handle {
+    /// Principal that created it.
+    principal: String,
+    /// The statement.
+    sql: String,
+    /// Bound parameter values: one row, as an Arrow IPC stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    params: Option<Vec<u8>>,
+    /// Unix time after which it is refused.
+    expires: i64,
+}
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+impl MeshFlightSql {
+    async fn identity(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
+        let header = match metadata.get("authorization") {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| ServeError::Unauthenticated(meshwork_auth::AuthError::Malformed))?),
+        };
+        let credential = match header {
+            Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => basic_password(&h[6..])?,
+            other => other.map(str::to_owned),
+        };
+        Ok(self.gate.authenticate(Credential::from_authorization(credential.as_deref()), INTERFACE).await?)
+    }
+
+    fn seal(&self, handle: &Handle) -> Vec<u8> {
+        let body = serde_json::to_vec(handle).expect("handles serialize");
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.gate.ticket_key()).expect("any key length");
+        mac.update(&body);
+        let mut out = mac.finalize().into_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Checks a handle's signature, expiry and owner. Anything wrong reads as "not found", so a
+    /// replayed ticket tells its holder nothing.
+    fn open(&self, bytes: &[u8], who: &Identity) -> Result<Handle, Status> {
+        let not_found = || Status::not_found("statement handle not found: it expired, belongs to another principal, or was issued by another server process; plan the statement again");
+        if bytes.len() < 32 {
+            return Err(not_found());
+        }
+        let (tag, body) = bytes.split_at(32);
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.gate.ticket_key()).expect("any key length");
+        mac.update(body);
+        mac.verify_slice(tag).map_err(|_| not_found())?;
+        let handle: Handle = serde_json::from_slice(body).map_err(|_| not_found())?;
+        if handle.principal != who.principal.name || handle.expires < chrono::Utc::now().timestamp() {
+            tracing::warn!(holder = %who.principal.name, "refused a Flight SQL handle issued to another principal or expired");
+            return Err(not_found());
+        }
+        Ok(handle)
+    }
+
+    fn new_handle(&self, who: &Identity, sql: String, params: Option<Vec<u8>>) -> Vec<u8> {
+        self.seal(&Handle { principal: who.principal.name.clone(), sql, params, expires: chrono::Utc::now().timestamp() + HANDLE_LIFETIME_SECS })
+    }
+
+    /// Plans `sql` for `who` and describes its result.
+    async fn plan(&self, who: &Identity, sql: &str) -> Result<meshwork_query::PreparedStatement, Status> {
+        let session = self.gate.session(&who.principal, INTERFACE).await?;
+        Ok(session.prepare(sql).await.map_err(ServeError::from)?)
+    }
+
+    fn flight_info(schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket { ticket: ticket.into() });
+        Ok(FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(format!("cannot encode the result schema: {e}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor)
+            .with_ordered(true))
+    }
+
+    /// Runs a statement and streams its batches as Flight data.
+    async fn stream(&self, who: &Identity, handle: Handle) -> Result<Response<DoGetStream>, Status> {
+        let params = match &handle.params {
+            Some(bytes) => Some(decode_params(bytes)?),
+            None => None,
+        };
+        let session = self.gate.session(&who.principal, INTERFACE).await?;
+        let mut stream = self.gate.run(&session, INTERFACE, &handle.sql, params).await?;
+        stream.prime().await?;
+        let schema = stream.schema();
+        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(ServeError::from(e).to_status())));
+        let data = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
+        Ok(Response::new(Box::pin(data)))
+    }
+
+    /// The domains and products `who` may read.
+    async fn visible_tables(&self, who: &Identity) -> Result<Vec<(String, String, SchemaRef)>, Status> {
+        let session = self.gate.session(&who.principal, INTERFACE).await?;
+        let catalog = session.context().catalog(CATALOG_NAME).ok_or_else(|| Status::internal("the mesh catalog is missing"))?;
+        let mut out = Vec::new();
+        for schema_name in catalog.schema_names() {
+            let Some(schema) = catalog.schema(&schema_name) else { continue };
+            for table in schema.table_names() {
+                if let Ok(Some(provider)) = schema.table(&table).await {
+                    out.push((schema_name.clone(), table, provider.schema()));
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(out)
+    }
+
+    fn one_batch(schema: SchemaRef, batch: Result<RecordBatch, impl std::fmt::Display>) -> Result<Response<DoGetStream>, Status> {
+        let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+        let stream = FlightDataEncoderBuilder::new().with_schema(schema).build(futures::stream::once(async { Ok(batch) })).map_err(Status::from);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    fn metadata_info(query: impl ProstMessageExt, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
+        Ok(Response::new(Self::flight_info(schema, query.as_any().encode_to_vec(), descriptor)?))
+    }
+}
+
+/// The password of an HTTP Basic credential: ADBC and JDBC send the token as the password.
+fn basic_password(encoded: &str) -> Result<Option<String>, Status> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| Status::unauthenticated("malformed Basic credential"))?;
+    let text = String::from_utf8(bytes).map_err(|_| Status::unauthenticated("malformed Basic credential"))?;
+    Ok(text.split_once(':').map(|(_, password)| password.to_owned()))
+}
+
+fn encode_params(batch: &RecordBatch) -> Result<Vec<u8>, Status> {
+    let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).map_err(|e| Status::internal(e.to_string()))?;
+    writer.write(batch).and_then(|_| writer.finish()).map_err(|e| Status::internal(e.to_string()))?;
+    writer.into_inner().map_err(|e| Status::internal(e.to_string()))
+}
+
+fn decode_params(bytes: &[u8]) -> Result<ParamValues, Status> {
+    let reader = datafusion::arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| Status::internal(e.to_string()))?;
+    let mut values = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        for column in batch.columns() {
+            values.push(ScalarValue::try_from_array(column, 0).map_err(|e| Status::internal(e.to_string()))?);
+        }
+        break;
+    }
+    Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
+}
+
+fn sql_info() -> &'static SqlInfoData {
+    static INFO: std::sync::OnceLock<SqlInfoData> = std::sync::OnceLock::new();
+    INFO.get_or_init(|| {
+        let mut builder = SqlInfoDataBuilder::new();
+        builder.append(SqlInfo::FlightSqlServerName, "Meshwork");
+        builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+        builder.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+        builder.append(SqlInfo::FlightSqlServerReadOnly, true);
+        builder.append(SqlInfo::FlightSqlServerSql, true);
+        builder.append(SqlInfo::FlightSqlServerSubstrait, false);
+        builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+        builder.append(SqlInfo::FlightSqlServerCancel, false);
+        builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+        builder.append(SqlInfo::SqlDdlCatalog, false);
+        builder.append(SqlInfo::SqlDdlSchema, false);
+        builder.append(SqlInfo::SqlDdlTable, false);
+        builder.build().expect("static SQL info builds")
+    })
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for MeshFlightSql {
+    type FlightService = MeshFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+        let who = self.identity(request.metadata()).await?;
+        // Clients send the token on every later call as `authorization: Bearer …`; echo the
+        // credential they proved, normalised to a bearer header.
+        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let token = if header.len() > 6 && header[..6].eq_ignore_ascii_case("basic ") {
+            basic_password(&header[6..])?.unwrap_or_default()
+        } else {
+            Credential::from_authorization(Some(&header)).0.unwrap_or_default().to_owned()
+        };
+        tracing::info!(principal = %who.principal.name, "Flight SQL handshake");
+        let response = HandshakeResponse { protocol_version: 0, payload: token.clone().into_bytes().into() };
+        let stream: Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>> = Box::pin(futures::stream::iter(vec![Ok(response)]));
+        let mut response = Response::new(stream);
+        if let Ok(value) = format!("Bearer {token}").parse() {
+            response.metadata_mut().insert("authorization", value);
+        }
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(&self, query: CommandStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let prepared = self.plan(&who, &query.query).await?;
+        let ticket = TicketStatementQuery { statement_handle: self.new_handle(&who, query.query, None).into() };
+        Ok(Response::new(Self::flight_info(&prepared.schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
+    }
+
+    async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let handle = self.open(&ticket.statement_handle, &who)?;
+        self.stream(&who, handle).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let prepared = self.plan(&who, &query.query).await?;
+        let options = IpcWriteOptions::default();
+        let IpcMessage(dataset_schema) = SchemaAsIpc::new(&prepared.schema, &options).try_into().map_err(|e: datafusion::arrow::error::ArrowError| Status::internal(e.to_string()))?;
+        let parameter_schema = if prepared.parameters.is_empty() {
+            Default::default()
+        } else {
+            let fields: Vec<Field> = prepared
+                .parameters
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Field::new(format!("${}", i + 1), t.clone().unwrap_or(DataType::Utf8), true))
+                .collect();
+            let IpcMessage(bytes) =
+                SchemaAsIpc::new(&Schema::new(fields), &options).try_into().map_err(|e: datafusion::arrow::error::ArrowError| Status::internal(e.to_string()))?;
+            bytes
+        };
+        Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: self.new_handle(&who, query.query, None).into(), dataset_schema, parameter_schema })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let handle = self.open(&query.prepared_statement_handle, &who)?;
+        let data = request.into_inner().map_err(FlightError::from);
+        let batches: Vec<RecordBatch> = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data).try_collect().await?;
+        let params = match batches.into_iter().find(|b| b.num_rows() > 0) {
+            Some(batch) => Some(encode_params(&batch)?),
+            None => None,
+        };
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(self.new_handle(&who, handle.sql, params).into()) })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let handle = self.open(&cmd.prepared_statement_handle, &who)?;
+        let prepared = self.plan(&who, &handle.sql).await?;
+        Ok(Response::new(Self::flight_info(&prepared.schema, cmd.as_any().encode_to_vec(), request.into_inner())?))
+    }
+
+    async fn do_get_prepared_statement(&self, query: CommandPreparedStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let handle = self.open(&query.prepared_statement_handle, &who)?;
+        self.stream(&who, handle).await
+    }
+
+    async fn do_action_close_prepared_statement(&self, query: ActionClosePreparedStatementRequest, request: Request<Action>) -> Result<(), Status> {
+        let who = self.identity(request.metadata()).await?;
+        // Handles hold no server state; closing only checks that the caller owns it.
+        self.open(&query.prepared_statement_handle, &who).map(|_| ())
+    }
+
+    async fn get_flight_info_catalogs(&self, query: CommandGetCatalogs, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        let schema = query.clone().into_builder().schema();
+        Self::metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(&self, query: CommandGetCatalogs, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        self.identity(request.metadata()).await?;
+        let mut builder = query.into_builder();
+        builder.append(CATALOG_NAME);
+        Self::one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_schemas(&self, query: CommandGetDbSchemas, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        let schema = query.clone().into_builder().schema();
+        Self::metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(&self, query: CommandGetDbSchemas, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let tables = self.visible_tables(&who).await?;
+        let mut builder = query.into_builder();
+        let mut domains: Vec<&String> = tables.iter().map(|(d, _, _)| d).collect();
+        domains.dedup();
+        for domain in domains {
+            builder.append(CATALOG_NAME, domain);
+        }
+        Self::one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_tables(&self, query: CommandGetTables, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        let schema = query.clone().into_builder().schema();
+        Self::metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_tables(&self, query: CommandGetTables, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let tables = self.visible_tables(&who).await?;
+        let mut builder = query.into_builder();
+        for (domain, table, schema) in tables {
+            builder.append(CATALOG_NAME, domain, table, "TABLE", &schema).map_err(|e| Status::internal(e.to_string()))?;
+        }
+        Self::one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_table_types(&self, query: CommandGetTableTypes, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        let schema = query.clone().into_builder().schema();
+        Self::metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(&self, query: CommandGetTableTypes, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        self.identity(request.metadata()).await?;
+        let mut builder = query.into_builder();
+        builder.append("TABLE");
+        Self::one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        let schema = query.clone().into_builder(sql_info()).schema();
+        Self::metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_sql_info(&self, query: CommandGetSqlInfo, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        self.identity(request.metadata()).await?;
+        let builder = query.into_builder(sql_info());
+        Self::one_batch(builder.schema(), builder.build())
+    }
+
+    async fn do_get_fallback(&self, request: Request<Ticket>, message: Any) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.identity(request.metadata()).await?;
+        Err(Status::unimplemented(format!("`{}` is not supported by this server", message.type_url)))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

@@ -1,0 +1,208 @@
+//! The one way into the query layer from a network interface: authenticate, admit, open.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use meshwork_auth::{AuthError, Authenticator, Credential, Identity};
+use meshwork_core::principal::Principal;
+use meshwork_query::{QueryEngine, QuerySession};
+
+use crate::error::ServeError;
+use crate::metrics::Metrics;
+
+/// Settings of the gate.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    /// Queries one principal may run at once, over all interfaces.
+    pub max_queries_per_principal: u32,
+}
+
+/// Authentication, per-principal admission and session opening, shared by every interface.
+pub struct Gate {
+    engine: Arc<QueryEngine>,
+    auth: Authenticator,
+    options: GateOptions,
+    running: Arc<Mutex<HashMap<String, u32>>>,
+    metrics: Arc<Metrics>,
+    /// Signs Flight SQL tickets and prepared statement handles; new for each process, so a
+    /// ticket does not outlive the server that issued it.
+    ticket_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// A running query's claim on its principal's concurrency limit; released on drop.
+#[derive(Debug)]
+pub struct QueryPermit {
+    principal: String,
+    running: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Drop for QueryPermit {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().expect("permit lock");
+        if let Some(n) = running.get_mut(&self.principal) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.principal);
+            }
+        }
+    }
+}
+
+impl Gate {
+    /// A gate over `engine`, authenticating with `auth`.
+    pub fn new(engine: Arc<QueryEngine>, auth: Authenticator, options: GateOptions) -> Gate {
+        use rand::RngCore;
+        let mut ticket_key = [0u8; 32];
+        rand::rng().fill_bytes(&mut ticket_key);
+        Gate { engine, auth, options, running: Arc::default(), metrics: Arc::new(Metrics::new()), ticket_key }
+    }
+
+    /// The shared query engine.
+    pub fn engine(&self) -> &QueryEngine {
+        &self.engine
+    }
+
+    /// Server metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn ticket_key(&self) -> &[u8; 32] {
+        &self.ticket_key
+    }
+
+    /// Who presented `credential` on `interface`. Failures are counted and logged with their
+    /// class, never with the credential.
+    pub async fn authenticate(&self, credential: Credential<'_>, interface: &'static str) -> Result<Identity, ServeError> {
+        let governance = self.engine.governance().await?;
+        match self.auth.authenticate(credential, governance.principals()).await {
+            Ok(identity) => Ok(identity),
+            Err(err) => {
+                let class = auth_class(&err);
+                self.metrics.auth_failure(interface, class);
+                tracing::info!(interface, reason = class, "authentication failed");
+                Err(ServeError::Unauthenticated(err))
+            }
+        }
+    }
+
+    /// Claims one of `principal`'s concurrent query slots, or refuses with "too many queries".
+    pub fn admit(&self, principal: &Principal) -> Result<QueryPermit, ServeError> {
+        let mut running = self.running.lock().expect("permit lock");
+        let n = running.entry(principal.name.clone()).or_insert(0);
+        if *n >= self.options.max_queries_per_principal {
+            return Err(ServeError::TooManyQueries { principal: principal.name.clone(), limit: self.options.max_queries_per_principal });
+        }
+        *n += 1;
+        Ok(QueryPermit { principal: principal.name.clone(), running: self.running.clone() })
+    }
+
+    /// Queries running now, over all principals.
+    pub fn running_queries(&self) -> u32 {
+        self.running.lock().expect("permit lock").values().sum()
+    }
+
+    /// A query session for `principal` on `interface`.
+    pub async fn session(&self, principal: &Principal, interface: &str) -> Result<QuerySession, ServeError> {
+        Ok(self.engine.session(principal.clone(), interface).await?)
+    }
+}
+
+/// The failure class, for metrics and logs.
+fn auth_class(err: &AuthError) -> &'static str {
+    match err {
+        AuthError::Missing => "missing",
+        AuthError::Malformed => "malformed",
+        AuthError::Invalid => "invalid",
+        AuthError::Expired => "expired",
+        AuthError::Revoked => "revoked",
+        AuthError::Jwt(_) => "jwt",
+        AuthError::OidcDisabled => "oidc_disabled",
+        AuthError::UnknownPrincipal => "unknown_principal",
+        AuthError::Unavailable(_) => "unavailable",
+        _ => "other",
+    }
+}
+
+/// A governed query's batches, holding its principal's permit and its metrics until the end.
+pub(crate) struct GovernedStream {
+    stream: meshwork_query::QueryStream,
+    first: Option<datafusion::arrow::record_batch::RecordBatch>,
+    timer: crate::metrics::QueryTimer,
+    _permit: QueryPermit,
+}
+
+impl GovernedStream {
+    /// The result's columns.
+    pub(crate) fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.stream.schema()
+    }
+
+    /// Runs the query up to its first batch, so that errors found while computing it (most
+    /// of them: timeouts, memory, division by zero…) are reported before a response starts.
+    pub(crate) async fn prime(&mut self) -> Result<(), ServeError> {
+        use futures::StreamExt;
+        match self.stream.next().await {
+            Some(Ok(batch)) => {
+                self.first = Some(batch);
+                Ok(())
+            }
+            Some(Err(err)) => {
+                self.timer.finish("error");
+                Err(err.into())
+            }
+            None => {
+                self.timer.finish("ok");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl futures::Stream for GovernedStream {
+    type Item = Result<datafusion::arrow::record_batch::RecordBatch, meshwork_query::QueryError>;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use futures::StreamExt;
+        if let Some(batch) = self.first.take() {
+            self.timer.rows(batch.num_rows() as u64);
+            return std::task::Poll::Ready(Some(Ok(batch)));
+        }
+        let item = futures::ready!(self.stream.poll_next_unpin(cx));
+        match &item {
+            Some(Ok(batch)) => self.timer.rows(batch.num_rows() as u64),
+            Some(Err(_)) => self.timer.finish("error"),
+            None => self.timer.finish("ok"),
+        }
+        std::task::Poll::Ready(item)
+    }
+}
+
+impl Gate {
+    /// Runs `sql` in `session` for its principal on `interface`: admission under the
+    /// concurrency limit, then the session's governed, audited execution.
+    pub(crate) async fn run(
+        &self,
+        session: &QuerySession,
+        interface: &'static str,
+        sql: &str,
+        params: Option<datafusion::common::ParamValues>,
+    ) -> Result<GovernedStream, ServeError> {
+        let permit = self.admit(session.principal())?;
+        let mut timer = self.metrics.query_started(interface);
+        tracing::info!(principal = %session.principal().name, interface, sql = %meshwork_query::normalise(sql), "query");
+        match session.execute_with(sql, params).await {
+            Ok(stream) => Ok(GovernedStream { stream, first: None, timer, _permit: permit }),
+            Err(err) => {
+                timer.finish("error");
+                Err(err.into())
+            }
+        }
+    }
+}

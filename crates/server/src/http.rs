@@ -1,0 +1,619 @@
+//! The HTTP API: products, SQL, audit; its OpenAPI document, Swagger UI, health and metrics.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+use meshwork_auth::{Credential, Identity};
+use meshwork_catalog::{AuditFilter, ProductRecord};
+use meshwork_core::descriptor::ProductDescriptor;
+use meshwork_core::id::ProductId;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::ServeError;
+use crate::gate::{Gate, GovernedStream};
+
+const INTERFACE: &str = "http";
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
+    paths(whoami, list_products, product_detail, run_query, audit_events),
+    components(schemas(WhoAmI, ProductSummary, ProductDetail, VersionInfo, ColumnInfo, QueryRequest, QueryResultJson, AuditEventInfo, ErrorBody, ErrorInfo)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    tracing::info!(address = %listener.local_addr()?, "HTTP API listening");
+    axum::serve(listener, router(gate)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
+
+fn router(gate: Arc<Gate>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/products", get(list_products))
+        .route("/api/v1/products/{product}", get(product_detail))
+        .route("/api/v1/query", post(run_query))
+        .route("/api/v1/audit", get(audit_events))
+        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
+        .fallback(|Extension(id): Extension<RequestId>| async move {
+            ApiError { error: ServeError::NotFound("no such endpoint; see /openapi.json or /docs".into()), request_id: id.0 }
+        });
+    Router::new()
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .merge(api)
+        .layer(axum::middleware::from_fn_with_state(gate.clone(), with_request_id))
+        .with_state(gate)
+}
+
+/// The request id of the current request.
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// Gives every request an id (the client's `x-request-id` if it is short and plain), a tracing
+/// span carrying it, the id in the response, and a count in the metrics.
+async fn with_request_id(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .map(str::to_owned)
+        .unwrap_or_else(crate::request_id);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let method = request.method().to_string();
+    let span = tracing::info_span!("http", request_id = %id, method = %method, path = %request.uri().path());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.in_scope(|| tracing::info!(status, "response"));
+    gate.metrics().http_request(&method, status);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// An error response: `{"error": {"code", "message", "request_id"}}` with a matching status.
+struct ApiError {
+    error: ServeError,
+    request_id: String,
+}
+
+/// Error body.
+#[derive(Serialize, ToSchema)]
+struct ErrorBody {
+    error: ErrorInfo,
+}
+
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+struct ErrorInfo {
+    /// Stable code: `unauthenticated`, `forbidden`, `not_found`, `bad_request`, `invalid_query`, `too_many_queries`, `timeout`, `resources_exhausted`, `internal`.
+    code: String,
+    /// What happened and how to fix it.
+    message: String,
+    /// Quote this when reporting a problem.
+    request_id: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self.error.code() {
+            "unauthenticated" => StatusCode::UNAUTHORIZED,
+            "forbidden" => StatusCode::FORBIDDEN,
+            "not_found" => StatusCode::NOT_FOUND,
+            "bad_request" | "invalid_query" => StatusCode::BAD_REQUEST,
+            "too_many_queries" => StatusCode::TOO_MANY_REQUESTS,
+            "timeout" => StatusCode::REQUEST_TIMEOUT,
+            "resources_exhausted" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(request_id = %self.request_id, error = %self.error, "request failed");
+        }
+        let body = ErrorBody { error: ErrorInfo { code: self.error.code().into(), message: self.error.client_message(), request_id: self.request_id } };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Authenticates the request's bearer credential.
+async fn caller(gate: &Gate, headers: &HeaderMap, id: &RequestId) -> Result<Identity, ApiError> {
+    let header = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| fail(ServeError::Unauthenticated(meshwork_auth::AuthError::Malformed), id))?),
+    };
+    gate.authenticate(Credential::from_authorization(header), INTERFACE).await.map_err(|e| fail(e, id))
+}
+
+fn fail(error: impl Into<ServeError>, id: &RequestId) -> ApiError {
+    ApiError { error: error.into(), request_id: id.0.clone() }
+}
+
+/// Who the caller is.
+#[derive(Serialize, ToSchema)]
+struct WhoAmI {
+    name: String,
+    kind: String,
+    groups: Vec<String>,
+    domains: Vec<String>,
+    attributes: std::collections::BTreeMap<String, String>,
+    admin: bool,
+    /// `token:<id>` or `oidc:<issuer>`.
+    authenticated_by: String,
+}
+
+/// The authenticated principal.
+#[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
+async fn whoami(State(gate): State<Arc<Gate>>, Extension(id): Extension<RequestId>, headers: HeaderMap) -> Result<Json<WhoAmI>, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    let p = who.principal;
+    Ok(Json(WhoAmI {
+        name: p.name,
+        kind: p.kind.as_str().into(),
+        groups: p.groups.into_iter().collect(),
+        domains: p.domains.into_iter().map(|d| d.to_string()).collect(),
+        attributes: p.attributes,
+        admin: p.admin,
+        authenticated_by: who.method,
+    }))
+}
+
+/// A product in listings.
+#[derive(Serialize, ToSchema)]
+struct ProductSummary {
+    /// `domain.product`.
+    id: String,
+    domain: String,
+    name: String,
+    version: String,
+    title: Option<String>,
+    description: Option<String>,
+    owner: Option<String>,
+    status: String,
+    tags: Vec<String>,
+}
+
+impl From<&ProductRecord> for ProductSummary {
+    fn from(r: &ProductRecord) -> Self {
+        ProductSummary {
+            id: r.id.to_string(),
+            domain: r.id.domain.to_string(),
+            name: r.id.name.to_string(),
+            version: r.version.clone(),
+            title: r.title.clone(),
+            description: r.description.clone(),
+            owner: r.owner.clone(),
+            status: r.status.clone(),
+            tags: r.tags.clone(),
+        }
+    }
+}
+
+/// Listing filters.
+#[derive(Deserialize, IntoParams)]
+struct ProductSearch {
+    /// Words that must all appear in the id, title, description, owner or tags (case-insensitive).
+    q: Option<String>,
+    /// Only this domain's products.
+    domain: Option<String>,
+}
+
+/// The products the caller may read, optionally searched.
+#[utoipa::path(get, path = "/api/v1/products", params(ProductSearch), responses((status = 200, body = [ProductSummary]), (status = 401, body = ErrorBody)))]
+async fn list_products(
+    State(gate): State<Arc<Gate>>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    Query(search): Query<ProductSearch>,
+) -> Result<Json<Vec<ProductSummary>>, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
+    let records = gate.engine().catalog().products().await.map_err(|e| fail(e, &id))?;
+    let words: Vec<String> = search.q.unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
+    let found = governance
+        .visible(&who.principal, &records)
+        .into_iter()
+        .filter(|r| search.domain.as_deref().is_none_or(|d| r.id.domain.as_str() == d))
+        .filter(|r| {
+            let text = format!(
+                "{} {} {} {} {}",
+                r.id,
+                r.title.as_deref().unwrap_or_default(),
+                r.description.as_deref().unwrap_or_default(),
+                r.owner.as_deref().unwrap_or_default(),
+                r.tags.join(" ")
+            )
+            .to_lowercase();
+            words.iter().all(|w| text.contains(w))
+        })
+        .map(ProductSummary::from)
+        .collect();
+    Ok(Json(found))
+}
+
+/// One published version.
+#[derive(Serialize, ToSchema)]
+struct VersionInfo {
+    seq: i64,
+    version: String,
+    rows: i64,
+    published_at: String,
+}
+
+/// One output column.
+#[derive(Serialize, Deserialize, ToSchema)]
+struct ColumnInfo {
+    name: String,
+    #[serde(rename = "type")]
+    data_type: String,
+    nullable: bool,
+}
+
+/// Everything about one product the caller may read.
+#[derive(Serialize, ToSchema)]
+struct ProductDetail {
+    #[serde(flatten)]
+    summary: ProductSummary,
+    /// The descriptor as published (`product.yaml`, as JSON).
+    #[schema(value_type = Object)]
+    descriptor: serde_json::Value,
+    /// Columns of the current version.
+    schema: Vec<ColumnInfo>,
+    /// Published versions, oldest first.
+    versions: Vec<VersionInfo>,
+    /// Products it reads that the caller may also read.
+    upstream: Vec<String>,
+    /// Products reading it that the caller may also read.
+    downstream: Vec<String>,
+    /// Quality checks its descriptor declares.
+    #[schema(value_type = Object)]
+    quality: serde_json::Value,
+    /// Where its Delta table is; administrators only.
+    table_uri: Option<String>,
+}
+
+/// One product, by `domain.product`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{product}",
+    params(("product" = String, Path, description = "`domain.product`")),
+    responses((status = 200, body = ProductDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn product_detail(
+    State(gate): State<Arc<Gate>>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    Path(product): Path<String>,
+) -> Result<Json<ProductDetail>, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    let not_found = || fail(ServeError::NotFound(format!("product `{product}` not found (hint: GET /api/v1/products lists the products you can read)")), &id);
+    let product_id: ProductId = product.parse().map_err(|_| not_found())?;
+    let catalog = gate.engine().catalog();
+    let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
+    let records = catalog.products().await.map_err(|e| fail(e, &id))?;
+    let visible = governance.visible(&who.principal, &records);
+    let record = visible.iter().find(|r| r.id == product_id).ok_or_else(not_found)?;
+    let descriptor: ProductDescriptor = serde_json::from_str(&record.descriptor_json).map_err(|e| fail(ServeError::Internal(e.to_string()), &id))?;
+    let versions = catalog.versions(&product_id).await.map_err(|e| fail(e, &id))?;
+    let schema = versions.last().map(|v| serde_json::from_str::<Vec<ColumnInfo>>(&v.schema_json).unwrap_or_default()).unwrap_or_default();
+    let is_visible = |p: &ProductId| visible.iter().any(|r| &r.id == p);
+    let lineage = catalog.lineage().await.map_err(|e| fail(e, &id))?;
+    let upstream = lineage.iter().filter(|e| e.downstream == product_id && is_visible(&e.upstream)).map(|e| e.upstream.to_string()).collect();
+    let downstream = lineage.iter().filter(|e| e.upstream == product_id && is_visible(&e.downstream)).map(|e| e.downstream.to_string()).collect();
+    let descriptor_json: serde_json::Value = serde_json::to_value(&descriptor).map_err(|e| fail(ServeError::Internal(e.to_string()), &id))?;
+    let quality = descriptor_json.get("quality").cloned().unwrap_or(serde_json::Value::Array(Vec::new()));
+    Ok(Json(ProductDetail {
+        summary: ProductSummary::from(*record),
+        descriptor: descriptor_json,
+        schema,
+        versions: versions.iter().map(|v| VersionInfo { seq: v.seq, version: v.version.clone(), rows: v.row_count, published_at: v.published_at.clone() }).collect(),
+        upstream,
+        downstream,
+        quality,
+        table_uri: who.principal.admin.then(|| record.table_uri.clone()),
+    }))
+}
+
+/// A SQL statement to run.
+#[derive(Deserialize, ToSchema)]
+struct QueryRequest {
+    /// One read-only SQL statement over `domain.product` tables.
+    sql: String,
+}
+
+/// A JSON query result.
+#[derive(Serialize, ToSchema)]
+struct QueryResultJson {
+    /// Result columns with their Arrow types.
+    columns: Vec<ColumnInfo>,
+    /// One object per row, column name → value.
+    #[schema(value_type = Vec<Object>)]
+    rows: Vec<serde_json::Value>,
+}
+
+/// Runs SQL as the caller. The result format follows `Accept`: `application/json` (default),
+/// `text/csv`, or `application/vnd.apache.arrow.stream`. Results stream as they are computed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/query",
+    request_body = QueryRequest,
+    responses(
+        (status = 200, description = "The result", content(
+            (QueryResultJson = "application/json"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.apache.arrow.stream")
+        )),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 408, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)
+    )
+)]
+async fn run_query(
+    State(gate): State<Arc<Gate>>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    let request: QueryRequest = serde_json::from_slice(&body)
+        .map_err(|e| fail(ServeError::BadRequest(format!("the body must be JSON like {{\"sql\": \"SELECT 1\"}}: {e}")), &id))?;
+    let format = ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())).map_err(|e| fail(e, &id))?;
+    let session = gate.session(&who.principal, INTERFACE).await.map_err(|e| fail(e, &id))?;
+    let mut stream = gate.run(&session, INTERFACE, &request.sql, None).await.map_err(|e| fail(e, &id))?;
+    stream.prime().await.map_err(|e| fail(e, &id))?;
+    let content_type = format.content_type();
+    let body = Body::from_stream(encode(stream, format));
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResultFormat {
+    Json,
+    Csv,
+    Arrow,
+}
+
+impl ResultFormat {
+    fn from_accept(accept: Option<&str>) -> Result<ResultFormat, ServeError> {
+        let Some(accept) = accept else { return Ok(ResultFormat::Json) };
+        for item in accept.split(',') {
+            let media = item.split(';').next().unwrap_or_default().trim();
+            match media {
+                "application/json" | "*/*" | "application/*" | "" => return Ok(ResultFormat::Json),
+                "text/csv" | "text/*" => return Ok(ResultFormat::Csv),
+                ARROW_STREAM => return Ok(ResultFormat::Arrow),
+                _ => {}
+            }
+        }
+        Err(ServeError::BadRequest(format!("cannot answer `Accept: {accept}`; ask for `application/json`, `text/csv` or `{ARROW_STREAM}`")))
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            ResultFormat::Json => "application/json",
+            ResultFormat::Csv => "text/csv; charset=utf-8",
+            ResultFormat::Arrow => ARROW_STREAM,
+        }
+    }
+}
+
+/// Encodes batches as they arrive. An error after the first bytes ends the body early: the
+/// client sees a truncated (invalid) document, never a silently partial one that parses.
+fn encode(stream: GovernedStream, format: ResultFormat) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let schema = stream.schema();
+    let mut encoder = Encoder::new(format, schema);
+    let head = futures::stream::once(futures::future::ready(encoder.head()));
+    let mut encoder_tail = encoder.clone_for_tail();
+    let body = stream.map(move |batch| match batch {
+        Ok(batch) => encoder.batch(&batch),
+        Err(err) => {
+            tracing::warn!(error = %err, "query failed while streaming its result");
+            Err(std::io::Error::other(err.to_string()))
+        }
+    });
+    let tail = futures::stream::once(async move { encoder_tail.tail() });
+    head.chain(body).chain(tail).filter(|chunk| futures::future::ready(!matches!(chunk, Ok(b) if b.is_empty())))
+}
+
+/// Writes one result format incrementally.
+struct Encoder {
+    format: ResultFormat,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    rows_written: bool,
+    arrow: Option<datafusion::arrow::ipc::writer::StreamWriter<Vec<u8>>>,
+}
+
+impl Encoder {
+    fn new(format: ResultFormat, schema: datafusion::arrow::datatypes::SchemaRef) -> Encoder {
+        Encoder { format, schema, rows_written: false, arrow: None }
+    }
+
+    fn clone_for_tail(&self) -> Encoder {
+        Encoder { format: self.format, schema: self.schema.clone(), rows_written: false, arrow: None }
+    }
+
+    fn head(&mut self) -> Result<Bytes, std::io::Error> {
+        match self.format {
+            ResultFormat::Json => {
+                let columns: Vec<ColumnInfo> = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| ColumnInfo { name: f.name().clone(), data_type: f.data_type().to_string(), nullable: f.is_nullable() })
+                    .collect();
+                Ok(Bytes::from(format!("{{\"columns\":{},\"rows\":[", serde_json::to_string(&columns)?)))
+            }
+            ResultFormat::Csv => {
+                let header: Vec<String> = self.schema.fields().iter().map(|f| csv_field(f.name())).collect();
+                Ok(Bytes::from(format!("{}\n", header.join(","))))
+            }
+            ResultFormat::Arrow => {
+                let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &self.schema).map_err(std::io::Error::other)?;
+                let bytes = std::mem::take(writer.get_mut());
+                self.arrow = Some(writer);
+                Ok(Bytes::from(bytes))
+            }
+        }
+    }
+
+    fn batch(&mut self, batch: &RecordBatch) -> Result<Bytes, std::io::Error> {
+        if batch.num_rows() == 0 {
+            return Ok(Bytes::new());
+        }
+        match self.format {
+            ResultFormat::Json => {
+                let mut writer = datafusion::arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, datafusion::arrow::json::writer::JsonArray>(Vec::new());
+                writer.write(batch).map_err(std::io::Error::other)?;
+                writer.finish().map_err(std::io::Error::other)?;
+                let text = writer.into_inner();
+                // `[{…},{…}]` → `{…},{…}`, joined to earlier batches with a comma.
+                let inner = &text[1..text.len() - 1];
+                let mut out = Vec::with_capacity(inner.len() + 1);
+                if self.rows_written {
+                    out.push(b',');
+                }
+                out.extend_from_slice(inner);
+                self.rows_written = true;
+                Ok(Bytes::from(out))
+            }
+            ResultFormat::Csv => {
+                let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(false).build(Vec::new());
+                writer.write(batch).map_err(std::io::Error::other)?;
+                Ok(Bytes::from(writer.into_inner()))
+            }
+            ResultFormat::Arrow => {
+                let writer = self.arrow.as_mut().expect("head written first");
+                writer.write(batch).map_err(std::io::Error::other)?;
+                Ok(Bytes::from(std::mem::take(writer.get_mut())))
+            }
+        }
+    }
+
+    fn tail(&mut self) -> Result<Bytes, std::io::Error> {
+        match self.format {
+            ResultFormat::Json => Ok(Bytes::from_static(b"]}")),
+            ResultFormat::Csv => Ok(Bytes::new()),
+            ResultFormat::Arrow => {
+                // The end-of-stream marker: a continuation token and a zero length.
+                Ok(Bytes::from_static(&[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]))
+            }
+        }
+    }
+}
+
+fn csv_field(name: &str) -> String {
+    if name.contains([',', '"', '\n', '\r']) { format!("\"{}\"", name.replace('"', "\"\"")) } else { name.to_owned() }
+}
+
+/// Audit filters.
+#[derive(Deserialize, IntoParams)]
+struct AuditQuery {
+    /// Only events touching this product (`domain.product`).
+    product: Option<String>,
+    /// Only events of this principal.
+    principal: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    since: Option<String>,
+    /// At most this many, newest first (default 100).
+    limit: Option<u32>,
+}
+
+/// One audit event.
+#[derive(Serialize, ToSchema)]
+struct AuditEventInfo {
+    id: i64,
+    at: String,
+    principal: String,
+    interface: String,
+    action: String,
+    statement: String,
+    #[schema(value_type = Vec<Object>)]
+    products: serde_json::Value,
+    rows: Option<u64>,
+    duration_ms: f64,
+    /// `ok`, `error`, `denied`, `cancelled`, or `running`.
+    outcome: String,
+    error: Option<String>,
+}
+
+/// The audit log, newest first. Administrators only.
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = [AuditEventInfo]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn audit_events(
+    State(gate): State<Arc<Gate>>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEventInfo>>, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    if !who.principal.admin {
+        return Err(fail(ServeError::Forbidden(format!("the audit log is reserved for administrators; `{}` is not one", who.principal.name)), &id));
+    }
+    let product = query
+        .product
+        .as_deref()
+        .map(|p| p.parse::<ProductId>().map_err(|e| fail(ServeError::BadRequest(format!("`product={p}`: {e}")), &id)))
+        .transpose()?;
+    if let Some(since) = &query.since
+        && chrono::DateTime::parse_from_rfc3339(since).is_err()
+    {
+        return Err(fail(ServeError::BadRequest(format!("`since={since}` is not an RFC 3339 time like `2026-11-01T00:00:00Z`")), &id));
+    }
+    let events = gate
+        .engine()
+        .catalog()
+        .audit(&AuditFilter { product, principal: query.principal, since: query.since, limit: Some(query.limit.unwrap_or(100)) })
+        .await
+        .map_err(|e| fail(e, &id))?;
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| AuditEventInfo {
+                id: e.id,
+                at: e.at,
+                principal: e.principal,
+                interface: e.interface,
+                action: e.action,
+                statement: e.statement,
+                products: serde_json::to_value(&e.products).unwrap_or_default(),
+                rows: e.rows,
+                duration_ms: e.duration_ms,
+                outcome: e.outcome,
+                error: e.error,
+            })
+            .collect(),
+    ))
+}
+
+async fn metrics(State(gate): State<Arc<Gate>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], gate.metrics().render())
+}
