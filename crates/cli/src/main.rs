@@ -154,8 +154,8 @@ enum TokenCommand {
     /// Issue a token for a declared principal; it is printed once.
     Create {
         /// The principal the token authenticates as.
-        #[arg(long)]
-        principal: String,
+        #[arg(long = "principal", value_name = "NAME")]
+        token_principal: String,
         /// Lifetime: `30d`, `12h`, `90m`, or `never`.
         #[arg(long, default_value = "30d")]
         expires: String,
@@ -274,8 +274,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token { command } => {
             let (_, catalog) = serve::catalog(&dir).await?;
             match command {
-                TokenCommand::Create { principal, expires, description, format } => {
-                    serve::token_create(catalog.as_ref(), &principal, &expires, description, format).await
+                TokenCommand::Create { token_principal, expires, description, format } => {
+                    serve::token_create(catalog.as_ref(), &token_principal, &expires, description, format).await
                 }
                 TokenCommand::List { format } => serve::token_list(catalog.as_ref(), format).await,
                 TokenCommand::Revoke { id } => serve::token_revoke(catalog.as_ref(), &id).await,

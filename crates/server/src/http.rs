@@ -478,6 +478,9 @@ impl Encoder {
                 Ok(Bytes::from(format!("{}\n", header.join(","))))
             }
             ResultFormat::Arrow => {
+                // View types (`Utf8View`, `BinaryView`) are what DataFusion computes with, but
+                // many Arrow readers cannot read them yet: send the classic types.
+                self.schema = classic_schema(&self.schema);
                 let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &self.schema).map_err(std::io::Error::other)?;
                 let bytes = std::mem::take(writer.get_mut());
                 self.arrow = Some(writer);
@@ -512,8 +515,16 @@ impl Encoder {
                 Ok(Bytes::from(writer.into_inner()))
             }
             ResultFormat::Arrow => {
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .zip(self.schema.fields())
+                    .map(|(column, field)| datafusion::arrow::compute::cast(column, field.data_type()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(std::io::Error::other)?;
+                let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(std::io::Error::other)?;
                 let writer = self.arrow.as_mut().expect("head written first");
-                writer.write(batch).map_err(std::io::Error::other)?;
+                writer.write(&batch).map_err(std::io::Error::other)?;
                 Ok(Bytes::from(std::mem::take(writer.get_mut())))
             }
         }
@@ -529,6 +540,21 @@ impl Encoder {
             }
         }
     }
+}
+
+/// `schema` with view types replaced by their classic equivalents.
+fn classic_schema(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
+            DataType::BinaryView => f.as_ref().clone().with_data_type(DataType::Binary),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 fn csv_field(name: &str) -> String {

@@ -446,22 +446,100 @@ fn skeleton_validates_and_applies() {
     .assert_eq(&query_csv(&dir, "SELECT * FROM example.greetings ORDER BY id"));
 }
 
+/// A raw HTTP/1.0 request (no chunked encoding to undo): the CLI tests need no HTTP client library for one call.
+fn http_post(addr: &str, path: &str, token: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/csv\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 #[test]
-fn up_creates_applies_and_tours_the_example_mesh() {
+fn up_creates_applies_tours_and_serves_the_example_mesh() {
+    use std::io::BufRead;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
-    let output = meshwork(tmp.path(), &["up", dir.to_str().unwrap(), "--orders", "1500"]);
-    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
-    let out = stdout(&output);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshwork"))
+        .args(["-C", tmp.path().to_str().unwrap(), "up", dir.to_str().unwrap(), "--orders", "1500"])
+        .args(["--http-port", "0", "--flight-sql-port", "0", "--postgres-port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("Serving at") {
+            break;
+        }
+    }
     assert!(out.contains("created the example mesh"), "{out}");
     assert!(out.contains("7 published, 0 unchanged, 0 failed"), "{out}");
     assert!(out.contains("-- Revenue by region in 2025"), "{out}");
     assert!(out.contains("| finance   | revenue_by_region |"), "{out}");
-    // Progress bars are hidden when standard error is not a terminal.
-    assert_eq!(stderr(&output), "");
+    for one_liner in ["curl -s -H 'Authorization: Bearer mw_", "PGPASSWORD='mw_", "adbc_driver_flightsql"] {
+        assert!(out.contains(one_liner), "{one_liner} missing from:\n{out}");
+    }
+    // The demo token of ana works against the served mesh, with her policies.
+    let token = out.lines().find_map(|l| l.trim().strip_prefix("ana")).map(str::trim).expect("a demo token for ana").to_owned();
+    let http = out.lines().find_map(|l| l.strip_prefix("Serving at http://")).and_then(|l| l.split_whitespace().next()).unwrap();
+    let response = http_post(http, "/api/v1/query", &token, r#"{"sql": "SELECT DISTINCT region FROM sales.customers"}"#);
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert!(response.ends_with("region\nEU\n"), "{response}");
+    // SIGTERM stops it cleanly.
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+
     // A second `up` reuses the mesh and rebuilds nothing.
-    let again = meshwork(tmp.path(), &["up", dir.to_str().unwrap()]);
+    let again = meshwork(tmp.path(), &["up", dir.to_str().unwrap(), "--no-serve"]);
+    assert!(again.status.success(), "{}", stderr(&again));
     assert!(stdout(&again).contains("0 published, 7 unchanged, 0 failed"), "{}", stdout(&again));
+    // Progress bars are hidden when standard error is not a terminal.
+    assert_eq!(stderr(&again), "");
+    // The first run's demo tokens were replaced: only the new ones are active.
+    let tokens = ok(&dir, &["token", "list", "--format", "json"]);
+    let tokens: serde_json::Value = serde_json::from_str(&tokens).unwrap();
+    let active = tokens.as_array().unwrap().iter().filter(|t| t["status"] == "active").count();
+    let revoked = tokens.as_array().unwrap().iter().filter(|t| t["status"] == "revoked").count();
+    assert_eq!((active, revoked), (4, 4), "{tokens:#}");
+}
+
+#[test]
+fn tokens_are_created_listed_and_revoked() {
+    let (_tmp, dir) = governed_mesh();
+    ok(&dir, &["apply"]);
+    let created: serde_json::Value = serde_json::from_str(&ok(&dir, &["token", "create", "--principal", "ana", "--expires", "12h", "--format", "json"])).unwrap();
+    let token = created["token"].as_str().unwrap();
+    assert!(token.starts_with("mw_") && token.len() == 3 + 16 + 1 + 48, "{token}");
+    let id = created["id"].as_str().unwrap();
+    let list = ok(&dir, &["token", "list"]);
+    assert!(list.contains(id) && list.contains("ana") && list.contains("active"), "{list}");
+    assert!(!list.contains(&token[20..]), "the secret must never be listed");
+    // The catalog keeps only an Argon2id hash (in the database or its write-ahead log).
+    let mut db = std::fs::read(dir.join(".meshwork/catalog.db")).unwrap();
+    db.extend(std::fs::read(dir.join(".meshwork/catalog.db-wal")).unwrap_or_default());
+    let db = String::from_utf8_lossy(&db);
+    assert!(db.contains("$argon2id$") && !db.contains(&token[20..]));
+    let revoke = meshwork(&dir, &["token", "revoke", id]);
+    assert!(revoke.status.success(), "{}", stderr(&revoke));
+    assert!(ok(&dir, &["token", "list"]).contains("revoked"));
+    let again = meshwork(&dir, &["token", "revoke", id]);
+    assert!(stderr(&again).contains("already revoked"), "{}", stderr(&again));
+    let unknown = meshwork(&dir, &["token", "create", "--principal", "anna"]);
+    assert!(stderr(&unknown).contains("unknown principal `anna` (hint: did you mean `ana`?)"), "{}", stderr(&unknown));
+    let bad = meshwork(&dir, &["token", "create", "--principal", "ana", "--expires", "soon"]);
+    assert!(stderr(&bad).contains("invalid expiry `soon`"), "{}", stderr(&bad));
+    let pg = meshwork(&dir, &["serve", "--postgres-port", "5432"]);
+    assert!(stderr(&pg).contains("must not be 5432"), "{}", stderr(&pg));
 }
 
 /// The tiny mesh with principals, an access block on orders and a guild policy.

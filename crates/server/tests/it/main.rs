@@ -202,8 +202,9 @@ async fn http_hides_what_the_caller_may_not_read() {
     assert_eq!(hidden["error"]["code"], "not_found");
     assert_eq!(hidden["error"]["message"].as_str().unwrap().replace("ledger", "X"), missing["error"]["message"].as_str().unwrap().replace("nope", "X"));
     let query = served.post_query(Some(served.token("ana")), "SELECT * FROM finance.ledger", "application/json").await;
-    assert_eq!(query.status(), 400);
+    assert_eq!(query.status(), 404);
     let body: Value = query.bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("not found"), "{body}");
 
     // Detail of a readable product: schema, versions, lineage; no table location for non-admins.
