@@ -346,6 +346,15 @@ def run_checks(binary, mesh, tokens, expired, revoked, http_port, flight_port, p
     rows = norm_rows(zip(*[col.to_pylist() for col in table.columns]))
     check("pyarrow.flight: the ticket works for its principal", rows == reference(binary, mesh, "sam", MATRIX[1]), rows)
 
+    # Prepared statements with bound parameters, and server information.
+    with adbc_connect(flight_port, tokens["sam"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT order_id, region FROM sales.orders WHERE order_id > $1 ORDER BY order_id", parameters=(102,))
+        rows = norm_rows(cur.fetchall())
+        info = conn.adbc_get_info()
+    expected = reference(binary, mesh, "sam", "SELECT order_id, region FROM sales.orders WHERE order_id > 102 ORDER BY order_id")
+    check("adbc: a prepared statement with a bound parameter", rows == expected, f"{rows} vs {expected}")
+    check("adbc: GetSqlInfo names the server", info.get("vendor_name") == "Meshwork", info)
+
     # Listings hide invisible products.
     with adbc_connect(flight_port, tokens["ana"]) as conn:
         objects = conn.adbc_get_objects(depth="tables").read_all().to_pylist()

@@ -47,6 +47,8 @@ pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl
     let incoming = tokio_stream_from(listener);
     let service = FlightServiceServer::new(MeshFlightSql { gate }).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
     tonic::transport::Server::builder()
+        // Every call gets a request id in its log lines, like HTTP requests.
+        .trace_fn(|request| tracing::info_span!("flight_sql", request_id = %crate::request_id(), path = %request.uri().path()))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
