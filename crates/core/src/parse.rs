@@ -172,8 +172,9 @@ fn oidc_config(d: &mut Decoder<'_>, node: &Node) -> Option<OidcConfig> {
             algorithms.push(name.to_owned());
         } else {
             let hint = match did_you_mean(name, JWT_ALGORITHMS.iter().copied()) {
+                _ if name.starts_with("HS") => "symmetric `HS*` keys cannot come from a JWKS: use an asymmetric algorithm such as `RS256`".to_owned(),
                 Some(close) => format!("did you mean `{close}`?"),
-                None => format!("use one of {} (symmetric `HS*` keys cannot come from a JWKS)", one_of(JWT_ALGORITHMS.iter().copied())),
+                None => format!("use one of {}", one_of(JWT_ALGORITHMS.iter().copied())),
             };
             d.report(DiagnosticCode::InvalidValue, scalar.span(), &field, format!("unsupported JWT algorithm `{name}`"), Some(hint));
         }
@@ -184,14 +185,23 @@ fn oidc_config(d: &mut Decoder<'_>, node: &Node) -> Option<OidcConfig> {
     let principal_claim = d.text(o, PATH, "principal_claim").unwrap_or_else(|| "sub".into());
     let groups_claim = d.text(o, PATH, "groups_claim").unwrap_or_else(|| "groups".into());
     let mut attributes = BTreeMap::new();
-    if let Some(node) = Decoder::get(o, "attributes")
-        && let Some(m) = d.mapping(node, "auth.oidc.attributes", &[])
-    {
-        let keys: Vec<String> = m.keys().map(|k| k.as_str().to_owned()).collect();
-        for key in keys {
-            if let Some(claim) = d.text(m, "auth.oidc.attributes", &key) {
-                attributes.insert(key, claim);
+    if let Some(node) = Decoder::get(o, "attributes") {
+        match node.as_mapping() {
+            Some(m) => {
+                for (key, value) in m.iter() {
+                    let field = format!("{PATH}.attributes.{}", key.as_str());
+                    if let Some(claim) = d.scalar(value, &field, "a claim name") {
+                        attributes.insert(key.as_str().to_owned(), claim.as_str().to_owned());
+                    }
+                }
             }
+            None => d.report(
+                DiagnosticCode::InvalidValue,
+                node.span(),
+                "auth.oidc.attributes",
+                "`auth.oidc.attributes` must map principal attributes to claims".into(),
+                Some("e.g. `attributes: { region: region }`".into()),
+            ),
         }
     }
     Some(OidcConfig { issuer: issuer?, audiences, jwks: jwks?, algorithms, principal_claim, groups_claim, attributes })

@@ -220,3 +220,28 @@ fn descriptor_hash_ignores_formatting_but_not_content() {
     assert_eq!(descriptor_hash(&a), descriptor_hash(&b));
     assert_ne!(descriptor_hash(&a), descriptor_hash(&c));
 }
+
+#[test]
+fn server_limits_and_oidc_are_read_from_mesh_yaml() {
+    let text = "name: m\nserver:\n  query_memory: 512MiB\n  query_timeout: 90s\n  max_queries_per_principal: 2\nauth:\n  oidc:\n    issuer: https://idp.example/\n    audience: [a, b]\n    jwks: keys.json\n    attributes: { region: geo }\n";
+    let config = parse_mesh_config("mesh.yaml", text).unwrap_or_else(|d| panic!("{}", render(&d))).value;
+    assert_eq!(config.server.query_memory_bytes, 512 << 20);
+    assert_eq!(config.server.query_timeout.seconds, 90);
+    assert_eq!(config.server.max_queries_per_principal, 2);
+    let oidc = config.auth.oidc.unwrap();
+    assert_eq!(oidc.audiences, ["a", "b"]);
+    assert_eq!(oidc.algorithms, ["RS256", "ES256", "EdDSA"]);
+    assert_eq!((oidc.principal_claim.as_str(), oidc.groups_claim.as_str()), ("sub", "groups"));
+    assert_eq!(oidc.attributes["region"], "geo");
+
+    let bad = "name: m\nserver:\n  query_memory: lots\n  max_queries_per_principal: 0\nauth:\n  oidc:\n    issuer: https://idp.example/\n    jwks: keys.json\n    algorithms: [HS256, RS265]\n";
+    let err = parse_mesh_config("mesh.yaml", bad).unwrap_err();
+    expect![[r#"
+        [invalid_value] mesh.yaml:3:17: server.query_memory: invalid size `lots` (hint: write a number and a unit `KiB`, `MiB`, `GiB` (or `KB`, `MB`, `GB`), e.g. `512MiB`)
+        [invalid_value] mesh.yaml:4:30: server.max_queries_per_principal: `0` is not a positive number (hint: e.g. `8`)
+        [missing_field] mesh.yaml:7:11: auth.oidc.audience: missing required field `audience` (hint: add `audience: meshwork`)
+        [invalid_value] mesh.yaml:9:18: auth.oidc.algorithms[0]: unsupported JWT algorithm `HS256` (hint: symmetric `HS*` keys cannot come from a JWKS: use an asymmetric algorithm such as `RS256`)
+        [invalid_value] mesh.yaml:9:25: auth.oidc.algorithms[1]: unsupported JWT algorithm `RS265` (hint: did you mean `RS256`?)
+    "#]]
+    .assert_eq(&render(&err));
+}

@@ -407,3 +407,35 @@ async fn psql_lists_and_queries_as_the_token_principal() {
     assert!(out.is_empty() && err.contains("unauthenticated"), "{out}{err}");
     served.stop().await;
 }
+
+#[tokio::test]
+async fn jwks_is_fetched_from_a_url() {
+    // A local identity provider serving the fixture key set.
+    let jwks = std::fs::read_to_string(fixtures().join("oidc/jwks.json")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/.well-known/jwks.json", axum::routing::get(move || async move { jwks }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let config = OidcConfig {
+        issuer: ISSUER.into(),
+        audiences: vec![AUDIENCE.into()],
+        jwks: format!("http://{addr}/.well-known/jwks.json"),
+        algorithms: vec!["RS256".into()],
+        principal_claim: "preferred_username".into(),
+        groups_claim: "groups".into(),
+        attributes: Default::default(),
+    };
+    let verifier = OidcVerifier::load(&config, Path::new(".")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let catalog: Arc<dyn CatalogStore> = Arc::new(meshwork_catalog::SqliteCatalog::open(&dir.path().join("c.db")).await.unwrap());
+    let auth = Authenticator::new(catalog, Some(verifier));
+    let token = jwt("signing_key.pem", json!({"preferred_username": "zoe", "groups": "analysts readers"}));
+    let who = auth.authenticate(meshwork_auth::Credential(Some(&token)), &[]).await.unwrap();
+    assert_eq!(who.principal.name, "zoe");
+    assert_eq!(who.principal.groups.iter().map(String::as_str).collect::<Vec<_>>(), ["analysts", "readers"]);
+    assert_eq!(who.method, format!("oidc:{ISSUER}"));
+    // A key set that cannot be fetched is an error naming the URL.
+    let missing = OidcConfig { jwks: format!("http://{addr}/nope.json"), ..config };
+    let err = OidcVerifier::load(&missing, Path::new(".")).await.unwrap_err().to_string();
+    assert!(err.contains(&format!("cannot fetch JWKS `http://{addr}/nope.json`")), "{err}");
+}
