@@ -302,6 +302,19 @@ async fn flight_sql_streams_governed_results_and_binds_tickets() {
             assert_eq!(csv(&batches), served.reference(principal, sql).await, "{principal}: {sql}");
         }
     }
+    // The handshake takes the token as a Basic password (what ADBC and JDBC send) and answers
+    // with a bearer header the client uses afterwards.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", served.at.flight_sql)).unwrap().connect().await.unwrap();
+    let mut handshaken = FlightSqlServiceClient::new(channel);
+    handshaken.handshake("ana", served.token("ana")).await.unwrap();
+    assert_eq!(handshaken.token().map(String::as_str), Some(served.token("ana")));
+    let info = handshaken.execute(MATRIX[0].to_string(), None).await.unwrap();
+    let batches: Vec<RecordBatch> = handshaken.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(csv(&batches), served.reference("ana", MATRIX[0]).await);
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", served.at.flight_sql)).unwrap().connect().await.unwrap();
+    let err = FlightSqlServiceClient::new(channel).handshake("ana", "wrong").await.unwrap_err().to_string();
+    assert!(err.contains("nauthenticated"), "{err}");
+
     // A ticket is bound to the principal that planned it.
     let mut sam = served.flight(served.token("sam")).await;
     let info = sam.execute("SELECT * FROM sales.customers".into(), None).await.unwrap();
