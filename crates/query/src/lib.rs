@@ -422,15 +422,7 @@ impl QuerySession {
     /// The result schema and placeholder types of a statement, without running it.
     pub async fn prepare(&self, sql: &str) -> Result<PreparedStatement, QueryError> {
         let frame = self.sql(sql).await?;
-        let types = frame.logical_plan().get_parameter_types()?;
-        // Placeholders are `$1`, `$2`, …: order them by number, not by name.
-        let mut ordered: Vec<(usize, Option<DataType>)> =
-            types.into_iter().map(|(name, t)| (name.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX), t)).collect();
-        ordered.sort_by_key(|(n, _)| *n);
-        Ok(PreparedStatement {
-            schema: Arc::new(frame.schema().as_arrow().clone()),
-            parameters: ordered.into_iter().map(|(_, t)| t).collect(),
-        })
+        Ok(PreparedStatement { schema: Arc::new(frame.schema().as_arrow().clone()), parameters: parameter_types(frame.logical_plan())? })
     }
 
     /// Runs a read-only SQL statement, collects its result with its schema (which an empty
@@ -560,6 +552,18 @@ impl QuerySession {
             error,
         }
     }
+}
+
+/// The types of a plan's `$1`, `$2`, … placeholders, in order; `None` where SQL does not say.
+pub fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>, QueryError> {
+    // DataFusion keys them by name: order them by number, so `$10` comes after `$9`.
+    let mut ordered: Vec<(usize, Option<DataType>)> = plan
+        .get_parameter_types()?
+        .into_iter()
+        .map(|(name, t)| (name.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX), t))
+        .collect();
+    ordered.sort_by_key(|(n, _)| *n);
+    Ok(ordered.into_iter().map(|(_, t)| t).collect())
 }
 
 /// The statement as the SQL parser prints it back: one line, keywords and spacing uniform.

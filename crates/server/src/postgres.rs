@@ -250,11 +250,7 @@ impl QueryParser for PgParser {
 
 /// Placeholder types ordered `$1`, `$2`, ….
 fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
-    let types = plan.get_parameter_types().map_err(|e| user_error("ERROR", "42P18", e.to_string()))?;
-    let mut ordered: Vec<(usize, Option<DataType>)> =
-        types.into_iter().map(|(name, t)| (name.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX), t)).collect();
-    ordered.sort_by_key(|(n, _)| *n);
-    Ok(ordered.into_iter().map(|(_, t)| t).collect())
+    meshwork_query::parameter_types(plan).map_err(|e| user_error("ERROR", "42P18", e.to_string()))
 }
 
 fn hooks() -> [Arc<dyn QueryHook>; 2] {
