@@ -30,7 +30,7 @@ fn print_diagnostics(diagnostics: &[Diagnostic], format: ReportFormat) {
     }
 }
 
-fn open_home(dir: &Path) -> anyhow::Result<MeshHome> {
+pub(crate) fn open_home(dir: &Path) -> anyhow::Result<MeshHome> {
     MeshHome::open(dir).map_err(|diagnostics| {
         print_diagnostics(&diagnostics, ReportFormat::Text);
         Reported(EXIT_INVALID).into()

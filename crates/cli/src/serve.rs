@@ -250,7 +250,7 @@ pub async fn token_revoke(catalog: &dyn CatalogStore, id: &str) -> anyhow::Resul
 
 /// The catalog of the mesh at `dir`, for token commands.
 pub async fn catalog(dir: &Path) -> anyhow::Result<(MeshHome, Arc<dyn CatalogStore>)> {
-    let home = MeshHome::open(dir).map_err(|d| anyhow::anyhow!("{}", d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    let home = crate::commands::open_home(dir)?;
     let catalog = home.open_catalog().await?;
     Ok((home, catalog))
 }

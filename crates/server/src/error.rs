@@ -10,14 +10,14 @@ use meshwork_query::QueryError;
 #[non_exhaustive]
 pub enum ServeError {
     /// A listener could not be bound.
-    #[error("cannot listen for {what} on `{addr}`: {source} (hint: another process uses the port; change it in `mesh.yaml` under `server:` or with a flag)")]
+    #[error("cannot listen for {what} on `{addr}`: {error} (hint: another process uses the port; change it in `mesh.yaml` under `server:` or with a flag)")]
     Bind {
         /// Which server.
         what: &'static str,
         /// The address.
         addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, not a source, so it is printed once).
+        error: std::io::Error,
     },
     /// The credential was refused.
     #[error("unauthenticated: {0}")]

@@ -55,7 +55,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Binds every listener, so a port in use is reported before anything starts serving.
 pub async fn bind(listeners: &Listeners) -> Result<(BoundAddresses, [TcpListener; 3]), ServeError> {
     let bind = |addr: SocketAddr, what: &'static str| async move {
-        TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { what, addr, source })
+        TcpListener::bind(addr).await.map_err(|error| ServeError::Bind { what, addr, error })
     };
     let http = bind(listeners.http, "HTTP").await?;
     let flight = bind(listeners.flight_sql, "Flight SQL").await?;
