@@ -89,4 +89,30 @@ pub trait CatalogStore: Send + Sync {
     async fn revoke_token(&self, id: &str) -> Result<bool>;
     /// Audit events matching `filter`, newest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+    /// How audited queries that read `product` since `since` (RFC 3339) ended: `(ok, error)`.
+    /// Denied, cancelled and still running queries are not counted.
+    async fn query_outcomes(&self, product: &ProductId, since: &str) -> Result<(u64, u64)>;
+    /// Records a quality run that published nothing (a failed run); runs that publish are
+    /// recorded by [`CatalogStore::publish`]. Returns its id.
+    async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64>;
+    /// Quality runs of a product, newest first.
+    async fn quality_runs(&self, product: &ProductId, limit: u32) -> Result<Vec<QualityRun>>;
+    /// Appends events to the log, in order; returns the id of the last one.
+    async fn append_events(&self, events: &[NewEvent]) -> Result<i64>;
+    /// Events matching `filter`, oldest first.
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
+    /// Stores SLO evaluations.
+    async fn record_slo_checks(&self, checks: &[SloCheck]) -> Result<()>;
+    /// Evaluations of a product's SLOs at or after `since` (RFC 3339), newest first.
+    async fn slo_checks(&self, product: &ProductId, since: &str, limit: u32) -> Result<Vec<SloCheck>>;
+    /// The newest evaluation of each objective of a product.
+    async fn latest_slo_checks(&self, product: &ProductId) -> Result<Vec<SloCheck>>;
+    /// Records one webhook delivery attempt.
+    async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<()>;
+    /// Delivery attempts of a webhook, newest first.
+    async fn deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// A named value kept by background work (e.g. a webhook's delivery cursor).
+    async fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a named value.
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
 }

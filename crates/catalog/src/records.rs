@@ -15,8 +15,9 @@ pub struct DomainRecord {
     pub owners: Vec<String>,
 }
 
-/// A product as stored: its current descriptor and where its table lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A product as stored: its current descriptor and where its table lives. Serializable so a
+/// publication can be journaled before its Delta commit and finished after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProductRecord {
     /// Address.
     pub id: ProductId,
@@ -66,7 +67,7 @@ pub struct VersionRecord {
 }
 
 /// A new version to record; see [`crate::CatalogStore::publish`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Publication {
     /// The product row to create or update.
     pub product: ProductRecord,
@@ -80,6 +81,10 @@ pub struct Publication {
     pub input_fingerprint: String,
     /// Products it reads.
     pub upstream: Vec<ProductId>,
+    /// The quality run that admitted it; stored with `published_seq` set.
+    pub quality: Option<QualityRun>,
+    /// Lifecycle events appended in the same transaction (`product.published`, …).
+    pub events: Vec<NewEvent>,
 }
 
 /// `downstream` reads `upstream`.
@@ -208,4 +213,133 @@ pub struct ApiTokenRecord {
     pub expires_at: Option<String>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<String>,
+}
+
+/// The result of one quality rule in one run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RuleResult {
+    /// Rule name from `product.yaml`.
+    pub name: String,
+    /// Rule keyword (`not_null`, `unique`, …).
+    pub rule: String,
+    /// `error` or `warn`.
+    pub severity: String,
+    /// `passed`, `failed`, or `error` when the rule itself could not be evaluated.
+    pub status: String,
+    /// Rows (or groups, or values) that break the rule.
+    pub failing: u64,
+    /// Rows checked.
+    pub checked: u64,
+    /// What was measured, in words.
+    pub message: String,
+    /// Up to 10 failing rows, column → value, as stored (unmasked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One evaluation of a product's contract and quality rules on staged data.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QualityRun {
+    /// Assigned by the store; 0 before recording.
+    pub id: i64,
+    /// The product (set when read back from the store).
+    #[serde(skip)]
+    pub product: Option<ProductId>,
+    /// When it ran (RFC 3339, UTC); empty before recording means now.
+    pub at: String,
+    /// What started the build: `apply`, `refresh`, `schedule`, `upstream`.
+    pub trigger: String,
+    /// `passed`, `warned` (only `warn` rules failed) or `failed` (nothing was published).
+    pub outcome: String,
+    /// The publication number it became, if it was published.
+    pub published_seq: Option<i64>,
+    /// Rows staged.
+    pub row_count: u64,
+    /// Milliseconds spent building (ingest, transform, contract).
+    pub build_ms: f64,
+    /// Milliseconds spent writing the staged data.
+    pub stage_ms: f64,
+    /// Milliseconds spent evaluating the rules.
+    pub quality_ms: f64,
+    /// Every rule's result, in declaration order.
+    pub results: Vec<RuleResult>,
+}
+
+/// A lifecycle event to append to the event log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NewEvent {
+    /// One of `meshwork_core::descriptor::EVENT_KINDS`.
+    pub kind: String,
+    /// The product it is about.
+    pub product: Option<ProductId>,
+    /// Kind-specific details.
+    pub payload: serde_json::Value,
+}
+
+/// An event of the log as stored; ids increase, so an id is a cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    /// Position in the log.
+    pub id: i64,
+    /// When it was appended (RFC 3339, UTC).
+    pub at: String,
+    /// Event kind.
+    pub kind: String,
+    /// The product it is about.
+    pub product: Option<ProductId>,
+    /// Kind-specific details.
+    pub payload: serde_json::Value,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only events with an id greater than this.
+    pub after: i64,
+    /// At most this many, oldest first.
+    pub limit: Option<u32>,
+    /// Only events about this product.
+    pub product: Option<ProductId>,
+    /// Only these kinds; empty means all.
+    pub kinds: Vec<String>,
+}
+
+/// One evaluation of one service level objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloCheck {
+    /// The product.
+    pub product: ProductId,
+    /// `freshness`, `completeness` or `availability`.
+    pub objective: String,
+    /// When it was evaluated (RFC 3339, UTC).
+    pub at: String,
+    /// `met`, `at_risk`, `violated`, or `unknown` when it could not be measured.
+    pub status: String,
+    /// The measured value (seconds of age, a ratio, a percentage).
+    pub value: Option<f64>,
+    /// The objective's threshold in the same unit.
+    pub threshold: f64,
+    /// Share of the window's error budget left, 0..=1 (may go below 0 when overspent).
+    pub budget_remaining: Option<f64>,
+    /// The measurement in words.
+    pub message: String,
+}
+
+/// One attempt to deliver an event to a webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    /// Webhook name.
+    pub webhook: String,
+    /// The event.
+    pub event_id: i64,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When (RFC 3339, UTC); empty before storing means now.
+    pub at: String,
+    /// HTTP status, if a response came.
+    pub status: Option<u16>,
+    /// `delivered`, `retrying` or `failed` (gave up).
+    pub outcome: String,
+    /// Why it did not succeed.
+    pub error: Option<String>,
 }

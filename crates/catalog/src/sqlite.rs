@@ -11,8 +11,9 @@ use sqlx::{AssertSqlSafe, Row, sqlite::SqliteRow};
 use meshwork_core::descriptor::PolicyState;
 
 use crate::{
-    ApiTokenRecord, AuditEvent, AuditFilter, CatalogError, CatalogStore, DomainRecord, GovernanceSnapshot, LineageEdge, PolicyRecord,
-    PolicyStateRecord, ProductRecord, Publication, Result, VersionRecord,
+    ApiTokenRecord, AuditEvent, AuditFilter, CatalogError, CatalogStore, DeliveryRecord, DomainRecord, EventFilter, EventRecord,
+    GovernanceSnapshot, LineageEdge, NewEvent, PolicyRecord, PolicyStateRecord, ProductRecord, Publication, QualityRun, Result, SloCheck,
+    VersionRecord,
 };
 
 /// Schema migrations, applied in order; each runs once, recorded in `meshwork_migrations`.
@@ -110,6 +111,52 @@ CREATE TABLE api_tokens (
     revoked_at TEXT
 );
 INSERT INTO settings (key, value) VALUES ('generation', '0');
+"#, r#"
+CREATE TABLE quality_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    trigger_kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    published_seq BIGINT,
+    row_count BIGINT NOT NULL,
+    build_ms DOUBLE PRECISION NOT NULL,
+    stage_ms DOUBLE PRECISION NOT NULL,
+    quality_ms DOUBLE PRECISION NOT NULL,
+    results TEXT NOT NULL
+);
+CREATE INDEX quality_runs_product ON quality_runs (product_id, id);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    product_id TEXT,
+    payload TEXT NOT NULL
+);
+CREATE INDEX events_product ON events (product_id, id);
+CREATE TABLE slo_checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    product_id TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    threshold DOUBLE PRECISION NOT NULL,
+    budget_remaining DOUBLE PRECISION,
+    message TEXT NOT NULL
+);
+CREATE INDEX slo_checks_product ON slo_checks (product_id, objective, at);
+CREATE TABLE webhook_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook TEXT NOT NULL,
+    event_id BIGINT NOT NULL,
+    attempt BIGINT NOT NULL,
+    at TEXT NOT NULL,
+    status BIGINT,
+    outcome TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook, id);
 "#];
 
 /// The catalog in a SQLite database file.
@@ -311,6 +358,13 @@ impl CatalogStore for SqliteCatalog {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(run) = &publication.quality {
+            let run = QualityRun { published_seq: Some(seq), ..run.clone() };
+            insert_quality_run(&mut tx, &p.id, &run).await?;
+        }
+        for event in &publication.events {
+            insert_event(&mut tx, event).await?;
         }
         sqlx::query("UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'generation'").execute(&mut *tx).await?;
         tx.commit().await?;
@@ -541,6 +595,233 @@ impl CatalogStore for SqliteCatalog {
             })
             .collect()
     }
+
+    async fn query_outcomes(&self, product: &ProductId, since: &str) -> Result<(u64, u64)> {
+        let rows = sqlx::query(
+            "SELECT e.outcome, COUNT(*) AS n FROM audit_events e JOIN audit_event_products p ON p.event_id = e.id \
+             WHERE p.product_id = ? AND e.action = 'query' AND e.at >= ? AND e.outcome IN ('ok', 'error') GROUP BY e.outcome",
+        )
+        .bind(product.to_string())
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut ok, mut error) = (0, 0);
+        for row in rows {
+            let outcome: String = row.try_get("outcome")?;
+            let n: i64 = row.try_get("n")?;
+            if outcome == "ok" {
+                ok = n as u64;
+            } else {
+                error = n as u64;
+            }
+        }
+        Ok((ok, error))
+    }
+
+    async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        insert_quality_run(&mut conn, product, run).await
+    }
+
+    async fn quality_runs(&self, product: &ProductId, limit: u32) -> Result<Vec<QualityRun>> {
+        let rows = sqlx::query("SELECT * FROM quality_runs WHERE product_id = ? ORDER BY id DESC LIMIT ?")
+            .bind(product.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let results: String = row.try_get("results")?;
+                let rows: i64 = row.try_get("row_count")?;
+                Ok(QualityRun {
+                    id: row.try_get("id")?,
+                    product: Some(parse_id(row.try_get("product_id")?)?),
+                    at: row.try_get("at")?,
+                    trigger: row.try_get("trigger_kind")?,
+                    outcome: row.try_get("outcome")?,
+                    published_seq: row.try_get("published_seq")?,
+                    row_count: rows as u64,
+                    build_ms: row.try_get("build_ms")?,
+                    stage_ms: row.try_get("stage_ms")?,
+                    quality_ms: row.try_get("quality_ms")?,
+                    results: serde_json::from_str(&results).map_err(|e| CatalogError::Corrupt(format!("bad quality results: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_events(&self, events: &[NewEvent]) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let mut last = 0;
+        for event in events {
+            last = insert_event(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(last)
+    }
+
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
+        let kinds = serde_json::to_string(&filter.kinds).expect("strings serialize");
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE id > ? AND (? IS NULL OR product_id = ?) \
+             AND (? = '[]' OR kind IN (SELECT value FROM json_each(?))) ORDER BY id LIMIT ?",
+        )
+        .bind(filter.after)
+        .bind(filter.product.as_ref().map(ToString::to_string))
+        .bind(filter.product.as_ref().map(ToString::to_string))
+        .bind(&kinds)
+        .bind(&kinds)
+        .bind(filter.limit.map(i64::from).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let product: Option<String> = row.try_get("product_id")?;
+                let payload: String = row.try_get("payload")?;
+                Ok(EventRecord {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    kind: row.try_get("kind")?,
+                    product: product.as_deref().map(parse_id).transpose()?,
+                    payload: serde_json::from_str(&payload).map_err(|e| CatalogError::Corrupt(format!("bad event payload: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_slo_checks(&self, checks: &[SloCheck]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for check in checks {
+            sqlx::query(
+                "INSERT INTO slo_checks (product_id, objective, at, status, value, threshold, budget_remaining, message) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(check.product.to_string())
+            .bind(&check.objective)
+            .bind(if check.at.is_empty() { now() } else { check.at.clone() })
+            .bind(&check.status)
+            .bind(check.value)
+            .bind(check.threshold)
+            .bind(check.budget_remaining)
+            .bind(&check.message)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn slo_checks(&self, product: &ProductId, since: &str, limit: u32) -> Result<Vec<SloCheck>> {
+        let rows = sqlx::query("SELECT * FROM slo_checks WHERE product_id = ? AND at >= ? ORDER BY at DESC, id DESC LIMIT ?")
+            .bind(product.to_string())
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(slo_row).collect()
+    }
+
+    async fn latest_slo_checks(&self, product: &ProductId) -> Result<Vec<SloCheck>> {
+        let rows = sqlx::query(
+            "SELECT * FROM slo_checks WHERE id IN (SELECT MAX(id) FROM slo_checks WHERE product_id = ? GROUP BY objective) ORDER BY objective",
+        )
+        .bind(product.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(slo_row).collect()
+    }
+
+    async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
+        sqlx::query("INSERT INTO webhook_deliveries (webhook, event_id, attempt, at, status, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&delivery.webhook)
+            .bind(delivery.event_id)
+            .bind(i64::from(delivery.attempt))
+            .bind(if delivery.at.is_empty() { now() } else { delivery.at.clone() })
+            .bind(delivery.status.map(i64::from))
+            .bind(&delivery.outcome)
+            .bind(&delivery.error)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>> {
+        let rows = sqlx::query("SELECT * FROM webhook_deliveries WHERE webhook = ? ORDER BY id DESC LIMIT ?")
+            .bind(webhook)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let attempt: i64 = row.try_get("attempt")?;
+                let status: Option<i64> = row.try_get("status")?;
+                Ok(DeliveryRecord {
+                    webhook: row.try_get("webhook")?,
+                    event_id: row.try_get("event_id")?,
+                    attempt: attempt as u32,
+                    at: row.try_get("at")?,
+                    status: status.map(|s| s as u16),
+                    outcome: row.try_get("outcome")?,
+                    error: row.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_quality_run(tx: &mut sqlx::SqliteConnection, product: &ProductId, run: &QualityRun) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO quality_runs (product_id, at, trigger_kind, outcome, published_seq, row_count, build_ms, stage_ms, quality_ms, results) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(product.to_string())
+    .bind(if run.at.is_empty() { now() } else { run.at.clone() })
+    .bind(&run.trigger)
+    .bind(&run.outcome)
+    .bind(run.published_seq)
+    .bind(run.row_count as i64)
+    .bind(run.build_ms)
+    .bind(run.stage_ms)
+    .bind(run.quality_ms)
+    .bind(serde_json::to_string(&run.results).expect("rule results serialize"))
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+async fn insert_event(tx: &mut sqlx::SqliteConnection, event: &NewEvent) -> Result<i64> {
+    Ok(sqlx::query_scalar("INSERT INTO events (at, kind, product_id, payload) VALUES (?, ?, ?, ?) RETURNING id")
+        .bind(now())
+        .bind(&event.kind)
+        .bind(event.product.as_ref().map(ToString::to_string))
+        .bind(event.payload.to_string())
+        .fetch_one(&mut *tx)
+        .await?)
+}
+
+fn slo_row(row: &SqliteRow) -> Result<SloCheck> {
+    Ok(SloCheck {
+        product: parse_id(row.try_get("product_id")?)?,
+        objective: row.try_get("objective")?,
+        at: row.try_get("at")?,
+        status: row.try_get("status")?,
+        value: row.try_get("value")?,
+        threshold: row.try_get("threshold")?,
+        budget_remaining: row.try_get("budget_remaining")?,
+        message: row.try_get("message")?,
+    })
 }
 
 fn token_row(row: &SqliteRow) -> Result<ApiTokenRecord> {

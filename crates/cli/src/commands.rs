@@ -18,7 +18,7 @@ use meshwork_query::{Governance, QuerySession};
 use crate::output::{apply_json, apply_summary, diagnostics_json, findings_json, findings_text, text_table, write_results};
 use crate::{EXIT_FAILED, EXIT_INVALID, ReportFormat, Reported, ResultFormat};
 
-fn print_diagnostics(diagnostics: &[Diagnostic], format: ReportFormat) {
+pub(crate) fn print_diagnostics(diagnostics: &[Diagnostic], format: ReportFormat) {
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&diagnostics_json(diagnostics)).expect("json")),
         ReportFormat::Text => {
@@ -140,13 +140,18 @@ pub async fn plan(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
 }
 
 /// Progress bars for `apply`: one line per product with rows and elapsed time.
-struct ProgressBars {
+pub(crate) struct ProgressBars {
     multi: MultiProgress,
     bars: Mutex<Vec<(ProductId, ProgressBar)>>,
 }
 
 impl ProgressBars {
-    fn new() -> Self {
+    /// Removes the bars once the summary is about to be printed.
+    pub(crate) fn clear(&self) {
+        self.multi.clear().ok();
+    }
+
+    pub(crate) fn new() -> Self {
         // Hidden when standard error is not a terminal, so logs and CI output stay clean.
         let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         ProgressBars { multi: MultiProgress::with_draw_target(target), bars: Mutex::new(Vec::new()) }
@@ -169,7 +174,7 @@ impl ApplyObserver for ProgressBars {
 
     fn built(&self, id: &ProductId, rows: u64) {
         if let Some(bar) = self.bar(id) {
-            bar.set_message(format!("{rows} rows, committing"));
+            bar.set_message(format!("{rows} rows, staging and checking quality"));
         }
     }
 
@@ -178,6 +183,7 @@ impl ApplyObserver for ProgressBars {
             ProductOutcome::Published { version, .. } => format!("published {} rows", version.row_count),
             ProductOutcome::Unchanged { .. } => "unchanged".to_owned(),
             ProductOutcome::Failed { .. } => "FAILED".to_owned(),
+            ProductOutcome::QualityFailed { .. } => "REJECTED by quality rules".to_owned(),
             ProductOutcome::Blocked { upstream } => format!("blocked by {upstream}"),
             ProductOutcome::Refused { .. } => "REFUSED by policy".to_owned(),
         };
@@ -189,7 +195,7 @@ impl ApplyObserver for ProgressBars {
 }
 
 /// `meshwork apply`.
-pub async fn apply(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
+pub async fn apply(dir: &Path, format: ReportFormat, lock_wait: Duration) -> anyhow::Result<()> {
     let mesh = match meshwork_pipeline::validate(dir) {
         Ok(mesh) => mesh,
         Err(diagnostics) => {
@@ -202,8 +208,9 @@ pub async fn apply(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
     let catalog = home.open_catalog().await?;
     let store = home.open_store()?;
     let progress = ProgressBars::new();
-    let report = meshwork_pipeline::apply(&mesh, catalog.as_ref(), &store, &progress).await?;
-    progress.multi.clear().ok();
+    let options = meshwork_pipeline::ApplyOptions { lock_wait, ..Default::default() };
+    let report = meshwork_pipeline::apply_with(&mesh, catalog.as_ref(), &store, &progress, &options).await?;
+    progress.clear();
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&apply_json(&report)).expect("json")),
         ReportFormat::Text => print!("{}", apply_summary(&report)),
@@ -212,7 +219,7 @@ pub async fn apply(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
 }
 
 /// The catalog, its governance and the acting principal (`--as`, or the local admin).
-async fn open_as(dir: &Path, principal: Option<&str>) -> anyhow::Result<(Arc<dyn CatalogStore>, Governance, Principal)> {
+pub(crate) async fn open_as(dir: &Path, principal: Option<&str>) -> anyhow::Result<(Arc<dyn CatalogStore>, Governance, Principal)> {
     let home = open_home(dir)?;
     let catalog = home.open_catalog().await?;
     let governance = Governance::load(catalog.as_ref()).await?;
@@ -270,17 +277,31 @@ pub async fn product_list(dir: &Path, principal: Option<&str>, format: ReportFor
     Ok(())
 }
 
+/// The product called `name` with its published descriptor, if `principal` may see it; a
+/// product it may not read is reported exactly like one that does not exist.
+pub(crate) async fn visible_product(
+    catalog: &dyn CatalogStore,
+    governance: &Governance,
+    principal: &Principal,
+    name: &str,
+) -> anyhow::Result<(ProductId, ProductDescriptor)> {
+    let products = catalog.products().await?;
+    let visible = governance.visible(principal, &products);
+    let known: Vec<ProductId> = visible.iter().map(|p| p.id.clone()).collect();
+    let id = parse_product_id(name, &known)?;
+    let record = visible.into_iter().find(|p| p.id == id).expect("known product");
+    let descriptor: ProductDescriptor =
+        serde_json::from_str(&record.descriptor_json).context("the catalog holds a descriptor this meshwork cannot read")?;
+    Ok((id, descriptor))
+}
+
 /// `meshwork product show`.
 pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, format: ReportFormat) -> anyhow::Result<()> {
     let (catalog, governance, principal) = open_as(dir, principal).await?;
     let products = catalog.products().await?;
-    // A product the principal may not read is reported exactly like one that does not exist.
-    let visible = governance.visible(&principal, &products);
-    let known: Vec<ProductId> = visible.iter().map(|p| p.id.clone()).collect();
-    let id = parse_product_id(name, &known)?;
-    let record = visible.into_iter().find(|p| p.id == id).expect("known product").clone();
-    let descriptor: ProductDescriptor =
-        serde_json::from_str(&record.descriptor_json).context("the catalog holds a descriptor this meshwork cannot read")?;
+    let known: Vec<ProductId> = governance.visible(&principal, &products).iter().map(|p| p.id.clone()).collect();
+    let (id, descriptor) = visible_product(catalog.as_ref(), &governance, &principal, name).await?;
+    let record = products.into_iter().find(|p| p.id == id).expect("visible products are published");
     let versions = catalog.versions(&id).await?;
     let lineage = catalog.lineage().await?;
     // Lineage names only products the principal may see.
@@ -300,6 +321,8 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
             })).collect::<Vec<_>>(),
             "upstream": upstream,
             "downstream": downstream,
+            "slo": crate::trust::slo_json(catalog.as_ref(), &id).await?,
+            "quality": meshwork_query::quality_runs_for(catalog.as_ref(), &governance, &principal, &descriptor, 1).await?.into_iter().next(),
         });
         println!("{}", serde_json::to_string_pretty(&value).expect("json"));
         return Ok(());
@@ -343,6 +366,7 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
         .map(|v| vec![format!("  #{}", v.seq), v.version.clone(), format!("v{}", v.delta_version), v.row_count.to_string(), v.published_at.clone()])
         .collect();
     print!("{}", text_table(&["  PUBLICATION", "VERSION", "DELTA", "ROWS", "PUBLISHED AT"], &version_rows));
+    crate::trust::print_trust(catalog.as_ref(), &id, &descriptor).await?;
     Ok(())
 }
 
@@ -353,7 +377,7 @@ pub async fn up(dir: &Path, orders: usize) -> anyhow::Result<()> {
         init(dir, true, orders, 42)?;
     }
     validate(dir, ReportFormat::Text).await?;
-    apply(dir, ReportFormat::Text).await?;
+    apply(dir, ReportFormat::Text, Duration::from_secs(60)).await?;
     println!();
     let (catalog, governance, principal) = open_as(dir, None).await?;
     let session = QuerySession::open(catalog, &governance, principal, "cli").await?;

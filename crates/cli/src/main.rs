@@ -3,6 +3,7 @@
 mod commands;
 mod output;
 mod serve;
+mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,10 +79,46 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
-    /// Build and publish every product whose descriptor or input data changed.
+    /// Build and publish every product whose descriptor or input data changed. New data is
+    /// staged and checked against its quality rules before it is committed.
     Apply {
         /// The mesh repository (default: `--dir`).
         path: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// How long to wait for another process building the same product (`30s`, `5m`).
+        #[arg(long, default_value = "60s", value_parser = parse_wait)]
+        lock_wait: std::time::Duration,
+    },
+    /// Rebuild products from the repository now (staged, checked, then published), with
+    /// `--downstream` also every product reading them.
+    Refresh {
+        /// Products to rebuild, as `domain.product`.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Also rebuild every product downstream of them, in dependency order.
+        #[arg(long)]
+        downstream: bool,
+        /// How long to wait for another process building the same product (`30s`, `5m`).
+        #[arg(long, default_value = "60s", value_parser = parse_wait)]
+        lock_wait: std::time::Duration,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// The lifecycle event log: publications, schema changes, quality failures, SLO violations
+    /// (administrators only).
+    Events {
+        /// Only events after this id (the cursor of the previous page).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many events, oldest first.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Only events about this product.
+        #[arg(long)]
+        product: Option<String>,
         /// Report format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
@@ -187,7 +224,8 @@ enum ProductCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
-    /// Show a product: descriptor, schema, versions, upstream and downstream.
+    /// Show a product: descriptor, schema, versions, upstream and downstream, SLO status and
+    /// the latest quality run.
     Show {
         /// The product, as `domain.product`.
         name: String,
@@ -195,6 +233,25 @@ enum ProductCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// The history of a product's quality runs, newest first, with sample failing rows (masked
+    /// by the product's access policy for non-owners).
+    Quality {
+        /// The product, as `domain.product`.
+        name: String,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+}
+
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    meshwork_core::parse::parse_duration(text).map(|d| std::time::Duration::from_secs(d.seconds)).map_err(|(message, hint)| match hint {
+        Some(hint) => format!("{message} ({hint})"),
+        None => message,
+    })
 }
 
 /// Exit code of a failed command (build, data or SQL errors).
@@ -242,17 +299,22 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = cli.dir;
     let principal = cli.principal.as_deref();
-    let acts_as_principal = matches!(cli.command, Command::Query { .. } | Command::Product { .. } | Command::Audit { .. });
+    let acts_as_principal = matches!(cli.command, Command::Query { .. } | Command::Product { .. } | Command::Audit { .. } | Command::Events { .. });
     if let Some(name) = principal
         && !acts_as_principal
     {
-        anyhow::bail!("`--as {name}` applies to `query`, `product` and `audit`; the other commands act as the local administrator");
+        anyhow::bail!("`--as {name}` applies to `query`, `product`, `audit` and `events`; the other commands act as the local administrator");
     }
     match cli.command {
         Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
         Command::Validate { path, format } => commands::validate(&path.unwrap_or(dir), format).await,
         Command::Plan { path, format } => commands::plan(&path.unwrap_or(dir), format).await,
-        Command::Apply { path, format } => commands::apply(&path.unwrap_or(dir), format).await,
+        Command::Apply { path, format, lock_wait } => commands::apply(&path.unwrap_or(dir), format, lock_wait).await,
+        Command::Refresh { names, downstream, lock_wait, format } => trust::refresh(&dir, &names, downstream, lock_wait, format).await,
+        Command::Events { after, limit, product, format } => trust::events(&dir, principal, after, limit, product.as_deref(), format).await,
+        Command::Product { command: ProductCommand::Quality { name, limit, format } } => {
+            trust::product_quality(&dir, principal, &name, limit, format).await
+        }
         Command::Query { sql, format, output } => commands::query(&dir, principal, &sql, format, output.as_deref()).await,
         Command::Product { command: ProductCommand::List { format } } => commands::product_list(&dir, principal, format).await,
         Command::Product { command: ProductCommand::Show { name, format } } => {

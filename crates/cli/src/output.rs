@@ -63,9 +63,9 @@ pub fn apply_summary(report: &ApplyReport) -> String {
         .outcomes
         .iter()
         .map(|(id, outcome)| match outcome {
-            ProductOutcome::Published { version, elapsed } => vec![
+            ProductOutcome::Published { version, elapsed, quality } => vec![
                 id.to_string(),
-                "published".into(),
+                if quality.outcome == "warned" { "published (quality warnings)".into() } else { "published".into() },
                 version.version.clone(),
                 format!("#{} (delta v{})", version.seq, version.delta_version),
                 version.row_count.to_string(),
@@ -81,6 +81,9 @@ pub fn apply_summary(report: &ApplyReport) -> String {
             ],
             ProductOutcome::Failed { elapsed, .. } => {
                 vec![id.to_string(), "FAILED".into(), "-".into(), "-".into(), "-".into(), seconds(*elapsed)]
+            }
+            ProductOutcome::QualityFailed { quality, elapsed } => {
+                vec![id.to_string(), "REJECTED by quality".into(), "-".into(), "-".into(), quality.row_count.to_string(), seconds(*elapsed)]
             }
             ProductOutcome::Blocked { upstream } => {
                 vec![id.to_string(), format!("BLOCKED by {upstream}"), "-".into(), "-".into(), "-".into(), "-".into()]
@@ -99,8 +102,19 @@ pub fn apply_summary(report: &ApplyReport) -> String {
         seconds(report.elapsed)
     ));
     for (id, outcome) in &report.outcomes {
-        if let ProductOutcome::Failed { error, .. } = outcome {
-            out.push_str(&format!("\nerror: {id}: {error}\n"));
+        match outcome {
+            ProductOutcome::Failed { error, .. } => out.push_str(&format!("\nerror: {id}: {error}\n")),
+            ProductOutcome::QualityFailed { quality, .. } | ProductOutcome::Published { quality, .. } => {
+                for rule in quality.results.iter().filter(|r| r.status != "passed") {
+                    let level = if rule.severity == "error" { "error" } else { "warning" };
+                    let what = if rule.status == "error" { "cannot be evaluated" } else { "failed" };
+                    out.push_str(&format!("\n{level}: {id}: quality rule `{}` ({}) {what}: {}\n", rule.name, rule.rule, rule.message));
+                }
+                if matches!(outcome, ProductOutcome::QualityFailed { .. }) {
+                    out.push_str(&format!("  nothing was published; `{id}` keeps its previous version. Samples: `meshwork product quality {id}`\n"));
+                }
+            }
+            _ => {}
         }
     }
     if !report.findings.is_empty() {
@@ -147,9 +161,14 @@ pub fn apply_json(report: &ApplyReport) -> serde_json::Value {
         .outcomes
         .iter()
         .map(|(id, outcome)| match outcome {
-            ProductOutcome::Published { version, elapsed } => serde_json::json!({
+            ProductOutcome::Published { version, elapsed, quality } => serde_json::json!({
                 "product": id.to_string(), "result": "published", "version": version.version, "publication": version.seq,
                 "delta_version": version.delta_version, "rows": version.row_count, "seconds": elapsed.as_secs_f64(),
+                "quality": quality_json(quality),
+            }),
+            ProductOutcome::QualityFailed { quality, elapsed } => serde_json::json!({
+                "product": id.to_string(), "result": "quality_failed", "rows": quality.row_count, "seconds": elapsed.as_secs_f64(),
+                "quality": quality_json(quality),
             }),
             ProductOutcome::Unchanged { version } => serde_json::json!({
                 "product": id.to_string(), "result": "unchanged", "version": version.version, "publication": version.seq,
@@ -169,6 +188,15 @@ pub fn apply_json(report: &ApplyReport) -> serde_json::Value {
     serde_json::json!({
         "ok": !report.failed(), "seconds": report.elapsed.as_secs_f64(), "products": products,
         "violations": findings_json(&report.findings),
+    })
+}
+
+/// A quality run as JSON (samples as stored: the CLI acts as the local administrator or an
+/// owner when it shows an apply's report).
+pub fn quality_json(run: &meshwork_catalog::QualityRun) -> serde_json::Value {
+    serde_json::json!({
+        "outcome": run.outcome, "trigger": run.trigger, "rows": run.row_count, "build_ms": run.build_ms,
+        "stage_ms": run.stage_ms, "quality_ms": run.quality_ms, "rules": run.results,
     })
 }
 

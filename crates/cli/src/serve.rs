@@ -10,6 +10,8 @@ use meshwork_auth::{Authenticator, OidcVerifier, issue_token, parse_expiry};
 use meshwork_catalog::CatalogStore;
 use meshwork_pipeline::MeshHome;
 use meshwork_query::{Governance, QueryEngine, QueryLimits};
+use meshwork_core::clock::{Clock, SystemClock};
+use meshwork_scheduler::{Scheduler, SloEvaluator, WebhookDispatcher};
 use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners};
 
 use crate::output::text_table;
@@ -68,10 +70,73 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
         Some(config) => Some(OidcVerifier::load(config, &home.root).await.context("auth.oidc in mesh.yaml")?),
         None => None,
     };
-    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog, oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal }));
+    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal }));
+    let background = Background::prepare(home, catalog).await?;
     let (addresses, sockets) = meshwork_server::bind(&listeners).await?;
-    let run = Box::pin(async move { meshwork_server::serve(gate, sockets, shutdown_signal()).await.map_err(anyhow::Error::from) });
+    let run = Box::pin(async move {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = background.spawn(stopped);
+        let shutdown = async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        };
+        let served = meshwork_server::serve(gate, sockets, shutdown).await.map_err(anyhow::Error::from);
+        for task in tasks {
+            task.abort();
+        }
+        served
+    });
     Ok(Started { addresses, run })
+}
+
+/// The work `serve` does besides answering requests: the refresh scheduler, SLO evaluation and
+/// webhook delivery. Prepared before binding so a missing webhook secret stops the server
+/// before it starts.
+struct Background {
+    scheduler: Option<Arc<Scheduler>>,
+    slo: SloEvaluator,
+    slo_interval: Duration,
+    webhooks: Vec<WebhookDispatcher>,
+}
+
+impl Background {
+    async fn prepare(home: &MeshHome, catalog: Arc<dyn CatalogStore>) -> anyhow::Result<Background> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let config = &home.config.scheduler;
+        // Runs a crash left behind are finished or discarded before anything is served.
+        for (product, outcome) in meshwork_pipeline::recover_all(catalog.as_ref(), &home.open_store()?).await? {
+            tracing::warn!(%product, ?outcome, "recovered a run left by a crashed process");
+        }
+        let scheduler = if config.enabled {
+            let store = home.open_store()?;
+            Some(Arc::new(Scheduler::new(home.root.clone(), catalog.clone(), store, clock.clone(), config.clone()).await?))
+        } else {
+            None
+        };
+        let mut webhooks = Vec::new();
+        for webhook in &home.config.notifications.webhooks {
+            let first_backoff = Duration::from_secs(config.retry_backoff.seconds.clamp(1, 60));
+            webhooks.push(WebhookDispatcher::new(webhook.clone(), catalog.clone(), clock.clone(), first_backoff).context("notifications.webhooks in mesh.yaml")?);
+        }
+        Ok(Background {
+            scheduler,
+            slo: SloEvaluator::new(catalog, clock),
+            slo_interval: Duration::from_secs(config.slo_interval.seconds.max(1)),
+            webhooks,
+        })
+    }
+
+    fn spawn(self, stopped: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(scheduler) = self.scheduler {
+            tasks.push(tokio::spawn(scheduler.run(stopped.clone())));
+        }
+        tasks.push(tokio::spawn(self.slo.run(self.slo_interval, stopped.clone())));
+        for webhook in self.webhooks {
+            tasks.push(tokio::spawn(webhook.run(stopped.clone())));
+        }
+        tasks
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -23,6 +23,10 @@ pub struct MeshConfig {
     pub server: ServerConfig,
     /// How servers authenticate callers besides API tokens.
     pub auth: AuthConfig,
+    /// Background work of `meshwork serve`: refreshes and SLO evaluation.
+    pub scheduler: SchedulerConfig,
+    /// Where lifecycle events are delivered.
+    pub notifications: Notifications,
     /// State of each governance or access policy by name.
     pub policies: BTreeMap<String, PolicyState>,
 }
@@ -62,6 +66,57 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// `scheduler:` in `mesh.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SchedulerConfig {
+    /// Whether `meshwork serve` runs cron and upstream-change refreshes.
+    pub enabled: bool,
+    /// How often SLOs are evaluated.
+    pub slo_interval: DurationSpec,
+    /// How many times a failed refresh is retried.
+    pub retries: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub retry_backoff: DurationSpec,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig { enabled: true, slo_interval: DurationSpec { seconds: 60 }, retries: 3, retry_backoff: DurationSpec { seconds: 30 } }
+    }
+}
+
+/// `notifications:` in `mesh.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notifications {
+    /// HTTP endpoints that receive lifecycle events.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One webhook: events are POSTed as JSON, signed with HMAC-SHA256.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Webhook {
+    /// Name, unique in the mesh; keys the delivery cursor.
+    pub name: String,
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Environment variable holding the signing secret (secrets stay out of the repository).
+    pub secret_env: String,
+    /// Event kinds delivered; empty means all.
+    pub events: Vec<String>,
+}
+
+/// Every lifecycle event kind, as written in the event log and in `notifications.webhooks[].events`.
+pub const EVENT_KINDS: &[&str] = &[
+    "product.published",
+    "product.schema_changed",
+    "product.deprecated",
+    "product.quality_failed",
+    "product.quality_warned",
+    "product.refresh_failed",
+    "product.slo_violated",
+    "product.slo_recovered",
+];
 
 /// `auth:` in `mesh.yaml`. API tokens (`meshwork token create`) always work; OIDC is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -456,21 +511,51 @@ pub struct DurationSpec {
 /// Service level objectives of a product.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Slo {
-    /// Largest allowed age since the last successful publish.
+    /// Largest allowed age: of the last successful publish, or of the newest value of
+    /// `freshness_column` when one is named.
     pub freshness: Option<DurationSpec>,
-    /// Required share of non-null values of a column.
+    /// Timestamp column whose newest value measures freshness (event time) instead of the
+    /// publish time.
+    pub freshness_column: Option<String>,
+    /// Required share of non-null values of a column, or of rows against an upstream product.
     pub completeness: Option<Completeness>,
-    /// Target share of successful queries, in percent (e.g. 99.9).
+    /// Target share of successful queries of the product, in percent (e.g. 99.9).
     pub availability: Option<f64>,
+    /// Share of evaluations in `window` that must meet the freshness and completeness
+    /// objectives, in percent; what is left is the error budget.
+    pub target: f64,
+    /// The rolling window error budgets are computed over.
+    pub window: DurationSpec,
 }
 
-/// A completeness objective.
+/// Default `slo.target`: 99 % of evaluations meet their objective.
+pub const DEFAULT_SLO_TARGET: f64 = 99.0;
+/// Default `slo.window`: 30 days.
+pub const DEFAULT_SLO_WINDOW: DurationSpec = DurationSpec { seconds: 30 * 86_400 };
+
+/// A completeness objective: `min_ratio` of something must be there.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Completeness {
-    /// The column measured.
-    pub column: String,
-    /// Smallest share of non-null values, 0..=1.
+    /// What is measured.
+    pub measure: CompletenessMeasure,
+    /// Smallest acceptable ratio, 0..=1.
     pub min_ratio: f64,
+}
+
+/// What a completeness objective measures.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CompletenessMeasure {
+    /// Share of rows where `column` is not NULL.
+    NonNull {
+        /// The column.
+        column: String,
+    },
+    /// The product's row count divided by the upstream product's.
+    UpstreamRows {
+        /// The upstream product.
+        upstream: ProductId,
+    },
 }
 
 /// When a product is rebuilt.

@@ -240,6 +240,20 @@ impl MeshRepo {
     pub fn downstream(&self, id: &ProductId) -> Vec<ProductId> {
         self.products.values().filter(|e| e.descriptor.upstream().any(|u| u == id)).map(|e| e.descriptor.id()).collect()
     }
+
+    /// Products that read `id` directly or through others, without `id` itself.
+    pub fn downstream_of(&self, id: &ProductId) -> BTreeSet<ProductId> {
+        let mut found = BTreeSet::new();
+        let mut frontier = vec![id.clone()];
+        while let Some(current) = frontier.pop() {
+            for candidate in self.downstream(&current) {
+                if candidate != *id && found.insert(candidate.clone()) {
+                    frontier.push(candidate);
+                }
+            }
+        }
+        found
+    }
 }
 
 /// A stable fingerprint of a descriptor (including its transform SQL): equal descriptors give

@@ -95,7 +95,7 @@ pub fn parse_mesh_config(file: &str, text: &str) -> Parsed<MeshConfig> {
 }
 
 fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
-    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "policies"])?;
+    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "scheduler", "notifications", "policies"])?;
     let name = d.required_text(map, "", "name", "my-mesh");
     let description = d.text(map, "", "description");
     let mut data_dir = DEFAULT_DATA_DIR.to_owned();
@@ -147,8 +147,65 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
     {
         auth.oidc = oidc_config(d, node);
     }
+    let scheduler = Decoder::get(map, "scheduler").and_then(|node| scheduler_config(d, node)).unwrap_or_default();
+    let notifications = Decoder::get(map, "notifications").and_then(|node| notifications(d, node)).unwrap_or_default();
     let policies = policy_states(d, map);
-    Some(MeshConfig { name: name?, description, data_dir, metadata_url, server, auth, policies })
+    Some(MeshConfig { name: name?, description, data_dir, metadata_url, server, auth, scheduler, notifications, policies })
+}
+
+fn scheduler_config(d: &mut Decoder<'_>, node: &Node) -> Option<SchedulerConfig> {
+    const PATH: &str = "scheduler";
+    let s = d.mapping(node, PATH, &["enabled", "slo_interval", "retries", "retry_backoff"])?;
+    let mut config = SchedulerConfig::default();
+    let code = DiagnosticCode::InvalidValue;
+    config.enabled = d.boolean(s, PATH, "enabled").unwrap_or(config.enabled);
+    config.slo_interval = d.parsed(s, PATH, "slo_interval", None, code, parse_duration).unwrap_or(config.slo_interval);
+    config.retries = d
+        .parsed(s, PATH, "retries", None, code, |t| t.parse::<u32>().map_err(|_| (format!("`{t}` is not a number of retries"), Some("e.g. `3`; `0` turns retries off".into()))))
+        .unwrap_or(config.retries);
+    config.retry_backoff = d.parsed(s, PATH, "retry_backoff", None, code, parse_duration).unwrap_or(config.retry_backoff);
+    Some(config)
+}
+
+fn notifications(d: &mut Decoder<'_>, node: &Node) -> Option<Notifications> {
+    let n = d.mapping(node, "notifications", &["webhooks"])?;
+    let mut webhooks: Vec<Webhook> = Vec::new();
+    for (field, item) in d.list(n, "notifications", "webhooks") {
+        let Some(w) = d.mapping(item, &field, &["name", "url", "secret_env", "events"]) else { continue };
+        let name = d.required_text(w, &field, "name", "ops-alerts");
+        let url = d.parsed(w, &field, "url", Some("https://hooks.example.com/meshwork"), DiagnosticCode::InvalidValue, |t| {
+            if t.starts_with("http://") || t.starts_with("https://") {
+                Ok(t.to_owned())
+            } else {
+                Err((format!("`{t}` is not an http(s) URL"), Some("write the full address, e.g. `https://hooks.example.com/meshwork`".into())))
+            }
+        });
+        let secret_env = d.required_text(w, &field, "secret_env", "MESHWORK_WEBHOOK_SECRET");
+        let mut events = Vec::new();
+        for (event_field, event) in d.list(w, &field, "events") {
+            let Some(scalar) = d.scalar(event, &event_field, "an event kind") else { continue };
+            let kind = scalar.as_str();
+            if EVENT_KINDS.contains(&kind) {
+                events.push(kind.to_owned());
+            } else {
+                let hint = match did_you_mean(kind, EVENT_KINDS.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!("use one of {}", one_of(EVENT_KINDS.iter().copied())),
+                };
+                d.report(DiagnosticCode::InvalidValue, scalar.span(), &event_field, format!("unknown event kind `{kind}`"), Some(hint));
+            }
+        }
+        if let Some(name) = &name
+            && webhooks.iter().any(|other| &other.name == name)
+        {
+            d.report(DiagnosticCode::InvalidValue, w.span(), &field, format!("webhook `{name}` is declared twice"), Some("give each webhook its own name".into()));
+            continue;
+        }
+        if let (Some(name), Some(url), Some(secret_env)) = (name, url, secret_env) {
+            webhooks.push(Webhook { name, url, secret_env, events });
+        }
+    }
+    Some(Notifications { webhooks })
 }
 
 fn oidc_config(d: &mut Decoder<'_>, node: &Node) -> Option<OidcConfig> {
@@ -353,7 +410,7 @@ fn product(d: &mut Decoder<'_>, root: &Node) -> Option<ProductDescriptor> {
         d.required(map, "", "contract", "{ columns: [...] }");
     }
     let quality = quality(d, map, contract.as_ref());
-    let slo = Decoder::get(map, "slo").and_then(|node| slo(d, node));
+    let slo = Decoder::get(map, "slo").and_then(|node| slo(d, node, contract.as_ref()));
     let refresh = Decoder::get(map, "refresh").and_then(|node| refresh(d, node)).unwrap_or_default();
     let access = Decoder::get(map, "access").and_then(|node| access(d, node, contract.as_ref()));
     let output_ports = Decoder::get(map, "output_ports").and_then(|node| output_ports(d, node)).unwrap_or_default();
@@ -713,38 +770,68 @@ fn quality(d: &mut Decoder<'_>, map: &MarkedMappingNode, contract: Option<&Contr
     rules
 }
 
-fn slo(d: &mut Decoder<'_>, node: &Node) -> Option<Slo> {
-    let map = d.mapping(node, "slo", &["freshness", "completeness", "availability"])?;
-    let freshness = d.parsed(map, "slo", "freshness", None, DiagnosticCode::InvalidValue, parse_duration);
+fn slo(d: &mut Decoder<'_>, node: &Node, contract: Option<&Contract>) -> Option<Slo> {
+    let map = d.mapping(node, "slo", &["freshness", "completeness", "availability", "target", "window"])?;
+    let code = DiagnosticCode::InvalidValue;
+    let (freshness, freshness_column) = match Decoder::get(map, "freshness") {
+        Some(node) if node.as_mapping().is_some() => {
+            let f = d.mapping(node, "slo.freshness", &["max_age", "column"])?;
+            let max_age = d.parsed(f, "slo.freshness", "max_age", Some("24h"), code, parse_duration);
+            let column = Decoder::get(f, "column").and_then(|_| column_field(d, f, "slo.freshness", "column", contract));
+            (max_age, column)
+        }
+        _ => (d.parsed(map, "slo", "freshness", None, code, parse_duration), None),
+    };
     let completeness = Decoder::get(map, "completeness").and_then(|node| {
-        let c = d.mapping(node, "slo.completeness", &["column", "min_ratio"])?;
-        let column = d.required_text(c, "slo.completeness", "column", "customer_email");
-        let min_ratio = d.parsed(c, "slo.completeness", "min_ratio", Some("0.99"), DiagnosticCode::InvalidValue, |t| {
+        let c = d.mapping(node, "slo.completeness", &["column", "upstream", "min_ratio"])?;
+        let measure = match (Decoder::get(c, "column"), Decoder::get(c, "upstream")) {
+            (Some(_), None) => column_field(d, c, "slo.completeness", "column", contract).map(|column| CompletenessMeasure::NonNull { column }),
+            (None, Some(_)) => d
+                .parsed(c, "slo.completeness", "upstream", None, DiagnosticCode::InvalidName, |t| t.parse::<ProductId>().map_err(name_error))
+                .map(|upstream| CompletenessMeasure::UpstreamRows { upstream }),
+            _ => {
+                d.report(
+                    DiagnosticCode::MissingField,
+                    c.span(),
+                    "slo.completeness",
+                    "completeness measures either a column's non-null ratio or the row count against an upstream product".into(),
+                    Some("write exactly one of `column: email` or `upstream: sales.orders`".into()),
+                );
+                None
+            }
+        };
+        let min_ratio = d.parsed(c, "slo.completeness", "min_ratio", Some("0.99"), code, |t| {
             t.parse::<f64>()
                 .ok()
                 .filter(|r| (0.0..=1.0).contains(r))
                 .ok_or_else(|| (format!("`{t}` is not a ratio"), Some("use a number from 0 to 1, e.g. `0.99`".into())))
         });
-        Some(Completeness { column: column?, min_ratio: min_ratio? })
+        Some(Completeness { measure: measure?, min_ratio: min_ratio? })
     });
-    let availability = d.parsed(map, "slo", "availability", None, DiagnosticCode::InvalidValue, |t| {
+    let percent = |t: &str| {
         t.trim_end_matches('%')
             .parse::<f64>()
             .ok()
-            .filter(|p| (0.0..=100.0).contains(p))
-            .ok_or_else(|| (format!("`{t}` is not a percentage"), Some("e.g. `99.9`".into())))
-    });
-    Some(Slo { freshness, completeness, availability })
+            .filter(|p| *p > 0.0 && *p <= 100.0)
+            .ok_or_else(|| (format!("`{t}` is not a percentage"), Some("a number above 0 and at most 100, e.g. `99.9`".into())))
+    };
+    let availability = d.parsed(map, "slo", "availability", None, code, percent);
+    let target = d.parsed(map, "slo", "target", None, code, percent).unwrap_or(DEFAULT_SLO_TARGET);
+    let window = d.parsed(map, "slo", "window", None, code, parse_duration).unwrap_or(DEFAULT_SLO_WINDOW);
+    Some(Slo { freshness, freshness_column, completeness, availability, target, window })
 }
 
 fn refresh(d: &mut Decoder<'_>, node: &Node) -> Option<Refresh> {
     let map = d.mapping(node, "refresh", &["schedule", "on_upstream_change"])?;
     let schedule = d.parsed(map, "refresh", "schedule", None, DiagnosticCode::InvalidValue, |t| {
         let fields = t.split_whitespace().count();
-        if fields == 5 || fields == 6 {
-            Ok(t.to_owned())
-        } else {
-            Err((format!("`{t}` is not a cron expression"), Some("write 5 fields (minute hour day month weekday), e.g. `0 6 * * *`".into())))
+        let hint = || Some("write 5 fields (minute hour day month weekday), e.g. `0 6 * * *`, or 6 with seconds first".into());
+        if fields != 5 && fields != 6 {
+            return Err((format!("`{t}` is not a cron expression"), hint()));
+        }
+        match t.parse::<croner::Cron>() {
+            Ok(_) => Ok(t.to_owned()),
+            Err(e) => Err((format!("`{t}` is not a cron expression: {e}"), hint())),
         }
     });
     let on_upstream_change = d.boolean(map, "refresh", "on_upstream_change").unwrap_or(false);

@@ -204,6 +204,14 @@ access:
     full_name: { kind: partial, keep_first: 1, keep_last: 0 }
     email: hash                    # stable: still joins and counts distinct
   unmasked_for: [domain:sales]
+# Checked on the staged data before each publish: an `error` rule that fails publishes nothing.
+quality:
+  - { rule: unique, column: customer_id }
+  - { rule: regex, column: email, pattern: '^[^@ ]+@[^@ ]+\.[a-z]+$' }
+  - { rule: accepted_values, column: region, values: [EU, NA, APAC] }
+  - { rule: accepted_values, column: segment, values: [consumer, business, enterprise], severity: warn }
+slo:
+  completeness: { column: email, min_ratio: 0.99 }
 "#,
         ),
         (
@@ -232,6 +240,17 @@ contract:
     - { name: amount, type: "decimal(12,2)", nullable: false, description: Order total in EUR, classification: confidential }
 access:
   readers: [domain:finance, domain:marketing, group:analysts]
+quality:
+  - { rule: unique, column: order_id }
+  - { rule: accepted_values, column: status, values: [completed, cancelled, refunded, pending] }
+  - { rule: range, column: amount, min: 0 }
+  - { rule: range, column: items, min: 1, max: 1000 }
+  - { rule: referential, column: customer_id, references: sales.customers, references_column: customer_id }
+  - { rule: row_count, name: no_sudden_drop, max_change_pct: 50, severity: warn }
+  - { rule: sql, name: no_future_orders, assert: "SELECT count(*) = 0 FROM this WHERE placed_at > now()" }
+slo:
+  freshness: 24h
+  availability: 99.9
 refresh:
   on_upstream_change: true
 "#,
@@ -426,6 +445,13 @@ contract:
 access:
   readers: [domain:sales, group:analysts]
   row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('finance') OR principal.is_admin()"
+quality:
+  - { rule: unique, column: customer_id }
+  - { rule: referential, column: customer_id, references: sales.customers, references_column: customer_id }
+  - { rule: sql, name: revenue_matches_orders, assert: "SELECT (SELECT sum(lifetime_revenue) FROM this) = (SELECT sum(amount) FROM sales.orders WHERE status = 'completed')" }
+slo:
+  freshness: 24h
+  completeness: { upstream: sales.customers, min_ratio: 1.0 }
 refresh:
   on_upstream_change: true
 "#,

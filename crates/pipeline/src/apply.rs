@@ -1,17 +1,46 @@
-//! `apply`: builds and publishes every product of a mesh in dependency order, skipping the ones
-//! whose descriptor and input data did not change.
+//! `apply` and `refresh`: build and publish products of a mesh in dependency order, skipping
+//! the ones whose descriptor and input data did not change, with write-audit-publish: each new
+//! version is staged, checked against its quality rules, and only then committed.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshwork_catalog::{AuditEvent, AuditProduct, CatalogStore, DomainRecord, ProductRecord, Publication, VersionRecord};
+use datafusion::prelude::SessionContext;
+use meshwork_catalog::{AuditEvent, AuditProduct, CatalogStore, DomainRecord, NewEvent, ProductRecord, Publication, QualityRun, VersionRecord};
+use meshwork_core::clock::{Clock, SystemClock};
+use meshwork_core::descriptor::ProductStatus;
 use meshwork_core::id::ProductId;
 use meshwork_core::mesh::descriptor_hash;
 use meshwork_storage::ProductStore;
+use serde_json::json;
 
 use crate::build::{build_product, input_fingerprint};
 use crate::governance::{Finding, blocks, check_governance, governance_snapshot, published_descriptors};
+use crate::quality::{self, QualityContext};
+use crate::recovery::{PENDING_FILE, failpoint, recover};
 use crate::{LoadedMesh, PipelineError};
+
+/// How an apply or refresh runs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Only these products are built (with the rest of the mesh read as published); `None`
+    /// builds every product.
+    pub only: Option<BTreeSet<ProductId>>,
+    /// What started it, recorded with quality runs and events: `apply`, `refresh`, `schedule`
+    /// or `upstream`.
+    pub trigger: String,
+    /// Where "now" comes from, for freshness rules.
+    pub clock: Arc<dyn Clock>,
+    /// How long to wait for another process building the same product.
+    pub lock_wait: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions { only: None, trigger: "apply".into(), clock: Arc::new(SystemClock), lock_wait: Duration::from_secs(60) }
+    }
+}
 
 /// What happened to one product during an apply.
 #[derive(Debug)]
@@ -21,6 +50,16 @@ pub enum ProductOutcome {
         /// The recorded version.
         version: VersionRecord,
         /// Time spent building and publishing.
+        elapsed: Duration,
+        /// The quality run that admitted it (it may carry `warn` failures).
+        quality: Box<QualityRun>,
+    },
+    /// A quality rule of severity `error` failed on the staged data: nothing was published and
+    /// the previous version stays current.
+    QualityFailed {
+        /// The recorded run with the failing rules and their samples.
+        quality: Box<QualityRun>,
+        /// Time spent before failing.
         elapsed: Duration,
     },
     /// Descriptor and inputs are unchanged since the current version; nothing was written.
@@ -51,7 +90,10 @@ pub enum ProductOutcome {
 impl ProductOutcome {
     /// Whether this outcome makes the apply fail.
     pub fn is_failure(&self) -> bool {
-        matches!(self, ProductOutcome::Failed { .. } | ProductOutcome::Blocked { .. } | ProductOutcome::Refused { .. })
+        matches!(
+            self,
+            ProductOutcome::Failed { .. } | ProductOutcome::QualityFailed { .. } | ProductOutcome::Blocked { .. } | ProductOutcome::Refused { .. }
+        )
     }
 
     /// One word for summaries and the audit log.
@@ -60,6 +102,7 @@ impl ProductOutcome {
             ProductOutcome::Published { .. } => "published",
             ProductOutcome::Unchanged { .. } => "unchanged",
             ProductOutcome::Failed { .. } => "failed",
+            ProductOutcome::QualityFailed { .. } => "quality_failed",
             ProductOutcome::Blocked { .. } => "blocked",
             ProductOutcome::Refused { .. } => "refused",
         }
@@ -112,8 +155,46 @@ pub async fn apply(
     store: &ProductStore,
     observer: &dyn ApplyObserver,
 ) -> Result<ApplyReport, PipelineError> {
+    apply_with(mesh, catalog, store, observer, &ApplyOptions::default()).await
+}
+
+/// Rebuilds `targets` (and with `downstream`, every product that reads them, directly or not)
+/// from the repository, in dependency order, like an apply restricted to those products.
+/// Governance is not replaced: a refresh republishes data, an apply republishes rules.
+pub async fn refresh(
+    mesh: &LoadedMesh,
+    catalog: &dyn CatalogStore,
+    store: &ProductStore,
+    observer: &dyn ApplyObserver,
+    targets: &[ProductId],
+    downstream: bool,
+    options: ApplyOptions,
+) -> Result<ApplyReport, PipelineError> {
+    let mut selected: BTreeSet<ProductId> = BTreeSet::new();
+    for target in targets {
+        if !mesh.repo.products.contains_key(target) {
+            return Err(PipelineError::UnknownProduct(target.to_string()));
+        }
+        selected.insert(target.clone());
+        if downstream {
+            selected.extend(mesh.repo.downstream_of(target));
+        }
+    }
+    apply_with(mesh, catalog, store, observer, &ApplyOptions { only: Some(selected), ..options }).await
+}
+
+/// [`apply`] with options; with `options.only` set this is a refresh.
+pub async fn apply_with(
+    mesh: &LoadedMesh,
+    catalog: &dyn CatalogStore,
+    store: &ProductStore,
+    observer: &dyn ApplyObserver,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, PipelineError> {
     let started = Instant::now();
-    catalog.replace_governance(&governance_snapshot(mesh)).await?;
+    if options.only.is_none() {
+        catalog.replace_governance(&governance_snapshot(mesh)).await?;
+    }
     let published = published_descriptors(catalog).await?;
     let findings = check_governance(mesh, &published);
     for domain in mesh.repo.domains.values() {
@@ -126,6 +207,9 @@ pub async fn apply(
     let mut report = ApplyReport { findings, ..ApplyReport::default() };
     let mut failed: BTreeSet<ProductId> = BTreeSet::new();
     for id in order {
+        if options.only.as_ref().is_some_and(|only| !only.contains(&id)) {
+            continue;
+        }
         let entry = &mesh.repo.products[&id];
         let descriptor = &entry.descriptor;
         if let Some(upstream) = descriptor.upstream().find(|u| failed.contains(*u)) {
@@ -146,10 +230,21 @@ pub async fn apply(
         }
         observer.started(&id);
         let product_started = Instant::now();
-        let outcome = match publish_product(mesh, &id, catalog, store, observer).await {
-            Ok(Publish::New(version)) => ProductOutcome::Published { version, elapsed: product_started.elapsed() },
+        let outcome = match publish_product(mesh, &id, catalog, store, observer, options).await {
+            Ok(Publish::New(version, quality)) => ProductOutcome::Published { version, elapsed: product_started.elapsed(), quality },
             Ok(Publish::Unchanged(version)) => ProductOutcome::Unchanged { version },
-            Err(error) => ProductOutcome::Failed { error, elapsed: product_started.elapsed() },
+            Ok(Publish::Rejected(quality)) => ProductOutcome::QualityFailed { quality, elapsed: product_started.elapsed() },
+            Err(error) => {
+                let event = NewEvent {
+                    kind: "product.refresh_failed".into(),
+                    product: Some(id.clone()),
+                    payload: json!({ "trigger": options.trigger, "error": error.to_string() }),
+                };
+                if let Err(e) = catalog.append_events(&[event]).await {
+                    tracing::warn!(product = %id, error = %e, "cannot record the refresh_failed event");
+                }
+                ProductOutcome::Failed { error, elapsed: product_started.elapsed() }
+            }
         };
         if outcome.is_failure() {
             failed.insert(id.clone());
@@ -158,11 +253,11 @@ pub async fn apply(
         report.outcomes.push((id, outcome));
     }
     report.elapsed = started.elapsed();
-    catalog.record_audit(&apply_audit_event(mesh, &report)).await?;
+    catalog.record_audit(&apply_audit_event(mesh, &report, options)).await?;
     Ok(report)
 }
 
-fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport) -> AuditEvent {
+fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOptions) -> AuditEvent {
     let products = report
         .outcomes
         .iter()
@@ -174,6 +269,12 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport) -> AuditEvent {
             masks: Vec::new(),
             reasons: match outcome {
                 ProductOutcome::Failed { error, .. } => vec![error.to_string()],
+                ProductOutcome::QualityFailed { quality, .. } => quality
+                    .results
+                    .iter()
+                    .filter(|r| r.status != "passed" && r.severity == "error")
+                    .map(|r| format!("quality rule `{}`: {}", r.name, r.message))
+                    .collect(),
                 ProductOutcome::Blocked { upstream } => vec![format!("upstream `{upstream}` failed")],
                 ProductOutcome::Refused { findings } => findings.iter().map(|f| format!("{}: {}", f.violation.policy, f.violation.message)).collect(),
                 _ => Vec::new(),
@@ -186,9 +287,12 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport) -> AuditEvent {
         id: 0,
         at: String::new(),
         principal: meshwork_core::principal::LOCAL_ADMIN.into(),
-        interface: "cli".into(),
-        action: "apply".into(),
-        statement: format!("apply {}", mesh.root.display()),
+        interface: if options.trigger == "apply" || options.trigger == "refresh" { "cli".into() } else { "scheduler".into() },
+        action: if options.only.is_some() { "refresh".into() } else { "apply".into() },
+        statement: match &options.only {
+            Some(only) => format!("refresh {} ({})", only.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), options.trigger),
+            None => format!("apply {}", mesh.root.display()),
+        },
         products,
         rows: Some(published as u64),
         duration_ms: report.elapsed.as_secs_f64() * 1000.0,
@@ -200,48 +304,144 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport) -> AuditEvent {
 /// What [`publish_product`] did.
 enum Publish {
     /// Recorded this new version.
-    New(VersionRecord),
+    New(VersionRecord, Box<QualityRun>),
     /// Found the current version up to date.
     Unchanged(VersionRecord),
+    /// Staged data failed an `error` quality rule; nothing was published.
+    Rejected(Box<QualityRun>),
 }
 
-/// Builds and publishes one product, unless its current version is up to date.
+/// A run id: sortable by start time, unique across processes.
+fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("run-{}-{}-{:04x}", now.format("%Y%m%dT%H%M%S%6f"), std::process::id(), rand::random::<u16>())
+}
+
+/// Builds one product, stages it, checks it and publishes it, unless its current version is up
+/// to date. Holds the product's lock throughout; first finishes or cleans up what a crashed
+/// run of the product left behind.
 async fn publish_product(
     mesh: &LoadedMesh,
     id: &ProductId,
     catalog: &dyn CatalogStore,
     store: &ProductStore,
     observer: &dyn ApplyObserver,
+    options: &ApplyOptions,
 ) -> Result<Publish, PipelineError> {
+    let _lock = store.lock(id, options.lock_wait).await?;
+    recover(id, catalog, store).await?;
     let entry = &mesh.repo.products[id];
     let descriptor = &entry.descriptor;
     let hash = descriptor_hash(descriptor);
     let fingerprint = input_fingerprint(mesh, descriptor, catalog).await?;
-    if let Some(current) = catalog.current_version(id).await?
+    let previous = catalog.current_version(id).await?;
+    if let Some(current) = &previous
         && current.descriptor_hash == hash
         && current.input_fingerprint == fingerprint
     {
-        return Ok(Publish::Unchanged(current));
+        return Ok(Publish::Unchanged(current.clone()));
     }
+    let build_started = Instant::now();
     let built = build_product(mesh, entry, catalog).await?;
+    let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
     observer.built(id, built.row_count);
+    failpoint("built");
+
+    // Write: stage the new data as its own Delta table, invisible to queries.
+    let now = options.clock.now();
+    let run = run_id(now);
+    let stage_started = Instant::now();
+    let staged = store.stage(id, &run, built.schema.clone(), built.batches.clone()).await?;
+    let stage_ms = stage_started.elapsed().as_secs_f64() * 1000.0;
+    failpoint("staged");
+
+    // Audit: every quality rule on the staged data.
+    let quality_started = Instant::now();
+    let ctx = SessionContext::new();
+    let provider = ProductStore::table_provider(&staged.table, &ctx.state()).await?;
+    ctx.register_table(quality::THIS, provider).map_err(|e| PipelineError::Internal(e.to_string()))?;
+    quality::register_references(&ctx, descriptor, catalog).await?;
+    let context = QualityContext { previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
+    let results = quality::evaluate(&ctx, descriptor, context).await;
+    let quality_ms = quality_started.elapsed().as_secs_f64() * 1000.0;
+    let mut run_record = QualityRun {
+        id: 0,
+        product: Some(id.clone()),
+        at: String::new(),
+        trigger: options.trigger.clone(),
+        outcome: quality::outcome(&results).to_owned(),
+        published_seq: None,
+        row_count: built.row_count,
+        build_ms,
+        stage_ms,
+        quality_ms,
+        results,
+    };
+    failpoint("checked");
+    let failing = |severity: &str| -> Vec<serde_json::Value> {
+        run_record
+            .results
+            .iter()
+            .filter(|r| r.status != "passed" && r.severity == severity)
+            .map(|r| json!({ "rule": r.name, "kind": r.rule, "status": r.status, "failing": r.failing, "message": r.message }))
+            .collect()
+    };
+    if run_record.outcome == "failed" {
+        let event = NewEvent {
+            kind: "product.quality_failed".into(),
+            product: Some(id.clone()),
+            payload: json!({ "trigger": options.trigger, "rows": built.row_count, "rules": failing("error"), "warnings": failing("warn") }),
+        };
+        run_record.id = catalog.record_quality_run(id, &run_record).await?;
+        catalog.append_events(&[event]).await?;
+        store.discard_staging(&staged.dir)?;
+        return Ok(Publish::Rejected(Box::new(run_record)));
+    }
+
+    // Publish: journal the publication, commit the Delta version, record it in the catalog.
     let schema_json = serde_json::to_string(
         &descriptor
             .contract
             .columns
             .iter()
-            .map(|c| serde_json::json!({ "name": c.name, "type": c.data_type.to_string(), "nullable": c.nullable }))
+            .map(|c| json!({ "name": c.name, "type": c.data_type.to_string(), "nullable": c.nullable }))
             .collect::<Vec<_>>(),
     )
     .expect("json values serialize");
-    let metadata = vec![
-        ("meshwork.product".to_owned(), id.to_string()),
-        ("meshwork.version".to_owned(), descriptor.version.to_string()),
-        ("meshwork.descriptor_hash".to_owned(), hash.clone()),
-        ("meshwork.input_fingerprint".to_owned(), fingerprint.clone()),
-    ];
-    let committed = store.publish(id, built.schema.clone(), built.batches, metadata).await?;
-    let publication = Publication {
+    let mut events = vec![NewEvent {
+        kind: "product.published".into(),
+        product: Some(id.clone()),
+        payload: json!({ "version": descriptor.version, "rows": built.row_count, "trigger": options.trigger, "quality": run_record.outcome }),
+    }];
+    if let Some(previous) = &previous
+        && previous.schema_json != schema_json
+    {
+        events.push(NewEvent {
+            kind: "product.schema_changed".into(),
+            product: Some(id.clone()),
+            payload: json!({
+                "version": descriptor.version,
+                "previous_version": previous.version,
+                "previous_schema": serde_json::from_str::<serde_json::Value>(&previous.schema_json).unwrap_or_default(),
+                "schema": serde_json::from_str::<serde_json::Value>(&schema_json).unwrap_or_default(),
+            }),
+        });
+    }
+    let was_deprecated = catalog.product(id).await?.is_some_and(|p| p.status == ProductStatus::Deprecated.as_str());
+    if descriptor.status == ProductStatus::Deprecated && !was_deprecated {
+        events.push(NewEvent {
+            kind: "product.deprecated".into(),
+            product: Some(id.clone()),
+            payload: json!({ "sunset": descriptor.sunset, "successor": descriptor.successor.as_ref().map(ToString::to_string) }),
+        });
+    }
+    if run_record.outcome == "warned" {
+        events.push(NewEvent {
+            kind: "product.quality_warned".into(),
+            product: Some(id.clone()),
+            payload: json!({ "trigger": options.trigger, "rules": failing("warn") }),
+        });
+    }
+    let mut publication = Publication {
         product: ProductRecord {
             id: id.clone(),
             version: descriptor.version.to_string(),
@@ -251,15 +451,42 @@ async fn publish_product(
             status: descriptor.status.as_str().to_owned(),
             tags: descriptor.tags.clone(),
             descriptor_json: serde_json::to_string(descriptor).expect("descriptors serialize"),
-            descriptor_hash: hash,
+            descriptor_hash: hash.clone(),
             table_uri: store.table_url(id).to_string(),
             updated_at: String::new(),
         },
-        delta_version: committed.delta_version,
+        delta_version: -1,
         schema_json,
         row_count: built.row_count as i64,
-        input_fingerprint: fingerprint,
+        input_fingerprint: fingerprint.clone(),
         upstream: descriptor.upstream().cloned().collect(),
+        quality: Some(run_record.clone()),
+        events,
     };
-    Ok(Publish::New(catalog.publish(&publication).await?))
+    let pending = staged.dir.join(PENDING_FILE);
+    write_synced(&pending, &serde_json::to_vec(&publication).expect("publications serialize"))?;
+    let metadata = vec![
+        ("meshwork.product".to_owned(), id.to_string()),
+        ("meshwork.version".to_owned(), descriptor.version.to_string()),
+        ("meshwork.descriptor_hash".to_owned(), hash),
+        ("meshwork.input_fingerprint".to_owned(), fingerprint),
+        ("meshwork.run".to_owned(), run.clone()),
+    ];
+    let committed = store.publish(id, built.schema.clone(), built.batches, metadata).await?;
+    failpoint("committed");
+    publication.delta_version = committed.delta_version;
+    let version = catalog.publish(&publication).await?;
+    failpoint("published");
+    store.discard_staging(&staged.dir)?;
+    run_record.published_seq = Some(version.seq);
+    Ok(Publish::New(version, Box::new(run_record)))
+}
+
+/// Writes a file and flushes it to disk, so a journal survives a crash right after.
+fn write_synced(path: &std::path::Path, bytes: &[u8]) -> Result<(), PipelineError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| PipelineError::Internal(format!("cannot write `{}`: {e}", path.display()));
+    let mut file = std::fs::File::create(path).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
 }

@@ -52,6 +52,13 @@ pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor
             source => {
                 let pattern = source.path().expect("file sources have a path");
                 let files = expand_glob(&mesh.root, pattern).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
+                // A source that vanished must not publish an empty product.
+                if files.is_empty() {
+                    return Err(PipelineError::Read {
+                        file: pattern.into(),
+                        message: "no file matches; restore the source files or change `inputs[].source.path`".into(),
+                    });
+                }
                 let root = mesh.root.clone();
                 let digest = tokio::task::spawn_blocking(move || hash_files(&root, &files))
                     .await
@@ -123,7 +130,7 @@ fn name_like_contract(batch: RecordBatch, contract: &meshwork_core::descriptor::
 }
 
 /// Opens the published version of `product` that the catalog names.
-async fn upstream_table(product: &ProductId, catalog: &dyn CatalogStore) -> Result<deltalake::DeltaTable, PipelineError> {
+pub(crate) async fn upstream_table(product: &ProductId, catalog: &dyn CatalogStore) -> Result<deltalake::DeltaTable, PipelineError> {
     let missing = || PipelineError::UpstreamMissing(product.to_string());
     let record = catalog.product(product).await?.ok_or_else(missing)?;
     let version = catalog.current_version(product).await?.ok_or_else(missing)?;

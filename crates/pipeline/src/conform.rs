@@ -5,38 +5,14 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::compute::{CastOptions, cast_with_options};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use meshwork_core::column_type::ColumnType;
 use meshwork_core::descriptor::Contract;
 
 use crate::PipelineError;
 use crate::ingest::Provenance;
 
-/// The Arrow type a contract type is stored as.
-pub fn arrow_type(ty: ColumnType) -> DataType {
-    match ty {
-        ColumnType::Boolean => DataType::Boolean,
-        ColumnType::TinyInt => DataType::Int8,
-        ColumnType::SmallInt => DataType::Int16,
-        ColumnType::Int => DataType::Int32,
-        ColumnType::BigInt => DataType::Int64,
-        ColumnType::Float => DataType::Float32,
-        ColumnType::Double => DataType::Float64,
-        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
-        ColumnType::String => DataType::Utf8,
-        ColumnType::Binary => DataType::Binary,
-        ColumnType::Date => DataType::Date32,
-        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    }
-}
-
-/// The Arrow schema of a contract.
-pub fn contract_schema(contract: &Contract) -> SchemaRef {
-    Arc::new(Schema::new(
-        contract.columns.iter().map(|c| Field::new(&c.name, arrow_type(c.data_type), c.nullable)).collect::<Vec<_>>(),
-    ))
-}
+pub use meshwork_storage::{arrow_type, contract_schema};
 
 /// A readable name of an Arrow type, in contract terms where there is one.
 fn type_name(ty: &DataType) -> String {

@@ -2,8 +2,9 @@
 //! contract, and publish each product as a new Delta version recorded in the catalog.
 //!
 //! Invariant: a product's data becomes visible only through [`CatalogStore::publish`], after its
-//! Delta commit succeeded. Queries read the Delta version the catalog names, so a crash between
-//! the two steps never serves unrecorded data.
+//! staged data passed its quality rules and its Delta commit succeeded. Queries read the Delta
+//! version the catalog names, so a crash between the steps never serves unrecorded data, and
+//! the next run of the product finishes or discards what the crash left ([`recover`]).
 //!
 //! [`CatalogStore::publish`]: meshwork_catalog::CatalogStore::publish
 
@@ -16,15 +17,18 @@ pub mod conform;
 mod home;
 mod plan;
 pub mod ingest;
+pub mod quality;
+mod recovery;
 mod repo;
 mod validate;
 
-pub use apply::{ApplyObserver, ApplyReport, ProductOutcome, SilentObserver, apply};
+pub use apply::{ApplyObserver, ApplyOptions, ApplyReport, ProductOutcome, SilentObserver, apply, apply_with, refresh};
+pub use recovery::{FAILPOINT_ENV, PENDING_FILE, Recovered, recover, recover_all};
 pub use build::{BuiltProduct, build_product, input_fingerprint};
 pub use home::MeshHome;
 pub use plan::{ContractChange, PlanAction, PlanItem, contract_changes, plan};
 pub use governance::{Finding, check_governance, governance_snapshot, published_descriptors};
-pub use repo::{LoadedMesh, MESH_FILE, PRINCIPALS_FILE, load_mesh};
+pub use repo::{LoadedMesh, MESH_FILE, PRINCIPALS_FILE, load_mesh, load_mesh_with};
 pub use validate::validate;
 
 /// Errors of building and publishing products.
@@ -103,6 +107,9 @@ pub enum PipelineError {
         /// DataFusion's message.
         message: String,
     },
+    /// A product named on the command line or by the scheduler is not in the repository.
+    #[error("product `{0}` is not in the mesh repository; `meshwork product list` shows what is published")]
+    UnknownProduct(String),
     /// An upstream product has never been published.
     #[error("upstream product `{0}` has no published version; apply it first")]
     UpstreamMissing(String),

@@ -70,6 +70,13 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
 /// Reads and parses every descriptor under `root`, then runs the cross-file checks.
 /// Returns the repository, or every problem found in it.
 pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
+    load_mesh_with(root, true)
+}
+
+/// [`load_mesh`], optionally without requiring every input glob to match a file. The
+/// scheduler loads this way, so one product's missing source fails that product's refresh (a
+/// read error when it builds) instead of every refresh of the mesh.
+pub fn load_mesh_with(root: &Path, require_input_files: bool) -> Result<LoadedMesh, Vec<Diagnostic>> {
     let root = root.canonicalize().map_err(|err| {
         vec![Diagnostic::new(DiagnosticCode::Syntax, root.display().to_string(), format!("cannot open the mesh repository: {err}"))
             .hint("pass the directory that holds `mesh.yaml`, or create one with `meshwork init DIR`")]
@@ -162,7 +169,7 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
                 }
             }
             // Input files must exist: a glob must match at least one file.
-            for (i, input) in located.value.inputs.iter().enumerate() {
+            for (i, input) in located.value.inputs.iter().enumerate().filter(|_| require_input_files) {
                 let Some(path) = input.source.path() else { continue };
                 if crate::ingest::expand_glob(&root, path).map(|files| files.is_empty()).unwrap_or(true) {
                     let field = format!("inputs[{i}].source.path");
@@ -205,6 +212,8 @@ pub fn load_mesh(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
         metadata_url: None,
         server: Default::default(),
         auth: Default::default(),
+        scheduler: Default::default(),
+        notifications: Default::default(),
         policies: Default::default(),
     });
     let repo = MeshRepo { config, domains, products, unparsed };

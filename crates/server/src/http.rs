@@ -31,8 +31,8 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
-    paths(whoami, list_products, product_detail, run_query, audit_events),
-    components(schemas(WhoAmI, ProductSummary, ProductDetail, VersionInfo, ColumnInfo, QueryRequest, QueryResultJson, AuditEventInfo, ErrorBody, ErrorInfo)),
+    paths(whoami, list_products, product_detail, product_quality, product_slo, run_query, audit_events, list_events),
+    components(schemas(WhoAmI, ProductSummary, ProductDetail, VersionInfo, ColumnInfo, QueryRequest, QueryResultJson, AuditEventInfo, EventPage, ErrorBody, ErrorInfo)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -59,6 +59,9 @@ fn router(gate: Arc<Gate>) -> Router {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/products", get(list_products))
         .route("/api/v1/products/{product}", get(product_detail))
+        .route("/api/v1/products/{product}/quality", get(product_quality))
+        .route("/api/v1/products/{product}/slo", get(product_slo))
+        .route("/api/v1/events", get(list_events))
         .route("/api/v1/query", post(run_query))
         .route("/api/v1/audit", get(audit_events))
         .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
@@ -299,8 +302,181 @@ struct ProductDetail {
     /// Quality checks its descriptor declares.
     #[schema(value_type = Object)]
     quality: serde_json::Value,
+    /// The newest quality run (samples masked by the access policy for non-owners).
+    #[schema(value_type = Object)]
+    latest_quality_run: Option<serde_json::Value>,
+    /// Newest evaluation of each service level objective, with error budget left.
+    #[schema(value_type = Vec<Object>)]
+    slo: Vec<serde_json::Value>,
     /// Where its Delta table is; administrators only.
     table_uri: Option<String>,
+}
+
+/// The product `product` names and its published descriptor, if the caller may read it;
+/// otherwise exactly the answer for a product that does not exist.
+async fn readable_product(gate: &Gate, who: &Identity, product: &str, id: &RequestId) -> Result<(ProductRecord, ProductDescriptor, Vec<ProductRecord>, Arc<meshwork_query::Governance>), ApiError> {
+    let not_found = || fail(ServeError::NotFound(format!("product `{product}` not found (hint: GET /api/v1/products lists the products you can read)")), id);
+    let product_id: ProductId = product.parse().map_err(|_| not_found())?;
+    let catalog = gate.engine().catalog();
+    let governance = gate.engine().governance().await.map_err(|e| fail(e, id))?;
+    let records = catalog.products().await.map_err(|e| fail(e, id))?;
+    let visible: Vec<ProductRecord> = governance.visible(&who.principal, &records).into_iter().cloned().collect();
+    let record = visible.iter().find(|r| r.id == product_id).cloned().ok_or_else(not_found)?;
+    let descriptor: ProductDescriptor = serde_json::from_str(&record.descriptor_json).map_err(|e| fail(ServeError::Internal(e.to_string()), id))?;
+    Ok((record, descriptor, visible, governance))
+}
+
+fn slo_json(check: &meshwork_catalog::SloCheck) -> serde_json::Value {
+    serde_json::json!({
+        "objective": check.objective, "status": check.status, "value": check.value, "threshold": check.threshold,
+        "budget_remaining": check.budget_remaining, "message": check.message, "at": check.at,
+    })
+}
+
+/// Query parameters of the quality history.
+#[derive(Deserialize, IntoParams)]
+struct QualityQuery {
+    /// At most this many runs (default 10, at most 100).
+    limit: Option<u32>,
+}
+
+/// A product's quality runs, newest first: outcome, timings and every rule's result, with up to
+/// 10 sample failing rows per rule (masked by the product's access policy for non-owners).
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{product}/quality",
+    params(("product" = String, Path, description = "`domain.product`"), QualityQuery),
+    responses((status = 200, description = "`{product, runs}`", body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn product_quality(
+    State(gate): State<Arc<Gate>>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    Path(product): Path<String>,
+    Query(query): Query<QualityQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    let (record, descriptor, _, governance) = readable_product(&gate, &who, &product, &id).await?;
+    let limit = query.limit.unwrap_or(10).clamp(1, 100);
+    let runs = meshwork_query::quality_runs_for(gate.engine().catalog().as_ref(), &governance, &who.principal, &descriptor, limit)
+        .await
+        .map_err(|e| fail(e, &id))?;
+    Ok(Json(serde_json::json!({ "product": record.id.to_string(), "runs": runs })))
+}
+
+/// Query parameters of the SLO history.
+#[derive(Deserialize, IntoParams)]
+struct SloQuery {
+    /// Only evaluations at or after this RFC 3339 time (default: the SLO window).
+    since: Option<String>,
+    /// At most this many evaluations (default 500).
+    limit: Option<u32>,
+}
+
+/// A product's service level objectives: the newest status of each (met, at_risk, violated)
+/// with error budget left over the SLO window, and the evaluation history, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{product}/slo",
+    params(("product" = String, Path, description = "`domain.product`"), SloQuery),
+    responses((status = 200, description = "`{product, declared, objectives, history}`", body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn product_slo(
+    State(gate): State<Arc<Gate>>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    Path(product): Path<String>,
+    Query(query): Query<SloQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    let (record, descriptor, _, _) = readable_product(&gate, &who, &product, &id).await?;
+    let catalog = gate.engine().catalog();
+    let window = descriptor.slo.as_ref().map(|s| s.window.seconds).unwrap_or(meshwork_core::descriptor::DEFAULT_SLO_WINDOW.seconds);
+    let since = match query.since {
+        Some(since) if chrono::DateTime::parse_from_rfc3339(&since).is_err() => {
+            return Err(fail(ServeError::BadRequest(format!("`since={since}` is not an RFC 3339 time like `2026-11-01T00:00:00Z`")), &id));
+        }
+        Some(since) => since,
+        None => (chrono::Utc::now() - chrono::Duration::seconds(window as i64)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    };
+    let latest = catalog.latest_slo_checks(&record.id).await.map_err(|e| fail(e, &id))?;
+    let history = catalog.slo_checks(&record.id, &since, query.limit.unwrap_or(500).clamp(1, 10_000)).await.map_err(|e| fail(e, &id))?;
+    Ok(Json(serde_json::json!({
+        "product": record.id.to_string(),
+        "declared": descriptor.slo,
+        "objectives": latest.iter().map(slo_json).collect::<Vec<_>>(),
+        "history": history.iter().map(slo_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// Query parameters of the event feed.
+#[derive(Deserialize, IntoParams)]
+struct EventQuery {
+    /// Only events after this id: the `next_cursor` of the previous page (default 0).
+    after: Option<i64>,
+    /// At most this many events per page (default 100, at most 1000).
+    limit: Option<u32>,
+    /// Only events about this product.
+    product: Option<String>,
+    /// Only events of this kind, e.g. `product.published`.
+    kind: Option<String>,
+}
+
+/// A page of the event log.
+#[derive(Serialize, ToSchema)]
+struct EventPage {
+    /// Events, oldest first: `{id, at, kind, product, payload}`.
+    #[schema(value_type = Vec<Object>)]
+    events: Vec<serde_json::Value>,
+    /// Pass as `after` to get the next page; equal to `after` when nothing new has happened.
+    next_cursor: i64,
+}
+
+/// The lifecycle event log (published, schema changed, deprecated, quality failed or warned,
+/// refresh failed, SLO violated or recovered), oldest first, for consumers that follow the feed
+/// with a cursor. Only events about products the caller may read are listed (administrators
+/// see all).
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    params(EventQuery),
+    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
+)]
+async fn list_events(
+    State(gate): State<Arc<Gate>>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    Query(query): Query<EventQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    let after = query.after.unwrap_or(0);
+    let product = query
+        .product
+        .as_deref()
+        .map(|p| p.parse::<ProductId>().map_err(|e| fail(ServeError::BadRequest(format!("`product={p}`: {e}")), &id)))
+        .transpose()?;
+    let kinds = match query.kind {
+        Some(kind) if !meshwork_core::descriptor::EVENT_KINDS.contains(&kind.as_str()) => {
+            let known = meshwork_core::descriptor::EVENT_KINDS.join(", ");
+            return Err(fail(ServeError::BadRequest(format!("unknown event kind `{kind}`; kinds are {known}")), &id));
+        }
+        Some(kind) => vec![kind],
+        None => Vec::new(),
+    };
+    let catalog = gate.engine().catalog();
+    let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
+    let records = catalog.products().await.map_err(|e| fail(e, &id))?;
+    let visible: std::collections::HashSet<ProductId> = governance.visible(&who.principal, &records).into_iter().map(|r| r.id.clone()).collect();
+    let filter = meshwork_catalog::EventFilter { after, limit: Some(query.limit.unwrap_or(100).clamp(1, 1000)), product, kinds };
+    let events = catalog.events(&filter).await.map_err(|e| fail(e, &id))?;
+    // The cursor moves past hidden events too, so a follower never asks for them again.
+    let next_cursor = events.last().map(|e| e.id).unwrap_or(after);
+    let events = events
+        .into_iter()
+        .filter(|e| who.principal.admin || e.product.as_ref().is_some_and(|p| visible.contains(p)))
+        .map(|e| serde_json::json!({ "id": e.id, "at": e.at, "kind": e.kind, "product": e.product.as_ref().map(ToString::to_string), "payload": e.payload }))
+        .collect();
+    Ok(Json(EventPage { events, next_cursor }))
 }
 
 /// One product, by `domain.product`.
@@ -317,14 +493,9 @@ async fn product_detail(
     Path(product): Path<String>,
 ) -> Result<Json<ProductDetail>, ApiError> {
     let who = caller(&gate, &headers, &id).await?;
-    let not_found = || fail(ServeError::NotFound(format!("product `{product}` not found (hint: GET /api/v1/products lists the products you can read)")), &id);
-    let product_id: ProductId = product.parse().map_err(|_| not_found())?;
+    let (record, descriptor, visible, governance) = readable_product(&gate, &who, &product, &id).await?;
+    let product_id = record.id.clone();
     let catalog = gate.engine().catalog();
-    let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
-    let records = catalog.products().await.map_err(|e| fail(e, &id))?;
-    let visible = governance.visible(&who.principal, &records);
-    let record = visible.iter().find(|r| r.id == product_id).ok_or_else(not_found)?;
-    let descriptor: ProductDescriptor = serde_json::from_str(&record.descriptor_json).map_err(|e| fail(ServeError::Internal(e.to_string()), &id))?;
     let versions = catalog.versions(&product_id).await.map_err(|e| fail(e, &id))?;
     let schema = versions.last().map(|v| serde_json::from_str::<Vec<ColumnInfo>>(&v.schema_json).unwrap_or_default()).unwrap_or_default();
     let is_visible = |p: &ProductId| visible.iter().any(|r| &r.id == p);
@@ -333,14 +504,23 @@ async fn product_detail(
     let downstream = lineage.iter().filter(|e| e.upstream == product_id && is_visible(&e.downstream)).map(|e| e.downstream.to_string()).collect();
     let descriptor_json: serde_json::Value = serde_json::to_value(&descriptor).map_err(|e| fail(ServeError::Internal(e.to_string()), &id))?;
     let quality = descriptor_json.get("quality").cloned().unwrap_or(serde_json::Value::Array(Vec::new()));
+    let latest_quality_run = meshwork_query::quality_runs_for(catalog.as_ref(), &governance, &who.principal, &descriptor, 1)
+        .await
+        .map_err(|e| fail(e, &id))?
+        .into_iter()
+        .next()
+        .map(|run| serde_json::to_value(run).unwrap_or_default());
+    let slo = catalog.latest_slo_checks(&product_id).await.map_err(|e| fail(e, &id))?.iter().map(slo_json).collect();
     Ok(Json(ProductDetail {
-        summary: ProductSummary::from(*record),
+        summary: ProductSummary::from(&record),
         descriptor: descriptor_json,
         schema,
         versions: versions.iter().map(|v| VersionInfo { seq: v.seq, version: v.version.clone(), rows: v.row_count, published_at: v.published_at.clone() }).collect(),
         upstream,
         downstream,
         quality,
+        latest_quality_run,
+        slo,
         table_uri: who.principal.admin.then(|| record.table_uri.clone()),
     }))
 }

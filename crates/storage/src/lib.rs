@@ -4,6 +4,13 @@
 //! reader (DuckDB, Spark, Polars, deltalake-python) can read it. A publish is one Delta commit
 //! that overwrites the table: readers see the old version or the new one, never a mix, and a
 //! build that fails before its commit leaves the previous version as it was.
+//!
+//! Write-audit-publish: new data is first written as a separate Delta table under
+//! `<data_dir>/_staging/<domain>.<product>/<run>/`, where quality rules read it; only then is
+//! it committed to the product's table. Staging directories are never read by queries and are
+//! removed when the run ends or, after a crash, by the next run of the product. A
+//! [`ProductLock`] (an OS file lock, released by the kernel when its process dies, even by
+//! SIGKILL) makes runs of one product exclusive across processes.
 
 #![deny(missing_docs)]
 
@@ -21,6 +28,32 @@ use deltalake::DeltaTableError;
 pub use deltalake::DeltaTable;
 use meshwork_core::id::ProductId;
 use url::Url;
+
+/// The Arrow type a contract type is stored as.
+pub fn arrow_type(ty: meshwork_core::column_type::ColumnType) -> datafusion::arrow::datatypes::DataType {
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    use meshwork_core::column_type::ColumnType;
+    match ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::TinyInt => DataType::Int8,
+        ColumnType::SmallInt => DataType::Int16,
+        ColumnType::Int => DataType::Int32,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Float => DataType::Float32,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Binary => DataType::Binary,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// The Arrow schema a product with this contract is stored with.
+pub fn contract_schema(contract: &meshwork_core::descriptor::Contract) -> SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    Arc::new(Schema::new(contract.columns.iter().map(|c| Field::new(&c.name, arrow_type(c.data_type), c.nullable)).collect::<Vec<_>>()))
+}
 
 /// Errors of product storage.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +78,38 @@ pub enum StorageError {
     /// The table exists but has no committed version.
     #[error("delta table `{0}` has no committed version")]
     Empty(String),
+    /// Another run holds the product's lock.
+    #[error("product `{product}` is being built by another process ({holder}); waited {waited_s} s: wait for it to finish and run again")]
+    Busy {
+        /// The product.
+        product: String,
+        /// What the lock file says about its holder.
+        holder: String,
+        /// Seconds waited.
+        waited_s: u64,
+    },
+}
+
+/// Exclusive right to build and publish one product, held until dropped. Backed by an OS file
+/// lock, so a killed process never leaves it held.
+#[derive(Debug)]
+pub struct ProductLock {
+    file: std::fs::File,
+}
+
+impl Drop for ProductLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// A staged run: new data written as its own Delta table, not visible to queries.
+#[derive(Debug)]
+pub struct StagedTable {
+    /// The staging directory of the run.
+    pub dir: PathBuf,
+    /// The staged Delta table.
+    pub table: DeltaTable,
 }
 
 /// Result alias of this crate.
@@ -74,6 +139,101 @@ impl ProductStore {
     /// The data directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The staging directory of a product: one subdirectory per run.
+    pub fn staging_dir(&self, id: &ProductId) -> PathBuf {
+        self.root.join("_staging").join(format!("{}.{}", id.domain, id.name))
+    }
+
+    /// Takes the product's lock, waiting up to `wait` for another process to release it.
+    pub async fn lock(&self, id: &ProductId, wait: std::time::Duration) -> Result<ProductLock> {
+        let dir = self.root.join("_locks");
+        std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
+        let path = dir.join(format!("{}.{}.lock", id.domain, id.name));
+        let started = std::time::Instant::now();
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|source| StorageError::DataDir { path: path.display().to_string(), source })?;
+            match file.try_lock() {
+                Ok(()) => {
+                    use std::io::{Seek, Write};
+                    let mut holder = &file;
+                    let _ = holder.set_len(0);
+                    let _ = holder.seek(std::io::SeekFrom::Start(0));
+                    let _ = write!(holder, "pid {} since {}", std::process::id(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                    return Ok(ProductLock { file });
+                }
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StorageError::Busy {
+                        product: id.to_string(),
+                        holder: std::fs::read_to_string(&path).unwrap_or_default().trim().to_owned(),
+                        waited_s: started.elapsed().as_secs(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(source)) => return Err(StorageError::DataDir { path: path.display().to_string(), source }),
+            }
+        }
+    }
+
+    /// Writes `batches` as a new staged Delta table for run `run`.
+    pub async fn stage(&self, id: &ProductId, run: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<StagedTable> {
+        let dir = self.staging_dir(id).join(run);
+        std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
+        let url = Url::from_directory_path(&dir).expect("the data directory is absolute");
+        let delta = |source| StorageError::Delta { table: url.to_string(), source };
+        let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
+        let table = deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?;
+        let table = table.write(batches).with_save_mode(SaveMode::Overwrite).with_table_name(format!("{id} (staged)")).await.map_err(delta)?;
+        Ok(StagedTable { dir, table })
+    }
+
+    /// Removes a run's staging directory.
+    pub fn discard_staging(&self, dir: &Path) -> Result<()> {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StorageError::DataDir { path: dir.display().to_string(), source }),
+        }
+    }
+
+    /// Staging directories of a product's runs that still exist (left by a crash when no run
+    /// holds the lock).
+    pub fn leftover_runs(&self, id: &ProductId) -> Vec<PathBuf> {
+        let mut runs: Vec<PathBuf> = std::fs::read_dir(self.staging_dir(id))
+            .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .unwrap_or_default();
+        runs.sort();
+        runs
+    }
+
+    /// The newest Delta version of a product's table and its commit metadata (the
+    /// `meshwork.*` keys written by [`ProductStore::publish`]), if the table exists.
+    pub async fn latest_commit(&self, id: &ProductId) -> Result<Option<(i64, serde_json::Map<String, serde_json::Value>)>> {
+        let url = self.table_url(id);
+        let dir = url.to_file_path().expect("file URL");
+        if !dir.join("_delta_log").is_dir() {
+            return Ok(None);
+        }
+        let table = Self::open_table(&url).await?;
+        let Some(version) = table.version() else { return Ok(None) };
+        // Commit files are newline-delimited JSON actions; the commitInfo holds our metadata.
+        let file = dir.join("_delta_log").join(format!("{version:020}.json"));
+        let text = std::fs::read_to_string(&file).map_err(|source| StorageError::DataDir { path: file.display().to_string(), source })?;
+        let info = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find_map(|action| action.get("commitInfo").and_then(|c| c.as_object()).cloned())
+            .unwrap_or_default();
+        Ok(Some((version as i64, info)))
     }
 
     /// The URL of a product's table.

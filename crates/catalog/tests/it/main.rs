@@ -27,6 +27,8 @@ fn publication(product: &str, hash: &str, upstream: &[&str]) -> Publication {
         row_count: 10,
         input_fingerprint: "f".into(),
         upstream: upstream.iter().map(|u| id(u)).collect(),
+        quality: None,
+        events: Vec::new(),
     }
 }
 

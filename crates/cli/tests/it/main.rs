@@ -715,3 +715,5 @@ fn validate_parses_row_filters_and_sql_masks() {
     "#]]
     .assert_eq(&stderr(&output));
 }
+
+mod crash;

@@ -176,3 +176,6 @@ async fn a_product_without_inputs_needs_a_transform() {
         ["domains/shop/products/p/product.yaml:4:9: inputs: a product without a transform needs exactly one input (hint: add an input, or a `transform` that computes the rows)"]
     );
 }
+
+mod quality;
+mod recovery;

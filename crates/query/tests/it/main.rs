@@ -229,3 +229,69 @@ async fn hashes_are_stable_within_a_mesh_and_differ_between_meshes() {
     assert_eq!(a.rows("gina", sql).await.unwrap(), a.rows("gina", sql).await.unwrap());
     assert_ne!(a.rows("gina", sql).await.unwrap(), b.rows("gina", sql).await.unwrap());
 }
+
+/// Quality samples are rows of a product kept outside its table: owners see them as stored,
+/// readers through the same row filter and masks as a query, others not at all.
+#[tokio::test]
+async fn quality_samples_are_shown_through_the_products_access_policy() {
+    let mesh = Mesh::new().await;
+    let id: meshwork_core::id::ProductId = "sales.customers".parse().unwrap();
+    let text = std::fs::read_to_string(mesh.root.join("data/customers.csv")).unwrap();
+    let samples: Vec<serde_json::Map<String, serde_json::Value>> = text
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            serde_json::json!({ "customer_id": f[0].parse::<i64>().unwrap(), "name": f[1], "email": f[2], "region": f[3], "card": f[4] })
+                .as_object()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    let run = meshwork_catalog::QualityRun {
+        id: 0,
+        product: None,
+        at: String::new(),
+        trigger: "apply".into(),
+        outcome: "failed".into(),
+        published_seq: None,
+        row_count: 4,
+        build_ms: 1.0,
+        stage_ms: 1.0,
+        quality_ms: 1.0,
+        results: vec![meshwork_catalog::RuleResult {
+            name: "bad_rows".into(),
+            rule: "sql".into(),
+            severity: "error".into(),
+            status: "failed".into(),
+            failing: 4,
+            checked: 4,
+            message: "test".into(),
+            samples: samples.clone(),
+        }],
+    };
+    mesh.catalog.record_quality_run(&id, &run).await.unwrap();
+    let governance = Governance::load(mesh.catalog.as_ref()).await.unwrap();
+    let record = mesh.catalog.product(&id).await.unwrap().unwrap();
+    let descriptor: meshwork_core::descriptor::ProductDescriptor = serde_json::from_str(&record.descriptor_json).unwrap();
+    let catalog = mesh.catalog.clone();
+    let seen = |name: &str| {
+        let principal = governance.principal(name).unwrap();
+        let (governance, descriptor, catalog) = (&governance, &descriptor, catalog.clone());
+        async move { meshwork_query::quality_runs_for(catalog.as_ref(), governance, &principal, descriptor, 10).await.unwrap()[0].results[0].samples.clone() }
+    };
+    // The owning domain's member and the administrator see what was stored.
+    assert_eq!(seen("sam").await, samples);
+    assert_eq!(seen("admin").await, samples);
+    // The EU analyst sees EU rows only, masked exactly as her queries are.
+    let ana = seen("ana").await;
+    assert_eq!(ana.iter().map(|r| r["customer_id"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 3]);
+    let queried = mesh.rows("ana", "SELECT name, email, card FROM sales.customers WHERE customer_id = 1").await.unwrap();
+    let first = &ana[0];
+    assert_eq!(queried, format!("{} {} {}", first["name"].as_str().unwrap(), first["email"].as_str().unwrap(), first["card"].as_str().unwrap()));
+    assert_ne!(first["email"], samples[0]["email"]);
+    assert!(first["card"].as_str().unwrap().ends_with("1111") && !first["card"].as_str().unwrap().starts_with("4111"));
+    // Someone who may not read the product sees nothing.
+    let olga = governance.principal("olga").unwrap();
+    assert_eq!(meshwork_query::govern_samples(&governance, &olga, &descriptor, &samples).await.unwrap(), None);
+}

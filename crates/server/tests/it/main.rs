@@ -452,3 +452,57 @@ async fn jwks_is_fetched_from_a_url() {
     let err = OidcVerifier::load(&missing, Path::new(".")).await.unwrap_err().to_string();
     assert!(err.contains(&format!("cannot fetch JWKS `http://{addr}/nope.json`")), "{err}");
 }
+
+/// The event feed, quality history and SLO endpoints answer only about readable products.
+#[tokio::test]
+async fn events_quality_and_slo_endpoints_follow_visibility() {
+    let served = Served::start(QueryLimits::default(), 8).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, who: &str| {
+        let request = client.get(served.url(path)).bearer_auth(served.token(who).to_owned());
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).unwrap())
+        }
+    };
+    // The apply published four products: four events, but ana may read three of them.
+    let (status, admin) = get("/api/v1/events?after=0", "admin").await;
+    assert_eq!(status, 200);
+    let kinds: Vec<(&str, &str)> = admin["events"].as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap(), e["product"].as_str().unwrap())).collect();
+    assert_eq!(kinds.len(), 4, "{admin:#}");
+    assert!(kinds.iter().all(|(k, _)| *k == "product.published"));
+    let (_, ana) = get("/api/v1/events?after=0", "ana").await;
+    let products: Vec<&str> = ana["events"].as_array().unwrap().iter().map(|e| e["product"].as_str().unwrap()).collect();
+    assert!(!products.contains(&"finance.ledger") && products.len() == 3, "{ana:#}");
+    assert_eq!(ana["next_cursor"], admin["next_cursor"], "hidden events still move the cursor");
+    // Following the feed: nothing new after the cursor; then a new event appears.
+    let cursor = admin["next_cursor"].as_i64().unwrap();
+    let (_, empty) = get(&format!("/api/v1/events?after={cursor}"), "ana").await;
+    assert_eq!((empty["events"].as_array().unwrap().len(), empty["next_cursor"].as_i64().unwrap()), (0, cursor));
+    served
+        .catalog
+        .append_events(&[meshwork_catalog::NewEvent { kind: "product.slo_violated".into(), product: Some("sales.orders".parse().unwrap()), payload: json!({"objective": "freshness"}) }])
+        .await
+        .unwrap();
+    let (_, next) = get(&format!("/api/v1/events?after={cursor}&kind=product.slo_violated"), "ana").await;
+    assert_eq!(next["events"][0]["payload"]["objective"], "freshness");
+    let (status, bad) = get("/api/v1/events?kind=product.exploded", "ana").await;
+    assert_eq!(status, 400);
+    assert!(bad["error"]["message"].as_str().unwrap().starts_with("unknown event kind `product.exploded`; kinds are product.published"), "{bad}");
+
+    // Quality history and SLOs: readable products answer, hidden ones are not found.
+    let (status, quality) = get("/api/v1/products/sales.orders/quality", "ana").await;
+    assert_eq!(status, 200);
+    assert_eq!(quality["runs"][0]["outcome"], "passed", "{quality:#}");
+    let (status, slo) = get("/api/v1/products/sales.orders/slo", "ana").await;
+    assert_eq!(status, 200);
+    assert!(slo["objectives"].as_array().unwrap().is_empty(), "not evaluated yet: {slo:#}");
+    for path in ["/api/v1/products/finance.ledger/quality", "/api/v1/products/finance.ledger/slo"] {
+        let (status, body) = get(path, "ana").await;
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{path}");
+    }
+    let (_, detail) = get("/api/v1/products/sales.orders", "ana").await;
+    assert_eq!(detail["latest_quality_run"]["outcome"], "passed");
+    served.stop().await;
+}

@@ -1,0 +1,113 @@
+//! Crash safety of write-audit-publish: finishing or cleaning up what a killed run left, and
+//! failpoints that let tests kill a run at each step.
+//!
+//! A run writes, in order: the staged table, then (after its quality rules passed) the
+//! publication journal [`PENDING_FILE`] in the staging directory, then the Delta commit tagged
+//! with the run id, then the catalog record, then removes the staging directory. A crash can
+//! stop it between any two steps; the next run of the product (under the product lock, so no
+//! live run is touched) looks at each leftover staging directory:
+//! - the product table's newest Delta commit carries the run id and the catalog does not name
+//!   that Delta version yet: the commit passed its checks, so the journaled publication is
+//!   recorded, finishing the run exactly once;
+//! - otherwise the run never committed: its staging directory is removed.
+
+use meshwork_catalog::{CatalogStore, Publication};
+use meshwork_core::id::ProductId;
+use meshwork_storage::ProductStore;
+
+use crate::PipelineError;
+
+/// The publication journal a run writes into its staging directory before committing.
+pub const PENDING_FILE: &str = "publication.json";
+
+/// The environment variable naming a failpoint: `STEP` or `STEP=pause` stops the process at
+/// that step (printing `failpoint STEP reached` to stderr and sleeping until killed);
+/// `STEP=abort` aborts it at once. Steps: `built`, `staged`, `checked`, `committed`, `published`.
+pub const FAILPOINT_ENV: &str = "MESHWORK_FAILPOINT";
+
+/// Stops the process here if [`FAILPOINT_ENV`] names this step. For crash tests only.
+pub(crate) fn failpoint(step: &str) {
+    let Ok(setting) = std::env::var(FAILPOINT_ENV) else { return };
+    let (name, action) = setting.split_once('=').unwrap_or((setting.as_str(), "pause"));
+    if name != step {
+        return;
+    }
+    eprintln!("failpoint {step} reached");
+    if action == "abort" {
+        std::process::abort();
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// What recovery did for one leftover run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// The run had committed its Delta version; its publication was recorded.
+    Finished {
+        /// The staging directory's name.
+        run: String,
+        /// The Delta version now recorded.
+        delta_version: i64,
+    },
+    /// The run never committed; its staged data was removed.
+    Discarded {
+        /// The staging directory's name.
+        run: String,
+    },
+}
+
+/// Finishes or discards every run of `id` left by a crashed process. The caller must hold the
+/// product's lock.
+pub async fn recover(id: &ProductId, catalog: &dyn CatalogStore, store: &ProductStore) -> Result<Vec<Recovered>, PipelineError> {
+    let mut done = Vec::new();
+    for dir in store.leftover_runs(id) {
+        let run = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let pending = std::fs::read(dir.join(PENDING_FILE)).ok().and_then(|bytes| serde_json::from_slice::<Publication>(&bytes).ok());
+        let mut finished = None;
+        if let Some(mut publication) = pending
+            && let Some((delta_version, info)) = store.latest_commit(id).await?
+            && info.get("meshwork.run").and_then(|v| v.as_str()) == Some(run.as_str())
+        {
+            let recorded = catalog.versions(id).await?.iter().any(|v| v.delta_version == delta_version);
+            if !recorded {
+                publication.delta_version = delta_version;
+                catalog.publish(&publication).await?;
+            }
+            finished = Some(delta_version);
+        }
+        store.discard_staging(&dir)?;
+        let outcome = match finished {
+            Some(delta_version) => Recovered::Finished { run, delta_version },
+            None => Recovered::Discarded { run },
+        };
+        tracing::warn!(product = %id, ?outcome, "recovered a run left by a crashed process");
+        done.push(outcome);
+    }
+    Ok(done)
+}
+
+/// Recovers every product with leftover runs that no live process is building (products whose
+/// lock is held are left to their holder). Run by `meshwork serve` at start.
+pub async fn recover_all(catalog: &dyn CatalogStore, store: &ProductStore) -> Result<Vec<(ProductId, Recovered)>, PipelineError> {
+    let mut done = Vec::new();
+    let staging = store.root().join("_staging");
+    let mut names: Vec<String> = std::fs::read_dir(&staging)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    for name in names {
+        let Ok(id) = name.parse::<ProductId>() else { continue };
+        let lock = match store.lock(&id, std::time::Duration::ZERO).await {
+            Ok(lock) => lock,
+            Err(meshwork_storage::StorageError::Busy { .. }) => continue,
+            Err(error) => return Err(error.into()),
+        };
+        for outcome in recover(&id, catalog, store).await? {
+            done.push((id.clone(), outcome));
+        }
+        drop(lock);
+    }
+    Ok(done)
+}
