@@ -307,7 +307,13 @@ pub async fn evaluate(ctx: &SessionContext, descriptor: &ProductDescriptor, cont
         });
     }
 
-    // Samples of failing rows for the rules that select rows.
+    // Samples of failing rows for the rules that select rows, in a stable order.
+    let all_columns: Vec<String> = descriptor.contract.columns.iter().map(|c| quote(&c.name)).collect();
+    let order = |prefix: &str, first: &[String]| {
+        let mut keys: Vec<String> = first.iter().map(|k| format!("{prefix}{k}")).collect();
+        keys.extend(all_columns.iter().filter(|c| !first.contains(c)).map(|c| format!("{prefix}{c}")));
+        keys.join(", ")
+    };
     let mut results: Vec<RuleResult> = results.into_iter().map(|r| r.expect("every rule has a result")).collect();
     for (rule, outcome) in rules.iter().zip(results.iter_mut()) {
         if outcome.status != "failed" {
@@ -318,20 +324,21 @@ pub async fn evaluate(ctx: &SessionContext, descriptor: &ProductDescriptor, cont
                 let keys = columns.iter().map(|c| quote(c)).collect::<Vec<_>>();
                 let present = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
                 let on = keys.iter().map(|k| format!("t.{k} = d.{k}")).collect::<Vec<_>>().join(" AND ");
-                let order = keys.iter().map(|k| format!("t.{k}")).collect::<Vec<_>>().join(", ");
                 Some(format!(
-                    "SELECT t.* FROM {THIS} t JOIN (SELECT {k} FROM {THIS} WHERE {present} GROUP BY {k} HAVING count(*) > 1) d ON {on} ORDER BY {order} LIMIT {SAMPLE_ROWS}",
-                    k = keys.join(", ")
+                    "SELECT t.* FROM {THIS} t JOIN (SELECT {k} FROM {THIS} WHERE {present} GROUP BY {k} HAVING count(*) > 1) d ON {on} ORDER BY {o} LIMIT {SAMPLE_ROWS}",
+                    k = keys.join(", "),
+                    o = order("t.", &keys)
                 ))
             }
             QualityCheck::Referential { column, references, references_column } => Some(format!(
-                "SELECT t.* FROM {THIS} t WHERE t.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {r} x WHERE x.{rc} = t.{c}) LIMIT {SAMPLE_ROWS}",
+                "SELECT t.* FROM {THIS} t WHERE t.{c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {r} x WHERE x.{rc} = t.{c}) ORDER BY {o} LIMIT {SAMPLE_ROWS}",
                 c = quote(column),
                 r = format!("{}.{}", quote(references.domain.as_str()), quote(references.name.as_str())),
-                rc = quote(references_column)
+                rc = quote(references_column),
+                o = order("t.", &[])
             )),
             QualityCheck::Freshness { column, .. } => Some(format!("SELECT * FROM {THIS} ORDER BY {} DESC NULLS LAST LIMIT 1", quote(column))),
-            check => row_predicate(descriptor, check).map(|p| format!("SELECT * FROM {THIS} WHERE {p} LIMIT {SAMPLE_ROWS}")),
+            check => row_predicate(descriptor, check).map(|p| format!("SELECT * FROM {THIS} WHERE {p} ORDER BY {} LIMIT {SAMPLE_ROWS}", order("", &[]))),
         };
         if let Some(query) = query
             && let Ok(batches) = run(ctx, &query).await
