@@ -30,7 +30,8 @@ pub const SAMPLE_ROWS: usize = 10;
 /// The name the staged data has in rules and assertions.
 pub const THIS: &str = "this";
 
-fn quote(identifier: &str) -> String {
+/// `identifier` as a quoted SQL identifier.
+pub fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 

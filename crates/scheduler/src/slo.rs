@@ -20,7 +20,7 @@ use meshwork_catalog::{CatalogStore, NewEvent, SloCheck};
 use meshwork_core::clock::Clock;
 use meshwork_core::descriptor::{CompletenessMeasure, Slo};
 use meshwork_core::id::ProductId;
-use meshwork_pipeline::quality::human_age;
+use meshwork_pipeline::quality::{human_age, quote};
 use meshwork_storage::ProductStore;
 
 use crate::{SchedulerError, published_descriptors};
@@ -219,10 +219,6 @@ async fn scalar_query(catalog: &dyn CatalogStore, id: &ProductId, sql: &str) -> 
     let provider = ProductStore::table_provider(&table, &ctx.state()).await.ok()?;
     ctx.register_table("this", provider).ok()?;
     ctx.sql(sql).await.ok()?.collect().await.ok()
-}
-
-fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
 async fn newest_value(catalog: &dyn CatalogStore, id: &ProductId, column: &str) -> Option<DateTime<Utc>> {

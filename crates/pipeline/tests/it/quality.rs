@@ -225,3 +225,34 @@ pub(crate) fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+#[tokio::test]
+async fn schema_changes_and_deprecation_are_events_published_with_the_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    mesh(dir, "warn", GOOD_ORDERS);
+    let at = open(dir).await;
+    apply(dir, &at).await;
+    let yaml = orders_yaml("warn")
+        .replace("version: 1.0.0", "version: 2.0.0\nstatus: deprecated\nsunset: 2027-06-30")
+        .replace("    - { name: code, type: string }\n", "");
+    write(dir, "domains/shop/products/orders/product.yaml", &yaml.replace("  - { rule: not_null, column: code, severity: warn }\n", "").replace("  - { rule: unique, columns: [customer_id, code], severity: warn }\n", "").replace("  - { rule: regex, column: code, pattern: '^[A-Z]{2}-[0-9]+$', severity: warn }\n", ""));
+    let without_code: String = GOOD_ORDERS
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            format!("{},{},{},{},{}\n", f[0], f[1], f[2], f[3], f[5])
+        })
+        .collect();
+    write(dir, "data/orders.csv", &without_code);
+    let report = apply(dir, &at).await;
+    assert!(!report.failed(), "{report:#?}");
+    let events = at.catalog.events(&EventFilter { product: Some("shop.orders".parse().unwrap()), after: 0, ..EventFilter::default() }).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["product.published", "product.published", "product.schema_changed", "product.deprecated"]);
+    let changed = &events[2].payload;
+    assert_eq!((changed["previous_version"].as_str(), changed["version"].as_str()), (Some("1.0.0"), Some("2.0.0")));
+    assert_eq!(changed["previous_schema"].as_array().unwrap().len(), 6);
+    assert_eq!(changed["schema"].as_array().unwrap().len(), 5);
+    assert_eq!(events[3].payload["sunset"], "2027-06-30");
+}
