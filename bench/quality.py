@@ -6,7 +6,7 @@ fresh copies, and reports per product the median of build time (ingest, transfor
 staging write time and quality-rule time, with the ratio quality / build.
 
 Usage: bench/quality.py [ORDERS] [RUNS]     (defaults: 1000000 orders, 5 runs)
-Needs: cargo build --release -p meshwork
+Needs: cargo build --release -p meshwork (or MESHWORK_BIN=path/to/meshwork)
 """
 import json
 import os
@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "meshwork")
+BIN = os.environ.get("MESHWORK_BIN", os.path.join(ROOT, "target", "release", "meshwork"))
 
 
 def main() -> None:

@@ -360,7 +360,7 @@ async fn publish_product(
     let provider = ProductStore::table_provider(&staged.table, &ctx.state()).await?;
     ctx.register_table(quality::THIS, provider).map_err(|e| PipelineError::Internal(e.to_string()))?;
     quality::register_references(&ctx, descriptor, catalog).await?;
-    let context = QualityContext { previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
+    let context = QualityContext { rows: built.row_count, previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
     let results = quality::evaluate(&ctx, descriptor, context).await;
     let quality_ms = quality_started.elapsed().as_secs_f64() * 1000.0;
     let mut run_record = QualityRun {

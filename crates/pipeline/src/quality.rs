@@ -80,6 +80,8 @@ fn row_predicate(descriptor: &ProductDescriptor, check: &QualityCheck) -> Option
 /// What the caller knows that the staged data does not.
 #[derive(Debug, Clone, Copy)]
 pub struct QualityContext {
+    /// Rows staged, known from the build: no scan is needed when no rule reads rows.
+    pub rows: u64,
     /// Rows of the version currently published, for `row_count.max_change_pct`.
     pub previous_rows: Option<u64>,
     /// The time freshness is measured against.
@@ -236,20 +238,21 @@ pub async fn evaluate(ctx: &SessionContext, descriptor: &ProductDescriptor, cont
         }
     }
     let scan = format!("SELECT {} FROM {THIS}", aggregates.join(", "));
-    let (rows, values) = match run(ctx, &scan).await {
-        Ok(batches) => {
-            let rows = scalar(&batches, 0).map(|v| count(&v)).unwrap_or(0);
-            let values: Vec<Result<ScalarValue, String>> = (0..aggregates.len()).map(|i| scalar(&batches, i)).collect();
-            (rows, Some(values))
-        }
-        Err(_) => {
-            // One rule broke the shared scan: count alone, then evaluate each rule by itself so
-            // the error lands on the rule that caused it.
-            let rows = match run(ctx, &format!("SELECT count(*) FROM {THIS}")).await {
-                Ok(batches) => scalar(&batches, 0).map(|v| count(&v)).unwrap_or(0),
-                Err(_) => 0,
-            };
-            (rows, None)
+    let (rows, values) = if folded.is_empty() {
+        // No rule reads rows one at a time: the build already counted them, skip the scan.
+        (context.rows, Some(Vec::new()))
+    } else {
+        match run(ctx, &scan).await {
+            Ok(batches) => {
+                let rows = scalar(&batches, 0).map(|v| count(&v)).unwrap_or(0);
+                let values: Vec<Result<ScalarValue, String>> = (0..aggregates.len()).map(|i| scalar(&batches, i)).collect();
+                (rows, Some(values))
+            }
+            Err(_) => {
+                // One rule broke the shared scan: evaluate each rule by itself so the error
+                // lands on the rule that caused it.
+                (context.rows, None)
+            }
         }
     };
     for (index, column) in folded {
