@@ -276,8 +276,9 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
-/// An event of the log as stored; ids increase, so an id is a cursor.
-#[derive(Debug, Clone, PartialEq)]
+/// An event of the log as stored; ids increase, so an id is a cursor. Serialized as the JSON
+/// that the HTTP feed, webhooks and `meshwork events` show: `{id, at, kind, product, payload}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EventRecord {
     /// Position in the log.
     pub id: i64,
@@ -305,7 +306,7 @@ pub struct EventFilter {
 }
 
 /// One evaluation of one service level objective.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SloCheck {
     /// The product.
     pub product: ProductId,

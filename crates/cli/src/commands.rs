@@ -321,7 +321,7 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
             })).collect::<Vec<_>>(),
             "upstream": upstream,
             "downstream": downstream,
-            "slo": crate::trust::slo_json(catalog.as_ref(), &id).await?,
+            "slo": catalog.latest_slo_checks(&id).await?,
             "quality": meshwork_query::quality_runs_for(catalog.as_ref(), &governance, &principal, &descriptor, 1).await?.into_iter().next(),
         });
         println!("{}", serde_json::to_string_pretty(&value).expect("json"));

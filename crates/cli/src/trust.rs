@@ -96,21 +96,6 @@ pub async fn product_quality(dir: &Path, principal: Option<&str>, name: &str, li
     Ok(())
 }
 
-/// The SLO section of `product show`: the newest evaluation of each objective.
-pub async fn slo_json(catalog: &dyn CatalogStore, id: &ProductId) -> anyhow::Result<Vec<serde_json::Value>> {
-    Ok(catalog
-        .latest_slo_checks(id)
-        .await?
-        .into_iter()
-        .map(|c| {
-            serde_json::json!({
-                "objective": c.objective, "status": c.status, "value": c.value, "threshold": c.threshold,
-                "budget_remaining": c.budget_remaining, "message": c.message, "at": c.at,
-            })
-        })
-        .collect())
-}
-
 /// Prints the SLO and latest quality sections of `product show`.
 pub async fn print_trust(catalog: &dyn CatalogStore, id: &ProductId, descriptor: &ProductDescriptor) -> anyhow::Result<()> {
     if let Some(slo) = &descriptor.slo {
@@ -158,11 +143,7 @@ pub async fn events(dir: &Path, principal: Option<&str>, after: i64, limit: u32,
     let events = catalog.events(&EventFilter { after, limit: Some(limit), product, kinds: Vec::new() }).await?;
     match format {
         ReportFormat::Json => {
-            let json: Vec<serde_json::Value> = events
-                .iter()
-                .map(|e| serde_json::json!({ "id": e.id, "at": e.at, "kind": e.kind, "product": e.product.as_ref().map(ToString::to_string), "payload": e.payload }))
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+            println!("{}", serde_json::to_string_pretty(&events).expect("events serialize"));
         }
         ReportFormat::Text => {
             let rows: Vec<Vec<String>> = events

@@ -31,17 +31,6 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The JSON body of an event.
-pub fn event_body(event: &EventRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": event.id,
-        "at": event.at,
-        "kind": event.kind,
-        "product": event.product.as_ref().map(ToString::to_string),
-        "payload": event.payload,
-    })
-}
-
 /// Attempts per event before giving up on it.
 const MAX_ATTEMPTS: u32 = 8;
 /// Longest wait between attempts.
@@ -114,7 +103,7 @@ impl WebhookDispatcher {
     }
 
     async fn deliver(&self, event: &EventRecord) -> Result<(), SchedulerError> {
-        let body = serde_json::to_vec(&event_body(event)).expect("events serialize");
+        let body = serde_json::to_vec(event).expect("events serialize");
         let mut backoff = self.first_backoff;
         for attempt in 1..=MAX_ATTEMPTS {
             let timestamp = self.clock.now().timestamp();

@@ -326,13 +326,6 @@ async fn readable_product(gate: &Gate, who: &Identity, product: &str, id: &Reque
     Ok((record, descriptor, visible, governance))
 }
 
-fn slo_json(check: &meshwork_catalog::SloCheck) -> serde_json::Value {
-    serde_json::json!({
-        "objective": check.objective, "status": check.status, "value": check.value, "threshold": check.threshold,
-        "budget_remaining": check.budget_remaining, "message": check.message, "at": check.at,
-    })
-}
-
 /// Query parameters of the quality history.
 #[derive(Deserialize, IntoParams)]
 struct QualityQuery {
@@ -404,8 +397,8 @@ async fn product_slo(
     Ok(Json(serde_json::json!({
         "product": record.id.to_string(),
         "declared": descriptor.slo,
-        "objectives": latest.iter().map(slo_json).collect::<Vec<_>>(),
-        "history": history.iter().map(slo_json).collect::<Vec<_>>(),
+        "objectives": latest,
+        "history": history,
     })))
 }
 
@@ -474,7 +467,7 @@ async fn list_events(
     let events = events
         .into_iter()
         .filter(|e| who.principal.admin || e.product.as_ref().is_some_and(|p| visible.contains(p)))
-        .map(|e| serde_json::json!({ "id": e.id, "at": e.at, "kind": e.kind, "product": e.product.as_ref().map(ToString::to_string), "payload": e.payload }))
+        .map(|e| serde_json::to_value(e).unwrap_or_default())
         .collect();
     Ok(Json(EventPage { events, next_cursor }))
 }
@@ -510,7 +503,7 @@ async fn product_detail(
         .into_iter()
         .next()
         .map(|run| serde_json::to_value(run).unwrap_or_default());
-    let slo = catalog.latest_slo_checks(&product_id).await.map_err(|e| fail(e, &id))?.iter().map(slo_json).collect();
+    let slo = catalog.latest_slo_checks(&product_id).await.map_err(|e| fail(e, &id))?.iter().map(|c| serde_json::to_value(c).unwrap_or_default()).collect();
     Ok(Json(ProductDetail {
         summary: ProductSummary::from(&record),
         descriptor: descriptor_json,
