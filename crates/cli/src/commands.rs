@@ -194,16 +194,28 @@ impl ApplyObserver for ProgressBars {
     }
 }
 
+/// The validated repository at `dir`, or every problem printed and exit code 3. `command` is
+/// the command that stops (`apply`, `refresh`).
+pub(crate) fn validated(dir: &Path, format: ReportFormat, command: &str) -> anyhow::Result<LoadedMesh> {
+    meshwork_pipeline::validate(dir).map_err(|diagnostics| {
+        print_diagnostics(&diagnostics, format);
+        eprintln!("nothing was done; fix the errors above and run `meshwork {command}` again");
+        Reported(EXIT_INVALID).into()
+    })
+}
+
+/// Prints an apply or refresh report; a failed product makes the command fail (exit 1).
+pub(crate) fn report_outcome(report: &meshwork_pipeline::ApplyReport, format: ReportFormat) -> anyhow::Result<()> {
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&apply_json(report)).expect("json")),
+        ReportFormat::Text => print!("{}", apply_summary(report)),
+    }
+    if report.failed() { Err(Reported(EXIT_FAILED).into()) } else { Ok(()) }
+}
+
 /// `meshwork apply`.
 pub async fn apply(dir: &Path, format: ReportFormat, lock_wait: Duration) -> anyhow::Result<()> {
-    let mesh = match meshwork_pipeline::validate(dir) {
-        Ok(mesh) => mesh,
-        Err(diagnostics) => {
-            print_diagnostics(&diagnostics, format);
-            eprintln!("nothing was applied; fix the errors above and run `meshwork apply` again");
-            return Err(Reported(EXIT_INVALID).into());
-        }
-    };
+    let mesh = validated(dir, format, "apply")?;
     let home = mesh.home();
     let catalog = home.open_catalog().await?;
     let store = home.open_store()?;
@@ -211,11 +223,7 @@ pub async fn apply(dir: &Path, format: ReportFormat, lock_wait: Duration) -> any
     let options = meshwork_pipeline::ApplyOptions { lock_wait, ..Default::default() };
     let report = meshwork_pipeline::apply_with(&mesh, catalog.as_ref(), &store, &progress, &options).await?;
     progress.clear();
-    match format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&apply_json(&report)).expect("json")),
-        ReportFormat::Text => print!("{}", apply_summary(&report)),
-    }
-    if report.failed() { Err(Reported(EXIT_FAILED).into()) } else { Ok(()) }
+    report_outcome(&report, format)
 }
 
 /// The catalog, its governance and the acting principal (`--as`, or the local admin).

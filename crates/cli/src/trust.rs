@@ -11,20 +11,13 @@ use meshwork_core::id::ProductId;
 use meshwork_pipeline::ApplyOptions;
 use meshwork_query::quality_runs_for;
 
-use crate::commands::{ProgressBars, open_as, print_diagnostics, visible_product};
-use crate::output::{apply_json, apply_summary, text_table};
-use crate::{EXIT_FAILED, EXIT_INVALID, ReportFormat, Reported};
+use crate::commands::{ProgressBars, open_as, report_outcome, validated, visible_product};
+use crate::output::text_table;
+use crate::ReportFormat;
 
 /// `meshwork refresh NAME… [--downstream]`.
 pub async fn refresh(dir: &Path, names: &[String], downstream: bool, lock_wait: Duration, format: ReportFormat) -> anyhow::Result<()> {
-    let mesh = match meshwork_pipeline::validate(dir) {
-        Ok(mesh) => mesh,
-        Err(diagnostics) => {
-            print_diagnostics(&diagnostics, format);
-            eprintln!("nothing was refreshed; fix the errors above and run `meshwork refresh` again");
-            return Err(Reported(EXIT_INVALID).into());
-        }
-    };
+    let mesh = validated(dir, format, "refresh")?;
     let mut targets = Vec::new();
     for name in names {
         let known: Vec<String> = mesh.repo.products.keys().map(ToString::to_string).collect();
@@ -47,11 +40,7 @@ pub async fn refresh(dir: &Path, names: &[String], downstream: bool, lock_wait: 
     let options = ApplyOptions { trigger: "refresh".into(), lock_wait, ..ApplyOptions::default() };
     let report = meshwork_pipeline::refresh(&mesh, catalog.as_ref(), &store, &progress, &targets, downstream, options).await?;
     progress.clear();
-    match format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&apply_json(&report)).expect("json")),
-        ReportFormat::Text => print!("{}", apply_summary(&report)),
-    }
-    if report.failed() { Err(Reported(EXIT_FAILED).into()) } else { Ok(()) }
+    report_outcome(&report, format)
 }
 
 /// `meshwork product quality NAME`: the history of quality runs, newest first.
