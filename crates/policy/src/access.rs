@@ -136,7 +136,8 @@ impl Authorizer {
             .collect();
         if !access_policies.is_empty() {
             let document = json!({ "principal": principal_json(principal), "product": product_document(product) });
-            let input = match regorus::Value::from_json_str(&document.to_string()) {
+            // Straight from the JSON tree: no text round trip on the per-query path.
+            let input = match serde_json::from_value::<regorus::Value>(document) {
                 Ok(input) => input,
                 Err(err) => return AccessDecision::deny(id, format!("policy input could not be built: {err}"), started),
             };

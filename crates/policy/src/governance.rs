@@ -48,7 +48,7 @@ impl PolicySet {
     pub fn check_product(&self, states: &PolicyStates, input: GovernanceInput<'_>) -> Vec<Violation> {
         let id = input.product.id();
         let document = governance_document(input);
-        let value = regorus::Value::from_json_str(&document.to_string()).expect("serde_json output is valid JSON");
+        let value = serde_json::from_value::<regorus::Value>(document).expect("a JSON tree is a valid policy input");
         let mut out = Vec::new();
         for policy in self.policies().iter().filter(|p| p.kind == PolicyKind::Governance) {
             let state = states.state(policy, &input.product.domain);

@@ -128,8 +128,7 @@ impl Policy {
         if value == regorus::Value::Undefined {
             return Ok(None);
         }
-        let json = value.to_json_str().map_err(|e| e.to_string())?;
-        serde_json::from_str(&json).map(Some).map_err(|e| e.to_string())
+        serde_json::to_value(&value).map(Some).map_err(|e| e.to_string())
     }
 
     /// Whether the policy applies to products of `domain`.

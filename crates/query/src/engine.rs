@@ -13,6 +13,7 @@ use meshwork_core::principal::Principal;
 use meshwork_storage::ProductStore;
 use tokio::sync::Mutex;
 
+use crate::search::ProductIndex;
 use crate::{Governance, QueryError, QuerySession};
 
 /// Limits on each query a session runs.
@@ -94,6 +95,7 @@ pub struct QueryEngine {
     limits: QueryLimits,
     tables: TableCache,
     governance: Mutex<(i64, Arc<Governance>)>,
+    index: Mutex<Option<Arc<ProductIndex>>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -107,7 +109,7 @@ impl QueryEngine {
     pub async fn new(catalog: Arc<dyn CatalogStore>, limits: QueryLimits) -> Result<QueryEngine, QueryError> {
         let generation = catalog.generation().await?;
         let governance = Arc::new(Governance::load(catalog.as_ref()).await?);
-        Ok(QueryEngine { catalog, limits, tables: TableCache::default(), governance: Mutex::new((generation, governance)) })
+        Ok(QueryEngine { catalog, limits, tables: TableCache::default(), governance: Mutex::new((generation, governance)), index: Mutex::new(None) })
     }
 
     /// The metadata store.
@@ -128,6 +130,19 @@ impl QueryEngine {
             *current = (generation, Arc::new(Governance::load(self.catalog.as_ref()).await?));
         }
         Ok(current.1.clone())
+    }
+
+    /// The searchable catalog, rebuilt only when something was published or governance
+    /// changed since it was last built.
+    pub async fn product_index(&self) -> Result<Arc<ProductIndex>, QueryError> {
+        let generation = self.catalog.generation().await?;
+        let mut index = self.index.lock().await;
+        if let Some(current) = index.as_ref().filter(|i| i.generation() == generation) {
+            return Ok(current.clone());
+        }
+        let fresh = Arc::new(ProductIndex::build(generation, self.catalog.products().await?));
+        *index = Some(fresh.clone());
+        Ok(fresh)
     }
 
     /// A session for `principal` on `interface` over the currently published versions.

@@ -22,9 +22,11 @@ mod guard;
 mod masks;
 mod rewrite;
 mod schema;
+mod search;
 mod stream;
 
 pub use engine::{QueryEngine, QueryLimits, TableCache};
+pub use search::{ProductIndex, SearchQuery};
 pub use stream::QueryStream;
 
 use std::collections::{BTreeMap, HashMap};

@@ -16,6 +16,7 @@ use meshwork_auth::{Credential, Identity};
 use meshwork_catalog::{AuditFilter, ProductRecord};
 use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::id::ProductId;
+use meshwork_query::SearchQuery;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -230,6 +231,8 @@ struct ProductSearch {
     q: Option<String>,
     /// Only this domain's products.
     domain: Option<String>,
+    /// At most this many products (in address order).
+    limit: Option<usize>,
 }
 
 /// The products the caller may read, optionally searched.
@@ -242,26 +245,9 @@ async fn list_products(
 ) -> Result<Json<Vec<ProductSummary>>, ApiError> {
     let who = caller(&gate, &headers, &id).await?;
     let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
-    let records = gate.engine().catalog().products().await.map_err(|e| fail(e, &id))?;
-    let words: Vec<String> = search.q.unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
-    let found = governance
-        .visible(&who.principal, &records)
-        .into_iter()
-        .filter(|r| search.domain.as_deref().is_none_or(|d| r.id.domain.as_str() == d))
-        .filter(|r| {
-            let text = format!(
-                "{} {} {} {} {}",
-                r.id,
-                r.title.as_deref().unwrap_or_default(),
-                r.description.as_deref().unwrap_or_default(),
-                r.owner.as_deref().unwrap_or_default(),
-                r.tags.join(" ")
-            )
-            .to_lowercase();
-            words.iter().all(|w| text.contains(w))
-        })
-        .map(ProductSummary::from)
-        .collect();
+    let index = gate.engine().product_index().await.map_err(|e| fail(e, &id))?;
+    let query = SearchQuery { domain: search.domain, limit: search.limit, ..SearchQuery::text(search.q.as_deref().unwrap_or_default()) };
+    let found = index.search(&governance, &who.principal, &query).into_iter().map(ProductSummary::from).collect();
     Ok(Json(found))
 }
 

@@ -206,7 +206,8 @@ async fn a_row_filter_that_cannot_be_built_denies_the_product() {
     std::fs::write(&path, text.replace("readers: [\"*\"]", "readers: [\"*\"]\n  row_filter: \"code = principal.clearance()\"")).unwrap();
     let loaded = load_mesh(root).unwrap();
     let home = loaded.home();
-    apply(&loaded, mesh.catalog.as_ref(), &home.open_store().unwrap(), &SilentObserver).await.unwrap();
+    let report = apply(&loaded, mesh.catalog.as_ref(), &loaded.home().open_store().unwrap(), &SilentObserver).await.unwrap();
+    assert!(!report.failed(), "{report:#?}");
     let err = mesh.rows("olga", "SELECT * FROM marketing.campaigns").await.unwrap_err();
     assert_eq!(err, "table 'meshwork.marketing.campaigns' not found (at line 1, column 15)");
     let session = mesh.session("olga").await;
@@ -294,4 +295,45 @@ async fn quality_samples_are_shown_through_the_products_access_policy() {
     // Someone who may not read the product sees nothing.
     let olga = governance.principal("olga").unwrap();
     assert_eq!(meshwork_query::govern_samples(&governance, &olga, &descriptor, &samples).await.unwrap(), None);
+}
+
+/// Catalog search returns exactly what the principal may read (the same set the authorizer
+/// allows product by product), narrowed by words, domain and limit; the shared index is reused
+/// until the catalog's generation changes.
+#[tokio::test]
+async fn search_finds_only_readable_products_and_follows_the_catalog() {
+    use meshwork_query::{QueryEngine, QueryLimits, SearchQuery};
+
+    let mesh = Mesh::new().await;
+    let engine = QueryEngine::new(mesh.catalog.clone(), QueryLimits::default()).await.unwrap();
+    let governance = engine.governance().await.unwrap();
+    let index = engine.product_index().await.unwrap();
+    let records = mesh.catalog.products().await.unwrap();
+    let ids = |found: Vec<&meshwork_catalog::ProductRecord>| found.iter().map(|r| r.id.to_string()).collect::<Vec<_>>();
+    for name in ["ana", "olga", "sam", "carl", "admin"] {
+        let principal = governance.principal(name).unwrap();
+        let expected = ids(governance.visible(&principal, &records));
+        assert_eq!(ids(index.search(&governance, &principal, &SearchQuery::default())), expected, "everything {name} may read");
+    }
+    let sam = governance.principal("sam").unwrap();
+    let olga = governance.principal("olga").unwrap();
+    let admin = governance.principal("admin").unwrap();
+    assert_eq!(ids(index.search(&governance, &admin, &SearchQuery::text("SALES.ORD"))), ["sales.orders"], "words match case-insensitively");
+    assert_eq!(ids(index.search(&governance, &admin, &SearchQuery::text("sales nothing-like-this"))), Vec::<String>::new(), "every word must match");
+    let in_sales = SearchQuery { domain: Some("sales".into()), ..SearchQuery::default() };
+    assert_eq!(ids(index.search(&governance, &sam, &in_sales)), ["sales.customers", "sales.orders"]);
+    assert_eq!(ids(index.search(&governance, &sam, &SearchQuery { limit: Some(1), ..in_sales.clone() })), ["sales.customers"]);
+    assert!(index.search(&governance, &olga, &in_sales).len() < 2, "olga is not a sales member and is not shown every sales product");
+
+    // Same generation, same index; a publication makes the next call rebuild it.
+    assert!(Arc::ptr_eq(&index, &engine.product_index().await.unwrap()));
+    let campaigns = mesh.root.join("domains/marketing/products/campaigns/product.yaml");
+    let text = std::fs::read_to_string(&campaigns).unwrap();
+    std::fs::write(&campaigns, text.replacen("name: campaigns", "name: campaigns\ntitle: Spring launch", 1).replacen("version: 1.0.0", "version: 1.1.0", 1)).unwrap();
+    let loaded = load_mesh(&mesh.root).unwrap_or_else(|d| panic!("{d:#?}"));
+    let report = apply(&loaded, mesh.catalog.as_ref(), &loaded.home().open_store().unwrap(), &SilentObserver).await.unwrap();
+    assert!(!report.failed(), "{report:#?}");
+    let rebuilt = engine.product_index().await.unwrap();
+    assert!(!Arc::ptr_eq(&index, &rebuilt));
+    assert_eq!(ids(rebuilt.search(&governance, &admin, &SearchQuery::text("spring LAUNCH"))), ["marketing.campaigns"]);
 }

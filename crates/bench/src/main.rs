@@ -1,0 +1,77 @@
+//! `meshwork-bench`: the Rust side of the benchmark harness (`bench/run.sh`).
+//!
+//! The harness (Python) prepares data, starts every system and compares them; this binary
+//! provides what must run in-process to be measured without a client in the way:
+//! - `sql-worker`: a long-lived process that runs SQL statements read from stdin and reports
+//!   each one's time, either on plain DataFusion over files (the "no Meshwork layer" peer) or
+//!   through Meshwork's governed query engine over a mesh's published products;
+//! - `control`: policy decision latency, and catalog search latency over a synthetic catalog.
+
+mod control;
+mod worker;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "meshwork-bench", about = "Benchmark drivers of bench/run.sh")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs SQL statements read from stdin, one JSON object per line (`{"sql": "…"}`), and
+    /// answers each with one line `{"ms": …, "rows": …}` or `{"error": "…"}`.
+    SqlWorker {
+        /// Plain DataFusion: run these setup statements first (e.g. `CREATE EXTERNAL TABLE`),
+        /// one per `;`-terminated statement.
+        #[arg(long, conflicts_with = "mesh")]
+        setup: Option<PathBuf>,
+        /// Meshwork: query the published products of the mesh at this directory.
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+        /// The principal to query as (with `--mesh`).
+        #[arg(long = "as", default_value = "admin")]
+        principal: String,
+    },
+    /// Control-plane measurements, printed as JSON.
+    Control {
+        /// A mesh whose governance is used for policy decisions (every published product,
+        /// decided for `--as`).
+        #[arg(long)]
+        mesh: PathBuf,
+        /// The principal decisions are made for.
+        #[arg(long = "as")]
+        principal: String,
+        /// Decisions to time.
+        #[arg(long, default_value_t = 100_000)]
+        decisions: usize,
+        /// Synthetic catalog sizes to search (comma separated).
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        catalog_sizes: Vec<usize>,
+        /// Searches to time at each size.
+        #[arg(long, default_value_t = 1_000)]
+        searches: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::SqlWorker { setup, mesh, principal } => match (setup, mesh) {
+                (_, Some(mesh)) => worker::serve(worker::Engine::meshwork(&mesh, &principal).await?).await,
+                (setup, None) => worker::serve(worker::Engine::datafusion(setup.as_deref()).await?).await,
+            },
+            Command::Control { mesh, principal, decisions, catalog_sizes, searches } => {
+                let report = control::run(&mesh, &principal, decisions, &catalog_sizes, searches).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
+        }
+    })
+}
