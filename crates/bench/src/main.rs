@@ -12,6 +12,11 @@ mod worker;
 
 use std::path::PathBuf;
 
+/// mimalloc instead of glibc malloc: DataFusion's hash tables and the policy engine allocate
+/// and free small objects at a high rate (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

@@ -6,6 +6,11 @@ mod serve;
 mod trust;
 
 use std::path::PathBuf;
+
+/// mimalloc instead of glibc malloc: DataFusion's hash tables and the policy engine allocate
+/// and free small objects at a high rate (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};

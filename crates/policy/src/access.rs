@@ -1,8 +1,8 @@
 //! Access at query time: the descriptor's `access` block and the access policies decide, for one
 //! principal and one product, whether it is readable and with which row filters and masks.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use meshwork_core::descriptor::{Mask, PolicyState, ProductDescriptor};
@@ -58,6 +58,55 @@ impl AccessDecision {
 pub struct Authorizer {
     policies: Arc<PolicySet>,
     states: PolicyStates,
+    inputs: Arc<InputCache>,
+}
+
+/// Policy input documents already built, reused while the principal and the descriptor are
+/// unchanged (each compared in full, so an edited descriptor never meets a stale document).
+/// Building `input.product` from a descriptor is most of the cost of a decision; with the
+/// cache a decision is the policies' evaluation alone (docs/benchmarks.md).
+#[derive(Debug, Default)]
+struct InputCache {
+    products: Mutex<HashMap<ProductId, (ProductDescriptor, regorus::Value)>>,
+    principals: Mutex<HashMap<String, (Principal, regorus::Value)>>,
+}
+
+/// Entries kept per map before it is emptied: bounds memory on catalogs of 100k products.
+const INPUT_CACHE_ENTRIES: usize = 10_000;
+
+impl InputCache {
+    /// `{"principal": …, "product": …}` as regorus reads it.
+    fn input(&self, principal: &Principal, product: &ProductDescriptor) -> Result<regorus::Value, String> {
+        let principal_doc = cached(&self.principals, principal.name.clone(), principal, || principal_json(principal))?;
+        let product_doc = cached(&self.products, product.id(), product, || product_document(product))?;
+        let mut input = regorus::Value::new_object();
+        let map = input.as_object_mut().map_err(|e| e.to_string())?;
+        map.insert(regorus::Value::from("principal"), principal_doc);
+        map.insert(regorus::Value::from("product"), product_doc);
+        Ok(input)
+    }
+}
+
+/// The document of `value` from `cache`, built by `build` when missing or made for a different
+/// value under the same key.
+fn cached<K: std::hash::Hash + Eq, T: Clone + PartialEq>(
+    cache: &Mutex<HashMap<K, (T, regorus::Value)>>,
+    key: K,
+    value: &T,
+    build: impl FnOnce() -> Value,
+) -> Result<regorus::Value, String> {
+    let mut map = cache.lock().map_err(|_| "policy input cache poisoned by an earlier panic".to_owned())?;
+    if let Some((seen, doc)) = map.get(&key)
+        && seen == value
+    {
+        return Ok(doc.clone());
+    }
+    let doc = serde_json::from_value::<regorus::Value>(build()).map_err(|e| format!("policy input could not be built: {e}"))?;
+    if map.len() >= INPUT_CACHE_ENTRIES {
+        map.clear();
+    }
+    map.insert(key, (value.clone(), doc.clone()));
+    Ok(doc)
 }
 
 /// The `input.principal` document of access policies.
@@ -75,7 +124,7 @@ pub fn principal_json(principal: &Principal) -> Value {
 impl Authorizer {
     /// An authorizer over compiled policies and their states.
     pub fn new(policies: Arc<PolicySet>, states: PolicyStates) -> Authorizer {
-        Authorizer { policies, states }
+        Authorizer { policies, states, inputs: Arc::default() }
     }
 
     /// Decides whether `principal` may read `product`, and what it sees. Total: a policy that
@@ -135,11 +184,9 @@ impl Authorizer {
             .filter(|(_, state)| *state != PolicyState::Off)
             .collect();
         if !access_policies.is_empty() {
-            let document = json!({ "principal": principal_json(principal), "product": product_document(product) });
-            // Straight from the JSON tree: no text round trip on the per-query path.
-            let input = match serde_json::from_value::<regorus::Value>(document) {
+            let input = match self.inputs.input(principal, product) {
                 Ok(input) => input,
-                Err(err) => return AccessDecision::deny(id, format!("policy input could not be built: {err}"), started),
+                Err(err) => return AccessDecision::deny(id, err, started),
             };
             for (policy, state) in access_policies {
                 let policy_id = policy.source.id();

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::execution::cache::cache_manager::{CacheManager, CacheManagerConfig};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -27,9 +28,19 @@ pub struct QueryLimits {
 }
 
 impl QueryLimits {
-    /// The runtime of one session: its own memory pool, so one query cannot starve another.
-    pub(crate) fn runtime_env(&self) -> Result<Arc<RuntimeEnv>, QueryError> {
+    /// The runtime of one session: its own memory pool, so one query cannot starve another,
+    /// and the file caches of `tables` when sessions share them.
+    pub(crate) fn runtime_env(&self, tables: Option<&TableCache>) -> Result<Arc<RuntimeEnv>, QueryError> {
         let mut builder = RuntimeEnvBuilder::new();
+        if let Some(tables) = tables {
+            let files = &tables.files;
+            builder = builder.with_cache_manager(
+                CacheManagerConfig::default()
+                    .with_file_statistics_cache(files.get_file_statistic_cache())
+                    .with_list_files_cache(files.get_list_files_cache())
+                    .with_file_metadata_cache(Some(files.get_file_metadata_cache())),
+            );
+        }
         if let Some(bytes) = self.memory_bytes {
             builder = builder
                 .with_memory_pool(Arc::new(GreedyMemoryPool::new(bytes)))
@@ -54,10 +65,22 @@ pub(crate) fn human(d: Duration) -> String {
 }
 
 /// Delta tables already opened at a version, shared by sessions: reading a table's log is the
-/// costly part of opening a session, and a published version never changes.
-#[derive(Default)]
+/// costly part of opening a session, and a published version never changes. Sessions also
+/// share DataFusion's file caches (Parquet footers, file statistics, file listings), which are
+/// keyed by file path and size: a product's data files are never rewritten in place, so a new
+/// version only adds entries.
 pub struct TableCache {
     tables: Mutex<HashMap<String, (i64, DeltaTable)>>,
+    files: Arc<CacheManager>,
+}
+
+impl Default for TableCache {
+    fn default() -> Self {
+        TableCache {
+            tables: Mutex::default(),
+            files: CacheManager::try_new(&CacheManagerConfig::default()).expect("the default cache configuration is valid"),
+        }
+    }
 }
 
 impl std::fmt::Debug for TableCache {

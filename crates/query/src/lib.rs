@@ -355,6 +355,32 @@ pub async fn quality_runs_for(
     Ok(runs)
 }
 
+/// Products are scanned with string views, which are faster to filter, join and group; results
+/// leave as plain `Utf8` strings, the type every client and wire encoder knows. Only the output
+/// columns are cast, after everything else ran on views. Statements whose output cannot be
+/// re-projected (EXPLAIN) are left as they are.
+fn plain_strings(frame: DataFrame) -> DataFrame {
+    use datafusion::logical_expr::{Expr, cast};
+    let schema = frame.schema().clone();
+    if matches!(frame.logical_plan(), LogicalPlan::Explain(_) | LogicalPlan::Analyze(_))
+        || !schema.fields().iter().any(|f| f.data_type() == &DataType::Utf8View)
+    {
+        return frame;
+    }
+    let columns: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(datafusion::common::Column::from((qualifier, field)));
+            if field.data_type() == &DataType::Utf8View {
+                cast(column, DataType::Utf8).alias_qualified(qualifier.cloned(), field.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    frame.clone().select(columns).unwrap_or(frame)
+}
+
 /// A query session over the published products of a mesh, for one principal on one interface.
 pub struct QuerySession {
     ctx: SessionContext,
@@ -399,7 +425,7 @@ impl QuerySession {
             .with_information_schema(true);
         // Spans let errors point at the position in the user's SQL.
         config.options_mut().sql_parser.collect_spans = true;
-        let runtime = limits.runtime_env()?;
+        let runtime = limits.runtime_env(tables)?;
         let journal = Arc::new(Journal::default());
         // A plain session (same configuration and runtime) to open tables and plan guard
         // expressions in.
@@ -503,7 +529,7 @@ impl QuerySession {
     /// Plans a read-only SQL statement. Not audited: use [`QuerySession::execute`] to run.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        Ok(self.ctx.sql_with_options(sql, options).await?)
+        Ok(plain_strings(self.ctx.sql_with_options(sql, options).await?))
     }
 
     /// The result schema and placeholder types of a statement, without running it.

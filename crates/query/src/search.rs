@@ -1,12 +1,16 @@
 //! Catalog search: the published products a principal may read whose text matches some words.
 //!
-//! A [`ProductIndex`] is built once per catalog generation (descriptors parsed, search text
-//! lowercased) and shared by every request until something is published or governance changes.
-//! Searching filters by text and domain first, which is cheap, and asks the authorizer only
-//! about the matches, so a search over 100k products decides access for the few it returns
-//! rather than for the whole catalog.
+//! A [`ProductIndex`] is built once per catalog generation (descriptors parsed, an inverted
+//! index from lowercased words to products) and shared by every request until something is
+//! published or governance changes. A query word matches the start of a word of a product's
+//! address, title, description, owner or tags (`ord` finds `sales.orders`); every query word
+//! must match. Searching narrows by words and domain first, through the index, and asks the
+//! authorizer only about those candidates, so a search over 100k products reads a few posting
+//! lists and decides access for the few products it returns.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use meshwork_catalog::ProductRecord;
 use meshwork_core::descriptor::ProductDescriptor;
@@ -20,15 +24,18 @@ struct Entry {
     record: ProductRecord,
     /// `None` when the stored descriptor does not parse: such a product is never visible.
     descriptor: Option<Arc<ProductDescriptor>>,
-    /// Address, title, description, owner and tags, lowercased, space separated.
-    text: String,
+}
+
+/// The words of a text, as the index stores them: runs of letters and digits, lowercased.
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase)
 }
 
 /// What to search for.
 #[derive(Debug, Clone, Default)]
 pub struct SearchQuery {
-    /// Words that must all appear (case-insensitive substrings) in a product's address, title,
-    /// description, owner or tags. No words matches every product.
+    /// Words that must all match (case-insensitively) the start of a word of a product's
+    /// address, title, description, owner or tags. No words matches every product.
     pub words: Vec<String>,
     /// Only products of this domain.
     pub domain: Option<String>,
@@ -47,29 +54,58 @@ impl SearchQuery {
 #[derive(Debug)]
 pub struct ProductIndex {
     generation: i64,
+    /// Products in address order; postings refer to them by position.
     entries: Vec<Entry>,
+    /// Every word to the positions of the products containing it, ascending.
+    postings: BTreeMap<String, Vec<u32>>,
+    /// Access decisions already made, per principal (compared in full): for each product
+    /// `UNKNOWN`, `VISIBLE` or `HIDDEN`. Valid for the life of the index, which is one catalog
+    /// generation, the same span a governance snapshot is valid for.
+    visibility: Mutex<HashMap<String, (Principal, Arc<Vec<AtomicU8>>)>>,
 }
+
+const UNKNOWN: u8 = 0;
+const VISIBLE: u8 = 1;
+const HIDDEN: u8 = 2;
 
 impl ProductIndex {
     /// Indexes `records` (as returned by the catalog, in address order) at `generation`.
     pub fn build(generation: i64, records: Vec<ProductRecord>) -> ProductIndex {
-        let entries = records
-            .into_iter()
-            .map(|record| {
-                let descriptor = serde_json::from_str::<ProductDescriptor>(&record.descriptor_json).ok().map(Arc::new);
-                let text = format!(
-                    "{} {} {} {} {}",
-                    record.id,
-                    record.title.as_deref().unwrap_or_default(),
-                    record.description.as_deref().unwrap_or_default(),
-                    record.owner.as_deref().unwrap_or_default(),
-                    record.tags.join(" ")
-                )
-                .to_lowercase();
-                Entry { record, descriptor, text }
-            })
+        let mut postings: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let mut entries = Vec::with_capacity(records.len());
+        for (position, record) in records.into_iter().enumerate() {
+            let position = u32::try_from(position).expect("fewer than 4 billion products");
+            let text = [
+                record.id.to_string().as_str(),
+                record.title.as_deref().unwrap_or_default(),
+                record.description.as_deref().unwrap_or_default(),
+                record.owner.as_deref().unwrap_or_default(),
+                &record.tags.join(" "),
+            ]
+            .join(" ");
+            let mut seen = HashSet::new();
+            for word in words(&text) {
+                if seen.insert(word.clone()) {
+                    postings.entry(word).or_default().push(position);
+                }
+            }
+            let descriptor = serde_json::from_str::<ProductDescriptor>(&record.descriptor_json).ok().map(Arc::new);
+            entries.push(Entry { record, descriptor });
+        }
+        ProductIndex { generation, entries, postings, visibility: Mutex::default() }
+    }
+
+    /// Positions of the products having a word that starts with `prefix`, ascending.
+    fn matching(&self, prefix: &str) -> Vec<u32> {
+        let mut found: Vec<u32> = self
+            .postings
+            .range(prefix.to_owned()..)
+            .take_while(|(word, _)| word.starts_with(prefix))
+            .flat_map(|(_, positions)| positions.iter().copied())
             .collect();
-        ProductIndex { generation, entries }
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 
     /// The catalog generation this index reflects.
@@ -88,26 +124,60 @@ impl ProductIndex {
     }
 
     /// The products matching `query` that `principal` may read, in address order. Products the
-    /// principal may not read are skipped exactly as if they did not exist.
+    /// principal may not read are skipped exactly as if they did not exist. `governance` must be
+    /// the one of the index's catalog generation (as [`crate::QueryEngine`] hands out): the
+    /// decisions are remembered per principal for the life of the index.
     pub fn search<'a>(&'a self, governance: &Governance, principal: &Principal, query: &SearchQuery) -> Vec<&'a ProductRecord> {
         let limit = query.limit.unwrap_or(usize::MAX);
-        let words: Vec<String> = query.words.iter().map(|w| w.to_lowercase()).collect();
+        // Candidates: the intersection of each query word's matches, smallest lists first
+        // narrowing the rest; `None` means every product.
+        let mut lists: Vec<Vec<u32>> = query.words.iter().flat_map(|w| words(w).collect::<Vec<_>>()).map(|w| self.matching(&w)).collect();
+        lists.sort_by_key(Vec::len);
+        let candidates: Option<Vec<u32>> = lists.into_iter().reduce(|narrowed, next| {
+            let next: HashSet<u32> = next.into_iter().collect();
+            narrowed.into_iter().filter(|p| next.contains(p)).collect()
+        });
+        let positions: Box<dyn Iterator<Item = usize>> = match candidates {
+            Some(list) => Box::new(list.into_iter().map(|p| p as usize)),
+            None => Box::new(0..self.entries.len()),
+        };
+        let decided = self.decided(principal);
         let mut found = Vec::new();
-        for entry in &self.entries {
+        for position in positions {
             if found.len() >= limit {
                 break;
             }
+            let entry = &self.entries[position];
             if query.domain.as_deref().is_some_and(|d| entry.record.id.domain.as_str() != d) {
                 continue;
             }
-            if !words.iter().all(|w| entry.text.contains(w.as_str())) {
-                continue;
-            }
-            let Some(descriptor) = &entry.descriptor else { continue };
-            if governance.decide(principal, descriptor).allowed {
+            let visible = match decided[position].load(Ordering::Relaxed) {
+                VISIBLE => true,
+                HIDDEN => false,
+                _ => {
+                    let allowed = entry.descriptor.as_ref().is_some_and(|d| governance.decide(principal, d).allowed);
+                    decided[position].store(if allowed { VISIBLE } else { HIDDEN }, Ordering::Relaxed);
+                    allowed
+                }
+            };
+            if visible {
                 found.push(&entry.record);
             }
         }
         found
+    }
+
+    /// The decisions remembered for `principal`, empty for a principal not seen before (or
+    /// changed since: groups, domains or attributes).
+    fn decided(&self, principal: &Principal) -> Arc<Vec<AtomicU8>> {
+        let mut visibility = self.visibility.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((seen, decided)) = visibility.get(&principal.name)
+            && seen == principal
+        {
+            return decided.clone();
+        }
+        let decided: Arc<Vec<AtomicU8>> = Arc::new(self.entries.iter().map(|_| AtomicU8::new(UNKNOWN)).collect());
+        visibility.insert(principal.name.clone(), (principal.clone(), decided.clone()));
+        decided
     }
 }

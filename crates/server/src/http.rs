@@ -227,7 +227,8 @@ impl From<&ProductRecord> for ProductSummary {
 /// Listing filters.
 #[derive(Deserialize, IntoParams)]
 struct ProductSearch {
-    /// Words that must all appear in the id, title, description, owner or tags (case-insensitive).
+    /// Words that must all match the start of a word of the id, title, description, owner or
+    /// tags (case-insensitive): `ord` finds `sales.orders`.
     q: Option<String>,
     /// Only this domain's products.
     domain: Option<String>,

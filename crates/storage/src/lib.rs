@@ -346,6 +346,19 @@ fn plain_parquet_provider(table: &DeltaTable, session: &dyn Session) -> Result<O
         // The log names the files; whatever their names end with, they are the table.
         // Statistics and scan parallelism follow the session's configuration.
         .with_file_extension("");
-    let config = ListingTableConfig::new_with_multi_paths(files).with_listing_options(options).with_schema(state.snapshot().arrow_schema());
+    // Strings are read as views (DataFusion's own default for Parquet): filters, joins and
+    // group-bys on them skip copying every value. The query layer hands results to clients as
+    // plain strings again.
+    let schema = state.snapshot().arrow_schema();
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            datafusion::arrow::datatypes::DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(datafusion::arrow::datatypes::DataType::Utf8View)),
+            _ => f.clone(),
+        })
+        .collect();
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let config = ListingTableConfig::new_with_multi_paths(files).with_listing_options(options).with_schema(schema);
     Ok(Some(Arc::new(ListingTable::try_new(config).map_err(datafusion_error)?)))
 }

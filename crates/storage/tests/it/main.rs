@@ -38,3 +38,39 @@ async fn every_publish_is_a_new_version_and_old_versions_stay_readable() {
     store.publish(&empty, batch(&[1]).schema(), vec![], vec![]).await.unwrap();
     assert_eq!(count(&ProductStore::open_table(&store.table_url(&empty)).await.unwrap()).await, 0);
 }
+
+/// Meshwork's own tables are scanned as the plain Parquet files their snapshot lists (files of
+/// replaced versions, still on disk, are not read); a table using a Delta feature that changes
+/// how files are read (here partition columns, written by another writer) goes through
+/// delta-rs's provider and reads the same rows.
+#[tokio::test]
+async fn plain_tables_use_the_parquet_scan_and_others_the_delta_scan() {
+    use datafusion::datasource::listing::ListingTable;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = ProductStore::open(&dir.path().join("data")).unwrap();
+    let id: ProductId = "sales.orders".parse().unwrap();
+    store.publish(&id, batch(&[1]).schema(), vec![batch(&[1, 2, 3])], vec![]).await.unwrap();
+    store.publish(&id, batch(&[1]).schema(), vec![batch(&[4, 5])], vec![]).await.unwrap();
+    let table = ProductStore::open_table(&store.table_url(&id)).await.unwrap();
+    let ctx = SessionContext::new();
+    let provider = ProductStore::table_provider(&table, &ctx.state()).await.unwrap();
+    assert!(provider.as_any().downcast_ref::<ListingTable>().is_some(), "a plain table is read by the Parquet scan");
+    assert_eq!(count(&table).await, 2, "only the current version's files");
+
+    let other = dir.path().join("partitioned");
+    std::fs::create_dir_all(&other).unwrap();
+    let url = url::Url::from_directory_path(&other).unwrap();
+    deltalake::DeltaTableBuilder::from_url(url.clone())
+        .unwrap()
+        .build()
+        .unwrap()
+        .write(vec![batch(&[7, 8, 9])])
+        .with_partition_columns(["name"])
+        .await
+        .unwrap();
+    let partitioned = ProductStore::open_table(&url).await.unwrap();
+    let provider = ProductStore::table_provider(&partitioned, &ctx.state()).await.unwrap();
+    assert!(provider.as_any().downcast_ref::<ListingTable>().is_none(), "partitioned tables keep delta-rs's scan");
+    assert_eq!(count(&partitioned).await, 3);
+}
