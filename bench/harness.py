@@ -489,7 +489,11 @@ def suite_transport(ctx):
     columns = column_types(parquet / "lineitem.parquet")
     pg_types = {"bigint": "bigint", "int": "integer", "date": "date", "string": "text"}
     log("loading lineitem into PostgreSQL")
-    pg = psycopg.connect(ctx.pg_dsn, autocommit=True)
+    try:
+        pg = psycopg.connect(ctx.pg_dsn, autocommit=True)
+    except psycopg.OperationalError as err:
+        sys.exit(f"error: cannot connect to PostgreSQL with `{ctx.pg_dsn}`: {err}\n"
+                 "hint: start the server (`service postgresql start`) or pass `--pg \"host=… dbname=… user=…\"`")
     pg.execute("DROP TABLE IF EXISTS bench_lineitem")
     pg.execute(
         "CREATE TABLE bench_lineitem (" + ", ".join(f"{n} {pg_types.get(t, t)} NOT NULL" for n, t in columns) + ")"

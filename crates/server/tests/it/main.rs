@@ -193,6 +193,19 @@ async fn http_hides_what_the_caller_may_not_read() {
     assert_eq!(ids, ["marketing.campaigns", "sales.customers", "sales.orders"]);
     let admin: Value = list(served.token("admin")).await.unwrap().bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
     assert_eq!(admin.as_array().unwrap().len(), 4);
+    // Search: word prefixes, domain and limit; ana never finds the ledger she may not read.
+    let search = |query: &str, who: &str| {
+        client.get(served.url(&format!("/api/v1/products?{query}"))).bearer_auth(served.token(who).to_owned()).send()
+    };
+    let ids_of = |v: Value| v.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let found = search("q=SALES%20ord", "ana").await.unwrap().bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
+    assert_eq!(ids_of(found), ["sales.orders"]);
+    let found = search("domain=sales&limit=1", "ana").await.unwrap().bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
+    assert_eq!(ids_of(found), ["sales.customers"]);
+    let found = search("q=ledger", "ana").await.unwrap().bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
+    assert_eq!(ids_of(found), Vec::<String>::new());
+    let found = search("q=ledger", "admin").await.unwrap().bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
+    assert_eq!(ids_of(found), ["finance.ledger"]);
 
     // A denied product and a missing one answer alike.
     let hidden = client.get(served.url("/api/v1/products/finance.ledger")).bearer_auth(served.token("ana")).send().await.unwrap();
