@@ -55,7 +55,7 @@ async fn plain_tables_use_the_parquet_scan_and_others_the_delta_scan() {
     let table = ProductStore::open_table(&store.table_url(&id)).await.unwrap();
     let ctx = SessionContext::new();
     let provider = ProductStore::table_provider(&table, &ctx.state()).await.unwrap();
-    assert!(provider.as_any().downcast_ref::<ListingTable>().is_some(), "a plain table is read by the Parquet scan");
+    assert!(provider.downcast_ref::<ListingTable>().is_some(), "a plain table is read by the Parquet scan");
     assert_eq!(count(&table).await, 2, "only the current version's files");
 
     let other = dir.path().join("partitioned");
@@ -71,6 +71,6 @@ async fn plain_tables_use_the_parquet_scan_and_others_the_delta_scan() {
         .unwrap();
     let partitioned = ProductStore::open_table(&url).await.unwrap();
     let provider = ProductStore::table_provider(&partitioned, &ctx.state()).await.unwrap();
-    assert!(provider.as_any().downcast_ref::<ListingTable>().is_none(), "partitioned tables keep delta-rs's scan");
+    assert!(provider.downcast_ref::<ListingTable>().is_none(), "partitioned tables keep delta-rs's scan");
     assert_eq!(count(&partitioned).await, 3);
 }
