@@ -696,6 +696,12 @@ def fmt(x, digits=2):
     return "—" if x is None else f"{x:,.{digits}f}"
 
 
+def spread(stat, digits=2, range_digits=None):
+    """`median (min–max)` of a `stats()` result."""
+    r = digits if range_digits is None else range_digits
+    return f"{fmt(stat['median'], digits)} ({fmt(stat['min'], r)}–{fmt(stat['max'], r)})"
+
+
 def markdown(report):
     out = [f"# Meshwork benchmark run {report['started']}", ""]
     m = report["machine"]
@@ -714,7 +720,7 @@ def markdown(report):
         out.append("| query | " + " | ".join(t["systems"]) + " |")
         out.append("|---|" + "---:|" * len(t["systems"]))
         for q in t["queries"]:
-            cells = [f"{fmt(t['per_query'][s][q]['median'], 1)} ({fmt(t['per_query'][s][q]['min'], 0)}–{fmt(t['per_query'][s][q]['max'], 0)})" for s in t["systems"]]
+            cells = [spread(t["per_query"][s][q], 1, 0) for s in t["systems"]]
             out.append(f"| {q} | " + " | ".join(cells) + " |")
         out.append("| total | " + " | ".join(fmt(t["totals_ms"][s], 0) for s in t["systems"]) + " |")
         out.append("| peak RSS MB | " + " | ".join(fmt(t["peak_rss_mb"][s], 0) for s in t["systems"]) + " |")
@@ -728,14 +734,14 @@ def markdown(report):
         out += ["## Ingest", "", f"lineitem CSV, {fmt(g['csv_mb'], 0)} MB, to a queryable table.", "",
                 "| system | seconds median (min–max) | MB/s | MB per CPU-second | peak RSS MB |", "|---|---:|---:|---:|---:|"]
         for name, s in g["systems"].items():
-            out.append(f"| {name} | {fmt(s['seconds']['median'])} ({fmt(s['seconds']['min'])}–{fmt(s['seconds']['max'])}) | {fmt(s['mb_per_s'], 1)} | {fmt(s['mb_per_cpu_s'], 1)} | {fmt(s['peak_rss_mb'], 0)} |")
+            out.append(f"| {name} | {spread(s['seconds'])} | {fmt(s['mb_per_s'], 1)} | {fmt(s['mb_per_cpu_s'], 1)} | {fmt(s['peak_rss_mb'], 0)} |")
         out.append("")
     if "transport" in report:
         t = report["transport"]
         out += ["## Transport", "", f"All {t['rows']:,} lineitem rows ({fmt(t['arrow_mb'], 0)} MB as Arrow) to one client; MB/s counts the Arrow size for every system.", "",
                 "| system | seconds median (min–max) | MB/s | rows/s |", "|---|---:|---:|---:|"]
         for name, s in t["systems"].items():
-            out.append(f"| {name} | {fmt(s['seconds']['median'])} ({fmt(s['seconds']['min'])}–{fmt(s['seconds']['max'])}) | {fmt(s['mb_per_s'], 0)} | {fmt(s['rows_per_s'], 0)} |")
+            out.append(f"| {name} | {spread(s['seconds'])} | {fmt(s['mb_per_s'], 0)} | {fmt(s['rows_per_s'], 0)} |")
         out += ["", f"Peak RSS of `meshwork serve`: {fmt(t['server_peak_rss_mb'], 0)} MB.", ""]
     if "control" in report:
         c = report["control"]
