@@ -178,6 +178,23 @@ pub struct DomainDescriptor {
     /// Policy states set by the domain: its own policies, or a global policy made stricter for
     /// the domain's products (never looser).
     pub policies: BTreeMap<String, PolicyState>,
+    /// What the domain is, as a principal, when its products' builds and checks read other
+    /// domains' products (`principal:` in `domain.yaml`).
+    #[serde(default)]
+    pub principal: DomainPrincipal,
+}
+
+/// The groups and attributes a domain holds as a principal (`domain.yaml` `principal:`), so an
+/// upstream's access block and row filters can name it like any consumer: `group:…` readers,
+/// `principal.attributes.region` filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DomainPrincipal {
+    /// Groups the domain is in, e.g. `analysts`.
+    #[serde(default)]
+    pub groups: std::collections::BTreeSet<String>,
+    /// Attributes read by row filters, e.g. `region: EU`.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// `product.yaml`: the descriptor of one data product.

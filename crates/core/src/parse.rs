@@ -311,14 +311,38 @@ pub fn parse_domain(file: &str, text: &str) -> Parsed<DomainDescriptor> {
 }
 
 fn domain(d: &mut Decoder<'_>, root: &Node) -> Option<DomainDescriptor> {
-    let map = d.mapping(root, "", &["name", "title", "description", "owners", "members", "policies"])?;
+    let map = d.mapping(root, "", &["name", "title", "description", "owners", "members", "policies", "principal"])?;
     let name = d.parsed(map, "", "name", Some("sales"), DiagnosticCode::InvalidName, |t| DomainName::new(t).map_err(name_error));
     let title = d.text(map, "", "title");
     let description = d.text(map, "", "description");
     let owners = principal_refs(d, map, "", "owners");
     let members = principal_refs(d, map, "", "members");
     let policies = policy_states(d, map);
-    Some(DomainDescriptor { name: name?, title, description, owners, members, policies })
+    let principal = match Decoder::get(map, "principal") {
+        Some(node) => match d.mapping(node, "principal", &["groups", "attributes"]) {
+            Some(p) => {
+                let groups = crate::principal::group_names(d, p, "principal");
+                // A domain must not make its builds administrators by naming their group.
+                if groups.contains(crate::principal::ADMIN_GROUP) {
+                    let (line, column) = d.positions.locate("principal.groups").unwrap_or((0, 0));
+                    d.diagnostics.push(
+                        crate::diagnostic::Diagnostic::new(
+                            DiagnosticCode::InvalidValue,
+                            d.file(),
+                            format!("a domain cannot be in the `{}` group", crate::principal::ADMIN_GROUP),
+                        )
+                        .field("principal.groups")
+                        .at(line, column)
+                        .hint("administrators are people declared with `admin: true` in `principals.yaml`; remove the group"),
+                    );
+                }
+                crate::descriptor::DomainPrincipal { groups, attributes: crate::principal::attribute_map(d, p, "principal") }
+            }
+            None => Default::default(),
+        },
+        None => Default::default(),
+    };
+    Some(DomainDescriptor { name: name?, title, description, owners, members, policies, principal })
 }
 
 /// A list of principal references: `user:NAME`, `group:NAME`, `domain:NAME`, or `*` (everyone).

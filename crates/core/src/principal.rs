@@ -18,6 +18,9 @@ pub enum PrincipalKind {
     User,
     /// A program: a dashboard, a pipeline, an application.
     Service,
+    /// A domain acting as itself: what its products' builds and checks read upstream products
+    /// as (see [`Principal::for_domain`]). Never declared in `principals.yaml`.
+    Domain,
 }
 
 impl PrincipalKind {
@@ -26,6 +29,7 @@ impl PrincipalKind {
         match self {
             PrincipalKind::User => "user",
             PrincipalKind::Service => "service",
+            PrincipalKind::Domain => "domain",
         }
     }
 }
@@ -65,6 +69,21 @@ impl Principal {
             domains: BTreeSet::new(),
             attributes: BTreeMap::new(),
             admin: true,
+        }
+    }
+
+    /// The principal a domain's builds and checks act as: a member of that domain and nothing
+    /// else, with the groups and attributes its `domain.yaml` declares under `principal:`. Reading
+    /// an upstream product as this principal applies the upstream's access decision, row filters
+    /// and masks to what a derived product is built from, exactly as to a consumer's query.
+    pub fn for_domain(domain: &crate::descriptor::DomainDescriptor) -> Principal {
+        Principal {
+            name: domain.name.to_string(),
+            kind: PrincipalKind::Domain,
+            groups: domain.principal.groups.clone(),
+            domains: BTreeSet::from([domain.name.clone()]),
+            attributes: domain.principal.attributes.clone(),
+            admin: false,
         }
     }
 
@@ -121,17 +140,7 @@ fn principals(d: &mut Decoder<'_>, root: &Node) -> Option<Vec<Principal>> {
         let kind = d
             .choice(p, &field, "kind", None, &[("user", PrincipalKind::User), ("service", PrincipalKind::Service)])
             .unwrap_or(PrincipalKind::User);
-        let mut groups = BTreeSet::new();
-        for (group_field, group) in d.list(p, &field, "groups") {
-            if let Some(scalar) = d.scalar(group, &group_field, "a group name") {
-                match check_principal_name(scalar.as_str()) {
-                    Ok(g) => {
-                        groups.insert(g);
-                    }
-                    Err((message, hint)) => d.report(DiagnosticCode::InvalidName, scalar.span(), &group_field, message, hint),
-                }
-            }
-        }
+        let groups = group_names(d, p, &field);
         let mut domains = BTreeSet::new();
         for (domain_field, domain) in d.list(p, &field, "domains") {
             if let Some(scalar) = d.scalar(domain, &domain_field, "a domain name") {
@@ -143,23 +152,7 @@ fn principals(d: &mut Decoder<'_>, root: &Node) -> Option<Vec<Principal>> {
                 }
             }
         }
-        let mut attributes = BTreeMap::new();
-        if let Some(node) = Decoder::get(p, "attributes") {
-            let attributes_field = format!("{field}.attributes");
-            if let Some(m) = node.as_mapping() {
-                for (key, value) in m.iter() {
-                    let value_field = format!("{attributes_field}.{}", key.as_str());
-                    if let Err((message, hint)) = check_principal_name(key.as_str()) {
-                        d.report(DiagnosticCode::InvalidName, key.span(), &value_field, message, hint);
-                    }
-                    if let Some(scalar) = d.scalar(value, &value_field, "a text value") {
-                        attributes.insert(key.as_str().to_owned(), scalar.as_str().to_owned());
-                    }
-                }
-            } else {
-                d.mapping(node, &attributes_field, &[]);
-            }
-        }
+        let attributes = attribute_map(d, p, &field);
         let admin = d.boolean(p, &field, "admin").unwrap_or(false);
         let Some(name) = name else { continue };
         if out.iter().any(|existing| existing.name == name) {
@@ -179,6 +172,44 @@ fn principals(d: &mut Decoder<'_>, root: &Node) -> Option<Vec<Principal>> {
         out.push(Principal { name, kind, groups, domains, attributes, admin });
     }
     Some(out)
+}
+
+/// The `groups` list of a principal declaration at `field`.
+pub(crate) fn group_names(d: &mut Decoder<'_>, map: &marked_yaml::types::MarkedMappingNode, field: &str) -> BTreeSet<String> {
+    let mut groups = BTreeSet::new();
+    for (group_field, group) in d.list(map, field, "groups") {
+        if let Some(scalar) = d.scalar(group, &group_field, "a group name") {
+            match check_principal_name(scalar.as_str()) {
+                Ok(g) => {
+                    groups.insert(g);
+                }
+                Err((message, hint)) => d.report(DiagnosticCode::InvalidName, scalar.span(), &group_field, message, hint),
+            }
+        }
+    }
+    groups
+}
+
+/// The `attributes` map of a principal declaration at `field`: names to text values.
+pub(crate) fn attribute_map(d: &mut Decoder<'_>, map: &marked_yaml::types::MarkedMappingNode, field: &str) -> BTreeMap<String, String> {
+    let mut attributes = BTreeMap::new();
+    if let Some(node) = Decoder::get(map, "attributes") {
+        let attributes_field = if field.is_empty() { "attributes".to_owned() } else { format!("{field}.attributes") };
+        if let Some(m) = node.as_mapping() {
+            for (key, value) in m.iter() {
+                let value_field = format!("{attributes_field}.{}", key.as_str());
+                if let Err((message, hint)) = check_principal_name(key.as_str()) {
+                    d.report(DiagnosticCode::InvalidName, key.span(), &value_field, message, hint);
+                }
+                if let Some(scalar) = d.scalar(value, &value_field, "a text value") {
+                    attributes.insert(key.as_str().to_owned(), scalar.as_str().to_owned());
+                }
+            }
+        } else {
+            d.mapping(node, &attributes_field, &[]);
+        }
+    }
+    attributes
 }
 
 /// The principals of a mesh: those declared in `principals.yaml`, with the domain memberships
