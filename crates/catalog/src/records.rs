@@ -13,6 +13,8 @@ pub struct DomainRecord {
     pub description: Option<String>,
     /// Owning principals.
     pub owners: Vec<String>,
+    /// The groups and attributes the domain holds as a principal (`domain.yaml` `principal:`).
+    pub principal: meshwork_core::descriptor::DomainPrincipal,
 }
 
 /// A product as stored: its current descriptor and where its table lives. Serializable so a

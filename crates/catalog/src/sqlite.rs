@@ -157,6 +157,8 @@ CREATE TABLE webhook_deliveries (
     error TEXT
 );
 CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook, id);
+"#, r#"
+ALTER TABLE domains ADD COLUMN principal TEXT NOT NULL DEFAULT '{}';
 "#];
 
 /// The catalog in a SQLite database file.
@@ -267,14 +269,15 @@ const VERSION_COLUMNS: &str =
 impl CatalogStore for SqliteCatalog {
     async fn upsert_domain(&self, domain: &DomainRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO domains (name, title, description, owners, updated_at) VALUES (?, ?, ?, ?, ?) \
+            "INSERT INTO domains (name, title, description, owners, principal, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (name) DO UPDATE SET title = excluded.title, description = excluded.description, \
-             owners = excluded.owners, updated_at = excluded.updated_at",
+             owners = excluded.owners, principal = excluded.principal, updated_at = excluded.updated_at",
         )
         .bind(domain.name.as_str())
         .bind(&domain.title)
         .bind(&domain.description)
         .bind(serde_json::to_string(&domain.owners).expect("strings serialize"))
+        .bind(serde_json::to_string(&domain.principal).expect("principal serializes"))
         .bind(now())
         .execute(&self.pool)
         .await?;
@@ -282,7 +285,7 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn domains(&self) -> Result<Vec<DomainRecord>> {
-        let rows = sqlx::query("SELECT name, title, description, owners FROM domains ORDER BY name").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT name, title, description, owners, principal FROM domains ORDER BY name").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let name: String = row.try_get("name")?;
@@ -291,6 +294,10 @@ impl CatalogStore for SqliteCatalog {
                     title: row.try_get("title")?,
                     description: row.try_get("description")?,
                     owners: string_list(row.try_get("owners")?)?,
+                    principal: serde_json::from_str(&row.try_get::<String, _>("principal")?)
+                        .map_err(|e| {
+                            CatalogError::Corrupt(format!("principal of domain `{name}`: {e}"))
+                        })?,
                 })
             })
             .collect()

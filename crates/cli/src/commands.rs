@@ -92,6 +92,7 @@ async fn governed(mesh: &LoadedMesh) -> anyhow::Result<Governed> {
 pub async fn validate(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
     let mesh = load_or_report(dir, format)?;
     let findings = governed(&mesh).await?.findings;
+    let access = meshwork_pipeline::upstream::input_access(&mesh);
     let errors = findings.iter().filter(|f| f.violation.blocks()).count();
     let warnings = findings.len() - errors;
     match format {
@@ -99,9 +100,11 @@ pub async fn validate(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
             let mut value = diagnostics_json(&[]);
             value["ok"] = serde_json::json!(errors == 0);
             value["violations"] = findings_json(&findings);
+            value["reads"] = crate::reads::input_access_json(&access);
             println!("{}", serde_json::to_string_pretty(&value).expect("json"));
         }
         ReportFormat::Text => {
+            print!("{}", crate::reads::input_access_text(&access));
             eprint!("{}", findings_text(&findings));
             let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
             let summary = format!(

@@ -2,6 +2,7 @@
 
 mod commands;
 mod output;
+mod reads;
 mod serve;
 mod trust;
 

@@ -63,7 +63,7 @@ pub fn apply_summary(report: &ApplyReport) -> String {
         .outcomes
         .iter()
         .map(|(id, outcome)| match outcome {
-            ProductOutcome::Published { version, elapsed, quality } => vec![
+            ProductOutcome::Published { version, elapsed, quality, .. } => vec![
                 id.to_string(),
                 if quality.outcome == "warned" { "published (quality warnings)".into() } else { "published".into() },
                 version.version.clone(),
@@ -161,7 +161,7 @@ pub fn apply_json(report: &ApplyReport) -> serde_json::Value {
         .outcomes
         .iter()
         .map(|(id, outcome)| match outcome {
-            ProductOutcome::Published { version, elapsed, quality } => serde_json::json!({
+            ProductOutcome::Published { version, elapsed, quality, .. } => serde_json::json!({
                 "product": id.to_string(), "result": "published", "version": version.version, "publication": version.seq,
                 "delta_version": version.delta_version, "rows": version.row_count, "seconds": elapsed.as_secs_f64(),
                 "quality": quality_json(quality),
@@ -309,6 +309,7 @@ pub fn plan_text(plan: &[PlanItem]) -> String {
             out.push_str(&format!("  affects: {}\n", names.join(", ")));
         }
     }
+    out.push_str(&crate::reads::read_changes_text(plan));
     let count = |f: &dyn Fn(&PlanAction) -> bool| plan.iter().filter(|i| f(&i.action)).count();
     out.push_str(&format!(
         "\n{} to create, {} to update, {} unchanged, {} refused\n",
@@ -332,6 +333,7 @@ pub fn plan_json(plan: &[PlanItem], findings: &[Finding]) -> serde_json::Value {
                 "from_version": item.from_version, "to_version": item.to_version,
                 "changes": item.changes.iter().map(|c| serde_json::json!({"column": c.column, "change": c.change, "breaking": c.breaking})).collect::<Vec<_>>(),
                 "consumers": item.consumers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "read_changes": crate::reads::read_changes_json(&item.read_changes),
             })
         })
         .collect();

@@ -77,12 +77,17 @@ impl Principal {
     /// an upstream product as this principal applies the upstream's access decision, row filters
     /// and masks to what a derived product is built from, exactly as to a consumer's query.
     pub fn for_domain(domain: &crate::descriptor::DomainDescriptor) -> Principal {
+        Principal::domain(&domain.name, &domain.principal)
+    }
+
+    /// [`Principal::for_domain`] from a domain's name and declared principal.
+    pub fn domain(name: &DomainName, declared: &crate::descriptor::DomainPrincipal) -> Principal {
         Principal {
-            name: domain.name.to_string(),
+            name: name.to_string(),
             kind: PrincipalKind::Domain,
-            groups: domain.principal.groups.clone(),
-            domains: BTreeSet::from([domain.name.clone()]),
-            attributes: domain.principal.attributes.clone(),
+            groups: declared.groups.clone(),
+            domains: BTreeSet::from([name.clone()]),
+            attributes: declared.attributes.clone(),
             admin: false,
         }
     }

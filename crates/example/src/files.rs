@@ -197,12 +197,15 @@ contract:
     - { name: signup_date, type: date, nullable: false, description: Day the customer registered, classification: internal }
 access:
   readers: [domain:finance, domain:marketing, group:analysts]
-  # Analysts see their own region's customers; global analysts, the sales domain and platform
-  # admins see all (admins are filtered like anyone unless a descriptor says so, as here).
-  row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('sales') OR principal.is_admin()"
+  # Analysts see their own region's customers; global analysts, the sales domain, the finance
+  # domain (its products report on every region) and platform admins see all (admins are
+  # filtered like anyone unless a descriptor says so, as here). Products of other domains are
+  # built from what their domain may read, so this filter also shapes what finance publishes.
+  row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('sales') OR principal.in_domain('finance') OR principal.is_admin()"
   masks:
     full_name: { kind: partial, keep_first: 1, keep_last: 0 }
     email: hash                    # stable: still joins and counts distinct
+  # Only sales sees names and e-mails; finance's products are built from the masked values.
   unmasked_for: [domain:sales]
 # Checked on the staged data before each publish: an `error` rule that fails publishes nothing.
 quality:

@@ -2,7 +2,7 @@
 //! the ones whose descriptor and input data did not change, with write-audit-publish: each new
 //! version is staged, checked against its quality rules, and only then committed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ use meshwork_core::clock::{Clock, SystemClock};
 use meshwork_core::descriptor::ProductStatus;
 use meshwork_core::id::ProductId;
 use meshwork_core::mesh::descriptor_hash;
+use meshwork_policy::AccessDecision;
+use meshwork_query::{DomainReads, Governance};
 use meshwork_storage::ProductStore;
 use serde_json::json;
 
@@ -19,6 +21,7 @@ use crate::build::{build_product, input_fingerprint};
 use crate::governance::{Finding, blocks, check_governance, governance_snapshot, published_descriptors};
 use crate::quality::{self, QualityContext};
 use crate::recovery::{PENDING_FILE, failpoint, recover};
+use crate::upstream::domain_session;
 use crate::{LoadedMesh, PipelineError};
 
 /// How an apply or refresh runs.
@@ -53,6 +56,8 @@ pub enum ProductOutcome {
         elapsed: Duration,
         /// The quality run that admitted it (it may carry `warn` failures).
         quality: Box<QualityRun>,
+        /// The access decision on each other product its build and checks read, as its domain.
+        reads: BTreeMap<ProductId, AccessDecision>,
     },
     /// A quality rule of severity `error` failed on the staged data: nothing was published and
     /// the previous version stays current.
@@ -195,12 +200,22 @@ pub async fn apply_with(
     if options.only.is_none() {
         catalog.replace_governance(&governance_snapshot(mesh)).await?;
     }
+    // Upstream reads are decided by what was applied, as queries are.
+    let governance = Governance::load(catalog)
+        .await
+        .map_err(PipelineError::Query)?;
     let published = published_descriptors(catalog).await?;
     let findings = check_governance(mesh, &published);
     for domain in mesh.repo.domains.values() {
         let d = &domain.descriptor;
         catalog
-            .upsert_domain(&DomainRecord { name: d.name.clone(), title: d.title.clone(), description: d.description.clone(), owners: d.owners.clone() })
+            .upsert_domain(&DomainRecord {
+                name: d.name.clone(),
+                title: d.title.clone(),
+                description: d.description.clone(),
+                owners: d.owners.clone(),
+                principal: d.principal.clone(),
+            })
             .await?;
     }
     let order = mesh.repo.build_order().map_err(|cycle| PipelineError::Internal(format!("cycle passed validation: {cycle:?}")))?;
@@ -230,8 +245,8 @@ pub async fn apply_with(
         }
         observer.started(&id);
         let product_started = Instant::now();
-        let outcome = match publish_product(mesh, &id, catalog, store, observer, options).await {
-            Ok(Publish::New(version, quality)) => ProductOutcome::Published { version, elapsed: product_started.elapsed(), quality },
+        let outcome = match publish_product(mesh, &id, catalog, &governance, store, observer, options).await {
+            Ok(Publish::New(version, quality, reads)) => ProductOutcome::Published { version, elapsed: product_started.elapsed(), quality, reads },
             Ok(Publish::Unchanged(version)) => ProductOutcome::Unchanged { version },
             Ok(Publish::Rejected(quality)) => ProductOutcome::QualityFailed { quality, elapsed: product_started.elapsed() },
             Err(error) => {
@@ -281,6 +296,32 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOpt
             },
             decision_us: 0,
         })
+        .chain(report.outcomes.iter().flat_map(|(id, outcome)| {
+            // Each upstream read a build or its checks made as the product's domain.
+            let reads = match outcome {
+                ProductOutcome::Published { reads, .. } => reads.iter().collect::<Vec<_>>(),
+                _ => Vec::new(),
+            };
+            reads
+                .into_iter()
+                .map(move |(upstream, decision)| AuditProduct {
+                    product: upstream.to_string(),
+                    decision: if decision.allowed {
+                        "allow".into()
+                    } else {
+                        "deny".into()
+                    },
+                    policies: decision.policies.clone(),
+                    row_filters: decision.row_filters.len(),
+                    masks: decision
+                        .masks
+                        .iter()
+                        .map(|(c, m)| format!("{c}:{}", m.kind()))
+                        .collect(),
+                    reasons: vec![format!("read by `{id}` as domain `{}`", id.domain)],
+                    decision_us: decision.elapsed.as_micros() as u64,
+                })
+        }))
         .collect();
     let published = report.outcomes.iter().filter(|(_, o)| matches!(o, ProductOutcome::Published { .. })).count();
     AuditEvent {
@@ -304,7 +345,11 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOpt
 /// What [`publish_product`] did.
 enum Publish {
     /// Recorded this new version.
-    New(VersionRecord, Box<QualityRun>),
+    New(
+        VersionRecord,
+        Box<QualityRun>,
+        BTreeMap<ProductId, AccessDecision>,
+    ),
     /// Found the current version up to date.
     Unchanged(VersionRecord),
     /// Staged data failed an `error` quality rule; nothing was published.
@@ -323,6 +368,7 @@ async fn publish_product(
     mesh: &LoadedMesh,
     id: &ProductId,
     catalog: &dyn CatalogStore,
+    governance: &Governance,
     store: &ProductStore,
     observer: &dyn ApplyObserver,
     options: &ApplyOptions,
@@ -332,7 +378,7 @@ async fn publish_product(
     let entry = &mesh.repo.products[id];
     let descriptor = &entry.descriptor;
     let hash = descriptor_hash(descriptor);
-    let fingerprint = input_fingerprint(mesh, descriptor, catalog).await?;
+    let fingerprint = input_fingerprint(mesh, descriptor, catalog, governance.authorizer()).await?;
     let previous = catalog.current_version(id).await?;
     if let Some(current) = &previous
         && current.descriptor_hash == hash
@@ -341,7 +387,7 @@ async fn publish_product(
         return Ok(Publish::Unchanged(current.clone()));
     }
     let build_started = Instant::now();
-    let built = build_product(mesh, entry, catalog).await?;
+    let built = build_product(mesh, entry, catalog, governance).await?;
     let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
     observer.built(id, built.row_count);
     failpoint("built");
@@ -356,12 +402,13 @@ async fn publish_product(
 
     // Audit: every quality rule on the staged data.
     let quality_started = Instant::now();
-    let ctx = SessionContext::new();
-    let provider = ProductStore::table_provider(&staged.table, &ctx.state()).await?;
-    ctx.register_table(quality::THIS, provider).map_err(|e| PipelineError::Internal(e.to_string()))?;
-    quality::register_references(&ctx, descriptor, catalog).await?;
+    // The product's own staged data is read in full (the owner's checks); the products its
+    // rules name are read as its domain, like its inputs.
+    let provider = ProductStore::table_provider(&staged.table, &SessionContext::new().state()).await?;
+    let reads = DomainReads { products: quality::referenced_products(descriptor, catalog).await?, tables: vec![(quality::THIS.to_owned(), provider)], ..Default::default() };
+    let session = domain_session(mesh, descriptor, catalog, governance, &reads).await?;
     let context = QualityContext { rows: built.row_count, previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
-    let results = quality::evaluate(&ctx, descriptor, context).await;
+    let results = quality::evaluate(session.context(), descriptor, context).await;
     let quality_ms = quality_started.elapsed().as_secs_f64() * 1000.0;
     let mut run_record = QualityRun {
         id: 0,
@@ -479,7 +526,14 @@ async fn publish_product(
     failpoint("published");
     store.discard_staging(&staged.dir)?;
     run_record.published_seq = Some(version.seq);
-    Ok(Publish::New(version, Box::new(run_record)))
+    let mut reads = built.reads;
+    reads.extend(
+        session
+            .decisions()
+            .iter()
+            .map(|(id, decision)| (id.clone(), decision.clone())),
+    );
+    Ok(Publish::New(version, Box::new(run_record), reads))
 }
 
 /// Writes a file and flushes it to disk, so a journal survives a crash right after.

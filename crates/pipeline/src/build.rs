@@ -1,6 +1,7 @@
 //! Builds one product: reads its inputs, runs its transform, and conforms the result to its
 //! contract. Nothing here writes: publishing is the caller's step.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,17 +9,17 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
-use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::SessionContext;
 use meshwork_catalog::CatalogStore;
 use meshwork_core::descriptor::{InputSource, ProductDescriptor};
 use meshwork_core::id::ProductId;
 use meshwork_core::mesh::ProductEntry;
-use meshwork_storage::ProductStore;
+use meshwork_policy::{AccessDecision, Authorizer};
+use meshwork_query::{DomainReads, Governance};
 use sha2::{Digest, Sha256};
 
 use crate::conform::{conform, contract_schema, type_like_contract};
 use crate::ingest::{Provenance, expand_glob, infer_text_types, read_csv_text, read_ndjson, read_parquet};
+use crate::upstream::domain_session;
 use crate::{LoadedMesh, PipelineError};
 
 /// A product's data, conformed to its contract and ready to publish.
@@ -30,24 +31,32 @@ pub struct BuiltProduct {
     pub batches: Vec<RecordBatch>,
     /// Number of rows.
     pub row_count: u64,
+    /// The access decision on each upstream product the build read, as its domain.
+    pub reads: BTreeMap<ProductId, AccessDecision>,
 }
 
-/// SQL options for transforms: queries only, no DDL, DML or session changes.
-fn read_only() -> SQLOptions {
-    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
-}
-
-/// Fingerprint of everything a product's data is built from: the content of its input files and
-/// the published versions of its upstream products. Equal fingerprints and equal descriptors
-/// mean a rebuild would produce the same data.
-pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor, catalog: &dyn CatalogStore) -> Result<String, PipelineError> {
+/// Fingerprint of everything a product's data is built from: the content of its input files,
+/// the published versions of its upstream products, and what its domain may see of them (the
+/// domain principal and each upstream's decision for it, so a changed grant, filter, mask or
+/// access policy rebuilds the product). Equal fingerprints and equal descriptors mean a rebuild
+/// would produce the same data.
+pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor, catalog: &dyn CatalogStore, authorizer: &Authorizer) -> Result<String, PipelineError> {
     let mut hasher = Sha256::new();
+    let principal = crate::upstream::domain_principal(mesh, descriptor)?;
     for input in &descriptor.inputs {
         hasher.update(input.name.as_bytes());
         match &input.source {
             InputSource::Product { product } => {
                 let version = catalog.current_version(product).await?.ok_or_else(|| PipelineError::UpstreamMissing(product.to_string()))?;
                 hasher.update(format!("{product}@{}:{}", version.seq, version.delta_version).as_bytes());
+                if let Some(record) = catalog.product(product).await? {
+                    let decision = match serde_json::from_str::<ProductDescriptor>(&record.descriptor_json) {
+                        Ok(upstream) => authorizer.decide(&principal, &upstream),
+                        Err(_) => AccessDecision::deny(product.clone(), "unreadable".into(), std::time::Instant::now()),
+                    };
+                    let seen = (&principal.groups, &principal.attributes, decision.allowed, &decision.row_filters, &decision.masks);
+                    hasher.update(format!("{seen:?}").as_bytes());
+                }
             }
             source => {
                 let pattern = source.path().expect("file sources have a path");
@@ -129,21 +138,15 @@ fn name_like_contract(batch: RecordBatch, contract: &meshwork_core::descriptor::
         .map_err(|e| PipelineError::Internal(e.to_string()))
 }
 
-/// Opens the published version of `product` that the catalog names.
-pub(crate) async fn upstream_table(product: &ProductId, catalog: &dyn CatalogStore) -> Result<deltalake::DeltaTable, PipelineError> {
-    let missing = || PipelineError::UpstreamMissing(product.to_string());
-    let record = catalog.product(product).await?.ok_or_else(missing)?;
-    let version = catalog.current_version(product).await?.ok_or_else(missing)?;
-    let url = url::Url::parse(&record.table_uri).map_err(|e| PipelineError::Internal(e.to_string()))?;
-    Ok(ProductStore::open_table_at(&url, version.delta_version).await?)
-}
-
-/// Builds a product's data from its inputs and conforms it to its contract.
-pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dyn CatalogStore) -> Result<BuiltProduct, PipelineError> {
+/// Builds a product's data from its inputs and conforms it to its contract. Upstream products
+/// are read as the product's domain under `governance` (what was applied): their row filters
+/// and masks for that domain apply to what the transform sees, and a refused one is an error.
+pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dyn CatalogStore, governance: &Governance) -> Result<BuiltProduct, PipelineError> {
     let descriptor = &entry.descriptor;
     let contract = &descriptor.contract;
     let schema = contract_schema(contract);
     let mut batches = Vec::new();
+    let mut reads_made = BTreeMap::new();
     match (&descriptor.transform, descriptor.inputs.as_slice()) {
         // Identity over one file input: check every file against the contract so that a bad
         // cell is reported with its file and row.
@@ -159,14 +162,12 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
             }
         }
         _ => {
-            let ctx = SessionContext::new();
+            // Product inputs are read as the consuming domain, through the same access decision
+            // and policy rewrite as a query of that domain; file inputs are the domain's own.
+            let mut reads = DomainReads::default();
             for input in &descriptor.inputs {
                 match &input.source {
-                    InputSource::Product { product } => {
-                        let table = upstream_table(product, catalog).await?;
-                        let provider = ProductStore::table_provider(&table, &ctx.state()).await?;
-                        ctx.register_table(input.name.as_str(), provider).map_err(|e| PipelineError::Internal(e.to_string()))?;
-                    }
+                    InputSource::Product { product } => reads.ports.push((input.name.to_string(), product.clone())),
                     source => {
                         let pattern = source.path().expect("file source");
                         let files = expand_glob(&mesh.root, pattern)
@@ -204,10 +205,12 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                             batch = infer_text_types(&batch, &keep).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
                         }
                         let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| PipelineError::Internal(e.to_string()))?;
-                        ctx.register_table(input.name.as_str(), Arc::new(table)).map_err(|e| PipelineError::Internal(e.to_string()))?;
+                        reads.tables.push((input.name.to_string(), Arc::new(table)));
                     }
                 }
             }
+            let session = domain_session(mesh, descriptor, catalog, governance, &reads).await?;
+            reads_made = session.decisions().clone();
             let origin = match (&descriptor.transform, entry.transform_file()) {
                 (Some(t), Some(file)) if t.file.is_some() => file,
                 (Some(_), _) => format!("{}: transform", entry.file),
@@ -217,9 +220,9 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                 Some(t) => t.sql.clone(),
                 None => format!("SELECT * FROM \"{}\"", descriptor.inputs[0].name),
             };
-            let transform_error = |e: datafusion::error::DataFusionError| PipelineError::Transform { origin: origin.clone(), message: e.to_string() };
-            let frame = ctx.sql_with_options(&sql, read_only()).await.map_err(transform_error)?;
-            let result = frame.collect().await.map_err(transform_error)?;
+            let transform_error = |message: String| PipelineError::Transform { origin: origin.clone(), message };
+            let frame = session.sql(&sql).await.map_err(|e| transform_error(e.to_string()))?;
+            let result = frame.collect().await.map_err(|e| transform_error(meshwork_query::QueryError::from(e).to_string()))?;
             let provenance = match (&descriptor.transform, descriptor.inputs.as_slice()) {
                 (None, [input]) => match &input.source {
                     InputSource::Product { product } => Provenance::Product(product.to_string()),
@@ -235,5 +238,5 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
         }
     }
     let row_count = batches.iter().map(|b| b.num_rows() as u64).sum();
-    Ok(BuiltProduct { schema, batches, row_count })
+    Ok(BuiltProduct { schema, batches, row_count, reads: reads_made })
 }

@@ -173,6 +173,11 @@ pub fn check_governance(mesh: &LoadedMesh, published: &BTreeMap<ProductId, Produ
             findings.push(Finding { file: entry.file.clone(), line: position.map(|p| p.0), column: position.map(|p| p.1), violation });
         }
     }
+    // A product whose domain may not read one of its upstreams cannot be built or checked.
+    findings.extend(crate::upstream::refused_reads(
+        mesh,
+        &crate::upstream::input_access(mesh),
+    ));
     findings
 }
 

@@ -20,13 +20,14 @@ pub mod ingest;
 pub mod quality;
 mod recovery;
 mod repo;
+pub mod upstream;
 mod validate;
 
 pub use apply::{ApplyObserver, ApplyOptions, ApplyReport, ProductOutcome, SilentObserver, apply, apply_with, refresh};
 pub use recovery::{FAILPOINT_ENV, PENDING_FILE, Recovered, recover, recover_all};
 pub use build::{BuiltProduct, build_product, input_fingerprint};
 pub use home::MeshHome;
-pub use plan::{ContractChange, PlanAction, PlanItem, contract_changes, plan};
+pub use plan::{ContractChange, PlanAction, PlanItem, ReadChange, contract_changes, plan};
 pub use governance::{Finding, check_governance, governance_snapshot, published_descriptors};
 pub use repo::{LoadedMesh, MESH_FILE, PRINCIPALS_FILE, load_mesh, load_mesh_with};
 pub use validate::validate;
@@ -113,6 +114,16 @@ pub enum PipelineError {
     /// An upstream product has never been published.
     #[error("upstream product `{0}` has no published version; apply it first")]
     UpstreamMissing(String),
+    /// The consuming product's domain may not read an upstream product (the message names the
+    /// upstream's `access.readers` line and the fix).
+    #[error("{message}")]
+    UpstreamDenied {
+        /// The explanation.
+        message: String,
+    },
+    /// The query layer failed while reading upstream products.
+    #[error(transparent)]
+    Query(meshwork_query::QueryError),
     /// Writing the Delta table failed.
     #[error(transparent)]
     Storage(#[from] meshwork_storage::StorageError),

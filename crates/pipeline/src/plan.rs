@@ -8,8 +8,12 @@ use meshwork_core::descriptor::{Contract, ProductDescriptor};
 use meshwork_core::id::ProductId;
 use meshwork_core::mesh::descriptor_hash;
 
+use meshwork_policy::Authorizer;
+use meshwork_query::Governance;
+
 use crate::build::input_fingerprint;
 use crate::governance::{Finding, blocks};
+use crate::upstream::{ReadOutcome, ReadPurpose, domain_principal, product_reads};
 use crate::{LoadedMesh, PipelineError};
 
 /// What `apply` would do with one product.
@@ -40,7 +44,7 @@ pub struct ContractChange {
 }
 
 /// The plan for one product.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlanItem {
     /// The product.
     pub product: ProductId,
@@ -54,6 +58,23 @@ pub struct PlanItem {
     pub changes: Vec<ContractChange>,
     /// Products that read this one (directly), affected by breaking changes.
     pub consumers: Vec<ProductId>,
+    /// Reads of upstream products whose outcome for this product's domain changes (an access
+    /// block, a policy or the domain's principal changed): the product will contain other data.
+    pub read_changes: Vec<ReadChange>,
+}
+
+/// A read whose access decision for the consuming domain differs between what is applied and
+/// what the repository would apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadChange {
+    /// The upstream product.
+    pub upstream: ProductId,
+    /// Why it is read.
+    pub purpose: ReadPurpose,
+    /// The outcome today (the published upstream under the applied governance).
+    pub before: ReadOutcome,
+    /// The outcome after apply.
+    pub after: ReadOutcome,
 }
 
 /// Plans every product in build order.
@@ -64,9 +85,26 @@ pub async fn plan(
     findings: &[Finding],
 ) -> Result<Vec<PlanItem>, PipelineError> {
     let order = mesh.repo.build_order().map_err(|cycle| PipelineError::Internal(format!("cycle passed validation: {cycle:?}")))?;
+    // Decisions as applied (fingerprints compare with what apply recorded) and as the
+    // repository would apply them (what the next builds will read).
+    let applied = match catalog {
+        Some(catalog) => Some(
+            Governance::load(catalog)
+                .await
+                .map_err(PipelineError::Query)?,
+        ),
+        None => None,
+    };
+    let next = Authorizer::new(mesh.policies.clone(), mesh.states.clone());
     let mut items: Vec<PlanItem> = Vec::new();
     for id in order {
         let descriptor = &mesh.repo.products[&id].descriptor;
+        let read_changes = match &applied {
+            Some(applied) => {
+                read_changes(mesh, descriptor, published, applied.authorizer(), &next)?
+            }
+            None => Vec::new(),
+        };
         let previous = published.get(&id);
         let current = match catalog {
             Some(c) => c.current_version(&id).await?,
@@ -78,13 +116,15 @@ pub async fn plan(
         let action = if blocks(findings, &id) {
             PlanAction::Refused
         } else {
-            match (&current, catalog) {
-                (Some(current), Some(catalog)) => {
+            match (&current, catalog, &applied) {
+                (Some(current), Some(catalog), Some(applied)) => {
                     if current.descriptor_hash != descriptor_hash(descriptor) {
                         PlanAction::Update { reason: "descriptor changed".into() }
                     } else if upstream_changes {
                         PlanAction::Update { reason: "upstream changes".into() }
-                    } else if current.input_fingerprint != input_fingerprint(mesh, descriptor, catalog).await? {
+                    } else if !read_changes.is_empty() {
+                        PlanAction::Update { reason: "access to upstream changes".into() }
+                    } else if current.input_fingerprint != input_fingerprint(mesh, descriptor, catalog, applied.authorizer()).await? {
                         PlanAction::Update { reason: "input data changed".into() }
                     } else {
                         PlanAction::Unchanged
@@ -100,9 +140,40 @@ pub async fn plan(
             to_version: descriptor.version.clone(),
             changes: previous.map(|p| contract_changes(&p.contract, &descriptor.contract)).unwrap_or_default(),
             consumers: mesh.repo.downstream(&id),
+            read_changes,
         });
     }
     Ok(items)
+}
+
+/// The reads of `descriptor` whose outcome for its domain changes with this apply.
+fn read_changes(
+    mesh: &LoadedMesh,
+    descriptor: &ProductDescriptor,
+    published: &BTreeMap<ProductId, ProductDescriptor>,
+    applied: &Authorizer,
+    next: &Authorizer,
+) -> Result<Vec<ReadChange>, PipelineError> {
+    let principal = domain_principal(mesh, descriptor)?;
+    let mut out = Vec::new();
+    for (purpose, upstream) in product_reads(descriptor) {
+        let (Some(before), Some(after)) =
+            (published.get(&upstream), mesh.repo.products.get(&upstream))
+        else {
+            continue;
+        };
+        let before = ReadOutcome::of(&applied.decide(&principal, before));
+        let after = ReadOutcome::of(&next.decide(&principal, &after.descriptor));
+        if before != after {
+            out.push(ReadChange {
+                upstream,
+                purpose,
+                before,
+                after,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Column-level differences between two contracts, each classified breaking or compatible.

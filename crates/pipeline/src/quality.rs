@@ -12,7 +12,6 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use chrono::{DateTime, Utc};
-use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
@@ -22,7 +21,6 @@ use meshwork_core::descriptor::{ProductDescriptor, QualityCheck, QualityRule, Se
 use meshwork_core::id::ProductId;
 
 use crate::PipelineError;
-use crate::build::upstream_table;
 
 /// Failing rows kept per rule.
 pub const SAMPLE_ROWS: usize = 10;
@@ -168,57 +166,21 @@ fn verdict(rule: &QualityRule, failing: u64, checked: u64, message: String) -> R
     result(rule, if failing == 0 { "passed" } else { "failed" }, failing, checked, message)
 }
 
-/// Registers, in `ctx`, the products that referential rules and SQL assertions of
-/// `descriptor` read, as `domain.product` tables at their current published version.
-pub async fn register_references(ctx: &SessionContext, descriptor: &ProductDescriptor, catalog: &dyn CatalogStore) -> Result<(), PipelineError> {
+/// The published products that `referential` rules and SQL assertions of `descriptor` read
+/// as `domain.product`. One that is not published is left out: its rule then fails with "table
+/// not found", naming it.
+pub async fn referenced_products(descriptor: &ProductDescriptor, catalog: &dyn CatalogStore) -> Result<Vec<ProductId>, PipelineError> {
     let mut wanted: Vec<ProductId> = Vec::new();
-    for rule in &descriptor.quality {
-        match &rule.check {
-            QualityCheck::Referential { references, .. } => wanted.push(references.clone()),
-            QualityCheck::Sql { assert } => {
-                let state = ctx.state();
-                // An assertion that does not parse is reported by its rule; here only names count.
-                if let Ok(statement) = state.sql_to_statement(assert, &datafusion::common::config::Dialect::Generic)
-                    && let Ok(references) = state.resolve_table_references(&statement)
-                {
-                    for reference in references {
-                        if let (Some(schema), table) = (reference.schema(), reference.table())
-                            && let Ok(id) = format!("{schema}.{table}").parse::<ProductId>()
-                        {
-                            wanted.push(id);
-                        }
-                    }
-                }
-            }
-            _ => {}
+    for (purpose, id) in crate::upstream::product_reads(descriptor) {
+        if matches!(purpose, crate::upstream::ReadPurpose::QualityRule { .. }) && !wanted.contains(&id) && catalog.current_version(&id).await?.is_some() {
+            wanted.push(id);
         }
     }
-    wanted.sort();
-    wanted.dedup();
-    let Some(default_catalog) = ctx.catalog("datafusion") else {
-        return Err(PipelineError::Internal("the quality session has no default catalog".into()));
-    };
-    for id in wanted {
-        // A product that is not published is left unregistered: the rule then fails with
-        // "table not found", naming it.
-        if catalog.current_version(&id).await?.is_none() {
-            continue;
-        }
-        let table = upstream_table(&id, catalog).await?;
-        let provider = meshwork_storage::ProductStore::table_provider(&table, &ctx.state()).await?;
-        if default_catalog.schema(id.domain.as_str()).is_none() {
-            default_catalog
-                .register_schema(id.domain.as_str(), Arc::new(MemorySchemaProvider::new()))
-                .map_err(|e| PipelineError::Internal(e.to_string()))?;
-        }
-        ctx.register_table(datafusion::common::TableReference::partial(id.domain.as_str(), id.name.as_str()), provider)
-            .map_err(|e| PipelineError::Internal(e.to_string()))?;
-    }
-    Ok(())
+    Ok(wanted)
 }
 
 /// Evaluates every quality rule of `descriptor` against the table `this` registered in `ctx`
-/// (with referenced products registered by [`register_references`]). Results come in
+/// (with the products its rules name registered, see [`referenced_products`]). Results come in
 /// declaration order.
 pub async fn evaluate(ctx: &SessionContext, descriptor: &ProductDescriptor, context: QualityContext) -> Vec<RuleResult> {
     let rules = &descriptor.quality;

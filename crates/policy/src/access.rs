@@ -38,7 +38,8 @@ pub struct AccessDecision {
 }
 
 impl AccessDecision {
-    fn deny(product: ProductId, reason: String, started: Instant) -> AccessDecision {
+    /// A denial of `product` for `reason`, timed from `started`: no filters, no masks.
+    pub fn deny(product: ProductId, reason: String, started: Instant) -> AccessDecision {
         AccessDecision {
             product,
             allowed: false,

@@ -80,7 +80,7 @@ fn sql_expr(state: &SessionState, schema: &DFSchema, sql: &str, principal: &Prin
     bind_principal(&mut expr, principal)?;
     state
         .create_logical_expr_from_sql_expr(ast::ExprWithAlias { expr, alias: None }, schema)
-        .map_err(|e| crate::sql_message(&e))
+        .map_err(|e| crate::error::sql_message(&e))
 }
 
 /// Replaces `principal.attr('k')`, `principal.in_group('g')`, `principal.in_domain('d')`,

@@ -16,6 +16,7 @@ use crate::rewrite::Journal;
 #[derive(Debug)]
 pub(crate) struct MeshCatalog {
     domains: BTreeMap<String, Arc<DomainSchema>>,
+    public: Arc<PublicSchema>,
     /// Schemas an interface adds for its clients (the Postgres server's `pg_catalog`).
     interface: std::sync::RwLock<BTreeMap<String, Arc<dyn SchemaProvider>>>,
 }
@@ -24,8 +25,10 @@ pub(crate) struct MeshCatalog {
 const INTERFACE_SCHEMAS: &[&str] = &["pg_catalog"];
 
 impl MeshCatalog {
-    pub(crate) fn new(domains: BTreeMap<String, Arc<DomainSchema>>) -> MeshCatalog {
-        MeshCatalog { domains, interface: Default::default() }
+    /// `public` holds the unqualified tables of a domain's read (input ports, `this`); it is
+    /// empty in a consumer's session.
+    pub(crate) fn new(domains: BTreeMap<String, Arc<DomainSchema>>, public: BTreeMap<String, Arc<dyn TableProvider>>) -> MeshCatalog {
+        MeshCatalog { domains, public: Arc::new(PublicSchema { tables: public }), interface: Default::default() }
     }
 }
 
@@ -43,7 +46,7 @@ impl CatalogProvider for MeshCatalog {
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if name == DEFAULT_SCHEMA {
-            return Some(Arc::new(PublicSchema));
+            return Some(self.public.clone());
         }
         if let Some(schema) = self.interface.read().expect("schema lock").get(name) {
             return Some(schema.clone());
@@ -92,10 +95,13 @@ impl SchemaProvider for DomainSchema {
     }
 }
 
-/// The default schema: empty, and the place DataFusion resolves `FROM '/etc/passwd'` or
-/// `FROM 'https://…'` to, which it refuses by name.
+/// The default schema: the place DataFusion resolves `FROM '/etc/passwd'` or `FROM 'https://…'`
+/// to, which it refuses by name. Empty for consumers; a domain's read registers its input
+/// ports here (products as [`crate::guard::ProductTable`]s, so the policy rewrite still applies).
 #[derive(Debug)]
-struct PublicSchema;
+struct PublicSchema {
+    tables: BTreeMap<String, Arc<dyn TableProvider>>,
+}
 
 fn looks_like_location(name: &str) -> bool {
     name.contains('/') || name.contains('\\') || name.contains("://") || name.contains('.') || name.starts_with('~')
@@ -104,10 +110,13 @@ fn looks_like_location(name: &str) -> bool {
 #[async_trait]
 impl SchemaProvider for PublicSchema {
     fn table_names(&self) -> Vec<String> {
-        Vec::new()
+        self.tables.keys().cloned().collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if let Some(table) = self.tables.get(name) {
+            return Ok(Some(table.clone()));
+        }
         if looks_like_location(name) {
             return plan_err!(
                 "reading `{name}` is not allowed: queries read data products (`domain.product`), never files or URLs"
@@ -116,8 +125,8 @@ impl SchemaProvider for PublicSchema {
         Ok(None)
     }
 
-    fn table_exist(&self, _name: &str) -> bool {
-        false
+    fn table_exist(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
     }
 }
 

@@ -52,6 +52,9 @@ pub enum SchedulerError {
         /// The variable named by `secret_env`.
         variable: String,
     },
+    /// The applied governance could not be loaded.
+    #[error(transparent)]
+    Query(#[from] meshwork_query::QueryError),
     /// The HTTP client could not be built.
     #[error("cannot build the webhook HTTP client: {0}")]
     Client(String),

@@ -20,7 +20,9 @@ use meshwork_catalog::{CatalogStore, NewEvent, SloCheck};
 use meshwork_core::clock::Clock;
 use meshwork_core::descriptor::{CompletenessMeasure, Slo};
 use meshwork_core::id::ProductId;
+use meshwork_core::principal::Principal;
 use meshwork_pipeline::quality::{human_age, quote};
+use meshwork_query::{DomainReads, DomainSession, Governance};
 use meshwork_storage::ProductStore;
 
 use crate::{SchedulerError, published_descriptors};
@@ -46,10 +48,11 @@ impl SloEvaluator {
     /// `product.slo_violated` / `product.slo_recovered` events on changes of status.
     pub async fn evaluate_all(&self) -> Result<Vec<SloCheck>, SchedulerError> {
         let mut all = Vec::new();
+        let governance = Governance::load(self.catalog.as_ref()).await?;
         for (id, descriptor) in published_descriptors(self.catalog.as_ref()).await? {
             let Some(slo) = &descriptor.slo else { continue };
             let before = self.catalog.latest_slo_checks(&id).await?;
-            let checks = evaluate_product(self.catalog.as_ref(), &id, slo, self.clock.now()).await?;
+            let checks = evaluate_product(self.catalog.as_ref(), &governance, &id, slo, self.clock.now()).await?;
             let mut events = Vec::new();
             for check in &checks {
                 let was = before.iter().find(|b| b.objective == check.objective).map(|b| b.status.as_str());
@@ -118,8 +121,9 @@ fn status(violated: bool, near: bool, budget: Option<f64>) -> &'static str {
     }
 }
 
-/// Measures each objective of one product at `now`.
-pub async fn evaluate_product(catalog: &dyn CatalogStore, id: &ProductId, slo: &Slo, now: DateTime<Utc>) -> Result<Vec<SloCheck>, SchedulerError> {
+/// Measures each objective of one product at `now`. Completeness against an upstream counts
+/// the upstream rows the product's domain may read (`governance` decides, as for its build).
+pub async fn evaluate_product(catalog: &dyn CatalogStore, governance: &Governance, id: &ProductId, slo: &Slo, now: DateTime<Utc>) -> Result<Vec<SloCheck>, SchedulerError> {
     let at = rfc3339(now);
     let version = catalog.current_version(id).await?;
     let check = |objective: &str, status: &str, value: Option<f64>, threshold: f64, budget_remaining: Option<f64>, message: String| SloCheck {
@@ -161,22 +165,24 @@ pub async fn evaluate_product(catalog: &dyn CatalogStore, id: &ProductId, slo: &
     if let Some(completeness) = &slo.completeness {
         let min = completeness.min_ratio;
         let measured = match &completeness.measure {
-            CompletenessMeasure::NonNull { column } => non_null_ratio(catalog, id, column).await.map(|r| (r, format!("`{column}` is filled in"))),
-            CompletenessMeasure::UpstreamRows { upstream } => match catalog.current_version(upstream).await? {
-                Some(up) if up.row_count > 0 => Some((version.row_count as f64 / up.row_count as f64, format!("rows against `{upstream}`"))),
-                Some(_) => Some((1.0, format!("rows against `{upstream}` (which is empty)"))),
-                None => None,
+            CompletenessMeasure::NonNull { column } => {
+                non_null_ratio(catalog, id, column).await.map(|r| (r, format!("`{column}` is filled in"))).ok_or_else(|| "cannot be measured now".to_owned())
+            }
+            CompletenessMeasure::UpstreamRows { upstream } => match upstream_rows(catalog, governance, id, upstream).await {
+                Ok(rows) if rows > 0 => Ok((version.row_count as f64 / rows as f64, format!("rows against `{upstream}`"))),
+                Ok(_) => Ok((1.0, format!("rows against `{upstream}` (which is empty)"))),
+                Err(reason) => Err(reason),
             },
         };
         match measured {
-            Some((ratio, what)) => {
+            Ok((ratio, what)) => {
                 let violated = ratio < min;
                 let budget = evaluation_budget(catalog, id, "completeness", slo, now, violated).await?;
                 let near = ratio < min + (1.0 - min) * 0.2;
                 let message = format!("{:.2} % {what} (at least {:.2} % required)", ratio * 100.0, min * 100.0);
                 checks.push(check("completeness", status(violated, near, budget), Some(ratio), min, budget, message));
             }
-            None => checks.push(check("completeness", "unknown", None, min, None, "cannot be measured now".into())),
+            Err(reason) => checks.push(check("completeness", "unknown", None, min, None, reason)),
         }
     }
 
@@ -208,6 +214,23 @@ fn objectives(slo: &Slo) -> Vec<&'static str> {
         out.push("availability");
     }
     out
+}
+
+/// Rows of `upstream` that the domain of `id` may read: the same decision, filter and masks as
+/// its builds. Refused or unpublished upstreams cannot be measured, and say why.
+async fn upstream_rows(catalog: &dyn CatalogStore, governance: &Governance, id: &ProductId, upstream: &ProductId) -> Result<u64, String> {
+    let domains = catalog.domains().await.map_err(|e| e.to_string())?;
+    let declared = domains.into_iter().find(|d| d.name == id.domain).map(|d| d.principal).unwrap_or_default();
+    let principal = Principal::domain(&id.domain, &declared);
+    let reads = DomainReads { products: vec![upstream.clone()], ..Default::default() };
+    let session = DomainSession::open(catalog, governance, principal, &reads).await.map_err(|e| format!("cannot be measured: {e}"))?;
+    let sql = format!("SELECT count(*) FROM {}.{}", quote(upstream.domain.as_str()), quote(upstream.name.as_str()));
+    let batches = session.sql(&sql).await.map_err(|e| e.to_string())?.collect().await.map_err(|e| e.to_string())?;
+    let batch = batches.iter().find(|b| b.num_rows() > 0).ok_or("the count returned no row")?;
+    match datafusion::common::ScalarValue::try_from_array(batch.column(0), 0) {
+        Ok(datafusion::common::ScalarValue::Int64(Some(n))) => Ok(n.max(0) as u64),
+        other => Err(format!("unexpected count {other:?}")),
+    }
 }
 
 async fn scalar_query(catalog: &dyn CatalogStore, id: &ProductId, sql: &str) -> Option<Vec<datafusion::arrow::record_batch::RecordBatch>> {

@@ -39,7 +39,7 @@ async fn publications_versions_and_lineage_survive_reopening() {
     {
         let catalog = SqliteCatalog::open(&path).await.unwrap();
         catalog
-            .upsert_domain(&DomainRecord { name: DomainName::new("sales").unwrap(), title: None, description: None, owners: vec!["group:s".into()] })
+            .upsert_domain(&DomainRecord { name: DomainName::new("sales").unwrap(), title: None, description: None, owners: vec!["group:s".into()], principal: Default::default() })
             .await
             .unwrap();
         let first = catalog.publish(&publication("sales.orders", "h1", &[])).await.unwrap();

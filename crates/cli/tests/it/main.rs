@@ -65,7 +65,7 @@ fn tiny_mesh() -> (tempfile::TempDir, PathBuf) {
     write(
         &dir,
         "domains/sales/products/orders/product.yaml",
-        "name: orders\ndomain: sales\nversion: 1.0.0\nowner: group:sales\ninputs:\n  - name: raw\n    source: { kind: csv, path: data/orders.csv }\ncontract:\n  primary_key: [order_id]\n  columns:\n    - { name: order_id, type: bigint, nullable: false }\n    - { name: customer, type: string, nullable: false }\n    - { name: campaign, type: string }\n    - { name: amount, type: \"decimal(10,2)\", nullable: false }\n    - { name: placed_at, type: timestamp }\n",
+        "name: orders\ndomain: sales\nversion: 1.0.0\nowner: group:sales\ninputs:\n  - name: raw\n    source: { kind: csv, path: data/orders.csv }\ncontract:\n  primary_key: [order_id]\n  columns:\n    - { name: order_id, type: bigint, nullable: false }\n    - { name: customer, type: string, nullable: false }\n    - { name: campaign, type: string }\n    - { name: amount, type: \"decimal(10,2)\", nullable: false }\n    - { name: placed_at, type: timestamp }\naccess:\n  readers: [domain:marketing]\n",
     );
     write(
         &dir,
@@ -547,7 +547,9 @@ fn governed_mesh() -> (tempfile::TempDir, PathBuf) {
     let (tmp, dir) = tiny_mesh();
     write(&dir, "principals.yaml", "principals:\n  - { name: ana, groups: [analysts] }\n  - { name: olga }\n");
     let orders = dir.join("domains/sales/products/orders/product.yaml");
-    let text = std::fs::read_to_string(&orders).unwrap();
+    let text = std::fs::read_to_string(&orders)
+        .unwrap()
+        .replace("access:\n  readers: [domain:marketing]\n", "");
     std::fs::write(&orders, format!("{text}access:\n  readers: [group:analysts, domain:marketing]\n  masks: {{ customer: redact }}\n")).unwrap();
     (tmp, dir)
 }
@@ -717,4 +719,5 @@ fn validate_parses_row_filters_and_sql_masks() {
 }
 
 mod crash;
+mod derived;
 mod trust;

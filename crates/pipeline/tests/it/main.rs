@@ -45,7 +45,8 @@ fn one_product_mesh(dir: &Path, product_yaml: &str) {
 async fn build(dir: &Path) -> Result<meshwork_pipeline::BuiltProduct, meshwork_pipeline::PipelineError> {
     let mesh = load_mesh(dir).unwrap_or_else(|d| panic!("{d:#?}"));
     let catalog = SqliteCatalog::open(&dir.join(".meshwork/catalog.db")).await.unwrap();
-    build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog).await
+    let governance = meshwork_query::Governance::load(&catalog).await.unwrap();
+    build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog, &governance).await
 }
 
 #[tokio::test]

@@ -1,0 +1,186 @@
+//! Errors of the query layer, and how DataFusion's errors are told to users.
+
+use datafusion::error::DataFusionError;
+
+/// Errors of the query layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The SQL is invalid, refers to something unknown, or failed while running. The message is
+    /// complete: DataFusion's error chain is folded into it, not exposed as a source.
+    #[error("{}", sql_message(.0))]
+    Sql(DataFusionError),
+    /// The metadata store failed.
+    #[error(transparent)]
+    Catalog(#[from] meshwork_catalog::CatalogError),
+    /// A product's table could not be opened.
+    #[error(transparent)]
+    Storage(#[from] meshwork_storage::StorageError),
+    /// `--as` named a principal the mesh does not declare.
+    #[error("unknown principal `{name}`{hint}")]
+    UnknownPrincipal {
+        /// The name given.
+        name: String,
+        /// " (hint: …)" text.
+        hint: String,
+    },
+    /// The action is reserved for administrators.
+    #[error("{0} is not allowed for `{1}`: it is reserved for administrators")]
+    AdminOnly(String, String),
+    /// The stored policies do not compile (the catalog was written by another version).
+    #[error("stored policy does not compile: {0}")]
+    Policy(String),
+    /// The query ran longer than the server allows.
+    #[error(
+        "query cancelled: it ran longer than the {limit} limit (hint: add filters or a LIMIT, or ask the platform team to raise `server.query_timeout`)"
+    )]
+    Timeout {
+        /// The limit, e.g. `30s`.
+        limit: String,
+    },
+    /// The query needed more memory than one query may use.
+    #[error(
+        "query failed: resources exhausted: {detail} (hint: add filters, aggregate before sorting, or ask the platform team to raise `server.query_memory`)"
+    )]
+    ResourcesExhausted {
+        /// What DataFusion could not allocate.
+        detail: String,
+    },
+    /// The audit event could not be completed, so the result is withheld.
+    #[error("the result is withheld: its audit event could not be written: {0}")]
+    AuditUnavailable(String),
+    /// A read on behalf of a domain names a product that has no published version.
+    #[error("product `{0}` is not published (hint: apply the mesh so it is built first)")]
+    NotPublished(meshwork_core::id::ProductId),
+    /// A read on behalf of a domain names a product the domain may not read.
+    #[error("domain `{principal}` may not read product `{product}`: {}", reasons.join("; "))]
+    NotReadable {
+        /// The product.
+        product: meshwork_core::id::ProductId,
+        /// The reading domain's principal.
+        principal: String,
+        /// Why the access decision denied it.
+        reasons: Vec<String>,
+    },
+    /// Stored data could not be read back (a bug or a store from another version).
+    #[error("internal error (this is a bug in meshwork): {0}")]
+    Internal(String),
+}
+
+impl QueryError {
+    /// A short stable code for wire protocols and JSON errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::Sql(err) if is_not_found(err) => "not_found",
+            QueryError::Sql(_) => "invalid_query",
+            QueryError::NotPublished(_) | QueryError::NotReadable { .. } => "not_found",
+            QueryError::UnknownPrincipal { .. } => "unknown_principal",
+            QueryError::AdminOnly(..) => "forbidden",
+            QueryError::Timeout { .. } => "timeout",
+            QueryError::ResourcesExhausted { .. } => "resources_exhausted",
+            QueryError::Catalog(_)
+            | QueryError::Storage(_)
+            | QueryError::Policy(_)
+            | QueryError::AuditUnavailable(_)
+            | QueryError::Internal(_) => "internal",
+        }
+    }
+}
+
+fn is_not_found(err: &DataFusionError) -> bool {
+    let text = err.find_root().to_string();
+    text.contains("not found") && text.contains("table")
+}
+
+/// DataFusion prefixes messages with its error category; users need the message itself, and
+/// the position in their SQL where DataFusion knows it.
+pub(crate) fn sql_message(err: &DataFusionError) -> String {
+    // Wrappers (optimizer rule names, contexts) say little; the innermost error says what is wrong.
+    let mut text = match err.find_root() {
+        DataFusionError::SQL(parser, _) => parser
+            .to_string()
+            .trim_start_matches("sql parser error: ")
+            .to_owned(),
+        DataFusionError::ArrowError(arrow, _) => arrow.to_string(),
+        root => root.strip_backtrace(),
+    };
+    for prefix in [
+        "Error during planning: ",
+        "SQL error: ",
+        "Schema error: ",
+        "Execution error: ",
+        "This feature is not implemented: ",
+    ] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            text = rest.to_owned();
+            break;
+        }
+    }
+    // SQLOptions refusals name the statement kind; say why it is refused and what to do instead.
+    for kind in [
+        "DDL not supported: ",
+        "DML not supported: ",
+        "Statement not supported: ",
+    ] {
+        if let Some(statement) = text.strip_prefix(kind) {
+            text = format!(
+                "`{}` is not allowed: queries are read-only; products are published with `meshwork apply`",
+                statement_keyword(statement.trim())
+            );
+            break;
+        }
+    }
+    if let Some(diagnostic) = err.diagnostic() {
+        if let Some(span) = diagnostic.span {
+            text.push_str(&format!(
+                " (at line {}, column {})",
+                span.start.line, span.start.column
+            ));
+        }
+        for help in &diagnostic.helps {
+            text.push_str(&format!("; hint: {}", help.message));
+        }
+    }
+    text
+}
+
+/// The SQL a refused plan node came from, in the words the user wrote.
+fn statement_keyword(plan_node: &str) -> &str {
+    match plan_node {
+        "CreateExternalTable" => "CREATE EXTERNAL TABLE",
+        "CreateMemoryTable" => "CREATE TABLE",
+        "CreateView" => "CREATE VIEW",
+        "CreateCatalogSchema" => "CREATE SCHEMA",
+        "CreateCatalog" => "CREATE DATABASE",
+        "CreateIndex" => "CREATE INDEX",
+        "CreateFunction" => "CREATE FUNCTION",
+        "DropTable" => "DROP TABLE",
+        "DropView" => "DROP VIEW",
+        "DropCatalogSchema" => "DROP SCHEMA",
+        "DropFunction" => "DROP FUNCTION",
+        "Insert Into" | "InsertInto" => "INSERT",
+        "Delete" => "DELETE",
+        "Update" => "UPDATE",
+        "Truncate" => "TRUNCATE",
+        "COPY" | "CopyTo" => "COPY",
+        "SetVariable" => "SET",
+        "ResetVariable" => "RESET",
+        "TransactionStart" => "BEGIN",
+        "TransactionEnd" => "COMMIT/ROLLBACK",
+        "Prepare" => "PREPARE",
+        "Execute" => "EXECUTE",
+        "Deallocate" => "DEALLOCATE",
+        other => other,
+    }
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(err: DataFusionError) -> Self {
+        match err.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => QueryError::ResourcesExhausted {
+                detail: detail.clone(),
+            },
+            _ => QueryError::Sql(err),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The governance a query layer enforces, as last applied, and who owns a product.
+
+use std::sync::Arc;
+
+use meshwork_catalog::{CatalogStore, ProductRecord};
+use meshwork_core::descriptor::ProductDescriptor;
+use meshwork_core::principal::Principal;
+use meshwork_policy::{
+    AccessDecision, Authorizer, PolicyScope, PolicySet, PolicySource, PolicyStates,
+};
+
+use crate::QueryError;
+
+/// The governance a query layer enforces, as last applied: principals, compiled policies with
+/// their states, and the mask salt. Load once and share between sessions.
+#[derive(Debug, Clone)]
+pub struct Governance {
+    principals: Vec<Principal>,
+    authorizer: Authorizer,
+    pub(crate) salt: String,
+}
+
+impl Governance {
+    /// Loads what the last apply stored. A mesh never applied has only the local administrator
+    /// and the built-in policies.
+    pub async fn load(catalog: &dyn CatalogStore) -> Result<Governance, QueryError> {
+        let snapshot = catalog.governance().await?;
+        let mut principals = snapshot.principals;
+        if !principals
+            .iter()
+            .any(|p| p.name == meshwork_core::principal::LOCAL_ADMIN)
+        {
+            principals.push(Principal::local_admin());
+        }
+        let sources = if snapshot.policies.is_empty() {
+            PolicySource::builtins()
+        } else {
+            snapshot
+                .policies
+                .into_iter()
+                .map(|p| PolicySource {
+                    name: p.name,
+                    scope: p
+                        .domain
+                        .map(PolicyScope::Domain)
+                        .unwrap_or(PolicyScope::Global),
+                    file: p.file,
+                    text: p.source,
+                })
+                .collect()
+        };
+        let policies = PolicySet::compile(sources).map_err(|errs| {
+            QueryError::Policy(
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let states = PolicyStates::from_rows(
+            snapshot
+                .states
+                .into_iter()
+                .map(|s| (s.domain, s.name, s.state)),
+        );
+        Ok(Governance {
+            principals,
+            authorizer: Authorizer::new(Arc::new(policies), states),
+            salt: catalog.mask_salt().await?,
+        })
+    }
+
+    /// The principal called `name`; the error lists the declared ones.
+    pub fn principal(&self, name: &str) -> Result<Principal, QueryError> {
+        if let Some(p) = self.principals.iter().find(|p| p.name == name) {
+            return Ok(p.clone());
+        }
+        let names: Vec<&str> = self.principals.iter().map(|p| p.name.as_str()).collect();
+        let hint = match meshwork_core::diagnostic::did_you_mean(name, names.iter().copied()) {
+            Some(close) => format!(" (hint: did you mean `{close}`?)"),
+            None => format!(
+                " (hint: declared principals are {}; add others to `principals.yaml` and apply)",
+                meshwork_core::diagnostic::one_of(names.iter().copied())
+            ),
+        };
+        Err(QueryError::UnknownPrincipal {
+            name: name.to_owned(),
+            hint,
+        })
+    }
+
+    /// The access decisions of this governance, for callers that decide without a session.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
+    }
+
+    /// Every declared principal.
+    pub fn principals(&self) -> &[Principal] {
+        &self.principals
+    }
+
+    /// The access decision for one principal and one product.
+    pub fn decide(&self, principal: &Principal, product: &ProductDescriptor) -> AccessDecision {
+        self.authorizer.decide(principal, product)
+    }
+
+    /// The access decision on a stored product: its stored descriptor decoded once; one that
+    /// cannot be decoded denies.
+    pub fn decide_stored(&self, principal: &Principal, product: &ProductRecord) -> AccessDecision {
+        match serde_json::from_str::<ProductDescriptor>(&product.descriptor_json) {
+            Ok(descriptor) => self.decide(principal, &descriptor),
+            Err(err) => AccessDecision::deny(
+                product.id.clone(),
+                format!("stored descriptor is unreadable: {err}"),
+                std::time::Instant::now(),
+            ),
+        }
+    }
+
+    /// The products of `records` that `principal` may see, for listings.
+    pub fn visible<'r>(
+        &self,
+        principal: &Principal,
+        records: &'r [ProductRecord],
+    ) -> Vec<&'r ProductRecord> {
+        records
+            .iter()
+            .filter(|r| self.decide_stored(principal, r).allowed)
+            .collect()
+    }
+}
+
+/// Whether `principal` owns `product`: an administrator, a member of its domain, or its named
+/// owner. Owners see quality samples as stored; everyone else through the product's policy.
+pub fn is_owner(principal: &Principal, product: &ProductDescriptor) -> bool {
+    principal.admin
+        || principal.in_domain(&product.domain)
+        || product
+            .owner
+            .as_deref()
+            .is_some_and(|o| principal.matches(o))
+}

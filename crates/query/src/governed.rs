@@ -1,0 +1,221 @@
+//! The governed DataFusion context that every read of product data plans in: access decided per
+//! product, readable products registered, denied ones absent, and the policy rewrite installed
+//! as the first analyzer rule. Consumer sessions ([`crate::QuerySession`]) and the platform's
+//! reads on behalf of a domain ([`crate::DomainSession`]) are both built here, so a derived
+//! product is built from exactly what a query of its domain would return.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::optimizer::Analyzer;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use meshwork_catalog::{CatalogStore, ProductRecord};
+use meshwork_core::id::ProductId;
+use meshwork_core::principal::Principal;
+use meshwork_policy::AccessDecision;
+use meshwork_storage::ProductStore;
+
+use crate::engine::{QueryLimits, TableCache};
+use crate::governance::Governance;
+use crate::guard::{ProductGuard, ProductTable};
+use crate::rewrite::{Journal, MeshQueryPlanner, PolicyRule};
+use crate::schema::{self, DomainSchema, FILE_TABLE_FUNCTIONS, MeshCatalog, RefusedTableFunction};
+use crate::{CATALOG_NAME, QueryError};
+
+/// Which products a governed context decides on and registers.
+pub(crate) enum Scope<'a> {
+    /// Every published product, as `domain.product` (a consumer's session).
+    Published,
+    /// Only what one read on behalf of a domain needs.
+    Reads(&'a crate::domain::DomainReads),
+}
+
+/// A governed context and what was decided while building it.
+pub(crate) struct Governed {
+    pub(crate) ctx: SessionContext,
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) decisions: BTreeMap<ProductId, AccessDecision>,
+    /// Table locations, scrubbed from EXPLAIN output shown to non-admins.
+    pub(crate) locations: Vec<String>,
+}
+
+/// Builds the governed context of `principal` over the products `scope` names.
+pub(crate) async fn governed_context(
+    catalog: &dyn CatalogStore,
+    governance: &Governance,
+    principal: &Principal,
+    limits: &QueryLimits,
+    tables: Option<&TableCache>,
+    scope: Scope<'_>,
+) -> Result<Governed, QueryError> {
+    let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG_NAME, schema::DEFAULT_SCHEMA)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true);
+    // Spans let errors point at the position in the user's SQL.
+    config.options_mut().sql_parser.collect_spans = true;
+    let runtime = limits.runtime_env(tables)?;
+    let journal = Arc::new(Journal::default());
+    // A plain session (same configuration and runtime) to open tables and plan guard
+    // expressions in.
+    let probe = SessionStateBuilder::new()
+        .with_config(config.clone())
+        .with_runtime_env(runtime.clone())
+        .with_default_features()
+        .build();
+
+    // The products to decide on, each with the names it is registered under: its own
+    // `domain.product`, and for a domain's reads the input ports that read it.
+    let mut wanted: Vec<(ProductRecord, Vec<String>, bool)> = Vec::new();
+    match &scope {
+        Scope::Published => {
+            for product in catalog.products().await? {
+                wanted.push((product, Vec::new(), true));
+            }
+        }
+        Scope::Reads(reads) => {
+            let mut ids: BTreeMap<ProductId, (Vec<String>, bool)> = BTreeMap::new();
+            for (port, id) in &reads.ports {
+                ids.entry(id.clone()).or_default().0.push(port.clone());
+            }
+            for id in &reads.products {
+                ids.entry(id.clone()).or_default().1 = true;
+            }
+            for (id, (ports, qualified)) in ids {
+                let product = catalog
+                    .product(&id)
+                    .await?
+                    .ok_or_else(|| QueryError::NotPublished(id.clone()))?;
+                wanted.push((product, ports, qualified));
+            }
+        }
+    }
+
+    let mut decisions = BTreeMap::new();
+    let mut domains: BTreeMap<String, DomainSchema> = BTreeMap::new();
+    let mut public: BTreeMap<String, Arc<dyn TableProvider>> = BTreeMap::new();
+    let mut locations = Vec::new();
+    let mut guard_map = HashMap::new();
+    for (product, ports, qualified) in wanted {
+        let Some(version) = catalog.current_version(&product.id).await? else {
+            if matches!(scope, Scope::Reads(_)) {
+                return Err(QueryError::NotPublished(product.id.clone()));
+            }
+            continue;
+        };
+        let mut decision = governance.decide_stored(principal, &product);
+        let mut registered: Option<Arc<dyn TableProvider>> = None;
+        if decision.allowed {
+            let url = url::Url::parse(&product.table_uri).map_err(|e| {
+                DataFusionError::Plan(format!(
+                    "product `{}` has a bad table location: {e}",
+                    product.id
+                ))
+            })?;
+            let table = match tables {
+                Some(cache) => cache.open(&url, version.delta_version).await?,
+                None => ProductStore::open_table_at(&url, version.delta_version).await?,
+            };
+            let inner = ProductStore::table_provider(&table, &probe).await?;
+            match ProductGuard::build(
+                &probe,
+                &inner.schema(),
+                &decision,
+                principal,
+                &governance.salt,
+            ) {
+                Ok(guard) => {
+                    guard_map.insert(product.id.clone(), guard);
+                    locations.push(product.table_uri.clone());
+                    if let Ok(path) = url.to_file_path() {
+                        locations.push(path.display().to_string());
+                    }
+                    registered = Some(Arc::new(ProductTable {
+                        id: product.id.clone(),
+                        inner,
+                    }));
+                }
+                // Failure to build what the policy asks for means deny.
+                Err(reason) => {
+                    decision.allowed = false;
+                    decision.reasons.push(reason);
+                }
+            }
+        }
+        if let Scope::Reads(_) = scope
+            && !decision.allowed
+        {
+            return Err(QueryError::NotReadable {
+                product: product.id.clone(),
+                principal: principal.name.clone(),
+                reasons: decision.reasons,
+            });
+        }
+        if qualified {
+            let domain = domains
+                .entry(product.id.domain.to_string())
+                .or_insert_with(|| DomainSchema {
+                    domain: product.id.domain.clone(),
+                    visible: BTreeMap::new(),
+                    denied: Vec::new(),
+                    journal: journal.clone(),
+                });
+            match &registered {
+                Some(table) => {
+                    domain
+                        .visible
+                        .insert(product.id.name.to_string(), table.clone());
+                }
+                None => domain.denied.push(product.id.name.to_string()),
+            }
+        }
+        if let Some(table) = &registered {
+            for port in &ports {
+                public.insert(port.clone(), table.clone());
+            }
+        }
+        decisions.insert(product.id.clone(), decision);
+    }
+    if let Scope::Reads(reads) = &scope {
+        for (name, table) in &reads.tables {
+            public.insert(name.clone(), table.clone());
+        }
+    }
+    let guards = Arc::new(guard_map);
+
+    let policy_rule = Arc::new(PolicyRule {
+        guards,
+        journal: journal.clone(),
+    });
+    let mut analyzer_rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+        vec![policy_rule];
+    analyzer_rules.extend(Analyzer::new().rules);
+    let mut state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_analyzer_rules(analyzer_rules)
+        .with_query_planner(Arc::new(MeshQueryPlanner))
+        .build();
+    for name in FILE_TABLE_FUNCTIONS {
+        state.register_udtf(name, Arc::new(RefusedTableFunction(name)));
+    }
+    let ctx = SessionContext::new_with_state(state);
+    let mesh_catalog = MeshCatalog::new(
+        domains
+            .into_iter()
+            .map(|(name, schema)| (name, Arc::new(schema)))
+            .collect(),
+        public,
+    );
+    ctx.register_catalog(CATALOG_NAME, Arc::new(mesh_catalog));
+    Ok(Governed {
+        ctx,
+        journal,
+        decisions,
+        locations,
+    })
+}
