@@ -10,6 +10,7 @@ use meshwork_core::mesh::descriptor_hash;
 
 use crate::build::input_fingerprint;
 use crate::governance::{Finding, blocks};
+use crate::unpublish::{Removal, unpublish_plan};
 use crate::{LoadedMesh, PipelineError};
 
 /// What `apply` would do with one product.
@@ -26,6 +27,12 @@ pub enum PlanAction {
     Unchanged,
     /// An enforced policy is violated; apply would keep the current version.
     Refused,
+    /// Published but no longer in the repository: apply would stop serving it (its data is
+    /// kept until `meshwork product purge`).
+    Unpublish {
+        /// Deleted, or moved to another domain.
+        removal: Removal,
+    },
 }
 
 /// One change to a contract column.
@@ -48,7 +55,8 @@ pub struct PlanItem {
     pub action: PlanAction,
     /// Published version, if any.
     pub from_version: Option<String>,
-    /// Version in the repository.
+    /// Version in the repository (for [`PlanAction::Unpublish`], the version that stops being
+    /// served).
     pub to_version: String,
     /// Contract changes against the published descriptor.
     pub changes: Vec<ContractChange>,
@@ -56,7 +64,7 @@ pub struct PlanItem {
     pub consumers: Vec<ProductId>,
 }
 
-/// Plans every product in build order.
+/// Plans every product in build order, then the published products apply would unpublish.
 pub async fn plan(
     mesh: &LoadedMesh,
     catalog: Option<&dyn CatalogStore>,
@@ -101,6 +109,9 @@ pub async fn plan(
             changes: previous.map(|p| contract_changes(&p.contract, &descriptor.contract)).unwrap_or_default(),
             consumers: mesh.repo.downstream(&id),
         });
+    }
+    if let Some(catalog) = catalog {
+        items.extend(unpublish_plan(mesh, catalog).await?);
     }
     Ok(items)
 }

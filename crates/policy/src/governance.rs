@@ -43,8 +43,12 @@ impl Violation {
 }
 
 impl PolicySet {
-    /// Evaluates every governance policy that is not `off` for the product's domain. A policy
-    /// that fails to evaluate is reported as a violation in its state: failure never passes.
+    /// Evaluates every governance policy that is not `off` for the product's domain.
+    ///
+    /// A policy that fails to evaluate, or yields something other than violations, is reported
+    /// as an `enforce` violation whatever its state: nobody can tell whether the product
+    /// complies, so it is refused until the policy is fixed (or switched `off`), like a failing
+    /// access policy denies. Failure never passes, not even as a warning.
     pub fn check_product(&self, states: &PolicyStates, input: GovernanceInput<'_>) -> Vec<Violation> {
         let id = input.product.id();
         let document = governance_document(input);
@@ -62,6 +66,13 @@ impl PolicySet {
                 field,
                 message,
             };
+            let failure = |message: String| Violation {
+                policy: policy.source.id(),
+                state: PolicyState::Enforce,
+                product: id.clone(),
+                field: None,
+                message: format!("{message}; the product is refused until the policy is fixed in `{}` or set `off`", policy.source.file),
+            };
             match policy.eval(&value, "violations") {
                 Ok(None) => {}
                 Ok(Some(Value::Array(items))) => {
@@ -77,11 +88,10 @@ impl PolicySet {
                         }
                     }
                 }
-                Ok(Some(other)) => out.push(violation(
-                    None,
-                    format!("`violations` must be a set of {{\"field\", \"message\"}} objects, found {other}; fix the policy in {}", policy.source.file),
-                )),
-                Err(err) => out.push(violation(None, format!("policy evaluation failed: {err}"))),
+                Ok(Some(other)) => {
+                    out.push(failure(format!("`violations` must be a set of {{\"field\", \"message\"}} objects, found {other}")))
+                }
+                Err(err) => out.push(failure(format!("policy evaluation failed: {err}"))),
             }
         }
         out

@@ -1,6 +1,8 @@
 //! Governance and access policies: each built-in rule on a bad and a good descriptor, states,
 //! domain policies, and access decisions.
 
+mod builtins;
+
 use std::sync::Arc;
 
 use meshwork_core::descriptor::{DomainDescriptor, MeshConfig, PolicyState, ProductDescriptor};
