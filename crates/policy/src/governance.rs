@@ -91,10 +91,21 @@ impl PolicySet {
                 Ok(Some(other)) => {
                     out.push(failure(format!("`violations` must be a set of {{\"field\", \"message\"}} objects, found {other}")))
                 }
-                Err(err) => out.push(failure(format!("policy evaluation failed: {err}"))),
+                Err(err) => out.push(failure(format!("policy evaluation failed at {}", one_line(&err)))),
             }
         }
         out
+    }
+}
+
+/// regorus reports an evaluation error over several lines, with an excerpt of the source; a
+/// violation's message is one line: `<file>:<line>:<column>: <message>`.
+fn one_line(error: &str) -> String {
+    let location = error.lines().find_map(|l| l.trim().strip_prefix("--> ")).map(str::trim);
+    let message = error.lines().rev().find_map(|l| l.trim().strip_prefix("error: "));
+    match (location, message) {
+        (Some(location), Some(message)) => format!("{location}: {message}"),
+        _ => error.split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
 

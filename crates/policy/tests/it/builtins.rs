@@ -88,7 +88,7 @@ fn pii_masked() {
         "pii_masked",
         &[
             ("classification: confidential }", "classification: pii }"),
-            ("masks: { email: hash }", "masks: { email: hash, amount: redact }"),
+            ("masks: { email: hash }", "masks: { email: hash, amount: hash }"),
             ("unmasked_for: [domain:sales]", "unmasked_for: [user:olga]"),
         ],
         expect![[r#"[enforce] pii_masked access.unmasked_for: `user:olga` is outside domain `sales` but would see pii columns `email`, `amount` unmasked; list only `domain:sales` or its owners and members"#]],
@@ -166,7 +166,7 @@ fn a_rule_that_fails_to_evaluate_refuses_the_product_even_in_warn_state() {
     let found = check(&set, &warn, &product(GOOD), None);
     assert!(found.iter().all(|v| v.blocks() && v.state == PolicyState::Enforce), "{}", lines(&found));
     expect![[r#"
-        [enforce] broken -: policy evaluation failed: policies/broken.rego:3:29: error: no argument specified for format verb 1; the product is refused until the policy is fixed in `policies/broken.rego` or set `off`
+        [enforce] broken -: policy evaluation failed at policies/broken.rego:3:38: no argument specified for format verb 1; the product is refused until the policy is fixed in `policies/broken.rego` or set `off`
         [enforce] malformed -: `violations` must be a set of {"field", "message"} objects, found 42; the product is refused until the policy is fixed in `policies/malformed.rego` or set `off`"#]]
     .assert_eq(&lines(&found));
     // `off` is the way out: the policy is not evaluated at all.
