@@ -33,13 +33,30 @@ fn removed_and_moved_products_are_unpublished_by_apply_and_purged_by_an_administ
     write(&dir, "domains/shop/products/orders/product.yaml", &orders.replace("domain: sales", "domain: shop"));
 
     expect![[r#"
-        PRODUCT              ACTION                                        VERSION  CONTRACT CHANGES
-        marketing.campaigns  unchanged                                     1.0.0    -
-        shop.orders          create                                        1.0.0    -
-        marketing.roi        unpublish (removed from the repository)      1.0.0    -
-        sales.orders         unpublish (moved to shop.orders)              1.0.0    -
+        PRODUCT              ACTION                                   VERSION  CONTRACT CHANGES
+        marketing.campaigns  unchanged                                1.0.0    -
+        shop.orders          create                                   1.0.0    -
+        marketing.roi        unpublish (removed from the repository)  1.0.0    -
+        sales.orders         unpublish (moved to shop.orders)         1.0.0    -
 
         1 to create, 0 to update, 1 unchanged, 0 refused, 2 to unpublish
+
+        warning: domains/marketing/products/campaigns/product.yaml:9:7: contract.columns[0].description: [warn] policy `descriptions_required` on `marketing.campaigns`: column `code` has no description
+        warning: domains/marketing/products/campaigns/product.yaml:10:7: contract.columns[1].description: [warn] policy `descriptions_required` on `marketing.campaigns`: column `budget` has no description
+        warning: domains/marketing/products/campaigns/product.yaml:1:7: description: [warn] policy `descriptions_required` on `marketing.campaigns`: the product has no description; say what one row means and what the product is for
+        warning: domains/marketing/products/campaigns/product.yaml:9:7: contract.columns[0].classification: [warn] policy `classification_required` on `marketing.campaigns`: column `code` has no classification; add `classification: public|internal|confidential|pii`
+        warning: domains/marketing/products/campaigns/product.yaml:10:7: contract.columns[1].classification: [warn] policy `classification_required` on `marketing.campaigns`: column `budget` has no classification; add `classification: public|internal|confidential|pii`
+        warning: domains/shop/products/orders/product.yaml:11:7: contract.columns[0].description: [warn] policy `descriptions_required` on `shop.orders`: column `order_id` has no description
+        warning: domains/shop/products/orders/product.yaml:12:7: contract.columns[1].description: [warn] policy `descriptions_required` on `shop.orders`: column `customer` has no description
+        warning: domains/shop/products/orders/product.yaml:13:7: contract.columns[2].description: [warn] policy `descriptions_required` on `shop.orders`: column `campaign` has no description
+        warning: domains/shop/products/orders/product.yaml:14:7: contract.columns[3].description: [warn] policy `descriptions_required` on `shop.orders`: column `amount` has no description
+        warning: domains/shop/products/orders/product.yaml:15:7: contract.columns[4].description: [warn] policy `descriptions_required` on `shop.orders`: column `placed_at` has no description
+        warning: domains/shop/products/orders/product.yaml:1:7: description: [warn] policy `descriptions_required` on `shop.orders`: the product has no description; say what one row means and what the product is for
+        warning: domains/shop/products/orders/product.yaml:11:7: contract.columns[0].classification: [warn] policy `classification_required` on `shop.orders`: column `order_id` has no classification; add `classification: public|internal|confidential|pii`
+        warning: domains/shop/products/orders/product.yaml:12:7: contract.columns[1].classification: [warn] policy `classification_required` on `shop.orders`: column `customer` has no classification; add `classification: public|internal|confidential|pii`
+        warning: domains/shop/products/orders/product.yaml:13:7: contract.columns[2].classification: [warn] policy `classification_required` on `shop.orders`: column `campaign` has no classification; add `classification: public|internal|confidential|pii`
+        warning: domains/shop/products/orders/product.yaml:14:7: contract.columns[3].classification: [warn] policy `classification_required` on `shop.orders`: column `amount` has no classification; add `classification: public|internal|confidential|pii`
+        warning: domains/shop/products/orders/product.yaml:15:7: contract.columns[4].classification: [warn] policy `classification_required` on `shop.orders`: column `placed_at` has no classification; add `classification: public|internal|confidential|pii`
     "#]]
     .assert_eq(&ok(&dir, &["plan"]));
     let plan: serde_json::Value = serde_json::from_str(&ok(&dir, &["plan", "--format", "json"])).unwrap();
