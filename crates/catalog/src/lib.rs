@@ -53,14 +53,29 @@ pub trait CatalogStore: Send + Sync {
     /// Records a new published version of a product together with its product row and its
     /// upstream lineage, in one transaction. Returns the stored version.
     async fn publish(&self, publication: &Publication) -> Result<VersionRecord>;
-    /// All products that have at least one published version, by address.
+    /// All products that are published (at least one version, not unpublished), by address.
     async fn products(&self) -> Result<Vec<ProductRecord>>;
-    /// One product.
+    /// One published product; `None` when it does not exist or was unpublished.
     async fn product(&self, id: &ProductId) -> Result<Option<ProductRecord>>;
-    /// Published versions of a product, oldest first.
+    /// Published versions of a product, oldest first (kept while it is unpublished).
     async fn versions(&self, id: &ProductId) -> Result<Vec<VersionRecord>>;
-    /// The newest published version of a product.
+    /// The version queries read: the newest one of a published product; `None` for a product
+    /// that was never published or is unpublished.
     async fn current_version(&self, id: &ProductId) -> Result<Option<VersionRecord>>;
+    /// Takes a published product out of service, in one transaction: from then on
+    /// [`CatalogStore::products`], [`CatalogStore::product`] and
+    /// [`CatalogStore::current_version`] leave it out, so nothing lists, searches or reads it;
+    /// its lineage edges as a reader are dropped; `events` are appended and the generation
+    /// moves. Its versions, quality runs and SLO checks stay until [`CatalogStore::purge`];
+    /// publishing it again brings it back. Returns `false` if it is not published.
+    async fn unpublish(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool>;
+    /// Products unpublished and not yet purged, by address.
+    async fn unpublished(&self) -> Result<Vec<UnpublishedProduct>>;
+    /// Deletes what the catalog holds of an unpublished product (its row, versions, lineage,
+    /// quality runs and SLO checks) and appends `events`, in one transaction. The audit log and
+    /// the event log keep its history. Returns `false` if the product is not unpublished: a
+    /// published product is unpublished first.
+    async fn purge(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool>;
     /// Every lineage edge in the mesh.
     async fn lineage(&self) -> Result<Vec<LineageEdge>>;
     /// Replaces principals, policies and policy states in one transaction.

@@ -89,6 +89,19 @@ pub struct Publication {
     pub events: Vec<NewEvent>,
 }
 
+/// A product taken out of service by [`crate::CatalogStore::unpublish`]: no longer listed,
+/// searched or read, its catalog rows and Delta data kept until
+/// [`crate::CatalogStore::purge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpublishedProduct {
+    /// The product row as it was last published.
+    pub product: ProductRecord,
+    /// The version that was current when it was unpublished.
+    pub last_version: Option<VersionRecord>,
+    /// When it was unpublished.
+    pub unpublished_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// `downstream` reads `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LineageEdge {

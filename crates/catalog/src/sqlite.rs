@@ -13,8 +13,10 @@ use meshwork_core::descriptor::PolicyState;
 use crate::{
     ApiTokenRecord, AuditEvent, AuditFilter, CatalogError, CatalogStore, DeliveryRecord, DomainRecord, EventFilter, EventRecord,
     GovernanceSnapshot, LineageEdge, NewEvent, PolicyRecord, PolicyStateRecord, ProductRecord, Publication, QualityRun, Result, SloCheck,
-    VersionRecord,
+    UnpublishedProduct, VersionRecord,
 };
+
+mod lifecycle;
 
 /// Schema migrations, applied in order; each runs once, recorded in `meshwork_migrations`.
 /// Append new ones, never edit old ones.
@@ -159,6 +161,8 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook, id);
 "#, r#"
 ALTER TABLE domains ADD COLUMN principal TEXT NOT NULL DEFAULT '{}';
+"#, r#"
+ALTER TABLE products ADD COLUMN unpublished_at TEXT;
 "#];
 
 /// The catalog in a SQLite database file.
@@ -314,7 +318,7 @@ impl CatalogStore for SqliteCatalog {
              ON CONFLICT (id) DO UPDATE SET version = excluded.version, title = excluded.title, \
              description = excluded.description, owner = excluded.owner, status = excluded.status, tags = excluded.tags, \
              descriptor = excluded.descriptor, descriptor_hash = excluded.descriptor_hash, \
-             table_uri = excluded.table_uri, updated_at = excluded.updated_at",
+             table_uri = excluded.table_uri, updated_at = excluded.updated_at, unpublished_at = NULL",
         )
         .bind(&id)
         .bind(p.id.domain.as_str())
@@ -379,12 +383,15 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn products(&self) -> Result<Vec<ProductRecord>> {
-        let rows = sqlx::query("SELECT * FROM products ORDER BY id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM products WHERE unpublished_at IS NULL ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter().map(product_row).collect()
     }
 
     async fn product(&self, id: &ProductId) -> Result<Option<ProductRecord>> {
-        let row = sqlx::query("SELECT * FROM products WHERE id = ?").bind(id.to_string()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM products WHERE id = ? AND unpublished_at IS NULL")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(product_row).transpose()
     }
 
@@ -398,12 +405,25 @@ impl CatalogStore for SqliteCatalog {
 
     async fn current_version(&self, id: &ProductId) -> Result<Option<VersionRecord>> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_id = ? ORDER BY seq DESC LIMIT 1"
+            "SELECT {VERSION_COLUMNS} FROM product_versions WHERE product_id = ? \
+             AND product_id IN (SELECT id FROM products WHERE unpublished_at IS NULL) ORDER BY seq DESC LIMIT 1"
         )))
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(version_row).transpose()
+    }
+
+    async fn unpublish(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool> {
+        self.unpublish_product(id, events).await
+    }
+
+    async fn unpublished(&self) -> Result<Vec<UnpublishedProduct>> {
+        self.unpublished_products().await
+    }
+
+    async fn purge(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool> {
+        self.purge_product(id, events).await
     }
 
     async fn lineage(&self) -> Result<Vec<LineageEdge>> {

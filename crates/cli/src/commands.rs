@@ -189,6 +189,7 @@ impl ApplyObserver for ProgressBars {
             ProductOutcome::QualityFailed { .. } => "REJECTED by quality rules".to_owned(),
             ProductOutcome::Blocked { upstream } => format!("blocked by {upstream}"),
             ProductOutcome::Refused { .. } => "REFUSED by policy".to_owned(),
+            ProductOutcome::Unpublished { removal, .. } => format!("unpublished ({})", removal.describe()),
         };
         if let Some(bar) = self.bar(id) {
             bar.set_style(ProgressStyle::with_template("  {prefix:<32} {msg} [{elapsed}]").expect("valid template"));

@@ -3,6 +3,7 @@
 mod commands;
 mod output;
 mod reads;
+mod purge;
 mod serve;
 mod trust;
 
@@ -251,6 +252,16 @@ enum ProductCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Delete an unpublished product for good: its Delta table and catalog rows (its audit and
+    /// event history stay). Only for products `apply` unpublished after they left the
+    /// repository; administrators only.
+    Purge {
+        /// The product, as `domain.product`.
+        name: String,
+        /// How long to wait for another process building the same product (`30s`, `5m`).
+        #[arg(long, default_value = "60s", value_parser = parse_wait)]
+        lock_wait: std::time::Duration,
+    },
 }
 
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
@@ -326,6 +337,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Product { command: ProductCommand::Show { name, format } } => {
             commands::product_show(&dir, principal, &name, format).await
         }
+        Command::Product { command: ProductCommand::Purge { name, lock_wait } } => purge::product_purge(&dir, principal, &name, lock_wait).await,
         Command::Audit { product, filter_principal, since, limit, format } => {
             commands::audit(&dir, principal, product.as_deref(), filter_principal.as_deref(), since.as_deref(), limit, format).await
         }

@@ -91,14 +91,24 @@ pub fn apply_summary(report: &ApplyReport) -> String {
             ProductOutcome::Refused { findings } => {
                 vec![id.to_string(), format!("REFUSED by {}", policy_names(findings)), "-".into(), "-".into(), "-".into(), "-".into()]
             }
+            ProductOutcome::Unpublished { removal, version } => vec![
+                id.to_string(),
+                format!("unpublished ({})", removal.describe()),
+                version.as_ref().map(|v| v.version.clone()).unwrap_or_else(|| "-".into()),
+                version.as_ref().map(|v| format!("#{} (delta v{})", v.seq, v.delta_version)).unwrap_or_else(|| "-".into()),
+                "-".into(),
+                "-".into(),
+            ],
         })
         .collect();
     let mut out = text_table(&["PRODUCT", "RESULT", "VERSION", "PUBLICATION", "ROWS", "TIME"], &rows);
     let published = report.outcomes.iter().filter(|(_, o)| matches!(o, ProductOutcome::Published { .. })).count();
     let unchanged = report.outcomes.iter().filter(|(_, o)| matches!(o, ProductOutcome::Unchanged { .. })).count();
     let failed = report.outcomes.iter().filter(|(_, o)| o.is_failure()).count();
+    let unpublished = report.outcomes.iter().filter(|(_, o)| matches!(o, ProductOutcome::Unpublished { .. })).count();
+    let unpublished = if unpublished == 0 { String::new() } else { format!(", {unpublished} unpublished") };
     out.push_str(&format!(
-        "\n{published} published, {unchanged} unchanged, {failed} failed in {}\n",
+        "\n{published} published, {unchanged} unchanged{unpublished}, {failed} failed in {}\n",
         seconds(report.elapsed)
     ));
     for (id, outcome) in &report.outcomes {
@@ -182,6 +192,10 @@ pub fn apply_json(report: &ApplyReport) -> serde_json::Value {
             }),
             ProductOutcome::Refused { findings } => serde_json::json!({
                 "product": id.to_string(), "result": "refused", "violations": findings_json(findings),
+            }),
+            ProductOutcome::Unpublished { removal, version } => serde_json::json!({
+                "product": id.to_string(), "result": "unpublished", "reason": removal.describe(),
+                "version": version.as_ref().map(|v| &v.version), "publication": version.as_ref().map(|v| v.seq),
             }),
         })
         .collect();
@@ -276,6 +290,7 @@ fn plan_action(action: &PlanAction) -> String {
         PlanAction::Update { reason } => format!("update ({reason})"),
         PlanAction::Unchanged => "unchanged".into(),
         PlanAction::Refused => "REFUSED by policy".into(),
+        PlanAction::Unpublish { removal } => format!("unpublish ({})", removal.describe()),
     }
 }
 
@@ -311,8 +326,12 @@ pub fn plan_text(plan: &[PlanItem]) -> String {
     }
     out.push_str(&crate::reads::read_changes_text(plan));
     let count = |f: &dyn Fn(&PlanAction) -> bool| plan.iter().filter(|i| f(&i.action)).count();
+    let unpublish = match count(&|a| matches!(a, PlanAction::Unpublish { .. })) {
+        0 => String::new(),
+        n => format!(", {n} to unpublish"),
+    };
     out.push_str(&format!(
-        "\n{} to create, {} to update, {} unchanged, {} refused\n",
+        "\n{} to create, {} to update, {} unchanged, {} refused{unpublish}\n",
         count(&|a| matches!(a, PlanAction::Create)),
         count(&|a| matches!(a, PlanAction::Update { .. })),
         count(&|a| matches!(a, PlanAction::Unchanged)),
@@ -328,8 +347,18 @@ pub fn plan_json(plan: &[PlanItem], findings: &[Finding]) -> serde_json::Value {
         .map(|item| {
             serde_json::json!({
                 "product": item.product.to_string(),
-                "action": match &item.action { PlanAction::Create => "create", PlanAction::Update { .. } => "update", PlanAction::Unchanged => "unchanged", PlanAction::Refused => "refused" },
-                "reason": match &item.action { PlanAction::Update { reason } => Some(reason.as_str()), _ => None },
+                "action": match &item.action {
+                    PlanAction::Create => "create",
+                    PlanAction::Update { .. } => "update",
+                    PlanAction::Unchanged => "unchanged",
+                    PlanAction::Refused => "refused",
+                    PlanAction::Unpublish { .. } => "unpublish",
+                },
+                "reason": match &item.action {
+                    PlanAction::Update { reason } => Some(reason.clone()),
+                    PlanAction::Unpublish { removal } => Some(removal.describe()),
+                    _ => None,
+                },
                 "from_version": item.from_version, "to_version": item.to_version,
                 "changes": item.changes.iter().map(|c| serde_json::json!({"column": c.column, "change": c.change, "breaking": c.breaking})).collect::<Vec<_>>(),
                 "consumers": item.consumers.iter().map(ToString::to_string).collect::<Vec<_>>(),

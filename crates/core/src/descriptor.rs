@@ -116,6 +116,8 @@ pub const EVENT_KINDS: &[&str] = &[
     "product.refresh_failed",
     "product.slo_violated",
     "product.slo_recovered",
+    "product.unpublished",
+    "product.purged",
 ];
 
 /// `auth:` in `mesh.yaml`. API tokens (`meshwork token create`) always work; OIDC is optional.

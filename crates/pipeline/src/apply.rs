@@ -22,6 +22,7 @@ use crate::governance::{Finding, blocks, check_governance, governance_snapshot, 
 use crate::quality::{self, QualityContext};
 use crate::recovery::{PENDING_FILE, failpoint, recover};
 use crate::upstream::domain_session;
+use crate::unpublish::{Removal, Unpublishing};
 use crate::{LoadedMesh, PipelineError};
 
 /// How an apply or refresh runs.
@@ -90,6 +91,13 @@ pub enum ProductOutcome {
         /// The blocking violations.
         findings: Vec<Finding>,
     },
+    /// No longer in the repository: taken out of service, its data kept until purged.
+    Unpublished {
+        /// Deleted, or moved to another domain.
+        removal: Removal,
+        /// The version it served until now.
+        version: Option<VersionRecord>,
+    },
 }
 
 impl ProductOutcome {
@@ -110,6 +118,7 @@ impl ProductOutcome {
             ProductOutcome::QualityFailed { .. } => "quality_failed",
             ProductOutcome::Blocked { .. } => "blocked",
             ProductOutcome::Refused { .. } => "refused",
+            ProductOutcome::Unpublished { .. } => "unpublished",
         }
     }
 }
@@ -151,6 +160,8 @@ impl ApplyObserver for SilentObserver {}
 /// Builds and publishes every product of `mesh` whose descriptor or input data changed since its
 /// current version, in dependency order. A failed product, or one that violates an enforced
 /// governance policy, keeps its previous version and blocks only the products downstream of it.
+/// Then every published product the repository no longer declares is unpublished (its data is
+/// kept until `meshwork product purge`).
 ///
 /// The mesh's principals, policies and policy states are stored first, in one transaction, so
 /// queries enforce what was applied. The apply writes one audit event.
@@ -219,6 +230,12 @@ pub async fn apply_with(
             .await?;
     }
     let order = mesh.repo.build_order().map_err(|cycle| PipelineError::Internal(format!("cycle passed validation: {cycle:?}")))?;
+    // Decided before building: a product moved to another domain is recognised by its new
+    // address not being published yet.
+    let unpublishing = match options.only {
+        None => Some(Unpublishing::find(mesh, catalog).await?),
+        Some(_) => None,
+    };
     let mut report = ApplyReport { findings, ..ApplyReport::default() };
     let mut failed: BTreeSet<ProductId> = BTreeSet::new();
     for id in order {
@@ -267,6 +284,12 @@ pub async fn apply_with(
         observer.finished(&id, &outcome);
         report.outcomes.push((id, outcome));
     }
+    if let Some(unpublishing) = unpublishing {
+        for (id, outcome) in unpublishing.run(catalog, store, options).await {
+            observer.finished(&id, &outcome);
+            report.outcomes.push((id, outcome));
+        }
+    }
     report.elapsed = started.elapsed();
     catalog.record_audit(&apply_audit_event(mesh, &report, options)).await?;
     Ok(report)
@@ -292,6 +315,7 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOpt
                     .collect(),
                 ProductOutcome::Blocked { upstream } => vec![format!("upstream `{upstream}` failed")],
                 ProductOutcome::Refused { findings } => findings.iter().map(|f| format!("{}: {}", f.violation.policy, f.violation.message)).collect(),
+                ProductOutcome::Unpublished { removal, .. } => vec![removal.describe()],
                 _ => Vec::new(),
             },
             decision_us: 0,

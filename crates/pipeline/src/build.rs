@@ -52,7 +52,7 @@ pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor
                 if let Some(record) = catalog.product(product).await? {
                     let decision = match serde_json::from_str::<ProductDescriptor>(&record.descriptor_json) {
                         Ok(upstream) => authorizer.decide(&principal, &upstream),
-                        Err(_) => AccessDecision::deny(product.clone(), "unreadable".into(), std::time::Instant::now()),
+                        Err(_) => AccessDecision::deny(product.clone(), "stored descriptor is unreadable"),
                     };
                     let seen = (&principal.groups, &principal.attributes, decision.allowed, &decision.row_filters, &decision.masks);
                     hasher.update(format!("{seen:?}").as_bytes());

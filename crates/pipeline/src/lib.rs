@@ -21,6 +21,7 @@ pub mod quality;
 mod recovery;
 mod repo;
 pub mod upstream;
+mod unpublish;
 mod validate;
 
 pub use apply::{ApplyObserver, ApplyOptions, ApplyReport, ProductOutcome, SilentObserver, apply, apply_with, refresh};
@@ -30,6 +31,7 @@ pub use home::MeshHome;
 pub use plan::{ContractChange, PlanAction, PlanItem, ReadChange, contract_changes, plan};
 pub use governance::{Finding, check_governance, governance_snapshot, published_descriptors};
 pub use repo::{LoadedMesh, MESH_FILE, PRINCIPALS_FILE, load_mesh, load_mesh_with};
+pub use unpublish::{Purged, Removal, purge};
 pub use validate::validate;
 
 /// Errors of building and publishing products.
@@ -108,6 +110,23 @@ pub enum PipelineError {
         /// DataFusion's message.
         message: String,
     },
+    /// An action reserved to administrators.
+    #[error("`{principal}` may not {action}: only administrators may; run it as an administrator (`--as NAME`)")]
+    NotAllowed {
+        /// Who asked.
+        principal: String,
+        /// What was refused.
+        action: String,
+    },
+    /// `purge` of a product the repository still declares.
+    #[error("product `{0}` is still in the mesh repository; delete its directory and run `meshwork apply` to unpublish it, then purge it")]
+    PurgeDeclared(String),
+    /// `purge` of a product still published (removed from the repository since the last apply).
+    #[error("product `{0}` is still published; run `meshwork apply` to unpublish it, then purge it")]
+    PurgePublished(String),
+    /// `purge` of a product the catalog does not hold as unpublished.
+    #[error("product `{0}` is not an unpublished product; only products unpublished by `meshwork apply` can be purged (`meshwork events --product {0}` shows its history)")]
+    PurgeUnknown(String),
     /// A product named on the command line or by the scheduler is not in the repository.
     #[error("product `{0}` is not in the mesh repository; `meshwork product list` shows what is published")]
     UnknownProduct(String),

@@ -14,6 +14,7 @@ use meshwork_query::Governance;
 use crate::build::input_fingerprint;
 use crate::governance::{Finding, blocks};
 use crate::upstream::{ReadOutcome, ReadPurpose, domain_principal, product_reads};
+use crate::unpublish::{Removal, unpublish_plan};
 use crate::{LoadedMesh, PipelineError};
 
 /// What `apply` would do with one product.
@@ -30,6 +31,12 @@ pub enum PlanAction {
     Unchanged,
     /// An enforced policy is violated; apply would keep the current version.
     Refused,
+    /// Published but no longer in the repository: apply would stop serving it (its data is
+    /// kept until `meshwork product purge`).
+    Unpublish {
+        /// Deleted, or moved to another domain.
+        removal: Removal,
+    },
 }
 
 /// One change to a contract column.
@@ -52,7 +59,8 @@ pub struct PlanItem {
     pub action: PlanAction,
     /// Published version, if any.
     pub from_version: Option<String>,
-    /// Version in the repository.
+    /// Version in the repository (for [`PlanAction::Unpublish`], the version that stops being
+    /// served).
     pub to_version: String,
     /// Contract changes against the published descriptor.
     pub changes: Vec<ContractChange>,
@@ -77,7 +85,7 @@ pub struct ReadChange {
     pub after: ReadOutcome,
 }
 
-/// Plans every product in build order.
+/// Plans every product in build order, then the published products apply would unpublish.
 pub async fn plan(
     mesh: &LoadedMesh,
     catalog: Option<&dyn CatalogStore>,
@@ -142,6 +150,9 @@ pub async fn plan(
             consumers: mesh.repo.downstream(&id),
             read_changes,
         });
+    }
+    if let Some(catalog) = catalog {
+        items.extend(unpublish_plan(mesh, catalog).await?);
     }
     Ok(items)
 }

@@ -19,7 +19,7 @@ violations contains {"field": sprintf("contract.columns[%d].classification", [i]
 	not masks[column.name]
 }
 
-violations contains {"field": "access.unmasked_for", "message": sprintf("`%s` is outside domain `%s` but would see pii column%s %s unmasked; list only `domain:%s` or its owners and members", [ref, input.product.domain, plural, names])} if {
+violations contains {"field": "access.unmasked_for", "message": sprintf("`%s` is outside domain `%s` but would see pii column%s %s unmasked; list only `domain:%s` or its owners and members", [ref, input.product.domain, plural, names, input.product.domain])} if {
 	pii := [column.name | some column in input.product.contract.columns; column.classification == "pii"]
 	count(pii) > 0
 	some ref in unmasked_for

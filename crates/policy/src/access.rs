@@ -38,19 +38,28 @@ pub struct AccessDecision {
 }
 
 impl AccessDecision {
-    /// A denial of `product` for `reason`, timed from `started`: no filters, no masks.
-    pub fn deny(product: ProductId, reason: String, started: Instant) -> AccessDecision {
+    /// A denial of `product` for one `reason`, with nothing else decided: no filters, masks,
+    /// policies or warnings, and no time spent. For callers that must refuse a product before
+    /// [`Authorizer::decide`] can run, e.g. when its stored descriptor cannot be read; the
+    /// reason is kept for the audit log.
+    pub fn deny(product: ProductId, reason: impl Into<String>) -> AccessDecision {
         AccessDecision {
             product,
             allowed: false,
-            reasons: vec![reason],
+            reasons: vec![reason.into()],
             row_filters: Vec::new(),
             masks: BTreeMap::new(),
             policies: Vec::new(),
             warnings: Vec::new(),
-            elapsed: started.elapsed(),
+            elapsed: Duration::ZERO,
             failure: None,
         }
+    }
+
+    /// The decision with the time since `started` as its `elapsed`.
+    fn timed(mut self, started: Instant) -> AccessDecision {
+        self.elapsed = started.elapsed();
+        self
     }
 }
 
@@ -146,7 +155,7 @@ impl Authorizer {
         let own_domain = principal.in_domain(&product.domain);
         let reader = own_domain || principal.admin || access.is_some_and(|a| a.readers.iter().any(|r| principal.matches(r)));
         if !reader {
-            return AccessDecision::deny(id.clone(), format!("`{}` is not a reader of `{id}`", principal.name), started);
+            return AccessDecision::deny(id.clone(), format!("`{}` is not a reader of `{id}`", principal.name)).timed(started);
         }
         let mut decision = AccessDecision {
             product: id.clone(),
@@ -187,7 +196,7 @@ impl Authorizer {
         if !access_policies.is_empty() {
             let input = match self.inputs.input(principal, product) {
                 Ok(input) => input,
-                Err(err) => return AccessDecision::deny(id, err, started),
+                Err(err) => return AccessDecision::deny(id, err).timed(started),
             };
             for (policy, state) in access_policies {
                 let policy_id = policy.source.id();
@@ -195,9 +204,9 @@ impl Authorizer {
                 let effect = match outcome {
                     Ok(effect) => effect,
                     Err(err) => {
-                        let mut denied = AccessDecision::deny(id, format!("access policy `{policy_id}` failed to evaluate: {err}"), started);
+                        let mut denied = AccessDecision::deny(id, format!("access policy `{policy_id}` failed to evaluate: {err}"));
                         denied.failure = Some((policy_id, err));
-                        return denied;
+                        return denied.timed(started);
                     }
                 };
                 if effect.is_empty() {

@@ -43,8 +43,12 @@ impl Violation {
 }
 
 impl PolicySet {
-    /// Evaluates every governance policy that is not `off` for the product's domain. A policy
-    /// that fails to evaluate is reported as a violation in its state: failure never passes.
+    /// Evaluates every governance policy that is not `off` for the product's domain.
+    ///
+    /// A policy that fails to evaluate, or yields something other than violations, is reported
+    /// as an `enforce` violation whatever its state: nobody can tell whether the product
+    /// complies, so it is refused until the policy is fixed (or switched `off`), like a failing
+    /// access policy denies. Failure never passes, not even as a warning.
     pub fn check_product(&self, states: &PolicyStates, input: GovernanceInput<'_>) -> Vec<Violation> {
         let id = input.product.id();
         let document = governance_document(input);
@@ -62,6 +66,13 @@ impl PolicySet {
                 field,
                 message,
             };
+            let failure = |message: String| Violation {
+                policy: policy.source.id(),
+                state: PolicyState::Enforce,
+                product: id.clone(),
+                field: None,
+                message: format!("{message}; the product is refused until the policy is fixed in `{}` or set `off`", policy.source.file),
+            };
             match policy.eval(&value, "violations") {
                 Ok(None) => {}
                 Ok(Some(Value::Array(items))) => {
@@ -77,14 +88,24 @@ impl PolicySet {
                         }
                     }
                 }
-                Ok(Some(other)) => out.push(violation(
-                    None,
-                    format!("`violations` must be a set of {{\"field\", \"message\"}} objects, found {other}; fix the policy in {}", policy.source.file),
-                )),
-                Err(err) => out.push(violation(None, format!("policy evaluation failed: {err}"))),
+                Ok(Some(other)) => {
+                    out.push(failure(format!("`violations` must be a set of {{\"field\", \"message\"}} objects, found {other}")))
+                }
+                Err(err) => out.push(failure(format!("policy evaluation failed at {}", one_line(&err)))),
             }
         }
         out
+    }
+}
+
+/// regorus reports an evaluation error over several lines, with an excerpt of the source; a
+/// violation's message is one line: `<file>:<line>:<column>: <message>`.
+fn one_line(error: &str) -> String {
+    let location = error.lines().find_map(|l| l.trim().strip_prefix("--> ")).map(str::trim);
+    let message = error.lines().rev().find_map(|l| l.trim().strip_prefix("error: "));
+    match (location, message) {
+        (Some(location), Some(message)) => format!("{location}: {message}"),
+        _ => error.split_whitespace().collect::<Vec<_>>().join(" "),
     }
 }
 

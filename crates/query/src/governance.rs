@@ -109,11 +109,7 @@ impl Governance {
     pub fn decide_stored(&self, principal: &Principal, product: &ProductRecord) -> AccessDecision {
         match serde_json::from_str::<ProductDescriptor>(&product.descriptor_json) {
             Ok(descriptor) => self.decide(principal, &descriptor),
-            Err(err) => AccessDecision::deny(
-                product.id.clone(),
-                format!("stored descriptor is unreadable: {err}"),
-                std::time::Instant::now(),
-            ),
+            Err(err) => AccessDecision::deny(product.id.clone(), format!("stored descriptor is unreadable: {err}")),
         }
     }
 

@@ -236,6 +236,19 @@ impl ProductStore {
         Ok(Some((version as i64, info)))
     }
 
+    /// Deletes a product's table directory and any staging runs it left; `false` when there
+    /// was no table. Only `meshwork product purge` calls this, for a product the catalog no
+    /// longer serves, under the product's lock.
+    pub fn remove_table(&self, id: &ProductId) -> Result<bool> {
+        self.discard_staging(&self.staging_dir(id))?;
+        let dir = self.table_url(id).to_file_path().expect("file URL");
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StorageError::DataDir { path: dir.display().to_string(), source }),
+        }
+    }
+
     /// The URL of a product's table.
     pub fn table_url(&self, id: &ProductId) -> Url {
         let dir = self.root.join(id.domain.as_str()).join(id.name.as_str());

@@ -73,3 +73,5 @@ async fn unsupported_and_unreadable_stores_are_explained() {
     let err = SqliteCatalog::open(&dir.path().join("not-a-db")).await.unwrap_err();
     assert!(err.to_string().contains("not-a-db"), "{err}");
 }
+
+mod lifecycle;

@@ -56,7 +56,7 @@ contract:
   primary_key: [order_id]
   columns:
     - { name: order_id, type: bigint, nullable: false }
-    - { name: customer_email, type: string, nullable: false, classification: pii }
+    - { name: customer_email, type: string, nullable: false, classification: confidential }
     - { name: region, type: string, nullable: false }
     - { name: amount, type: \"decimal(10,2)\", nullable: false }
 access:
@@ -238,17 +238,17 @@ fn granting_a_consuming_domain_unmasked_unfiltered_reads_is_planned_and_rebuilds
         );
     std::fs::write(&file, granted).unwrap();
     expect![[r#"
-        PRODUCT                   ACTION                                VERSION  CONTRACT CHANGES
-        shop.orders               update (descriptor changed)           1.0.0    -
-        shop.secrets              unchanged                             1.0.0    -
-        growth.order_emails       update (access to upstream changes)   1.0.0    -
-        growth.revenue_by_region  update (access to upstream changes)   1.0.0    -
+        PRODUCT                   ACTION                       VERSION  CONTRACT CHANGES
+        shop.orders               update (descriptor changed)  1.0.0    -
+        shop.secrets              unchanged                    1.0.0    -
+        growth.order_emails       update (upstream changes)    1.0.0    -
+        growth.revenue_by_region  update (upstream changes)    1.0.0    -
 
         growth.order_emails will be built from other data:
-          shop.orders (input `orders`): was filtered by `region = 'EU' OR principal.in_domain('shop')`; masked: `customer_email` (partial); now full (no filter, no mask)
+          shop.orders (input `orders`): was filtered by `region = 'EU' OR principal.in_domain('shop')`; masked: `customer_email` (partial); now filtered by `region = 'EU' OR principal.in_domain('shop') OR principal.in_domain('growth')`
 
         growth.revenue_by_region will be built from other data:
-          shop.orders (input `orders`): was filtered by `region = 'EU' OR principal.in_domain('shop')`; masked: `customer_email` (partial); now full (no filter, no mask)
+          shop.orders (input `orders`): was filtered by `region = 'EU' OR principal.in_domain('shop')`; masked: `customer_email` (partial); now filtered by `region = 'EU' OR principal.in_domain('shop') OR principal.in_domain('growth')`
 
         0 to create, 3 to update, 1 unchanged, 0 refused
     "#]]

@@ -89,6 +89,9 @@ fn tiny_mesh() -> (tempfile::TempDir, PathBuf) {
 fn tiny_mesh_applies_and_answers_cross_domain_queries() {
     let (_tmp, dir) = tiny_mesh();
     expect![[r#"
+        reads of other products, as the reading product's domain:
+        PRODUCT        READS         FOR             GETS
+        marketing.roi  sales.orders  input `orders`  full (no filter, no mask)
         ok: 2 domains, 3 products, 0 policy violations, 25 warnings
     "#]]
     .assert_eq(&ok(&dir, &["validate"]));
@@ -248,7 +251,7 @@ fn transform_results_are_checked_against_the_contract() {
             "SELECT c.code, c.budget, COUNT(*) AS orders, DATE '2025-01-01' AS revenue FROM campaigns c GROUP BY 1, 2",
             "column `revenue` is date but the contract declares decimal(12,2)",
         ),
-        ("SELECT code, budget, nope FROM campaigns", "Schema error: No field named nope"),
+        ("SELECT code, budget, nope FROM campaigns", "No field named nope"),
     ];
     for (transform, message) in cases {
         std::fs::write(&sql, transform).unwrap();
@@ -721,3 +724,4 @@ fn validate_parses_row_filters_and_sql_masks() {
 mod crash;
 mod derived;
 mod trust;
+mod unpublish;

@@ -180,3 +180,4 @@ async fn a_product_without_inputs_needs_a_transform() {
 
 mod quality;
 mod recovery;
+mod unpublish;

@@ -71,7 +71,7 @@ fn mesh(dir: &Path, severity: &str, orders: &str) {
     write(
         dir,
         "domains/crm/products/customers/product.yaml",
-        "name: customers\ndomain: crm\nversion: 1.0.0\nowner: group:crm-data\ninputs:\n  - { name: raw, source: { kind: csv, path: data/customers.csv } }\ncontract:\n  columns:\n    - { name: customer_id, type: bigint, nullable: false }\n    - { name: email, type: string }\n    - { name: country, type: string }\n",
+        "name: customers\ndomain: crm\nversion: 1.0.0\nowner: group:crm-data\ninputs:\n  - { name: raw, source: { kind: csv, path: data/customers.csv } }\ncontract:\n  columns:\n    - { name: customer_id, type: bigint, nullable: false }\n    - { name: email, type: string }\n    - { name: country, type: string }\naccess:\n  readers: [domain:shop]\n",
     );
     write(dir, "data/customers.csv", CUSTOMERS);
     write(dir, "domains/shop/products/orders/product.yaml", &orders_yaml(severity));

@@ -1,5 +1,7 @@
-//! Governance and access policies: each built-in rule on a bad and a good descriptor, states,
-//! domain policies, and access decisions.
+//! Governance and access policies: built-in rules together on bad and good descriptors (each
+//! finding alone in `builtins`), states, domain policies, and access decisions.
+
+mod builtins;
 
 use std::sync::Arc;
 

@@ -93,6 +93,11 @@ impl Served {
         &self.tokens[name]
     }
 
+    /// The served mesh repository.
+    fn root(&self) -> PathBuf {
+        self._dir.path().join("mesh")
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.at.http)
     }
@@ -519,3 +524,5 @@ async fn events_quality_and_slo_endpoints_follow_visibility() {
     assert_eq!(detail["latest_quality_run"]["outcome"], "passed");
     served.stop().await;
 }
+
+mod unpublish;
