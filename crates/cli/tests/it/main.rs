@@ -718,3 +718,4 @@ fn validate_parses_row_filters_and_sql_masks() {
 
 mod crash;
 mod trust;
+mod visibility;
