@@ -758,7 +758,7 @@ struct AuditEventInfo {
     products: serde_json::Value,
     rows: Option<u64>,
     duration_ms: f64,
-    /// `ok`, `error`, `denied`, `cancelled`, or `running`.
+    /// `ok`, `error`, `denied`, `cancelled`, `refused` (over the concurrency limit), or `running`.
     outcome: String,
     error: Option<String>,
 }

@@ -75,7 +75,13 @@ pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, mut stop: watc
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let (socket, watcher) = with_watcher(socket);
+                    let (socket, watcher) = match with_watcher(socket) {
+                        Ok(pair) => pair,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot take a Postgres connection");
+                            continue;
+                        }
+                    };
                     // Handlers per connection: the startup handler hands this connection its link.
                     let handlers = PgHandlers {
                         queries: queries.clone(),
@@ -109,14 +115,13 @@ pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, mut stop: watc
 
 /// The socket for pgwire and a duplicate of it for [`ClientLink`] to watch. If duplicating
 /// fails (out of file descriptors), the connection is served without the watcher.
-fn with_watcher(socket: TcpStream) -> (TcpStream, Option<TcpStream>) {
-    let std = match socket.into_std() {
-        Ok(std) => std,
-        Err(err) => panic!("a tokio socket converts to a std socket: {err}"),
-    };
-    let watcher = std.try_clone().ok().and_then(|dup| TcpStream::from_std(dup).ok());
-    let socket = TcpStream::from_std(std).expect("a socket taken from tokio registers again");
-    (socket, watcher)
+fn with_watcher(socket: TcpStream) -> std::io::Result<(TcpStream, Option<TcpStream>)> {
+    let socket = socket.into_std()?;
+    let watcher = socket.try_clone().and_then(TcpStream::from_std);
+    if let Err(err) = &watcher {
+        tracing::warn!(error = %err, "cannot watch a Postgres connection: a client going away will not stop its query");
+    }
+    Ok((TcpStream::from_std(socket)?, watcher.ok()))
 }
 
 struct PgHandlers {
