@@ -52,15 +52,14 @@ def rss_mib(pid):
 
 def connect(port, token, n):
     for _ in range(n):
-        for command in ["\\dt sales.*", QUERY]:
-            result = subprocess.run(
-                ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "-d", "meshwork", "-X", "-A", "-t", "-c", command],
-                capture_output=True,
-                text=True,
-                env={**os.environ, "PGPASSWORD": token},
-            )
-            if result.returncode != 0:
-                sys.exit(f"psql failed: {result.stderr}")
+        result = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "bench", "-d", "meshwork", "-X", "-A", "-t", "-c", "\\dt sales.*", "-c", QUERY],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSWORD": token},
+        )
+        if result.returncode != 0:
+            sys.exit(f"psql failed: {result.stderr}")
 
 
 def main():
