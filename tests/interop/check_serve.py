@@ -484,7 +484,7 @@ def check_settings(mesh, tokens, http_port, flight_port, pg_port):
             adbc_rows(flight_port, tokens["sam"], sql)
             check(f"adbc: `{sql}` is refused", False, "accepted")
         except Exception as err:  # noqa: BLE001
-            check(f"adbc: `{sql}` is refused", "not allowed" in str(err) or "nsupported" in str(err), str(err))
+            check(f"adbc: `{sql}` is refused", "not allowed" in str(err) or "not supported" in str(err) or "nsupported" in str(err), str(err))
     check("no interface created the caller's spill directory", not spill.exists(), str(spill))
 
 

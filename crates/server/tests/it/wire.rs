@@ -58,6 +58,7 @@ impl Wire {
                     wire.pid = i32::from_be_bytes(body[0..4].try_into().unwrap());
                     wire.key = i32::from_be_bytes(body[4..8].try_into().unwrap());
                 }
+                b'E' => return Err(error_fields(&body)),
                 b'Z' => return Ok(wire),
                 _ => {}
             }
