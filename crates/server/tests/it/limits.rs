@@ -40,19 +40,21 @@ async fn many_concurrent_queries_of_one_principal_are_limited_and_audited_on_eve
             (http, flight, postgres)
         }
     });
-    let anas = (0..3).map(|i| {
-        let (served, ana) = (&served, ana.clone());
-        async move {
+    // ana runs one query at a time (her own limit is 2 as well), while sam's refusals happen.
+    let anas = async {
+        let mut answers = Vec::new();
+        for i in 0..3 {
             let sql = format!("SELECT {i} AS attempt");
             let http = served.post_query(Some(&ana), &sql, "text/csv").await.text().await.unwrap();
             let mut flight = served.flight(&ana).await;
             let ticket = flight.execute(sql.clone(), None).await.unwrap().endpoint[0].ticket.clone().unwrap();
             let batches: Vec<_> = flight.do_get(ticket).await.unwrap().try_collect().await.unwrap();
             let postgres = Wire::connect(port, &ana).await.unwrap().simple(&sql).await.unwrap();
-            (http, csv(&batches), postgres, i)
+            answers.push((http, csv(&batches), postgres, i));
         }
-    });
-    let (sams, anas) = tokio::join!(futures::future::join_all(sams), futures::future::join_all(anas));
+        answers
+    };
+    let (sams, anas) = tokio::join!(futures::future::join_all(sams), anas);
     for (http, flight, postgres) in sams {
         assert_eq!(http.0, 429, "{}", http.1);
         assert!(http.1.contains("too many queries"), "{}", http.1);
