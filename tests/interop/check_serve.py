@@ -300,6 +300,7 @@ def run_checks(binary, mesh, tokens, expired, revoked, http_port, flight_port, p
         "expired token": expired,
         "revoked token": revoked,
         "expired JWT": signed_jwt("signing_key.pem", exp=int(time.time()) - 3600),
+        "JWT not valid yet (nbf)": signed_jwt("signing_key.pem", nbf=int(time.time()) + 3600),
         "wrong-audience JWT": signed_jwt("signing_key.pem", aud="someone-else"),
         "JWT from an unknown key": signed_jwt("foreign_key.pem"),
     }
@@ -430,6 +431,171 @@ def run_checks(binary, mesh, tokens, expired, revoked, http_port, flight_port, p
     check("psycopg: sam can query again once the stream is closed", answer == [("4",)], answer)
     status, body = http(http_port, "/metrics")
     check("http: /metrics exposes query counters", status == 200 and b"meshwork_queries_total" in body, body[:200])
+
+    check_settings(mesh, tokens, http_port, flight_port, pg_port)
+    check_client_going_away(binary, mesh, tokens, http_port, pg_port)
+    check_refusals_are_audited(tokens, http_port, flight_port, pg_port)
+    check_revocation(binary, mesh, http_port, flight_port, pg_port)
+    check_hidden_products(tokens, http_port)
+
+
+# Engine settings, however spelled; run last among the checks that share connections, since a
+# setting that got through would change the server for what follows.
+ENGINE_SETTINGS = [
+    "SET datafusion.execution.batch_size = 1",
+    'SET "datafusion".execution.batch_size = 1',
+    'SET "DataFusion"."Runtime".memory_limit = \'10G\'',
+    'SET /* x */ "datafusion" . runtime . temp_directory = \'{spill}\'',
+    'SET "datafusion.runtime.temp_directory" TO \'{spill}\'',
+    'SET LOCAL "datafusion".explain.logical_plan_only = true',
+    'SET SESSION "datafusion".explain.physical_plan_only TO true',
+    'RESET "datafusion".execution.batch_size',
+    "RESET ALL",
+]
+
+
+def check_settings(mesh, tokens, http_port, flight_port, pg_port):
+    spill = mesh / "chosen-by-the-caller"
+    statements = [sql.replace("{spill}", str(spill)) for sql in ENGINE_SETTINGS]
+    with pg_connect(pg_port, tokens["sam"]) as conn:
+        for sql in statements:
+            try:
+                conn.execute(sql)
+                check(f"psycopg: `{sql}` is refused", False, "accepted")
+            except psycopg.Error as err:
+                check(f"psycopg: `{sql}` is refused", err.sqlstate == "42501" and "is not allowed" in str(err), str(err))
+        try:
+            conn.execute("SELECT * FROM generate_series(1, 100000000) ORDER BY 1 DESC")
+            check("psycopg: the memory limit still holds after the refused settings", False, "it ran")
+        except psycopg.Error as err:
+            check("psycopg: the memory limit still holds after the refused settings", "resources exhausted" in str(err), str(err))
+        for sql in ["SET client_encoding = 'UTF8'", "SET DateStyle = 'ISO, MDY'", "SET extra_float_digits = 3", "SET application_name = 'x'", "SET search_path = public"]:
+            try:
+                conn.execute(sql)
+                check(f"psycopg: client setting `{sql}` passes", True)
+            except psycopg.Error as err:
+                check(f"psycopg: client setting `{sql}` passes", False, str(err))
+    for sql in statements:
+        code, _, err = psql(pg_port, tokens["sam"], sql)
+        check(f"psql: `{sql}` is refused", code != 0 and "is not allowed" in err, err)
+        status, body = http(http_port, "/api/v1/query", tokens["sam"], {"sql": sql})
+        check(f"http: `{sql}` is refused", status == 400, body)
+        try:
+            adbc_rows(flight_port, tokens["sam"], sql)
+            check(f"adbc: `{sql}` is refused", False, "accepted")
+        except Exception as err:  # noqa: BLE001
+            check(f"adbc: `{sql}` is refused", "not allowed" in str(err) or "not supported" in str(err) or "nsupported" in str(err), str(err))
+    check("no interface created the caller's spill directory", not spill.exists(), str(spill))
+
+
+def audit_outcome(http_port, admin, statement, timeout=30):
+    """The outcome of the newest audit event of `statement` once it is no longer running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = http(http_port, "/api/v1/audit?limit=200", admin)
+        if status == 200:
+            for event in json.loads(body):
+                if event["statement"] == statement and event["outcome"] != "running":
+                    return event["outcome"]
+        time.sleep(0.2)
+    return None
+
+
+def check_client_going_away(binary, mesh, tokens, http_port, pg_port):
+    # psql killed while the server computes the first row: cancelled, not left to the 4 s limit.
+    sql = "SELECT count(*) AS killed FROM generate_series(1, 1000000000000)"
+    process = subprocess.Popen(
+        ["psql", "-h", "127.0.0.1", "-p", str(pg_port), "-U", "analyst", "-d", "meshwork", "-X", "-c", sql],
+        env={**os.environ, "PGPASSWORD": tokens["sam"]},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    process.kill()
+    process.wait()
+    outcome = audit_outcome(http_port, tokens["admin"], sql)
+    check("psql killed mid-query: its query is cancelled", outcome == "cancelled", outcome)
+
+    # A cancel request while rows stream (psycopg's conn.cancel(), psql's Ctrl-C).
+    sql = "SELECT value AS streamed FROM generate_series(1, 1000000000000)"
+    with pg_connect(pg_port, tokens["sam"]) as conn:
+        try:
+            with conn.cursor() as cur:
+                for i, _ in enumerate(cur.stream(sql)):
+                    if i == 10:
+                        conn.cancel()
+                check("psycopg: a cancel request stops a streaming query", False, "it finished")
+        except psycopg.errors.QueryCanceled as err:
+            check("psycopg: a cancel request stops a streaming query", "user request" in str(err), str(err))
+        check("psycopg: the connection answers after a cancel while streaming", conn.execute("SELECT 5").fetchone() == (5,))
+    outcome = audit_outcome(http_port, tokens["admin"], sql)
+    check("psycopg: the cancelled stream is audited as cancelled", outcome == "cancelled", outcome)
+
+
+def check_refusals_are_audited(tokens, http_port, flight_port, pg_port):
+    request = urllib.request.Request(f"http://127.0.0.1:{http_port}/api/v1/query", data=json.dumps({"sql": "SELECT * FROM generate_series(1, 50000000)"}).encode())
+    request.add_header("Authorization", f"Bearer {tokens['sam']}")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Accept", "text/csv")
+    held = urllib.request.urlopen(request, timeout=60)
+    held.read(1024)
+    refused = {}
+    try:
+        with pg_connect(pg_port, tokens["sam"]) as conn:
+            conn.execute("SELECT 'refused on postgres' AS r")
+    except psycopg.Error as err:
+        refused["postgres"] = "too many queries" in str(err)
+    try:
+        adbc_rows(flight_port, tokens["sam"], "SELECT 'refused on flight' AS r")
+    except Exception as err:  # noqa: BLE001
+        refused["flight_sql"] = "too many queries" in str(err)
+    status, _ = http(http_port, "/api/v1/query", tokens["sam"], {"sql": "SELECT 'refused on http' AS r"})
+    refused["http"] = status == 429
+    held.close()
+    check("every interface refuses sam's second query", refused == {"postgres": True, "flight_sql": True, "http": True}, refused)
+    status, body = http(http_port, "/api/v1/audit?principal=sam&limit=50", tokens["admin"])
+    events = {(e["interface"], e["statement"]): e["outcome"] for e in json.loads(body)} if status == 200 else {}
+    for interface in ["postgres", "flight_sql", "http"]:
+        statement = f"SELECT 'refused on {interface.split('_')[0]}' AS r"
+        check(f"{interface}: a query refused by the limit is audited", events.get((interface, statement)) == "refused", events.get((interface, statement)))
+
+
+def check_revocation(binary, mesh, http_port, flight_port, pg_port):
+    issued = token_for(binary, mesh, "ana")
+    conn = pg_connect(pg_port, issued["token"])
+    prepared = pg_connect(pg_port, issued["token"])
+    sql = "SELECT order_id FROM sales.orders ORDER BY order_id"
+    conn.execute(sql).fetchall()
+    prepared.execute(sql, prepare=True).fetchall()
+    flight_conn = adbc_connect(flight_port, issued["token"])
+    with flight_conn.cursor() as cur:
+        cur.execute(sql)
+        cur.fetchall()
+    meshwork(binary, mesh, "token", "revoke", issued["id"])
+    for name, c, kwargs in [("psycopg", conn, {}), ("psycopg prepared", prepared, {"prepare": True})]:
+        try:
+            c.execute(sql, **kwargs).fetchall()
+            check(f"{name}: an open connection loses a revoked token's rights", False, "it still answers")
+        except psycopg.Error as err:
+            check(f"{name}: an open connection loses a revoked token's rights", "revoked" in str(err), str(err))
+        finally:
+            c.close()
+    try:
+        with flight_conn.cursor() as cur:
+            cur.execute(sql)
+            cur.fetchall()
+        check("adbc: an open connection loses a revoked token's rights", False, "it still answers")
+    except Exception as err:  # noqa: BLE001
+        check("adbc: an open connection loses a revoked token's rights", "revoked" in str(err), str(err))
+    finally:
+        flight_conn.close()
+
+
+def check_hidden_products(tokens, http_port):
+    for after in [0, 1]:
+        hidden = http(http_port, f"/api/v1/events?product=finance.ledger&after={after}", tokens["ana"])
+        missing = http(http_port, f"/api/v1/events?product=finance.nope&after={after}", tokens["ana"])
+        check(f"http: events of a hidden product answer like a missing one (after={after})", hidden == missing, f"{hidden} vs {missing}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ use crate::AuthError;
 /// rotation), so a flood of bad tokens cannot turn into a flood of JWKS fetches.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+
 /// Where the keys come from.
 #[derive(Debug, Clone)]
 enum JwksSource {
@@ -74,9 +77,13 @@ impl OidcVerifier {
         validation.set_issuer(&[&self.config.issuer]);
         validation.set_audience(&self.config.audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.leeway = 30;
+        // `nbf` is checked like `exp`, with the same leeway for clock skew: a token minted for
+        // later is not valid yet.
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             jsonwebtoken::errors::ErrorKind::InvalidAudience => AuthError::Jwt("wrong audience".into()),
             jsonwebtoken::errors::ErrorKind::InvalidIssuer => AuthError::Jwt("wrong issuer".into()),
             jsonwebtoken::errors::ErrorKind::InvalidSignature => AuthError::Jwt("bad signature".into()),

@@ -8,7 +8,8 @@
 //!   process so Argon2 runs once per token, not per request; expiry and revocation are still
 //!   checked against the catalog on every request.
 //! - **OIDC/JWT bearer tokens**, validated against a JWKS (file or URL) with the configured
-//!   issuer, audiences and algorithm allow-list; expiry is required. Claims map to the principal
+//!   issuer, audiences and algorithm allow-list; expiry is required, and a token is refused
+//!   before its `nbf` (not before) time, with the same 30 s leeway as expiry. Claims map to the principal
 //!   name, groups and attributes.
 //!
 //! [`Authenticator::authenticate`] is total: every failure is an [`AuthError`], which servers
@@ -44,6 +45,9 @@ pub enum AuthError {
     /// The token has expired.
     #[error("the token has expired")]
     Expired,
+    /// The JWT's `nbf` (not before) is in the future.
+    #[error("the token is not valid yet: its `nbf` (not before) time is in the future; use it from that time on, or check the clocks of the issuer and the server")]
+    NotYetValid,
     /// The API token was revoked.
     #[error("the token has been revoked")]
     Revoked,

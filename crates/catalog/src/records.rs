@@ -192,7 +192,7 @@ pub struct AuditEvent {
     pub rows: Option<u64>,
     /// Wall time in milliseconds.
     pub duration_ms: f64,
-    /// `ok`, `error` or `denied`.
+    /// `ok`, `error`, `denied`, `cancelled`, `running` (a query still streaming) or `refused` (over the concurrency limit).
     pub outcome: String,
     /// The error shown to the user, if any.
     pub error: Option<String>,

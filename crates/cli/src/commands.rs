@@ -323,9 +323,11 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
         lineage.iter().filter(|e| e.upstream == id && known.contains(&e.downstream)).map(|e| e.downstream.to_string()).collect();
     let table_uri = if principal.admin { record.table_uri.clone() } else { "(hidden: read it through meshwork)".to_owned() };
     if format == ReportFormat::Json {
+        // The descriptor names only products the principal may also see.
+        let shown = descriptor.clone().without_hidden_products(|p| known.contains(p));
         let value = serde_json::json!({
             "product": id.to_string(),
-            "descriptor": descriptor,
+            "descriptor": shown,
             "table_uri": table_uri,
             "versions": versions.iter().map(|v| serde_json::json!({
                 "publication": v.seq, "version": v.version, "delta_version": v.delta_version, "rows": v.row_count,

@@ -255,6 +255,25 @@ impl ProductDescriptor {
             _ => None,
         })
     }
+
+    /// The descriptor as shown to someone who can see only the products `visible` accepts:
+    /// input ports reading other products, `referential` rules and the successor are left out
+    /// when they name a product that caller cannot see, so a detail never tells that a hidden
+    /// product exists. Files and the product's own columns are kept.
+    pub fn without_hidden_products(mut self, visible: impl Fn(&ProductId) -> bool) -> ProductDescriptor {
+        self.inputs.retain(|input| match &input.source {
+            InputSource::Product { product } => visible(product),
+            _ => true,
+        });
+        self.quality.retain(|rule| match &rule.check {
+            QualityCheck::Referential { references, .. } => visible(references),
+            _ => true,
+        });
+        if self.successor.as_ref().is_some_and(|s| !visible(s)) {
+            self.successor = None;
+        }
+        self
+    }
 }
 
 /// Lifecycle state of a product.

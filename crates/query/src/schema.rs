@@ -60,6 +60,16 @@ impl CatalogProvider for MeshCatalog {
         }
         Ok(self.interface.write().expect("schema lock").insert(name.to_owned(), schema))
     }
+
+    /// Removes a schema an interface added. The Postgres server calls it when a connection
+    /// ends: its `pg_catalog` holds the session's catalog list, which holds `pg_catalog`, and
+    /// only removing it breaks that cycle so the session's memory is given back.
+    fn deregister_schema(&self, name: &str, _cascade: bool) -> datafusion::error::Result<Option<Arc<dyn SchemaProvider>>> {
+        if !INTERFACE_SCHEMAS.contains(&name) {
+            return Err(datafusion::error::DataFusionError::Plan(format!("`DROP SCHEMA {name}` is not allowed: schemas are domains")));
+        }
+        Ok(self.interface.write().expect("schema lock").remove(name))
+    }
 }
 
 /// One domain's readable products. Looking up a denied product answers exactly like a missing

@@ -121,6 +121,7 @@ fn auth_class(err: &AuthError) -> &'static str {
         AuthError::Malformed => "malformed",
         AuthError::Invalid => "invalid",
         AuthError::Expired => "expired",
+        AuthError::NotYetValid => "not_yet_valid",
         AuthError::Revoked => "revoked",
         AuthError::Jwt(_) => "jwt",
         AuthError::OidcDisabled => "oidc_disabled",
@@ -129,6 +130,32 @@ fn auth_class(err: &AuthError) -> &'static str {
         _ => "other",
     }
 }
+
+impl Gate {
+    /// Records a statement refused before it ran (the concurrency limit), so the audit log
+    /// holds every statement a principal sent, not only those admitted. If the event cannot be
+    /// written, that failure is reported instead, as for admitted statements.
+    async fn audit_refusal(&self, principal: &Principal, interface: &'static str, sql: &str, refusal: &ServeError) -> Result<(), ServeError> {
+        let event = meshwork_catalog::AuditEvent {
+            id: 0,
+            at: String::new(),
+            principal: principal.name.clone(),
+            interface: interface.to_owned(),
+            action: "query".into(),
+            statement: meshwork_query::normalise(sql),
+            products: Vec::new(),
+            rows: None,
+            duration_ms: 0.0,
+            outcome: REFUSED.into(),
+            error: Some(refusal.client_message()),
+        };
+        self.engine.catalog().record_audit(&event).await?;
+        Ok(())
+    }
+}
+
+/// The audit outcome of a statement the gate refused before it ran.
+const REFUSED: &str = "refused";
 
 /// A governed query's batches, holding its principal's permit and its metrics until the end.
 pub(crate) struct GovernedStream {
@@ -194,7 +221,14 @@ impl Gate {
         sql: &str,
         params: Option<datafusion::common::ParamValues>,
     ) -> Result<GovernedStream, ServeError> {
-        let permit = self.admit(session.principal())?;
+        let permit = match self.admit(session.principal()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                self.metrics.query_refused(interface);
+                self.audit_refusal(session.principal(), interface, sql, &refusal).await?;
+                return Err(refusal);
+            }
+        };
         let mut timer = self.metrics.query_started(interface);
         tracing::info!(principal = %session.principal().name, interface, sql = %meshwork_query::normalise(sql), "query");
         match session.execute_with(sql, params).await {

@@ -447,9 +447,18 @@ async fn list_events(
     let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
     let records = catalog.products().await.map_err(|e| fail(e, &id))?;
     let visible: std::collections::HashSet<ProductId> = governance.visible(&who.principal, &records).into_iter().map(|r| r.id.clone()).collect();
+    // Asking about a product the caller may not see answers exactly like asking about a missing
+    // one: no events, and the cursor stays where it was.
+    if let Some(product) = &product
+        && !who.principal.admin
+        && !visible.contains(product)
+    {
+        return Ok(Json(EventPage { events: Vec::new(), next_cursor: after }));
+    }
     let filter = meshwork_catalog::EventFilter { after, limit: Some(query.limit.unwrap_or(100).clamp(1, 1000)), product, kinds };
     let events = catalog.events(&filter).await.map_err(|e| fail(e, &id))?;
-    // The cursor moves past hidden events too, so a follower never asks for them again.
+    // Over the whole feed the cursor moves past hidden events too, so a follower never asks
+    // for them again; that tells nothing about any one product.
     let next_cursor = events.last().map(|e| e.id).unwrap_or(after);
     let events = events
         .into_iter()
@@ -482,7 +491,9 @@ async fn product_detail(
     let lineage = catalog.lineage().await.map_err(|e| fail(e, &id))?;
     let upstream = lineage.iter().filter(|e| e.downstream == product_id && is_visible(&e.upstream)).map(|e| e.upstream.to_string()).collect();
     let downstream = lineage.iter().filter(|e| e.upstream == product_id && is_visible(&e.downstream)).map(|e| e.downstream.to_string()).collect();
-    let descriptor_json: serde_json::Value = serde_json::to_value(&descriptor).map_err(|e| fail(ServeError::Internal(e.to_string()), &id))?;
+    // The descriptor names only products the caller may also see.
+    let shown = descriptor.clone().without_hidden_products(is_visible);
+    let descriptor_json: serde_json::Value = serde_json::to_value(&shown).map_err(|e| fail(ServeError::Internal(e.to_string()), &id))?;
     let quality = descriptor_json.get("quality").cloned().unwrap_or(serde_json::Value::Array(Vec::new()));
     let latest_quality_run = meshwork_query::quality_runs_for(catalog.as_ref(), &governance, &who.principal, &descriptor, 1)
         .await
@@ -747,7 +758,7 @@ struct AuditEventInfo {
     products: serde_json::Value,
     rows: Option<u64>,
     duration_ms: f64,
-    /// `ok`, `error`, `denied`, `cancelled`, or `running`.
+    /// `ok`, `error`, `denied`, `cancelled`, `refused` (over the concurrency limit), or `running`.
     outcome: String,
     error: Option<String>,
 }

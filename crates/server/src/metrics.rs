@@ -40,6 +40,8 @@ pub struct Metrics {
     active: Family<InterfaceLabels, Gauge>,
     auth_failures: Family<AuthLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
+    connections: Family<InterfaceLabels, Gauge>,
+    sessions: Family<InterfaceLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -64,13 +66,17 @@ impl Metrics {
         let active = Family::<InterfaceLabels, Gauge>::default();
         let auth_failures = Family::<AuthLabels, Counter>::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
+        let connections = Family::<InterfaceLabels, Gauge>::default();
+        let sessions = Family::<InterfaceLabels, Gauge>::default();
         registry.register("queries", "Queries run, by interface and outcome", queries.clone());
         registry.register("query_duration_seconds", "Query wall time until the last row was sent", durations.clone());
         registry.register("rows_returned", "Rows sent to clients", rows.clone());
         registry.register("active_queries", "Queries running now", active.clone());
         registry.register("auth_failures", "Refused credentials, by interface and reason", auth_failures.clone());
         registry.register("http_requests", "HTTP requests, by method and status", http_requests.clone());
-        Metrics { registry, queries, durations, rows, active, auth_failures, http_requests }
+        registry.register("connections", "Authenticated connections open, by interface (Postgres wire)", connections.clone());
+        registry.register("sessions", "Query sessions held by open connections, by interface (Postgres wire)", sessions.clone());
+        Metrics { registry, queries, durations, rows, active, auth_failures, http_requests, connections, sessions }
     }
 
     /// The text exposition format.
@@ -86,6 +92,21 @@ impl Metrics {
 
     pub(crate) fn http_request(&self, method: &str, status: u16) {
         self.http_requests.get_or_create(&HttpLabels { method: method.into(), status }).inc();
+    }
+
+    /// Counts a query the concurrency limit refused before it ran.
+    pub(crate) fn query_refused(&self, interface: &str) {
+        self.queries.get_or_create(&QueryLabels { interface: interface.into(), outcome: "refused".into() }).inc();
+    }
+
+    /// Counts an open connection on `interface` until the returned guard is dropped.
+    pub(crate) fn connection_opened(&self, interface: &'static str) -> GaugeGuard {
+        GaugeGuard::new(self.connections.get_or_create(&InterfaceLabels { interface: interface.into() }).clone())
+    }
+
+    /// Counts a query session held by a connection on `interface` until the guard is dropped.
+    pub(crate) fn session_opened(&self, interface: &'static str) -> GaugeGuard {
+        GaugeGuard::new(self.sessions.get_or_create(&InterfaceLabels { interface: interface.into() }).clone())
     }
 
     /// Marks a query as running until the returned guard is dropped.
@@ -121,5 +142,22 @@ impl Drop for QueryTimer {
         self.metrics.durations.get_or_create(&interface).observe(self.started.elapsed().as_secs_f64());
         self.metrics.rows.get_or_create(&interface).inc_by(self.rows);
         self.metrics.queries.get_or_create(&QueryLabels { interface: self.interface.into(), outcome: self.outcome.into() }).inc();
+    }
+}
+
+/// One unit of a gauge, given back when dropped, so the gauge follows the lifetime of what it
+/// counts (a connection, a session) whichever way that ends.
+pub(crate) struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    fn new(gauge: Gauge) -> GaugeGuard {
+        gauge.inc();
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

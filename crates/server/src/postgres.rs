@@ -4,11 +4,20 @@
 //! is not used: the credential names the principal). It then gets its own query session, so
 //! `pg_catalog`, `information_schema` and `\dt` list only what the principal may read, and every
 //! statement runs through the gate like on the other interfaces. `SET`/`SHOW` and transaction
-//! statements that drivers send are answered by datafusion-postgres's hooks; cursors and
-//! `SET datafusion.*` are refused because they would bypass the gate or change the engine.
+//! statements that drivers send are answered by datafusion-postgres's hooks; cursors and every
+//! engine setting are refused because they would bypass the gate or change the engine.
+//!
+//! A connection does not keep the rights it connected with: before every statement (simple or
+//! extended protocol, a prepared statement included) its credential is authenticated again, so
+//! a revoked or expired token or JWT ends the connection, and its session is reopened when the
+//! principal or the catalog's generation changed (an apply, a publication), so a removed
+//! membership or a narrowed access block applies to the next statement.
+
+mod link;
+mod settings;
 
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,24 +36,27 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire;
 use futures::{Sink, SinkExt, StreamExt};
 use meshwork_auth::Credential;
+use meshwork_core::principal::Principal;
 use meshwork_query::{CATALOG_NAME, QuerySession};
 use pgwire::api::auth::{DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata};
-use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireConnectionState, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::error::ServeError;
 use crate::gate::Gate;
+use crate::metrics::GaugeGuard;
+use link::{ClientLink, Interruption, Links, Registration};
 
 const INTERFACE: &str = "postgres";
 
@@ -54,19 +66,28 @@ type PgStatement = (String, Option<(Statement, LogicalPlan)>);
 
 pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, mut stop: watch::Receiver<bool>) -> Result<(), ServeError> {
     tracing::info!(address = %listener.local_addr()?, "Postgres wire listening");
-    let manager = Arc::new(ConnectionManager::new());
-    let handlers = Arc::new(PgHandlers {
-        queries: Arc::new(PgQueries { gate: gate.clone(), parser: Arc::new(PgParser { sql: PostgresCompatibilityParser::new() }) }),
-        startup: Arc::new(PgStartup { gate: gate.clone(), manager: manager.clone() }),
-        cancel: Arc::new(DefaultCancelHandler::new(manager)),
-    });
+    let links = Arc::new(Links::default());
+    let queries = Arc::new(PgQueries { gate: gate.clone(), parser: Arc::new(PgParser { gate: gate.clone(), sql: PostgresCompatibilityParser::new() }) });
+    let cancel = Arc::new(PgCancel { links: links.clone() });
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let handlers = handlers.clone();
+                    let (socket, watcher) = match with_watcher(socket) {
+                        Ok(pair) => pair,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot take a Postgres connection");
+                            continue;
+                        }
+                    };
+                    // Handlers per connection: the startup handler hands this connection its link.
+                    let handlers = PgHandlers {
+                        queries: queries.clone(),
+                        startup: Arc::new(PgStartup { gate: gate.clone(), links: links.clone(), link: Mutex::new(Some(ClientLink::new(watcher))) }),
+                        cancel: cancel.clone(),
+                    };
                     let id = crate::request_id();
                     connections.spawn(tracing::Instrument::instrument(
                         async move {
@@ -92,10 +113,21 @@ pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, mut stop: watc
     Ok(())
 }
 
+/// The socket for pgwire and a duplicate of it for [`ClientLink`] to watch. If duplicating
+/// fails (out of file descriptors), the connection is served without the watcher.
+fn with_watcher(socket: TcpStream) -> std::io::Result<(TcpStream, Option<TcpStream>)> {
+    let socket = socket.into_std()?;
+    let watcher = socket.try_clone().and_then(TcpStream::from_std);
+    if let Err(err) = &watcher {
+        tracing::warn!(error = %err, "cannot watch a Postgres connection: a client going away will not stop its query");
+    }
+    Ok((TcpStream::from_std(socket)?, watcher.ok()))
+}
+
 struct PgHandlers {
     queries: Arc<PgQueries>,
     startup: Arc<PgStartup>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<PgCancel>,
 }
 
 impl PgWireServerHandlers for PgHandlers {
@@ -111,14 +143,90 @@ impl PgWireServerHandlers for PgHandlers {
         self.startup.clone()
     }
 
-    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.cancel.clone()
+    }
+}
+
+/// Cancel requests: they arrive on a connection of their own and name another by its key.
+struct PgCancel {
+    links: Arc<Links>,
+}
+
+#[async_trait]
+impl CancelHandler for PgCancel {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        self.links.cancel(&request);
     }
 }
 
 /// What a connection keeps once authenticated.
 struct PgConnection {
+    /// The password it authenticated with, presented again before every statement.
+    credential: Secret,
+    /// The session for the rights of its last statement; replaced when they change.
+    current: Mutex<Arc<PgSession>>,
+    link: Arc<ClientLink>,
+    _registration: Registration,
+    _open: GaugeGuard,
+}
+
+/// A credential kept for re-authentication; never printed.
+struct Secret(String);
+
+impl Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A query session with `pg_catalog`, opened for one principal at one catalog generation.
+struct PgSession {
     session: QuerySession,
+    principal: Principal,
+    generation: i64,
+    _open: GaugeGuard,
+}
+
+impl PgSession {
+    async fn open(gate: &Gate, principal: Principal, generation: i64) -> PgWireResult<PgSession> {
+        let session = gate.session(&principal, INTERFACE).await.map_err(serve_error)?;
+        setup_pg_catalog(session.context(), CATALOG_NAME, EmptyContextProvider)
+            .map_err(|e| user_error("FATAL", "XX000", format!("cannot set up pg_catalog: {e}")))?;
+        Ok(PgSession { session, principal, generation, _open: gate.metrics().session_opened(INTERFACE) })
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        // datafusion-postgres's `pg_catalog` holds the session's catalog list, which holds
+        // `pg_catalog`: a reference cycle that kept every session (its tables and several MiB of
+        // `pg_catalog` data) alive after its connection closed. Removing the schema breaks it.
+        if let Some(catalog) = self.session.context().catalog(CATALOG_NAME)
+            && let Err(err) = catalog.deregister_schema("pg_catalog", true)
+        {
+            tracing::warn!(error = %err, "cannot release a Postgres session's pg_catalog");
+        }
+    }
+}
+
+impl PgConnection {
+    /// The session to run the next statement in, for the rights the credential has now: it is
+    /// authenticated again (a revoked or expired credential fails, FATAL), and the session is
+    /// reopened when the principal (its groups, domains, attributes) or the catalog's generation
+    /// (an apply or a publication since) changed.
+    async fn session(&self, gate: &Gate) -> PgWireResult<Arc<PgSession>> {
+        let generation = gate.engine().catalog().generation().await.map_err(|e| serve_error(e.into()))?;
+        let who = gate.authenticate(Credential(Some(&self.credential.0)), INTERFACE).await.map_err(serve_error)?;
+        let current = self.current.lock().expect("session lock").clone();
+        if current.generation == generation && current.principal == who.principal {
+            return Ok(current);
+        }
+        tracing::info!(principal = %who.principal.name, generation, "Postgres session reopened: rights or publications changed");
+        let fresh = Arc::new(PgSession::open(gate, who.principal, generation).await?);
+        *self.current.lock().expect("session lock") = fresh.clone();
+        Ok(fresh)
+    }
 }
 
 fn user_error(severity: &str, code: &str, message: impl Into<String>) -> PgWireError {
@@ -133,7 +241,9 @@ fn serve_error(err: ServeError) -> PgWireError {
 /// Password authentication: the password is the credential.
 struct PgStartup {
     gate: Arc<Gate>,
-    manager: Arc<ConnectionManager>,
+    links: Arc<Links>,
+    /// This connection's link, taken when it authenticates.
+    link: Mutex<Option<ClientLink>>,
 }
 
 #[async_trait]
@@ -154,18 +264,21 @@ impl StartupHandler for PgStartup {
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
                 let password = password.into_password()?;
                 let user = LoginInfo::from_client_info(client).user().unwrap_or_default().to_owned();
+                let generation = self.gate.engine().catalog().generation().await.map_err(|e| serve_error(e.into()))?;
                 let who = self.gate.authenticate(Credential(Some(password.password.as_str())), INTERFACE).await.map_err(serve_error)?;
                 tracing::info!(principal = %who.principal.name, user, "Postgres connection authenticated");
-                let session = self.gate.session(&who.principal, INTERFACE).await.map_err(serve_error)?;
-                setup_pg_catalog(session.context(), CATALOG_NAME, EmptyContextProvider)
-                    .map_err(|e| user_error("FATAL", "XX000", format!("cannot set up pg_catalog: {e}")))?;
-                client.session_extensions().insert(PgConnection { session });
+                let session = PgSession::open(&self.gate, who.principal, generation).await?;
+                let link = Arc::new(self.link.lock().expect("link lock").take().unwrap_or_else(|| ClientLink::new(None)));
                 // Cancel requests find the connection by its pid and secret key.
                 let (pid, secret) = (rand::random::<i32>().abs(), pgwire::messages::startup::SecretKey::I32(rand::random::<i32>()));
                 client.set_pid_and_secret_key(pid, secret.clone());
-                let (handle, guard) = self.manager.register(pid, secret);
-                client.session_extensions().insert(handle);
-                client.session_extensions().insert(guard);
+                client.session_extensions().insert(PgConnection {
+                    credential: Secret(password.password),
+                    current: Mutex::new(Arc::new(session)),
+                    _registration: self.links.register(pid, &secret, &link),
+                    link,
+                    _open: self.gate.metrics().connection_opened(INTERFACE),
+                });
                 finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
             }
             _ => {}
@@ -181,6 +294,7 @@ fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<PgConnecti
 /// Parses statements with datafusion-postgres's compatibility rewrites and plans them in the
 /// connection's session, for parameter and result types.
 struct PgParser {
+    gate: Arc<Gate>,
     sql: PostgresCompatibilityParser,
 }
 
@@ -192,17 +306,20 @@ impl PgParser {
 
 /// Refuses statements that would bypass the gate or change the engine under the session.
 fn refuse(statement: &Statement) -> Option<PgWireError> {
-    let text = statement.to_string();
-    let lower = text.to_ascii_lowercase();
+    if let Err(refused) = settings::check(statement) {
+        return Some(user_error("ERROR", "42501", refused.message()));
+    }
     match statement {
-        Statement::Set(_) if lower.contains("datafusion.") => {
-            Some(user_error("ERROR", "42501", "`SET datafusion.*` is not allowed: engine settings are fixed by the server"))
-        }
         Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
             Some(user_error("ERROR", "0A000", "cursors are not supported; run the query and read its rows as they stream"))
         }
         _ => None,
     }
+}
+
+/// `RESET` of a client setting: accepted, and nothing to do (the hooks keep no defaults).
+fn reset_response(statement: &Statement) -> Option<Response> {
+    matches!(statement, Statement::Reset(_)).then(|| Response::Execution(Tag::new("RESET")))
 }
 
 #[async_trait]
@@ -223,12 +340,17 @@ impl QueryParser for PgParser {
         }
         let text = statement.to_string();
         let conn = connection(client)?;
+        let current = conn.session(&self.gate).await?;
+        if reset_response(&statement).is_some() {
+            let plan = LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation { produce_one_row: false, schema: Arc::new(datafusion::common::DFSchema::empty()) });
+            return Ok(Some((text, Some((statement, plan)))));
+        }
         for hook in hooks() {
-            if let Some(plan) = hook.handle_extended_parse_query(&statement, conn.session.context(), client).await {
+            if let Some(plan) = hook.handle_extended_parse_query(&statement, current.session.context(), client).await {
                 return Ok(Some((text, Some((statement, plan?)))));
             }
         }
-        let frame = conn.session.sql(&text).await.map_err(|e| serve_error(e.into()))?;
+        let frame = current.session.sql(&text).await.map_err(|e| serve_error(e.into()))?;
         let plan = frame.logical_plan().clone();
         Ok(Some((text, Some((statement, plan)))))
     }
@@ -264,25 +386,50 @@ struct PgQueries {
 }
 
 impl PgQueries {
-    /// Runs one statement through the gate and answers with its rows as they stream.
-    async fn query<C: ClientInfo + ?Sized>(&self, client: &C, sql: &str, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response> {
+    /// Runs one statement through the gate in `current` and answers with its rows as they
+    /// stream. A cancel request or the client going away stops it, while its first batch is
+    /// computed or later while it streams; dropping the stream records it as `cancelled`.
+    async fn query<C: ClientInfo + ?Sized>(&self, client: &C, current: &PgSession, sql: &str, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response> {
         let conn = connection(client)?;
-        let mut stream = self.gate.run(&conn.session, INTERFACE, sql, params).await.map_err(serve_error)?;
-        // Computing up to the first row happens here, where a cancel request can interrupt it
-        // and an error is reported before any row description is sent.
-        stream.prime().await.map_err(serve_error)?;
+        let mark = conn.link.mark();
+        let mut stream = self.gate.run(&current.session, INTERFACE, sql, params).await.map_err(serve_error)?;
+        // Computing up to the first row happens here, so an error is reported before any row
+        // description is sent.
+        tokio::select! {
+            primed = stream.prime() => primed.map_err(serve_error)?,
+            why = conn.link.interrupted(mark) => return Err(interruption_error(why)),
+        }
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let fields = Arc::new(arrow_schema_to_pg_fields(&stream.schema(), format, Some(options))?);
         let row_fields = fields.clone();
-        let rows = stream
+        let link = conn.link.clone();
+        let interrupted = Box::pin(async move { link.interrupted(mark).await });
+        let batches = futures::stream::unfold((Some(stream), interrupted), |(stream, mut interrupted)| async move {
+            let mut stream = stream?;
+            tokio::select! {
+                // The statement ends here: dropping its stream stops DataFusion's tasks.
+                why = &mut interrupted => Some((Err(interruption_error(why)), (None, interrupted))),
+                batch = stream.next() => batch.map(|batch| (batch.map_err(|e| serve_error(e.into())), (Some(stream), interrupted))),
+            }
+        });
+        let rows = batches
             .map(move |batch| -> Box<dyn Iterator<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + Sync> {
                 match batch {
                     Ok(batch) => encode_recordbatch(row_fields.clone(), batch),
-                    Err(err) => Box::new(std::iter::once(Err(serve_error(err.into())))),
+                    Err(err) => Box::new(std::iter::once(Err(err))),
                 }
             })
             .flat_map(futures::stream::iter);
         Ok(Response::Query(QueryResponse::new(fields, rows)))
+    }
+}
+
+/// The error a client sees when its statement was interrupted (a client that went away sees
+/// nothing).
+fn interruption_error(why: Interruption) -> PgWireError {
+    match why {
+        Interruption::Cancelled => user_error("ERROR", "57014", "canceling statement due to user request"),
+        Interruption::Gone => user_error("FATAL", "08006", "the client closed the connection"),
     }
 }
 
@@ -305,13 +452,18 @@ impl SimpleQueryHandler for PgQueries {
             if let Some(err) = refuse(&statement) {
                 return Err(err);
             }
+            let current = conn.session(&self.gate).await?;
+            if let Some(response) = reset_response(&statement) {
+                responses.push(response);
+                continue;
+            }
             for hook in hooks() {
-                if let Some(response) = hook.handle_simple_query(&statement, conn.session.context(), client).await {
+                if let Some(response) = hook.handle_simple_query(&statement, current.session.context(), client).await {
                     responses.push(response?);
                     continue 'statements;
                 }
             }
-            responses.push(self.query(client, &statement.to_string(), None, &Format::UnifiedText).await?);
+            responses.push(self.query(client, &current, &statement.to_string(), None, &Format::UnifiedText).await?);
         }
         Ok(responses)
     }
@@ -340,13 +492,18 @@ impl ExtendedQueryHandler for PgQueries {
         let wire_refs: Vec<Option<&Type>> = wire.iter().map(Some).collect();
         let params = deserialize_parameters_with_server_types(portal, &type_refs, &wire_refs)?;
         let conn = connection(client)?;
+        // A statement prepared earlier runs with the rights the credential has now.
+        let current = conn.session(&self.gate).await?;
+        if let Some(response) = reset_response(statement) {
+            return Ok(response);
+        }
         for hook in hooks() {
-            if let Some(response) = hook.handle_extended_query(statement, plan, &params, conn.session.context(), client).await {
+            if let Some(response) = hook.handle_extended_query(statement, plan, &params, current.session.context(), client).await {
                 return response;
             }
         }
         let params = if types.is_empty() { None } else { Some(params) };
-        self.query(client, sql, params, &portal.result_column_format).await
+        self.query(client, &current, sql, params, &portal.result_column_format).await
     }
 }
 

@@ -725,3 +725,4 @@ mod crash;
 mod derived;
 mod trust;
 mod unpublish;
+mod visibility;

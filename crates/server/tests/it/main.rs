@@ -3,6 +3,14 @@
 //! wire (`psql`). Python clients (psycopg, ADBC, pyarrow.flight) run the same matrix in
 //! `tests/interop/check_serve.py`, from `.ci/run`.
 
+mod cancellation;
+mod limits;
+mod not_before;
+mod revocation;
+mod settings;
+mod visibility;
+mod wire;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,91 @@
+//! Engine settings cannot be changed from any interface, however the statement spells them;
+//! the client settings drivers send at connect time still pass on the Postgres wire.
+
+use std::time::Duration;
+
+use meshwork_query::QueryLimits;
+use serde_json::Value;
+
+use crate::Served;
+use crate::wire::Wire;
+
+/// Every way to name an engine setting we know of: quoted, mixed case, spaces and comments,
+/// one quoted identifier with dots, the `LOCAL`/`SESSION` scopes, and `RESET`.
+fn engine_settings(spill: &str) -> Vec<String> {
+    vec![
+        "SET datafusion.execution.batch_size = 1".into(),
+        "SET \"datafusion\".execution.batch_size = 1".into(),
+        "SET \"DataFusion\".\"Runtime\".memory_limit = '10G'".into(),
+        "SET /* spill */ \"datafusion\" . runtime . temp_directory = '{spill}'".replace("{spill}", spill),
+        format!("SET \"datafusion.runtime.temp_directory\" TO '{spill}'"),
+        "SET LOCAL \"datafusion\".explain.logical_plan_only = true".into(),
+        "SET SESSION \"datafusion\".explain.physical_plan_only TO true".into(),
+        "RESET \"datafusion\".execution.batch_size".into(),
+        "RESET ALL".into(),
+        "SET work_mem = '1GB'".into(),
+    ]
+}
+
+#[tokio::test]
+async fn engine_settings_are_refused_on_every_interface() {
+    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(30)) };
+    let served = Served::start(limits, 8).await;
+    let spill = served._dir.path().join("chosen-by-the-caller");
+    let statements = engine_settings(&spill.display().to_string());
+    let sam = served.token("sam").to_owned();
+
+    // Postgres wire, simple and extended protocol, on one connection that then must still run
+    // under the server's limits.
+    let mut conn = Wire::connect(served.at.postgres.port(), &sam).await.unwrap();
+    for sql in &statements {
+        let err = conn.simple(sql).await.expect_err(sql);
+        assert_eq!(err.code, "42501", "{sql}: {err:?}");
+        assert!(err.message.contains("is not allowed: engine settings are fixed by the server"), "{sql}: {}", err.message);
+        let err = conn.prepare("s", sql).await.expect_err(sql);
+        assert_eq!(err.code, "42501", "extended {sql}: {err:?}");
+    }
+    let err = conn.simple("SET \"DataFusion\".\"Runtime\".memory_limit = '10G'").await.unwrap_err();
+    assert!(err.message.contains("setting `datafusion.runtime.memory_limit` is not allowed"), "{}", err.message);
+    let err = conn.simple("SELECT * FROM generate_series(1, 200000000) ORDER BY 1 DESC").await.expect_err("the memory limit holds");
+    assert_eq!(err.code, "53200", "{err:?}");
+    assert!(!spill.exists(), "the server created the caller's spill directory");
+    let plan = conn.simple("EXPLAIN SELECT order_id FROM sales.orders").await.unwrap();
+    let kinds: Vec<&str> = plan.iter().map(|r| r[0].as_deref().unwrap()).collect();
+    assert_eq!(kinds, ["logical_plan", "physical_plan"], "EXPLAIN shows both plans as configured by the server");
+
+    // Flight SQL and HTTP refuse them too (the query layer allows no statements).
+    let mut flight = served.flight(&sam).await;
+    for sql in &statements {
+        let err = flight.execute(sql.clone(), None).await.expect_err(sql).to_string();
+        assert!(err.contains("invalid argument") && (err.contains("not allowed") || err.contains("not supported") || err.contains("nsupported")), "flight {sql}: {err}");
+        let response = served.post_query(Some(&sam), sql, "application/json").await;
+        assert_eq!(response.status(), 400, "http {sql}");
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query", "http {sql}: {body}");
+    }
+    assert!(!spill.exists());
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn client_settings_drivers_send_still_pass() {
+    let served = Served::start(QueryLimits::default(), 8).await;
+    let mut conn = Wire::connect(served.at.postgres.port(), served.token("ana")).await.unwrap();
+    for sql in [
+        "SET client_encoding = 'UTF8'",
+        "SET DateStyle = 'ISO, MDY'",
+        "SET extra_float_digits = 3",
+        "SET application_name = 'PostgreSQL JDBC Driver'",
+        "SET search_path = public",
+        "SET SESSION \"TimeZone\" = 'UTC'",
+        "SET TIME ZONE 'UTC'",
+        "SET statement_timeout = 0",
+        "RESET application_name",
+    ] {
+        conn.simple(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        conn.prepare("s", sql).await.unwrap_or_else(|e| panic!("extended {sql}: {e:?}"));
+        conn.run_prepared("s").await.unwrap_or_else(|e| panic!("extended {sql}: {e:?}"));
+    }
+    assert_eq!(conn.simple("SELECT order_id FROM sales.orders ORDER BY 1 LIMIT 1").await.unwrap(), [[Some("101".to_owned())]]);
+    served.stop().await;
+}

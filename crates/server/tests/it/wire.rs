@@ -1,0 +1,244 @@
+//! A small Postgres frontend for tests that psql cannot drive: one connection kept open across
+//! statements, the extended protocol (Parse/Bind/Execute/Sync) with named statements and
+//! portals, cancel requests, and dropping the connection mid-query. It speaks the wire protocol
+//! byte for byte (protocol 3.0, cleartext password), like libpq does.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// An error the server sent (`ErrorResponse`), or the connection ending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgError {
+    pub severity: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl PgError {
+    fn closed() -> PgError {
+        PgError { severity: "FATAL".into(), code: "08006".into(), message: "the server closed the connection".into() }
+    }
+}
+
+/// Rows of a result, as text (`None` for NULL).
+pub type Rows = Vec<Vec<Option<String>>>;
+
+/// One open connection.
+pub struct Wire {
+    socket: TcpStream,
+    port: u16,
+    pid: i32,
+    key: i32,
+}
+
+impl Wire {
+    /// Connects and authenticates with `password` (an API token or a JWT).
+    pub async fn connect(port: u16, password: &str) -> Result<Wire, PgError> {
+        let mut socket = TcpStream::connect(("127.0.0.1", port)).await.expect("the server listens");
+        let mut body = Vec::new();
+        body.extend_from_slice(&196608i32.to_be_bytes());
+        for (k, v) in [("user", "tester"), ("database", "meshwork")] {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut startup = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+        startup.extend_from_slice(&body);
+        socket.write_all(&startup).await.unwrap();
+        let mut wire = Wire { socket, port, pid: 0, key: 0 };
+        let (tag, _) = wire.read().await?;
+        assert_eq!(tag, b'R', "the server asks for a password");
+        wire.send(b'p', &cstr(password)).await;
+        loop {
+            let (tag, body) = wire.read().await?;
+            match tag {
+                b'K' => {
+                    wire.pid = i32::from_be_bytes(body[0..4].try_into().unwrap());
+                    wire.key = i32::from_be_bytes(body[4..8].try_into().unwrap());
+                }
+                b'E' => return Err(error_fields(&body)),
+                b'Z' => return Ok(wire),
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs `sql` with the simple protocol; the rows of its last statement.
+    pub async fn simple(&mut self, sql: &str) -> Result<Rows, PgError> {
+        self.send(b'Q', &cstr(sql)).await;
+        self.collect().await
+    }
+
+    /// Parses `sql` as the named statement `name` (extended protocol).
+    pub async fn prepare(&mut self, name: &str, sql: &str) -> Result<(), PgError> {
+        let mut body = cstr(name);
+        body.extend_from_slice(&cstr(sql));
+        body.extend_from_slice(&0i16.to_be_bytes());
+        self.send(b'P', &body).await;
+        self.send(b'S', &[]).await;
+        self.collect().await.map(|_| ())
+    }
+
+    /// Binds the named statement `statement` into the portal `portal`, without running it.
+    pub async fn bind(&mut self, statement: &str, portal: &str) -> Result<(), PgError> {
+        self.send_bind(statement, portal).await;
+        self.send(b'S', &[]).await;
+        self.collect().await.map(|_| ())
+    }
+
+    /// Executes the portal `portal` to its end.
+    pub async fn execute(&mut self, portal: &str) -> Result<Rows, PgError> {
+        let mut body = cstr(portal);
+        body.extend_from_slice(&0i32.to_be_bytes());
+        self.send(b'E', &body).await;
+        self.send(b'S', &[]).await;
+        self.collect().await
+    }
+
+    /// Binds and executes the named statement in the unnamed portal, like a driver running a
+    /// prepared statement again.
+    pub async fn run_prepared(&mut self, statement: &str) -> Result<Rows, PgError> {
+        self.send_bind(statement, "").await;
+        let mut body = cstr("");
+        body.extend_from_slice(&0i32.to_be_bytes());
+        self.send(b'E', &body).await;
+        self.send(b'S', &[]).await;
+        self.collect().await
+    }
+
+    /// Sends a cancel request for this connection, on a connection of its own.
+    pub async fn cancel(port: u16, pid: i32, key: i32) {
+        let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut message = 16i32.to_be_bytes().to_vec();
+        message.extend_from_slice(&80877102i32.to_be_bytes());
+        message.extend_from_slice(&pid.to_be_bytes());
+        message.extend_from_slice(&key.to_be_bytes());
+        socket.write_all(&message).await.unwrap();
+        let _ = socket.read(&mut [0u8; 1]).await;
+    }
+
+    /// Where to send a cancel request for this connection: port, pid and key.
+    pub fn cancel_key(&self) -> (u16, i32, i32) {
+        (self.port, self.pid, self.key)
+    }
+
+    /// Sends a simple query without waiting for its answer.
+    pub async fn send_query(&mut self, sql: &str) {
+        self.send(b'Q', &cstr(sql)).await;
+    }
+
+    /// Reads the answer of a query sent with [`Wire::send_query`].
+    pub async fn answer(&mut self) -> Result<Rows, PgError> {
+        self.collect().await
+    }
+
+    /// Reads the answer of a query sent with [`Wire::send_query`] up to its first row.
+    pub async fn first_row(&mut self) -> Result<(), PgError> {
+        loop {
+            match self.read().await? {
+                (b'D', _) => return Ok(()),
+                (b'E', body) => return Err(error_fields(&body)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads the rest of an answer, counting its rows instead of keeping them.
+    pub async fn count_rest(&mut self) -> Result<usize, PgError> {
+        let (mut rows, mut error) = (0, None);
+        loop {
+            match self.read().await {
+                Ok((b'D', _)) => rows += 1,
+                Ok((b'E', body)) => error = Some(error_fields(&body)),
+                Ok((b'Z', _)) => return error.map_or(Ok(rows), Err),
+                Ok(_) => {}
+                Err(closed) => return Err(error.unwrap_or(closed)),
+            }
+        }
+    }
+
+    async fn send_bind(&mut self, statement: &str, portal: &str) {
+        let mut body = cstr(portal);
+        body.extend_from_slice(&cstr(statement));
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&0i16.to_be_bytes());
+        self.send(b'B', &body).await;
+    }
+
+    /// Reads messages up to `ReadyForQuery`: the data rows, or the first error.
+    async fn collect(&mut self) -> Result<Rows, PgError> {
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            let (tag, body) = match self.read().await {
+                Ok(message) => message,
+                // An error followed by the server closing the connection (FATAL).
+                Err(closed) => return Err(error.unwrap_or(closed)),
+            };
+            match tag {
+                b'T' => rows.clear(),
+                b'D' => rows.push(data_row(&body)),
+                b'E' => error = Some(error_fields(&body)),
+                b'Z' => return error.map_or(Ok(rows), Err),
+                _ => {}
+            }
+        }
+    }
+
+    async fn send(&mut self, tag: u8, body: &[u8]) {
+        let mut message = vec![tag];
+        message.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        message.extend_from_slice(body);
+        // A server that closed the connection shows up on the next read.
+        let _ = self.socket.write_all(&message).await;
+    }
+
+    async fn read(&mut self) -> Result<(u8, Vec<u8>), PgError> {
+        let mut head = [0u8; 5];
+        self.socket.read_exact(&mut head).await.map_err(|_| PgError::closed())?;
+        let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
+        let mut body = vec![0u8; len];
+        self.socket.read_exact(&mut body).await.map_err(|_| PgError::closed())?;
+        Ok((head[0], body))
+    }
+}
+
+fn cstr(text: &str) -> Vec<u8> {
+    let mut out = text.as_bytes().to_vec();
+    out.push(0);
+    out
+}
+
+fn data_row(body: &[u8]) -> Vec<Option<String>> {
+    let n = i16::from_be_bytes(body[0..2].try_into().unwrap()) as usize;
+    let mut at = 2;
+    let mut row = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = i32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+        at += 4;
+        if len < 0 {
+            row.push(None);
+        } else {
+            row.push(Some(String::from_utf8_lossy(&body[at..at + len as usize]).into_owned()));
+            at += len as usize;
+        }
+    }
+    row
+}
+
+fn error_fields(body: &[u8]) -> PgError {
+    let mut error = PgError { severity: String::new(), code: String::new(), message: String::new() };
+    for field in body.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let text = String::from_utf8_lossy(&field[1..]).into_owned();
+        match field[0] {
+            b'S' => error.severity = text,
+            b'C' => error.code = text,
+            b'M' => error.message = text,
+            _ => {}
+        }
+    }
+    error
+}
