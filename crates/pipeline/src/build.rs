@@ -13,6 +13,7 @@ use datafusion::prelude::SessionContext;
 use meshwork_catalog::CatalogStore;
 use meshwork_core::descriptor::{InputSource, ProductDescriptor};
 use meshwork_core::id::ProductId;
+use meshwork_core::lineage::ProductLineage;
 use meshwork_core::mesh::ProductEntry;
 use meshwork_storage::ProductStore;
 use sha2::{Digest, Sha256};
@@ -30,6 +31,8 @@ pub struct BuiltProduct {
     pub batches: Vec<RecordBatch>,
     /// Number of rows.
     pub row_count: u64,
+    /// Which input columns each output column comes from.
+    pub lineage: ProductLineage,
 }
 
 /// SQL options for transforms: queries only, no DDL, DML or session changes.
@@ -144,7 +147,7 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
     let contract = &descriptor.contract;
     let schema = contract_schema(contract);
     let mut batches = Vec::new();
-    match (&descriptor.transform, descriptor.inputs.as_slice()) {
+    let lineage = match (&descriptor.transform, descriptor.inputs.as_slice()) {
         // Identity over one file input: check every file against the contract so that a bad
         // cell is reported with its file and row.
         (None, [input]) if input.source.path().is_some() => {
@@ -157,6 +160,7 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                 }
                 batches.push(conform(&batch, contract, &provenance, 0)?);
             }
+            ProductLineage::identity(descriptor)
         }
         _ => {
             let ctx = SessionContext::new();
@@ -219,6 +223,7 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
             };
             let transform_error = |e: datafusion::error::DataFusionError| PipelineError::Transform { origin: origin.clone(), message: e.to_string() };
             let frame = ctx.sql_with_options(&sql, read_only()).await.map_err(transform_error)?;
+            let lineage = crate::lineage::column_lineage(frame.logical_plan(), descriptor).map_err(transform_error)?;
             let result = frame.collect().await.map_err(transform_error)?;
             let provenance = match (&descriptor.transform, descriptor.inputs.as_slice()) {
                 (None, [input]) => match &input.source {
@@ -232,8 +237,9 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                 batches.push(conform(&batch, contract, &provenance, offset)?);
                 offset += batch.num_rows();
             }
+            lineage
         }
-    }
+    };
     let row_count = batches.iter().map(|b| b.num_rows() as u64).sum();
-    Ok(BuiltProduct { schema, batches, row_count })
+    Ok(BuiltProduct { schema, batches, row_count, lineage })
 }
