@@ -717,4 +717,5 @@ fn validate_parses_row_filters_and_sql_masks() {
 }
 
 mod crash;
+mod lineage;
 mod trust;
