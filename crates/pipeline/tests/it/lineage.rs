@@ -108,15 +108,15 @@ async fn joins_copy_their_columns_and_make_keys_and_filters_conditions() {
     check(
         "SELECT o.order_id, c.name FROM orders o JOIN customers c ON o.customer_id = c.customer_id WHERE o.status = 'completed'",
         expect![[r#"
-            order_id: ~customers.customer_id condition, orders.order_id copied, ~orders.customer_id condition, ~orders.status condition
-            name: customers.name copied, ~customers.customer_id condition, ~orders.customer_id condition, ~orders.status condition
+            order_id: ~customers.customer_id condition, ~orders.customer_id condition, orders.order_id copied, ~orders.status condition
+            name: ~customers.customer_id condition, customers.name copied, ~orders.customer_id condition, ~orders.status condition
         "#]],
     )
     .await;
     check(
         "SELECT o.order_id, c.country FROM orders o LEFT JOIN customers c ON o.customer_id = c.customer_id AND c.country <> 'XX'",
         expect![[r#"
-            order_id: ~customers.country condition, ~customers.customer_id condition, orders.order_id copied, ~orders.customer_id condition
+            order_id: ~customers.country condition, ~customers.customer_id condition, ~orders.customer_id condition, orders.order_id copied
             country: customers.country copied, ~customers.customer_id condition, ~orders.customer_id condition
         "#]],
     )
@@ -227,7 +227,7 @@ async fn scalar_in_and_exists_subqueries() {
     check(
         "SELECT order_id FROM orders WHERE customer_id IN (SELECT customer_id FROM customers WHERE country = 'DE')",
         expect![[r#"
-            order_id: ~customers.country condition, ~customers.customer_id condition, orders.order_id copied, ~orders.customer_id condition
+            order_id: ~customers.country condition, ~customers.customer_id condition, ~orders.customer_id condition, orders.order_id copied
         "#]],
     )
     .await;
@@ -246,7 +246,7 @@ async fn ctes_and_derived_tables_compose_derivations() {
         "WITH big AS (SELECT customer_id, sum(amount) AS total FROM orders GROUP BY customer_id) \
          SELECT c.name, b.total, b.total * 2 AS double_total FROM big b JOIN customers c USING (customer_id) ORDER BY b.total DESC LIMIT 10",
         expect![[r#"
-            name: customers.name copied, ~customers.customer_id condition, ~orders.amount condition, ~orders.customer_id condition
+            name: ~customers.customer_id condition, customers.name copied, ~orders.amount condition, ~orders.customer_id condition
             total: ~customers.customer_id condition, orders.amount aggregated, ~orders.customer_id condition
             double_total: ~customers.customer_id condition, orders.amount aggregated, ~orders.customer_id condition
         "#]],
