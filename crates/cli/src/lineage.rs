@@ -143,7 +143,7 @@ fn source_name(source: &ColumnSource) -> String {
 fn text(view: &View) -> String {
     let mut out = format!("lineage of {} ({}):\n", view.root, view.direction.describe());
     if view.edges.is_empty() {
-        out.push_str("  no products\n");
+        out.push_str("  no other products\n");
     }
     for (up, down) in &view.edges {
         let _ = writeln!(out, "  {up} -> {down}");
