@@ -1,5 +1,6 @@
-//! Control-plane measurements: access decisions on a real mesh's governance, and catalog
-//! search over synthetic catalogs of 10k–100k products stored in a real SQLite catalog.
+//! Control-plane measurements: access decisions on a real mesh's governance, catalog search
+//! over synthetic catalogs of 10k–100k products stored in a real SQLite catalog, and column
+//! lineage of a large mesh as `validate` derives it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -23,6 +24,38 @@ pub async fn run(mesh: &Path, principal: &str, decisions: usize, catalog_sizes: 
         search.push(catalog_search(size, searches).await?);
     }
     Ok(json!({ "policy": policy, "search": search }))
+}
+
+/// Times column lineage of every product of the mesh at `root` as `validate` and `plan`
+/// derive it: each transform planned against its inputs' declared schemas, then its plan
+/// walked. `runs` passes after one warm-up; the median pass is reported.
+pub fn column_lineage(root: &Path, runs: usize) -> anyhow::Result<Value> {
+    let mesh = meshwork_pipeline::load_mesh(root).map_err(|d| anyhow::anyhow!("cannot load the mesh at `{}`: {d:?}", root.display()))?;
+    let entries: Vec<_> = mesh.repo.products.values().collect();
+    let transforms = entries.iter().filter(|e| e.descriptor.transform.is_some()).count();
+    let mut passes = Vec::with_capacity(runs);
+    for pass in 0..=runs {
+        let started = Instant::now();
+        let planner = meshwork_pipeline::DeclaredPlanner::default();
+        for entry in &entries {
+            let lineage = planner.lineage(&mesh, entry).map_err(|e| anyhow::anyhow!("{}: {e}", entry.file))?;
+            std::hint::black_box(lineage);
+        }
+        if pass > 0 {
+            passes.push(started.elapsed());
+        }
+    }
+    passes.sort();
+    let median = passes[passes.len() / 2];
+    Ok(json!({
+        "products": entries.len(),
+        "transforms": transforms,
+        "runs": runs,
+        "median_ms": median.as_secs_f64() * 1e3,
+        "min_ms": passes[0].as_secs_f64() * 1e3,
+        "max_ms": passes[passes.len() - 1].as_secs_f64() * 1e3,
+        "per_transform_us": median.as_secs_f64() * 1e6 / transforms.max(1) as f64,
+    }))
 }
 
 /// Percentiles and throughput of a set of latencies.
@@ -118,6 +151,7 @@ async fn catalog_search(size: usize, searches: usize) -> anyhow::Result<Value> {
             row_count: 0,
             input_fingerprint: String::new(),
             upstream: Vec::new(),
+            lineage: Default::default(),
             quality: None,
             events: Vec::new(),
         };

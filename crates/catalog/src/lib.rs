@@ -2,7 +2,8 @@
 //!
 //! The catalog records what the mesh has published: domains, products with their current
 //! descriptor, every published version (semver, Delta version, schema, row count, time,
-//! descriptor hash, input fingerprint), and lineage edges between products. The pipeline writes
+//! descriptor hash, input fingerprint), lineage edges between products, and the column lineage of
+//! every version. The pipeline writes
 //! a publication in one transaction, so a reader never sees a version without its product row
 //! or lineage. SQL is kept portable (TEXT timestamps, no SQLite-only syntax) so a PostgreSQL
 //! adapter can share it.
@@ -16,6 +17,7 @@ pub use records::*;
 pub use sqlite::SqliteCatalog;
 
 use meshwork_core::id::ProductId;
+use meshwork_core::lineage::ProductLineage;
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,10 @@ pub trait CatalogStore: Send + Sync {
     async fn purge(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool>;
     /// Every lineage edge in the mesh.
     async fn lineage(&self) -> Result<Vec<LineageEdge>>;
+    /// The column lineage recorded with publication `seq` of a product.
+    async fn column_lineage(&self, id: &ProductId, seq: i64) -> Result<Option<ProductLineage>>;
+    /// The column lineage of every product's current version, by product.
+    async fn current_column_lineage(&self) -> Result<std::collections::BTreeMap<ProductId, ProductLineage>>;
     /// Replaces principals, policies and policy states in one transaction.
     async fn replace_governance(&self, snapshot: &GovernanceSnapshot) -> Result<()>;
     /// The principals, policies and states last applied.

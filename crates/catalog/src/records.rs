@@ -1,6 +1,7 @@
 //! Records the catalog stores and returns.
 
 use meshwork_core::id::{DomainName, ProductId};
+use meshwork_core::lineage::ProductLineage;
 
 /// A domain as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,10 @@ pub struct Publication {
     pub input_fingerprint: String,
     /// Products it reads.
     pub upstream: Vec<ProductId>,
+    /// Which input columns each output column comes from; empty in journals written before
+    /// column lineage was recorded.
+    #[serde(default)]
+    pub lineage: ProductLineage,
     /// The quality run that admitted it; stored with `published_seq` set.
     pub quality: Option<QualityRun>,
     /// Lifecycle events appended in the same transaction (`product.published`, …).

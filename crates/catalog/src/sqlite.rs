@@ -1,9 +1,11 @@
 //! SQLite adapter of the catalog: the embedded default, one file in `.meshwork/`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use meshwork_core::id::{DomainName, ProductId};
+use meshwork_core::lineage::ProductLineage;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 // Queries built with `format!` only splice the constant column list, never input.
 use sqlx::{AssertSqlSafe, Row, sqlite::SqliteRow};
@@ -163,6 +165,13 @@ CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook, id);
 ALTER TABLE domains ADD COLUMN principal TEXT NOT NULL DEFAULT '{}';
 "#, r#"
 ALTER TABLE products ADD COLUMN unpublished_at TEXT;
+"#, r#"
+CREATE TABLE column_lineage (
+    product_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    lineage TEXT NOT NULL,
+    PRIMARY KEY (product_id, seq)
+);
 "#];
 
 /// The catalog in a SQLite database file.
@@ -234,6 +243,10 @@ fn parse_id(text: &str) -> Result<ProductId> {
 
 fn string_list(json: &str) -> Result<Vec<String>> {
     serde_json::from_str(json).map_err(|e| CatalogError::Corrupt(format!("bad list `{json}`: {e}")))
+}
+
+fn product_lineage(json: &str) -> Result<ProductLineage> {
+    serde_json::from_str(json).map_err(|e| CatalogError::Corrupt(format!("bad column lineage `{json}`: {e}")))
 }
 
 fn product_row(row: &SqliteRow) -> Result<ProductRecord> {
@@ -362,6 +375,12 @@ impl CatalogStore for SqliteCatalog {
             .bind(&record.published_at)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("INSERT INTO column_lineage (product_id, seq, lineage) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(seq)
+            .bind(serde_json::to_string(&publication.lineage).expect("lineage serializes"))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM lineage WHERE downstream = ?").bind(&id).execute(&mut *tx).await?;
         for upstream in &publication.upstream {
             sqlx::query("INSERT INTO lineage (upstream, downstream) VALUES (?, ?) ON CONFLICT DO NOTHING")
@@ -431,6 +450,25 @@ impl CatalogStore for SqliteCatalog {
         rows.iter()
             .map(|row| Ok(LineageEdge { upstream: parse_id(row.try_get("upstream")?)?, downstream: parse_id(row.try_get("downstream")?)? }))
             .collect()
+    }
+
+    async fn column_lineage(&self, id: &ProductId, seq: i64) -> Result<Option<ProductLineage>> {
+        let text: Option<String> = sqlx::query_scalar("SELECT lineage FROM column_lineage WHERE product_id = ? AND seq = ?")
+            .bind(id.to_string())
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        text.as_deref().map(product_lineage).transpose()
+    }
+
+    async fn current_column_lineage(&self) -> Result<BTreeMap<ProductId, ProductLineage>> {
+        let rows = sqlx::query(
+            "SELECT c.product_id, c.lineage FROM column_lineage c \
+             WHERE c.seq = (SELECT MAX(v.seq) FROM product_versions v WHERE v.product_id = c.product_id)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((parse_id(row.try_get("product_id")?)?, product_lineage(row.try_get("lineage")?)?))).collect()
     }
 
     async fn replace_governance(&self, snapshot: &GovernanceSnapshot) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The `meshwork` binary: parses the command line and hands each command to the libraries.
 
 mod commands;
+mod lineage;
 mod output;
 mod reads;
 mod purge;
@@ -240,6 +241,25 @@ enum ProductCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Product and column lineage across the mesh: the products a product is built from and
+    /// those built from it, and with `--columns` which input columns each column comes from.
+    /// Shows only products the caller may see.
+    Lineage {
+        /// The product, as `domain.product`.
+        name: String,
+        /// Also show column lineage.
+        #[arg(long)]
+        columns: bool,
+        /// Only the products it is built from.
+        #[arg(long, conflicts_with = "downstream")]
+        upstream: bool,
+        /// Only the products built from it.
+        #[arg(long)]
+        downstream: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = lineage::LineageFormat::Text)]
+        format: lineage::LineageFormat,
+    },
     /// The history of a product's quality runs, newest first, with sample failing rows (masked
     /// by the product's access policy for non-owners).
     Quality {
@@ -333,6 +353,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             trust::product_quality(&dir, principal, &name, limit, format).await
         }
         Command::Query { sql, format, output } => commands::query(&dir, principal, &sql, format, output.as_deref()).await,
+        Command::Product { command: ProductCommand::Lineage { name, columns, upstream, downstream, format } } => {
+            let direction = match (upstream, downstream) {
+                (true, _) => lineage::Direction::Upstream,
+                (_, true) => lineage::Direction::Downstream,
+                _ => lineage::Direction::Both,
+            };
+            lineage::product_lineage(&dir, principal, &name, columns, direction, format).await
+        }
         Command::Product { command: ProductCommand::List { format } } => commands::product_list(&dir, principal, format).await,
         Command::Product { command: ProductCommand::Show { name, format } } => {
             commands::product_show(&dir, principal, &name, format).await

@@ -12,6 +12,7 @@ pub mod column_type;
 pub mod descriptor;
 pub mod diagnostic;
 pub mod id;
+pub mod lineage;
 pub mod mesh;
 pub mod parse;
 pub mod principal;

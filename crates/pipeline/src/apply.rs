@@ -531,6 +531,7 @@ async fn publish_product(
         row_count: built.row_count as i64,
         input_fingerprint: fingerprint.clone(),
         upstream: descriptor.upstream().cloned().collect(),
+        lineage: built.lineage.clone(),
         quality: Some(run_record.clone()),
         events,
     };

@@ -12,6 +12,7 @@ use datafusion::datasource::MemTable;
 use meshwork_catalog::CatalogStore;
 use meshwork_core::descriptor::{InputSource, ProductDescriptor};
 use meshwork_core::id::ProductId;
+use meshwork_core::lineage::ProductLineage;
 use meshwork_core::mesh::ProductEntry;
 use meshwork_policy::{AccessDecision, Authorizer};
 use meshwork_query::{DomainReads, Governance};
@@ -33,6 +34,8 @@ pub struct BuiltProduct {
     pub row_count: u64,
     /// The access decision on each upstream product the build read, as its domain.
     pub reads: BTreeMap<ProductId, AccessDecision>,
+    /// Which input columns each output column comes from.
+    pub lineage: ProductLineage,
 }
 
 /// Fingerprint of everything a product's data is built from: the content of its input files,
@@ -147,7 +150,7 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
     let schema = contract_schema(contract);
     let mut batches = Vec::new();
     let mut reads_made = BTreeMap::new();
-    match (&descriptor.transform, descriptor.inputs.as_slice()) {
+    let lineage = match (&descriptor.transform, descriptor.inputs.as_slice()) {
         // Identity over one file input: check every file against the contract so that a bad
         // cell is reported with its file and row.
         (None, [input]) if input.source.path().is_some() => {
@@ -160,6 +163,7 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                 }
                 batches.push(conform(&batch, contract, &provenance, 0)?);
             }
+            ProductLineage::identity(descriptor)
         }
         _ => {
             // Product inputs are read as the consuming domain, through the same access decision
@@ -221,6 +225,9 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                 None => format!("SELECT * FROM \"{}\"", descriptor.inputs[0].name),
             };
             let transform_error = |message: String| PipelineError::Transform { origin: origin.clone(), message };
+            // Lineage comes from the plan as written, before strings are cast for the output.
+            let written = session.plan(&sql).await.map_err(|e| transform_error(e.to_string()))?;
+            let lineage = crate::lineage::column_lineage(written.logical_plan(), descriptor).map_err(|e| transform_error(e.to_string()))?;
             let frame = session.sql(&sql).await.map_err(|e| transform_error(e.to_string()))?;
             let result = frame.collect().await.map_err(|e| transform_error(meshwork_query::QueryError::from(e).to_string()))?;
             let provenance = match (&descriptor.transform, descriptor.inputs.as_slice()) {
@@ -235,8 +242,9 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
                 batches.push(conform(&batch, contract, &provenance, offset)?);
                 offset += batch.num_rows();
             }
+            lineage
         }
-    }
+    };
     let row_count = batches.iter().map(|b| b.num_rows() as u64).sum();
-    Ok(BuiltProduct { schema, batches, row_count, reads: reads_made })
+    Ok(BuiltProduct { schema, batches, row_count, reads: reads_made, lineage })
 }

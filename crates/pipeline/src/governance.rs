@@ -6,11 +6,13 @@ use std::fmt;
 use std::path::Path;
 
 use meshwork_catalog::{CatalogStore, GovernanceSnapshot, PolicyRecord, PolicyStateRecord};
-use meshwork_core::descriptor::{PolicyState, ProductDescriptor};
+use meshwork_core::descriptor::{DomainDescriptor, PolicyState, ProductDescriptor};
+use meshwork_core::mesh::ProductEntry;
 use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
 use meshwork_core::id::{DomainName, ProductId, check_name};
-use meshwork_policy::{Authorizer, GovernanceInput, PolicyError, PolicyScope, PolicySet, PolicySource, PolicyStates, Violation};
+use meshwork_policy::{Authorizer, GovernanceInput, GovernanceLineage, PolicyError, PolicyScope, PolicySet, PolicySource, PolicyStates, Violation};
 
+use crate::declared::DeclaredPlanner;
 use crate::{LoadedMesh, PipelineError};
 
 /// The directory of global policies, at the repository root.
@@ -162,12 +164,12 @@ pub async fn published_descriptors(catalog: &dyn CatalogStore) -> Result<BTreeMa
 /// Evaluates every governance policy on every product, against its published descriptor.
 pub fn check_governance(mesh: &LoadedMesh, published: &BTreeMap<ProductId, ProductDescriptor>) -> Vec<Finding> {
     let mut findings = Vec::new();
+    let planner = DeclaredPlanner::default();
+    let authorizer = Authorizer::new(mesh.policies.clone(), mesh.states.clone());
     for (id, entry) in &mesh.repo.products {
-        let input = GovernanceInput {
-            product: &entry.descriptor,
-            previous: published.get(id),
-            domain: mesh.repo.domains.get(&entry.descriptor.domain).map(|d| &d.descriptor),
-        };
+        let domain = mesh.repo.domains.get(&entry.descriptor.domain).map(|d| &d.descriptor);
+        let lineage = domain.and_then(|domain| governance_lineage(mesh, entry, domain, &planner, &authorizer));
+        let input = GovernanceInput { product: &entry.descriptor, previous: published.get(id), domain, lineage: lineage.as_ref() };
         for violation in mesh.policies.check_product(&mesh.states, input) {
             let position = violation.field.as_deref().and_then(|f| entry.positions.locate_nearest(f)).or_else(|| entry.positions.locate_nearest("name"));
             findings.push(Finding { file: entry.file.clone(), line: position.map(|p| p.0), column: position.map(|p| p.1), violation });
@@ -179,6 +181,27 @@ pub fn check_governance(mesh: &LoadedMesh, published: &BTreeMap<ProductId, Produ
         &crate::upstream::input_access(mesh),
     ));
     findings
+}
+
+/// The column lineage of a product that reads other products, planned against the declared
+/// schemas of its inputs and joined with what its domain reads of each upstream. Products that
+/// read only files get none: classifications propagate from upstream contracts.
+fn governance_lineage(
+    mesh: &LoadedMesh,
+    entry: &ProductEntry,
+    domain: &DomainDescriptor,
+    planner: &DeclaredPlanner,
+    authorizer: &Authorizer,
+) -> Option<GovernanceLineage> {
+    let upstream: BTreeMap<ProductId, &ProductDescriptor> =
+        entry.descriptor.upstream().filter_map(|id| mesh.repo.products.get(id).map(|p| (id.clone(), &p.descriptor))).collect();
+    if upstream.is_empty() {
+        return None;
+    }
+    Some(match planner.lineage(mesh, entry) {
+        Ok(lineage) => GovernanceLineage::resolve(&lineage, domain, &upstream, authorizer),
+        Err(error) => GovernanceLineage::Unknown(error),
+    })
 }
 
 /// What queries need of this repository's governance, for the catalog.

@@ -12,11 +12,13 @@
 
 mod apply;
 mod build;
+mod declared;
 pub mod governance;
 pub mod conform;
 mod home;
 mod plan;
 pub mod ingest;
+pub mod lineage;
 pub mod quality;
 mod recovery;
 mod repo;
@@ -27,6 +29,7 @@ mod validate;
 pub use apply::{ApplyObserver, ApplyOptions, ApplyReport, ProductOutcome, SilentObserver, apply, apply_with, refresh};
 pub use recovery::{FAILPOINT_ENV, PENDING_FILE, Recovered, recover, recover_all};
 pub use build::{BuiltProduct, build_product, input_fingerprint};
+pub use declared::DeclaredPlanner;
 pub use home::MeshHome;
 pub use plan::{ContractChange, PlanAction, PlanItem, ReadChange, contract_changes, plan};
 pub use governance::{Finding, check_governance, governance_snapshot, published_descriptors};

@@ -6,6 +6,7 @@ use meshwork_core::descriptor::{DomainDescriptor, PolicyState, ProductDescriptor
 use meshwork_core::id::ProductId;
 use serde_json::{Value, json};
 
+use crate::lineage::GovernanceLineage;
 use crate::policy::{PolicyKind, PolicySet, PolicyStates};
 
 /// What a governance policy sees of one product.
@@ -18,6 +19,9 @@ pub struct GovernanceInput<'a> {
     pub previous: Option<&'a ProductDescriptor>,
     /// The owning domain.
     pub domain: Option<&'a DomainDescriptor>,
+    /// The product's column lineage with what its domain reads of each source, when it was
+    /// derived (products that read other products); `input.lineage` in Rego.
+    pub lineage: Option<&'a GovernanceLineage>,
 }
 
 /// One broken rule.
@@ -110,7 +114,7 @@ fn one_line(error: &str) -> String {
 }
 
 /// The `input` document of governance policies: `product`, `previous` (absent for a first
-/// publish) and `domain`. Absent optional fields are left out rather than `null`, so Rego's
+/// publish), `domain` and `lineage` (absent when not derived). Absent optional fields are left out rather than `null`, so Rego's
 /// `not input.product.owner` means what it reads.
 pub(crate) fn governance_document(input: GovernanceInput<'_>) -> Value {
     let mut doc = serde_json::Map::new();
@@ -123,6 +127,9 @@ pub(crate) fn governance_document(input: GovernanceInput<'_>) -> Value {
         None => json!({ "name": input.product.domain.as_str(), "owners": [], "members": [] }),
     };
     doc.insert("domain".into(), domain);
+    if let Some(lineage) = input.lineage {
+        doc.insert("lineage".into(), lineage.document());
+    }
     Value::Object(doc)
 }
 

@@ -42,6 +42,12 @@ pub const BUILTIN_POLICIES: &[BuiltinPolicy] = &[
         source: include_str!("../rego/pii_masked.rego"),
     },
     BuiltinPolicy {
+        name: "classification_propagated",
+        default_state: PolicyState::Enforce,
+        summary: "a column carrying an unmasked pii or confidential upstream column is classified at least as high",
+        source: include_str!("../rego/classification_propagated.rego"),
+    },
+    BuiltinPolicy {
         name: "snake_case_names",
         default_state: PolicyState::Enforce,
         summary: "column names and tags are lower snake_case",

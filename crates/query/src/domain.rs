@@ -97,12 +97,13 @@ impl DomainSession {
 
     /// Plans a read-only statement; result strings are plain `Utf8`.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        Ok(plain_strings(
-            self.ctx.sql_with_options(sql, options).await?,
-        ))
+        Ok(plain_strings(self.plan(sql).await?))
+    }
+
+    /// Plans a read-only statement as written (its output types are the scans' types), for
+    /// callers that read the plan itself, such as column lineage.
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame, QueryError> {
+        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        Ok(self.ctx.sql_with_options(sql, options).await?)
     }
 }

@@ -69,6 +69,7 @@ impl SqliteCatalog {
             "DELETE FROM slo_checks WHERE product_id = ?",
             "DELETE FROM lineage WHERE upstream = ?",
             "DELETE FROM lineage WHERE downstream = ?",
+            "DELETE FROM column_lineage WHERE product_id = ?",
             "DELETE FROM products WHERE id = ?",
         ] {
             sqlx::query(statement).bind(&key).execute(&mut *tx).await?;

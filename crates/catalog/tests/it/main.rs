@@ -2,6 +2,7 @@
 
 use meshwork_catalog::{CatalogStore, DomainRecord, LineageEdge, ProductRecord, Publication, SqliteCatalog};
 use meshwork_core::id::{DomainName, ProductId};
+use meshwork_core::lineage::{ColumnLineage, ColumnSource, Derivation, ProductLineage};
 
 fn id(text: &str) -> ProductId {
     text.parse().unwrap()
@@ -27,6 +28,7 @@ fn publication(product: &str, hash: &str, upstream: &[&str]) -> Publication {
         row_count: 10,
         input_fingerprint: "f".into(),
         upstream: upstream.iter().map(|u| id(u)).collect(),
+        lineage: Default::default(),
         quality: None,
         events: Vec::new(),
     }
@@ -64,6 +66,48 @@ async fn publications_versions_and_lineage_survive_reopening() {
     assert_eq!(catalog.products().await.unwrap().len(), 2);
     assert_eq!(catalog.lineage().await.unwrap(), [LineageEdge { upstream: id("sales.orders"), downstream: id("marketing.roi") }]);
     assert_eq!(catalog.domains().await.unwrap()[0].owners, ["group:s"]);
+}
+
+/// A one-column lineage: `column` copied from `input.column` of `product`.
+fn copied(column: &str, input: &str, product: &str) -> ProductLineage {
+    ProductLineage {
+        columns: vec![ColumnLineage {
+            name: column.into(),
+            sources: vec![ColumnSource {
+                input: input.into(),
+                product: Some(id(product)),
+                column: column.into(),
+                derivation: Derivation::Copied,
+                carries_value: true,
+            }],
+        }],
+    }
+}
+
+#[tokio::test]
+async fn column_lineage_is_stored_per_publication_and_read_back_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    {
+        let catalog = SqliteCatalog::open(&path).await.unwrap();
+        let mut first = publication("growth.emails", "h1", &["shop.orders"]);
+        first.lineage = copied("email", "orders", "shop.orders");
+        catalog.publish(&first).await.unwrap();
+        let mut second = publication("growth.emails", "h2", &["shop.customers"]);
+        second.lineage = copied("email", "customers", "shop.customers");
+        catalog.publish(&second).await.unwrap();
+        catalog.publish(&publication("shop.orders", "h1", &[])).await.unwrap();
+    }
+    let catalog = SqliteCatalog::open(&path).await.unwrap();
+    let emails = id("growth.emails");
+    assert_eq!(catalog.column_lineage(&emails, 1).await.unwrap(), Some(copied("email", "orders", "shop.orders")));
+    assert_eq!(catalog.column_lineage(&emails, 2).await.unwrap(), Some(copied("email", "customers", "shop.customers")));
+    assert_eq!(catalog.column_lineage(&emails, 3).await.unwrap(), None);
+    let current = catalog.current_column_lineage().await.unwrap();
+    assert_eq!(
+        current.into_iter().collect::<Vec<_>>(),
+        [(emails, copied("email", "customers", "shop.customers")), (id("shop.orders"), ProductLineage::default())]
+    );
 }
 
 #[tokio::test]

@@ -237,11 +237,22 @@ fn granting_a_consuming_domain_unmasked_unfiltered_reads_is_planned_and_rebuilds
             "unmasked_for: [domain:shop, domain:growth]",
         );
     std::fs::write(&file, granted).unwrap();
+    // Clear confidential values now flow into `growth.order_emails`: classification follows
+    // lineage, so growth must declare the column confidential before it may publish them.
+    let refused = meshwork(&dir, &["validate"]);
+    assert!(
+        stderr(&refused).contains("policy `classification_propagated` on `growth.order_emails`: column `customer_email` is classified `internal`"),
+        "{}",
+        stderr(&refused)
+    );
+    let emails = dir.join("domains/growth/products/order_emails/product.yaml");
+    let yaml = std::fs::read_to_string(&emails).unwrap().replace("classification: internal", "classification: confidential");
+    std::fs::write(&emails, yaml).unwrap();
     expect![[r#"
         PRODUCT                   ACTION                       VERSION  CONTRACT CHANGES
         shop.orders               update (descriptor changed)  1.0.0    -
         shop.secrets              unchanged                    1.0.0    -
-        growth.order_emails       update (upstream changes)    1.0.0    -
+        growth.order_emails       update (descriptor changed)  1.0.0    -
         growth.revenue_by_region  update (upstream changes)    1.0.0    -
 
         growth.order_emails will be built from other data:

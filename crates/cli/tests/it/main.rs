@@ -703,7 +703,13 @@ fn plan_shows_changes_and_refuses_breaking_ones_without_a_major_version() {
     // A major version makes it acceptable.
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("version: 1.1.0", "version: 2.0.0")).unwrap();
-    assert!(ok(&dir, &["plan"]).contains("1.0.0 -> 2.0.0"));
+    // The major is allowed, but `marketing.roi` still reads `budget`: its transform no longer
+    // plans against the new contract, so lineage cannot be derived and it is refused.
+    let major = meshwork(&dir, &["plan"]);
+    assert_eq!(major.status.code(), Some(3), "{}{}", stdout(&major), stderr(&major));
+    assert!(stdout(&major).contains("1.0.0 -> 2.0.0"), "{}", stdout(&major));
+    assert!(stdout(&major).contains("marketing.roi        REFUSED by policy"), "{}", stdout(&major));
+    assert!(stdout(&major).contains("policy `classification_propagated` on `marketing.roi`: cannot derive column lineage"), "{}", stdout(&major));
 }
 
 #[test]
@@ -723,6 +729,7 @@ fn validate_parses_row_filters_and_sql_masks() {
 
 mod crash;
 mod derived;
+mod lineage;
 mod trust;
 mod unpublish;
 mod visibility;

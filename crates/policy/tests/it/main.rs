@@ -50,7 +50,7 @@ fn builtins() -> PolicySet {
 
 fn check(set: &PolicySet, states: &PolicyStates, new: &ProductDescriptor, previous: Option<&ProductDescriptor>) -> Vec<Violation> {
     let domain = domain();
-    set.check_product(states, GovernanceInput { product: new, previous, domain: Some(&domain) })
+    set.check_product(states, GovernanceInput { product: new, previous, domain: Some(&domain), lineage: None })
 }
 
 /// `policy field: message` lines, for compact assertions.
@@ -302,3 +302,5 @@ fn a_failing_access_policy_denies() {
     assert!(!decision.allowed);
     assert!(decision.reasons[0].starts_with("access policy `broken` failed to evaluate"), "{:?}", decision.reasons);
 }
+
+mod classification_propagated;
