@@ -16,9 +16,11 @@
 
 #![deny(missing_docs)]
 
+mod bounded;
 mod engine;
 mod explain;
 mod guard;
+mod limits;
 mod masks;
 mod rewrite;
 mod schema;
@@ -26,6 +28,7 @@ mod search;
 mod stream;
 
 pub use engine::{QueryEngine, QueryLimits, TableCache};
+pub use limits::{MAX_NESTING, MAX_SQL_BYTES, check_length, check_nesting, on_planner_thread, recursion_refusal};
 pub use search::{ProductIndex, SearchQuery};
 pub use stream::QueryStream;
 
@@ -502,6 +505,7 @@ impl QuerySession {
         for name in FILE_TABLE_FUNCTIONS {
             state.register_udtf(name, Arc::new(RefusedTableFunction(name)));
         }
+        bounded::install(&mut state, limits)?;
         let ctx = SessionContext::new_with_state(state);
         let mesh_catalog = MeshCatalog::new(domains.into_iter().map(|(name, schema)| (name, Arc::new(schema))).collect());
         ctx.register_catalog(CATALOG_NAME, Arc::new(mesh_catalog));
@@ -529,7 +533,7 @@ impl QuerySession {
     /// Plans a read-only SQL statement. Not audited: use [`QuerySession::execute`] to run.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
         let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        Ok(plain_strings(self.ctx.sql_with_options(sql, options).await?))
+        Ok(plain_strings(limits::plan(&self.ctx, sql, options, &self.limits).await?))
     }
 
     /// The result schema and placeholder types of a statement, without running it.
@@ -614,7 +618,7 @@ impl QuerySession {
         // Physical planning runs the analyzer, so the policy journal knows every product the
         // statement reads before its audit event is written.
         let task = Arc::new(frame.task_ctx());
-        let plan = frame.create_physical_plan().await?;
+        let plan = limits::physical_plan(frame, &self.limits).await?;
         let batches = datafusion::physical_plan::execute_stream(plan, task)?;
         Ok(stream::Running::Stream(schema, batches))
     }
@@ -682,7 +686,8 @@ pub fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>, Quer
 /// The statement as the SQL parser prints it back: one line, keywords and spacing uniform.
 /// Text that does not parse is kept with its whitespace collapsed.
 pub fn normalise(sql: &str) -> String {
-    match datafusion::sql::parser::DFParser::parse_sql(sql) {
+    // Text too deep to parse safely on this thread is kept as written.
+    match datafusion::sql::parser::DFParser::parse_sql(if limits::shallow(sql) { sql } else { "" }) {
         Ok(statements) if !statements.is_empty() => statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
         _ => sql.split_whitespace().collect::<Vec<_>>().join(" "),
     }

@@ -716,5 +716,6 @@ fn validate_parses_row_filters_and_sql_masks() {
     .assert_eq(&stderr(&output));
 }
 
+mod attacks;
 mod crash;
 mod trust;

@@ -3,6 +3,8 @@
 //! wire (`psql`). Python clients (psycopg, ADBC, pyarrow.flight) run the same matrix in
 //! `tests/interop/check_serve.py`, from `.ci/run`.
 
+mod attacks;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
