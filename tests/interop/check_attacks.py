@@ -51,7 +51,11 @@ def answer(client, ports, token, sql):
         if client == "http":
             status, body = serve.http(http_port, "/api/v1/query", token, {"sql": sql})
             if status != 200:
-                return "error", body.decode(errors="replace")
+                try:
+                    error = json.loads(body)["error"]  # without the request id, which always differs
+                    return "error", f"{status} {error['code']}: {error['message']}"
+                except (ValueError, KeyError):
+                    return "error", body.decode(errors="replace")
             doc = json.loads(body)
             names = [c["name"] for c in doc["columns"]]
             return "ok", [tuple(serve.norm(row[n]) for n in names) for row in doc["rows"]]

@@ -39,27 +39,42 @@ fn flight_rows(batches: &[RecordBatch]) -> String {
     without_header(&csv(batches))
 }
 
+/// The code and message of a failed Flight call, without the response headers (a date) that
+/// differ between any two calls.
+fn status_message(err: impl std::fmt::Display) -> String {
+    let text = err.to_string();
+    let Some(start) = text.find("message: \"") else { return text };
+    let rest = &text[start + 10..];
+    let end = [rest.find("\", details"), rest.find("\", metadata")].into_iter().flatten().min().unwrap_or(rest.len());
+    format!("{}{}", &text[..start], &rest[..end])
+}
+
 async fn ask(served: &Served, via: Via, who: &str, sql: &str) -> Answer {
     match via {
         Via::Http => {
             let response = served.post_query(Some(served.token(who)), sql, "text/csv").await;
             let status = response.status();
             let body = response.text().await.map_err(|e| e.to_string())?;
-            if status == 200 { Ok(without_header(&body)) } else { Err(format!("HTTP {status}: {body}")) }
+            if status == 200 {
+                return Ok(without_header(&body));
+            }
+            // The message, without the request id that differs between any two requests.
+            let error: serde_json::Value = serde_json::from_str(&body).map_err(|_| body.clone())?;
+            Err(format!("HTTP {status} {}: {}", error["error"]["code"], error["error"]["message"].as_str().unwrap_or_default()))
         }
         Via::FlightStatement => {
             let mut client = served.flight(served.token(who)).await;
-            let info = client.execute(sql.to_owned(), None).await.map_err(|e| e.to_string())?;
+            let info = client.execute(sql.to_owned(), None).await.map_err(status_message)?;
             let ticket = info.endpoint[0].ticket.clone().ok_or("no ticket")?;
-            let batches: Vec<RecordBatch> = client.do_get(ticket).await.map_err(|e| e.to_string())?.try_collect().await.map_err(|e| e.to_string())?;
+            let batches: Vec<RecordBatch> = client.do_get(ticket).await.map_err(status_message)?.try_collect().await.map_err(status_message)?;
             Ok(flight_rows(&batches))
         }
         Via::FlightPrepared => {
             let mut client = served.flight(served.token(who)).await;
-            let mut prepared = client.prepare(sql.to_owned(), None).await.map_err(|e| e.to_string())?;
-            let info = prepared.execute().await.map_err(|e| e.to_string())?;
+            let mut prepared = client.prepare(sql.to_owned(), None).await.map_err(status_message)?;
+            let info = prepared.execute().await.map_err(status_message)?;
             let ticket = info.endpoint[0].ticket.clone().ok_or("no ticket")?;
-            let batches: Vec<RecordBatch> = client.do_get(ticket).await.map_err(|e| e.to_string())?.try_collect().await.map_err(|e| e.to_string())?;
+            let batches: Vec<RecordBatch> = client.do_get(ticket).await.map_err(status_message)?.try_collect().await.map_err(status_message)?;
             Ok(flight_rows(&batches))
         }
         Via::Psql => {
