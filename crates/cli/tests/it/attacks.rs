@@ -55,7 +55,7 @@ fn chain(term: &str, operator: &str, terms: usize) -> String {
 fn hostile_queries_are_refused_or_governed_on_the_cli() {
     let (tmp, dir) = policy_mesh();
     let leak = tmp.path().join("leak.csv").display().to_string();
-    let files_and_settings = [
+    let files_and_settings: Vec<String> = vec![
         format!("COPY (SELECT * FROM sales.orders) TO '{leak}'"),
         format!("CO/**/PY (SELECT 1) TO '{leak}'"),
         format!("SELECT 1; COPY (SELECT 1) TO '{leak}'"),
@@ -68,7 +68,7 @@ fn hostile_queries_are_refused_or_governed_on_the_cli() {
     expect![[r#""#]].assert_eq(&transcript(&dir, &files_and_settings).replace(&leak, "LEAK"));
     assert!(!tmp.path().join("leak.csv").exists());
 
-    let metadata_and_explain = [
+    let metadata_and_explain: Vec<String> = vec![
         "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables WHERE table_schema NOT IN ('information_schema') ORDER BY 1".into(),
         "SHOW TABLES".into(),
         "DESCRIBE finance.ledger".into(),
@@ -84,7 +84,7 @@ fn hostile_queries_are_refused_or_governed_on_the_cli() {
     let explain = ok(&dir, &["--as", "ana", "query", "--format", "csv", "EXPLAIN ANALYZE SELECT * FROM sales.customers"]);
     assert!(explain.contains("PolicyFence") && !explain.contains("EU") && !explain.contains(".parquet"), "{explain}");
 
-    let oracles_and_names = [
+    let oracles_and_names: Vec<String> = vec![
         "SELECT order_id FROM sales.orders WHERE 1 / (amount - CAST(123.45 AS DECIMAL(10, 2))) <> 0 ORDER BY 1".into(),
         "SELECT count(*) AS n, min(order_id) AS lo, max(order_id) AS hi FROM sales.orders".into(),
         "SELECT count(*) AS n FROM sales.customers WHERE email LIKE '%@%' OR name LIKE 'Alice%' OR card LIKE '4111%'".into(),
@@ -98,7 +98,7 @@ fn hostile_queries_are_refused_or_governed_on_the_cli() {
 
     // Resource exhaustion: errors with the limit named, never a crash. The chains stay under the
     // 128 KiB a single command-line argument may have.
-    let exhaustion = [
+    let exhaustion: Vec<String> = vec![
         format!("SELECT {}", chain("1", "+", 60_000)),
         format!("SELECT 1 WHERE {}", chain("true", " AND ", 12_000)),
         format!("SELECT {}", chain("'a'", "||", 20_000)),

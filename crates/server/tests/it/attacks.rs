@@ -84,6 +84,11 @@ async fn ask(served: &Served, via: Via, who: &str, sql: &str) -> Answer {
     }
 }
 
+/// A statement and the messages, one of which its refusal must contain.
+fn case(sql: impl Into<String>, expected: &'static [&'static str]) -> (String, &'static [&'static str]) {
+    (sql.into(), expected)
+}
+
 /// Asserts that every interface refuses `sql` with a message containing one of `expected`.
 async fn refused_everywhere(served: &Served, who: &str, sql: &str, expected: &[&str]) {
     for via in EVERY_INTERFACE {
@@ -108,25 +113,25 @@ async fn statements_that_touch_files_or_settings_are_refused_on_every_interface(
     let leak = served._dir.path().join("leak.csv");
     let leak = leak.display();
     let cases: Vec<(String, &[&str])> = vec![
-        (format!("COPY (SELECT * FROM sales.orders) TO '{leak}'"), &["`COPY` is not allowed"]),
-        (format!("COPY sales.orders TO '{leak}'"), &["`COPY` is not allowed"]),
+        case(format!("COPY (SELECT * FROM sales.orders) TO '{leak}'"), &["`COPY` is not allowed"]),
+        case(format!("COPY sales.orders TO '{leak}'"), &["`COPY` is not allowed"]),
         // A comment splitting the keyword leaves two words no parser takes for COPY.
-        (format!("CO/**/PY (SELECT 1) TO '{leak}'"), &["Expected", "syntax"]),
-        (format!("SELECT 1; COPY (SELECT 1) TO '{leak}'"), &["only supports a single SQL statement", "`COPY` is not allowed"]),
-        (format!("SELECT 1 AS one;COPY (SELECT 1) TO '{leak}';"), &["only supports a single SQL statement", "`COPY` is not allowed"]),
-        ("CREATE EXTERNAL TABLE passwd (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'".into(), &["`CREATE EXTERNAL TABLE` is not allowed", "Expected"]),
-        ("SELECT * FROM '/etc/passwd'".into(), &["reading `/etc/passwd` is not allowed"]),
-        ("SELECT * FROM 'file:///etc/passwd'".into(), &["reading `file:///etc/passwd` is not allowed"]),
-        ("SELECT * FROM \"../../etc/passwd\"".into(), &["reading `../../etc/passwd` is not allowed"]),
-        ("SELECT * FROM read_csv('/etc/passwd')".into(), &["table function `read_csv` is not allowed"]),
-        ("SELECT * FROM read_parquet('/etc/passwd')".into(), &["table function `read_parquet` is not allowed"]),
-        ("INSERT INTO sales.orders SELECT * FROM sales.orders".into(), &["`INSERT` is not allowed"]),
-        ("CREATE VIEW v AS SELECT * FROM sales.orders".into(), &["`CREATE VIEW` is not allowed"]),
+        case(format!("CO/**/PY (SELECT 1) TO '{leak}'"), &["Expected", "syntax"]),
+        case(format!("SELECT 1; COPY (SELECT 1) TO '{leak}'"), &["only supports a single SQL statement", "`COPY` is not allowed"]),
+        case(format!("SELECT 1 AS one;COPY (SELECT 1) TO '{leak}';"), &["only supports a single SQL statement", "`COPY` is not allowed"]),
+        case("CREATE EXTERNAL TABLE passwd (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'", &["`CREATE EXTERNAL TABLE` is not allowed", "Expected"]),
+        case("SELECT * FROM '/etc/passwd'", &["reading `/etc/passwd` is not allowed"]),
+        case("SELECT * FROM 'file:///etc/passwd'", &["reading `file:///etc/passwd` is not allowed"]),
+        case("SELECT * FROM \"../../etc/passwd\"", &["reading `../../etc/passwd` is not allowed"]),
+        case("SELECT * FROM read_csv('/etc/passwd')", &["table function `read_csv` is not allowed"]),
+        case("SELECT * FROM read_parquet('/etc/passwd')", &["table function `read_parquet` is not allowed"]),
+        case("INSERT INTO sales.orders SELECT * FROM sales.orders", &["`INSERT` is not allowed"]),
+        case("CREATE VIEW v AS SELECT * FROM sales.orders", &["`CREATE VIEW` is not allowed"]),
         // Settings: the memory limit, spilling, the catalog's shape.
-        ("SET datafusion.execution.batch_size = 1".into(), &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
-        ("SET datafusion.runtime.memory_limit = '100G'".into(), &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
-        ("set DataFusion.Catalog.Information_Schema = false".into(), &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
-        ("SELECT 1; SET datafusion.execution.batch_size = 1".into(), &["only supports a single SQL statement", "`SET datafusion.*` is not allowed"]),
+        case("SET datafusion.execution.batch_size = 1", &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
+        case("SET datafusion.runtime.memory_limit = '100G'", &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
+        case("set DataFusion.Catalog.Information_Schema = false", &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
+        case("SELECT 1; SET datafusion.execution.batch_size = 1", &["only supports a single SQL statement", "`SET datafusion.*` is not allowed"]),
     ];
     for (sql, expected) in &cases {
         refused_everywhere(&served, "ana", sql, expected).await;
@@ -157,7 +162,7 @@ async fn explain_in_every_form_shows_ana_the_fence_and_nothing_behind_it() {
         ("EXPLAIN FORMAT pgjson SELECT * FROM sales.orders", "`EXPLAIN FORMAT pgjson`"),
         ("EXPLAIN (FORMAT tree) SELECT * FROM sales.orders", "`EXPLAIN FORMAT tree`"),
     ] {
-        refused_everywhere(&served, "ana", sql, &[&format!("{form} is not allowed for `ana`")]).await;
+        refused_everywhere(&served, "ana", sql, &[format!("{form} is not allowed for `ana`").as_str()]).await;
     }
     served.stop().await;
 }
@@ -276,6 +281,8 @@ async fn shadowing_names_never_reach_a_hidden_or_unfiltered_product_on_every_int
     served.stop().await;
 }
 
+const NESTING: &str = "the statement nests more than 500 levels deep (hint:";
+
 fn chain(term: &str, operator: &str, terms: usize) -> String {
     let mut sql = String::with_capacity(terms * (term.len() + operator.len()));
     sql.push_str(term);
@@ -290,33 +297,32 @@ fn chain(term: &str, operator: &str, terms: usize) -> String {
 async fn resource_exhaustion_is_an_error_and_the_server_keeps_serving_others() {
     let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(4)) };
     let served = Served::start(limits, 8).await;
-    let nesting = "the statement nests more than 500 levels deep (hint:";
     // Under psql's 128 KiB argument limit, and still deep enough to overflow any stack.
     let cases: Vec<(String, &[&str])> = vec![
-        (format!("SELECT {}", chain("1", "+", 60_000)), &[nesting]),
-        (format!("SELECT 1 WHERE {}", chain("true", " AND ", 12_000)), &[nesting]),
-        (format!("SELECT {}", chain("'a'", "||", 20_000)), &[nesting]),
-        (format!("SELECT order_id FROM sales.orders WHERE {}", chain("order_id > 0", " OR ", 6_000)), &[nesting]),
-        (format!("SELECT {}", chain("1", " UNION ALL SELECT ", 5_000)), &[nesting]),
-        (format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000)), &["brackets or subqueries", "recursion limit"]),
-        (format!("SELECT {}1{}", "(SELECT ".repeat(2_000), ")".repeat(2_000)), &["brackets or subqueries", "recursion limit"]),
-        (format!("SELECT {}1{}", "abs(".repeat(2_000), ")".repeat(2_000)), &["brackets or subqueries", "recursion limit", nesting]),
+        case(format!("SELECT {}", chain("1", "+", 60_000)), &[NESTING]),
+        case(format!("SELECT 1 WHERE {}", chain("true", " AND ", 12_000)), &[NESTING]),
+        case(format!("SELECT {}", chain("'a'", "||", 20_000)), &[NESTING]),
+        case(format!("SELECT order_id FROM sales.orders WHERE {}", chain("order_id > 0", " OR ", 6_000)), &[NESTING]),
+        case(format!("SELECT {}", chain("1", " UNION ALL SELECT ", 5_000)), &[NESTING]),
+        case(format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000)), &["brackets or subqueries", "recursion limit"]),
+        case(format!("SELECT {}1{}", "(SELECT ".repeat(2_000), ")".repeat(2_000)), &["brackets or subqueries", "recursion limit"]),
+        case(format!("SELECT {}1{}", "abs(".repeat(2_000), ")".repeat(2_000)), &["brackets or subqueries", "recursion limit", NESTING]),
         // Values built from a count the caller gives.
-        ("SELECT repeat('x', 1000000000)".into(), &["`repeat` would build a value of more than 64 MiB"]),
-        ("SELECT length(repeat(email, 100000000)) FROM sales.customers".into(), &["`repeat` would build a value of more than 64 MiB"]),
-        ("SELECT lpad('x', 2000000000)".into(), &["`lpad` would build a value of more than 64 MiB"]),
-        ("SELECT rpad('x', 2000000000, 'ab')".into(), &["`rpad` would build a value of more than 64 MiB"]),
-        ("SELECT replace(repeat('x', 60000000), 'x', repeat('y', 60000000))".into(), &["`replace` would build"]),
-        ("SELECT regexp_replace(repeat('x', 60000000), '', repeat('y', 60000000), 'g')".into(), &["`regexp_replace` would build"]),
-        ("SELECT cardinality(array_repeat(1, 1000000000))".into(), &["`array_repeat` would build a value of more than 64 MiB"]),
-        ("SELECT cardinality(array_repeat(repeat('x', 1000), 1000000))".into(), &["`array_repeat` would build"]),
-        ("SELECT cardinality(range(1, 1000000000))".into(), &["`range` would build a value of more than 64 MiB"]),
-        ("SELECT cardinality(generate_series(DATE '1970-01-01', DATE '2100-01-01', INTERVAL '1 second'))".into(), &["`generate_series` would build"]),
-        ("SELECT length(array_to_string(range(1, 8000000), repeat('-', 50000000)))".into(), &["`array_to_string` would build"]),
+        case("SELECT repeat('x', 1000000000)", &["`repeat` would build a value of more than 64 MiB"]),
+        case("SELECT length(repeat(email, 100000000)) FROM sales.customers", &["`repeat` would build a value of more than 64 MiB"]),
+        case("SELECT lpad('x', 2000000000)", &["`lpad` would build a value of more than 64 MiB"]),
+        case("SELECT rpad('x', 2000000000, 'ab')", &["`rpad` would build a value of more than 64 MiB"]),
+        case("SELECT replace(repeat('x', 60000000), 'x', repeat('y', 60000000))", &["`replace` would build"]),
+        case("SELECT regexp_replace(repeat('x', 60000000), '', repeat('y', 60000000), 'g')", &["`regexp_replace` would build"]),
+        case("SELECT cardinality(array_repeat(1, 1000000000))", &["`array_repeat` would build a value of more than 64 MiB"]),
+        case("SELECT cardinality(array_repeat(repeat('x', 1000), 1000000))", &["`array_repeat` would build"]),
+        case("SELECT cardinality(range(1, 1000000000))", &["`range` would build a value of more than 64 MiB"]),
+        case("SELECT cardinality(generate_series(DATE '1970-01-01', DATE '2100-01-01', INTERVAL '1 second'))", &["`generate_series` would build"]),
+        case("SELECT length(array_to_string(range(1, 8000000), repeat('-', 50000000)))", &["`array_to_string` would build"]),
         // Work without a single large value: stopped by the memory pool or the time limit.
-        ("SELECT count(*) FROM generate_series(1, 1000000) a CROSS JOIN generate_series(1, 1000000) b".into(), &["longer than the 4s limit", "resources exhausted"]),
-        ("SELECT length(string_agg(repeat('x', 1000), ',')) FROM generate_series(1, 1000000)".into(), &["resources exhausted", "longer than the 4s limit"]),
-        ("SELECT count(*) FROM generate_series(1, 1000000000000)".into(), &["longer than the 4s limit"]),
+        case("SELECT count(*) FROM generate_series(1, 1000000) a CROSS JOIN generate_series(1, 1000000) b", &["longer than the 4s limit", "resources exhausted"]),
+        case("SELECT length(string_agg(repeat('x', 1000), ',')) FROM generate_series(1, 1000000)", &["resources exhausted", "longer than the 4s limit"]),
+        case("SELECT count(*) FROM generate_series(1, 1000000000000)", &["longer than the 4s limit"]),
     ];
     for (sql, expected) in &cases {
         // Another principal is served while the attack is planned and refused.
