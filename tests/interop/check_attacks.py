@@ -146,7 +146,7 @@ def run_checks(binary, mesh, tokens, ports, work):
 
     # 3. Settings changes (unquoted; the quoted Postgres form is tested with the connection rules).
     for sql in ["SET datafusion.execution.batch_size = 1", "SET datafusion.runtime.memory_limit = '100G'"]:
-        refused(ports, ana, sql, ["`SET` is not allowed", "`SET datafusion.*` is not allowed"])
+        refused(ports, ana, sql, ["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"])
 
     # 4. Metadata of products ana may not read.
     answered(ports, ana, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_catalog = 'meshwork' AND table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1", [("marketing.campaigns",), ("sales.customers",), ("sales.orders",)])

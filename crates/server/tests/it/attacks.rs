@@ -128,10 +128,10 @@ async fn statements_that_touch_files_or_settings_are_refused_on_every_interface(
         case("INSERT INTO sales.orders SELECT * FROM sales.orders", &["`INSERT` is not allowed"]),
         case("CREATE VIEW v AS SELECT * FROM sales.orders", &["`CREATE VIEW` is not allowed"]),
         // Settings: the memory limit, spilling, the catalog's shape.
-        case("SET datafusion.execution.batch_size = 1", &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
-        case("SET datafusion.runtime.memory_limit = '100G'", &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
-        case("set DataFusion.Catalog.Information_Schema = false", &["`SET` is not allowed", "`SET datafusion.*` is not allowed"]),
-        case("SELECT 1; SET datafusion.execution.batch_size = 1", &["only supports a single SQL statement", "`SET datafusion.*` is not allowed"]),
+        case("SET datafusion.execution.batch_size = 1", &["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
+        case("SET datafusion.runtime.memory_limit = '100G'", &["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
+        case("set DataFusion.Catalog.Information_Schema = false", &["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
+        case("SELECT 1; SET datafusion.execution.batch_size = 1", &["only supports a single SQL statement", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
     ];
     for (sql, expected) in &cases {
         refused_everywhere(&served, "ana", sql, expected).await;
