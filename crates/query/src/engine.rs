@@ -174,3 +174,13 @@ impl QueryEngine {
         QuerySession::open_with(self.catalog.clone(), &governance, principal, interface, &self.limits, Some(&self.tables)).await
     }
 }
+
+/// `64 MiB`, `1 GiB`, `512 KiB` or bytes — how a memory limit is named in messages.
+pub(crate) fn human_bytes(bytes: usize) -> String {
+    for (unit, size) in [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{} {unit}", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
+}

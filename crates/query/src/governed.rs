@@ -203,6 +203,7 @@ pub(crate) async fn governed_context(
     for name in FILE_TABLE_FUNCTIONS {
         state.register_udtf(name, Arc::new(RefusedTableFunction(name)));
     }
+    crate::bounded::install(&mut state, limits)?;
     let ctx = SessionContext::new_with_state(state);
     let mesh_catalog = MeshCatalog::new(
         domains

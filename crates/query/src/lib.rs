@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+mod bounded;
 mod domain;
 mod engine;
 mod error;
@@ -23,6 +24,7 @@ mod explain;
 mod governance;
 mod governed;
 mod guard;
+mod limits;
 mod masks;
 mod rewrite;
 mod samples;
@@ -37,6 +39,7 @@ pub use engine::{QueryEngine, QueryLimits, TableCache};
 pub use error::QueryError;
 pub use governance::{Governance, is_owner};
 pub use samples::{govern_samples, quality_runs_for};
+pub use limits::{MAX_NESTING, MAX_SQL_BYTES, check_length, check_nesting, on_planner_thread, recursion_refusal};
 pub use search::{ProductIndex, SearchQuery};
 pub use session::{PreparedStatement, QuerySession, normalise, parameter_types};
 pub use stream::QueryStream;

@@ -126,9 +126,7 @@ impl QuerySession {
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        Ok(plain_strings(
-            self.ctx.sql_with_options(sql, options).await?,
-        ))
+        Ok(plain_strings(crate::limits::plan(&self.ctx, sql, options, &self.limits).await?))
     }
 
     /// The result schema and placeholder types of a statement, without running it.
@@ -240,7 +238,7 @@ impl QuerySession {
         // Physical planning runs the analyzer, so the policy journal knows every product the
         // statement reads before its audit event is written.
         let task = Arc::new(frame.task_ctx());
-        let plan = frame.create_physical_plan().await?;
+        let plan = crate::limits::physical_plan(frame, &self.limits).await?;
         let batches = datafusion::physical_plan::execute_stream(plan, task)?;
         Ok(stream::Running::Stream(schema, batches))
     }
@@ -327,7 +325,8 @@ pub fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>, Quer
 /// The statement as the SQL parser prints it back: one line, keywords and spacing uniform.
 /// Text that does not parse is kept with its whitespace collapsed.
 pub fn normalise(sql: &str) -> String {
-    match datafusion::sql::parser::DFParser::parse_sql(sql) {
+    // Text too deep to parse safely on this thread is kept as written.
+    match datafusion::sql::parser::DFParser::parse_sql(if crate::limits::shallow(sql) { sql } else { "" }) {
         Ok(statements) if !statements.is_empty() => statements
             .iter()
             .map(ToString::to_string)

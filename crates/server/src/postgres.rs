@@ -25,6 +25,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -67,7 +68,7 @@ type PgStatement = (String, Option<(Statement, LogicalPlan)>);
 pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, mut stop: watch::Receiver<bool>) -> Result<(), ServeError> {
     tracing::info!(address = %listener.local_addr()?, "Postgres wire listening");
     let links = Arc::new(Links::default());
-    let queries = Arc::new(PgQueries { gate: gate.clone(), parser: Arc::new(PgParser { gate: gate.clone(), sql: PostgresCompatibilityParser::new() }) });
+    let queries = Arc::new(PgQueries { gate: gate.clone(), parser: Arc::new(PgParser { gate: gate.clone(), sql: Arc::new(PostgresCompatibilityParser::new()) }) });
     let cancel = Arc::new(PgCancel { links: links.clone() });
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -295,12 +296,28 @@ fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<PgConnecti
 /// connection's session, for parameter and result types.
 struct PgParser {
     gate: Arc<Gate>,
-    sql: PostgresCompatibilityParser,
+    sql: Arc<PostgresCompatibilityParser>,
 }
 
 impl PgParser {
-    fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
-        self.sql.parse(sql).map_err(|e| user_error("ERROR", "42601", e.to_string()))
+    /// Parses on a planner thread and refuses statements too long or too deeply nested there,
+    /// so that no tree deep enough to overflow an async worker's stack (printing or dropping it
+    /// recurses once per level) ever reaches one.
+    async fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
+        meshwork_query::check_length(sql).map_err(|e| serve_error(e.into()))?;
+        let (parser, sql) = (self.sql.clone(), sql.to_owned());
+        meshwork_query::on_planner_thread(move || -> PgWireResult<Vec<Statement>> {
+            let statements = parser.parse(&sql).map_err(|e| match e {
+                ParserError::RecursionLimitExceeded => serve_error(meshwork_query::recursion_refusal().into()),
+                other => user_error("ERROR", "42601", other.to_string()),
+            })?;
+            for statement in &statements {
+                meshwork_query::check_nesting(statement).map_err(|e| serve_error(e.into()))?;
+            }
+            Ok(statements)
+        })
+        .await
+        .map_err(|e| serve_error(e.into()))?
     }
 }
 
@@ -330,7 +347,7 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut statements = self.parse(sql)?;
+        let mut statements = self.parse(sql).await?;
         if statements.is_empty() {
             return Ok(None);
         }
@@ -442,7 +459,7 @@ impl SimpleQueryHandler for PgQueries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statements = self.parser.parse(query)?;
+        let statements = self.parser.parse(query).await?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }

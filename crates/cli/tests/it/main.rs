@@ -727,6 +727,7 @@ fn validate_parses_row_filters_and_sql_masks() {
     .assert_eq(&stderr(&output));
 }
 
+mod attacks;
 mod crash;
 mod derived;
 mod lineage;

@@ -1,0 +1,256 @@
+"""Checks that `meshwork serve` holds against a hostile consumer, with the clients people use:
+psql and psycopg (Postgres simple and extended protocol), ADBC Flight SQL (statements and
+prepared statements), pyarrow.flight (DoGet tickets) and plain HTTP.
+
+Usage: check_attacks.py PATH/TO/meshwork
+
+Starts the policy fixture mesh like check_serve.py (tight limits: 4s, 64 MiB) and, as `ana`
+(an EU analyst: orders filtered to EU, customers filtered and masked, finance.ledger hidden),
+tries every attack class on every client: resource exhaustion (deep expression chains, huge
+strings, arrays and series) while another client is served; statements that read or write
+files; settings changes; metadata of hidden products; error and statistics oracles on filtered
+rows and masked columns; EXPLAIN forms; name shadowing; and streams cancelled mid-way, which
+the audit log records as cancelled.
+
+Prints one line per check and `N passed, N failed`; exits non-zero on any failure.
+"""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import check_serve as serve  # noqa: E402 - the same server setup and client helpers
+
+import pyarrow.flight as flight  # noqa: E402
+
+passed, failed = 0, 0
+
+
+def check(name, condition, detail=""):
+    global passed, failed
+    if condition:
+        passed += 1
+        print(f"ok    {name}")
+    else:
+        failed += 1
+        print(f"FAIL  {name}\n      {str(detail)[:600]}")
+
+
+def answer(client, ports, token, sql):
+    """("ok", rows) or ("error", message) for `sql` sent by `client`."""
+    http_port, flight_port, pg_port = ports
+    try:
+        if client == "http":
+            status, body = serve.http(http_port, "/api/v1/query", token, {"sql": sql})
+            if status != 200:
+                try:
+                    error = json.loads(body)["error"]  # without the request id, which always differs
+                    return "error", f"{status} {error['code']}: {error['message']}"
+                except (ValueError, KeyError):
+                    return "error", body.decode(errors="replace")
+            doc = json.loads(body)
+            names = [c["name"] for c in doc["columns"]]
+            return "ok", [tuple(serve.norm(row[n]) for n in names) for row in doc["rows"]]
+        if client == "psql":
+            code, out, err = serve.psql(pg_port, token, sql)
+            if code != 0 or "ERROR" in err:
+                return "error", err
+            return "ok", [tuple(None if v == "" else v for v in line.split("\t")) for line in out.splitlines()]
+        if client in ("psycopg simple", "psycopg extended"):
+            with serve.pg_connect(pg_port, token) as conn:
+                # Without parameters psycopg sends the simple protocol; `prepare=True` sends
+                # Parse/Bind/Execute (the extended protocol).
+                cursor = conn.execute(sql, prepare=client == "psycopg extended")
+                return "ok", serve.norm_rows(cursor.fetchall()) if cursor.description else []
+        if client in ("adbc statement", "adbc prepared"):
+            with serve.adbc_connect(flight_port, token) as conn, conn.cursor() as cur:
+                if client == "adbc prepared":
+                    cur.adbc_prepare(sql)
+                cur.execute(sql)
+                return "ok", serve.norm_rows(cur.fetchall())
+        if client == "pyarrow.flight":
+            return "ok", serve.pyarrow_rows(flight_port, token, sql)
+    except Exception as err:  # noqa: BLE001 - any client error is the answer
+        return "error", f"{type(err).__name__}: {err}"
+    raise ValueError(client)
+
+
+CLIENTS = ["http", "psql", "psycopg simple", "psycopg extended", "adbc statement", "adbc prepared", "pyarrow.flight"]
+
+
+def refused(ports, token, sql, expected, clients=CLIENTS, label=None):
+    for client in clients:
+        kind, got = answer(client, ports, token, sql)
+        text = str(got)
+        check(
+            f"{client}: {label or sql[:70]} is refused",
+            kind == "error" and any(e in text for e in expected),
+            f"{kind}: {text[:400]}",
+        )
+
+
+def answered(ports, token, sql, rows, clients=CLIENTS):
+    for client in clients:
+        got = answer(client, ports, token, sql)
+        check(f"{client}: {sql[:70]}", got == ("ok", rows), f"{got!r} vs {rows!r}")
+
+
+def chain(term, operator, terms):
+    return operator.join([term] * terms)
+
+
+def run_checks(binary, mesh, tokens, ports, work):
+    ana, sam = tokens["ana"], tokens["sam"]
+    nesting = ["nests more than 500 levels deep"]
+
+    # 1. Resource exhaustion: an error naming the limit, while another client is served.
+    for sql, expected in [
+        (f"SELECT {chain('1', '+', 60000)}", nesting),
+        (f"SELECT 1 WHERE {chain('true', ' AND ', 12000)}", nesting),
+        (f"SELECT {chain(chr(39) + 'a' + chr(39), '||', 20000)}", nesting),
+        ("SELECT repeat('x', 1000000000)", ["`repeat` would build a value of more than 64 MiB"]),
+        ("SELECT length(lpad('x', 2000000000))", ["`lpad` would build"]),
+        ("SELECT cardinality(array_repeat(1, 1000000000))", ["`array_repeat` would build"]),
+        ("SELECT cardinality(range(1, 1000000000))", ["`range` would build"]),
+        ("SELECT count(*) FROM generate_series(1, 1000000) a CROSS JOIN generate_series(1, 1000000) b", ["longer than the 4s limit", "resources exhausted"]),
+    ]:
+        others = []
+        other = threading.Thread(target=lambda: others.append(answer("psycopg simple", ports, sam, "SELECT 42")))
+        other.start()
+        refused(ports, ana, sql, expected, label=f"{sql[:50]}… ({len(sql)} bytes)")
+        other.join()
+        check(f"another principal is served during `{sql[:40]}…`", others == [("ok", [("42",)])], others)
+    long_sql = "SELECT 1 AS one" + " " * (1 << 20)
+    refused(ports, ana, long_sql, ["bytes long, more than the 1024 KiB"], clients=["http", "psycopg simple", "psycopg extended", "adbc statement", "pyarrow.flight"], label="1 MiB of SQL")
+
+    # 2. Statements that read or write files.
+    leak = work / "leak.csv"
+    for sql in [
+        f"COPY (SELECT * FROM sales.orders) TO '{leak}'",
+        f"CO/**/PY (SELECT 1) TO '{leak}'",
+        f"SELECT 1; COPY (SELECT 1) TO '{leak}'",
+        "CREATE EXTERNAL TABLE p (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'",
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+    ]:
+        refused(ports, ana, sql, ["not allowed", "Expected", "syntax", "single SQL statement", "cannot insert multiple commands"])
+    check("no refused statement wrote a file", not leak.exists())
+
+    # 3. Settings changes (unquoted; the quoted Postgres form is tested with the connection rules).
+    for sql in ["SET datafusion.execution.batch_size = 1", "SET datafusion.runtime.memory_limit = '100G'"]:
+        refused(ports, ana, sql, ["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"])
+
+    # 4. Metadata of products ana may not read.
+    answered(ports, ana, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_catalog = 'meshwork' AND table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1", [("marketing.campaigns",), ("sales.customers",), ("sales.orders",)])
+    answered(ports, ana, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ledger'", [("0",)])
+    answered(ports, ana, "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'ledger'", [("0",)], clients=["psql", "psycopg simple", "psycopg extended"])
+    code, hidden_out, hidden_err = serve.psql(ports[2], ana, "\\d finance.ledger")
+    code, missing_out, missing_err = serve.psql(ports[2], ana, "\\d finance.nope")
+    check("psql: \\d of a hidden product answers like a missing one", (hidden_out, hidden_err.replace("ledger", "X")) == (missing_out, missing_err.replace("nope", "X")), hidden_err + missing_err)
+    with serve.adbc_connect(ports[1], ana) as conn:
+        schemas = conn.adbc_get_objects(depth="db_schemas").read_all().to_pylist()
+    names = sorted(s["db_schema_name"] for c in schemas for s in c["catalog_db_schemas"] or [])
+    check("adbc: GetDbSchemas lists only domains ana may read", names == ["marketing", "sales"], names)
+    for statement in ["DESCRIBE", "SHOW COLUMNS FROM"]:
+        for client in CLIENTS:
+            hidden = answer(client, ports, ana, f"{statement} finance.ledger")
+            missing = answer(client, ports, ana, f"{statement} finance.nope")
+            check(f"{client}: {statement} of a hidden product answers like a missing one", hidden[0] == "error" and str(hidden[1]).replace("ledger", "X") == str(missing[1]).replace("nope", "X"), f"{hidden} vs {missing}")
+
+    # 5. Error and statistics oracles on filtered rows and masked columns.
+    answered(ports, ana, "SELECT order_id FROM sales.orders WHERE 1 / (amount - CAST(123.45 AS DECIMAL(10, 2))) <> 0 ORDER BY 1", [("101",), ("102",), ("104",)])
+    answered(ports, ana, "SELECT count(*), min(order_id), max(order_id) FROM sales.orders", [("3", "101", "104")])
+    answered(ports, ana, "SELECT count(*) FROM sales.customers WHERE email LIKE '%@%' OR name LIKE 'Alice%' OR regexp_like(card, '^4111')", [("0",)])
+    answered(ports, ana, "SELECT customer_id FROM sales.customers ORDER BY name DESC", [("3",), ("1",)])
+
+    # 6. EXPLAIN: the fence and nothing behind it; other forms are for administrators.
+    for client in CLIENTS:
+        kind, rows = answer(client, ports, ana, "EXPLAIN SELECT * FROM sales.customers")
+        text = str(rows)
+        check(f"{client}: EXPLAIN shows the fence only", kind == "ok" and "PolicyFence" in text and "EU" not in text and "mask_" not in text, text[:300])
+    for sql in ["EXPLAIN VERBOSE SELECT * FROM sales.orders", "EXPLAIN FORMAT tree SELECT * FROM sales.orders", "EXPLAIN ANALYZE VERBOSE SELECT * FROM sales.orders"]:
+        refused(ports, ana, sql, ["is not allowed for `ana`"])
+
+    # 7. Name shadowing.
+    answered(ports, ana, "WITH orders AS (SELECT 1 AS order_id) SELECT order_id FROM orders", [("1",)])
+    answered(ports, ana, "SELECT count(*) FROM meshwork.SALES.\"orders\" WHERE region <> 'EU'", [("0",)])
+    for sql in ["SELECT * FROM meshwork.finance.ledger", "WITH l AS (SELECT * FROM finance.ledger) SELECT * FROM l", "SELECT * FROM datafusion.finance.ledger"]:
+        refused(ports, ana, sql, ["not found"])
+
+    # 8. Streams cancelled mid-way are audited as cancelled; the server keeps going.
+    endless = "SELECT * FROM generate_series(1, 100000000)"
+    request = urllib.request.Request(f"http://127.0.0.1:{ports[0]}/api/v1/query", data=json.dumps({"sql": endless}).encode())
+    request.add_header("Authorization", f"Bearer {sam}")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Accept", "text/csv")
+    held = urllib.request.urlopen(request, timeout=60)
+    held.read(1024)
+    held.close()
+    client = flight.FlightClient(f"grpc://127.0.0.1:{ports[1]}")
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(serve.statement_command(endless)), serve.flight_options(sam))
+    reader = client.do_get(info.endpoints[0].ticket, serve.flight_options(sam))
+    reader.read_chunk()
+    reader.cancel()
+    client.close()
+    interfaces = set()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and interfaces != {"http", "flight_sql"}:
+        status, body = serve.http(ports[0], "/api/v1/audit?principal=sam&limit=50", tokens["admin"])
+        interfaces = {e["interface"] for e in json.loads(body) if e["outcome"] == "cancelled"} if status == 200 else set()
+        time.sleep(0.2)
+    check("cancelled HTTP and Flight streams are audited as cancelled", interfaces == {"http", "flight_sql"}, interfaces)
+    answered(ports, sam, "SELECT 5", [("5",)])
+
+
+def main():
+    binary = str(Path(sys.argv[1]).resolve())
+    work = Path(tempfile.mkdtemp(prefix="meshwork-attacks-"))
+    mesh = work / "mesh"
+    shutil.copytree(serve.FIXTURE, mesh)
+    with open(mesh / "mesh.yaml", "a") as f:
+        f.write("\nserver:\n  query_timeout: 4s\n  query_memory: 64MiB\n  max_queries_per_principal: 4\n")
+    serve.meshwork(binary, mesh, "apply")
+    tokens = {p: serve.token_for(binary, mesh, p)["token"] for p in ["ana", "sam", "admin"]}
+    ports = (serve.free_port(), serve.free_port(), serve.free_port())
+    log = open(work / "serve.log", "w")
+    server = subprocess.Popen(
+        [binary, "-C", str(mesh), "serve", "--http-port", str(ports[0]), "--flight-sql-port", str(ports[1]), "--postgres-port", str(ports[2])],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(100):
+            try:
+                if serve.http(ports[0], "/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        else:
+            sys.exit(f"the server did not start:\n{(work / 'serve.log').read_text()}")
+        run_checks(binary, mesh, tokens, ports, work)
+        check("the server is still running after every attack", server.poll() is None, f"exit code {server.poll()}")
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=20)
+        check("SIGTERM stops the server cleanly", code == 0, f"exit code {code}")
+    finally:
+        if server.poll() is None:
+            server.kill()
+        log.close()
+        if failed:
+            print((work / "serve.log").read_text()[-4000:])
+    print(f"{passed} passed, {failed} failed")
+    shutil.rmtree(work, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
