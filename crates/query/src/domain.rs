@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
-use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionContext};
 use meshwork_catalog::CatalogStore;
 use meshwork_core::id::ProductId;
@@ -102,8 +101,9 @@ impl DomainSession {
 
     /// Plans a read-only statement as written (its output types are the scans' types), for
     /// callers that read the plan itself, such as column lineage.
+    /// A domain's SQL is as untrusted as a consumer's: it is planned with the same length and
+    /// nesting limits, on the planner thread.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame, QueryError> {
-        let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        Ok(self.ctx.sql_with_options(sql, options).await?)
+        crate::limits::plan(&self.ctx, sql, crate::governed::read_only(), &QueryLimits::default()).await
     }
 }

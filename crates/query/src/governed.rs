@@ -42,6 +42,11 @@ pub(crate) struct Governed {
     pub(crate) locations: Vec<String>,
 }
 
+/// Statement options of every governed read: queries only, no DDL, DML or session changes.
+pub(crate) fn read_only() -> datafusion::execution::context::SQLOptions {
+    datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
 /// Builds the governed context of `principal` over the products `scope` names.
 pub(crate) async fn governed_context(
     catalog: &dyn CatalogStore,

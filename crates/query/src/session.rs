@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
-use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::{ExplainFormat, LogicalPlan};
 use datafusion::prelude::{DataFrame, SessionContext};
 use meshwork_catalog::{AuditEvent, AuditProduct, CatalogStore};
@@ -122,11 +121,7 @@ impl QuerySession {
 
     /// Plans a read-only SQL statement. Not audited: use [`QuerySession::execute`] to run.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        Ok(plain_strings(crate::limits::plan(&self.ctx, sql, options, &self.limits).await?))
+        Ok(plain_strings(crate::limits::plan(&self.ctx, sql, crate::governed::read_only(), &self.limits).await?))
     }
 
     /// The result schema and placeholder types of a statement, without running it.

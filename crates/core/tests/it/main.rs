@@ -245,3 +245,22 @@ fn server_limits_and_oidc_are_read_from_mesh_yaml() {
     "#]]
     .assert_eq(&render(&err));
 }
+
+#[test]
+fn a_domain_principal_carries_its_declared_groups_and_attributes_and_never_admin() {
+    let located = parse_domain("domain.yaml", "name: growth\nprincipal:\n  groups: [reporting]\n  attributes: { region: EU }\n").unwrap();
+    let principal = meshwork_core::principal::Principal::for_domain(&located.value);
+    assert_eq!(principal.name, "growth");
+    assert_eq!(principal.kind.as_str(), "domain");
+    assert!(!principal.admin);
+    assert!(principal.matches("domain:growth") && principal.matches("group:reporting") && principal.matches("*"));
+    assert!(!principal.matches("user:growth") && !principal.matches("service:growth") && !principal.matches("domain:shop"));
+    assert_eq!(principal.attributes.get("region").map(String::as_str), Some("EU"));
+
+    let refused = parse_domain("domain.yaml", "name: growth\nprincipal:\n  groups: [admins]\n").unwrap_err();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].message, "a domain cannot be in the `admins` group");
+    assert_eq!(refused[0].field, "principal.groups");
+    let unknown = parse_domain("domain.yaml", "name: growth\nprincipal:\n  admin: true\n").unwrap_err();
+    assert!(unknown[0].message.contains("admin"), "{unknown:?}");
+}
