@@ -314,7 +314,9 @@ fn main() -> ExitCode {
     // `MESHWORK_LOG_FORMAT=json` writes one JSON object per line.
     let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MESHWORK_LOG").unwrap_or_else(|_| default_level.into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal: a log redirected to a file must not carry escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if std::env::var("MESHWORK_LOG_FORMAT").is_ok_and(|f| f == "json") {
         logs.json().init();
     } else {

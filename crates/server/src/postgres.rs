@@ -351,6 +351,11 @@ impl QueryParser for PgParser {
         if statements.is_empty() {
             return Ok(None);
         }
+        // As PostgreSQL does: a prepared statement is one statement. Running the first and
+        // dropping the rest would hide from the client what it asked for.
+        if statements.len() > 1 {
+            return Err(user_error("ERROR", "42601", "cannot insert multiple commands into a prepared statement; send one statement per query"));
+        }
         let statement = statements.remove(0);
         if let Some(err) = refuse(&statement) {
             return Err(err);

@@ -1,7 +1,7 @@
 //! The query-layer attacks of a hostile consumer, class by class, on every network interface:
 //! HTTP, Flight SQL statements (GetFlightInfo + DoGet ticket), Flight SQL prepared statements
-//! and the Postgres wire's simple protocol (`psql`). The extended protocol and the Python
-//! clients run the same classes in `tests/interop/check_attacks.py`; the CLI in the `meshwork`
+//! and the Postgres wire's simple (`psql`) and extended (Parse/Bind/Execute) protocols. The
+//! Python clients run the same classes in `tests/interop/check_attacks.py`; the CLI in the `meshwork`
 //! crate's `attacks` tests; the SQL itself in `crates/query/tests/policy/*.slt`.
 //!
 //! `ana` is the attacker: an EU analyst who reads `sales.orders` filtered to EU rows,
@@ -16,6 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use meshwork_query::QueryLimits;
 
 use super::{Served, csv, psql};
+use crate::wire::Wire;
 
 /// The interfaces a statement can arrive on.
 #[derive(Debug, Clone, Copy)]
@@ -24,9 +25,10 @@ enum Via {
     FlightStatement,
     FlightPrepared,
     Psql,
+    PgExtended,
 }
 
-const EVERY_INTERFACE: [Via; 4] = [Via::Http, Via::FlightStatement, Via::FlightPrepared, Via::Psql];
+const EVERY_INTERFACE: [Via; 5] = [Via::Http, Via::FlightStatement, Via::FlightPrepared, Via::Psql, Via::PgExtended];
 
 /// Rows as `a,b` lines without a header, or the error message the client got.
 type Answer = Result<String, String>;
@@ -81,6 +83,13 @@ async fn ask(served: &Served, via: Via, who: &str, sql: &str) -> Answer {
             let (out, err) = psql(served.at.postgres.port(), served.token(who), sql).await;
             if err.trim().is_empty() { Ok(out.trim_end().replace('|', ",")) } else { Err(err) }
         }
+        Via::PgExtended => {
+            let mut wire = Wire::connect(served.at.postgres.port(), served.token(who)).await.map_err(|e| e.message)?;
+            wire.prepare("", sql).await.map_err(|e| e.message)?;
+            let rows = wire.run_prepared("").await.map_err(|e| e.message)?;
+            let line = |row: Vec<Option<String>>| row.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>().join(",");
+            Ok(rows.into_iter().map(line).collect::<Vec<_>>().join("\n"))
+        }
     }
 }
 
@@ -117,8 +126,8 @@ async fn statements_that_touch_files_or_settings_are_refused_on_every_interface(
         case(format!("COPY sales.orders TO '{leak}'"), &["`COPY` is not allowed"]),
         // A comment splitting the keyword leaves two words no parser takes for COPY.
         case(format!("CO/**/PY (SELECT 1) TO '{leak}'"), &["Expected", "syntax"]),
-        case(format!("SELECT 1; COPY (SELECT 1) TO '{leak}'"), &["only supports a single SQL statement", "`COPY` is not allowed"]),
-        case(format!("SELECT 1 AS one;COPY (SELECT 1) TO '{leak}';"), &["only supports a single SQL statement", "`COPY` is not allowed"]),
+        case(format!("SELECT 1; COPY (SELECT 1) TO '{leak}'"), &["only supports a single SQL statement", "cannot insert multiple commands", "`COPY` is not allowed"]),
+        case(format!("SELECT 1 AS one;COPY (SELECT 1) TO '{leak}';"), &["only supports a single SQL statement", "cannot insert multiple commands", "`COPY` is not allowed"]),
         case("CREATE EXTERNAL TABLE passwd (line VARCHAR) STORED AS CSV LOCATION '/etc/passwd'", &["`CREATE EXTERNAL TABLE` is not allowed", "Expected"]),
         case("SELECT * FROM '/etc/passwd'", &["reading `/etc/passwd` is not allowed"]),
         case("SELECT * FROM 'file:///etc/passwd'", &["reading `file:///etc/passwd` is not allowed"]),
@@ -131,7 +140,7 @@ async fn statements_that_touch_files_or_settings_are_refused_on_every_interface(
         case("SET datafusion.execution.batch_size = 1", &["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
         case("SET datafusion.runtime.memory_limit = '100G'", &["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
         case("set DataFusion.Catalog.Information_Schema = false", &["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
-        case("SELECT 1; SET datafusion.execution.batch_size = 1", &["only supports a single SQL statement", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
+        case("SELECT 1; SET datafusion.execution.batch_size = 1", &["only supports a single SQL statement", "cannot insert multiple commands", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"]),
     ];
     for (sql, expected) in &cases {
         refused_everywhere(&served, "ana", sql, expected).await;
@@ -147,9 +156,9 @@ async fn explain_in_every_form_shows_ana_the_fence_and_nothing_behind_it() {
     let served = Served::start(QueryLimits::default(), 8).await;
     for sql in ["EXPLAIN SELECT * FROM sales.customers WHERE customer_id > 0", "EXPLAIN ANALYZE SELECT count(*) FROM sales.orders", "EXPLAIN FORMAT indent SELECT email FROM sales.customers"] {
         for via in EVERY_INTERFACE {
-            // PostgreSQL's grammar has no `FORMAT indent` outside parentheses: psql gets a syntax
+            // PostgreSQL's grammar has no `FORMAT indent` outside parentheses: the Postgres wire gets a syntax
             // error, which shows nothing either.
-            if matches!(via, Via::Psql) && sql.contains("FORMAT indent") {
+            if matches!(via, Via::Psql | Via::PgExtended) && sql.contains("FORMAT indent") {
                 let refused = ask(&served, via, "ana", sql).await;
                 assert!(refused.as_ref().is_err_and(|e| e.contains("sql parser error")), "{refused:?}");
                 continue;
