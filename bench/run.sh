@@ -34,6 +34,11 @@ target/py-venv/bin/pip install --quiet --disable-pip-version-check "duckdb==2.*"
     "psycopg[binary]==3.*" "adbc-driver-flightsql>=1.5" "tpchgen-cli==4.*"
 
 echo "building meshwork and meshwork-bench ($profile)" >&2
-cargo build --locked --profile "$profile" -p meshwork -p meshwork-bench
+if [[ "$profile" == dev ]]; then
+    # The debug binaries the test command builds (same features, so no second DataFusion build).
+    cargo test --workspace --no-run --locked
+else
+    cargo build --locked --profile "$profile" -p meshwork -p meshwork-bench
+fi
 
 exec target/py-venv/bin/python bench/harness.py --bin-dir "$bin_dir" --profile "$profile" "${args[@]}"

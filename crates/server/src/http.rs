@@ -178,7 +178,7 @@ struct WhoAmI {
 }
 
 /// The authenticated principal.
-#[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/whoami", responses((status = 200, description = "The authenticated principal", body = WhoAmI), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody)))]
 async fn whoami(State(gate): State<Arc<Gate>>, Extension(id): Extension<RequestId>, headers: HeaderMap) -> Result<Json<WhoAmI>, ApiError> {
     let who = caller(&gate, &headers, &id).await?;
     let p = who.principal;
@@ -237,7 +237,7 @@ struct ProductSearch {
 }
 
 /// The products the caller may read, optionally searched.
-#[utoipa::path(get, path = "/api/v1/products", params(ProductSearch), responses((status = 200, body = [ProductSummary]), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/products", params(ProductSearch), responses((status = 200, description = "The products the caller may see, best match first", body = [ProductSummary]), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody)))]
 async fn list_products(
     State(gate): State<Arc<Gate>>,
     Extension(id): Extension<RequestId>,
@@ -326,7 +326,7 @@ struct QualityQuery {
     get,
     path = "/api/v1/products/{product}/quality",
     params(("product" = String, Path, description = "`domain.product`"), QualityQuery),
-    responses((status = 200, description = "`{product, runs}`", body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, description = "`{product, runs}`", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or one the caller may not see", body = ErrorBody))
 )]
 async fn product_quality(
     State(gate): State<Arc<Gate>>,
@@ -359,7 +359,7 @@ struct SloQuery {
     get,
     path = "/api/v1/products/{product}/slo",
     params(("product" = String, Path, description = "`domain.product`"), SloQuery),
-    responses((status = 200, description = "`{product, declared, objectives, history}`", body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, description = "`{product, declared, objectives, history}`", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or one the caller may not see", body = ErrorBody))
 )]
 async fn product_slo(
     State(gate): State<Arc<Gate>>,
@@ -420,7 +420,7 @@ struct EventPage {
     get,
     path = "/api/v1/events",
     params(EventQuery),
-    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
+    responses((status = 200, description = "A page of events, oldest first", body = EventPage), (status = 400, description = "A parameter is malformed (the message names it)", body = ErrorBody), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody))
 )]
 async fn list_events(
     State(gate): State<Arc<Gate>>,
@@ -473,7 +473,7 @@ async fn list_events(
     get,
     path = "/api/v1/products/{product}",
     params(("product" = String, Path, description = "`domain.product`")),
-    responses((status = 200, body = ProductDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses((status = 200, description = "The product, as far as the caller may see it", body = ProductDetail), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or one the caller may not see", body = ErrorBody))
 )]
 async fn product_detail(
     State(gate): State<Arc<Gate>>,
@@ -540,13 +540,13 @@ struct QueryResultJson {
     path = "/api/v1/query",
     request_body = QueryRequest,
     responses(
-        (status = 200, description = "The result", content(
+        (status = 200, description = "The rows, in the format the `Accept` header asks for", content(
             (QueryResultJson = "application/json"),
             (String = "text/csv"),
             (Vec<u8> = "application/vnd.apache.arrow.stream")
         )),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 408, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)
+        (status = 400, description = "The statement cannot be parsed or is not allowed, or the body or `Accept` header is malformed", body = ErrorBody), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or one the caller may not see", body = ErrorBody),
+        (status = 408, description = "The query ran past the server's time limit", body = ErrorBody), (status = 422, description = "The query needed more memory than the server allows a query", body = ErrorBody), (status = 429, description = "The caller already runs as many queries as it may at once", body = ErrorBody)
     )
 )]
 async fn run_query(
@@ -764,7 +764,7 @@ struct AuditEventInfo {
 }
 
 /// The audit log, newest first. Administrators only.
-#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = [AuditEventInfo]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, description = "Audit events, newest first", body = [AuditEventInfo]), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 403, description = "The caller is not an administrator", body = ErrorBody)))]
 async fn audit_events(
     State(gate): State<Arc<Gate>>,
     Extension(id): Extension<RequestId>,

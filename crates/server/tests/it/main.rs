@@ -306,6 +306,16 @@ async fn openapi_and_swagger_are_served() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert_eq!(doc["openapi"], "3.1.0");
+    // OpenAPI requires a description on every response; generated clients name errors after them.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let description = response["description"].as_str().unwrap_or_default();
+                assert!(!description.is_empty(), "{method} {path} {status} has no description");
+            }
+        }
+    }
     let ui = reqwest::get(served.url("/docs/")).await.unwrap();
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().contains("swagger-ui"));
