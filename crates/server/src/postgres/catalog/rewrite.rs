@@ -156,6 +156,11 @@ impl VisitorMut for CatalogRewrite {
                         _ => None,
                     }
                 }
+                // `(composite).field`, which DataFusion's planner refuses on anything but a
+                // column: `get_field`.
+                (_, [datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field))]) if matches!(root.as_ref(), Expr::Nested(_)) => {
+                    parse(&format!("get_field({}, '{}')", strip_nested(root), field.value.to_ascii_lowercase().replace('\'', "''")))
+                }
                 _ => None,
             },
             Expr::Function(_) => match call(expr) {
@@ -222,6 +227,8 @@ mod tests {
         assert!(sql.contains("unnest(_pg_expandarray_n(i.indkey)) AS KEY_SEQ"), "{sql}");
         assert!(sql.contains("unnest(_pg_expandarray(i.indkey)) AS KEYS"), "{sql}");
         assert!(sql.contains("unnest(_mw_subscripts(i.indkey, 1)) AS ord"), "{sql}");
+        let sql = rewritten("SELECT r.a FROM (SELECT 1 AS a) r WHERE r.a = (r.keys).x");
+        assert!(sql.contains("get_field(r.keys, 'x')"), "{sql}");
         let sql = rewritten("SELECT * FROM information_schema.table_constraints WHERE table_name = 'orders'");
         assert!(sql.contains("FROM pg_catalog._mw_information_schema_table_constraints AS table_constraints"), "{sql}");
     }
