@@ -178,8 +178,8 @@ pub(crate) async fn install(session: &QuerySession, store: &dyn CatalogStore) ->
     }
     catalog.register_schema("pg_catalog", Arc::new(MeshworkPgCatalog { inner, tables }))?;
 
-    let types = Arc::new(types::TypeNames::new(&statics)?);
-    ctx.state_ref().write().register_expr_planner(Arc::new(types::RegprocComparison::new(&types)))?;
+    let types = types::TypeNames::shared(&statics)?;
+    ctx.state_ref().write().register_expr_planner(Arc::new(types::RegprocComparison { names: types.clone() }))?;
     functions::register(
         ctx,
         functions::Answers { principal: principal.name.clone(), relations: Arc::new(relations), keys, descriptions, types },

@@ -3,6 +3,7 @@
 //! (`typreceive != 0`).
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DFSchema, Result, ScalarValue};
@@ -46,7 +47,17 @@ pub(super) struct TypeNames {
 }
 
 impl TypeNames {
-    pub(super) fn new(tables: &PgCatalogStaticTables) -> Result<TypeNames> {
+    /// The names, read once for all sessions from PostgreSQL's static catalog.
+    pub(super) fn shared(tables: &PgCatalogStaticTables) -> Result<Arc<TypeNames>> {
+        static NAMES: OnceLock<Arc<TypeNames>> = OnceLock::new();
+        if let Some(names) = NAMES.get() {
+            return Ok(names.clone());
+        }
+        let names = Arc::new(TypeNames::new(tables)?);
+        Ok(NAMES.get_or_init(|| names).clone())
+    }
+
+    fn new(tables: &PgCatalogStaticTables) -> Result<TypeNames> {
         let mut names = TypeNames::default();
         for batch in tables.pg_type.data() {
             let (oids, typnames, arrays) = (int32_column(batch, "oid")?, text_column(batch, "typname")?, int32_column(batch, "typarray")?);
@@ -115,13 +126,10 @@ impl TypeNames {
 /// would: 0 is the `-` stored for "none", another OID is that function's name.
 #[derive(Debug)]
 pub(super) struct RegprocComparison {
-    pub(super) procs: HashMap<i32, String>,
+    pub(super) names: Arc<TypeNames>,
 }
 
 impl RegprocComparison {
-    pub(super) fn new(names: &TypeNames) -> RegprocComparison {
-        RegprocComparison { procs: names.procs.clone() }
-    }
 
     fn is_regproc(expr: &Expr, schema: &DFSchema) -> bool {
         matches!(expr.get_type(schema), Ok(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
@@ -145,7 +153,7 @@ impl RegprocComparison {
         if oid == 0 {
             return Some("-".to_owned());
         }
-        Some(self.procs.get(&i32::try_from(oid).ok()?).cloned().unwrap_or_else(|| oid.to_string()))
+        Some(self.names.procs.get(&i32::try_from(oid).ok()?).cloned().unwrap_or_else(|| oid.to_string()))
     }
 }
 
