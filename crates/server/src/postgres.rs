@@ -13,6 +13,7 @@
 //! principal or the catalog's generation changed (an apply, a publication), so a removed
 //! membership or a narrowed access block applies to the next statement.
 
+mod catalog;
 mod link;
 mod settings;
 
@@ -28,8 +29,6 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -192,7 +191,8 @@ struct PgSession {
 impl PgSession {
     async fn open(gate: &Gate, principal: Principal, generation: i64) -> PgWireResult<PgSession> {
         let session = gate.session(&principal, INTERFACE).await.map_err(serve_error)?;
-        setup_pg_catalog(session.context(), CATALOG_NAME, EmptyContextProvider)
+        catalog::install(&session, gate.engine().catalog().as_ref())
+            .await
             .map_err(|e| user_error("FATAL", "XX000", format!("cannot set up pg_catalog: {e}")))?;
         Ok(PgSession { session, principal, generation, _open: gate.metrics().session_opened(INTERFACE) })
     }
@@ -311,6 +311,7 @@ impl PgParser {
                 ParserError::RecursionLimitExceeded => serve_error(meshwork_query::recursion_refusal().into()),
                 other => user_error("ERROR", "42601", other.to_string()),
             })?;
+            let statements: Vec<Statement> = statements.into_iter().map(catalog::rewrite).collect();
             for statement in &statements {
                 meshwork_query::check_nesting(statement).map_err(|e| serve_error(e.into()))?;
             }
