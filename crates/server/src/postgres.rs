@@ -468,7 +468,8 @@ impl PgQueries {
                 batch = stream.next() => batch.map(|batch| (batch.map_err(|e| serve_error(e.into())), (Some(stream), interrupted))),
             }
         });
-        Ok((schema, Box::pin(batches)))
+        // Fused: a cursor asks again after the end.
+        Ok((schema, Box::pin(batches.fuse())))
     }
 
     /// Runs one query through the gate and answers with its rows as they stream.
