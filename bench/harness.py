@@ -13,8 +13,9 @@ Suites
   masks written by hand as views.
 - ingest: lineitem CSV to a published product (contract + quality rules) vs DuckDB
   `COPY ... TO parquet` vs deltalake-python `write_deltalake`.
-- transport: lineitem streamed over Flight SQL (ADBC), Postgres wire (psycopg binary) and HTTP
-  Arrow IPC, vs PostgreSQL `COPY TO STDOUT` and `SELECT` of the same rows.
+- transport: lineitem streamed over Flight SQL (ADBC), Postgres wire (psycopg binary `SELECT`,
+  `COPY … TO STDOUT` text and binary) and HTTP Arrow IPC, vs PostgreSQL `COPY TO STDOUT` (text
+  and binary) and `SELECT` of the same rows.
 - control: access decisions, catalog search at 10k/100k products, `validate`/`plan` of a
   1,000-product mesh.
 
@@ -541,22 +542,41 @@ def suite_transport(ctx):
             reader = pa.ipc.open_stream(response)
             return sum(batch.num_rows for batch in reader)
 
-    def pg_copy():
-        n = 0
-        with pg.cursor().copy("COPY bench_lineitem TO STDOUT") as copy:
-            for data in copy:
-                n += data.count(b"\n") if isinstance(data, bytes) else bytes(data).count(b"\n")
-        return n
+    wire_bytes = {}
+
+    def copy_out(conn, name, statement):
+        """Reads a COPY TO STDOUT to its end: the rows it reported (`COPY n`); records the bytes."""
+        size = 0
+        with conn.cursor() as cur:
+            with cur.copy(statement) as copy:
+                for data in copy:
+                    size += len(data)
+            wire_bytes[name] = size
+            return cur.rowcount
+
+    def meshwork_copy(name, options):
+        with psycopg.connect(host="127.0.0.1", port=server.pg, user="analyst", password=server.token, dbname="meshwork", autocommit=True) as conn:
+            return copy_out(conn, name, f"COPY ({sql}) TO STDOUT{options}")
+
+    def pg_copy(name, options):
+        return copy_out(pg, name, f"COPY bench_lineitem TO STDOUT{options}")
 
     def pg_select():
         return fetch_binary(pg, "SELECT * FROM bench_lineitem")
 
+    pg_name = f"PostgreSQL {pg_version.split()[0]}"
+    copies = {
+        "Meshwork Postgres wire COPY TO STDOUT (text)": lambda name: meshwork_copy(name, ""),
+        "Meshwork Postgres wire COPY TO STDOUT (binary)": lambda name: meshwork_copy(name, " (FORMAT binary)"),
+        f"{pg_name} COPY TO STDOUT (text)": lambda name: pg_copy(name, ""),
+        f"{pg_name} COPY TO STDOUT (binary)": lambda name: pg_copy(name, " (FORMAT binary)"),
+    }
     systems = {
         "Meshwork Flight SQL (ADBC)": flight,
         "Meshwork HTTP Arrow IPC": http_arrow,
         "Meshwork Postgres wire (psycopg binary)": meshwork_pg,
-        f"PostgreSQL {pg_version.split()[0]} COPY TO STDOUT": pg_copy,
-        f"PostgreSQL {pg_version.split()[0]} SELECT (psycopg binary)": pg_select,
+        **{name: (lambda name=name, copy=copy: copy(name)) for name, copy in copies.items()},
+        f"{pg_name} SELECT (psycopg binary)": pg_select,
     }
     samples = {name: [] for name in systems}
     total = ctx.warmup + ctx.runs
@@ -582,6 +602,9 @@ def suite_transport(ctx):
     for name, runs in samples.items():
         s = stats(runs)
         result[name] = {"seconds": s, "mb_per_s": arrow_mb / s["median"], "rows_per_s": rows / s["median"]}
+        if name in wire_bytes:
+            result[name]["wire_mb"] = wire_bytes[name] / 1e6
+            result[name]["wire_mb_per_s"] = wire_bytes[name] / 1e6 / s["median"]
     return {"rows": rows, "arrow_mb": arrow_mb, "systems": result, "server_peak_rss_mb": server_rss}
 
 
@@ -740,10 +763,12 @@ def markdown(report):
         out.append("")
     if "transport" in report:
         t = report["transport"]
-        out += ["## Transport", "", f"All {t['rows']:,} lineitem rows ({fmt(t['arrow_mb'], 0)} MB as Arrow) to one client; MB/s counts the Arrow size for every system.", "",
-                "| system | seconds median (min–max) | MB/s | rows/s |", "|---|---:|---:|---:|"]
+        out += ["## Transport", "", f"All {t['rows']:,} lineitem rows ({fmt(t['arrow_mb'], 0)} MB as Arrow) to one client; MB/s counts the Arrow size for every system, "
+                "wire MB/s the bytes a COPY sent.", "",
+                "| system | seconds median (min–max) | MB/s | rows/s | wire MB/s (COPY) |", "|---|---:|---:|---:|---:|"]
         for name, s in t["systems"].items():
-            out.append(f"| {name} | {spread(s['seconds'])} | {fmt(s['mb_per_s'], 0)} | {fmt(s['rows_per_s'], 0)} |")
+            wire = f"{fmt(s['wire_mb_per_s'], 0)} ({fmt(s['wire_mb'], 0)} MB)" if "wire_mb" in s else "—"
+            out.append(f"| {name} | {spread(s['seconds'])} | {fmt(s['mb_per_s'], 0)} | {fmt(s['rows_per_s'], 0)} | {wire} |")
         out += ["", f"Peak RSS of `meshwork serve`: {fmt(t['server_peak_rss_mb'], 0)} MB.", ""]
     if "control" in report:
         c = report["control"]

@@ -4,8 +4,9 @@
 //! is not used: the credential names the principal). It then gets its own query session, so
 //! `pg_catalog`, `information_schema` and `\dt` list only what the principal may read, and every
 //! statement runs through the gate like on the other interfaces. `SET`/`SHOW` and transaction
-//! statements that drivers send are answered by datafusion-postgres's hooks; cursors and every
-//! engine setting are refused because they would bypass the gate or change the engine.
+//! statements that drivers send are answered by datafusion-postgres's hooks; `COPY … TO STDOUT`
+//! (`copy`) and cursors (`cursor`) run their query through the gate too; every engine setting
+//! is refused because it would change the engine.
 //!
 //! A connection does not keep the rights it connected with: before every statement (simple or
 //! extended protocol, a prepared statement included) its credential is authenticated again, so
@@ -14,6 +15,9 @@
 //! membership or a narrowed access block applies to the next statement.
 
 mod catalog;
+mod copy;
+mod cursor;
+mod execute;
 mod link;
 mod settings;
 
@@ -22,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -40,14 +45,17 @@ use meshwork_core::principal::Principal;
 use meshwork_query::{CATALOG_NAME, QuerySession};
 use pgwire::api::auth::{DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata};
 use pgwire::api::cancel::CancelHandler;
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
+use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tokio::net::{TcpListener, TcpStream};
@@ -56,6 +64,7 @@ use tokio::sync::watch;
 use crate::error::ServeError;
 use crate::gate::Gate;
 use crate::metrics::GaugeGuard;
+use execute::Answer;
 use link::{ClientLink, Interruption, Links, Registration};
 
 const INTERFACE: &str = "postgres";
@@ -63,6 +72,10 @@ const INTERFACE: &str = "postgres";
 /// A statement as parsed: the SQL, and its AST and plan (for types). The same shape as
 /// datafusion-postgres uses, so its hooks can read the portal store.
 type PgStatement = (String, Option<(Statement, LogicalPlan)>);
+
+/// A governed query's batches as they stream, ended by a cancel request or the client going
+/// away.
+type Batches = std::pin::Pin<Box<dyn futures::Stream<Item = PgWireResult<RecordBatch>> + Send>>;
 
 pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, mut stop: watch::Receiver<bool>) -> Result<(), ServeError> {
     tracing::info!(address = %listener.local_addr()?, "Postgres wire listening");
@@ -327,12 +340,17 @@ fn refuse(statement: &Statement) -> Option<PgWireError> {
     if let Err(refused) = settings::check(statement) {
         return Some(user_error("ERROR", "42501", refused.message()));
     }
-    match statement {
-        Statement::Declare { .. } | Statement::Fetch { .. } | Statement::Close { .. } => {
-            Some(user_error("ERROR", "0A000", "cursors are not supported; run the query and read its rows as they stream"))
-        }
-        _ => None,
-    }
+    None
+}
+
+/// A plan with the columns of `schema` and no rows: what Describe reports for statements
+/// answered here rather than planned (`COPY`, `FETCH`, `CLOSE`).
+fn described(schema: Option<SchemaRef>) -> PgWireResult<LogicalPlan> {
+    let schema = match schema {
+        Some(schema) => datafusion::common::DFSchema::try_from(schema.as_ref().clone()).map_err(|e| user_error("ERROR", "XX000", e.to_string()))?,
+        None => datafusion::common::DFSchema::empty(),
+    };
+    Ok(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation { produce_one_row: false, schema: Arc::new(schema) }))
 }
 
 /// `RESET` of a client setting: accepted, and nothing to do (the hooks keep no defaults).
@@ -365,8 +383,25 @@ impl QueryParser for PgParser {
         let conn = connection(client)?;
         let current = conn.session(&self.gate).await?;
         if reset_response(&statement).is_some() {
-            let plan = LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation { produce_one_row: false, schema: Arc::new(datafusion::common::DFSchema::empty()) });
-            return Ok(Some((text, Some((statement, plan)))));
+            return Ok(Some((text, Some((statement, described(None)?)))));
+        }
+        // COPY is checked here, so a refused one fails at Parse; it has no result columns.
+        if let Some(request) = copy::request(&statement) {
+            request?;
+            return Ok(Some((text, Some((statement, described(None)?)))));
+        }
+        match cursor::statement(&statement).transpose()? {
+            // The cursor's query is planned for its parameter types; DECLARE itself has no columns.
+            Some(cursor::CursorStatement::Declare(declaration)) => {
+                let plan = current.session.sql(&declaration.sql).await.map_err(|e| serve_error(e.into()))?.logical_plan().clone();
+                return Ok(Some((text, Some((statement, plan)))));
+            }
+            Some(cursor::CursorStatement::Fetch { name, .. }) => {
+                let plan = described(execute::cursors(client).schema(&name))?;
+                return Ok(Some((text, Some((statement, plan)))));
+            }
+            Some(cursor::CursorStatement::Close(_)) => return Ok(Some((text, Some((statement, described(None)?))))),
+            None => {}
         }
         for hook in hooks() {
             if let Some(plan) = hook.handle_extended_parse_query(&statement, current.session.context(), client).await {
@@ -387,6 +422,7 @@ impl QueryParser for PgParser {
 
     fn get_result_schema(&self, stmt: &PgStatement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         match stmt {
+            (_, Some((Statement::Declare { .. }, _))) => Ok(Vec::new()),
             (_, Some((_, plan))) => arrow_schema_to_pg_fields(plan.schema().as_arrow(), column_format.unwrap_or(&Format::UnifiedText), None),
             _ => Ok(Vec::new()),
         }
@@ -409,10 +445,10 @@ struct PgQueries {
 }
 
 impl PgQueries {
-    /// Runs one statement through the gate in `current` and answers with its rows as they
+    /// Runs one query through the gate in `current`: its columns and its batches as they
     /// stream. A cancel request or the client going away stops it, while its first batch is
     /// computed or later while it streams; dropping the stream records it as `cancelled`.
-    async fn query<C: ClientInfo + ?Sized>(&self, client: &C, current: &PgSession, sql: &str, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response> {
+    async fn start<C: ClientInfo + ?Sized>(&self, client: &C, current: &PgSession, sql: &str, params: Option<ParamValues>) -> PgWireResult<(SchemaRef, Batches)> {
         let conn = connection(client)?;
         let mark = conn.link.mark();
         let mut stream = self.gate.run(&current.session, INTERFACE, sql, params).await.map_err(serve_error)?;
@@ -422,9 +458,7 @@ impl PgQueries {
             primed = stream.prime() => primed.map_err(serve_error)?,
             why = conn.link.interrupted(mark) => return Err(interruption_error(why)),
         }
-        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(arrow_schema_to_pg_fields(&stream.schema(), format, Some(options))?);
-        let row_fields = fields.clone();
+        let schema = stream.schema();
         let link = conn.link.clone();
         let interrupted = Box::pin(async move { link.interrupted(mark).await });
         let batches = futures::stream::unfold((Some(stream), interrupted), |(stream, mut interrupted)| async move {
@@ -435,6 +469,16 @@ impl PgQueries {
                 batch = stream.next() => batch.map(|batch| (batch.map_err(|e| serve_error(e.into())), (Some(stream), interrupted))),
             }
         });
+        // Fused: a cursor asks again after the end.
+        Ok((schema, Box::pin(batches.fuse())))
+    }
+
+    /// Runs one query through the gate and answers with its rows as they stream.
+    async fn query<C: ClientInfo + ?Sized>(&self, client: &C, current: &PgSession, sql: &str, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response> {
+        let (schema, batches) = self.start(client, current, sql, params).await?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(options))?);
+        let row_fields = fields.clone();
         let rows = batches
             .map(move |batch| -> Box<dyn Iterator<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + Sync> {
                 match batch {
@@ -445,6 +489,119 @@ impl PgQueries {
             .flat_map(futures::stream::iter);
         Ok(Response::Query(QueryResponse::new(fields, rows)))
     }
+
+    /// `COPY … TO STDOUT` and the cursor statements, their queries run through the gate like
+    /// [`PgQueries::query`]; `None` for any other statement. `format`: the Bind's result
+    /// format (extended protocol).
+    async fn copy_or_cursor<C: ClientInfo + ?Sized>(&self, client: &C, current: &PgSession, statement: &Statement, params: Option<ParamValues>, format: Option<&Format>) -> PgWireResult<Option<Answer>> {
+        if let Some(request) = copy::request(statement) {
+            let request = request?;
+            let (schema, batches) = self.start(client, current, &request.sql, None).await?;
+            return Ok(Some(Answer::Copy { format: request.format, schema, batches }));
+        }
+        let Some(statement) = cursor::statement(statement).transpose()? else { return Ok(None) };
+        let cursors = execute::cursors(client);
+        let response = match statement {
+            cursor::CursorStatement::Declare(declaration) => {
+                if client.transaction_status() == TransactionStatus::Idle {
+                    return Err(user_error("ERROR", "25P01", "DECLARE CURSOR can only be used in transaction blocks; send BEGIN first"));
+                }
+                let (schema, batches) = self.start(client, current, &declaration.sql, params).await?;
+                cursors.declare(&declaration, schema, batches)?;
+                Response::Execution(Tag::new("DECLARE CURSOR"))
+            }
+            cursor::CursorStatement::Fetch { name, count } => {
+                let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                Response::Query(cursors.fetch(&name, count, format, options).await?)
+            }
+            cursor::CursorStatement::Close(name) => {
+                cursors.close(name.as_deref())?;
+                Response::Execution(Tag::new(if name.is_some() { "CLOSE CURSOR" } else { "CLOSE CURSOR ALL" }))
+            }
+        };
+        Ok(Some(Answer::Response(response)))
+    }
+
+    /// Answers one statement of a simple query.
+    async fn simple_statement<C>(&self, client: &mut C, statement: &Statement) -> PgWireResult<Answer>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(err) = refuse(statement) {
+            return Err(err);
+        }
+        let conn = connection(client)?;
+        let current = conn.session(&self.gate).await?;
+        if let Some(response) = reset_response(statement) {
+            return Ok(response.into());
+        }
+        for hook in hooks() {
+            if let Some(response) = hook.handle_simple_query(statement, current.session.context(), client).await {
+                return Ok(response?.into());
+            }
+        }
+        if let Some(answer) = self.copy_or_cursor(client, &current, statement, None, None).await? {
+            return Ok(answer);
+        }
+        Ok(self.query(client, &current, &statement.to_string(), None, &Format::UnifiedText).await?.into())
+    }
+
+    /// Answers the statement of a portal (extended protocol), with its bound parameters.
+    async fn extended_statement<C>(&self, client: &mut C, portal: &Portal<PgStatement>) -> PgWireResult<Answer>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PgStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (sql, Some((statement, plan))) = &portal.statement.statement else { return Ok(Response::EmptyQuery.into()) };
+        let types = parameter_types(plan)?;
+        let wire: Vec<Type> = types.iter().map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type)).collect::<PgWireResult<_>>()?;
+        let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
+        let wire_refs: Vec<Option<&Type>> = wire.iter().map(Some).collect();
+        let params = deserialize_parameters_with_server_types(portal, &type_refs, &wire_refs)?;
+        let conn = connection(client)?;
+        // A statement prepared earlier runs with the rights the credential has now.
+        let current = conn.session(&self.gate).await?;
+        if let Some(response) = reset_response(statement) {
+            return Ok(response.into());
+        }
+        for hook in hooks() {
+            if let Some(response) = hook.handle_extended_query(statement, plan, &params, current.session.context(), client).await {
+                return Ok(response?.into());
+            }
+        }
+        let params = if types.is_empty() { None } else { Some(params) };
+        if let Some(answer) = self.copy_or_cursor(client, &current, statement, params.clone(), Some(&portal.result_column_format)).await? {
+            if let Some(Ok(cursor::CursorStatement::Declare(declaration))) = cursor::statement(statement) {
+                cursor_portal(client, &declaration)?;
+            }
+            return Ok(answer);
+        }
+        Ok(self.query(client, &current, sql, params, &portal.result_column_format).await?.into())
+    }
+}
+
+/// A declared cursor as a portal of its name, as PostgreSQL has it: drivers describe it
+/// (`Describe P 'name'`, psycopg) to learn its columns before fetching. Executing it answers
+/// nothing; its rows come with `FETCH`.
+fn cursor_portal<C>(client: &C, declaration: &cursor::Declaration) -> PgWireResult<()>
+where
+    C: ClientInfo + ClientPortalStore,
+    C::PortalStore: PortalStore<Statement = PgStatement>,
+{
+    let schema = execute::cursors(client).schema(&declaration.name);
+    let statement = (declaration.sql.clone(), Some((Statement::Query(declaration.query.clone()), described(schema)?)));
+    let mut portal = Portal::new_cursor(declaration.name.clone(), Arc::new(StoredStatement::new(declaration.name.clone(), statement, Vec::new())));
+    if declaration.binary {
+        portal.result_column_format = Format::UnifiedBinary;
+    }
+    portal.state = Arc::new(tokio::sync::Mutex::new(PortalExecutionState::Finished));
+    client.portal_store().put_portal(Arc::new(portal));
+    Ok(())
 }
 
 /// The error a client sees when its statement was interrupted (a client that went away sees
@@ -458,37 +615,25 @@ fn interruption_error(why: Interruption) -> PgWireError {
 
 #[async_trait]
 impl SimpleQueryHandler for PgQueries {
-    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statements = self.parser.parse(query).await?;
-        if statements.is_empty() {
-            return Ok(vec![Response::EmptyQuery]);
-        }
-        let conn = connection(client)?;
-        let mut responses = Vec::with_capacity(statements.len());
-        'statements: for statement in statements {
-            if let Some(err) = refuse(&statement) {
-                return Err(err);
-            }
-            let current = conn.session(&self.gate).await?;
-            if let Some(response) = reset_response(&statement) {
-                responses.push(response);
-                continue;
-            }
-            for hook in hooks() {
-                if let Some(response) = hook.handle_simple_query(&statement, current.session.context(), client).await {
-                    responses.push(response?);
-                    continue 'statements;
-                }
-            }
-            responses.push(self.query(client, &current, &statement.to_string(), None, &Format::UnifiedText).await?);
-        }
-        Ok(responses)
+        execute::simple(self, client, query).await
+    }
+
+    /// Not called: [`execute::simple`] answers each statement as it runs.
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Err(user_error("ERROR", "XX000", "internal error: simple queries are answered by on_query"))
     }
 }
 
@@ -501,32 +646,24 @@ impl ExtendedQueryHandler for PgQueries {
         self.parser.clone()
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<PgStatement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PgStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        execute::extended(self, client, message).await
+    }
+
+    /// Not called: [`execute::extended`] runs portals and streams their rows.
+    async fn do_query<C>(&self, _client: &mut C, _portal: &Portal<PgStatement>, _max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (sql, Some((statement, plan))) = &portal.statement.statement else { return Ok(Response::EmptyQuery) };
-        let types = parameter_types(plan)?;
-        let wire: Vec<Type> = types.iter().map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type)).collect::<PgWireResult<_>>()?;
-        let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
-        let wire_refs: Vec<Option<&Type>> = wire.iter().map(Some).collect();
-        let params = deserialize_parameters_with_server_types(portal, &type_refs, &wire_refs)?;
-        let conn = connection(client)?;
-        // A statement prepared earlier runs with the rights the credential has now.
-        let current = conn.session(&self.gate).await?;
-        if let Some(response) = reset_response(statement) {
-            return Ok(response);
-        }
-        for hook in hooks() {
-            if let Some(response) = hook.handle_extended_query(statement, plan, &params, current.session.context(), client).await {
-                return response;
-            }
-        }
-        let params = if types.is_empty() { None } else { Some(params) };
-        self.query(client, &current, sql, params, &portal.result_column_format).await
+        Err(user_error("ERROR", "XX000", "internal error: portals are run by on_execute"))
     }
 }
-

@@ -5,6 +5,7 @@
 
 mod attacks;
 mod cancellation;
+mod copy;
 mod limits;
 mod not_before;
 mod pg_catalog;
