@@ -112,6 +112,20 @@ fn regtype_lookup(query: &Query) -> Option<&Expr> {
     (matches!(left.as_ref(), Expr::Identifier(i) if i.value == "typname") && op.to_string() == "=").then_some(right.as_ref())
 }
 
+/// A column of PostgreSQL's zero-based vector types (`pg_index.indkey`, `indclass`,
+/// `indcollation`, `indoption`; `pg_proc.proargtypes`), named plainly or qualified.
+fn is_zero_based_vector(expr: &Expr) -> bool {
+    let name = match expr {
+        Expr::Identifier(ident) => &ident.value,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(ident) => &ident.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    matches!(name.to_ascii_lowercase().as_str(), "indkey" | "indclass" | "indcollation" | "indoption" | "proargtypes")
+}
+
 fn is_placeholder(expr: &Expr) -> bool {
     expr.to_string().starts_with('$')
 }
@@ -155,6 +169,11 @@ impl VisitorMut for CatalogRewrite {
                         }
                         _ => None,
                     }
+                }
+                // `indkey[i]`: PostgreSQL's `int2vector`/`oidvector` columns are subscripted from
+                // 0 (psqlODBC reads `indkey[n - 1]`), DataFusion's lists from 1.
+                (_, [datafusion::sql::sqlparser::ast::AccessExpr::Subscript(datafusion::sql::sqlparser::ast::Subscript::Index { index })]) if is_zero_based_vector(root) => {
+                    parse(&format!("{root}[({index}) + 1]"))
                 }
                 // `(composite).field`, which DataFusion's planner refuses on anything but a
                 // column: `get_field`.
@@ -217,6 +236,12 @@ mod tests {
         assert!(sql.contains("to_regtype(CAST($1 AS TEXT))"), "{sql}");
         let sql = rewritten("SELECT 'integer'::regtype");
         assert!(sql.contains("to_regtype('integer')"), "{sql}");
+    }
+
+    #[test]
+    fn zero_based_vector_subscripts_are_shifted() {
+        let sql = rewritten("SELECT i.indkey[k.n - 1], indoption[0], x[1] FROM pg_catalog.pg_index i");
+        assert!(sql.contains("i.indkey[(k.n - 1) + 1], indoption[(0) + 1], x[1]"), "{sql}");
     }
 
     #[test]
