@@ -5,6 +5,7 @@
 
 mod attacks;
 mod cancellation;
+mod flight_compat;
 mod limits;
 mod not_before;
 mod revocation;
