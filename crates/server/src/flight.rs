@@ -154,6 +154,17 @@ impl MeshFlightSql {
         Ok(session.prepare(sql).await.map_err(ServeError::from)?)
     }
 
+    /// The result schema of a prepared statement with its bound values: `SELECT ?` takes the
+    /// type of its value, and clients check that the stream has the schema announced.
+    async fn bound_schema(&self, who: &Identity, handle: &Handle) -> Result<Schema, Status> {
+        let session = self.session(who).await?;
+        let mut frame = session.sql(&handle.sql).await.map_err(ServeError::from)?;
+        if let Some(bytes) = &handle.params {
+            frame = frame.with_param_values(decode_params(bytes)?).map_err(|e| ServeError::from(meshwork_query::QueryError::from(e)))?;
+        }
+        Ok(frame.schema().as_arrow().clone())
+    }
+
     fn flight_info(schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
         let endpoint = FlightEndpoint::new().with_ticket(Ticket { ticket: ticket.into() });
         Ok(FlightInfo::new()
@@ -334,8 +345,8 @@ impl FlightSqlService for MeshFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let who = self.identity(request.metadata()).await?;
         let handle = self.open(&cmd.prepared_statement_handle, &who)?;
-        let prepared = self.plan(&who, &handle.sql).await?;
-        Ok(Response::new(Self::flight_info(&prepared.schema, cmd.as_any().encode_to_vec(), request.into_inner())?))
+        let schema = self.bound_schema(&who, &handle).await?;
+        Ok(Response::new(Self::flight_info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?))
     }
 
     async fn do_get_prepared_statement(&self, query: CommandPreparedStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {

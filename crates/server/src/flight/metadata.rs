@@ -30,7 +30,10 @@ pub(super) struct VisibleTable {
 /// The keys Flight SQL defines for a column's metadata in a table schema.
 mod key {
     pub(super) const CATALOG_NAME: &str = "ARROW:FLIGHT:SQL:CATALOG_NAME";
+    /// What the specification's text names the schema key.
     pub(super) const DB_SCHEMA_NAME: &str = "ARROW:FLIGHT:SQL:DB_SCHEMA_NAME";
+    /// What the Go, C++ and Java implementations (ADBC, the JDBC driver) read and write.
+    pub(super) const SCHEMA_NAME: &str = "ARROW:FLIGHT:SQL:SCHEMA_NAME";
     pub(super) const TABLE_NAME: &str = "ARROW:FLIGHT:SQL:TABLE_NAME";
     pub(super) const TYPE_NAME: &str = "ARROW:FLIGHT:SQL:TYPE_NAME";
     pub(super) const PRECISION: &str = "ARROW:FLIGHT:SQL:PRECISION";
@@ -56,6 +59,7 @@ pub(super) fn described_schema(table: &VisibleTable) -> Schema {
             let mut metadata: HashMap<String, String> = field.metadata().clone();
             metadata.insert(key::CATALOG_NAME.into(), CATALOG_NAME.into());
             metadata.insert(key::DB_SCHEMA_NAME.into(), table.domain.clone());
+            metadata.insert(key::SCHEMA_NAME.into(), table.domain.clone());
             metadata.insert(key::TABLE_NAME.into(), table.name.clone());
             metadata.insert(key::TYPE_NAME.into(), sql_type_name(field.data_type()));
             if let Some((precision, scale)) = precision_and_scale(field.data_type()) {

@@ -68,12 +68,17 @@ pub(super) fn sql_info() -> &'static SqlInfoData {
         b.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
         b.append(SqlInfo::SqlSupportsOrderByUnrelated, true);
         b.append(SqlInfo::SqlSupportedGroupBy, bit(SqlSupportedGroupBy::SqlGroupByUnrelated as i32) | bit(SqlSupportedGroupBy::SqlGroupByBeyondSelect as i32));
-        b.append(SqlInfo::SqlSupportsLikeEscapeClause, true);
+        // DataFusion takes `ESCAPE '\'` only and refuses any other escape character.
+        b.append(SqlInfo::SqlSupportsLikeEscapeClause, false);
         b.append(SqlInfo::SqlSupportsNonNullableColumns, true);
         b.append(SqlInfo::SqlOuterJoinsSupportLevel, SqlOuterJoinsSupportLevel::SqlFullOuterJoins as i32);
+        // In `WHERE`: `= (SELECT …)`, `EXISTS`, `IN` and `> ALL (SELECT …)`.
         b.append(
             SqlInfo::SqlSupportedSubqueries,
-            bit(SqlSupportedSubqueries::SqlSubqueriesInComparisons as i32) | bit(SqlSupportedSubqueries::SqlSubqueriesInExists as i32) | bit(SqlSupportedSubqueries::SqlSubqueriesInIns as i32),
+            bit(SqlSupportedSubqueries::SqlSubqueriesInComparisons as i32)
+                | bit(SqlSupportedSubqueries::SqlSubqueriesInExists as i32)
+                | bit(SqlSupportedSubqueries::SqlSubqueriesInIns as i32)
+                | bit(SqlSupportedSubqueries::SqlSubqueriesInQuantifieds as i32),
         );
         b.append(SqlInfo::SqlCorrelatedSubqueriesSupported, true);
         b.append(SqlInfo::SqlSupportedUnions, bit(SqlSupportedUnions::SqlUnion as i32) | bit(SqlSupportedUnions::SqlUnionAll as i32));

@@ -30,7 +30,12 @@ async fn run_prepared(client: &mut Client, sql: &str, params: Vec<ArrayRef>) -> 
         prepared.set_parameters(RecordBatch::try_new(Arc::new(schema), params).unwrap()).unwrap();
     }
     let info = prepared.execute().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let announced = Schema::try_from(info.clone()).unwrap();
     let batches = fetch(client, info).await;
+    // ADBC refuses a stream whose schema differs from the one announced.
+    for batch in &batches {
+        assert_eq!(batch.schema().as_ref(), &announced, "{sql}");
+    }
     (fields, csv(&batches))
 }
 
@@ -63,6 +68,11 @@ async fn question_mark_and_dollar_placeholders_bind_by_position() {
     let (fields, rows) = run_prepared(&mut ana, "SELECT order_id, amount FROM sales.orders WHERE amount > ? ORDER BY order_id", vec![decimal]).await;
     assert_eq!(fields, [("$1".to_owned(), DataType::Decimal128(10, 2))]);
     assert_eq!(rows, "order_id,amount\n102,25.50\n104,40.00\n");
+
+    // A placeholder nothing gives a type to takes text, and the result the type of its value.
+    let (fields, rows) = run_prepared(&mut ana, "SELECT ? AS x", vec![Arc::new(StringArray::from(vec!["hello"]))]).await;
+    assert_eq!(fields, [("$1".to_owned(), DataType::Utf8)]);
+    assert_eq!(rows, "x\nhello\n");
 
     // A `?` in a literal, a quoted name or a comment is not a placeholder.
     let sql = "SELECT '?' AS q, order_id AS \"id?\" FROM sales.orders -- really?\nWHERE /* ? */ order_id = ? AND region <> 'x?'";
@@ -118,10 +128,10 @@ async fn table_schemas_carry_type_names_and_contract_nullability() {
     let orders = &tables.iter().find(|(n, _)| n == "sales.orders").unwrap().1;
     assert_eq!(
         describe(orders),
-        "order_id Int64 not-null CATALOG_NAME=meshwork DB_SCHEMA_NAME=sales IS_AUTO_INCREMENT=0 IS_CASE_SENSITIVE=0 IS_READ_ONLY=1 IS_SEARCHABLE=1 TABLE_NAME=orders TYPE_NAME=BIGINT
-customer_id Int64 not-null CATALOG_NAME=meshwork DB_SCHEMA_NAME=sales IS_AUTO_INCREMENT=0 IS_CASE_SENSITIVE=0 IS_READ_ONLY=1 IS_SEARCHABLE=1 TABLE_NAME=orders TYPE_NAME=BIGINT
-region Utf8 null CATALOG_NAME=meshwork DB_SCHEMA_NAME=sales IS_AUTO_INCREMENT=0 IS_CASE_SENSITIVE=1 IS_READ_ONLY=1 IS_SEARCHABLE=1 TABLE_NAME=orders TYPE_NAME=VARCHAR
-amount Decimal128(10, 2) null CATALOG_NAME=meshwork DB_SCHEMA_NAME=sales IS_AUTO_INCREMENT=0 IS_CASE_SENSITIVE=0 IS_READ_ONLY=1 IS_SEARCHABLE=1 PRECISION=10 SCALE=2 TABLE_NAME=orders TYPE_NAME=DECIMAL"
+        "order_id Int64 not-null CATALOG_NAME=meshwork DB_SCHEMA_NAME=sales IS_AUTO_INCREMENT=0 IS_CASE_SENSITIVE=0 IS_READ_ONLY=1 IS_SEARCHABLE=1 SCHEMA_NAME=sales TABLE_NAME=orders TYPE_NAME=BIGINT
+customer_id Int64 not-null CATALOG_NAME=meshwork DB_SCHEMA_NAME=sales IS_AUTO_INCREMENT=0 IS_CASE_SENSITIVE=0 IS_READ_ONLY=1 IS_SEARCHABLE=1 SCHEMA_NAME=sales TABLE_NAME=orders TYPE_NAME=BIGINT
+region Utf8 null CATALOG_NAME=meshwork DB_SCHEMA_NAME=sales IS_AUTO_INCREMENT=0 IS_CASE_SENSITIVE=1 IS_READ_ONLY=1 IS_SEARCHABLE=1 SCHEMA_NAME=sales TABLE_NAME=orders TYPE_NAME=VARCHAR
+amount Decimal128(10, 2) null CATALOG_NAME=meshwork DB_SCHEMA_NAME=sales IS_AUTO_INCREMENT=0 IS_CASE_SENSITIVE=0 IS_READ_ONLY=1 IS_SEARCHABLE=1 PRECISION=10 SCALE=2 SCHEMA_NAME=sales TABLE_NAME=orders TYPE_NAME=DECIMAL"
     );
     // A name pattern narrows the listing; a hidden product matches no pattern.
     let info = ana.get_tables(CommandGetTables { db_schema_filter_pattern: Some("fin%".into()), include_schema: true, ..Default::default() }).await.unwrap();
