@@ -104,6 +104,6 @@ impl DomainSession {
     /// A domain's SQL is as untrusted as a consumer's: it is planned with the same length and
     /// nesting limits, on the planner thread.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame, QueryError> {
-        crate::limits::plan(&self.ctx, sql, crate::governed::read_only(), &QueryLimits::default()).await
+        crate::limits::plan(&self.ctx, sql, crate::governed::read_only(), &QueryLimits::default(), crate::Placeholders::Numbered).await
     }
 }

@@ -23,6 +23,7 @@ use datafusion::sql::sqlparser::ast::{Expr, Query, Select, SetExpr, Statement, T
 
 use crate::QueryError;
 use crate::engine::{QueryLimits, human};
+use crate::placeholders::{Placeholders, number_positional};
 
 /// The longest SQL text accepted, in bytes. Generated SQL with long `IN` lists fits; a
 /// statement longer than this is an attempt to make the parser work, not a query.
@@ -183,19 +184,23 @@ async fn within<T>(limits: &QueryLimits, work: impl Future<Output = Result<T, Qu
 }
 
 /// Parses and plans one read-only statement on a planner thread, under the statement's time
-/// limit: length first, then nesting, then the logical plan, which `options` must allow.
-pub(crate) async fn plan(ctx: &SessionContext, sql: &str, options: SQLOptions, limits: &QueryLimits) -> Result<DataFrame, QueryError> {
+/// limit: length first, then nesting, then placeholders in the `placeholders` style, then the
+/// logical plan, which `options` must allow.
+pub(crate) async fn plan(ctx: &SessionContext, sql: &str, options: SQLOptions, limits: &QueryLimits, placeholders: Placeholders) -> Result<DataFrame, QueryError> {
     check_length(sql)?;
     let state = ctx.state();
     let sql = sql.to_owned();
     let runtime = tokio::runtime::Handle::current();
     let planning = on_planner_thread(move || -> Result<LogicalPlan, QueryError> {
         let dialect = state.config().options().sql_parser.dialect;
-        let statement = state.sql_to_statement(&sql, &dialect).map_err(|err| match err {
+        let mut statement = state.sql_to_statement(&sql, &dialect).map_err(|err| match err {
             DataFusionError::SQL(parser, _) if matches!(*parser, ParserError::RecursionLimitExceeded) => recursion_refusal(),
             other => QueryError::from(other),
         })?;
         check_df_nesting(&statement)?;
+        if placeholders == Placeholders::Positional {
+            number_positional(&mut statement)?;
+        }
         let plan = runtime.block_on(state.statement_to_plan(statement))?;
         options.verify_plan(&plan)?;
         Ok(plan)

@@ -18,6 +18,7 @@ use meshwork_policy::AccessDecision;
 use crate::engine::{self, QueryLimits, TableCache};
 use crate::governance::Governance;
 use crate::governed::{Governed, Scope, governed_context};
+use crate::placeholders::Placeholders;
 use crate::rewrite::Journal;
 use crate::stream::QueryStream;
 use crate::strings::plain_strings;
@@ -34,6 +35,7 @@ pub struct QuerySession {
     /// Table locations, scrubbed from EXPLAIN output shown to non-admins.
     locations: Vec<String>,
     limits: QueryLimits,
+    placeholders: Placeholders,
 }
 
 /// What a statement will return, known before running it.
@@ -41,7 +43,8 @@ pub struct QuerySession {
 pub struct PreparedStatement {
     /// Result columns.
     pub schema: SchemaRef,
-    /// Types of the `$1`, `$2`, … placeholders, in order; `None` where SQL does not say.
+    /// Types of the `$1`, `$2`, … placeholders (or the `?`, in text order), in order; `None` where
+    /// SQL does not say.
     pub parameters: Vec<Option<DataType>>,
 }
 
@@ -98,7 +101,14 @@ impl QuerySession {
             decisions,
             locations,
             limits: limits.clone(),
+            placeholders: Placeholders::default(),
         })
+    }
+
+    /// The session with statements taking placeholders in `style` (Flight SQL clients write `?`).
+    pub fn with_placeholders(mut self, style: Placeholders) -> Self {
+        self.placeholders = style;
+        self
     }
 
     /// The principal this session acts for.
@@ -121,7 +131,7 @@ impl QuerySession {
 
     /// Plans a read-only SQL statement. Not audited: use [`QuerySession::execute`] to run.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
-        Ok(plain_strings(crate::limits::plan(&self.ctx, sql, crate::governed::read_only(), &self.limits).await?))
+        Ok(plain_strings(crate::limits::plan(&self.ctx, sql, crate::governed::read_only(), &self.limits, self.placeholders).await?))
     }
 
     /// The result schema and placeholder types of a statement, without running it.

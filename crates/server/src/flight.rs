@@ -4,7 +4,16 @@
 //! token as password, which is what ADBC sends for `username`/`password`). Statement tickets
 //! and prepared statement handles are signed with a per-process key and name the principal
 //! that created them: a ticket replayed by another principal is refused as not found.
+//!
+//! Statements take `$1`, `$2`, … or `?` placeholders (what the Flight SQL JDBC driver sends),
+//! numbered by the query layer in the parsed statement. Catalog answers are built from the
+//! principal's session, so they list only what it may read.
 
+mod metadata;
+mod sql_info;
+mod types;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,12 +21,12 @@ use std::sync::Arc;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any, CommandGetCatalogs,
-    CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
-    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo,
+    CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult,
+    ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -27,7 +36,8 @@ use datafusion::common::{ParamValues, ScalarValue};
 use futures::{Stream, TryStreamExt};
 use hmac::{Hmac, Mac};
 use meshwork_auth::{Credential, Identity};
-use meshwork_query::CATALOG_NAME;
+use meshwork_core::descriptor::ProductDescriptor;
+use meshwork_query::{CATALOG_NAME, Placeholders, QuerySession};
 use prost::Message;
 use sha2::Sha256;
 use tokio::net::TcpListener;
@@ -36,6 +46,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::ServeError;
 use crate::gate::Gate;
+use metadata::VisibleTable;
 
 const INTERFACE: &str = "flight_sql";
 
@@ -132,10 +143,26 @@ impl MeshFlightSql {
         self.seal(&Handle { principal: who.principal.name.clone(), sql, params, expires: chrono::Utc::now().timestamp() + HANDLE_LIFETIME_SECS })
     }
 
+    /// A session for `who`, its statements taking `?` as well as `$n` placeholders.
+    async fn session(&self, who: &Identity) -> Result<QuerySession, Status> {
+        Ok(self.gate.session(&who.principal, INTERFACE).await?.with_placeholders(Placeholders::Positional))
+    }
+
     /// Plans `sql` for `who` and describes its result.
     async fn plan(&self, who: &Identity, sql: &str) -> Result<meshwork_query::PreparedStatement, Status> {
-        let session = self.gate.session(&who.principal, INTERFACE).await?;
+        let session = self.session(who).await?;
         Ok(session.prepare(sql).await.map_err(ServeError::from)?)
+    }
+
+    /// The result schema of a prepared statement with its bound values: `SELECT ?` takes the
+    /// type of its value, and clients check that the stream has the schema announced.
+    async fn bound_schema(&self, who: &Identity, handle: &Handle) -> Result<Schema, Status> {
+        let session = self.session(who).await?;
+        let mut frame = session.sql(&handle.sql).await.map_err(ServeError::from)?;
+        if let Some(bytes) = &handle.params {
+            frame = frame.with_param_values(decode_params(bytes)?).map_err(|e| ServeError::from(meshwork_query::QueryError::from(e)))?;
+        }
+        Ok(frame.schema().as_arrow().clone())
     }
 
     fn flight_info(schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
@@ -154,7 +181,7 @@ impl MeshFlightSql {
             Some(bytes) => Some(decode_params(bytes)?),
             None => None,
         };
-        let session = self.gate.session(&who.principal, INTERFACE).await?;
+        let session = self.session(who).await?;
         let mut stream = self.gate.run(&session, INTERFACE, &handle.sql, params).await?;
         stream.prime().await?;
         let schema = stream.schema();
@@ -163,20 +190,28 @@ impl MeshFlightSql {
         Ok(Response::new(Box::pin(data)))
     }
 
-    /// The domains and products `who` may read.
-    async fn visible_tables(&self, who: &Identity) -> Result<Vec<(String, String, SchemaRef)>, Status> {
+    /// The products `who` may read, from its session's catalog (which holds nothing else), with
+    /// their contracts; sorted by domain and name.
+    async fn visible_tables(&self, who: &Identity) -> Result<Vec<VisibleTable>, Status> {
         let session = self.gate.session(&who.principal, INTERFACE).await?;
         let catalog = session.context().catalog(CATALOG_NAME).ok_or_else(|| Status::internal("the mesh catalog is missing"))?;
+        let mut contracts = HashMap::new();
+        for record in self.gate.engine().catalog().products().await.map_err(|e| ServeError::Internal(e.to_string()))? {
+            if let Ok(descriptor) = serde_json::from_str::<ProductDescriptor>(&record.descriptor_json) {
+                contracts.insert((record.id.domain.to_string(), record.id.name.to_string()), descriptor.contract);
+            }
+        }
         let mut out = Vec::new();
-        for schema_name in catalog.schema_names() {
-            let Some(schema) = catalog.schema(&schema_name) else { continue };
-            for table in schema.table_names() {
-                if let Ok(Some(provider)) = schema.table(&table).await {
-                    out.push((schema_name.clone(), table, provider.schema()));
+        for domain in catalog.schema_names() {
+            let Some(schema) = catalog.schema(&domain) else { continue };
+            for name in schema.table_names() {
+                if let Ok(Some(provider)) = schema.table(&name).await {
+                    let contract = contracts.remove(&(domain.clone(), name.clone()));
+                    out.push(VisibleTable { domain: domain.clone(), name, schema: provider.schema(), contract });
                 }
             }
         }
-        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out.sort_by(|a, b| (&a.domain, &a.name).cmp(&(&b.domain, &b.name)));
         Ok(out)
     }
 
@@ -219,26 +254,6 @@ fn decode_params(bytes: &[u8]) -> Result<ParamValues, Status> {
         break;
     }
     Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
-}
-
-fn sql_info() -> &'static SqlInfoData {
-    static INFO: std::sync::OnceLock<SqlInfoData> = std::sync::OnceLock::new();
-    INFO.get_or_init(|| {
-        let mut builder = SqlInfoDataBuilder::new();
-        builder.append(SqlInfo::FlightSqlServerName, "Meshwork");
-        builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-        builder.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
-        builder.append(SqlInfo::FlightSqlServerReadOnly, true);
-        builder.append(SqlInfo::FlightSqlServerSql, true);
-        builder.append(SqlInfo::FlightSqlServerSubstrait, false);
-        builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
-        builder.append(SqlInfo::FlightSqlServerCancel, false);
-        builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-        builder.append(SqlInfo::SqlDdlCatalog, false);
-        builder.append(SqlInfo::SqlDdlSchema, false);
-        builder.append(SqlInfo::SqlDdlTable, false);
-        builder.build().expect("static SQL info builds")
-    })
 }
 
 #[tonic::async_trait]
@@ -297,6 +312,7 @@ impl FlightSqlService for MeshFlightSql {
                 .parameters
                 .iter()
                 .enumerate()
+                // A placeholder whose type SQL does not imply (`SELECT ?`) takes text.
                 .map(|(i, t)| Field::new(format!("${}", i + 1), t.clone().unwrap_or(DataType::Utf8), true))
                 .collect();
             let IpcMessage(bytes) =
@@ -329,8 +345,8 @@ impl FlightSqlService for MeshFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let who = self.identity(request.metadata()).await?;
         let handle = self.open(&cmd.prepared_statement_handle, &who)?;
-        let prepared = self.plan(&who, &handle.sql).await?;
-        Ok(Response::new(Self::flight_info(&prepared.schema, cmd.as_any().encode_to_vec(), request.into_inner())?))
+        let schema = self.bound_schema(&who, &handle).await?;
+        Ok(Response::new(Self::flight_info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?))
     }
 
     async fn do_get_prepared_statement(&self, query: CommandPreparedStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
@@ -368,7 +384,7 @@ impl FlightSqlService for MeshFlightSql {
         let who = self.identity(request.metadata()).await?;
         let tables = self.visible_tables(&who).await?;
         let mut builder = query.into_builder();
-        let mut domains: Vec<&String> = tables.iter().map(|(d, _, _)| d).collect();
+        let mut domains: Vec<&String> = tables.iter().map(|t| &t.domain).collect();
         domains.dedup();
         for domain in domains {
             builder.append(CATALOG_NAME, domain);
@@ -386,8 +402,9 @@ impl FlightSqlService for MeshFlightSql {
         let who = self.identity(request.metadata()).await?;
         let tables = self.visible_tables(&who).await?;
         let mut builder = query.into_builder();
-        for (domain, table, schema) in tables {
-            builder.append(CATALOG_NAME, domain, table, "TABLE", &schema).map_err(|e| Status::internal(e.to_string()))?;
+        for table in &tables {
+            let schema = metadata::described_schema(table);
+            builder.append(CATALOG_NAME, &table.domain, &table.name, "TABLE", &schema).map_err(|e| Status::internal(e.to_string()))?;
         }
         Self::one_batch(builder.schema(), builder.build())
     }
@@ -407,13 +424,66 @@ impl FlightSqlService for MeshFlightSql {
 
     async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
         self.identity(request.metadata()).await?;
-        let schema = query.clone().into_builder(sql_info()).schema();
+        let schema = query.clone().into_builder(sql_info::sql_info()).schema();
         Self::metadata_info(query, &schema, request.into_inner())
     }
 
     async fn do_get_sql_info(&self, query: CommandGetSqlInfo, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
         self.identity(request.metadata()).await?;
-        let builder = query.into_builder(sql_info());
+        let builder = query.into_builder(sql_info::sql_info());
+        Self::one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_primary_keys(&self, query: CommandGetPrimaryKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        Self::metadata_info(query, &metadata::primary_keys_schema(), request.into_inner())
+    }
+
+    async fn do_get_primary_keys(&self, query: CommandGetPrimaryKeys, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let who = self.identity(request.metadata()).await?;
+        let tables = self.visible_tables(&who).await?;
+        Self::one_batch(metadata::primary_keys_schema(), metadata::primary_keys(&query, &tables))
+    }
+
+    async fn get_flight_info_imported_keys(&self, query: CommandGetImportedKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        Self::metadata_info(query, &metadata::foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn do_get_imported_keys(&self, _query: CommandGetImportedKeys, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        self.identity(request.metadata()).await?;
+        Self::one_batch(metadata::foreign_keys_schema(), Ok::<_, Status>(metadata::no_foreign_keys()))
+    }
+
+    async fn get_flight_info_exported_keys(&self, query: CommandGetExportedKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        Self::metadata_info(query, &metadata::foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn do_get_exported_keys(&self, _query: CommandGetExportedKeys, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        self.identity(request.metadata()).await?;
+        Self::one_batch(metadata::foreign_keys_schema(), Ok::<_, Status>(metadata::no_foreign_keys()))
+    }
+
+    async fn get_flight_info_cross_reference(&self, query: CommandGetCrossReference, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        Self::metadata_info(query, &metadata::foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn do_get_cross_reference(&self, _query: CommandGetCrossReference, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        self.identity(request.metadata()).await?;
+        Self::one_batch(metadata::foreign_keys_schema(), Ok::<_, Status>(metadata::no_foreign_keys()))
+    }
+
+    async fn get_flight_info_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        self.identity(request.metadata()).await?;
+        let schema = query.clone().into_builder(types::xdbc_type_info()).schema();
+        Self::metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        self.identity(request.metadata()).await?;
+        let builder = query.into_builder(types::xdbc_type_info());
         Self::one_batch(builder.schema(), builder.build())
     }
 
