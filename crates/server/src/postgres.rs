@@ -14,7 +14,11 @@
 //! membership or a narrowed access block applies to the next statement.
 
 mod link;
+mod rewrite;
 mod settings;
+mod show;
+mod transaction;
+mod version;
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -31,6 +35,7 @@ use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -39,15 +44,18 @@ use futures::{Sink, SinkExt, StreamExt};
 use meshwork_auth::Credential;
 use meshwork_core::principal::Principal;
 use meshwork_query::{CATALOG_NAME, QuerySession};
-use pgwire::api::auth::{DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata};
+use pgwire::api::auth::{LoginInfo, StartupHandler, finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata};
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
-use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::Execute;
+use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
@@ -68,7 +76,7 @@ type PgStatement = (String, Option<(Statement, LogicalPlan)>);
 pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, mut stop: watch::Receiver<bool>) -> Result<(), ServeError> {
     tracing::info!(address = %listener.local_addr()?, "Postgres wire listening");
     let links = Arc::new(Links::default());
-    let queries = Arc::new(PgQueries { gate: gate.clone(), parser: Arc::new(PgParser { gate: gate.clone(), sql: Arc::new(PostgresCompatibilityParser::new()) }) });
+    let queries = Arc::new(PgQueries { gate: gate.clone(), parser: Arc::new(PgParser { gate: gate.clone(), sql: Arc::new(PostgresCompatibilityParser::new()), rules: Arc::new(rewrite::rules()) }) });
     let cancel = Arc::new(PgCancel { links: links.clone() });
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -194,6 +202,9 @@ impl PgSession {
         let session = gate.session(&principal, INTERFACE).await.map_err(serve_error)?;
         setup_pg_catalog(session.context(), CATALOG_NAME, EmptyContextProvider)
             .map_err(|e| user_error("FATAL", "XX000", format!("cannot set up pg_catalog: {e}")))?;
+        version::register(session.context());
+        rewrite::like_escape::register(session.context());
+        rewrite::bool_literal::register(session.context()).map_err(|e| user_error("FATAL", "XX000", format!("cannot set up the Postgres session: {e}")))?;
         Ok(PgSession { session, principal, generation, _open: gate.metrics().session_opened(INTERFACE) })
     }
 }
@@ -268,6 +279,7 @@ impl StartupHandler for PgStartup {
                 let generation = self.gate.engine().catalog().generation().await.map_err(|e| serve_error(e.into()))?;
                 let who = self.gate.authenticate(Credential(Some(password.password.as_str())), INTERFACE).await.map_err(serve_error)?;
                 tracing::info!(principal = %who.principal.name, user, "Postgres connection authenticated");
+                let parameters = version::server_parameters(&who.principal);
                 let session = PgSession::open(&self.gate, who.principal, generation).await?;
                 let link = Arc::new(self.link.lock().expect("link lock").take().unwrap_or_else(|| ClientLink::new(None)));
                 // Cancel requests find the connection by its pid and secret key.
@@ -280,7 +292,7 @@ impl StartupHandler for PgStartup {
                     link,
                     _open: self.gate.metrics().connection_opened(INTERFACE),
                 });
-                finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
+                finish_authentication(client, &parameters).await?;
             }
             _ => {}
         }
@@ -297,6 +309,8 @@ fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<PgConnecti
 struct PgParser {
     gate: Arc<Gate>,
     sql: Arc<PostgresCompatibilityParser>,
+    /// Our rewrites, after datafusion-postgres's (`rewrite.rs`).
+    rules: Arc<Vec<Arc<dyn SqlStatementRewriteRule>>>,
 }
 
 impl PgParser {
@@ -305,7 +319,7 @@ impl PgParser {
     /// recurses once per level) ever reaches one.
     async fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
         meshwork_query::check_length(sql).map_err(|e| serve_error(e.into()))?;
-        let (parser, sql) = (self.sql.clone(), sql.to_owned());
+        let (parser, rules, sql) = (self.sql.clone(), self.rules.clone(), sql.to_owned());
         meshwork_query::on_planner_thread(move || -> PgWireResult<Vec<Statement>> {
             let statements = parser.parse(&sql).map_err(|e| match e {
                 ParserError::RecursionLimitExceeded => serve_error(meshwork_query::recursion_refusal().into()),
@@ -314,7 +328,7 @@ impl PgParser {
             for statement in &statements {
                 meshwork_query::check_nesting(statement).map_err(|e| serve_error(e.into()))?;
             }
-            Ok(statements)
+            Ok(statements.into_iter().map(|statement| rewrite::apply(&rules, statement)).collect())
         })
         .await
         .map_err(|e| serve_error(e.into()))?
@@ -347,6 +361,27 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        self.parse_one(client, sql).await.map_err(|err| failed(sql, err))
+    }
+
+    fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
+        match stmt {
+            (_, Some((_, plan))) => parameter_types(plan)?.iter().map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type)).collect(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn get_result_schema(&self, stmt: &PgStatement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt {
+            (_, Some((_, plan))) => arrow_schema_to_pg_fields(&rewrite::wire_schema(plan.schema().as_arrow()), column_format.unwrap_or(&Format::UnifiedText), None),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+impl PgParser {
+    /// Parses and plans one statement of the extended protocol.
+    async fn parse_one<C: ClientInfo + Unpin + Send + Sync>(&self, client: &C, sql: &str) -> PgWireResult<Option<PgStatement>> {
         let mut statements = self.parse(sql).await?;
         if statements.is_empty() {
             return Ok(None);
@@ -376,20 +411,17 @@ impl QueryParser for PgParser {
         let plan = frame.logical_plan().clone();
         Ok(Some((text, Some((statement, plan)))))
     }
+}
 
-    fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
-        match stmt {
-            (_, Some((_, plan))) => parameter_types(plan)?.iter().map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type)).collect(),
-            _ => Ok(Vec::new()),
-        }
+/// Logs a statement that failed with the error its client gets, in the connection's span:
+/// whoever runs a driver against the server needs to see why it failed. The statement is
+/// normalised as the gate logs it; credentials never travel in statements.
+fn failed(sql: &str, err: PgWireError) -> PgWireError {
+    match &err {
+        PgWireError::UserError(info) => tracing::info!(sql = %meshwork_query::normalise(sql), code = %info.code, error = %info.message, "statement failed"),
+        other => tracing::info!(sql = %meshwork_query::normalise(sql), error = %other, "statement failed"),
     }
-
-    fn get_result_schema(&self, stmt: &PgStatement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
-        match stmt {
-            (_, Some((_, plan))) => arrow_schema_to_pg_fields(plan.schema().as_arrow(), column_format.unwrap_or(&Format::UnifiedText), None),
-            _ => Ok(Vec::new()),
-        }
-    }
+    err
 }
 
 /// Placeholder types ordered `$1`, `$2`, ….
@@ -397,8 +429,10 @@ fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     meshwork_query::parameter_types(plan).map_err(|e| user_error("ERROR", "42P18", e.to_string()))
 }
 
-fn hooks() -> [Arc<dyn QueryHook>; 2] {
-    [Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
+/// Statements answered without planning, first hook first: savepoints and the failed-block
+/// state (`transaction.rs`) before everything, our `SHOW` answers before datafusion-postgres's.
+fn hooks() -> [Arc<dyn QueryHook>; 4] {
+    [Arc::new(transaction::SavepointHook), Arc::new(show::ShowHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
 }
 
 /// Simple and extended query handling over the connection's session.
@@ -422,7 +456,7 @@ impl PgQueries {
             why = conn.link.interrupted(mark) => return Err(interruption_error(why)),
         }
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(arrow_schema_to_pg_fields(&stream.schema(), format, Some(options))?);
+        let fields = Arc::new(arrow_schema_to_pg_fields(&rewrite::wire_schema(&stream.schema()), format, Some(options))?);
         let row_fields = fields.clone();
         let link = conn.link.clone();
         let interrupted = Box::pin(async move { link.interrupted(mark).await });
@@ -434,11 +468,12 @@ impl PgQueries {
                 batch = stream.next() => batch.map(|batch| (batch.map_err(|e| serve_error(e.into())), (Some(stream), interrupted))),
             }
         });
+        let sql = sql.to_owned();
         let rows = batches
             .map(move |batch| -> Box<dyn Iterator<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + Sync> {
                 match batch {
                     Ok(batch) => encode_recordbatch(row_fields.clone(), batch),
-                    Err(err) => Box::new(std::iter::once(Err(err))),
+                    Err(err) => Box::new(std::iter::once(Err(failed(&sql, err)))),
                 }
             })
             .flat_map(futures::stream::iter);
@@ -464,43 +499,70 @@ impl SimpleQueryHandler for PgQueries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let statements = self.parser.parse(query).await?;
+        let statements = self.parser.parse(query).await.map_err(|err| failed(query, err))?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
         let conn = connection(client)?;
         let mut responses = Vec::with_capacity(statements.len());
-        'statements: for statement in statements {
-            if let Some(err) = refuse(&statement) {
-                return Err(err);
-            }
-            let current = conn.session(&self.gate).await?;
-            if let Some(response) = reset_response(&statement) {
-                responses.push(response);
-                continue;
-            }
-            for hook in hooks() {
-                if let Some(response) = hook.handle_simple_query(&statement, current.session.context(), client).await {
-                    responses.push(response?);
-                    continue 'statements;
+        for statement in statements {
+            match self.run_simple(client, &conn, &statement).await {
+                Ok(response) => {
+                    // The next statement of the same query sees the block this one left.
+                    client.set_transaction_status(transaction::after(client.transaction_status(), &response));
+                    responses.push(response);
+                }
+                Err(err) => {
+                    let info = ErrorInfo::from(failed(&statement.to_string(), err));
+                    if info.is_fatal() {
+                        return Err(PgWireError::UserError(Box::new(info)));
+                    }
+                    // As PostgreSQL: the statements before it are answered, the rest do not run.
+                    responses.push(Response::Error(Box::new(info)));
+                    break;
                 }
             }
-            responses.push(self.query(client, &current, &statement.to_string(), None, &Format::UnifiedText).await?);
         }
         Ok(responses)
     }
+
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        transaction::on_query(self, client, query).await
+    }
 }
 
-#[async_trait]
-impl ExtendedQueryHandler for PgQueries {
-    type Statement = PgStatement;
-    type QueryParser = PgParser;
-
-    fn query_parser(&self) -> Arc<PgParser> {
-        self.parser.clone()
+impl PgQueries {
+    /// One statement of a simple query.
+    async fn run_simple<C>(&self, client: &mut C, conn: &PgConnection, statement: &Statement) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(err) = refuse(statement) {
+            return Err(err);
+        }
+        let current = conn.session(&self.gate).await?;
+        if let Some(response) = reset_response(statement) {
+            return Ok(response);
+        }
+        for hook in hooks() {
+            if let Some(response) = hook.handle_simple_query(statement, current.session.context(), client).await {
+                return response;
+            }
+        }
+        self.query(client, &current, &statement.to_string(), None, &Format::UnifiedText).await
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<PgStatement>, _max_rows: usize) -> PgWireResult<Response>
+    /// Runs a bound portal of the extended protocol.
+    async fn run_portal<C>(&self, client: &mut C, portal: &Portal<PgStatement>) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -526,6 +588,45 @@ impl ExtendedQueryHandler for PgQueries {
         }
         let params = if types.is_empty() { None } else { Some(params) };
         self.query(client, &current, sql, params, &portal.result_column_format).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for PgQueries {
+    type Statement = PgStatement;
+    type QueryParser = PgParser;
+
+    fn query_parser(&self) -> Arc<PgParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<PgStatement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.run_portal(client, portal).await.map_err(|err| failed(&portal.statement.statement.0, err))
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = PgStatement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // `ROLLBACK TO` after an error returns to the block, which pgwire cannot express.
+        let restores = match client.portal_store().get_portal(message.name.as_deref().unwrap_or(DEFAULT_NAME)) {
+            Some(Entry::Value(portal)) => matches!(&portal.statement.statement, (_, Some((statement, _))) if transaction::restores_block(statement, client.transaction_status())),
+            _ => false,
+        };
+        self._on_execute(client, message).await?;
+        if restores {
+            client.set_transaction_status(TransactionStatus::Transaction);
+        }
+        Ok(())
     }
 }
 

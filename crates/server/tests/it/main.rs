@@ -7,6 +7,7 @@ mod attacks;
 mod cancellation;
 mod limits;
 mod not_before;
+mod pg_compat;
 mod revocation;
 mod settings;
 mod visibility;
