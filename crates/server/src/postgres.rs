@@ -204,6 +204,7 @@ impl PgSession {
             .map_err(|e| user_error("FATAL", "XX000", format!("cannot set up pg_catalog: {e}")))?;
         version::register(session.context());
         rewrite::like_escape::register(session.context());
+        rewrite::scalar_subquery::register(session.context());
         rewrite::bool_literal::register(session.context()).map_err(|e| user_error("FATAL", "XX000", format!("cannot set up the Postgres session: {e}")))?;
         Ok(PgSession { session, principal, generation, _open: gate.metrics().session_opened(INTERFACE) })
     }

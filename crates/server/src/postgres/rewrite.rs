@@ -13,6 +13,7 @@ pub(crate) mod array_subquery;
 pub(crate) mod bool_literal;
 pub(crate) mod like_escape;
 pub(crate) mod output_names;
+pub(crate) mod scalar_subquery;
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use datafusion_postgres::datafusion_pg_catalog::sql::rules::SqlStatementRewriteR
 /// The rules, in the order they run.
 pub(crate) fn rules() -> Vec<Arc<dyn SqlStatementRewriteRule>> {
     // Output names first: an `ARRAY(SELECT …)` column is named `array`, not after its rewrite.
-    vec![Arc::new(like_escape::LikeEscape), Arc::new(output_names::OutputNames), Arc::new(array_subquery::ArraySubquery)]
+    vec![Arc::new(like_escape::LikeEscape), Arc::new(output_names::OutputNames), Arc::new(array_subquery::ArraySubquery), Arc::new(scalar_subquery::ScalarSubquery)]
 }
 
 /// `statement` with every rule applied.

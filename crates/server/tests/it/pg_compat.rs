@@ -419,3 +419,33 @@ async fn rewrites_do_not_reach_a_hidden_product() {
     assert_eq!(answer.columns, ["?column?", "?column?", "count"]);
     served.stop().await;
 }
+
+#[tokio::test]
+async fn correlated_scalar_subqueries_run_per_row() {
+    let served = Served::start(QueryLimits::default(), 8).await;
+    let mut conn = Wire::connect(served.at.postgres.port(), served.token("ana")).await.unwrap();
+    let cases: &[(&str, Rows)] = &[
+        (
+            "SELECT o.k, CASE WHEN o.k > 1 THEN (SELECT i.v FROM (VALUES (1, 'a'), (2, 'b')) AS i(k, v) WHERE i.k = o.k) ELSE 'none' END AS v FROM (VALUES (1), (2), (3)) AS o(k) ORDER BY o.k",
+            vec![text(&["1", "none"]), text(&["2", "b"]), vec![Some("3".into()), None]],
+        ),
+        (
+            "SELECT t.n FROM (VALUES (0, 1), (5, 2), (7, 3)) AS t(r, n) WHERE t.r = 0 OR (SELECT c.kind = 'c' FROM (VALUES (5, 'c'), (7, 'r')) AS c(oid, kind) WHERE c.oid = t.r) ORDER BY t.n",
+            vec![text(&["1"]), text(&["2"])],
+        ),
+    ];
+    for protocol in BOTH {
+        for (sql, rows) in cases {
+            assert_eq!(&conn.ask(protocol, sql).await.ok(sql).rows, rows, "{protocol:?}: {sql}");
+        }
+        // More than one row is an error, as in PostgreSQL.
+        let sql = "SELECT o.k, CASE WHEN true THEN (SELECT i.v FROM (VALUES (1, 'a'), (1, 'b')) AS i(k, v) WHERE i.k = o.k) END AS v FROM (VALUES (1)) AS o(k)";
+        let err = conn.ask(protocol, sql).await.err(sql);
+        assert!(err.message.contains("more than one row returned by a subquery used as an expression"), "{protocol:?}: {err:?}");
+    }
+    // pgJDBC's getTypeInfo.
+    let sql = "SELECT t.typname,t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON (t.typnamespace = n.oid)  WHERE n.nspname  != 'pg_toast' AND  (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))";
+    let answer = conn.ask(Protocol::Simple, sql).await.ok(sql);
+    assert!(answer.rows.iter().any(|r| r[0].as_deref() == Some("int4")), "{:?}", answer.rows.len());
+    served.stop().await;
+}
