@@ -5,8 +5,9 @@
 //! duplicate names, which psqlODBC's `SELECT NULL, nspname, NULL …` (Excel and Power BI list
 //! schemas with it) and any `SELECT a.x, b.x` run into. So in every SELECT a name that is
 //! already taken is aliased to `__mw_dup<position>__<name>`, which [`wire_name`] turns back into
-//! `<name>` where the server builds the columns it sends; and the outermost SELECT's unaliased
-//! expressions are aliased to PostgreSQL's names, so clients see what PostgreSQL would send.
+//! `<name>` where the server builds the columns it sends; and in the outermost SELECT the first
+//! of a repeated unaliased expression is aliased to PostgreSQL's name, so clients see the names
+//! PostgreSQL would send (`?column?`, `count`).
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -69,10 +70,23 @@ fn deduplicate(body: &mut SetExpr) {
     }
 }
 
-/// Aliases repeated names in `select`, and with `outermost` its unaliased expressions too.
+/// The PostgreSQL name of a select item; `None` for a wildcard.
+fn item_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(expr) => Some(pg_name(expr).unwrap_or_else(|| "?column?".to_owned())),
+        SelectItem::ExprWithAlias { alias, .. } => Some(folded(alias)),
+        _ => None,
+    }
+}
+
+/// Aliases repeated names in `select`; with `outermost`, the first of a repeated name too, so
+/// that all of them reach the client as PostgreSQL names them. (Other expressions keep
+/// DataFusion's names, so the statement, which the audit records, stays as written.)
 fn rename(select: &mut Select, outermost: bool) {
     // DISTINCT matches ORDER BY keys against the select list; leave its names alone.
     let outermost = outermost && select.distinct.is_none();
+    let names: Vec<Option<String>> = select.projection.iter().map(item_name).collect();
+    let repeated = |name: &String| names.iter().flatten().filter(|n| *n == name).count() > 1;
     let mut seen = HashSet::new();
     for (position, item) in select.projection.iter_mut().enumerate() {
         match item {
@@ -81,7 +95,7 @@ fn rename(select: &mut Select, outermost: bool) {
                 let alias = if seen.contains(&name) {
                     Some(format!("{DUPLICATE}{position}__{name}"))
                 } else {
-                    (outermost && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))).then(|| name.clone())
+                    (outermost && repeated(&name) && !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_))).then(|| name.clone())
                 };
                 if let Some(alias) = alias {
                     *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias: Ident::with_quote('"', alias) };
