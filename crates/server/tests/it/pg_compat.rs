@@ -451,3 +451,18 @@ async fn correlated_scalar_subqueries_run_per_row() {
     assert!(answer.rows.iter().any(|r| r[0].as_deref() == Some("int4")), "{:?}", answer.rows.len());
     served.stop().await;
 }
+
+#[tokio::test]
+async fn a_per_row_subquery_may_test_the_outer_row() {
+    let served = Served::start(QueryLimits::default(), 8).await;
+    let mut conn = Wire::connect(served.at.postgres.port(), served.token("ana")).await.unwrap();
+    // SQLAlchemy get_columns' shape: the subquery's WHERE also tests the outer row alone; the
+    // duplicate k=9 is never asked for, so it is no error (PostgreSQL does not run it).
+    let sql = "SELECT o.k, CASE WHEN o.b THEN (SELECT i.v FROM (VALUES (1, 'a'), (9, 'x'), (9, 'y')) AS i(k, v) WHERE o.b AND i.k = o.k) END AS v FROM (VALUES (1, true), (2, true), (9, false)) AS o(k, b) ORDER BY o.k";
+    for protocol in BOTH {
+        assert_eq!(conn.ask(protocol, sql).await.ok(sql).rows, [text(&["1", "a"]), vec![Some("2".into()), None], vec![Some("9".into()), None]], "{protocol:?}");
+    }
+    let sql = "SELECT a.attname FROM pg_catalog.pg_attribute a WHERE CASE WHEN a.atthasdef THEN (SELECT d.adbin FROM pg_catalog.pg_attrdef d WHERE a.atthasdef AND d.adrelid = a.attrelid AND d.adnum = a.attnum) END IS NULL AND a.attname = 'order_id'";
+    assert_eq!(conn.ask(Protocol::Simple, sql).await.ok(sql).rows, [text(&["order_id"])]);
+    served.stop().await;
+}

@@ -2,29 +2,30 @@
 //!
 //! PostgreSQL runs `(SELECT d.x FROM d WHERE d.k = o.k)` once per outer row and fails when it
 //! returns more than one row. DataFusion decorrelates only aggregated ones ("Correlated scalar
-//! subquery must be aggregated to return at most one row"); SQLAlchemy's `get_columns` sends
-//! them inside `CASE`, pgJDBC's `getTypeInfo` in `WHERE … OR`. So the subquery's one output is
-//! wrapped in [`SINGLE_ROW`], an aggregate that gives the one value (NULL for no rows) and fails
-//! as PostgreSQL does for more: the same answers and the same errors. Only subqueries that
-//! reference an outer table by name are rewritten (an uncorrelated one plans already), and
-//! only when their output is not already an aggregate. datafusion-postgres replaces correlated
-//! subqueries that are a whole item of the outermost select list with NULL before this runs.
+//! subquery must be aggregated to return at most one row"), and not those whose WHERE also
+//! tests only the outer row; SQLAlchemy's `get_columns` sends such subqueries inside `CASE`,
+//! pgJDBC's `getTypeInfo` in `WHERE … OR`. So
+//! `(SELECT e FROM … WHERE outer AND local)` becomes
+//! `CASE WHEN outer THEN __meshwork_single_row((SELECT array_agg(e) FROM … WHERE local)) END`:
+//! the subquery aggregates, and [`SINGLE_ROW`], applied per outer row after the join, gives the
+//! one value (NULL for no rows) and fails as PostgreSQL does for more. Same answers, same errors.
+//! Only subqueries that reference an outer table by name are rewritten (an uncorrelated one
+//! plans already), and only when their output is not already an aggregate. datafusion-postgres
+//! replaces correlated subqueries that are a whole item of the outermost select list with NULL
+//! before this runs.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ScalarValue, exec_err};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, Statement, TableFactor, Visit, Visitor, visit_expressions_mut};
+use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, Statement, TableFactor, Visit, Visitor, visit_expressions_mut};
 use datafusion_postgres::datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 
-/// The aggregate that stands for "the one row".
+/// The function that takes the one row of an aggregated subquery.
 pub(crate) const SINGLE_ROW: &str = "__meshwork_single_row";
 
 /// Aggregates that already make a subquery return one row.
@@ -40,8 +41,10 @@ pub(crate) struct ScalarSubquery;
 impl SqlStatementRewriteRule for ScalarSubquery {
     fn rewrite(&self, mut statement: Statement) -> Statement {
         let _ = visit_expressions_mut(&mut statement, |expr| {
-            if let Expr::Subquery(query) = expr {
-                wrap(query);
+            if let Expr::Subquery(query) = expr
+                && let Some(rewritten) = per_row(query)
+            {
+                *expr = rewritten;
             }
             ControlFlow::<()>::Continue(())
         });
@@ -53,29 +56,91 @@ fn folded(ident: &Ident) -> String {
     if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
 }
 
-/// Wraps the output of `query` in [`SINGLE_ROW`] when it is a correlated, unaggregated SELECT of
-/// one expression.
-fn wrap(query: &mut Query) {
-    if query.with.is_some() || query.limit_clause.is_some() || query.fetch.is_some() || !correlated(query) {
-        return;
+/// The rewrite of a correlated, unaggregated SELECT of one expression; `None` for any other.
+fn per_row(query: &Query) -> Option<Expr> {
+    if query.with.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+        return None;
     }
-    let SetExpr::Select(select) = query.body.as_mut() else { return };
+    let local = local_names(query)?;
+    if !mentions_outer(query, &local) {
+        return None;
+    }
+    let mut query = query.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
     let plain = select.distinct.is_none()
         && select.having.is_none()
         && matches!(&select.group_by, GroupByExpr::Expressions(keys, modifiers) if keys.is_empty() && modifiers.is_empty());
     if !plain || select.projection.len() != 1 {
-        return;
+        return None;
     }
-    let output = match &mut select.projection[0] {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-        _ => return,
+    let output = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e.clone(),
+        _ => return None,
     };
-    if aggregated(output) {
-        return;
+    if aggregated(&output) {
+        return None;
     }
-    if let Some(wrapped) = super::expression(&format!("{SINGLE_ROW}({output})")) {
-        *output = wrapped;
+    select.projection = vec![SelectItem::UnnamedExpr(super::expression(&format!("array_agg({output})"))?)];
+    // Conditions on the outer row alone leave the subquery: DataFusion cannot decorrelate them.
+    let mut outer = Vec::new();
+    if let Some(selection) = select.selection.take() {
+        let (only_outer, rest): (Vec<Expr>, Vec<Expr>) = conjuncts(selection).into_iter().partition(|c| outer_only(c, &local));
+        outer = only_outer;
+        select.selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp { left: Box::new(a), op: BinaryOperator::And, right: Box::new(b) });
     }
+    let value = format!("{SINGLE_ROW}(({query}))");
+    if outer.is_empty() {
+        super::expression(&value)
+    } else {
+        let condition = outer.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" AND ");
+        super::expression(&format!("CASE WHEN {condition} THEN {value} END"))
+    }
+}
+
+/// The operands of a chain of ANDs.
+fn conjuncts(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+            let mut all = conjuncts(*left);
+            all.extend(conjuncts(*right));
+            all
+        }
+        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => conjuncts(*inner),
+        other => vec![other],
+    }
+}
+
+/// Whether `expr` reads only columns qualified by tables outside `local`, at least one, and no
+/// subquery.
+fn outer_only(expr: &Expr, local: &HashSet<String>) -> bool {
+    struct Columns<'a>(&'a HashSet<String>, bool, bool);
+    impl Visitor for Columns<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            match expr {
+                Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                    if self.0.contains(&qualifier(parts)) {
+                        self.2 = true;
+                        return ControlFlow::Break(());
+                    }
+                    self.1 = true;
+                }
+                Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                    self.2 = true;
+                    return ControlFlow::Break(());
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut columns = Columns(local, false, false);
+    let _ = expr.visit(&mut columns);
+    columns.1 && !columns.2
+}
+
+fn qualifier(parts: &[Ident]) -> String {
+    parts[..parts.len() - 1].iter().map(folded).collect::<Vec<_>>().join(".")
 }
 
 /// Whether `expr` calls an aggregate or a window function.
@@ -99,15 +164,15 @@ fn aggregated(expr: &Expr) -> bool {
     calls.0
 }
 
-/// Whether `query` (a SELECT) names a table that is not in its own FROM: a column qualified by
-/// an outer table.
-fn correlated(query: &Query) -> bool {
-    let SetExpr::Select(select) = query.body.as_ref() else { return false };
+/// The names a column of `query`'s own FROM can be qualified with; `None` if a FROM item has
+/// no name we can tell (its columns could be anything).
+fn local_names(query: &Query) -> Option<HashSet<String>> {
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
     let mut local = HashSet::new();
     for from in &select.from {
         for factor in std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)) {
             match factor {
-                TableFactor::Table { alias: Some(alias), .. } => {
+                TableFactor::Table { alias: Some(alias), .. } | TableFactor::Derived { alias: Some(alias), .. } => {
                     local.insert(folded(&alias.name));
                 }
                 TableFactor::Table { name, alias: None, .. } => {
@@ -116,46 +181,46 @@ fn correlated(query: &Query) -> bool {
                         local.insert(parts[start..].join("."));
                     }
                 }
-                TableFactor::Derived { alias: Some(alias), .. } => {
-                    local.insert(folded(&alias.name));
-                }
-                // A FROM item we cannot name: assume its columns are local.
-                _ => return false,
+                _ => return None,
             }
         }
     }
+    Some(local)
+}
+
+/// Whether `query` reads a column qualified by a table that is not in `local`.
+fn mentions_outer(query: &Query, local: &HashSet<String>) -> bool {
     struct Outer<'a>(&'a HashSet<String>, bool);
     impl Visitor for Outer<'_> {
         type Break = ();
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
             if let Expr::CompoundIdentifier(parts) = expr
                 && parts.len() >= 2
+                && !self.0.contains(&qualifier(parts))
             {
-                let qualifier = parts[..parts.len() - 1].iter().map(folded).collect::<Vec<_>>().join(".");
-                if !self.0.contains(&qualifier) {
-                    self.1 = true;
-                    return ControlFlow::Break(());
-                }
+                self.1 = true;
+                return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         }
     }
-    let mut outer = Outer(&local, false);
-    let _ = select.visit(&mut outer);
+    let mut outer = Outer(local, false);
+    let _ = query.body.visit(&mut outer);
     outer.1
 }
 
 /// Registers [`SINGLE_ROW`] in `context`.
 pub(crate) fn register(context: &SessionContext) {
-    context.register_udaf(AggregateUDF::new_from_impl(SingleRow { signature: Signature::any(1, Volatility::Immutable) }));
+    context.register_udf(ScalarUDF::new_from_impl(SingleRow { signature: Signature::any(1, Volatility::Immutable) }));
 }
 
+/// `__meshwork_single_row(list)`: the list's one element, NULL for none, an error for more.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct SingleRow {
     signature: Signature,
 }
 
-impl AggregateUDFImpl for SingleRow {
+impl ScalarUDFImpl for SingleRow {
     fn name(&self) -> &str {
         SINGLE_ROW
     }
@@ -164,66 +229,38 @@ impl AggregateUDFImpl for SingleRow {
         &self.signature
     }
 
-    fn return_type(&self, arg_types: &[DataType]) -> datafusion::error::Result<DataType> {
-        Ok(arg_types[0].clone())
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> datafusion::error::Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OneRow { value: ScalarValue::try_from(args.return_field.data_type())?, rows: 0 }))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> datafusion::error::Result<Vec<FieldRef>> {
-        Ok(vec![
-            Arc::new(Field::new(format_state_name(args.name, "value"), args.return_field.data_type().clone(), true)),
-            Arc::new(Field::new(format_state_name(args.name, "rows"), DataType::UInt64, false)),
-        ])
-    }
-}
-
-#[derive(Debug)]
-struct OneRow {
-    value: ScalarValue,
-    rows: u64,
-}
-
-impl OneRow {
-    fn take(&mut self, value: ScalarValue, rows: u64) -> datafusion::error::Result<()> {
-        self.rows += rows;
-        if self.rows > 1 {
-            return exec_err!("more than one row returned by a subquery used as an expression");
+    fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
+        match &args[0] {
+            DataType::List(element) | DataType::LargeList(element) => Ok(element.data_type().clone()),
+            DataType::Null => Ok(DataType::Null),
+            other => exec_err!("{SINGLE_ROW} takes a list, not {other}"),
         }
-        self.value = value;
-        Ok(())
     }
-}
 
-impl Accumulator for OneRow {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion::error::Result<()> {
-        for row in 0..values[0].len() {
-            self.take(ScalarValue::try_from_array(&values[0], row)?, 1)?;
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let rows = if scalar { 1 } else { args.number_rows };
+        let array = args.args[0].to_array(rows)?;
+        let empty = ScalarValue::try_from(args.return_field.data_type())?;
+        let mut values = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let items = match array.data_type() {
+                _ if array.is_null(row) => None,
+                DataType::List(_) => Some(array.as_list::<i32>().value(row)),
+                DataType::LargeList(_) => Some(array.as_list::<i64>().value(row)),
+                _ => None,
+            };
+            values.push(match items {
+                None => empty.clone(),
+                Some(items) if items.is_empty() => empty.clone(),
+                Some(items) if items.len() == 1 => ScalarValue::try_from_array(&items, 0)?,
+                Some(_) => return exec_err!("more than one row returned by a subquery used as an expression"),
+            });
         }
-        Ok(())
-    }
-
-    fn evaluate(&mut self) -> datafusion::error::Result<ScalarValue> {
-        Ok(self.value.clone())
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.value.size() - std::mem::size_of_val(&self.value)
-    }
-
-    fn state(&mut self) -> datafusion::error::Result<Vec<ScalarValue>> {
-        Ok(vec![self.value.clone(), ScalarValue::UInt64(Some(self.rows))])
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::error::Result<()> {
-        let rows = states[1].as_primitive::<UInt64Type>();
-        for row in 0..states[0].len() {
-            if rows.value(row) > 0 {
-                self.take(ScalarValue::try_from_array(&states[0], row)?, rows.value(row))?;
-            }
+        if scalar {
+            Ok(ColumnarValue::Scalar(values.pop().unwrap_or(empty)))
+        } else {
+            Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
         }
-        Ok(())
     }
 }
