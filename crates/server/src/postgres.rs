@@ -19,7 +19,11 @@ mod copy;
 mod cursor;
 mod execute;
 mod link;
+mod rewrite;
 mod settings;
+mod show;
+mod transaction;
+mod version;
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -35,6 +39,7 @@ use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
@@ -43,7 +48,7 @@ use futures::{Sink, SinkExt, StreamExt};
 use meshwork_auth::Credential;
 use meshwork_core::principal::Principal;
 use meshwork_query::{CATALOG_NAME, QuerySession};
-use pgwire::api::auth::{DefaultServerParameterProvider, LoginInfo, StartupHandler, finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata};
+use pgwire::api::auth::{LoginInfo, StartupHandler, finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata};
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -80,7 +85,7 @@ type Batches = std::pin::Pin<Box<dyn futures::Stream<Item = PgWireResult<RecordB
 pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, mut stop: watch::Receiver<bool>) -> Result<(), ServeError> {
     tracing::info!(address = %listener.local_addr()?, "Postgres wire listening");
     let links = Arc::new(Links::default());
-    let queries = Arc::new(PgQueries { gate: gate.clone(), parser: Arc::new(PgParser { gate: gate.clone(), sql: Arc::new(PostgresCompatibilityParser::new()) }) });
+    let queries = Arc::new(PgQueries { gate: gate.clone(), parser: Arc::new(PgParser { gate: gate.clone(), sql: Arc::new(PostgresCompatibilityParser::new()), rules: Arc::new(rewrite::rules()) }) });
     let cancel = Arc::new(PgCancel { links: links.clone() });
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -207,6 +212,10 @@ impl PgSession {
         catalog::install(&session, gate.engine().catalog().as_ref())
             .await
             .map_err(|e| user_error("FATAL", "XX000", format!("cannot set up pg_catalog: {e}")))?;
+        version::register(session.context());
+        rewrite::like_escape::register(session.context());
+        rewrite::scalar_subquery::register(session.context());
+        rewrite::bool_literal::register(session.context()).map_err(|e| user_error("FATAL", "XX000", format!("cannot set up the Postgres session: {e}")))?;
         Ok(PgSession { session, principal, generation, _open: gate.metrics().session_opened(INTERFACE) })
     }
 }
@@ -281,6 +290,7 @@ impl StartupHandler for PgStartup {
                 let generation = self.gate.engine().catalog().generation().await.map_err(|e| serve_error(e.into()))?;
                 let who = self.gate.authenticate(Credential(Some(password.password.as_str())), INTERFACE).await.map_err(serve_error)?;
                 tracing::info!(principal = %who.principal.name, user, "Postgres connection authenticated");
+                let parameters = version::server_parameters(&who.principal);
                 let session = PgSession::open(&self.gate, who.principal, generation).await?;
                 let link = Arc::new(self.link.lock().expect("link lock").take().unwrap_or_else(|| ClientLink::new(None)));
                 // Cancel requests find the connection by its pid and secret key.
@@ -293,7 +303,7 @@ impl StartupHandler for PgStartup {
                     link,
                     _open: self.gate.metrics().connection_opened(INTERFACE),
                 });
-                finish_authentication(client, &DefaultServerParameterProvider::default()).await?;
+                finish_authentication(client, &parameters).await?;
             }
             _ => {}
         }
@@ -310,6 +320,8 @@ fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<PgConnecti
 struct PgParser {
     gate: Arc<Gate>,
     sql: Arc<PostgresCompatibilityParser>,
+    /// Our rewrites, after datafusion-postgres's and the catalog's (`rewrite.rs`).
+    rules: Arc<Vec<Arc<dyn SqlStatementRewriteRule>>>,
 }
 
 impl PgParser {
@@ -318,13 +330,13 @@ impl PgParser {
     /// recurses once per level) ever reaches one.
     async fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
         meshwork_query::check_length(sql).map_err(|e| serve_error(e.into()))?;
-        let (parser, sql) = (self.sql.clone(), sql.to_owned());
+        let (parser, rules, sql) = (self.sql.clone(), self.rules.clone(), sql.to_owned());
         meshwork_query::on_planner_thread(move || -> PgWireResult<Vec<Statement>> {
             let statements = parser.parse(&sql).map_err(|e| match e {
                 ParserError::RecursionLimitExceeded => serve_error(meshwork_query::recursion_refusal().into()),
                 other => user_error("ERROR", "42601", other.to_string()),
             })?;
-            let statements: Vec<Statement> = statements.into_iter().map(catalog::rewrite).collect();
+            let statements: Vec<Statement> = statements.into_iter().map(catalog::rewrite).map(|statement| rewrite::apply(&rules, statement)).collect();
             for statement in &statements {
                 meshwork_query::check_nesting(statement).map_err(|e| serve_error(e.into()))?;
             }
@@ -366,6 +378,28 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        self.parse_one(client, sql).await.map_err(|err| failed(sql, err))
+    }
+
+    fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
+        match stmt {
+            (_, Some((_, plan))) => parameter_types(plan)?.iter().map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type)).collect(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn get_result_schema(&self, stmt: &PgStatement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match stmt {
+            (_, Some((Statement::Declare { .. }, _))) => Ok(Vec::new()),
+            (_, Some((_, plan))) => arrow_schema_to_pg_fields(&rewrite::wire_schema(plan.schema().as_arrow()), column_format.unwrap_or(&Format::UnifiedText), None),
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+impl PgParser {
+    /// Parses and plans one statement of the extended protocol.
+    async fn parse_one<C: ClientInfo + Unpin + Send + Sync>(&self, client: &C, sql: &str) -> PgWireResult<Option<PgStatement>> {
         let mut statements = self.parse(sql).await?;
         if statements.is_empty() {
             return Ok(None);
@@ -412,21 +446,17 @@ impl QueryParser for PgParser {
         let plan = frame.logical_plan().clone();
         Ok(Some((text, Some((statement, plan)))))
     }
+}
 
-    fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
-        match stmt {
-            (_, Some((_, plan))) => parameter_types(plan)?.iter().map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type)).collect(),
-            _ => Ok(Vec::new()),
-        }
+/// Logs a statement that failed with the error its client gets, in the connection's span:
+/// whoever runs a driver against the server needs to see why it failed. The statement is
+/// normalised as the gate logs it; credentials never travel in statements.
+fn failed(sql: &str, err: PgWireError) -> PgWireError {
+    match &err {
+        PgWireError::UserError(info) => tracing::info!(sql = %meshwork_query::normalise(sql), code = %info.code, error = %info.message, "statement failed"),
+        other => tracing::info!(sql = %meshwork_query::normalise(sql), error = %other, "statement failed"),
     }
-
-    fn get_result_schema(&self, stmt: &PgStatement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
-        match stmt {
-            (_, Some((Statement::Declare { .. }, _))) => Ok(Vec::new()),
-            (_, Some((_, plan))) => arrow_schema_to_pg_fields(plan.schema().as_arrow(), column_format.unwrap_or(&Format::UnifiedText), None),
-            _ => Ok(Vec::new()),
-        }
-    }
+    err
 }
 
 /// Placeholder types ordered `$1`, `$2`, ….
@@ -434,8 +464,10 @@ fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
     meshwork_query::parameter_types(plan).map_err(|e| user_error("ERROR", "42P18", e.to_string()))
 }
 
-fn hooks() -> [Arc<dyn QueryHook>; 2] {
-    [Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
+/// Statements answered without planning, first hook first: savepoints and the failed-block
+/// state (`transaction.rs`) before everything, our `SHOW` answers before datafusion-postgres's.
+fn hooks() -> [Arc<dyn QueryHook>; 4] {
+    [Arc::new(transaction::SavepointHook), Arc::new(show::ShowHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
 }
 
 /// Simple and extended query handling over the connection's session.
@@ -477,13 +509,14 @@ impl PgQueries {
     async fn query<C: ClientInfo + ?Sized>(&self, client: &C, current: &PgSession, sql: &str, params: Option<ParamValues>, format: &Format) -> PgWireResult<Response> {
         let (schema, batches) = self.start(client, current, sql, params).await?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, Some(options))?);
+        let fields = Arc::new(arrow_schema_to_pg_fields(&rewrite::wire_schema(&schema), format, Some(options))?);
         let row_fields = fields.clone();
+        let sql = sql.to_owned();
         let rows = batches
             .map(move |batch| -> Box<dyn Iterator<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + Sync> {
                 match batch {
                     Ok(batch) => encode_recordbatch(row_fields.clone(), batch),
-                    Err(err) => Box::new(std::iter::once(Err(err))),
+                    Err(err) => Box::new(std::iter::once(Err(failed(&sql, err)))),
                 }
             })
             .flat_map(futures::stream::iter);

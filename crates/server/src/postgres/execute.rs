@@ -64,12 +64,12 @@ where
         return Err(PgWireError::NotReadyForQuery);
     }
     client.set_state(PgWireConnectionState::QueryInProgress);
-    let statements = queries.parser.parse(&query.query).await?;
+    let statements = queries.parser.parse(&query.query).await.map_err(|err| super::failed(&query.query, err))?;
     if statements.is_empty() {
         client.feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())).await?;
     }
     for statement in statements {
-        let answer = queries.simple_statement(client, &statement).await?;
+        let answer = queries.simple_statement(client, &statement).await.map_err(|err| super::failed(&statement.to_string(), err))?;
         send(client, answer, true).await?;
     }
     client.set_state(PgWireConnectionState::ReadyForQuery);
@@ -99,7 +99,9 @@ where
         Response::Execution(tag) => send_execution_response(client, tag).await?,
         Response::TransactionStart(tag) => {
             send_execution_response(client, tag).await?;
-            client.set_transaction_status(client.transaction_status().to_in_transaction_state());
+            // `ROLLBACK TO` in a failed block answers so and returns to the block
+            // (`transaction.rs`); pgwire's transition would keep the block failed.
+            client.set_transaction_status(super::transaction::after(client.transaction_status(), &Response::TransactionStart(Tag::new(""))));
         }
         Response::TransactionEnd(tag) => {
             send_execution_response(client, tag).await?;
@@ -156,7 +158,7 @@ where
     let state = portal.state();
     let mut state = state.lock().await;
     let mut rows = match std::mem::take(&mut *state) {
-        PortalExecutionState::Initial => match queries.extended_statement(client, &portal).await? {
+        PortalExecutionState::Initial => match queries.extended_statement(client, &portal).await.map_err(|err| super::failed(&portal.statement.statement.0, err))? {
             Answer::Response(Response::Query(rows)) => rows,
             other => {
                 *state = PortalExecutionState::Finished;

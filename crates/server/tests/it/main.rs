@@ -10,6 +10,7 @@ mod flight_compat;
 mod limits;
 mod not_before;
 mod pg_catalog;
+mod pg_compat;
 mod revocation;
 mod settings;
 mod visibility;

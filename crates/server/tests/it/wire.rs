@@ -384,7 +384,7 @@ impl Wire {
         }
     }
 
-    async fn send(&mut self, tag: u8, body: &[u8]) {
+    pub(crate) async fn send(&mut self, tag: u8, body: &[u8]) {
         let mut message = vec![tag];
         message.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
         message.extend_from_slice(body);
@@ -392,7 +392,7 @@ impl Wire {
         let _ = self.socket.write_all(&message).await;
     }
 
-    async fn read(&mut self) -> Result<(u8, Vec<u8>), PgError> {
+    pub(crate) async fn read(&mut self) -> Result<(u8, Vec<u8>), PgError> {
         let mut head = [0u8; 5];
         self.socket.read_exact(&mut head).await.map_err(|_| PgError::closed())?;
         let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
@@ -402,13 +402,13 @@ impl Wire {
     }
 }
 
-fn cstr(text: &str) -> Vec<u8> {
+pub(crate) fn cstr(text: &str) -> Vec<u8> {
     let mut out = text.as_bytes().to_vec();
     out.push(0);
     out
 }
 
-fn data_row(body: &[u8]) -> Vec<Option<String>> {
+pub(crate) fn data_row(body: &[u8]) -> Vec<Option<String>> {
     let n = i16::from_be_bytes(body[0..2].try_into().unwrap()) as usize;
     let mut at = 2;
     let mut row = Vec::with_capacity(n);
@@ -437,7 +437,7 @@ fn row_description(body: &[u8]) -> Vec<String> {
     names
 }
 
-fn error_fields(body: &[u8]) -> PgError {
+pub(crate) fn error_fields(body: &[u8]) -> PgError {
     let mut error = PgError { severity: String::new(), code: String::new(), message: String::new() };
     for field in body.split(|b| *b == 0).filter(|f| !f.is_empty()) {
         let text = String::from_utf8_lossy(&field[1..]).into_owned();

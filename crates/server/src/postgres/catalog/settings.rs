@@ -7,12 +7,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{Result, ScalarValue};
 
 use super::rows::{Row, batch};
-
-/// The PostgreSQL version Meshwork answers as. `version()`, the startup `server_version` and
-/// `SHOW` must say the same.
-pub(crate) const SERVER_VERSION: &str = "16.6";
-/// [`SERVER_VERSION`] as libpq's number.
-pub(crate) const SERVER_VERSION_NUM: &str = "160006";
+use crate::postgres::version::{SERVER_VERSION, SERVER_VERSION_NUM};
 
 /// `(name, setting, category, vartype)`: what drivers read (pgJDBC `max_index_keys`,
 /// SQLAlchemy `default_table_access_method`, ODBC `standard_conforming_strings`, …).
