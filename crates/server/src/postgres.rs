@@ -4,9 +4,11 @@
 //! is not used: the credential names the principal). It then gets its own query session, so
 //! `pg_catalog`, `information_schema` and `\dt` list only what the principal may read, and every
 //! statement runs through the gate like on the other interfaces. `SET`/`SHOW` and transaction
-//! statements that drivers send are answered by datafusion-postgres's hooks; `COPY … TO STDOUT`
-//! (`copy`) and cursors (`cursor`) run their query through the gate too; every engine setting
-//! is refused because it would change the engine.
+//! statements that drivers send are answered by hooks (ours for the version, `SHOW` and
+//! savepoints, then datafusion-postgres's), and SQL drivers send is rewritten to PostgreSQL's
+//! meaning before it is planned (`rewrite.rs`); `COPY … TO STDOUT` (`copy`) and cursors
+//! (`cursor`) run their query through the gate too; every engine setting is refused because it
+//! would change the engine.
 //!
 //! A connection does not keep the rights it connected with: before every statement (simple or
 //! extended protocol, a prepared statement included) its credential is authenticated again, so
