@@ -3,6 +3,7 @@ normalisation and a `meshwork serve` started on free ports over a mesh, stopped 
 """
 
 import datetime
+import fnmatch
 import decimal
 import json
 import signal
@@ -18,12 +19,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Checks:
-    """Counts passed and failed checks; prints one line per check."""
+    """Counts passed and failed checks; prints one line per check.
 
-    def __init__(self):
-        self.passed, self.failed = 0, 0
+    `gaps` maps name patterns (fnmatch) of checks known to fail today to the reason, as
+    documented: such a check failing prints `gap` and does not fail the run; passing fails it
+    (`gap closed`), so the list is kept true.
+    """
+
+    def __init__(self, gaps=None):
+        self.passed, self.failed, self.gaps = 0, 0, 0
+        self.known_gaps = gaps or {}
 
     def __call__(self, name, condition, detail=""):
+        reason = next((why for pattern, why in self.known_gaps.items() if fnmatch.fnmatchcase(name, pattern)), None)
+        if reason is not None:
+            if condition:
+                self.failed += 1
+                print(f"FAIL  {name}\n      gap closed: it passes now; remove it from the known gaps")
+            else:
+                self.gaps += 1
+                print(f"gap   {name} (known: {reason})")
+            return condition
         if condition:
             self.passed += 1
             print(f"ok    {name}")
@@ -43,7 +59,8 @@ class Checks:
         return self(name, condition, detail)
 
     def summary(self):
-        print(f"{self.passed} passed, {self.failed} failed")
+        gaps = f", {self.gaps} known gaps" if self.gaps else ""
+        print(f"{self.passed} passed, {self.failed} failed{gaps}")
         return 1 if self.failed else 0
 
 

@@ -95,6 +95,12 @@ async fn types_casts_and_functions_answer_like_postgres() {
         "timestamp with time zone|timestamptz"
     ]);
 
+    // SQLAlchemy reads identity options with json_build_object.
+    assert_eq!(
+        ok(&mut ana, "SELECT json_build_object('always', 1 = 1, 'start', 5, 'name', 'x', 'none', NULL) AS o").await,
+        [r#"{"always":true,"name":"x","none":null,"start":5}"#]
+    );
+
     // The ADBC driver's type resolver, verbatim: regproc columns compared with 0.
     let adbc = "SELECT oid, typname, typreceive, typbasetype, typrelid, typarray FROM pg_catalog.pg_type WHERE (typreceive != 0 OR typsend != 0) AND typtype != 'r' AND typreceive::TEXT != 'array_recv'";
     let types = ok(&mut ana, adbc).await;

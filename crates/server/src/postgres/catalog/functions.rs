@@ -290,4 +290,50 @@ pub(super) fn register(ctx: &SessionContext, answers: Answers) {
     ctx.register_udf(always_null("pg_get_triggerdef", DataType::Utf8));
     ctx.register_udf(always_null("pg_get_viewdef", DataType::Utf8));
     ctx.register_udf(function("pg_my_temp_schema", true, DataType::Int32, |_, rows| Ok(Arc::new(Int32Array::from(vec![0; rows])))));
+    ctx.register_udf(function("json_build_object", false, DataType::Utf8, json_build_object));
+}
+
+/// `json_build_object(key, value, …)` as JSON text (SQLAlchemy reads identity options with it).
+fn json_build_object(args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+    if args.len() % 2 != 0 {
+        return datafusion::common::plan_err!("json_build_object takes keys and values in pairs; got {} arguments", args.len());
+    }
+    let keys: Vec<Vec<Option<String>>> = (0..args.len() / 2).map(|i| texts(args, 2 * i, rows)).collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let mut object = serde_json::Map::new();
+        for (pair, keys) in keys.iter().enumerate() {
+            let Some(key) = keys[row].clone() else {
+                return datafusion::common::exec_err!("json_build_object: a key is NULL (argument {})", 2 * pair + 1);
+            };
+            let value = datafusion::common::ScalarValue::try_from_array(&args[2 * pair + 1], row)?;
+            object.insert(key, json_value(&value));
+        }
+        out.push(Some(serde_json::Value::Object(object).to_string()));
+    }
+    Ok(text_array(out))
+}
+
+/// A value as PostgreSQL's `to_json` writes it: numbers and booleans as themselves, NULL as
+/// `null`, everything else as its text.
+fn json_value(value: &datafusion::common::ScalarValue) -> serde_json::Value {
+    use datafusion::common::ScalarValue as V;
+    if value.is_null() {
+        return serde_json::Value::Null;
+    }
+    match value {
+        V::Boolean(Some(b)) => serde_json::Value::Bool(*b),
+        V::Int8(Some(v)) => (*v).into(),
+        V::Int16(Some(v)) => (*v).into(),
+        V::Int32(Some(v)) => (*v).into(),
+        V::Int64(Some(v)) => (*v).into(),
+        V::UInt8(Some(v)) => (*v).into(),
+        V::UInt16(Some(v)) => (*v).into(),
+        V::UInt32(Some(v)) => (*v).into(),
+        V::UInt64(Some(v)) => (*v).into(),
+        V::Float32(Some(v)) => serde_json::Number::from_f64(f64::from(*v)).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        V::Float64(Some(v)) => serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        V::Utf8(Some(v)) | V::LargeUtf8(Some(v)) | V::Utf8View(Some(v)) => serde_json::Value::String(v.clone()),
+        other => serde_json::Value::String(other.to_string()),
+    }
 }

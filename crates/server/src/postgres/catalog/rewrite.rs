@@ -112,15 +112,18 @@ fn regtype_lookup(query: &Query) -> Option<&Expr> {
     (matches!(left.as_ref(), Expr::Identifier(i) if i.value == "typname") && op.to_string() == "=").then_some(right.as_ref())
 }
 
-/// A column of PostgreSQL's zero-based vector types (`pg_index.indkey`, `indclass`,
-/// `indcollation`, `indoption`; `pg_proc.proargtypes`), named plainly or qualified.
-fn is_zero_based_vector(expr: &Expr) -> bool {
-    let name = match expr {
-        Expr::Identifier(ident) => &ident.value,
-        Expr::CompoundIdentifier(parts) => match parts.last() {
+/// Whether `root` followed by `chain` (ending in a subscript) subscripts a column of
+/// PostgreSQL's zero-based vector types (`pg_index.indkey`, `indclass`, `indcollation`,
+/// `indoption`; `pg_proc.proargtypes`), named plainly (`indkey[0]`) or qualified (`i.indkey[0]`).
+fn subscripts_zero_based_vector(root: &Expr, chain: &[datafusion::sql::sqlparser::ast::AccessExpr]) -> bool {
+    use datafusion::sql::sqlparser::ast::AccessExpr;
+    let name = match (root, &chain[..chain.len() - 1]) {
+        (Expr::Identifier(ident), []) => &ident.value,
+        (Expr::CompoundIdentifier(parts), []) => match parts.last() {
             Some(ident) => &ident.value,
             None => return false,
         },
+        (Expr::Identifier(_), [AccessExpr::Dot(Expr::Identifier(ident))]) => &ident.value,
         _ => return false,
     };
     matches!(name.to_ascii_lowercase().as_str(), "indkey" | "indclass" | "indcollation" | "indoption" | "proargtypes")
@@ -172,8 +175,17 @@ impl VisitorMut for CatalogRewrite {
                 }
                 // `indkey[i]`: PostgreSQL's `int2vector`/`oidvector` columns are subscripted from
                 // 0 (psqlODBC reads `indkey[n - 1]`), DataFusion's lists from 1.
-                (_, [datafusion::sql::sqlparser::ast::AccessExpr::Subscript(datafusion::sql::sqlparser::ast::Subscript::Index { index })]) if is_zero_based_vector(root) => {
-                    parse(&format!("{root}[({index}) + 1]"))
+                (_, [.., datafusion::sql::sqlparser::ast::AccessExpr::Subscript(datafusion::sql::sqlparser::ast::Subscript::Index { .. })]) if subscripts_zero_based_vector(root, access_chain) => {
+                    let mut shifted = (*expr).clone();
+                    let mut done = false;
+                    if let Expr::CompoundFieldAccess { access_chain, .. } = &mut shifted
+                        && let Some(datafusion::sql::sqlparser::ast::AccessExpr::Subscript(datafusion::sql::sqlparser::ast::Subscript::Index { index })) = access_chain.last_mut()
+                        && let Some(plus_one) = parse(&format!("({index}) + 1"))
+                    {
+                        *index = plus_one;
+                        done = true;
+                    }
+                    done.then_some(shifted)
                 }
                 // `(composite).field`, which DataFusion's planner refuses on anything but a
                 // column: `get_field`.
