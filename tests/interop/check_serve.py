@@ -18,13 +18,11 @@ tokens with `meshwork token create`, and starts `meshwork serve` on free ports. 
 Prints one line per check and `N passed, N failed`; exits non-zero on any failure.
 """
 
-import datetime
 import decimal
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import jwt as pyjwt
 import psycopg
 import pyarrow.flight as flight
+from served import free_port, meshwork, norm, norm_rows, reference, token_for
 
 # ADBC warns that Flight SQL connections cannot leave autocommit; queries are read-only anyway.
 warnings.filterwarnings("ignore", message="Cannot disable autocommit")
@@ -67,41 +66,6 @@ def check(name, condition, detail=""):
     else:
         failed += 1
         print(f"FAIL  {name}\n      {detail}")
-
-
-def meshwork(binary, mesh, *args):
-    result = subprocess.run([binary, "-C", str(mesh), *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"`meshwork {' '.join(args)}` failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def norm(value):
-    """One comparable text form for every client's values."""
-    if value is None:
-        return None
-    if isinstance(value, decimal.Decimal):
-        return format(value, "f")
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-def norm_rows(rows):
-    return [tuple(norm(v) for v in row) for row in rows]
-
-
-def reference(binary, mesh, principal, sql):
-    objects = json.loads(meshwork(binary, mesh, "--as", principal, "query", "--format", "json", sql), parse_float=decimal.Decimal)
-    return [tuple(norm(v) for v in row.values()) for row in objects]
 
 
 def http(port, path, token=None, body=None, accept="application/json", raw_auth=None):
@@ -192,10 +156,6 @@ def pyarrow_rows(port, token, sql):
     info = client.get_flight_info(flight.FlightDescriptor.for_command(statement_command(sql)), flight_options(token))
     table = client.do_get(info.endpoints[0].ticket, flight_options(token)).read_all()
     return norm_rows(zip(*[col.to_pylist() for col in table.columns])) if table.num_columns else []
-
-
-def token_for(binary, mesh, principal, expires="30d"):
-    return json.loads(meshwork(binary, mesh, "token", "create", "--principal", principal, "--expires", expires, "--format", "json"))
 
 
 def signed_jwt(key, **claims):
