@@ -60,6 +60,11 @@ async fn primary_keys_come_from_contracts_for_readable_products_only() {
         ["customers|1|1", "orders|1|1"]
     );
 
+    // The ADBC PostgreSQL driver's table listing: a text array literal bound without a type.
+    let adbc = "SELECT c.relname, CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' END AS reltype FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = ANY($2) ORDER BY 1";
+    let (rows, _) = ana.run_with(adbc, &["sales", r#"{"p", "f", "t", "m", "v", "r"}"#]).await.unwrap();
+    assert_eq!(rows, [[Some("customers".to_owned()), Some("table".to_owned())], [Some("orders".to_owned()), Some("table".to_owned())]]);
+
     // A product the principal may not read has no relation, index or constraint.
     let mut carl = Wire::connect(port, &carl(&served).await).await.unwrap();
     let seen = ok(&mut carl, KEYS).await;
