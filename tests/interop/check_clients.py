@@ -57,7 +57,6 @@ KNOWN_GAPS = {
     "SQLAlchemy as *: inspector columns of sales.orders with types": "SQLAlchemy 2.1's get_columns puts correlated subqueries inside CASE branches, which DataFusion 55 cannot decorrelate",
     "SQLAlchemy as *: Table(autoload_with=…) and a count through it": "autoload reflects columns with get_columns (see above)",
     "pandas as *: read_sql_table(sales.customers): the rows the principal may read": "read_sql_table reflects the table with get_columns (see above)",
-    "psqlODBC as *: SQLPrimaryKeys of sales.orders": "index relations have no pg_attribute rows, which psqlODBC joins",
     "pgcli as *: every completion query answers": "its function list casts `proallargtypes::regtype[]` to text[]",
 }
 

@@ -65,8 +65,15 @@ async fn primary_keys_come_from_contracts_for_readable_products_only() {
     let (rows, _) = ana.run_with(adbc, &["sales", r#"{"p", "f", "t", "m", "v", "r"}"#]).await.unwrap();
     assert_eq!(rows, [[Some("customers".to_owned()), Some("table".to_owned())], [Some("orders".to_owned()), Some("table".to_owned())]]);
 
+    // An index lists its columns in pg_attribute; psqlODBC reads them through indkey[n - 1].
+    let index_columns = "SELECT a.attname, a.attnum FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid WHERE c.relname = 'orders_pkey'";
+    assert_eq!(ok(&mut ana, index_columns).await, ["order_id|1"]);
+    let odbc = "SELECT ta.attname, ia.attnum FROM pg_catalog.pg_attribute ta, pg_catalog.pg_attribute ia, pg_catalog.pg_class c, pg_catalog.pg_index i WHERE c.relname = 'orders' AND i.indrelid = c.oid AND i.indisprimary AND ia.attrelid = i.indexrelid AND ta.attrelid = i.indrelid AND ta.attnum = i.indkey[ia.attnum - 1]";
+    assert_eq!(ok(&mut ana, odbc).await, ["order_id|1"]);
+
     // A product the principal may not read has no relation, index or constraint.
     let mut carl = Wire::connect(port, &carl(&served).await).await.unwrap();
+    assert_eq!(ok(&mut carl, index_columns).await, Vec::<String>::new());
     let seen = ok(&mut carl, KEYS).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].starts_with("sales|customers|customers_pkey|"), "{seen:?}");

@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{Result, ScalarValue};
 use meshwork_core::descriptor::ProductDescriptor;
 
-use super::relations::{Relations, quote_ident};
+use super::relations::{Relations, int32_column, quote_ident};
 use super::rows::{Row, batch, int2_list, oid_field, oid_list, schema, text};
 
 /// A product's primary key, placed in the session's `pg_class`.
@@ -150,6 +151,33 @@ pub(super) fn pg_index(keys: &[PrimaryKey]) -> Result<(SchemaRef, RecordBatch)> 
         })
         .collect();
     Ok((schema.clone(), batch(&schema, &rows)?))
+}
+
+/// `pg_attribute` with the columns of each primary key's index, as PostgreSQL lists an
+/// index's columns (psqlODBC's `SQLPrimaryKeys` joins them): numbered from 1 in key order, with
+/// the table column's type.
+pub(super) fn pg_attribute(attribute: &RecordBatch, keys: &[PrimaryKey]) -> Result<(SchemaRef, RecordBatch)> {
+    let schema = attribute.schema();
+    let (relids, nums, types) = (int32_column(attribute, "attrelid")?, int32_column(attribute, "attnum")?, int32_column(attribute, "atttypid")?);
+    let type_of = |table: i32, attnum: i16| (0..attribute.num_rows()).find(|&r| relids[r] == Some(table) && nums[r] == Some(i32::from(attnum))).and_then(|r| types[r]);
+    let rows: Vec<Row> = keys
+        .iter()
+        .flat_map(|key| {
+            key.columns.iter().enumerate().map(move |(position, (name, attnum))| {
+                Row::from([
+                    ("attrelid", ScalarValue::Int32(Some(key.index_oid))),
+                    ("attname", text(name.clone())),
+                    ("atttypid", ScalarValue::Int32(type_of(key.table_oid, *attnum))),
+                    ("attnum", ScalarValue::Int16(Some(position as i16 + 1))),
+                    ("attnotnull", ScalarValue::Boolean(Some(true))),
+                    ("attisdropped", ScalarValue::Boolean(Some(false))),
+                    ("atttypmod", ScalarValue::Int32(Some(-1))),
+                ])
+            })
+        })
+        .collect();
+    let indexes = batch(&schema, &rows)?;
+    Ok((schema.clone(), concat_batches(&schema, [attribute, &indexes])?))
 }
 
 /// `pg_constraint`: a `p` row per primary key; `conkey` is an `int2[]`.

@@ -154,6 +154,7 @@ pub(crate) async fn install(session: &QuerySession, store: &dyn CatalogStore) ->
     let class = scan(ctx, inner.table("pg_class").await?).await?;
     let namespace = scan(ctx, inner.table("pg_namespace").await?).await?;
     let database = scan(ctx, inner.table("pg_database").await?).await?;
+    let attribute = scan(ctx, inner.table("pg_attribute").await?).await?;
     let mut relations = Relations::new(&class, &namespace)?;
     let products = readable_products(session, store).await?;
     let keys = keys::primary_keys(&relations, &products);
@@ -166,6 +167,7 @@ pub(crate) async fn install(session: &QuerySession, store: &dyn CatalogStore) ->
     let mut tables: HashMap<&'static str, Arc<dyn TableProvider>> = HashMap::new();
     tables.insert("pg_class", memtable(relations::pg_class(&class, &keys)?)?);
     tables.insert("pg_index", memtable(keys::pg_index(&keys)?)?);
+    tables.insert("pg_attribute", memtable(keys::pg_attribute(&attribute, &keys)?)?);
     tables.insert("pg_constraint", memtable(keys::pg_constraint(&keys)?)?);
     tables.insert("pg_description", memtable(keys::pg_description(&descriptions, pg_class_oid)?)?);
     tables.insert("pg_settings", memtable(settings::pg_settings()?)?);
