@@ -37,7 +37,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import jwt as pyjwt
 import psycopg
 import pyarrow.flight as flight
-from served import free_port, meshwork, norm, norm_rows, reference, token_for
+from served import free_port, http, meshwork, norm, norm_rows, reference, token_for
 
 # ADBC warns that Flight SQL connections cannot leave autocommit; queries are read-only anyway.
 warnings.filterwarnings("ignore", message="Cannot disable autocommit")
@@ -67,22 +67,6 @@ def check(name, condition, detail=""):
         failed += 1
         print(f"FAIL  {name}\n      {detail}")
 
-
-def http(port, path, token=None, body=None, accept="application/json", raw_auth=None):
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET")
-    if body is not None:
-        request.data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    request.add_header("Accept", accept)
-    if raw_auth is not None:
-        request.add_header("Authorization", raw_auth)
-    elif token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
 
 
 def http_rows(port, token, sql):

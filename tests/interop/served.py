@@ -104,13 +104,16 @@ def reference(binary, mesh, principal, sql):
     return [tuple(norm(v) for v in row.values()) for row in objects]
 
 
-def http(port, path, token=None, body=None, accept="application/json"):
+def http(port, path, token=None, body=None, accept="application/json", raw_auth=None):
+    """`raw_auth`: an `Authorization` header sent as is (malformed credentials)."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET")
     if body is not None:
         request.data = json.dumps(body).encode()
         request.add_header("Content-Type", "application/json")
     request.add_header("Accept", accept)
-    if token is not None:
+    if raw_auth is not None:
+        request.add_header("Authorization", raw_auth)
+    elif token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
