@@ -53,12 +53,7 @@ ODBC_DRIVER = "PostgreSQL Unicode"
 
 # Checks that fail today, with why; docs/clients.md lists them under "Known gaps". A gap that
 # starts passing fails the run until it is removed here.
-KNOWN_GAPS = {
-    "SQLAlchemy as *: inspector columns of sales.orders with types": "SQLAlchemy 2.1's get_columns puts correlated subqueries inside CASE branches, which DataFusion 55 cannot decorrelate",
-    "SQLAlchemy as *: Table(autoload_with=…) and a count through it": "autoload reflects columns with get_columns (see above)",
-    "pandas as *: read_sql_table(sales.customers): the rows the principal may read": "read_sql_table reflects the table with get_columns (see above)",
-    "pgcli as *: every completion query answers": "its function list casts `proallargtypes::regtype[]` to text[]",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 checks = Checks(KNOWN_GAPS)
 

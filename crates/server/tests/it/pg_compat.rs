@@ -462,6 +462,15 @@ async fn a_per_row_subquery_may_test_the_outer_row() {
     for protocol in BOTH {
         assert_eq!(conn.ask(protocol, sql).await.ok(sql).rows, [text(&["1", "a"]), vec![Some("2".into()), None], vec![Some("9".into()), None]], "{protocol:?}");
     }
+    // SQLAlchemy's identity options: the output reads the outer row too. An inner row whose
+    // column is NULL still counts (`2:`); no inner row is NULL.
+    let sql = "SELECT o.k, CASE WHEN o.b THEN (SELECT concat(o.k, ':', i.v) FROM (VALUES (1, 'a'), (2, NULL), (2, NULL)) AS i(k, v) WHERE o.b AND i.k = o.k AND i.v IS DISTINCT FROM 'z') END AS v FROM (VALUES (1, true), (3, true), (4, false)) AS o(k, b) ORDER BY o.k";
+    for protocol in BOTH {
+        let rows = conn.ask(protocol, sql).await.ok(sql).rows;
+        assert_eq!(rows, [text(&["1", "1:a"]), vec![Some("3".into()), None], vec![Some("4".into()), None]], "{protocol:?}");
+    }
+    let sql = "SELECT o.k, CASE WHEN o.b THEN (SELECT concat(o.k, ':', i.v) FROM (VALUES (2, CAST(NULL AS TEXT))) AS i(k, v) WHERE i.k = o.k) END AS v FROM (VALUES (2, true)) AS o(k, b)";
+    assert_eq!(conn.ask(Protocol::Simple, sql).await.ok(sql).rows, [text(&["2", "2:"])]);
     let sql = "SELECT a.attname FROM pg_catalog.pg_attribute a WHERE CASE WHEN a.atthasdef THEN (SELECT d.adbin FROM pg_catalog.pg_attrdef d WHERE a.atthasdef AND d.adrelid = a.attrelid AND d.adnum = a.attnum) END IS NULL AND a.attname = 'order_id'";
     // Two rows, as in PostgreSQL: the column of `sales.orders` and that of its primary key index.
     assert_eq!(conn.ask(Protocol::Simple, sql).await.ok(sql).rows, [text(&["order_id"]), text(&["order_id"])]);

@@ -93,6 +93,32 @@ fn texts(args: &[ArrayRef], i: usize, rows: usize) -> Result<Vec<Option<String>>
     }
 }
 
+/// Argument 0 as lists of OIDs: a list, or text as PostgreSQL prints `oidvector` (`25 23`) or an
+/// array (`{25,23}`, or `[25, 23]` as the static catalog stores it).
+fn oid_lists(args: &[ArrayRef], rows: usize) -> Result<Vec<Option<Vec<i32>>>> {
+    let Some(array) = args.first() else { return Ok(vec![None; rows]) };
+    if let DataType::List(_) | DataType::LargeList(_) = array.data_type() {
+        let lists = cast(array, &DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))))?;
+        let lists = lists.as_list::<i32>();
+        return Ok((0..lists.len())
+            .map(|i| (!lists.is_null(i)).then(|| lists.value(i).as_primitive::<Int64Type>().iter().flatten().map(|o| o as i32).collect()))
+            .collect());
+    }
+    texts(args, 0, rows)?
+        .into_iter()
+        .map(|text| match text {
+            None => Ok(None),
+            Some(text) => text
+                .trim_matches(|c| matches!(c, '[' | ']' | '{' | '}'))
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|part| !part.is_empty())
+                .map(|part| part.parse::<i32>().map_err(|_| DataFusionError::Execution(format!("`{text}` is not a list of type OIDs"))))
+                .collect::<Result<Vec<_>>>()
+                .map(Some),
+        })
+        .collect()
+}
+
 fn text_array(values: impl IntoIterator<Item = Option<String>>) -> ArrayRef {
     Arc::new(values.into_iter().collect::<StringArray>())
 }
@@ -217,6 +243,26 @@ pub(super) fn register(ctx: &SessionContext, answers: Answers) {
     let t = types.clone();
     ctx.register_udf(function("_mw_regtype_name", false, DataType::Utf8, move |args, rows| {
         Ok(text_array(ints(args, 0, rows)?.into_iter().map(|oid| oid.map(|o| t.display(o as i32)))))
+    }));
+
+    // `oidvector::regtype[]` / `oid[]::regtype[]` (pgcli's function list): the names. The
+    // static catalog stores both as text (`25 23` and `[1034, 26]`).
+    let t = types.clone();
+    ctx.register_udf(function("_mw_regtype_names", false, DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))), move |args, rows| {
+        let lists = oid_lists(args, rows)?;
+        let mut builder = datafusion::arrow::array::ListBuilder::new(datafusion::arrow::array::StringBuilder::new());
+        for list in lists {
+            match list {
+                Some(oids) => {
+                    for oid in oids {
+                        builder.values().append_value(t.display(oid));
+                    }
+                    builder.append(true);
+                }
+                None => builder.append(false),
+            }
+        }
+        Ok(Arc::new(builder.finish()))
     }));
 
     // Keys.

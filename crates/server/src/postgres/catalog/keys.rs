@@ -4,7 +4,9 @@
 //! products and columns for `pg_description`. Built only from products the principal may read.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use datafusion::arrow::array::Int32Array;
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -156,10 +158,26 @@ pub(super) fn pg_index(keys: &[PrimaryKey]) -> Result<(SchemaRef, RecordBatch)> 
 /// `pg_attribute` with the columns of each primary key's index, as PostgreSQL lists an
 /// index's columns (psqlODBC's `SQLPrimaryKeys` joins them): numbered from 1 in key order, with
 /// the table column's type.
-pub(super) fn pg_attribute(attribute: &RecordBatch, keys: &[PrimaryKey]) -> Result<(SchemaRef, RecordBatch)> {
+pub(super) fn pg_attribute(attribute: &RecordBatch, keys: &[PrimaryKey], typmods: &HashMap<(i32, i32), i32>) -> Result<(SchemaRef, RecordBatch)> {
     let schema = attribute.schema();
     let (relids, nums, types) = (int32_column(attribute, "attrelid")?, int32_column(attribute, "attnum")?, int32_column(attribute, "atttypid")?);
     let type_of = |table: i32, attnum: i16| (0..attribute.num_rows()).find(|&r| relids[r] == Some(table) && nums[r] == Some(i32::from(attnum))).and_then(|r| types[r]);
+    let typmod_of = |table: i32, attnum: i32| typmods.get(&(table, attnum)).copied().unwrap_or(-1);
+    // The products' own columns with their type modifiers.
+    let attribute = {
+        let column = schema.index_of("atttypmod")?;
+        let current = int32_column(attribute, "atttypmod")?;
+        let typmods: Int32Array = (0..attribute.num_rows())
+            .map(|r| match (relids[r], nums[r]) {
+                (Some(table), Some(attnum)) if typmods.contains_key(&(table, attnum)) => Some(typmod_of(table, attnum)),
+                _ => current[r],
+            })
+            .collect();
+        let mut columns = attribute.columns().to_vec();
+        columns[column] = Arc::new(typmods);
+        RecordBatch::try_new(schema.clone(), columns)?
+    };
+    let attribute = &attribute;
     let rows: Vec<Row> = keys
         .iter()
         .flat_map(|key| {
@@ -171,7 +189,7 @@ pub(super) fn pg_attribute(attribute: &RecordBatch, keys: &[PrimaryKey]) -> Resu
                     ("attnum", ScalarValue::Int16(Some(position as i16 + 1))),
                     ("attnotnull", ScalarValue::Boolean(Some(true))),
                     ("attisdropped", ScalarValue::Boolean(Some(false))),
-                    ("atttypmod", ScalarValue::Int32(Some(-1))),
+                    ("atttypmod", ScalarValue::Int32(Some(typmod_of(key.table_oid, i32::from(*attnum))))),
                 ])
             })
         })

@@ -167,7 +167,8 @@ pub(crate) async fn install(session: &QuerySession, store: &dyn CatalogStore) ->
     let mut tables: HashMap<&'static str, Arc<dyn TableProvider>> = HashMap::new();
     tables.insert("pg_class", memtable(relations::pg_class(&class, &keys)?)?);
     tables.insert("pg_index", memtable(keys::pg_index(&keys)?)?);
-    tables.insert("pg_attribute", memtable(keys::pg_attribute(&attribute, &keys)?)?);
+    let typmods = types::type_modifiers(&relations, &products);
+    tables.insert("pg_attribute", memtable(keys::pg_attribute(&attribute, &keys, &typmods)?)?);
     tables.insert("pg_constraint", memtable(keys::pg_constraint(&keys)?)?);
     tables.insert("pg_description", memtable(keys::pg_description(&descriptions, pg_class_oid)?)?);
     tables.insert("pg_settings", memtable(settings::pg_settings()?)?);

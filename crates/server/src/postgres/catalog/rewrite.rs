@@ -3,6 +3,7 @@
 //! * `x::regtype` and `x::regclass` of a column print names, as PostgreSQL does (the library
 //!   casts them to plain numbers): in a select list or under a cast to text they become
 //!   `_mw_regtype_name(x)` / `_mw_regclass_name(x)`.
+//! * `x::regtype[]` (an `oidvector` or `oid[]`) becomes `_mw_regtype_names(x)`, the list of names.
 //! * `'integer'::regtype`, which the library turns into a lookup of `typname`, resolves SQL's
 //!   type names too (`to_regtype`).
 //! * The set-returning `_pg_expandarray(a)` (with `(…).x` / `(…).n`) and
@@ -160,6 +161,8 @@ impl VisitorMut for CatalogRewrite {
         let replacement = match &*expr {
             // `x::regtype::text`: the name, wherever it appears.
             Expr::Cast { expr: inner, data_type, .. } if is_textual(&cast_type(data_type)) => display_cast(inner).map(|(display, _)| display),
+            // `x::regtype[]`: an array of type OIDs only ever shown, so its names.
+            Expr::Cast { expr: inner, data_type, .. } if cast_type(data_type) == "regtype[]" => parse(&format!("_mw_regtype_names({inner})")),
             Expr::Subquery(query) => regtype_lookup(query).and_then(|name| {
                 let name = if is_placeholder(name) { format!("CAST({name} AS TEXT)") } else { name.to_string() };
                 parse(&format!("to_regtype({name})"))
@@ -248,6 +251,12 @@ mod tests {
         assert!(sql.contains("to_regtype(CAST($1 AS TEXT))"), "{sql}");
         let sql = rewritten("SELECT 'integer'::regtype");
         assert!(sql.contains("to_regtype('integer')"), "{sql}");
+    }
+
+    #[test]
+    fn arrays_of_type_oids_print_names() {
+        let sql = rewritten("SELECT COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::TEXT[] FROM pg_catalog.pg_proc");
+        assert!(sql.contains("COALESCE(_mw_regtype_names(proallargtypes), _mw_regtype_names(proargtypes))"), "{sql}");
     }
 
     #[test]

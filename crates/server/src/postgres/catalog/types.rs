@@ -175,3 +175,23 @@ impl ExprPlanner for RegprocComparison {
         Ok(PlannerResult::Original(expr))
     }
 }
+
+/// `pg_attribute.atttypmod` of the products' columns that have one, by table OID and column
+/// number: `numeric(p,s)` is `((p << 16) | s) + 4`, as PostgreSQL stores it, so `format_type`
+/// and drivers (SQLAlchemy's `NUMERIC(12, 2)`, JDBC's precision and scale) see the contract's
+/// precision. Other columns keep `-1`.
+pub(super) fn type_modifiers(
+    relations: &super::relations::Relations,
+    products: &[(meshwork_core::descriptor::ProductDescriptor, datafusion::arrow::datatypes::SchemaRef)],
+) -> HashMap<(i32, i32), i32> {
+    let mut out = HashMap::new();
+    for (product, table) in products {
+        let Some(oid) = relations.oid(product.domain.as_str(), product.name.as_str()) else { continue };
+        for (i, field) in table.fields().iter().enumerate() {
+            if let DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) = field.data_type() {
+                out.insert((oid, i as i32 + 1), ((i32::from(*precision) << 16) | i32::from(*scale)) + 4);
+            }
+        }
+    }
+    out
+}

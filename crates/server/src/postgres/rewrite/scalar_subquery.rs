@@ -10,7 +10,9 @@
 //! the subquery aggregates, and [`SINGLE_ROW`], applied per outer row after the join, gives the
 //! one value (NULL for no rows) and fails as PostgreSQL does for more. Same answers, same errors.
 //! Only subqueries that reference an outer table by name are rewritten (an uncorrelated one
-//! plans already), and only when their output is not already an aggregate. datafusion-postgres
+//! plans already), and only when their output is not already an aggregate. An output that reads
+//! the outer row too (SQLAlchemy's identity options) aggregates only its inner columns; see
+//! [`OuterSplit`]. datafusion-postgres
 //! replaces correlated subqueries that are a whole item of the outermost select list with NULL
 //! before this runs.
 
@@ -80,7 +82,8 @@ fn per_row(query: &Query) -> Option<Expr> {
     if aggregated(&output) {
         return None;
     }
-    select.projection = vec![SelectItem::UnnamedExpr(super::expression(&format!("array_agg({output})"))?)];
+    let split = OuterSplit::of(&output, &local)?;
+    select.projection = vec![SelectItem::UnnamedExpr(super::expression(&format!("array_agg({})", split.aggregated()))?)];
     // Conditions on the outer row alone leave the subquery: DataFusion cannot decorrelate them.
     let mut outer = Vec::new();
     if let Some(selection) = select.selection.take() {
@@ -88,12 +91,106 @@ fn per_row(query: &Query) -> Option<Expr> {
         outer = only_outer;
         select.selection = rest.into_iter().reduce(|a, b| Expr::BinaryOp { left: Box::new(a), op: BinaryOperator::And, right: Box::new(b) });
     }
-    let value = format!("{SINGLE_ROW}(({query}))");
+    let value = split.value(&format!("{SINGLE_ROW}(({query}))"));
     if outer.is_empty() {
         super::expression(&value)
     } else {
         let condition = outer.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" AND ");
         super::expression(&format!("CASE WHEN {condition} THEN {value} END"))
+    }
+}
+
+/// A subquery's output expression split around the outer row's columns, which DataFusion cannot
+/// decorrelate inside the aggregate: `f(outer, inner)` aggregates only the inner columns, as a
+/// struct, and `f` is applied to the one row afterwards:
+/// `CASE WHEN row IS NULL THEN NULL ELSE f(outer, get_field(row, 'c1')) END`, NULL for no row as in
+/// PostgreSQL. An output without outer columns is aggregated as it is.
+struct OuterSplit {
+    /// The output, with each inner column replaced by a placeholder when there are outer ones.
+    output: String,
+    /// The inner columns, printed, when the output has outer ones.
+    inner: Option<Vec<String>>,
+}
+
+/// Placeholder of the `i`th inner column; no identifier a client writes starts this way.
+fn placeholder(i: usize) -> String {
+    format!("__meshwork_inner_{i}")
+}
+
+impl OuterSplit {
+    /// `None` when the output names a column without its table: it could be outer or inner.
+    fn of(output: &Expr, local: &HashSet<String>) -> Option<OuterSplit> {
+        struct Columns<'a> {
+            local: &'a HashSet<String>,
+            inner: Vec<String>,
+            outer: bool,
+            unqualified: bool,
+        }
+        impl Visitor for Columns<'_> {
+            type Break = ();
+            fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+                match expr {
+                    Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                        if self.local.contains(&qualifier(parts)) {
+                            let printed = expr.to_string();
+                            if !self.inner.contains(&printed) {
+                                self.inner.push(printed);
+                            }
+                        } else {
+                            self.outer = true;
+                        }
+                    }
+                    Expr::Identifier(_) => self.unqualified = true,
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut columns = Columns { local, inner: Vec::new(), outer: false, unqualified: false };
+        let _ = output.visit(&mut columns);
+        if !columns.outer {
+            return Some(OuterSplit { output: output.to_string(), inner: None });
+        }
+        if columns.unqualified {
+            return None;
+        }
+        let mut replaced = output.clone();
+        let _ = visit_expressions_mut(&mut replaced, |expr| {
+            if matches!(expr, Expr::CompoundIdentifier(_))
+                && let Some(i) = columns.inner.iter().position(|c| *c == expr.to_string())
+            {
+                *expr = Expr::Identifier(Ident::new(placeholder(i)));
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        Some(OuterSplit { output: replaced.to_string(), inner: Some(columns.inner) })
+    }
+
+    /// What the subquery aggregates.
+    fn aggregated(&self) -> String {
+        match &self.inner {
+            None => self.output.clone(),
+            // A marker field makes a row with only NULL columns a non-NULL struct.
+            Some(inner) => {
+                let fields: Vec<String> = std::iter::once("'row', TRUE".to_owned()).chain(inner.iter().enumerate().map(|(i, c)| format!("'c{i}', {c}"))).collect();
+                format!("named_struct({})", fields.join(", "))
+            }
+        }
+    }
+
+    /// The value, given the expression that takes the subquery's one row.
+    fn value(&self, row: &str) -> String {
+        match &self.inner {
+            None => row.to_owned(),
+            Some(inner) => {
+                let mut applied = self.output.clone();
+                // Highest index first, so `__meshwork_inner_1` does not match `…_10`.
+                for i in (0..inner.len()).rev() {
+                    applied = applied.replace(&placeholder(i), &format!("get_field({row}, 'c{i}')"));
+                }
+                format!("CASE WHEN {row} IS NULL THEN NULL ELSE {applied} END")
+            }
+        }
     }
 }
 
