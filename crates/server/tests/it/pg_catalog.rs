@@ -107,6 +107,17 @@ async fn types_casts_and_functions_answer_like_postgres() {
         "timestamp with time zone|timestamptz"
     ]);
 
+    // pgcli's function list: argument types as names.
+    assert_eq!(
+        ok(&mut ana, "SELECT COALESCE(proallargtypes::regtype[], proargtypes::regtype[])::TEXT[] AS a FROM pg_catalog.pg_proc WHERE proname = 'aclexplode'").await,
+        ["{aclitem[],oid,oid,text,boolean}"]
+    );
+    // A contract's decimal(10,2) keeps its precision and scale.
+    assert_eq!(
+        ok(&mut ana, "SELECT a.atttypmod, format_type(a.atttypid, a.atttypmod) AS t FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid WHERE c.relname = 'orders' AND a.attname = 'amount'").await,
+        ["655366|numeric(10,2)"]
+    );
+
     // SQLAlchemy reads identity options with json_build_object.
     assert_eq!(
         ok(&mut ana, "SELECT json_build_object('always', 1 = 1, 'start', 5, 'name', 'x', 'none', NULL) AS o").await,
