@@ -46,14 +46,15 @@ pub async fn issue_token(
     rand::rng().fill_bytes(&mut secret);
     let (id, secret) = (hex::encode(id), hex::encode(secret));
     let hash = hash_secret(&secret)?;
-    let now = chrono::Utc::now();
+    // Whole seconds: expiry is shown and compared to the second.
+    let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0);
     let record = ApiTokenRecord {
         id: id.clone(),
         principal: principal.to_owned(),
         description,
         hash,
-        created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        expires_at: lifetime.map(|l| (now + l).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        created_at: now,
+        expires_at: lifetime.map(|l| now + l),
         revoked_at: None,
     };
     catalog.create_token(&record).await?;
@@ -103,11 +104,8 @@ pub(crate) async fn verify(
     if record.revoked_at.is_some() {
         return Err(AuthError::Revoked);
     }
-    if let Some(expires) = &record.expires_at {
-        let at = chrono::DateTime::parse_from_rfc3339(expires).map_err(|_| AuthError::Unavailable(format!("stored expiry of token `{id}` is unreadable")))?;
-        if at <= chrono::Utc::now() {
-            return Err(AuthError::Expired);
-        }
+    if record.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+        return Err(AuthError::Expired);
     }
     Ok(record)
 }

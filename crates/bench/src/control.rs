@@ -7,8 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use meshwork_catalog::{CatalogStore, ProductRecord, Publication, SqliteCatalog};
+use meshwork_catalog::{CatalogStore, ProductRecord, Publication, SqlCatalog};
 use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::principal::{Principal, PrincipalKind};
 use meshwork_query::{Governance, QueryEngine, QueryLimits, SearchQuery};
@@ -78,13 +77,7 @@ async fn policy_decisions(root: &Path, principal: &str, decisions: usize) -> any
     let catalog = mesh.home().open_catalog().await?;
     let governance = Governance::load(catalog.as_ref()).await?;
     let principal = governance.principal(principal)?;
-    let products: Vec<ProductDescriptor> = catalog
-        .products()
-        .await?
-        .iter()
-        .map(|r| serde_json::from_str(&r.descriptor_json))
-        .collect::<Result<_, _>>()
-        .context("stored descriptor")?;
+    let products: Vec<ProductDescriptor> = catalog.products().await?.into_iter().map(|r| r.descriptor).collect();
     anyhow::ensure!(!products.is_empty(), "the mesh at `{}` has no published products; run `meshwork apply` first", root.display());
     for product in products.iter().cycle().take(products.len() * 100) {
         std::hint::black_box(governance.decide(&principal, product));
@@ -136,7 +129,7 @@ fn vocabulary(rng: &mut ChaCha8Rng, size: usize) -> Vec<String> {
 /// per publication), then `searches` searches as a non-admin analyst.
 async fn catalog_search(size: usize, searches: usize) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
-    let catalog: Arc<dyn CatalogStore> = Arc::new(SqliteCatalog::open(&dir.path().join("catalog.db")).await?);
+    let catalog: Arc<dyn CatalogStore> = Arc::new(SqlCatalog::open_sqlite(&dir.path().join("catalog.db")).await?);
     let mut rng = ChaCha8Rng::seed_from_u64(size as u64);
     let words = vocabulary(&mut rng, 3_000);
     let tags = &words[..60];
@@ -147,7 +140,7 @@ async fn catalog_search(size: usize, searches: usize) -> anyhow::Result<Value> {
         let publication = Publication {
             product: record,
             delta_version: 0,
-            schema_json: "{}".into(),
+            schema: Vec::new(),
             row_count: 0,
             input_fingerprint: String::new(),
             upstream: Vec::new(),
@@ -244,11 +237,11 @@ fn synthetic_product(rng: &mut ChaCha8Rng, i: usize, words: &[String], tags: &[S
         title: descriptor.title.clone(),
         description: descriptor.description.clone(),
         owner: descriptor.owner.clone(),
-        status: descriptor.status.as_str().to_owned(),
+        status: descriptor.status,
         tags: descriptor.tags.clone(),
-        descriptor_json: serde_json::to_string(&descriptor)?,
+        descriptor: descriptor.clone(),
         descriptor_hash: format!("synthetic-{i}"),
         table_uri: format!("file:///nonexistent/{domain}/{name}/"),
-        updated_at: String::new(),
+        updated_at: chrono::Utc::now(),
     })
 }

@@ -1,21 +1,28 @@
-//! Meshwork's metadata store: the [`CatalogStore`] port and its SQLite adapter.
+//! Meshwork's metadata store: the [`CatalogStore`] port and its SQL adapter (SQLite, the
+//! embedded default, and PostgreSQL for a shared service).
 //!
 //! The catalog records what the mesh has published: domains, products with their current
 //! descriptor, every published version (semver, Delta version, schema, row count, time,
 //! descriptor hash, input fingerprint), lineage edges between products, and the column lineage of
 //! every version. The pipeline writes
 //! a publication in one transaction, so a reader never sees a version without its product row
-//! or lineage. SQL is kept portable (TEXT timestamps, no SQLite-only syntax) so a PostgreSQL
-//! adapter can share it.
+//! or lineage. Records are typed here, at the edge of the store: descriptors, keywords and
+//! timestamps are decoded once, and a stored value this build cannot read is
+//! [`CatalogError::Corrupt`].
 
 #![deny(missing_docs)]
 
+mod keywords;
 mod records;
-mod sqlite;
+pub mod scratch;
+mod sql;
+pub mod time;
 
+pub use keywords::*;
 pub use records::*;
-pub use sqlite::SqliteCatalog;
+pub use sql::{Backend, Location, MigrationStatus, OpenMode, SqlCatalog};
 
+use chrono::{DateTime, Utc};
 use meshwork_core::id::ProductId;
 use meshwork_core::lineage::ProductLineage;
 
@@ -34,12 +41,17 @@ pub enum CatalogError {
     /// A query against the store failed.
     #[error("metadata store query failed: {0}")]
     Query(#[from] sqlx::Error),
-    /// The metadata store URL names a backend this build does not have.
-    #[error("metadata store `{0}` is not supported yet; use `sqlite:PATH` or omit `metadata.url` for the embedded default")]
-    Unsupported(String),
     /// The store holds data this version of Meshwork cannot read.
     #[error("the metadata store is corrupt or from a newer meshwork: {0}")]
     Corrupt(String),
+    /// The store's schema is older than this build's and opening it must not upgrade it.
+    #[error("the metadata store's schema is at version {applied}, this meshwork's is {known}; run `meshwork catalog migrate` to upgrade it")]
+    Outdated {
+        /// The newest migration applied to the store.
+        applied: i64,
+        /// The newest migration this build knows.
+        known: i64,
+    },
 }
 
 /// Result alias of this crate.
@@ -96,7 +108,7 @@ pub trait CatalogStore: Send + Sync {
     /// completed once by [`CatalogStore::complete_audit`]; other events are never updated.
     async fn record_audit(&self, event: &AuditEvent) -> Result<i64>;
     /// Completes a `running` audit event with what the query returned and how it ended.
-    async fn complete_audit(&self, id: i64, rows: Option<u64>, duration_ms: f64, outcome: &str, error: Option<&str>) -> Result<()>;
+    async fn complete_audit(&self, id: i64, rows: Option<u64>, duration_ms: f64, outcome: AuditOutcome, error: Option<&str>) -> Result<()>;
     /// A number that changes whenever something is published or governance is replaced, so
     /// long-running servers know when to reload what they cached.
     async fn generation(&self) -> Result<i64>;
@@ -110,9 +122,9 @@ pub trait CatalogStore: Send + Sync {
     async fn revoke_token(&self, id: &str) -> Result<bool>;
     /// Audit events matching `filter`, newest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
-    /// How audited queries that read `product` since `since` (RFC 3339) ended: `(ok, error)`.
+    /// How audited queries that read `product` since `since` ended: `(ok, error)`.
     /// Denied, cancelled and still running queries are not counted.
-    async fn query_outcomes(&self, product: &ProductId, since: &str) -> Result<(u64, u64)>;
+    async fn query_outcomes(&self, product: &ProductId, since: DateTime<Utc>) -> Result<(u64, u64)>;
     /// Records a quality run that published nothing (a failed run); runs that publish are
     /// recorded by [`CatalogStore::publish`]. Returns its id.
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64>;
@@ -124,8 +136,8 @@ pub trait CatalogStore: Send + Sync {
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
     /// Stores SLO evaluations.
     async fn record_slo_checks(&self, checks: &[SloCheck]) -> Result<()>;
-    /// Evaluations of a product's SLOs at or after `since` (RFC 3339), newest first.
-    async fn slo_checks(&self, product: &ProductId, since: &str, limit: u32) -> Result<Vec<SloCheck>>;
+    /// Evaluations of a product's SLOs at or after `since`, newest first.
+    async fn slo_checks(&self, product: &ProductId, since: DateTime<Utc>, limit: u32) -> Result<Vec<SloCheck>>;
     /// The newest evaluation of each objective of a product.
     async fn latest_slo_checks(&self, product: &ProductId) -> Result<Vec<SloCheck>>;
     /// Records one webhook delivery attempt.

@@ -1,7 +1,13 @@
 //! Records the catalog stores and returns.
 
+use chrono::{DateTime, Utc};
+use meshwork_core::column_type::ColumnType;
+use meshwork_core::descriptor::{ProductDescriptor, ProductStatus, Severity};
+use meshwork_core::event::EventKind;
 use meshwork_core::id::{DomainName, ProductId};
 use meshwork_core::lineage::ProductLineage;
+
+use crate::keywords::{AuditOutcome, DeliveryOutcome, Objective, RuleStatus, RunOutcome, SloStatus, Trigger};
 
 /// A domain as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +26,7 @@ pub struct DomainRecord {
 
 /// A product as stored: its current descriptor and where its table lives. Serializable so a
 /// publication can be journaled before its Delta commit and finished after a crash.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProductRecord {
     /// Address.
     pub id: ProductId,
@@ -32,18 +38,31 @@ pub struct ProductRecord {
     pub description: Option<String>,
     /// Owner reference.
     pub owner: Option<String>,
-    /// Lifecycle state (`draft`, `active`, `deprecated`).
-    pub status: String,
+    /// Lifecycle state.
+    pub status: ProductStatus,
     /// Search tags.
     pub tags: Vec<String>,
-    /// The current descriptor as JSON (see `meshwork_core::descriptor::ProductDescriptor`).
-    pub descriptor_json: String,
+    /// The current descriptor, decoded once by the store.
+    pub descriptor: ProductDescriptor,
     /// Fingerprint of the current descriptor.
     pub descriptor_hash: String,
     /// URL of the product's Delta table.
     pub table_uri: String,
-    /// When the product row last changed (RFC 3339).
-    pub updated_at: String,
+    /// When the product row last changed; the store sets it when it publishes.
+    #[serde(with = "crate::time::rfc3339")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One output column of a published version, stored as `{"name", "type", "nullable"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SchemaColumn {
+    /// Column name.
+    pub name: String,
+    /// Contract type.
+    #[serde(rename = "type")]
+    pub data_type: ColumnType,
+    /// Whether it may hold NULL.
+    pub nullable: bool,
 }
 
 /// One published version of a product.
@@ -57,16 +76,16 @@ pub struct VersionRecord {
     pub version: String,
     /// Delta table version holding its data.
     pub delta_version: i64,
-    /// Output schema as JSON: `[{"name", "type", "nullable"}]`.
-    pub schema_json: String,
+    /// Output schema.
+    pub schema: Vec<SchemaColumn>,
     /// Number of rows.
     pub row_count: i64,
     /// Fingerprint of the descriptor it was built from.
     pub descriptor_hash: String,
     /// Fingerprint of the input data it was built from.
     pub input_fingerprint: String,
-    /// When it was published (RFC 3339, UTC).
-    pub published_at: String,
+    /// When it was published.
+    pub published_at: DateTime<Utc>,
 }
 
 /// A new version to record; see [`crate::CatalogStore::publish`].
@@ -76,8 +95,8 @@ pub struct Publication {
     pub product: ProductRecord,
     /// Delta table version of the new data.
     pub delta_version: i64,
-    /// Output schema as JSON.
-    pub schema_json: String,
+    /// Output schema.
+    pub schema: Vec<SchemaColumn>,
     /// Number of rows.
     pub row_count: i64,
     /// Fingerprint of the input data.
@@ -97,14 +116,14 @@ pub struct Publication {
 /// A product taken out of service by [`crate::CatalogStore::unpublish`]: no longer listed,
 /// searched or read, its catalog rows and Delta data kept until
 /// [`crate::CatalogStore::purge`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnpublishedProduct {
     /// The product row as it was last published.
     pub product: ProductRecord,
     /// The version that was current when it was unpublished.
     pub last_version: Option<VersionRecord>,
     /// When it was unpublished.
-    pub unpublished_at: chrono::DateTime<chrono::Utc>,
+    pub unpublished_at: DateTime<Utc>,
 }
 
 /// `downstream` reads `upstream`.
@@ -181,8 +200,9 @@ pub struct AuditProduct {
 pub struct AuditEvent {
     /// Assigned by the store; 0 before recording.
     pub id: i64,
-    /// When it happened (RFC 3339, UTC).
-    pub at: String,
+    /// When it happened.
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: DateTime<Utc>,
     /// Who did it.
     pub principal: String,
     /// `cli`, `http`, `flight_sql`, `postgres`, …
@@ -197,8 +217,8 @@ pub struct AuditEvent {
     pub rows: Option<u64>,
     /// Wall time in milliseconds.
     pub duration_ms: f64,
-    /// `ok`, `error`, `denied`, `cancelled`, `running` (a query still streaming) or `refused` (over the concurrency limit).
-    pub outcome: String,
+    /// How it ended (`running` while a query still streams).
+    pub outcome: AuditOutcome,
     /// The error shown to the user, if any.
     pub error: Option<String>,
 }
@@ -210,8 +230,8 @@ pub struct AuditFilter {
     pub product: Option<ProductId>,
     /// Only events of this principal.
     pub principal: Option<String>,
-    /// Only events at or after this RFC 3339 time.
-    pub since: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
     /// At most this many, newest first.
     pub limit: Option<u32>,
 }
@@ -227,12 +247,12 @@ pub struct ApiTokenRecord {
     pub description: Option<String>,
     /// Argon2id hash of the secret, in PHC string format.
     pub hash: String,
-    /// When it was created (RFC 3339, UTC); empty before storing means now.
-    pub created_at: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
     /// When it stops working, if ever.
-    pub expires_at: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
-    pub revoked_at: Option<String>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// The result of one quality rule in one run.
@@ -242,10 +262,10 @@ pub struct RuleResult {
     pub name: String,
     /// Rule keyword (`not_null`, `unique`, …).
     pub rule: String,
-    /// `error` or `warn`.
-    pub severity: String,
-    /// `passed`, `failed`, or `error` when the rule itself could not be evaluated.
-    pub status: String,
+    /// How bad a failure is.
+    pub severity: Severity,
+    /// How it came out.
+    pub status: RuleStatus,
     /// Rows (or groups, or values) that break the rule.
     pub failing: u64,
     /// Rows checked.
@@ -265,12 +285,13 @@ pub struct QualityRun {
     /// The product (set when read back from the store).
     #[serde(skip)]
     pub product: Option<ProductId>,
-    /// When it ran (RFC 3339, UTC); empty before recording means now.
-    pub at: String,
-    /// What started the build: `apply`, `refresh`, `schedule`, `upstream`.
-    pub trigger: String,
-    /// `passed`, `warned` (only `warn` rules failed) or `failed` (nothing was published).
-    pub outcome: String,
+    /// When it ran.
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: DateTime<Utc>,
+    /// What started the build.
+    pub trigger: Trigger,
+    /// How it came out; `failed` published nothing.
+    pub outcome: RunOutcome,
     /// The publication number it became, if it was published.
     pub published_seq: Option<i64>,
     /// Rows staged.
@@ -288,8 +309,8 @@ pub struct QualityRun {
 /// A lifecycle event to append to the event log.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewEvent {
-    /// One of `meshwork_core::descriptor::EVENT_KINDS`.
-    pub kind: String,
+    /// What happened.
+    pub kind: EventKind,
     /// The product it is about.
     pub product: Option<ProductId>,
     /// Kind-specific details.
@@ -302,10 +323,11 @@ pub struct NewEvent {
 pub struct EventRecord {
     /// Position in the log.
     pub id: i64,
-    /// When it was appended (RFC 3339, UTC).
-    pub at: String,
+    /// When it was appended.
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: DateTime<Utc>,
     /// Event kind.
-    pub kind: String,
+    pub kind: EventKind,
     /// The product it is about.
     pub product: Option<ProductId>,
     /// Kind-specific details.
@@ -322,7 +344,7 @@ pub struct EventFilter {
     /// Only events about this product.
     pub product: Option<ProductId>,
     /// Only these kinds; empty means all.
-    pub kinds: Vec<String>,
+    pub kinds: Vec<EventKind>,
 }
 
 /// One evaluation of one service level objective.
@@ -330,12 +352,13 @@ pub struct EventFilter {
 pub struct SloCheck {
     /// The product.
     pub product: ProductId,
-    /// `freshness`, `completeness` or `availability`.
-    pub objective: String,
-    /// When it was evaluated (RFC 3339, UTC).
-    pub at: String,
-    /// `met`, `at_risk`, `violated`, or `unknown` when it could not be measured.
-    pub status: String,
+    /// The objective.
+    pub objective: Objective,
+    /// When it was evaluated.
+    #[serde(with = "crate::time::rfc3339")]
+    pub at: DateTime<Utc>,
+    /// The result.
+    pub status: SloStatus,
     /// The measured value (seconds of age, a ratio, a percentage).
     pub value: Option<f64>,
     /// The objective's threshold in the same unit.
@@ -355,12 +378,12 @@ pub struct DeliveryRecord {
     pub event_id: i64,
     /// 1 for the first attempt.
     pub attempt: u32,
-    /// When (RFC 3339, UTC); empty before storing means now.
-    pub at: String,
+    /// When.
+    pub at: DateTime<Utc>,
     /// HTTP status, if a response came.
     pub status: Option<u16>,
-    /// `delivered`, `retrying` or `failed` (gave up).
-    pub outcome: String,
+    /// What became of it.
+    pub outcome: DeliveryOutcome,
     /// Why it did not succeed.
     pub error: Option<String>,
 }

@@ -267,7 +267,7 @@ pub async fn product_list(dir: &Path, principal: Option<&str>, format: ReportFor
     let products = catalog.products().await?;
     for product in governance.visible(&principal, &products) {
         let current = catalog.current_version(&product.id).await?;
-        let (rows_count, published) = current.as_ref().map(|v| (v.row_count, v.published_at.clone())).unwrap_or((0, String::new()));
+        let (rows_count, published) = current.as_ref().map(|v| (v.row_count, meshwork_catalog::time::format(&v.published_at))).unwrap_or((0, String::new()));
         json.push(serde_json::json!({
             "product": product.id.to_string(), "version": product.version, "title": product.title, "owner": product.owner,
             "status": product.status, "tags": product.tags, "rows": rows_count, "published_at": published,
@@ -275,7 +275,7 @@ pub async fn product_list(dir: &Path, principal: Option<&str>, format: ReportFor
         rows.push(vec![
             product.id.to_string(),
             product.version.clone(),
-            product.status.clone(),
+            product.status.to_string(),
             rows_count.to_string(),
             product.owner.clone().unwrap_or_default(),
             product.title.clone().unwrap_or_default(),
@@ -302,9 +302,7 @@ pub(crate) async fn visible_product(
     let known: Vec<ProductId> = visible.iter().map(|p| p.id.clone()).collect();
     let id = parse_product_id(name, &known)?;
     let record = visible.into_iter().find(|p| p.id == id).expect("known product");
-    let descriptor: ProductDescriptor =
-        serde_json::from_str(&record.descriptor_json).context("the catalog holds a descriptor this meshwork cannot read")?;
-    Ok((id, descriptor))
+    Ok((id, record.descriptor.clone()))
 }
 
 /// `meshwork product show`.
@@ -377,7 +375,7 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
     let version_rows: Vec<Vec<String>> = versions
         .iter()
         .rev()
-        .map(|v| vec![format!("  #{}", v.seq), v.version.clone(), format!("v{}", v.delta_version), v.row_count.to_string(), v.published_at.clone()])
+        .map(|v| vec![format!("  #{}", v.seq), v.version.clone(), format!("v{}", v.delta_version), v.row_count.to_string(), meshwork_catalog::time::format(&v.published_at)])
         .collect();
     print!("{}", text_table(&["  PUBLICATION", "VERSION", "DELTA", "ROWS", "PUBLISHED AT"], &version_rows));
     crate::trust::print_trust(catalog.as_ref(), &id, &descriptor).await?;
@@ -462,11 +460,11 @@ pub async fn audit(
                     let (products, statement) = (clip(&products, 48), clip(&e.statement, 60));
                     vec![
                         e.id.to_string(),
-                        e.at.chars().take(19).collect(),
+                        e.at.format("%Y-%m-%dT%H:%M:%S").to_string(),
                         e.principal.clone(),
                         e.interface.clone(),
                         e.action.clone(),
-                        e.outcome.clone(),
+                        e.outcome.to_string(),
                         e.rows.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
                         format!("{:.1}", e.duration_ms),
                         products,
@@ -481,16 +479,15 @@ pub async fn audit(
 }
 
 /// `--since`: an RFC 3339 time, a date, or an age like `15m`, `24h`, `7d`.
-fn parse_since(text: &str) -> anyhow::Result<String> {
+fn parse_since(text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(age) = meshwork_core::parse::parse_duration(text) {
-        let at = chrono::Utc::now() - chrono::Duration::seconds(age.seconds as i64);
-        return Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        return Ok(chrono::Utc::now() - chrono::Duration::seconds(age.seconds as i64));
     }
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    if let Ok(at) = meshwork_catalog::time::parse(text) {
+        return Ok(at);
     }
     if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(format!("{date}T00:00:00.000000Z"));
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
     }
     anyhow::bail!("`--since {text}` is not a time; write an age like `24h` or `7d`, a date like `2026-11-01`, or an RFC 3339 time")
 }

@@ -1,5 +1,6 @@
 //! The `meshwork` binary: parses the command line and hands each command to the libraries.
 
+mod catalog;
 mod commands;
 mod lineage;
 mod output;
@@ -192,6 +193,25 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The metadata store: its schema version, its upgrade, and backups of the embedded file.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Where the catalog is and whether its schema is this meshwork's.
+    Status,
+    /// Upgrade the catalog's schema to this meshwork's (servers on PostgreSQL never do it by
+    /// themselves).
+    Migrate,
+    /// Copy the embedded SQLite catalog to a new file, consistently, while servers run.
+    Backup {
+        /// The file to write; it must not exist.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -381,6 +401,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (home, _) = serve::catalog(&path.unwrap_or(dir)).await?;
             serve::serve(&home, &serve).await
         }
+        Command::Catalog { command } => match command {
+            CatalogCommand::Status => catalog::status(&dir).await,
+            CatalogCommand::Migrate => catalog::migrate(&dir).await,
+            CatalogCommand::Backup { file } => catalog::backup(&dir, &file).await,
+        },
         Command::Token { command } => {
             let (_, catalog) = serve::catalog(&dir).await?;
             match command {

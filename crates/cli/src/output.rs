@@ -65,7 +65,7 @@ pub fn apply_summary(report: &ApplyReport) -> String {
         .map(|(id, outcome)| match outcome {
             ProductOutcome::Published { version, elapsed, quality, .. } => vec![
                 id.to_string(),
-                if quality.outcome == "warned" { "published (quality warnings)".into() } else { "published".into() },
+                if quality.outcome == meshwork_catalog::RunOutcome::Warned { "published (quality warnings)".into() } else { "published".into() },
                 version.version.clone(),
                 format!("#{} (delta v{})", version.seq, version.delta_version),
                 version.row_count.to_string(),
@@ -115,9 +115,9 @@ pub fn apply_summary(report: &ApplyReport) -> String {
         match outcome {
             ProductOutcome::Failed { error, .. } => out.push_str(&format!("\nerror: {id}: {error}\n")),
             ProductOutcome::QualityFailed { quality, .. } | ProductOutcome::Published { quality, .. } => {
-                for rule in quality.results.iter().filter(|r| r.status != "passed") {
-                    let level = if rule.severity == "error" { "error" } else { "warning" };
-                    let what = if rule.status == "error" { "cannot be evaluated" } else { "failed" };
+                for rule in quality.results.iter().filter(|r| r.status != meshwork_catalog::RuleStatus::Passed) {
+                    let level = if rule.severity == meshwork_core::descriptor::Severity::Error { "error" } else { "warning" };
+                    let what = if rule.status == meshwork_catalog::RuleStatus::Error { "cannot be evaluated" } else { "failed" };
                     out.push_str(&format!("\n{level}: {id}: quality rule `{}` ({}) {what}: {}\n", rule.name, rule.rule, rule.message));
                 }
                 if matches!(outcome, ProductOutcome::QualityFailed { .. }) {

@@ -239,7 +239,7 @@ pub async fn token_create(catalog: &dyn CatalogStore, principal: &str, expires: 
     match format {
         ReportFormat::Json => println!(
             "{}",
-            serde_json::json!({"id": issued.record.id, "principal": principal.name, "token": issued.token, "expires_at": issued.record.expires_at})
+            serde_json::json!({"id": issued.record.id, "principal": principal.name, "token": issued.token, "expires_at": issued.record.expires_at.as_ref().map(seconds)})
         ),
         ReportFormat::Text => {
             println!("{}", issued.token);
@@ -247,11 +247,16 @@ pub async fn token_create(catalog: &dyn CatalogStore, principal: &str, expires: 
                 "token `{}` for `{}`, {}; it is shown only now: store it in a secret manager",
                 issued.record.id,
                 principal.name,
-                issued.record.expires_at.as_deref().map(|e| format!("expires {e}")).unwrap_or_else(|| "never expires".into())
+                issued.record.expires_at.as_ref().map(|e| format!("expires {}", seconds(e))).unwrap_or_else(|| "never expires".into())
             );
         }
     }
     Ok(())
+}
+
+/// A token time as tokens are shown: RFC 3339 to the second.
+fn seconds(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// `meshwork token list`.
@@ -261,7 +266,7 @@ pub async fn token_list(catalog: &dyn CatalogStore, format: ReportFormat) -> any
     let status = |t: &meshwork_catalog::ApiTokenRecord| {
         if t.revoked_at.is_some() {
             "revoked"
-        } else if t.expires_at.as_deref().and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok()).is_some_and(|e| e <= now) {
+        } else if t.expires_at.is_some_and(|e| e <= now) {
             "expired"
         } else {
             "active"
@@ -272,8 +277,8 @@ pub async fn token_list(catalog: &dyn CatalogStore, format: ReportFormat) -> any
             let items: Vec<serde_json::Value> = tokens
                 .iter()
                 .map(|t| {
-                    serde_json::json!({"id": t.id, "principal": t.principal, "description": t.description, "created_at": t.created_at,
-                        "expires_at": t.expires_at, "revoked_at": t.revoked_at, "status": status(t)})
+                    serde_json::json!({"id": t.id, "principal": t.principal, "description": t.description, "created_at": seconds(&t.created_at),
+                        "expires_at": t.expires_at.as_ref().map(seconds), "revoked_at": t.revoked_at.as_ref().map(seconds), "status": status(t)})
                 })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&items).expect("json"));
@@ -287,8 +292,8 @@ pub async fn token_list(catalog: &dyn CatalogStore, format: ReportFormat) -> any
                         t.id.clone(),
                         t.principal.clone(),
                         status(t).to_owned(),
-                        t.created_at.clone(),
-                        t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                        seconds(&t.created_at),
+                        t.expires_at.as_ref().map(seconds).unwrap_or_else(|| "never".into()),
                         t.description.clone().unwrap_or_default(),
                     ]
                 })
@@ -304,7 +309,7 @@ pub async fn token_revoke(catalog: &dyn CatalogStore, id: &str) -> anyhow::Resul
     let id = id.strip_prefix(meshwork_auth::TOKEN_PREFIX).map(|rest| rest.split('_').next().unwrap_or(rest)).unwrap_or(id);
     match catalog.token(id).await? {
         None => anyhow::bail!("no token `{id}`; `meshwork token list` shows token ids"),
-        Some(t) if t.revoked_at.is_some() => anyhow::bail!("token `{id}` was already revoked at {}", t.revoked_at.unwrap_or_default()),
+        Some(t) if t.revoked_at.is_some() => anyhow::bail!("token `{id}` was already revoked at {}", t.revoked_at.as_ref().map(seconds).unwrap_or_default()),
         Some(_) => {
             catalog.revoke_token(id).await?;
             eprintln!("token `{id}` revoked; it stops working at once on every interface");

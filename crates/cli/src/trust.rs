@@ -37,7 +37,7 @@ pub async fn refresh(dir: &Path, names: &[String], downstream: bool, lock_wait: 
     let catalog = home.open_catalog().await?;
     let store = home.open_store()?;
     let progress = ProgressBars::new();
-    let options = ApplyOptions { trigger: "refresh".into(), lock_wait, ..ApplyOptions::default() };
+    let options = ApplyOptions { trigger: meshwork_catalog::Trigger::Refresh, lock_wait, ..ApplyOptions::default() };
     let report = meshwork_pipeline::refresh(&mesh, catalog.as_ref(), &store, &progress, &targets, downstream, options).await?;
     progress.clear();
     report_outcome(&report, format)
@@ -60,9 +60,9 @@ pub async fn product_quality(dir: &Path, principal: Option<&str>, name: &str, li
         let published = run.published_seq.map(|s| format!("published as #{s}")).unwrap_or_else(|| "nothing published".into());
         println!(
             "{}  {}  {}  {} rows  ({published}; build {:.0} ms, staging {:.0} ms, rules {:.0} ms)",
-            run.at,
+            meshwork_catalog::time::format(&run.at),
             run.trigger,
-            run.outcome.to_uppercase(),
+            run.outcome.as_str().to_uppercase(),
             run.row_count,
             run.build_ms,
             run.stage_ms,
@@ -71,7 +71,7 @@ pub async fn product_quality(dir: &Path, principal: Option<&str>, name: &str, li
         let rows: Vec<Vec<String>> = run
             .results
             .iter()
-            .map(|r| vec![format!("  {}", r.name), r.rule.clone(), r.severity.clone(), r.status.clone(), r.failing.to_string(), r.message.clone()])
+            .map(|r| vec![format!("  {}", r.name), r.rule.clone(), r.severity.as_str().to_owned(), r.status.to_string(), r.failing.to_string(), r.message.clone()])
             .collect();
         print!("{}", text_table(&["  RULE", "KIND", "SEVERITY", "STATUS", "FAILING", "DETAIL"], &rows));
         for rule in run.results.iter().filter(|r| !r.samples.is_empty()) {
@@ -99,10 +99,10 @@ pub async fn print_trust(catalog: &dyn CatalogStore, id: &ProductId, descriptor:
             .map(|c| {
                 vec![
                     format!("  {}", c.objective),
-                    c.status.to_uppercase(),
+                    c.status.as_str().to_uppercase(),
                     c.budget_remaining.map(|b| format!("{:.0} %", b * 100.0)).unwrap_or_else(|| "-".into()),
                     c.message.clone(),
-                    c.at.clone(),
+                    meshwork_catalog::time::format(&c.at),
                 ]
             })
             .collect();
@@ -112,11 +112,11 @@ pub async fn print_trust(catalog: &dyn CatalogStore, id: &ProductId, descriptor:
     }
     if let Some(run) = catalog.quality_runs(id, 1).await?.first() {
         println!();
-        let failing: Vec<String> = run.results.iter().filter(|r| r.status != "passed").map(|r| format!("{} ({})", r.name, r.status)).collect();
+        let failing: Vec<String> = run.results.iter().filter(|r| r.status != meshwork_catalog::RuleStatus::Passed).map(|r| format!("{} ({})", r.name, r.status)).collect();
         println!(
             "latest quality run: {} at {} ({} rules{})",
-            run.outcome.to_uppercase(),
-            run.at,
+            run.outcome.as_str().to_uppercase(),
+            meshwork_catalog::time::format(&run.at),
             run.results.len(),
             if failing.is_empty() { String::new() } else { format!("; not passing: {}", failing.join(", ")) }
         );
@@ -137,7 +137,7 @@ pub async fn events(dir: &Path, principal: Option<&str>, after: i64, limit: u32,
         ReportFormat::Text => {
             let rows: Vec<Vec<String>> = events
                 .iter()
-                .map(|e| vec![e.id.to_string(), e.at.clone(), e.kind.clone(), e.product.as_ref().map(ToString::to_string).unwrap_or_default(), e.payload.to_string()])
+                .map(|e| vec![e.id.to_string(), meshwork_catalog::time::format(&e.at), e.kind.to_string(), e.product.as_ref().map(ToString::to_string).unwrap_or_default(), e.payload.to_string()])
                 .collect();
             print!("{}", text_table(&["ID", "AT", "KIND", "PRODUCT", "DETAILS"], &rows));
         }

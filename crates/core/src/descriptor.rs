@@ -17,8 +17,8 @@ pub struct MeshConfig {
     pub description: Option<String>,
     /// Where product tables live, relative to the mesh repository unless absolute.
     pub data_dir: String,
-    /// Metadata store URL; `None` means the embedded SQLite file `.meshwork/catalog.db`.
-    pub metadata_url: Option<String>,
+    /// Where the catalog lives: the embedded SQLite file unless `metadata:` says otherwise.
+    pub metadata: MetadataStore,
     /// Network servers of `meshwork serve`.
     pub server: ServerConfig,
     /// How servers authenticate callers besides API tokens.
@@ -29,6 +29,32 @@ pub struct MeshConfig {
     pub notifications: Notifications,
     /// State of each governance or access policy by name.
     pub policies: BTreeMap<String, PolicyState>,
+}
+
+/// `metadata:` in `mesh.yaml`: where the catalog lives.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MetadataStore {
+    /// A SQLite file, relative to the mesh repository unless absolute (`sqlite:PATH`).
+    Sqlite {
+        /// The file.
+        path: String,
+    },
+    /// A PostgreSQL database (`postgres://user@host:port/database`).
+    Postgres {
+        /// The URL, which never holds the password.
+        url: String,
+        /// The environment variable holding the password, if the server wants one.
+        password_env: Option<String>,
+    },
+}
+
+/// The embedded catalog file, relative to the mesh repository.
+pub const DEFAULT_CATALOG_PATH: &str = ".meshwork/catalog.db";
+
+impl Default for MetadataStore {
+    fn default() -> Self {
+        MetadataStore::Sqlite { path: DEFAULT_CATALOG_PATH.into() }
+    }
 }
 
 /// The default data directory, relative to the mesh repository.
@@ -103,22 +129,8 @@ pub struct Webhook {
     /// Environment variable holding the signing secret (secrets stay out of the repository).
     pub secret_env: String,
     /// Event kinds delivered; empty means all.
-    pub events: Vec<String>,
+    pub events: Vec<crate::event::EventKind>,
 }
-
-/// Every lifecycle event kind, as written in the event log and in `notifications.webhooks[].events`.
-pub const EVENT_KINDS: &[&str] = &[
-    "product.published",
-    "product.schema_changed",
-    "product.deprecated",
-    "product.quality_failed",
-    "product.quality_warned",
-    "product.refresh_failed",
-    "product.slo_violated",
-    "product.slo_recovered",
-    "product.unpublished",
-    "product.purged",
-];
 
 /// `auth:` in `mesh.yaml`. API tokens (`meshwork token create`) always work; OIDC is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -152,16 +164,16 @@ pub const DEFAULT_JWT_ALGORITHMS: &[&str] = &["RS256", "ES256", "EdDSA"];
 /// JWKS publishes public keys.
 pub const JWT_ALGORITHMS: &[&str] = &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
-/// Rollout state of a policy: staged from `off` to `warn` to `enforce`; ordered by strictness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyState {
-    /// Not evaluated.
-    Off,
-    /// Evaluated; violations are reported but do not block.
-    Warn,
-    /// Evaluated; violations block.
-    Enforce,
+crate::keyword_enum! {
+    /// Rollout state of a policy: staged from `off` to `warn` to `enforce`; ordered by strictness.
+    pub enum PolicyState ("policy state") {
+        /// Not evaluated.
+        Off => "off",
+        /// Evaluated; violations are reported but do not block.
+        Warn => "warn",
+        /// Evaluated; violations block.
+        Enforce => "enforce",
+    }
 }
 
 /// `domain.yaml`: a business area that owns products.
@@ -276,37 +288,15 @@ impl ProductDescriptor {
     }
 }
 
-/// Lifecycle state of a product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProductStatus {
-    /// Being built; not promised to consumers.
-    Draft,
-    /// Served and supported.
-    Active,
-    /// Still served, with a sunset date and usually a successor.
-    Deprecated,
-}
-
-impl PolicyState {
-    /// The keyword used in `mesh.yaml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PolicyState::Off => "off",
-            PolicyState::Warn => "warn",
-            PolicyState::Enforce => "enforce",
-        }
-    }
-}
-
-impl ProductStatus {
-    /// The keyword used in `product.yaml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProductStatus::Draft => "draft",
-            ProductStatus::Active => "active",
-            ProductStatus::Deprecated => "deprecated",
-        }
+crate::keyword_enum! {
+    /// Lifecycle state of a product.
+    pub enum ProductStatus ("product status") {
+        /// Being built; not promised to consumers.
+        Draft => "draft",
+        /// Served and supported.
+        Active => "active",
+        /// Still served, with a sunset date and usually a successor.
+        Deprecated => "deprecated",
     }
 }
 
@@ -428,14 +418,14 @@ pub enum Classification {
     Pii,
 }
 
-/// How bad a failed quality rule is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Blocks the publish.
-    Error,
-    /// Reported only.
-    Warn,
+crate::keyword_enum! {
+    /// How bad a failed quality rule is.
+    pub enum Severity ("severity") {
+        /// Blocks the publish.
+        Error => "error",
+        /// Reported only.
+        Warn => "warn",
+    }
 }
 
 /// A named quality rule with its severity.

@@ -9,6 +9,7 @@ use marked_yaml::types::MarkedMappingNode;
 use crate::column_type::ColumnType;
 use crate::descriptor::*;
 use crate::diagnostic::{Diagnostic, DiagnosticCode, did_you_mean, one_of};
+use crate::event::EventKind;
 use crate::id::{DomainName, NameError, ProductId, ProductName, check_identifier, check_name};
 use crate::yaml::{Decoder, Positions, join};
 
@@ -87,6 +88,64 @@ fn parse_port(text: &str) -> Result<u16, (String, Option<String>)> {
         .ok_or_else(|| (format!("`{text}` is not a TCP port"), Some("use a number from 1 to 65535".into())))
 }
 
+/// `metadata:`, either a URL (`metadata: postgres://meshwork@db/mesh`) or a mapping with `url`
+/// and `password_env`. The password never sits in the file: a URL that carries one is refused.
+fn metadata_store(d: &mut Decoder<'_>, node: &Node) -> Option<MetadataStore> {
+    let (url_node, password_env) = match node.as_mapping() {
+        Some(_) => {
+            let map = d.mapping(node, "metadata", &["url", "password_env"])?;
+            let password_env = d.parsed(map, "metadata", "password_env", None, DiagnosticCode::InvalidValue, |name| {
+                let valid = name.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                if valid { Ok(name.to_owned()) } else { Err((format!("`{name}` is not an environment variable name"), Some("use upper-case letters, digits and `_`, e.g. `MESHWORK_METADATA_PASSWORD`".into()))) }
+            });
+            (d.required(map, "metadata", "url", "postgres://meshwork@localhost:5432/meshwork")?, password_env)
+        }
+        None => (node, None),
+    };
+    let field = if node.as_mapping().is_some() { "metadata.url" } else { "metadata" };
+    let scalar = d.scalar(url_node, field, "a URL")?;
+    match metadata_url(scalar.as_str(), password_env) {
+        Ok(store) => Some(store),
+        Err((message, hint)) => {
+            d.report(DiagnosticCode::InvalidValue, scalar.span(), field, message, Some(hint));
+            None
+        }
+    }
+}
+
+/// The store a metadata URL names.
+fn metadata_url(url: &str, password_env: Option<String>) -> Result<MetadataStore, (String, String)> {
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(("`sqlite:` names no file".into(), format!("write `sqlite:{DEFAULT_CATALOG_PATH}` or omit `metadata`")));
+        }
+        return Ok(MetadataStore::Sqlite { path: path.to_owned() });
+    }
+    let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) else {
+        return Err((
+            format!("unsupported metadata store `{url}`"),
+            "use `sqlite:PATH` (the embedded default) or `postgres://USER@HOST:PORT/DATABASE`".into(),
+        ));
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    if let Some((user_info, _)) = authority.rsplit_once('@')
+        && user_info.contains(':')
+    {
+        // Say where the password goes without echoing the URL that holds it.
+        return Err((
+            "the metadata URL holds a password, which must not be written in `mesh.yaml`".into(),
+            "remove it from the URL, put it in an environment variable and name that variable in `metadata.password_env`".into(),
+        ));
+    }
+    if authority.rsplit('@').next().is_none_or(str::is_empty) || !rest.contains('/') {
+        return Err((format!("`{url}` names no host or database"), "write `postgres://USER@HOST:PORT/DATABASE`".into()));
+    }
+    Ok(MetadataStore::Postgres { url: url.to_owned(), password_env })
+}
+
 /// Parses `mesh.yaml`.
 pub fn parse_mesh_config(file: &str, text: &str) -> Parsed<MeshConfig> {
     let mut d = Decoder::new(file);
@@ -104,21 +163,7 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
     {
         data_dir = d.text(storage, "storage", "data_dir").unwrap_or(data_dir);
     }
-    let mut metadata_url = None;
-    if let Some(node) = Decoder::get(map, "metadata")
-        && let Some(metadata) = d.mapping(node, "metadata", &["url"])
-    {
-        metadata_url = d.parsed(metadata, "metadata", "url", None, DiagnosticCode::InvalidValue, |url| {
-            if url.starts_with("sqlite:") {
-                Ok(url.to_owned())
-            } else {
-                Err((
-                    format!("unsupported metadata store `{url}`"),
-                    Some("this version stores metadata in SQLite: use `sqlite:PATH` (e.g. `sqlite:.meshwork/catalog.db`) or omit `metadata`".into()),
-                ))
-            }
-        });
-    }
+    let metadata = Decoder::get(map, "metadata").and_then(|node| metadata_store(d, node)).unwrap_or_default();
     let mut server = ServerConfig::default();
     if let Some(node) = Decoder::get(map, "server")
         && let Some(s) = d.mapping(
@@ -150,7 +195,7 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
     let scheduler = Decoder::get(map, "scheduler").and_then(|node| scheduler_config(d, node)).unwrap_or_default();
     let notifications = Decoder::get(map, "notifications").and_then(|node| notifications(d, node)).unwrap_or_default();
     let policies = policy_states(d, map);
-    Some(MeshConfig { name: name?, description, data_dir, metadata_url, server, auth, scheduler, notifications, policies })
+    Some(MeshConfig { name: name?, description, data_dir, metadata, server, auth, scheduler, notifications, policies })
 }
 
 fn scheduler_config(d: &mut Decoder<'_>, node: &Node) -> Option<SchedulerConfig> {
@@ -185,12 +230,12 @@ fn notifications(d: &mut Decoder<'_>, node: &Node) -> Option<Notifications> {
         for (event_field, event) in d.list(w, &field, "events") {
             let Some(scalar) = d.scalar(event, &event_field, "an event kind") else { continue };
             let kind = scalar.as_str();
-            if EVENT_KINDS.contains(&kind) {
-                events.push(kind.to_owned());
+            if let Ok(parsed) = kind.parse::<EventKind>() {
+                events.push(parsed);
             } else {
-                let hint = match did_you_mean(kind, EVENT_KINDS.iter().copied()) {
+                let hint = match did_you_mean(kind, EventKind::keywords()) {
                     Some(close) => format!("did you mean `{close}`?"),
-                    None => format!("use one of {}", one_of(EVENT_KINDS.iter().copied())),
+                    None => format!("use one of {}", one_of(EventKind::keywords())),
                 };
                 d.report(DiagnosticCode::InvalidValue, scalar.span(), &event_field, format!("unknown event kind `{kind}`"), Some(hint));
             }

@@ -7,9 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
-use meshwork_catalog::{AuditEvent, AuditProduct, CatalogStore, DomainRecord, NewEvent, ProductRecord, Publication, QualityRun, VersionRecord};
+use meshwork_catalog::{
+    AuditEvent, AuditOutcome, AuditProduct, CatalogStore, DomainRecord, NewEvent, ProductRecord, Publication, QualityRun, RuleStatus, RunOutcome,
+    SchemaColumn, Trigger, VersionRecord,
+};
 use meshwork_core::clock::{Clock, SystemClock};
-use meshwork_core::descriptor::ProductStatus;
+use meshwork_core::descriptor::{ProductStatus, Severity};
+use meshwork_core::event::EventKind;
 use meshwork_core::id::ProductId;
 use meshwork_core::mesh::descriptor_hash;
 use meshwork_policy::AccessDecision;
@@ -31,9 +35,8 @@ pub struct ApplyOptions {
     /// Only these products are built (with the rest of the mesh read as published); `None`
     /// builds every product.
     pub only: Option<BTreeSet<ProductId>>,
-    /// What started it, recorded with quality runs and events: `apply`, `refresh`, `schedule`
-    /// or `upstream`.
-    pub trigger: String,
+    /// What started it, recorded with quality runs and events.
+    pub trigger: Trigger,
     /// Where "now" comes from, for freshness rules.
     pub clock: Arc<dyn Clock>,
     /// How long to wait for another process building the same product.
@@ -42,7 +45,7 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { only: None, trigger: "apply".into(), clock: Arc::new(SystemClock), lock_wait: Duration::from_secs(60) }
+        ApplyOptions { only: None, trigger: Trigger::Apply, clock: Arc::new(SystemClock), lock_wait: Duration::from_secs(60) }
     }
 }
 
@@ -268,7 +271,7 @@ pub async fn apply_with(
             Ok(Publish::Rejected(quality)) => ProductOutcome::QualityFailed { quality, elapsed: product_started.elapsed() },
             Err(error) => {
                 let event = NewEvent {
-                    kind: "product.refresh_failed".into(),
+                    kind: EventKind::RefreshFailed,
                     product: Some(id.clone()),
                     payload: json!({ "trigger": options.trigger, "error": error.to_string() }),
                 };
@@ -350,9 +353,9 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOpt
     let published = report.outcomes.iter().filter(|(_, o)| matches!(o, ProductOutcome::Published { .. })).count();
     AuditEvent {
         id: 0,
-        at: String::new(),
+        at: chrono::Utc::now(),
         principal: meshwork_core::principal::LOCAL_ADMIN.into(),
-        interface: if options.trigger == "apply" || options.trigger == "refresh" { "cli".into() } else { "scheduler".into() },
+        interface: if options.trigger.is_manual() { "cli".into() } else { "scheduler".into() },
         action: if options.only.is_some() { "refresh".into() } else { "apply".into() },
         statement: match &options.only {
             Some(only) => format!("refresh {} ({})", only.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), options.trigger),
@@ -361,7 +364,7 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOpt
         products,
         rows: Some(published as u64),
         duration_ms: report.elapsed.as_secs_f64() * 1000.0,
-        outcome: if report.failed() { "error".into() } else { "ok".into() },
+        outcome: if report.failed() { AuditOutcome::Error } else { AuditOutcome::Ok },
         error: None,
     }
 }
@@ -437,9 +440,9 @@ async fn publish_product(
     let mut run_record = QualityRun {
         id: 0,
         product: Some(id.clone()),
-        at: String::new(),
-        trigger: options.trigger.clone(),
-        outcome: quality::outcome(&results).to_owned(),
+        at: chrono::Utc::now(),
+        trigger: options.trigger,
+        outcome: quality::outcome(&results),
         published_seq: None,
         row_count: built.row_count,
         build_ms,
@@ -448,19 +451,19 @@ async fn publish_product(
         results,
     };
     failpoint("checked");
-    let failing = |severity: &str| -> Vec<serde_json::Value> {
+    let failing = |severity: Severity| -> Vec<serde_json::Value> {
         run_record
             .results
             .iter()
-            .filter(|r| r.status != "passed" && r.severity == severity)
+            .filter(|r| r.status != RuleStatus::Passed && r.severity == severity)
             .map(|r| json!({ "rule": r.name, "kind": r.rule, "status": r.status, "failing": r.failing, "message": r.message }))
             .collect()
     };
-    if run_record.outcome == "failed" {
+    if run_record.outcome == RunOutcome::Failed {
         let event = NewEvent {
-            kind: "product.quality_failed".into(),
+            kind: EventKind::QualityFailed,
             product: Some(id.clone()),
-            payload: json!({ "trigger": options.trigger, "rows": built.row_count, "rules": failing("error"), "warnings": failing("warn") }),
+            payload: json!({ "trigger": options.trigger, "rows": built.row_count, "rules": failing(Severity::Error), "warnings": failing(Severity::Warn) }),
         };
         run_record.id = catalog.record_quality_run(id, &run_record).await?;
         catalog.append_events(&[event]).await?;
@@ -469,47 +472,40 @@ async fn publish_product(
     }
 
     // Publish: journal the publication, commit the Delta version, record it in the catalog.
-    let schema_json = serde_json::to_string(
-        &descriptor
-            .contract
-            .columns
-            .iter()
-            .map(|c| json!({ "name": c.name, "type": c.data_type.to_string(), "nullable": c.nullable }))
-            .collect::<Vec<_>>(),
-    )
-    .expect("json values serialize");
+    let schema: Vec<SchemaColumn> =
+        descriptor.contract.columns.iter().map(|c| SchemaColumn { name: c.name.clone(), data_type: c.data_type, nullable: c.nullable }).collect();
     let mut events = vec![NewEvent {
-        kind: "product.published".into(),
+        kind: EventKind::Published,
         product: Some(id.clone()),
         payload: json!({ "version": descriptor.version, "rows": built.row_count, "trigger": options.trigger, "quality": run_record.outcome }),
     }];
     if let Some(previous) = &previous
-        && previous.schema_json != schema_json
+        && previous.schema != schema
     {
         events.push(NewEvent {
-            kind: "product.schema_changed".into(),
+            kind: EventKind::SchemaChanged,
             product: Some(id.clone()),
             payload: json!({
                 "version": descriptor.version,
                 "previous_version": previous.version,
-                "previous_schema": serde_json::from_str::<serde_json::Value>(&previous.schema_json).unwrap_or_default(),
-                "schema": serde_json::from_str::<serde_json::Value>(&schema_json).unwrap_or_default(),
+                "previous_schema": previous.schema,
+                "schema": schema,
             }),
         });
     }
-    let was_deprecated = catalog.product(id).await?.is_some_and(|p| p.status == ProductStatus::Deprecated.as_str());
+    let was_deprecated = catalog.product(id).await?.is_some_and(|p| p.status == ProductStatus::Deprecated);
     if descriptor.status == ProductStatus::Deprecated && !was_deprecated {
         events.push(NewEvent {
-            kind: "product.deprecated".into(),
+            kind: EventKind::Deprecated,
             product: Some(id.clone()),
             payload: json!({ "sunset": descriptor.sunset, "successor": descriptor.successor.as_ref().map(ToString::to_string) }),
         });
     }
-    if run_record.outcome == "warned" {
+    if run_record.outcome == RunOutcome::Warned {
         events.push(NewEvent {
-            kind: "product.quality_warned".into(),
+            kind: EventKind::QualityWarned,
             product: Some(id.clone()),
-            payload: json!({ "trigger": options.trigger, "rules": failing("warn") }),
+            payload: json!({ "trigger": options.trigger, "rules": failing(Severity::Warn) }),
         });
     }
     let mut publication = Publication {
@@ -519,15 +515,15 @@ async fn publish_product(
             title: descriptor.title.clone(),
             description: descriptor.description.clone(),
             owner: descriptor.owner.clone(),
-            status: descriptor.status.as_str().to_owned(),
+            status: descriptor.status,
             tags: descriptor.tags.clone(),
-            descriptor_json: serde_json::to_string(descriptor).expect("descriptors serialize"),
+            descriptor: descriptor.clone(),
             descriptor_hash: hash.clone(),
             table_uri: store.table_url(id).to_string(),
-            updated_at: String::new(),
+            updated_at: chrono::Utc::now(),
         },
         delta_version: -1,
-        schema_json,
+        schema,
         row_count: built.row_count as i64,
         input_fingerprint: fingerprint.clone(),
         upstream: descriptor.upstream().cloned().collect(),

@@ -53,10 +53,7 @@ pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor
                 let version = catalog.current_version(product).await?.ok_or_else(|| PipelineError::UpstreamMissing(product.to_string()))?;
                 hasher.update(format!("{product}@{}:{}", version.seq, version.delta_version).as_bytes());
                 if let Some(record) = catalog.product(product).await? {
-                    let decision = match serde_json::from_str::<ProductDescriptor>(&record.descriptor_json) {
-                        Ok(upstream) => authorizer.decide(&principal, &upstream),
-                        Err(_) => AccessDecision::deny(product.clone(), "stored descriptor is unreadable"),
-                    };
+                    let decision = authorizer.decide(&principal, &record.descriptor);
                     let seen = (&principal.groups, &principal.attributes, decision.allowed, &decision.row_filters, &decision.masks);
                     hasher.update(format!("{seen:?}").as_bytes());
                 }

@@ -152,11 +152,7 @@ impl fmt::Display for Finding {
 pub async fn published_descriptors(catalog: &dyn CatalogStore) -> Result<BTreeMap<ProductId, ProductDescriptor>, PipelineError> {
     let mut out = BTreeMap::new();
     for record in catalog.products().await? {
-        // A descriptor stored by an older meshwork that no longer parses has no comparable
-        // previous state; change rules then see a first publish.
-        if let Ok(descriptor) = serde_json::from_str::<ProductDescriptor>(&record.descriptor_json) {
-            out.insert(record.id, descriptor);
-        }
+        out.insert(record.id, record.descriptor);
     }
     Ok(out)
 }

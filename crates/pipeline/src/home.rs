@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use meshwork_catalog::{CatalogStore, SqliteCatalog};
-use meshwork_core::descriptor::MeshConfig;
+use meshwork_catalog::{CatalogStore, Location, SqlCatalog};
+use meshwork_core::descriptor::{MeshConfig, MetadataStore};
 use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
 use meshwork_core::parse::parse_mesh_config;
 use meshwork_storage::ProductStore;
@@ -48,34 +48,42 @@ impl MeshHome {
         self.root.join(&self.config.data_dir)
     }
 
-    /// The SQLite file of the metadata store. A relative SQLite path is relative to the mesh
-    /// repository, not to the working directory, so `meshwork -C DIR` finds the same catalog
-    /// from anywhere.
-    fn catalog_path(&self) -> Result<PathBuf, PipelineError> {
-        match &self.config.metadata_url {
-            Some(url) if url.starts_with("sqlite:") => {
-                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-                let path = path.split('?').next().unwrap_or(path);
-                Ok(self.root.join(path))
+    /// Where the metadata store is. A relative SQLite path is relative to the mesh repository,
+    /// not to the working directory, so `meshwork -C DIR` finds the same catalog from
+    /// anywhere; a PostgreSQL password comes from the environment variable `mesh.yaml` names.
+    pub fn catalog_location(&self) -> Result<Location, PipelineError> {
+        Ok(match &self.config.metadata {
+            MetadataStore::Sqlite { path } => Location::Sqlite(self.root.join(path)),
+            MetadataStore::Postgres { url, password_env } => {
+                let password = match password_env {
+                    Some(name) => Some(std::env::var(name).map_err(|_| PipelineError::MetadataPassword(name.clone()))?),
+                    None => None,
+                };
+                Location::Postgres { url: url.clone(), password }
             }
-            Some(url) => Err(PipelineError::Catalog(meshwork_catalog::CatalogError::Unsupported(url.clone()))),
-            None => Ok(self.state_dir().join("catalog.db")),
-        }
+        })
     }
 
     /// Opens the metadata store named in `mesh.yaml` (embedded SQLite by default), creating it.
     pub async fn open_catalog(&self) -> Result<Arc<dyn CatalogStore>, PipelineError> {
-        Ok(Arc::new(SqliteCatalog::open(&self.catalog_path()?).await?))
+        Ok(Arc::new(self.open_sql_catalog().await?))
+    }
+
+    /// The metadata store as its SQL adapter, for what only it offers (migrations, readiness).
+    pub async fn open_sql_catalog(&self) -> Result<SqlCatalog, PipelineError> {
+        Ok(SqlCatalog::open(&self.catalog_location()?).await?)
     }
 
     /// Opens the metadata store only if it exists: offline commands like `validate` compare with
-    /// what is published without creating a store.
+    /// what is published without creating a store. A PostgreSQL store always exists.
     pub async fn existing_catalog(&self) -> Result<Option<Arc<dyn CatalogStore>>, PipelineError> {
-        let path = self.catalog_path()?;
-        if !path.is_file() {
+        let location = self.catalog_location()?;
+        if let Location::Sqlite(path) = &location
+            && !path.is_file()
+        {
             return Ok(None);
         }
-        Ok(Some(Arc::new(SqliteCatalog::open(&path).await?)))
+        Ok(Some(Arc::new(SqlCatalog::open(&location).await?)))
     }
 
     /// Opens the product store in the data directory.

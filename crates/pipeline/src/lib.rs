@@ -152,6 +152,9 @@ pub enum PipelineError {
     /// The metadata store failed.
     #[error(transparent)]
     Catalog(#[from] meshwork_catalog::CatalogError),
+    /// `metadata.password_env` names a variable that is not set.
+    #[error("the metadata store's password is read from the environment variable `{0}` (`metadata.password_env` in mesh.yaml), which is not set; set it before running meshwork")]
+    MetadataPassword(String),
     /// A bug in Meshwork, not in the user's input.
     #[error("internal error (this is a bug in meshwork): {0}")]
     Internal(String),

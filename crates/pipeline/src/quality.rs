@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
-use meshwork_catalog::{CatalogStore, RuleResult};
+use meshwork_catalog::{CatalogStore, RuleResult, RuleStatus, RunOutcome};
 use meshwork_core::column_type::ColumnType;
 use meshwork_core::descriptor::{ProductDescriptor, QualityCheck, QualityRule, Severity};
 use meshwork_core::id::ProductId;
@@ -146,15 +146,12 @@ fn classic(batch: &RecordBatch) -> RecordBatch {
     RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns).unwrap_or_else(|_| batch.clone())
 }
 
-fn result(rule: &QualityRule, status: &str, failing: u64, checked: u64, message: String) -> RuleResult {
+fn result(rule: &QualityRule, status: RuleStatus, failing: u64, checked: u64, message: String) -> RuleResult {
     RuleResult {
         name: rule.name.clone(),
         rule: rule.check.keyword().to_owned(),
-        severity: match rule.severity {
-            Severity::Error => "error".into(),
-            Severity::Warn => "warn".into(),
-        },
-        status: status.to_owned(),
+        severity: rule.severity,
+        status,
         failing,
         checked,
         message,
@@ -163,7 +160,7 @@ fn result(rule: &QualityRule, status: &str, failing: u64, checked: u64, message:
 }
 
 fn verdict(rule: &QualityRule, failing: u64, checked: u64, message: String) -> RuleResult {
-    result(rule, if failing == 0 { "passed" } else { "failed" }, failing, checked, message)
+    result(rule, if failing == 0 { RuleStatus::Passed } else { RuleStatus::Failed }, failing, checked, message)
 }
 
 /// The published products that `referential` rules and SQL assertions of `descriptor` read
@@ -229,7 +226,7 @@ pub async fn evaluate(ctx: &SessionContext, descriptor: &ProductDescriptor, cont
         let value = match value {
             Ok(value) => value,
             Err(error) => {
-                results[index] = Some(result(rule, "error", 0, rows, format!("the rule could not be evaluated: {error}")));
+                results[index] = Some(result(rule, RuleStatus::Error, 0, rows, format!("the rule could not be evaluated: {error}")));
                 continue;
             }
         };
@@ -269,7 +266,7 @@ pub async fn evaluate(ctx: &SessionContext, descriptor: &ProductDescriptor, cont
                 referential(ctx, rule, column, references, references_column, rows).await
             }
             QualityCheck::Sql { assert } => assertion(ctx, rule, assert, rows).await,
-            _ => result(rule, "error", 0, rows, "internal: rule was not evaluated".into()),
+            _ => result(rule, RuleStatus::Error, 0, rows, "internal: rule was not evaluated".into()),
         });
     }
 
@@ -282,7 +279,7 @@ pub async fn evaluate(ctx: &SessionContext, descriptor: &ProductDescriptor, cont
     };
     let mut results: Vec<RuleResult> = results.into_iter().map(|r| r.expect("every rule has a result")).collect();
     for (rule, outcome) in rules.iter().zip(results.iter_mut()) {
-        if outcome.status != "failed" {
+        if outcome.status != RuleStatus::Failed {
             continue;
         }
         let query = match &rule.check {
@@ -325,14 +322,14 @@ fn freshness(rule: &QualityRule, column: &str, max_age: u64, newest: &ScalarValu
         _ => None,
     };
     let Some(micros) = micros else {
-        return result(rule, "failed", 1, rows, format!("`{column}` has no value, so the data has no age"));
+        return result(rule, RuleStatus::Failed, 1, rows, format!("`{column}` has no value, so the data has no age"));
     };
     let newest = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default();
     let age = (now - newest).num_seconds().max(0) as u64;
     let stale = age > max_age;
     result(
         rule,
-        if stale { "failed" } else { "passed" },
+        if stale { RuleStatus::Failed } else { RuleStatus::Passed },
         u64::from(stale),
         rows,
         format!("newest `{column}` is {} old (at most {} allowed)", human_age(age), human_age(max_age)),
@@ -383,9 +380,9 @@ fn row_count(rule: &QualityRule, rows: u64, min: Option<u64>, max: Option<u64>, 
     }
     if problems.is_empty() {
         let message = if notes.is_empty() { format!("{rows} rows") } else { notes.join("; ") };
-        result(rule, "passed", 0, rows, message)
+        result(rule, RuleStatus::Passed, 0, rows, message)
     } else {
-        result(rule, "failed", 1, rows, problems.join("; "))
+        result(rule, RuleStatus::Failed, 1, rows, problems.join("; "))
     }
 }
 
@@ -402,7 +399,7 @@ async fn unique(ctx: &SessionContext, rule: &QualityRule, columns: &[String], ro
             let what = columns.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
             verdict(rule, involved, rows, format!("{groups} values of {what} occur more than once ({involved} rows)"))
         }
-        Err(error) => result(rule, "error", 0, rows, format!("the rule could not be evaluated: {error}")),
+        Err(error) => result(rule, RuleStatus::Error, 0, rows, format!("the rule could not be evaluated: {error}")),
     }
 }
 
@@ -420,40 +417,40 @@ async fn referential(ctx: &SessionContext, rule: &QualityRule, column: &str, ref
             verdict(rule, failing, rows, format!("{failing} rows ({distinct} distinct values) of `{column}` are not in `{references}.{references_column}`"))
         }
         Err(error) if error.contains("not found") => {
-            result(rule, "error", 0, rows, format!("`{references}` is not published: {error}; apply it first"))
+            result(rule, RuleStatus::Error, 0, rows, format!("`{references}` is not published: {error}; apply it first"))
         }
-        Err(error) => result(rule, "error", 0, rows, format!("the rule could not be evaluated: {error}")),
+        Err(error) => result(rule, RuleStatus::Error, 0, rows, format!("the rule could not be evaluated: {error}")),
     }
 }
 
 async fn assertion(ctx: &SessionContext, rule: &QualityRule, assert: &str, rows: u64) -> RuleResult {
     let batches = match run(ctx, assert).await {
         Ok(batches) => batches,
-        Err(error) => return result(rule, "error", 0, rows, format!("the assertion could not be evaluated: {error}")),
+        Err(error) => return result(rule, RuleStatus::Error, 0, rows, format!("the assertion could not be evaluated: {error}")),
     };
     let returned: usize = batches.iter().map(|b| b.num_rows()).sum();
     let shape = "an assertion must return one boolean value, e.g. `SELECT count(*) = 0 FROM this WHERE …`";
     if returned != 1 || batches.iter().find(|b| b.num_rows() > 0).map(|b| b.num_columns()) != Some(1) {
-        return result(rule, "error", 0, rows, format!("the assertion returned {returned} rows; {shape}"));
+        return result(rule, RuleStatus::Error, 0, rows, format!("the assertion returned {returned} rows; {shape}"));
     }
     match scalar(&batches, 0) {
-        Ok(ScalarValue::Boolean(Some(true))) => result(rule, "passed", 0, rows, "the assertion holds".into()),
-        Ok(ScalarValue::Boolean(_)) => result(rule, "failed", 1, rows, "the assertion returned false".into()),
-        Ok(other) => result(rule, "error", 0, rows, format!("the assertion returned {} `{other}`; {shape}", other.data_type())),
-        Err(error) => result(rule, "error", 0, rows, error),
+        Ok(ScalarValue::Boolean(Some(true))) => result(rule, RuleStatus::Passed, 0, rows, "the assertion holds".into()),
+        Ok(ScalarValue::Boolean(_)) => result(rule, RuleStatus::Failed, 1, rows, "the assertion returned false".into()),
+        Ok(other) => result(rule, RuleStatus::Error, 0, rows, format!("the assertion returned {} `{other}`; {shape}", other.data_type())),
+        Err(error) => result(rule, RuleStatus::Error, 0, rows, error),
     }
 }
 
 /// The outcome of a run: `failed` when an `error`-severity rule failed or could not be
 /// evaluated, `warned` when only `warn` rules did, `passed` otherwise.
-pub fn outcome(results: &[RuleResult]) -> &'static str {
-    let broken = |r: &&RuleResult| r.status != "passed";
-    if results.iter().filter(broken).any(|r| r.severity == "error") {
-        "failed"
-    } else if results.iter().any(|r| r.status != "passed") {
-        "warned"
+pub fn outcome(results: &[RuleResult]) -> RunOutcome {
+    let broken = |r: &&RuleResult| r.status != RuleStatus::Passed;
+    if results.iter().filter(broken).any(|r| r.severity == Severity::Error) {
+        RunOutcome::Failed
+    } else if results.iter().any(|r| r.status != RuleStatus::Passed) {
+        RunOutcome::Warned
     } else {
-        "passed"
+        RunOutcome::Passed
     }
 }
 

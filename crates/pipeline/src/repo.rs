@@ -209,7 +209,7 @@ pub fn load_mesh_with(root: &Path, require_input_files: bool) -> Result<LoadedMe
         name: String::new(),
         description: None,
         data_dir: meshwork_core::descriptor::DEFAULT_DATA_DIR.to_owned(),
-        metadata_url: None,
+        metadata: Default::default(),
         server: Default::default(),
         auth: Default::default(),
         scheduler: Default::default(),

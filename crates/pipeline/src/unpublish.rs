@@ -9,7 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use meshwork_catalog::{AuditEvent, AuditProduct, CatalogStore, NewEvent, ProductRecord, VersionRecord};
+use meshwork_catalog::{AuditEvent, AuditOutcome, AuditProduct, CatalogStore, NewEvent, ProductRecord, VersionRecord};
+use meshwork_core::event::EventKind;
 use meshwork_core::id::ProductId;
 use meshwork_core::principal::Principal;
 use meshwork_storage::ProductStore;
@@ -124,7 +125,7 @@ async fn unpublish_one(removed: &Removed, catalog: &dyn CatalogStore, store: &Pr
     if let Removal::Moved { to } = &removed.removal {
         payload["moved_to"] = json!(to.to_string());
     }
-    let event = NewEvent { kind: "product.unpublished".into(), product: Some(id.clone()), payload };
+    let event = NewEvent { kind: EventKind::Unpublished, product: Some(id.clone()), payload };
     // `false`: another process unpublished it meanwhile, which is the outcome wanted.
     catalog.unpublish(id, &[event]).await?;
     Ok(())
@@ -173,7 +174,7 @@ pub async fn purge(
     // can be run again.
     let table_deleted = store.remove_table(id)?;
     let event = NewEvent {
-        kind: "product.purged".into(),
+        kind: EventKind::Purged,
         product: Some(id.clone()),
         payload: json!({ "version": record.product.version, "by": principal.name, "table_deleted": table_deleted }),
     };
@@ -181,7 +182,7 @@ pub async fn purge(
     catalog
         .record_audit(&AuditEvent {
             id: 0,
-            at: String::new(),
+            at: chrono::Utc::now(),
             principal: principal.name.clone(),
             interface: "cli".into(),
             action: "purge".into(),
@@ -197,7 +198,7 @@ pub async fn purge(
             }],
             rows: None,
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            outcome: "ok".into(),
+            outcome: AuditOutcome::Ok,
             error: None,
         })
         .await?;

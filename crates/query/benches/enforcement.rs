@@ -90,7 +90,7 @@ fn main() {
             .await
             .unwrap()
             .into_iter()
-            .map(|r| serde_json::from_str::<meshwork_core::descriptor::ProductDescriptor>(&r.descriptor_json).unwrap())
+            .map(|r| r.descriptor)
             .collect();
         let mut times = Vec::new();
         for name in ["ana", "gus", "carl", "sam", "mia", "bi-dashboard"] {

@@ -104,13 +104,9 @@ impl Governance {
         self.authorizer.decide(principal, product)
     }
 
-    /// The access decision on a stored product: its stored descriptor decoded once; one that
-    /// cannot be decoded denies.
+    /// The access decision on a stored product.
     pub fn decide_stored(&self, principal: &Principal, product: &ProductRecord) -> AccessDecision {
-        match serde_json::from_str::<ProductDescriptor>(&product.descriptor_json) {
-            Ok(descriptor) => self.decide(principal, &descriptor),
-            Err(err) => AccessDecision::deny(product.id.clone(), format!("stored descriptor is unreadable: {err}")),
-        }
+        self.decide(principal, &product.descriptor)
     }
 
     /// The products of `records` that `principal` may see, for listings.

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use meshwork_catalog::ProductRecord;
-use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::principal::Principal;
 
 use crate::Governance;
@@ -22,8 +21,6 @@ use crate::Governance;
 #[derive(Debug)]
 struct Entry {
     record: ProductRecord,
-    /// `None` when the stored descriptor does not parse: such a product is never visible.
-    descriptor: Option<Arc<ProductDescriptor>>,
 }
 
 /// The words of a text, as the index stores them: runs of letters and digits, lowercased.
@@ -89,8 +86,7 @@ impl ProductIndex {
                     postings.entry(word).or_default().push(position);
                 }
             }
-            let descriptor = serde_json::from_str::<ProductDescriptor>(&record.descriptor_json).ok().map(Arc::new);
-            entries.push(Entry { record, descriptor });
+            entries.push(Entry { record });
         }
         ProductIndex { generation, entries, postings, visibility: Mutex::default() }
     }
@@ -155,7 +151,7 @@ impl ProductIndex {
                 VISIBLE => true,
                 HIDDEN => false,
                 _ => {
-                    let allowed = entry.descriptor.as_ref().is_some_and(|d| governance.decide(principal, d).allowed);
+                    let allowed = governance.decide(principal, &entry.record.descriptor).allowed;
                     decided[position].store(if allowed { VISIBLE } else { HIDDEN }, Ordering::Relaxed);
                     allowed
                 }

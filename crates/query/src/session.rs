@@ -10,7 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{ExplainFormat, LogicalPlan};
 use datafusion::prelude::{DataFrame, SessionContext};
-use meshwork_catalog::{AuditEvent, AuditProduct, CatalogStore};
+use meshwork_catalog::{AuditEvent, AuditOutcome, AuditProduct, CatalogStore};
 use meshwork_core::id::ProductId;
 use meshwork_core::principal::Principal;
 use meshwork_policy::AccessDecision;
@@ -173,7 +173,7 @@ impl QuerySession {
         match self.start(sql, params).await {
             Ok(running) => {
                 let mut event = self.audit_event(sql, Ok(None), started.elapsed());
-                event.outcome = "running".into();
+                event.outcome = AuditOutcome::Running;
                 let id = self.catalog.record_audit(&event).await?;
                 Ok(QueryStream::new(
                     running,
@@ -288,13 +288,13 @@ impl QuerySession {
             });
         }
         let (outcome, rows, error) = match result {
-            Ok(rows) => ("ok", rows, None),
-            Err(err) if !denied.is_empty() => ("denied", None, Some(err.to_string())),
-            Err(err) => ("error", None, Some(err.to_string())),
+            Ok(rows) => (AuditOutcome::Ok, rows, None),
+            Err(err) if !denied.is_empty() => (AuditOutcome::Denied, None, Some(err.to_string())),
+            Err(err) => (AuditOutcome::Error, None, Some(err.to_string())),
         };
         AuditEvent {
             id: 0,
-            at: String::new(),
+            at: chrono::Utc::now(),
             principal: self.principal.name.clone(),
             interface: self.interface.clone(),
             action: "query".into(),
@@ -302,7 +302,7 @@ impl QuerySession {
             products,
             rows,
             duration_ms: elapsed.as_secs_f64() * 1000.0,
-            outcome: outcome.into(),
+            outcome,
             error,
         }
     }

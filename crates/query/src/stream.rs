@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{Stream, StreamExt};
-use meshwork_catalog::CatalogStore;
+use meshwork_catalog::{AuditOutcome, CatalogStore};
 
 use crate::engine::{QueryLimits, human};
 use crate::QueryError;
@@ -78,8 +78,8 @@ impl QueryStream {
         let catalog = self.catalog.clone();
         let (id, rows, duration) = (self.audit_id, self.rows, self.started.elapsed().as_secs_f64() * 1000.0);
         let (outcome, text) = match &error {
-            None => ("ok", None),
-            Some(err) => ("error", Some(err.to_string())),
+            None => (AuditOutcome::Ok, None),
+            Some(err) => (AuditOutcome::Error, Some(err.to_string())),
         };
         let completion = Box::pin(async move { catalog.complete_audit(id, Some(rows), duration, outcome, text.as_deref()).await });
         self.state = State::Completing(completion, error);
@@ -142,7 +142,7 @@ impl Drop for QueryStream {
         let (id, rows, duration) = (self.audit_id, self.rows, self.started.elapsed().as_secs_f64() * 1000.0);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(err) = catalog.complete_audit(id, Some(rows), duration, "cancelled", Some("the client cancelled or disconnected")).await {
+                if let Err(err) = catalog.complete_audit(id, Some(rows), duration, AuditOutcome::Cancelled, Some("the client cancelled or disconnected")).await {
                     tracing::warn!(audit_id = id, error = %err, "cannot record a cancelled query in the audit log");
                 }
             });

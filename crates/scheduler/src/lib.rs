@@ -26,9 +26,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use meshwork_catalog::{CatalogStore, EventFilter, NewEvent};
+use meshwork_catalog::{CatalogStore, EventFilter, NewEvent, Trigger};
 use meshwork_core::clock::Clock;
 use meshwork_core::descriptor::{ProductDescriptor, SchedulerConfig};
+use meshwork_core::event::EventKind;
 use meshwork_core::id::ProductId;
 use meshwork_pipeline::{ApplyOptions, ProductOutcome, SilentObserver, load_mesh_with, refresh};
 use meshwork_storage::ProductStore;
@@ -66,7 +67,7 @@ pub struct Job {
     /// The products.
     pub products: BTreeSet<ProductId>,
     /// `schedule` or `upstream`.
-    pub trigger: String,
+    pub trigger: Trigger,
 }
 
 /// How a job ended, per product.
@@ -131,13 +132,13 @@ impl Scheduler {
         let mut jobs = Vec::new();
         let due = CronTable::new(&descriptors).due(since, now);
         if !due.is_empty() {
-            jobs.push(Job { products: due.into_iter().collect(), trigger: "schedule".into() });
+            jobs.push(Job { products: due.into_iter().collect(), trigger: Trigger::Schedule });
         }
         let events = self.catalog.events(&EventFilter { after: cursor, limit: Some(1000), product: None, kinds: Vec::new() }).await?;
         let mut cascade = BTreeSet::new();
-        for event in events.iter().filter(|e| e.kind == "product.published") {
+        for event in events.iter().filter(|e| e.kind == EventKind::Published) {
             // Products published by a cascade were part of the cascade of its root already.
-            if event.payload.get("trigger").and_then(|t| t.as_str()) == Some("upstream") {
+            if event.payload.get("trigger").and_then(|t| t.as_str()) == Some(Trigger::Upstream.as_str()) {
                 continue;
             }
             if let Some(product) = &event.product {
@@ -145,7 +146,7 @@ impl Scheduler {
             }
         }
         if !cascade.is_empty() {
-            jobs.push(Job { products: cascade, trigger: "upstream".into() });
+            jobs.push(Job { products: cascade, trigger: Trigger::Upstream });
         }
         let new_cursor = events.last().map(|e| e.id).unwrap_or(cursor);
         if new_cursor != cursor {
@@ -185,7 +186,7 @@ impl Scheduler {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let retry = self.refresh_once(&pending, &job.trigger, &mut outcomes).await;
+            let retry = self.refresh_once(&pending, job.trigger, &mut outcomes).await;
             if retry.is_empty() || attempts > self.config.retries {
                 break;
             }
@@ -199,7 +200,7 @@ impl Scheduler {
 
     /// One attempt; returns the products worth retrying (failed for a reason other than their
     /// data or a policy, and those they blocked).
-    async fn refresh_once(&self, products: &BTreeSet<ProductId>, trigger: &str, outcomes: &mut BTreeMap<ProductId, String>) -> BTreeSet<ProductId> {
+    async fn refresh_once(&self, products: &BTreeSet<ProductId>, trigger: Trigger, outcomes: &mut BTreeMap<ProductId, String>) -> BTreeSet<ProductId> {
         let mesh = match load_mesh_with(&self.root, false) {
             Ok(mesh) => mesh,
             Err(diagnostics) => {
@@ -224,7 +225,7 @@ impl Scheduler {
                 outcomes.insert(product, "failed".into());
             }
         }
-        let options = ApplyOptions { trigger: trigger.to_owned(), clock: self.clock.clone(), ..ApplyOptions::default() };
+        let options = ApplyOptions { trigger, clock: self.clock.clone(), ..ApplyOptions::default() };
         match refresh(&mesh, self.catalog.as_ref(), &self.store, &SilentObserver, &present, false, options).await {
             Ok(report) => {
                 let mut retry = BTreeSet::new();
@@ -246,11 +247,11 @@ impl Scheduler {
         }
     }
 
-    async fn record_failures(&self, products: &BTreeSet<ProductId>, trigger: &str, message: &str) {
+    async fn record_failures(&self, products: &BTreeSet<ProductId>, trigger: Trigger, message: &str) {
         let events: Vec<NewEvent> = products
             .iter()
             .map(|p| NewEvent {
-                kind: "product.refresh_failed".into(),
+                kind: EventKind::RefreshFailed,
                 product: Some(p.clone()),
                 payload: serde_json::json!({ "trigger": trigger, "error": message }),
             })
@@ -303,12 +304,7 @@ async fn last_event_id(catalog: &dyn CatalogStore) -> Result<i64, SchedulerError
 pub async fn published_descriptors(catalog: &dyn CatalogStore) -> Result<BTreeMap<ProductId, ProductDescriptor>, SchedulerError> {
     let mut out = BTreeMap::new();
     for record in catalog.products().await? {
-        match serde_json::from_str::<ProductDescriptor>(&record.descriptor_json) {
-            Ok(descriptor) => {
-                out.insert(record.id.clone(), descriptor);
-            }
-            Err(error) => tracing::warn!(product = %record.id, %error, "stored descriptor is unreadable; not scheduled"),
-        }
+        out.insert(record.id, record.descriptor);
     }
     Ok(out)
 }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use datafusion::prelude::SessionContext;
-use meshwork_catalog::{CatalogStore, NewEvent, SloCheck};
+use meshwork_catalog::{CatalogStore, NewEvent, Objective, SloCheck, SloStatus};
+use meshwork_core::event::EventKind;
 use meshwork_core::clock::Clock;
 use meshwork_core::descriptor::{CompletenessMeasure, Slo};
 use meshwork_core::id::ProductId;
@@ -26,10 +27,6 @@ use meshwork_query::{DomainReads, DomainSession, Governance};
 use meshwork_storage::ProductStore;
 
 use crate::{SchedulerError, published_descriptors};
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
 
 /// Runs SLO evaluations and records them.
 #[derive(Clone)]
@@ -55,15 +52,15 @@ impl SloEvaluator {
             let checks = evaluate_product(self.catalog.as_ref(), &governance, &id, slo, self.clock.now()).await?;
             let mut events = Vec::new();
             for check in &checks {
-                let was = before.iter().find(|b| b.objective == check.objective).map(|b| b.status.as_str());
+                let was = before.iter().find(|b| b.objective == check.objective).map(|b| b.status);
                 let details = serde_json::json!({
                     "objective": check.objective, "status": check.status, "value": check.value,
                     "threshold": check.threshold, "budget_remaining": check.budget_remaining, "message": check.message,
                 });
-                if check.status == "violated" && was != Some("violated") {
-                    events.push(NewEvent { kind: "product.slo_violated".into(), product: Some(id.clone()), payload: details });
-                } else if was == Some("violated") && (check.status == "met" || check.status == "at_risk") {
-                    events.push(NewEvent { kind: "product.slo_recovered".into(), product: Some(id.clone()), payload: details });
+                if check.status == SloStatus::Violated && was != Some(SloStatus::Violated) {
+                    events.push(NewEvent { kind: EventKind::SloViolated, product: Some(id.clone()), payload: details });
+                } else if was == Some(SloStatus::Violated) && matches!(check.status, SloStatus::Met | SloStatus::AtRisk) {
+                    events.push(NewEvent { kind: EventKind::SloRecovered, product: Some(id.clone()), payload: details });
                 }
             }
             self.catalog.record_slo_checks(&checks).await?;
@@ -102,35 +99,34 @@ fn budget(spent: f64, total: f64, allowed_share: f64) -> Option<f64> {
 }
 
 /// Budget left for an objective measured by evaluations: past checks in the window plus this one.
-async fn evaluation_budget(catalog: &dyn CatalogStore, id: &ProductId, objective: &str, slo: &Slo, now: DateTime<Utc>, violated_now: bool) -> Result<Option<f64>, SchedulerError> {
-    let since = rfc3339(now - Duration::seconds(slo.window.seconds as i64));
-    let past = catalog.slo_checks(id, &since, 1_000_000).await?;
-    let past: Vec<&SloCheck> = past.iter().filter(|c| c.objective == objective && c.status != "unknown").collect();
+async fn evaluation_budget(catalog: &dyn CatalogStore, id: &ProductId, objective: Objective, slo: &Slo, now: DateTime<Utc>, violated_now: bool) -> Result<Option<f64>, SchedulerError> {
+    let since = now - Duration::seconds(slo.window.seconds as i64);
+    let past = catalog.slo_checks(id, since, 1_000_000).await?;
+    let past: Vec<&SloCheck> = past.iter().filter(|c| c.objective == objective && c.status != SloStatus::Unknown).collect();
     let total = past.len() as f64 + 1.0;
-    let spent = past.iter().filter(|c| c.status == "violated").count() as f64 + f64::from(u8::from(violated_now));
+    let spent = past.iter().filter(|c| c.status == SloStatus::Violated).count() as f64 + f64::from(u8::from(violated_now));
     Ok(budget(spent, total, 1.0 - slo.target / 100.0))
 }
 
-fn status(violated: bool, near: bool, budget: Option<f64>) -> &'static str {
+fn status(violated: bool, near: bool, budget: Option<f64>) -> SloStatus {
     if violated {
-        "violated"
+        SloStatus::Violated
     } else if near || budget.is_some_and(|b| b < 0.25) {
-        "at_risk"
+        SloStatus::AtRisk
     } else {
-        "met"
+        SloStatus::Met
     }
 }
 
 /// Measures each objective of one product at `now`. Completeness against an upstream counts
 /// the upstream rows the product's domain may read (`governance` decides, as for its build).
 pub async fn evaluate_product(catalog: &dyn CatalogStore, governance: &Governance, id: &ProductId, slo: &Slo, now: DateTime<Utc>) -> Result<Vec<SloCheck>, SchedulerError> {
-    let at = rfc3339(now);
     let version = catalog.current_version(id).await?;
-    let check = |objective: &str, status: &str, value: Option<f64>, threshold: f64, budget_remaining: Option<f64>, message: String| SloCheck {
+    let check = |objective: Objective, status: SloStatus, value: Option<f64>, threshold: f64, budget_remaining: Option<f64>, message: String| SloCheck {
         product: id.clone(),
-        objective: objective.into(),
-        at: at.clone(),
-        status: status.into(),
+        objective,
+        at: now,
+        status,
         value,
         threshold,
         budget_remaining,
@@ -139,7 +135,7 @@ pub async fn evaluate_product(catalog: &dyn CatalogStore, governance: &Governanc
     let mut checks = Vec::new();
     let Some(version) = version else {
         for objective in objectives(slo) {
-            checks.push(check(objective, "unknown", None, 0.0, None, "the product has no published version".into()));
+            checks.push(check(objective, SloStatus::Unknown, None, 0.0, None, "the product has no published version".into()));
         }
         return Ok(checks);
     };
@@ -147,18 +143,18 @@ pub async fn evaluate_product(catalog: &dyn CatalogStore, governance: &Governanc
     if let Some(max_age) = slo.freshness {
         let max = max_age.seconds as f64;
         let newest = match &slo.freshness_column {
-            None => DateTime::parse_from_rfc3339(&version.published_at).ok().map(|t| t.with_timezone(&Utc)).map(|t| (t, "last publish".to_owned())),
+            None => Some((version.published_at, "last publish".to_owned())),
             Some(column) => newest_value(catalog, id, column).await.map(|t| (t, format!("newest `{column}`"))),
         };
         match newest {
             Some((newest, what)) => {
                 let age = (now - newest).num_seconds().max(0) as f64;
                 let violated = age > max;
-                let budget = evaluation_budget(catalog, id, "freshness", slo, now, violated).await?;
+                let budget = evaluation_budget(catalog, id, Objective::Freshness, slo, now, violated).await?;
                 let message = format!("{what} is {} old (at most {} allowed)", human_age(age as u64), human_age(max_age.seconds));
-                checks.push(check("freshness", status(violated, age > 0.8 * max, budget), Some(age), max, budget, message));
+                checks.push(check(Objective::Freshness, status(violated, age > 0.8 * max, budget), Some(age), max, budget, message));
             }
-            None => checks.push(check("freshness", "unknown", None, max, None, "the freshness column has no value".into())),
+            None => checks.push(check(Objective::Freshness, SloStatus::Unknown, None, max, None, "the freshness column has no value".into())),
         }
     }
 
@@ -177,41 +173,41 @@ pub async fn evaluate_product(catalog: &dyn CatalogStore, governance: &Governanc
         match measured {
             Ok((ratio, what)) => {
                 let violated = ratio < min;
-                let budget = evaluation_budget(catalog, id, "completeness", slo, now, violated).await?;
+                let budget = evaluation_budget(catalog, id, Objective::Completeness, slo, now, violated).await?;
                 let near = ratio < min + (1.0 - min) * 0.2;
                 let message = format!("{:.2} % {what} (at least {:.2} % required)", ratio * 100.0, min * 100.0);
-                checks.push(check("completeness", status(violated, near, budget), Some(ratio), min, budget, message));
+                checks.push(check(Objective::Completeness, status(violated, near, budget), Some(ratio), min, budget, message));
             }
-            Err(reason) => checks.push(check("completeness", "unknown", None, min, None, reason)),
+            Err(reason) => checks.push(check(Objective::Completeness, SloStatus::Unknown, None, min, None, reason)),
         }
     }
 
     if let Some(target) = slo.availability {
-        let since = rfc3339(now - Duration::seconds(slo.window.seconds as i64));
-        let (ok, failed) = catalog.query_outcomes(id, &since).await?;
+        let since = now - Duration::seconds(slo.window.seconds as i64);
+        let (ok, failed) = catalog.query_outcomes(id, since).await?;
         let total = (ok + failed) as f64;
         let budget = budget(failed as f64, total, 1.0 - target / 100.0);
         if total == 0.0 {
-            checks.push(check("availability", "met", None, target, budget, "no queries in the window".into()));
+            checks.push(check(Objective::Availability, SloStatus::Met, None, target, budget, "no queries in the window".into()));
         } else {
             let share = ok as f64 * 100.0 / total;
             let message = format!("{ok} of {} queries succeeded ({share:.3} %, at least {target} % required)", ok + failed);
-            checks.push(check("availability", status(share < target, false, budget), Some(share), target, budget, message));
+            checks.push(check(Objective::Availability, status(share < target, false, budget), Some(share), target, budget, message));
         }
     }
     Ok(checks)
 }
 
-fn objectives(slo: &Slo) -> Vec<&'static str> {
+fn objectives(slo: &Slo) -> Vec<Objective> {
     let mut out = Vec::new();
     if slo.freshness.is_some() {
-        out.push("freshness");
+        out.push(Objective::Freshness);
     }
     if slo.completeness.is_some() {
-        out.push("completeness");
+        out.push(Objective::Completeness);
     }
     if slo.availability.is_some() {
-        out.push("availability");
+        out.push(Objective::Availability);
     }
     out
 }

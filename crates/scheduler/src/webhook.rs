@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use meshwork_catalog::{CatalogStore, DeliveryRecord, EventFilter, EventRecord};
+use meshwork_catalog::{CatalogStore, DeliveryOutcome, DeliveryRecord, EventFilter, EventRecord};
 use meshwork_core::clock::Clock;
 use meshwork_core::descriptor::Webhook;
 use sha2::Sha256;
@@ -111,7 +111,7 @@ impl WebhookDispatcher {
                 .client
                 .post(&self.webhook.url)
                 .header("content-type", "application/json")
-                .header("x-meshwork-event", &event.kind)
+                .header("x-meshwork-event", event.kind.as_str())
                 .header("x-meshwork-event-id", event.id.to_string())
                 .header(TIMESTAMP_HEADER, timestamp.to_string())
                 .header(SIGNATURE_HEADER, sign(&self.secret, timestamp, &body))
@@ -124,18 +124,18 @@ impl WebhookDispatcher {
                 Err(e) => (None, Some(format!("cannot reach the endpoint: {e}"))),
             };
             let outcome = match (&error, attempt) {
-                (None, _) => "delivered",
-                (Some(_), a) if a == MAX_ATTEMPTS => "failed",
-                _ => "retrying",
+                (None, _) => DeliveryOutcome::Delivered,
+                (Some(_), a) if a == MAX_ATTEMPTS => DeliveryOutcome::Failed,
+                _ => DeliveryOutcome::Retrying,
             };
             self.catalog
                 .record_delivery(&DeliveryRecord {
                     webhook: self.webhook.name.clone(),
                     event_id: event.id,
                     attempt,
-                    at: String::new(),
+                    at: chrono::Utc::now(),
                     status,
-                    outcome: outcome.into(),
+                    outcome,
                     error: error.clone(),
                 })
                 .await?;

@@ -36,7 +36,6 @@ use datafusion::common::{ParamValues, ScalarValue};
 use futures::{Stream, TryStreamExt};
 use hmac::{Hmac, Mac};
 use meshwork_auth::{Credential, Identity};
-use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_query::{CATALOG_NAME, Placeholders, QuerySession};
 use prost::Message;
 use sha2::Sha256;
@@ -197,9 +196,7 @@ impl MeshFlightSql {
         let catalog = session.context().catalog(CATALOG_NAME).ok_or_else(|| Status::internal("the mesh catalog is missing"))?;
         let mut contracts = HashMap::new();
         for record in self.gate.engine().catalog().products().await.map_err(|e| ServeError::Internal(e.to_string()))? {
-            if let Ok(descriptor) = serde_json::from_str::<ProductDescriptor>(&record.descriptor_json) {
-                contracts.insert((record.id.domain.to_string(), record.id.name.to_string()), descriptor.contract);
-            }
+            contracts.insert((record.id.domain.to_string(), record.id.name.to_string()), record.descriptor.contract);
         }
         let mut out = Vec::new();
         for domain in catalog.schema_names() {

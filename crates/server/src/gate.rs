@@ -138,7 +138,7 @@ impl Gate {
     async fn audit_refusal(&self, principal: &Principal, interface: &'static str, sql: &str, refusal: &ServeError) -> Result<(), ServeError> {
         let event = meshwork_catalog::AuditEvent {
             id: 0,
-            at: String::new(),
+            at: chrono::Utc::now(),
             principal: principal.name.clone(),
             interface: interface.to_owned(),
             action: "query".into(),
@@ -146,16 +146,13 @@ impl Gate {
             products: Vec::new(),
             rows: None,
             duration_ms: 0.0,
-            outcome: REFUSED.into(),
+            outcome: meshwork_catalog::AuditOutcome::Refused,
             error: Some(refusal.client_message()),
         };
         self.engine.catalog().record_audit(&event).await?;
         Ok(())
     }
 }
-
-/// The audit outcome of a statement the gate refused before it ran.
-const REFUSED: &str = "refused";
 
 /// A governed query's batches, holding its principal's permit and its metrics until the end.
 pub(crate) struct GovernedStream {

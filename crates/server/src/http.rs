@@ -15,6 +15,7 @@ use futures::StreamExt;
 use meshwork_auth::{Credential, Identity};
 use meshwork_catalog::{AuditFilter, ProductRecord};
 use meshwork_core::descriptor::ProductDescriptor;
+use meshwork_core::event::EventKind;
 use meshwork_core::id::ProductId;
 use meshwork_query::SearchQuery;
 use serde::{Deserialize, Serialize};
@@ -218,7 +219,7 @@ impl From<&ProductRecord> for ProductSummary {
             title: r.title.clone(),
             description: r.description.clone(),
             owner: r.owner.clone(),
-            status: r.status.clone(),
+            status: r.status.to_string(),
             tags: r.tags.clone(),
         }
     }
@@ -309,7 +310,7 @@ async fn readable_product(gate: &Gate, who: &Identity, product: &str, id: &Reque
     let records = catalog.products().await.map_err(|e| fail(e, id))?;
     let visible: Vec<ProductRecord> = governance.visible(&who.principal, &records).into_iter().cloned().collect();
     let record = visible.iter().find(|r| r.id == product_id).cloned().ok_or_else(not_found)?;
-    let descriptor: ProductDescriptor = serde_json::from_str(&record.descriptor_json).map_err(|e| fail(ServeError::Internal(e.to_string()), id))?;
+    let descriptor = record.descriptor.clone();
     Ok((record, descriptor, visible, governance))
 }
 
@@ -373,14 +374,12 @@ async fn product_slo(
     let catalog = gate.engine().catalog();
     let window = descriptor.slo.as_ref().map(|s| s.window.seconds).unwrap_or(meshwork_core::descriptor::DEFAULT_SLO_WINDOW.seconds);
     let since = match query.since {
-        Some(since) if chrono::DateTime::parse_from_rfc3339(&since).is_err() => {
-            return Err(fail(ServeError::BadRequest(format!("`since={since}` is not an RFC 3339 time like `2026-11-01T00:00:00Z`")), &id));
-        }
-        Some(since) => since,
-        None => (chrono::Utc::now() - chrono::Duration::seconds(window as i64)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        Some(since) => meshwork_catalog::time::parse(&since)
+            .map_err(|_| fail(ServeError::BadRequest(format!("`since={since}` is not an RFC 3339 time like `2026-11-01T00:00:00Z`")), &id))?,
+        None => chrono::Utc::now() - chrono::Duration::seconds(window as i64),
     };
     let latest = catalog.latest_slo_checks(&record.id).await.map_err(|e| fail(e, &id))?;
-    let history = catalog.slo_checks(&record.id, &since, query.limit.unwrap_or(500).clamp(1, 10_000)).await.map_err(|e| fail(e, &id))?;
+    let history = catalog.slo_checks(&record.id, since, query.limit.unwrap_or(500).clamp(1, 10_000)).await.map_err(|e| fail(e, &id))?;
     Ok(Json(serde_json::json!({
         "product": record.id.to_string(),
         "declared": descriptor.slo,
@@ -436,11 +435,13 @@ async fn list_events(
         .map(|p| p.parse::<ProductId>().map_err(|e| fail(ServeError::BadRequest(format!("`product={p}`: {e}")), &id)))
         .transpose()?;
     let kinds = match query.kind {
-        Some(kind) if !meshwork_core::descriptor::EVENT_KINDS.contains(&kind.as_str()) => {
-            let known = meshwork_core::descriptor::EVENT_KINDS.join(", ");
-            return Err(fail(ServeError::BadRequest(format!("unknown event kind `{kind}`; kinds are {known}")), &id));
-        }
-        Some(kind) => vec![kind],
+        Some(kind) => match kind.parse::<EventKind>() {
+            Ok(kind) => vec![kind],
+            Err(_) => {
+                let known = EventKind::keywords().collect::<Vec<_>>().join(", ");
+                return Err(fail(ServeError::BadRequest(format!("unknown event kind `{kind}`; kinds are {known}")), &id));
+            }
+        },
         None => Vec::new(),
     };
     let catalog = gate.engine().catalog();
@@ -486,7 +487,10 @@ async fn product_detail(
     let product_id = record.id.clone();
     let catalog = gate.engine().catalog();
     let versions = catalog.versions(&product_id).await.map_err(|e| fail(e, &id))?;
-    let schema = versions.last().map(|v| serde_json::from_str::<Vec<ColumnInfo>>(&v.schema_json).unwrap_or_default()).unwrap_or_default();
+    let schema = versions
+        .last()
+        .map(|v| v.schema.iter().map(|c| ColumnInfo { name: c.name.clone(), data_type: c.data_type.to_string(), nullable: c.nullable }).collect())
+        .unwrap_or_default();
     let is_visible = |p: &ProductId| visible.iter().any(|r| &r.id == p);
     let lineage = catalog.lineage().await.map_err(|e| fail(e, &id))?;
     let upstream = lineage.iter().filter(|e| e.downstream == product_id && is_visible(&e.upstream)).map(|e| e.upstream.to_string()).collect();
@@ -506,7 +510,7 @@ async fn product_detail(
         summary: ProductSummary::from(&record),
         descriptor: descriptor_json,
         schema,
-        versions: versions.iter().map(|v| VersionInfo { seq: v.seq, version: v.version.clone(), rows: v.row_count, published_at: v.published_at.clone() }).collect(),
+        versions: versions.iter().map(|v| VersionInfo { seq: v.seq, version: v.version.clone(), rows: v.row_count, published_at: meshwork_catalog::time::format(&v.published_at) }).collect(),
         upstream,
         downstream,
         quality,
@@ -780,15 +784,18 @@ async fn audit_events(
         .as_deref()
         .map(|p| p.parse::<ProductId>().map_err(|e| fail(ServeError::BadRequest(format!("`product={p}`: {e}")), &id)))
         .transpose()?;
-    if let Some(since) = &query.since
-        && chrono::DateTime::parse_from_rfc3339(since).is_err()
-    {
-        return Err(fail(ServeError::BadRequest(format!("`since={since}` is not an RFC 3339 time like `2026-11-01T00:00:00Z`")), &id));
-    }
+    let since = query
+        .since
+        .as_deref()
+        .map(|since| {
+            meshwork_catalog::time::parse(since)
+                .map_err(|_| fail(ServeError::BadRequest(format!("`since={since}` is not an RFC 3339 time like `2026-11-01T00:00:00Z`")), &id))
+        })
+        .transpose()?;
     let events = gate
         .engine()
         .catalog()
-        .audit(&AuditFilter { product, principal: query.principal, since: query.since, limit: Some(query.limit.unwrap_or(100)) })
+        .audit(&AuditFilter { product, principal: query.principal, since, limit: Some(query.limit.unwrap_or(100)) })
         .await
         .map_err(|e| fail(e, &id))?;
     Ok(Json(
@@ -796,7 +803,7 @@ async fn audit_events(
             .into_iter()
             .map(|e| AuditEventInfo {
                 id: e.id,
-                at: e.at,
+                at: meshwork_catalog::time::format(&e.at),
                 principal: e.principal,
                 interface: e.interface,
                 action: e.action,
@@ -804,7 +811,7 @@ async fn audit_events(
                 products: serde_json::to_value(&e.products).unwrap_or_default(),
                 rows: e.rows,
                 duration_ms: e.duration_ms,
-                outcome: e.outcome,
+                outcome: e.outcome.to_string(),
                 error: e.error,
             })
             .collect(),

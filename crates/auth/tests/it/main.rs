@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use meshwork_auth::{AuthError, Authenticator, Credential, issue_token, parse_expiry};
-use meshwork_catalog::{CatalogStore, SqliteCatalog};
+use meshwork_catalog::{CatalogStore, SqlCatalog};
 use meshwork_core::principal::Principal;
 
 async fn catalog() -> (tempfile::TempDir, Arc<dyn CatalogStore>) {
     let dir = tempfile::tempdir().unwrap();
-    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
+    let catalog = SqlCatalog::open_sqlite(&dir.path().join("catalog.db")).await.unwrap();
     (dir, Arc::new(catalog))
 }
 

@@ -1,89 +1,94 @@
-//! Unpublishing and purging in the SQLite catalog: what each hides, deletes and keeps.
+//! Unpublishing and purging on each backend: what each hides, deletes and keeps.
 
-use meshwork_catalog::{AuditEvent, AuditFilter, AuditProduct, CatalogStore, EventFilter, LineageEdge, NewEvent, SqliteCatalog};
+use meshwork_catalog::{AuditEvent, AuditFilter, AuditOutcome, AuditProduct, CatalogStore, EventFilter, LineageEdge, NewEvent};
+use meshwork_core::event::EventKind;
 use serde_json::json;
 
-use super::{id, publication};
+use super::{Backend, id, publication};
 
-fn event(kind: &str, product: &str) -> NewEvent {
-    NewEvent { kind: kind.into(), product: Some(id(product)), payload: json!({}) }
+fn event(kind: EventKind, product: &str) -> NewEvent {
+    NewEvent { kind, product: Some(id(product)), payload: json!({}) }
 }
 
 #[tokio::test]
 async fn unpublish_hides_a_product_keeps_its_history_and_a_new_publication_brings_it_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
-    catalog.publish(&publication("sales.orders", "h1", &[])).await.unwrap();
-    catalog.publish(&publication("marketing.roi", "h1", &["sales.orders"])).await.unwrap();
-    let generation = catalog.generation().await.unwrap();
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        catalog.publish(&publication("sales.orders", "h1", &[])).await.unwrap();
+        catalog.publish(&publication("marketing.roi", "h1", &["sales.orders"])).await.unwrap();
+        let generation = catalog.generation().await.unwrap();
 
-    assert!(catalog.unpublish(&id("marketing.roi"), &[event("product.unpublished", "marketing.roi")]).await.unwrap());
-    assert!(!catalog.unpublish(&id("marketing.roi"), &[event("product.unpublished", "marketing.roi")]).await.unwrap(), "only once");
-    assert!(!catalog.unpublish(&id("sales.nothing"), &[]).await.unwrap());
-    assert_eq!(catalog.generation().await.unwrap(), generation + 1);
-    assert_eq!(catalog.products().await.unwrap().iter().map(|p| p.id.to_string()).collect::<Vec<_>>(), ["sales.orders"]);
-    assert_eq!(catalog.product(&id("marketing.roi")).await.unwrap(), None);
-    assert_eq!(catalog.current_version(&id("marketing.roi")).await.unwrap(), None);
-    assert_eq!(catalog.lineage().await.unwrap(), Vec::<LineageEdge>::new());
-    assert_eq!(catalog.versions(&id("marketing.roi")).await.unwrap().len(), 1);
-    let unpublished = catalog.unpublished().await.unwrap();
-    assert_eq!(unpublished.len(), 1);
-    assert_eq!((unpublished[0].product.id.to_string(), unpublished[0].last_version.as_ref().map(|v| v.seq)), ("marketing.roi".into(), Some(1)));
-    let kinds = |events: Vec<meshwork_catalog::EventRecord>| events.into_iter().map(|e| e.kind).collect::<Vec<_>>();
-    assert_eq!(kinds(catalog.events(&EventFilter::default()).await.unwrap()), ["product.unpublished"]);
+        assert!(catalog.unpublish(&id("marketing.roi"), &[event(EventKind::Unpublished, "marketing.roi")]).await.unwrap());
+        assert!(!catalog.unpublish(&id("marketing.roi"), &[event(EventKind::Unpublished, "marketing.roi")]).await.unwrap(), "only once");
+        assert!(!catalog.unpublish(&id("sales.nothing"), &[]).await.unwrap());
+        assert_eq!(catalog.generation().await.unwrap(), generation + 1);
+        assert_eq!(catalog.products().await.unwrap().iter().map(|p| p.id.to_string()).collect::<Vec<_>>(), ["sales.orders"]);
+        assert_eq!(catalog.product(&id("marketing.roi")).await.unwrap(), None);
+        assert_eq!(catalog.current_version(&id("marketing.roi")).await.unwrap(), None);
+        assert_eq!(catalog.lineage().await.unwrap(), Vec::<LineageEdge>::new());
+        assert_eq!(catalog.versions(&id("marketing.roi")).await.unwrap().len(), 1);
+        let unpublished = catalog.unpublished().await.unwrap();
+        assert_eq!(unpublished.len(), 1);
+        assert_eq!((unpublished[0].product.id.to_string(), unpublished[0].last_version.as_ref().map(|v| v.seq)), ("marketing.roi".into(), Some(1)));
+        let kinds = |events: Vec<meshwork_catalog::EventRecord>| events.into_iter().map(|e| e.kind).collect::<Vec<_>>();
+        assert_eq!(kinds(catalog.events(&EventFilter::default()).await.unwrap()), [EventKind::Unpublished]);
 
-    // Publishing the same address again serves it as a new publication.
-    catalog.publish(&publication("marketing.roi", "h1", &["sales.orders"])).await.unwrap();
-    assert_eq!(catalog.current_version(&id("marketing.roi")).await.unwrap().map(|v| v.seq), Some(2));
-    assert!(catalog.unpublished().await.unwrap().is_empty());
+        // Publishing the same address again serves it as a new publication.
+        catalog.publish(&publication("marketing.roi", "h1", &["sales.orders"])).await.unwrap();
+        assert_eq!(catalog.current_version(&id("marketing.roi")).await.unwrap().map(|v| v.seq), Some(2));
+        assert!(catalog.unpublished().await.unwrap().is_empty());
+        backend.finish().await;
+    }
 }
 
 #[tokio::test]
 async fn purge_deletes_only_an_unpublished_product_and_keeps_audit_and_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db")).await.unwrap();
-    catalog.publish(&publication("sales.orders", "h1", &[])).await.unwrap();
-    catalog.publish(&publication("marketing.roi", "h1", &["sales.orders"])).await.unwrap();
-    catalog
-        .record_audit(&AuditEvent {
-            id: 0,
-            at: String::new(),
-            principal: "ana".into(),
-            interface: "cli".into(),
-            action: "query".into(),
-            statement: "SELECT 1 FROM sales.orders".into(),
-            products: vec![AuditProduct {
-                product: "sales.orders".into(),
-                decision: "allow".into(),
-                policies: Vec::new(),
-                row_filters: 0,
-                masks: Vec::new(),
-                reasons: Vec::new(),
-                decision_us: 0,
-            }],
-            rows: Some(1),
-            duration_ms: 1.0,
-            outcome: "ok".into(),
-            error: None,
-        })
-        .await
-        .unwrap();
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        catalog.publish(&publication("sales.orders", "h1", &[])).await.unwrap();
+        catalog.publish(&publication("marketing.roi", "h1", &["sales.orders"])).await.unwrap();
+        catalog
+            .record_audit(&AuditEvent {
+                id: 0,
+                at: chrono::Utc::now(),
+                principal: "ana".into(),
+                interface: "cli".into(),
+                action: "query".into(),
+                statement: "SELECT 1 FROM sales.orders".into(),
+                products: vec![AuditProduct {
+                    product: "sales.orders".into(),
+                    decision: "allow".into(),
+                    policies: Vec::new(),
+                    row_filters: 0,
+                    masks: Vec::new(),
+                    reasons: Vec::new(),
+                    decision_us: 0,
+                }],
+                rows: Some(1),
+                duration_ms: 1.0,
+                outcome: AuditOutcome::Ok,
+                error: None,
+            })
+            .await
+            .unwrap();
 
-    assert!(!catalog.purge(&id("sales.orders"), &[]).await.unwrap(), "a published product is never purged");
-    assert!(catalog.unpublish(&id("sales.orders"), &[event("product.unpublished", "sales.orders")]).await.unwrap());
-    assert!(catalog.purge(&id("sales.orders"), &[event("product.purged", "sales.orders")]).await.unwrap());
-    assert!(!catalog.purge(&id("sales.orders"), &[]).await.unwrap(), "only once");
+        assert!(!catalog.purge(&id("sales.orders"), &[]).await.unwrap(), "a published product is never purged");
+        assert!(catalog.unpublish(&id("sales.orders"), &[event(EventKind::Unpublished, "sales.orders")]).await.unwrap());
+        assert!(catalog.purge(&id("sales.orders"), &[event(EventKind::Purged, "sales.orders")]).await.unwrap());
+        assert!(!catalog.purge(&id("sales.orders"), &[]).await.unwrap(), "only once");
 
-    assert!(catalog.unpublished().await.unwrap().is_empty());
-    assert!(catalog.versions(&id("sales.orders")).await.unwrap().is_empty());
-    // Its edge as an upstream goes with it; the reader stays published.
-    assert_eq!(catalog.lineage().await.unwrap(), Vec::<LineageEdge>::new());
-    assert!(catalog.product(&id("marketing.roi")).await.unwrap().is_some());
-    let filter = EventFilter { product: Some(id("sales.orders")), ..EventFilter::default() };
-    assert_eq!(catalog.events(&filter).await.unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>(), ["product.unpublished", "product.purged"]);
-    let audit = catalog.audit(&AuditFilter { product: Some(id("sales.orders")), ..AuditFilter::default() }).await.unwrap();
-    assert_eq!(audit.len(), 1);
-    // The address is free again.
-    catalog.publish(&publication("sales.orders", "h2", &[])).await.unwrap();
-    assert_eq!(catalog.current_version(&id("sales.orders")).await.unwrap().map(|v| v.seq), Some(1));
+        assert!(catalog.unpublished().await.unwrap().is_empty());
+        assert!(catalog.versions(&id("sales.orders")).await.unwrap().is_empty());
+        // Its edge as an upstream goes with it; the reader stays published.
+        assert_eq!(catalog.lineage().await.unwrap(), Vec::<LineageEdge>::new());
+        assert!(catalog.product(&id("marketing.roi")).await.unwrap().is_some());
+        let filter = EventFilter { product: Some(id("sales.orders")), ..EventFilter::default() };
+        assert_eq!(catalog.events(&filter).await.unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Unpublished, EventKind::Purged]);
+        let audit = catalog.audit(&AuditFilter { product: Some(id("sales.orders")), ..AuditFilter::default() }).await.unwrap();
+        assert_eq!(audit.len(), 1);
+        // The address is free again.
+        catalog.publish(&publication("sales.orders", "h2", &[])).await.unwrap();
+        assert_eq!(catalog.current_version(&id("sales.orders")).await.unwrap().map(|v| v.seq), Some(1));
+        backend.finish().await;
+    }
 }

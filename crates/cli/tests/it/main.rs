@@ -399,6 +399,53 @@ fn example_mesh_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("example");
     ok(tmp.path(), &["init", dir.to_str().unwrap(), "--example", "--orders", "2000", "--seed", "5"]);
+    example_mesh_checks(tmp.path(), &dir);
+    assert!(dir.join(".meshwork/catalog.db").is_file(), "the embedded catalog is the default");
+}
+
+/// The same end-to-end run with the catalog in PostgreSQL (a scratch database on the local
+/// server): nothing of the catalog lands in the repository, and every command works on it.
+#[test]
+fn example_mesh_end_to_end_on_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let scratch = runtime.block_on(meshwork_catalog::scratch::ScratchDatabase::create("meshwork_cli_it")).expect("a PostgreSQL server for the CLI test");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("example");
+    ok(tmp.path(), &["init", dir.to_str().unwrap(), "--example", "--orders", "2000", "--seed", "5"]);
+    let config = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+    write(&dir, "mesh.yaml", &format!("{config}\nmetadata: {}\n", scratch.url()));
+    let status = ok(&dir, &["catalog", "status"]);
+    assert!(status.contains("PostgreSQL catalog, schema version"), "{status}");
+    example_mesh_checks(tmp.path(), &dir);
+    assert!(!dir.join(".meshwork/catalog.db").exists(), "no SQLite catalog beside PostgreSQL");
+    let token = ok(&dir, &["token", "create", "--principal", "ana"]);
+    assert!(token.starts_with("mw_"), "{token}");
+    assert!(ok(&dir, &["token", "list"]).contains("ana"));
+    assert!(ok(&dir, &["audit", "--limit", "5"]).contains("apply"));
+    runtime.block_on(scratch.drop_now()).unwrap();
+}
+
+#[test]
+fn a_metadata_password_comes_from_the_environment_and_is_never_written_or_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mesh");
+    write(&dir, "mesh.yaml", "name: m\nmetadata: postgres://meshwork:hunter2@127.0.0.1:5432/mesh\n");
+    let output = meshwork(&dir, &["validate"]);
+    assert_eq!(output.status.code(), Some(3), "{}{}", stdout(&output), stderr(&output));
+    let text = stdout(&output) + &stderr(&output);
+    assert!(text.contains("holds a password") && text.contains("metadata.password_env"), "{text}");
+    assert!(!text.contains("hunter2"), "the password is never echoed: {text}");
+
+    let variable = "MESHWORK_CLI_IT_UNSET_PASSWORD";
+    write(&dir, "mesh.yaml", &format!("name: m\nmetadata:\n  url: postgres://meshwork@127.0.0.1:5432/mesh\n  password_env: {variable}\n"));
+    let output = meshwork(&dir, &["catalog", "status"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains(&format!("environment variable `{variable}`")), "{}", stderr(&output));
+}
+
+/// Validate, apply, query and apply again on the example mesh at `dir`.
+fn example_mesh_checks(tmp: &Path, dir: &Path) {
+    let dir = dir.to_path_buf();
     ok(&dir, &["validate"]);
     let report: serde_json::Value = serde_json::from_str(&ok(&dir, &["apply", "--format", "json"])).unwrap();
     let published = report["products"].as_array().unwrap().iter().filter(|p| p["result"] == "published").count();
@@ -428,7 +475,7 @@ fn example_mesh_end_to_end() {
     let again: serde_json::Value = serde_json::from_str(&ok(&dir, &["apply", "--format", "json"])).unwrap();
     assert!(again["products"].as_array().unwrap().iter().all(|p| p["result"] == "unchanged"));
     // `init` refuses to overwrite a mesh.
-    let output = meshwork(tmp.path(), &["init", dir.to_str().unwrap(), "--example"]);
+    let output = meshwork(tmp, &["init", dir.to_str().unwrap(), "--example"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("already holds a `mesh.yaml`"), "{}", stderr(&output));
 }

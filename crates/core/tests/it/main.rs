@@ -264,3 +264,31 @@ fn a_domain_principal_carries_its_declared_groups_and_attributes_and_never_admin
     let unknown = parse_domain("domain.yaml", "name: growth\nprincipal:\n  admin: true\n").unwrap_err();
     assert!(unknown[0].message.contains("admin"), "{unknown:?}");
 }
+
+#[test]
+fn metadata_stores_are_typed_and_never_hold_a_password() {
+    use meshwork_core::descriptor::MetadataStore;
+    let store = |text: &str| parse_mesh_config("mesh.yaml", text).map(|c| c.value.metadata).map_err(|d| render(&d));
+    assert_eq!(store("name: m\n").unwrap(), MetadataStore::Sqlite { path: ".meshwork/catalog.db".into() });
+    assert_eq!(store("name: m\nmetadata: { url: 'sqlite:state/meta.db' }\n").unwrap(), MetadataStore::Sqlite { path: "state/meta.db".into() });
+    assert_eq!(
+        store("name: m\nmetadata: postgres://meshwork@db:5432/mesh\n").unwrap(),
+        MetadataStore::Postgres { url: "postgres://meshwork@db:5432/mesh".into(), password_env: None }
+    );
+    assert_eq!(
+        store("name: m\nmetadata:\n  url: postgresql://meshwork@db/mesh\n  password_env: META_PW\n").unwrap(),
+        MetadataStore::Postgres { url: "postgresql://meshwork@db/mesh".into(), password_env: Some("META_PW".into()) }
+    );
+    expect![[r#"
+        [invalid_value] mesh.yaml:2:11: metadata: the metadata URL holds a password, which must not be written in `mesh.yaml` (hint: remove it from the URL, put it in an environment variable and name that variable in `metadata.password_env`)
+    "#]]
+    .assert_eq(&store("name: m\nmetadata: postgres://meshwork:hunter2@db/mesh\n").unwrap_err());
+    expect![[r#"
+        [invalid_value] mesh.yaml:2:11: metadata: unsupported metadata store `mysql://db/mesh` (hint: use `sqlite:PATH` (the embedded default) or `postgres://USER@HOST:PORT/DATABASE`)
+    "#]]
+    .assert_eq(&store("name: m\nmetadata: mysql://db/mesh\n").unwrap_err());
+    expect![[r#"
+        [invalid_value] mesh.yaml:4:17: metadata.password_env: `meta-pw` is not an environment variable name (hint: use upper-case letters, digits and `_`, e.g. `MESHWORK_METADATA_PASSWORD`)
+    "#]]
+    .assert_eq(&store("name: m\nmetadata:\n  url: postgres://meshwork@db/mesh\n  password_env: meta-pw\n").unwrap_err());
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use meshwork_catalog::SqliteCatalog;
+use meshwork_catalog::SqlCatalog;
 use meshwork_pipeline::{build_product, load_mesh};
 
 fn write(dir: &Path, path: &str, content: &str) {
@@ -44,7 +44,7 @@ fn one_product_mesh(dir: &Path, product_yaml: &str) {
 
 async fn build(dir: &Path) -> Result<meshwork_pipeline::BuiltProduct, meshwork_pipeline::PipelineError> {
     let mesh = load_mesh(dir).unwrap_or_else(|d| panic!("{d:#?}"));
-    let catalog = SqliteCatalog::open(&dir.join(".meshwork/catalog.db")).await.unwrap();
+    let catalog = SqlCatalog::open_sqlite(&dir.join(".meshwork/catalog.db")).await.unwrap();
     let governance = meshwork_query::Governance::load(&catalog).await.unwrap();
     build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog, &governance).await
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use meshwork_catalog::{CatalogStore, EventFilter, SqliteCatalog};
+use meshwork_catalog::{CatalogStore, EventFilter, SqlCatalog};
 use meshwork_core::clock::ManualClock;
 use meshwork_pipeline::{ApplyOptions, ProductOutcome, SilentObserver, apply_with, load_mesh};
 use meshwork_storage::ProductStore;
@@ -79,12 +79,12 @@ fn mesh(dir: &Path, severity: &str, orders: &str) {
 }
 
 pub(crate) struct Applied {
-    pub catalog: Arc<SqliteCatalog>,
+    pub catalog: Arc<SqlCatalog>,
     pub store: ProductStore,
 }
 
 pub(crate) async fn open(dir: &Path) -> Applied {
-    let catalog = Arc::new(SqliteCatalog::open(&dir.join(".meshwork/catalog.db")).await.unwrap());
+    let catalog = Arc::new(SqlCatalog::open_sqlite(&dir.join(".meshwork/catalog.db")).await.unwrap());
     let store = ProductStore::open(&dir.join(".meshwork/data")).unwrap();
     Applied { catalog, store }
 }
@@ -192,7 +192,7 @@ async fn a_failing_error_rule_publishes_nothing_and_the_previous_version_stays_b
     let runs = at.catalog.quality_runs(&id, 10).await.unwrap();
     assert_eq!(runs[0].outcome, "failed");
     assert_eq!(runs[0].results.iter().find(|r| r.name == "unique_order_id").unwrap().samples.len(), 2);
-    let failed = at.catalog.events(&EventFilter { kinds: vec!["product.quality_failed".into()], ..EventFilter::default() }).await.unwrap();
+    let failed = at.catalog.events(&EventFilter { kinds: vec!["product.quality_failed".parse().unwrap()], ..EventFilter::default() }).await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].payload["rules"].as_array().unwrap().len(), 12);
 

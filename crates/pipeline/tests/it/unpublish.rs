@@ -70,7 +70,7 @@ async fn published(at: &Applied) -> Vec<String> {
 
 async fn event_kinds(at: &Applied, product: &str) -> Vec<String> {
     let filter = EventFilter { product: Some(id(product)), ..EventFilter::default() };
-    at.catalog.events(&filter).await.unwrap().into_iter().map(|e| e.kind).collect()
+    at.catalog.events(&filter).await.unwrap().into_iter().map(|e| e.kind.to_string()).collect()
 }
 
 #[tokio::test]
@@ -154,7 +154,7 @@ async fn a_refresh_never_unpublishes() {
     apply_mesh(dir, &at).await;
     std::fs::remove_dir_all(dir.join("domains/shop/products/returns")).unwrap();
     let mesh = load_mesh(dir).unwrap();
-    let options = ApplyOptions { trigger: "refresh".into(), ..ApplyOptions::default() };
+    let options = ApplyOptions { trigger: "refresh".parse().unwrap(), ..ApplyOptions::default() };
     let report = refresh(&mesh, at.catalog.as_ref(), &at.store, &SilentObserver, &[id("shop.orders")], true, options).await.unwrap();
     assert_eq!(outcomes(&report), ["shop.orders: unchanged", "shop.big_orders: unchanged"]);
     assert!(published(&at).await.contains(&"shop.returns".to_owned()));

@@ -193,7 +193,7 @@ async fn every_query_writes_one_audit_event_including_denials() {
     let by_product = mesh.catalog.audit(&AuditFilter { product: Some("finance.ledger".parse().unwrap()), ..Default::default() }).await.unwrap();
     assert!(by_product.iter().all(|e| e.products.iter().any(|p| p.product == "finance.ledger")));
     assert_eq!(by_product.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["query", "apply"]);
-    let future = mesh.catalog.audit(&AuditFilter { since: Some("2999-01-01T00:00:00Z".into()), ..Default::default() }).await.unwrap();
+    let future = mesh.catalog.audit(&AuditFilter { since: Some(meshwork_catalog::time::parse("2999-01-01T00:00:00Z").unwrap()), ..Default::default() }).await.unwrap();
     assert!(future.is_empty());
 }
 
@@ -251,9 +251,9 @@ async fn quality_samples_are_shown_through_the_products_access_policy() {
     let run = meshwork_catalog::QualityRun {
         id: 0,
         product: None,
-        at: String::new(),
-        trigger: "apply".into(),
-        outcome: "failed".into(),
+        at: std::time::SystemTime::now().into(),
+        trigger: "apply".parse().unwrap(),
+        outcome: "failed".parse().unwrap(),
         published_seq: None,
         row_count: 4,
         build_ms: 1.0,
@@ -262,8 +262,8 @@ async fn quality_samples_are_shown_through_the_products_access_policy() {
         results: vec![meshwork_catalog::RuleResult {
             name: "bad_rows".into(),
             rule: "sql".into(),
-            severity: "error".into(),
-            status: "failed".into(),
+            severity: "error".parse().unwrap(),
+            status: "failed".parse().unwrap(),
             failing: 4,
             checked: 4,
             message: "test".into(),
@@ -273,7 +273,7 @@ async fn quality_samples_are_shown_through_the_products_access_policy() {
     mesh.catalog.record_quality_run(&id, &run).await.unwrap();
     let governance = Governance::load(mesh.catalog.as_ref()).await.unwrap();
     let record = mesh.catalog.product(&id).await.unwrap().unwrap();
-    let descriptor: meshwork_core::descriptor::ProductDescriptor = serde_json::from_str(&record.descriptor_json).unwrap();
+    let descriptor = record.descriptor.clone();
     let catalog = mesh.catalog.clone();
     let seen = |name: &str| {
         let principal = governance.principal(name).unwrap();

@@ -9,7 +9,7 @@ mod webhook;
 use std::path::Path;
 use std::sync::Arc;
 
-use meshwork_catalog::SqliteCatalog;
+use meshwork_catalog::SqlCatalog;
 use meshwork_storage::ProductStore;
 
 pub(crate) fn write(dir: &Path, path: &str, content: &str) {
@@ -44,7 +44,7 @@ pub(crate) fn product(dir: &Path, name: &str, inputs: &[&str], extra: &str) {
 pub(crate) struct Mesh {
     pub _tmp: tempfile::TempDir,
     pub root: std::path::PathBuf,
-    pub catalog: Arc<SqliteCatalog>,
+    pub catalog: Arc<SqlCatalog>,
     pub store: ProductStore,
 }
 
@@ -52,7 +52,7 @@ pub(crate) async fn open(tmp: tempfile::TempDir) -> Mesh {
     let root = tmp.path().to_path_buf();
     write(&root, "mesh.yaml", "name: m\n");
     write(&root, "domains/d/domain.yaml", "name: d\n");
-    let catalog = Arc::new(SqliteCatalog::open(&root.join(".meshwork/catalog.db")).await.unwrap());
+    let catalog = Arc::new(SqlCatalog::open_sqlite(&root.join(".meshwork/catalog.db")).await.unwrap());
     let store = ProductStore::open(&root.join(".meshwork/data")).unwrap();
     Mesh { _tmp: tmp, root, catalog, store }
 }

@@ -40,14 +40,14 @@ async fn an_upstream_publish_refreshes_its_on_change_dependants_in_order_and_onl
     // The domain owning `a` publishes new data; nobody polls, the event drives the rest.
     write(&mesh.root, "data/a.csv", "id\n1\n2\n3\n");
     let loaded = load_mesh(&mesh.root).unwrap();
-    let options = ApplyOptions { trigger: "refresh".into(), ..ApplyOptions::default() };
+    let options = ApplyOptions { trigger: "refresh".parse().unwrap(), ..ApplyOptions::default() };
     refresh(&loaded, mesh.catalog.as_ref(), &mesh.store, &SilentObserver, &[id("a")], false, options).await.unwrap();
 
     let jobs = scheduler.tick().await.unwrap();
-    assert_eq!(jobs, [Job { products: BTreeSet::from([id("b"), id("c")]), trigger: "upstream".into() }]);
+    assert_eq!(jobs, [Job { products: BTreeSet::from([id("b"), id("c")]), trigger: "upstream".parse().unwrap() }]);
     let report = scheduler.run_job(jobs[0].clone()).await.unwrap();
     assert_eq!(report.outcomes.values().map(String::as_str).collect::<Vec<_>>(), ["published", "published"]);
-    let published = mesh.catalog.events(&EventFilter { kinds: vec!["product.published".into()], ..EventFilter::default() }).await.unwrap();
+    let published = mesh.catalog.events(&EventFilter { kinds: vec!["product.published".parse().unwrap()], ..EventFilter::default() }).await.unwrap();
     let order: Vec<(String, String)> = published
         .iter()
         .skip(6)
@@ -76,7 +76,7 @@ async fn cron_schedules_run_on_an_injectable_clock() {
     write(&mesh.root, "data/hourly.csv", "id\n1\n2\n3\n4\n");
     clock.advance(Duration::seconds(65));
     let jobs = scheduler.tick().await.unwrap();
-    assert_eq!(jobs, [Job { products: BTreeSet::from([id("hourly")]), trigger: "schedule".into() }]);
+    assert_eq!(jobs, [Job { products: BTreeSet::from([id("hourly")]), trigger: "schedule".parse().unwrap() }]);
     let report = scheduler.run_job(jobs[0].clone()).await.unwrap();
     assert_eq!(report.outcomes[&id("hourly")], "published");
     let runs = mesh.catalog.quality_runs(&id("hourly"), 1).await.unwrap();
@@ -103,7 +103,7 @@ async fn a_failing_refresh_retries_with_backoff_and_does_not_hold_up_other_produ
     for name in ["broken", "fine"] {
         let (scheduler, done) = (scheduler.clone(), done.clone());
         tokio::spawn(async move {
-            let report = scheduler.run_job(Job { products: BTreeSet::from([id(name)]), trigger: "schedule".into() }).await.unwrap();
+            let report = scheduler.run_job(Job { products: BTreeSet::from([id(name)]), trigger: "schedule".parse().unwrap() }).await.unwrap();
             done.send((name, report)).unwrap();
         });
     }
@@ -111,12 +111,12 @@ async fn a_failing_refresh_retries_with_backoff_and_does_not_hold_up_other_produ
     assert_eq!(first, "fine", "the healthy product finished while the broken one was backing off");
     assert_eq!((fine.attempts, fine.outcomes[&id("fine")].as_str()), (1, "published"));
     // One refresh per product at a time: a job for a product being refreshed waits for the next tick.
-    let again = Job { products: BTreeSet::from([id("broken")]), trigger: "upstream".into() };
+    let again = Job { products: BTreeSet::from([id("broken")]), trigger: "upstream".parse().unwrap() };
     assert!(scheduler.run_job(again.clone()).await.is_none(), "deferred while the first job backs off");
     assert!(scheduler.tick().await.unwrap().contains(&again), "handed back by the next tick");
     let (_, broken) = finished.recv().await.unwrap();
     assert_eq!((broken.attempts, broken.outcomes[&id("broken")].as_str()), (3, "failed"), "one attempt and two retries");
-    let failures = mesh.catalog.events(&EventFilter { kinds: vec!["product.refresh_failed".into()], ..EventFilter::default() }).await.unwrap();
+    let failures = mesh.catalog.events(&EventFilter { kinds: vec!["product.refresh_failed".parse().unwrap()], ..EventFilter::default() }).await.unwrap();
     assert_eq!(failures.len(), 3);
     assert!(failures[0].payload["error"].as_str().unwrap().contains("broken.csv"), "{:?}", failures[0].payload);
     assert_eq!(mesh.catalog.versions(&id("broken")).await.unwrap().len(), 1, "the previous version stays");

@@ -16,9 +16,10 @@ fn by_objective(checks: &[SloCheck], objective: &str) -> SloCheck {
 }
 
 fn query_event(product: &str, outcome: &str) -> AuditEvent {
+    let outcome = outcome.parse().unwrap();
     AuditEvent {
         id: 0,
-        at: String::new(),
+        at: std::time::SystemTime::now().into(),
         principal: "ana".into(),
         interface: "http".into(),
         action: "query".into(),
@@ -26,7 +27,7 @@ fn query_event(product: &str, outcome: &str) -> AuditEvent {
         products: vec![AuditProduct { product: product.into(), decision: "allow".into(), policies: vec![], row_filters: 0, masks: vec![], reasons: vec![], decision_us: 0 }],
         rows: Some(1),
         duration_ms: 1.0,
-        outcome: outcome.into(),
+        outcome,
         error: None,
     }
 }
@@ -76,7 +77,7 @@ async fn freshness_completeness_and_availability_are_measured_with_status_histor
     assert_eq!(freshness.status, "violated");
     // Three evaluations, one violated, 10 % may be: budget 1 − 1 / 0.3.
     assert!((freshness.budget_remaining.unwrap() - (1.0 - 1.0 / 0.3)).abs() < 1e-9, "{freshness:?}");
-    let violated = mesh.catalog.events(&EventFilter { kinds: vec!["product.slo_violated".into()], ..EventFilter::default() }).await.unwrap();
+    let violated = mesh.catalog.events(&EventFilter { kinds: vec!["product.slo_violated".parse().unwrap()], ..EventFilter::default() }).await.unwrap();
     assert_eq!(violated.len(), 1);
     assert_eq!(violated[0].payload["objective"], "freshness");
 
@@ -87,8 +88,8 @@ async fn freshness_completeness_and_availability_are_measured_with_status_histor
     clock.set(Utc::now() + Duration::minutes(5));
     let checks = evaluator.evaluate_all().await.unwrap();
     assert_eq!(by_objective(&checks, "completeness").status, "met");
-    let kinds: Vec<String> = mesh.catalog.events(&EventFilter::default()).await.unwrap().into_iter().map(|e| e.kind).filter(|k| k.starts_with("product.slo")).collect();
+    let kinds: Vec<String> = mesh.catalog.events(&EventFilter::default()).await.unwrap().into_iter().map(|e| e.kind.as_str().to_owned()).filter(|k| k.starts_with("product.slo")).collect();
     assert_eq!(kinds, ["product.slo_violated", "product.slo_recovered"]);
-    let history = mesh.catalog.slo_checks(&"d.p".parse().unwrap(), "2000-01-01T00:00:00Z", 100).await.unwrap();
+    let history = mesh.catalog.slo_checks(&"d.p".parse().unwrap(), meshwork_catalog::time::parse("2000-01-01T00:00:00Z").unwrap(), 100).await.unwrap();
     assert_eq!(history.iter().filter(|c| c.objective == "freshness").count(), 5);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
-use meshwork_catalog::{CatalogStore, NewEvent, SqliteCatalog};
+use meshwork_catalog::{CatalogStore, NewEvent, SqlCatalog};
 use meshwork_core::clock::SystemClock;
 use meshwork_core::descriptor::Webhook;
 use meshwork_scheduler::WebhookDispatcher;
@@ -54,20 +54,20 @@ async fn receiver() -> (String, Arc<Mutex<Received>>) {
 }
 
 fn event(kind: &str) -> NewEvent {
-    NewEvent { kind: kind.into(), product: Some("sales.orders".parse().unwrap()), payload: serde_json::json!({ "version": "1.2.0" }) }
+    NewEvent { kind: kind.parse().unwrap(), product: Some("sales.orders".parse().unwrap()), payload: serde_json::json!({ "version": "1.2.0" }) }
 }
 
 #[tokio::test]
 async fn events_are_posted_signed_retried_after_a_500_and_filtered_by_kind() {
     let tmp = tempfile::tempdir().unwrap();
-    let catalog: Arc<dyn CatalogStore> = Arc::new(SqliteCatalog::open(&tmp.path().join("catalog.db")).await.unwrap());
+    let catalog: Arc<dyn CatalogStore> = Arc::new(SqlCatalog::open_sqlite(&tmp.path().join("catalog.db")).await.unwrap());
     catalog.append_events(&[event("product.published")]).await.unwrap(); // before the webhook existed
     let (url, received) = receiver().await;
     let webhook = Webhook {
         name: "ops".into(),
         url,
         secret_env: "OPS_WEBHOOK_SECRET".into(),
-        events: vec!["product.published".into(), "product.quality_failed".into()],
+        events: vec!["product.published".parse().unwrap(), "product.quality_failed".parse().unwrap()],
     };
     let dispatcher = WebhookDispatcher::with_secret(webhook.clone(), SECRET.into(), catalog.clone(), Arc::new(SystemClock), Duration::from_millis(20)).unwrap();
     assert_eq!(dispatcher.deliver_pending().await.unwrap(), 0, "a new webhook starts at the end of the log");
@@ -98,7 +98,7 @@ async fn events_are_posted_signed_retried_after_a_500_and_filtered_by_kind() {
 #[tokio::test]
 async fn a_webhook_whose_secret_is_not_set_is_refused_naming_the_variable() {
     let tmp = tempfile::tempdir().unwrap();
-    let catalog: Arc<dyn CatalogStore> = Arc::new(SqliteCatalog::open(&tmp.path().join("catalog.db")).await.unwrap());
+    let catalog: Arc<dyn CatalogStore> = Arc::new(SqlCatalog::open_sqlite(&tmp.path().join("catalog.db")).await.unwrap());
     let webhook = Webhook { name: "ops".into(), url: "http://127.0.0.1:9/".into(), secret_env: "MESHWORK_TEST_UNSET_SECRET".into(), events: vec![] };
     let error = WebhookDispatcher::new(webhook, catalog, Arc::new(SystemClock), Duration::from_secs(1)).unwrap_err();
     assert_eq!(

@@ -116,7 +116,7 @@ async fn a_cancel_request_stops_a_copy_with_an_error_the_client_reads() {
     let mut outcome = String::new();
     for _ in 0..100 {
         let audit = served.catalog.audit(&AuditFilter { principal: Some("sam".into()), ..Default::default() }).await.unwrap();
-        outcome = audit.iter().find(|e| e.statement.contains("AS copied")).map(|e| e.outcome.clone()).unwrap_or_default();
+        outcome = audit.iter().find(|e| e.statement.contains("AS copied")).map(|e| e.outcome.to_string()).unwrap_or_default();
         if outcome == "cancelled" {
             break;
         }

@@ -481,7 +481,7 @@ async fn jwks_is_fetched_from_a_url() {
     };
     let verifier = OidcVerifier::load(&config, Path::new(".")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let catalog: Arc<dyn CatalogStore> = Arc::new(meshwork_catalog::SqliteCatalog::open(&dir.path().join("c.db")).await.unwrap());
+    let catalog: Arc<dyn CatalogStore> = Arc::new(meshwork_catalog::SqlCatalog::open_sqlite(&dir.path().join("c.db")).await.unwrap());
     let auth = Authenticator::new(catalog, Some(verifier));
     let token = jwt("signing_key.pem", json!({"preferred_username": "zoe", "groups": "analysts readers"}));
     let who = auth.authenticate(meshwork_auth::Credential(Some(&token)), &[]).await.unwrap();
@@ -523,7 +523,7 @@ async fn events_quality_and_slo_endpoints_follow_visibility() {
     assert_eq!((empty["events"].as_array().unwrap().len(), empty["next_cursor"].as_i64().unwrap()), (0, cursor));
     served
         .catalog
-        .append_events(&[meshwork_catalog::NewEvent { kind: "product.slo_violated".into(), product: Some("sales.orders".parse().unwrap()), payload: json!({"objective": "freshness"}) }])
+        .append_events(&[meshwork_catalog::NewEvent { kind: "product.slo_violated".parse().unwrap(), product: Some("sales.orders".parse().unwrap()), payload: json!({"objective": "freshness"}) }])
         .await
         .unwrap();
     let (_, next) = get(&format!("/api/v1/events?after={cursor}&kind=product.slo_violated"), "ana").await;

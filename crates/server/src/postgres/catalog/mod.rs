@@ -129,7 +129,7 @@ async fn readable_products(session: &QuerySession, store: &dyn CatalogStore) -> 
         if !session.decisions().get(&record.id).is_some_and(|d| d.allowed) {
             continue;
         }
-        let Ok(descriptor) = serde_json::from_str::<ProductDescriptor>(&record.descriptor_json) else { continue };
+        let descriptor = record.descriptor;
         let Some(schema) = catalog.schema(record.id.domain.as_str()) else { continue };
         let Some(table) = schema.table(record.id.name.as_str()).await? else { continue };
         products.push((descriptor, table.schema()));

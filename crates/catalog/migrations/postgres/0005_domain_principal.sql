@@ -1,0 +1,1 @@
+ALTER TABLE domains ADD COLUMN principal TEXT NOT NULL DEFAULT '{}';

@@ -1,0 +1,219 @@
+//! Every record goes in and comes back typed and equal on each backend; filters select the
+//! same rows on each.
+
+use chrono::{Duration, Utc};
+use meshwork_catalog::{
+    ApiTokenRecord, AuditEvent, AuditFilter, AuditOutcome, AuditProduct, CatalogStore, DeliveryOutcome, DeliveryRecord, EventFilter, GovernanceSnapshot,
+    NewEvent, Objective, PolicyRecord, PolicyStateRecord, QualityRun, RuleResult, RuleStatus, RunOutcome, SloCheck, SloStatus, Trigger,
+};
+use meshwork_core::descriptor::{PolicyState, Severity};
+use meshwork_core::event::EventKind;
+use meshwork_core::id::DomainName;
+use serde_json::json;
+
+use super::{Backend, id, publication};
+
+/// `at` as the store keeps it: microseconds.
+fn micros(at: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    meshwork_catalog::time::parse(&meshwork_catalog::time::format(&at)).unwrap()
+}
+
+fn audit_event(principal: &str, product: &str, outcome: AuditOutcome, at: chrono::DateTime<Utc>) -> AuditEvent {
+    AuditEvent {
+        id: 0,
+        at: micros(at),
+        principal: principal.into(),
+        interface: "postgres".into(),
+        action: "query".into(),
+        statement: format!("SELECT * FROM {product}"),
+        products: vec![AuditProduct {
+            product: product.into(),
+            decision: "allow".into(),
+            policies: vec!["descriptor".into()],
+            row_filters: 1,
+            masks: vec!["email:hash".into()],
+            reasons: Vec::new(),
+            decision_us: 12,
+        }],
+        rows: Some(3),
+        duration_ms: 1.5,
+        outcome,
+        error: None,
+    }
+}
+
+#[tokio::test]
+async fn audit_events_round_trip_filter_and_complete_once() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        let old = Utc::now() - Duration::hours(2);
+        let first = audit_event("ana", "sales.orders", AuditOutcome::Ok, old);
+        let first_id = catalog.record_audit(&first).await.unwrap();
+        let running = audit_event("mia", "sales.customers", AuditOutcome::Running, Utc::now());
+        let running_id = catalog.record_audit(&running).await.unwrap();
+        catalog.complete_audit(running_id, Some(7), 9.0, AuditOutcome::Error, Some("boom")).await.unwrap();
+        catalog.complete_audit(running_id, Some(8), 10.0, AuditOutcome::Ok, None).await.unwrap();
+
+        let all = catalog.audit(&AuditFilter::default()).await.unwrap();
+        assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), [running_id, first_id], "newest first");
+        assert_eq!(all[1], AuditEvent { id: first_id, ..first });
+        assert_eq!((all[0].outcome, all[0].rows, all[0].error.as_deref()), (AuditOutcome::Error, Some(7), Some("boom")), "completed once");
+        let by_principal = catalog.audit(&AuditFilter { principal: Some("ana".into()), ..AuditFilter::default() }).await.unwrap();
+        assert_eq!(by_principal.len(), 1);
+        let recent = catalog.audit(&AuditFilter { since: Some(Utc::now() - Duration::hours(1)), ..AuditFilter::default() }).await.unwrap();
+        assert_eq!(recent.iter().map(|e| e.id).collect::<Vec<_>>(), [running_id]);
+        let by_product = catalog.audit(&AuditFilter { product: Some(id("sales.orders")), limit: Some(5), ..AuditFilter::default() }).await.unwrap();
+        assert_eq!(by_product.iter().map(|e| e.id).collect::<Vec<_>>(), [first_id]);
+        assert_eq!(catalog.query_outcomes(&id("sales.orders"), old - Duration::seconds(1)).await.unwrap(), (1, 0));
+        assert_eq!(catalog.query_outcomes(&id("sales.customers"), old).await.unwrap(), (0, 1));
+        assert_eq!(catalog.query_outcomes(&id("sales.orders"), Utc::now()).await.unwrap(), (0, 0));
+        backend.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn events_are_typed_ordered_and_filtered_by_kind_and_product() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        let event = |kind, product: Option<&str>| NewEvent { kind, product: product.map(id), payload: json!({"n": 1}) };
+        catalog.append_events(&[event(EventKind::Published, Some("a.b")), event(EventKind::SloViolated, Some("a.c"))]).await.unwrap();
+        let last = catalog.append_events(&[event(EventKind::QualityWarned, Some("a.b")), event(EventKind::Purged, None)]).await.unwrap();
+        let all = catalog.events(&EventFilter::default()).await.unwrap();
+        assert_eq!(all.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Published, EventKind::SloViolated, EventKind::QualityWarned, EventKind::Purged]);
+        assert_eq!(all.last().unwrap().id, last);
+        assert_eq!(all[0].payload, json!({"n": 1}));
+        let kinds = EventFilter { kinds: vec![EventKind::Published, EventKind::Purged], ..EventFilter::default() };
+        assert_eq!(catalog.events(&kinds).await.unwrap().iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Published, EventKind::Purged]);
+        let product = EventFilter { product: Some(id("a.b")), after: all[0].id, ..EventFilter::default() };
+        assert_eq!(catalog.events(&product).await.unwrap().iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::QualityWarned]);
+        let page = EventFilter { limit: Some(2), ..EventFilter::default() };
+        assert_eq!(catalog.events(&page).await.unwrap().len(), 2);
+        backend.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn quality_runs_slo_checks_and_deliveries_round_trip() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        let product = id("sales.orders");
+        let run = QualityRun {
+            id: 0,
+            product: Some(product.clone()),
+            at: micros(Utc::now()),
+            trigger: Trigger::Upstream,
+            outcome: RunOutcome::Warned,
+            published_seq: None,
+            row_count: 42,
+            build_ms: 1.0,
+            stage_ms: 2.0,
+            quality_ms: 3.0,
+            results: vec![RuleResult {
+                name: "not_null_id".into(),
+                rule: "not_null".into(),
+                severity: Severity::Warn,
+                status: RuleStatus::Failed,
+                failing: 1,
+                checked: 42,
+                message: "1 NULL".into(),
+                samples: vec![serde_json::Map::from_iter([("id".to_owned(), json!(null))])],
+            }],
+        };
+        let run_id = catalog.record_quality_run(&product, &run).await.unwrap();
+        let mut published = publication("sales.orders", "h", &[]);
+        published.quality = Some(QualityRun { outcome: RunOutcome::Passed, results: Vec::new(), ..run.clone() });
+        catalog.publish(&published).await.unwrap();
+        let runs = catalog.quality_runs(&product, 10).await.unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].outcome, runs[0].published_seq), (RunOutcome::Passed, Some(1)), "newest first, with its publication");
+        assert_eq!(runs[1], QualityRun { id: run_id, ..run });
+
+        let now = micros(Utc::now());
+        let check = |objective, status, at| SloCheck {
+            product: product.clone(),
+            objective,
+            at,
+            status,
+            value: Some(0.5),
+            threshold: 0.9,
+            budget_remaining: None,
+            message: "measured".into(),
+        };
+        let checks = [
+            check(Objective::Freshness, SloStatus::Violated, now - Duration::hours(3)),
+            check(Objective::Freshness, SloStatus::Met, now),
+            check(Objective::Completeness, SloStatus::AtRisk, now),
+        ];
+        catalog.record_slo_checks(&checks).await.unwrap();
+        let latest = catalog.latest_slo_checks(&product).await.unwrap();
+        assert_eq!(latest, [checks[2].clone(), checks[1].clone()], "one per objective, by objective");
+        let recent = catalog.slo_checks(&product, now - Duration::hours(1), 10).await.unwrap();
+        assert_eq!(recent.len(), 2);
+        assert_eq!(catalog.slo_checks(&product, now - Duration::hours(4), 1).await.unwrap().len(), 1);
+
+        let delivery = |attempt, outcome| DeliveryRecord {
+            webhook: "ops".into(),
+            event_id: 1,
+            attempt,
+            at: micros(Utc::now()),
+            status: Some(503),
+            outcome,
+            error: Some("the endpoint answered 503".into()),
+        };
+        catalog.record_delivery(&delivery(1, DeliveryOutcome::Retrying)).await.unwrap();
+        catalog.record_delivery(&delivery(2, DeliveryOutcome::Failed)).await.unwrap();
+        let deliveries = catalog.deliveries("ops", 10).await.unwrap();
+        assert_eq!(deliveries.iter().map(|d| (d.attempt, d.outcome)).collect::<Vec<_>>(), [(2, DeliveryOutcome::Failed), (1, DeliveryOutcome::Retrying)]);
+        assert!(catalog.deliveries("other", 10).await.unwrap().is_empty());
+        backend.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn tokens_governance_settings_and_the_mask_salt() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        let created = micros(Utc::now());
+        let token = ApiTokenRecord {
+            id: "abc".into(),
+            principal: "ana".into(),
+            description: Some("ci".into()),
+            hash: "$argon2id$…".into(),
+            created_at: created,
+            expires_at: Some(created + Duration::days(1)),
+            revoked_at: None,
+        };
+        catalog.create_token(&token).await.unwrap();
+        assert_eq!(catalog.token("abc").await.unwrap(), Some(token.clone()));
+        assert!(catalog.revoke_token("abc").await.unwrap());
+        assert!(!catalog.revoke_token("abc").await.unwrap(), "once");
+        assert!(catalog.token("abc").await.unwrap().unwrap().revoked_at.is_some());
+        assert_eq!(catalog.tokens().await.unwrap().len(), 1);
+        assert_eq!(catalog.token("nope").await.unwrap(), None);
+
+        let generation = catalog.generation().await.unwrap();
+        let snapshot = GovernanceSnapshot {
+            principals: Vec::new(),
+            policies: vec![
+                PolicyRecord { name: "global".into(), domain: None, file: "policies/global.rego".into(), source: "package x".into() },
+                PolicyRecord { name: "local".into(), domain: Some(DomainName::new("sales").unwrap()), file: "domains/sales/policies/local.rego".into(), source: "package y".into() },
+            ],
+            states: vec![
+                PolicyStateRecord { domain: None, name: "global".into(), state: PolicyState::Enforce },
+                PolicyStateRecord { domain: Some(DomainName::new("sales").unwrap()), name: "local".into(), state: PolicyState::Warn },
+            ],
+        };
+        catalog.replace_governance(&snapshot).await.unwrap();
+        assert_eq!(catalog.governance().await.unwrap(), snapshot);
+        assert_eq!(catalog.generation().await.unwrap(), generation + 1);
+
+        let salt = catalog.mask_salt().await.unwrap();
+        assert_eq!(salt.len(), 64);
+        assert_eq!(catalog.mask_salt().await.unwrap(), salt, "created once, then kept");
+        assert_eq!(catalog.setting("cursor").await.unwrap(), None);
+        catalog.set_setting("cursor", "1").await.unwrap();
+        catalog.set_setting("cursor", "2").await.unwrap();
+        assert_eq!(catalog.setting("cursor").await.unwrap().as_deref(), Some("2"));
+        backend.finish().await;
+    }
+}

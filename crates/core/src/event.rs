@@ -1,0 +1,35 @@
+//! Lifecycle event kinds: what the event log records, webhooks deliver and
+//! `notifications.webhooks[].events` filters on.
+
+crate::keyword_enum! {
+    /// A kind of lifecycle event.
+    pub enum EventKind ("event kind") {
+        /// A new version was published.
+        Published => "product.published",
+        /// A new version changed the output schema.
+        SchemaChanged => "product.schema_changed",
+        /// A version was published with `status: deprecated`.
+        Deprecated => "product.deprecated",
+        /// A build failed an `error` quality rule; nothing was published.
+        QualityFailed => "product.quality_failed",
+        /// A build published with failed `warn` rules.
+        QualityWarned => "product.quality_warned",
+        /// A scheduled or cascaded refresh failed.
+        RefreshFailed => "product.refresh_failed",
+        /// An SLO went from met to violated.
+        SloViolated => "product.slo_violated",
+        /// A violated SLO is met again.
+        SloRecovered => "product.slo_recovered",
+        /// The product was taken out of service.
+        Unpublished => "product.unpublished",
+        /// An unpublished product's catalog rows were deleted.
+        Purged => "product.purged",
+    }
+}
+
+impl EventKind {
+    /// Every keyword, in declaration order (for messages and completion).
+    pub fn keywords() -> impl Iterator<Item = &'static str> {
+        EventKind::ALL.iter().map(|k| k.as_str())
+    }
+}
