@@ -20,7 +20,7 @@ pub mod time;
 
 pub use keywords::*;
 pub use records::*;
-pub use sql::{Backend, Location, MigrationStatus, OpenMode, SqlCatalog};
+pub use sql::{Backend, HeldLock, Location, MigrationStatus, OpenMode, SqlCatalog};
 
 use chrono::{DateTime, Utc};
 use meshwork_core::id::ProductId;
@@ -44,6 +44,16 @@ pub enum CatalogError {
     /// The store holds data this version of Meshwork cannot read.
     #[error("the metadata store is corrupt or from a newer meshwork: {0}")]
     Corrupt(String),
+    /// Another process holds a lock.
+    #[error("{what} by another process ({holder}); waited {waited_s} s: wait for it to finish and run again")]
+    Busy {
+        /// What the lock protects, as the start of a sentence (``product `sales.orders` is being built``).
+        what: String,
+        /// Who holds it, as far as the store knows.
+        holder: String,
+        /// Seconds waited.
+        waited_s: u64,
+    },
     /// The store's schema is older than this build's and opening it must not upgrade it.
     #[error("the metadata store's schema is at version {applied}, this meshwork's is {known}; run `meshwork catalog migrate` to upgrade it")]
     Outdated {
@@ -52,6 +62,15 @@ pub enum CatalogError {
         /// The newest migration this build knows.
         known: i64,
     },
+}
+
+/// Locks named with this prefix and a product's address are its product lock: one build,
+/// unpublish or purge of the product at a time, on any machine sharing the catalog.
+pub const PRODUCT_LOCK_PREFIX: &str = "product:";
+
+/// The name of `id`'s product lock.
+pub fn product_lock(id: &ProductId) -> String {
+    format!("{PRODUCT_LOCK_PREFIX}{id}")
 }
 
 /// Result alias of this crate.
@@ -148,4 +167,9 @@ pub trait CatalogStore: Send + Sync {
     async fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a named value.
     async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Takes the lock called `name` (`product:sales.orders`, `scheduler`), waiting up to `wait`
+    /// for its holder, anywhere, to release it; [`CatalogError::Busy`] names the holder after
+    /// that. It is held until the guard is dropped or its process dies: every process and
+    /// machine sharing the catalog sees the same locks.
+    async fn lock(&self, name: &str, wait: std::time::Duration) -> Result<HeldLock>;
 }

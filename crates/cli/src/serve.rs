@@ -70,7 +70,7 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
         Some(config) => Some(OidcVerifier::load(config, &home.root).await.context("auth.oidc in mesh.yaml")?),
         None => None,
     };
-    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal }));
+    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal, storage_root: Some(home.data_dir()) }));
     let background = Background::prepare(home, catalog).await?;
     let (addresses, sockets) = meshwork_server::bind(&listeners).await?;
     let run = Box::pin(async move {
@@ -92,12 +92,22 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
 /// The work `serve` does besides answering requests: the refresh scheduler, SLO evaluation and
 /// webhook delivery. Prepared before binding so a missing webhook secret stops the server
 /// before it starts.
+/// The background work of a server: scheduled and cascaded refreshes, SLO evaluation and
+/// webhook deliveries. Replicas sharing a catalog run it one at a time: the one holding the
+/// catalog lock [`LEADER_LOCK`]; the others wait and take over within [`LEADER_POLL`] when
+/// its holder stops or dies.
 struct Background {
+    catalog: Arc<dyn CatalogStore>,
     scheduler: Option<Arc<Scheduler>>,
     slo: SloEvaluator,
     slo_interval: Duration,
     webhooks: Vec<WebhookDispatcher>,
 }
+
+/// The catalog lock whose holder runs the background work.
+const LEADER_LOCK: &str = "background-work";
+/// How often a waiting replica asks for the lock, and the holder checks it still has it.
+const LEADER_POLL: Duration = Duration::from_secs(2);
 
 impl Background {
     async fn prepare(home: &MeshHome, catalog: Arc<dyn CatalogStore>) -> anyhow::Result<Background> {
@@ -119,6 +129,7 @@ impl Background {
             webhooks.push(WebhookDispatcher::new(webhook.clone(), catalog.clone(), clock.clone(), first_backoff).context("notifications.webhooks in mesh.yaml")?);
         }
         Ok(Background {
+            catalog: catalog.clone(),
             scheduler,
             slo: SloEvaluator::new(catalog, clock),
             slo_interval: Duration::from_secs(config.slo_interval.seconds.max(1)),
@@ -127,15 +138,71 @@ impl Background {
     }
 
     fn spawn(self, stopped: tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = Vec::new();
-        if let Some(scheduler) = self.scheduler {
-            tasks.push(tokio::spawn(scheduler.run(stopped.clone())));
+        vec![tokio::spawn(self.lead(stopped))]
+    }
+
+    /// Waits for the leader lock, runs the work while holding it, and gives it up when the
+    /// server stops or the lock is lost (its PostgreSQL connection gone).
+    async fn lead(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        let mut announced_waiting = false;
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let mut lock = match self.catalog.lock(LEADER_LOCK, Duration::ZERO).await {
+                Ok(lock) => lock,
+                Err(error) => {
+                    if !matches!(error, meshwork_catalog::CatalogError::Busy { .. }) {
+                        tracing::error!(%error, "cannot ask for the background-work lock");
+                    } else if !announced_waiting {
+                        tracing::info!(%error, "another replica runs the background work; this one serves queries and stands by");
+                        announced_waiting = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(LEADER_POLL) => continue,
+                        _ = stopped.changed() => return,
+                    }
+                }
+            };
+            announced_waiting = false;
+            tracing::info!("this replica runs the background work: scheduled refreshes, SLO evaluation, webhooks");
+            if let Some(scheduler) = &self.scheduler
+                && let Err(error) = scheduler.resume().await
+            {
+                tracing::error!(%error, "cannot resume the scheduler; giving the background work up");
+                drop(lock);
+                tokio::time::sleep(LEADER_POLL).await;
+                continue;
+            }
+            let (stop_work, work_stopped) = tokio::sync::watch::channel(false);
+            let mut tasks = Vec::new();
+            if let Some(scheduler) = &self.scheduler {
+                tasks.push(tokio::spawn(scheduler.clone().run(work_stopped.clone())));
+            }
+            tasks.push(tokio::spawn(self.slo.clone().run(self.slo_interval, work_stopped.clone())));
+            for webhook in &self.webhooks {
+                tasks.push(tokio::spawn(webhook.clone().run(work_stopped.clone())));
+            }
+            let server_stopping = loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(LEADER_POLL) => {
+                        if !lock.still_held().await {
+                            tracing::warn!("lost the background-work lock (metadata store connection gone); stopping the background work");
+                            break false;
+                        }
+                    }
+                    _ = stopped.changed() => break true,
+                }
+            };
+            let _ = stop_work.send(true);
+            for task in tasks {
+                let _ = task.await;
+            }
+            drop(lock);
+            if server_stopping {
+                return;
+            }
         }
-        tasks.push(tokio::spawn(self.slo.run(self.slo_interval, stopped.clone())));
-        for webhook in self.webhooks {
-            tasks.push(tokio::spawn(webhook.run(stopped.clone())));
-        }
-        tasks
     }
 }
 

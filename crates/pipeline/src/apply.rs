@@ -288,7 +288,7 @@ pub async fn apply_with(
         report.outcomes.push((id, outcome));
     }
     if let Some(unpublishing) = unpublishing {
-        for (id, outcome) in unpublishing.run(catalog, store, options).await {
+        for (id, outcome) in unpublishing.run(catalog, options).await {
             observer.finished(&id, &outcome);
             report.outcomes.push((id, outcome));
         }
@@ -400,7 +400,7 @@ async fn publish_product(
     observer: &dyn ApplyObserver,
     options: &ApplyOptions,
 ) -> Result<Publish, PipelineError> {
-    let _lock = store.lock(id, options.lock_wait).await?;
+    let _lock = catalog.lock(&meshwork_catalog::product_lock(id), options.lock_wait).await?;
     recover(id, catalog, store).await?;
     let entry = &mesh.repo.products[id];
     let descriptor = &entry.descriptor;

@@ -99,9 +99,9 @@ pub async fn recover_all(catalog: &dyn CatalogStore, store: &ProductStore) -> Re
     names.sort();
     for name in names {
         let Ok(id) = name.parse::<ProductId>() else { continue };
-        let lock = match store.lock(&id, std::time::Duration::ZERO).await {
+        let lock = match catalog.lock(&meshwork_catalog::product_lock(&id), std::time::Duration::ZERO).await {
             Ok(lock) => lock,
-            Err(meshwork_storage::StorageError::Busy { .. }) => continue,
+            Err(meshwork_catalog::CatalogError::Busy { .. }) => continue,
             Err(error) => return Err(error.into()),
         };
         for outcome in recover(&id, catalog, store).await? {

@@ -99,11 +99,11 @@ impl Unpublishing {
 
     /// Unpublishes each product, under its lock, recording a `product.unpublished` event with
     /// it. Its Delta table is left as it is.
-    pub(crate) async fn run(self, catalog: &dyn CatalogStore, store: &ProductStore, options: &ApplyOptions) -> Vec<(ProductId, ProductOutcome)> {
+    pub(crate) async fn run(self, catalog: &dyn CatalogStore, options: &ApplyOptions) -> Vec<(ProductId, ProductOutcome)> {
         let mut outcomes = Vec::new();
         for removed in self.0 {
             let id = removed.record.id.clone();
-            let outcome = match unpublish_one(&removed, catalog, store, options).await {
+            let outcome = match unpublish_one(&removed, catalog, options).await {
                 Ok(()) => ProductOutcome::Unpublished { removal: removed.removal, version: removed.version },
                 Err(error) => ProductOutcome::Failed { error, elapsed: std::time::Duration::ZERO },
             };
@@ -113,9 +113,9 @@ impl Unpublishing {
     }
 }
 
-async fn unpublish_one(removed: &Removed, catalog: &dyn CatalogStore, store: &ProductStore, options: &ApplyOptions) -> Result<(), PipelineError> {
+async fn unpublish_one(removed: &Removed, catalog: &dyn CatalogStore, options: &ApplyOptions) -> Result<(), PipelineError> {
     let id = &removed.record.id;
-    let _lock = store.lock(id, options.lock_wait).await?;
+    let _lock = catalog.lock(&meshwork_catalog::product_lock(id), options.lock_wait).await?;
     let mut payload = json!({
         "version": removed.record.version,
         "publication": removed.version.as_ref().map(|v| v.seq),
@@ -161,7 +161,7 @@ pub async fn purge(
         return Err(PipelineError::PurgeDeclared(id.to_string()));
     }
     let started = std::time::Instant::now();
-    let _lock = store.lock(id, lock_wait).await?;
+    let _lock = catalog.lock(&meshwork_catalog::product_lock(id), lock_wait).await?;
     // Checked under the lock, so no apply can publish it again between the check and the delete.
     if catalog.product(id).await?.is_some() {
         return Err(PipelineError::PurgePublished(id.to_string()));

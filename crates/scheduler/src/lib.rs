@@ -120,6 +120,31 @@ impl Scheduler {
         Ok(Scheduler { root, catalog, store, clock, config, state: Mutex::new(state) })
     }
 
+    /// Takes over the background work, on this replica's first turn or after another replica
+    /// that held it stopped or died: follows the event log from the persisted cursor and queues
+    /// one refresh of every product that declares `refresh`, so work the previous holder left
+    /// unfinished (a cascade it had started, a cron run it was killed in) is done now. Products
+    /// already up to date come out `unchanged`: nothing is built twice.
+    pub async fn resume(&self) -> Result<(), SchedulerError> {
+        let event_cursor = match self.catalog.setting(CURSOR_KEY).await? {
+            Some(value) => value.parse().unwrap_or(0),
+            None => last_event_id(self.catalog.as_ref()).await?,
+        };
+        let descriptors = published_descriptors(self.catalog.as_ref()).await?;
+        let declared: BTreeSet<ProductId> = descriptors
+            .iter()
+            .filter(|(_, d)| d.refresh.schedule.is_some() || d.refresh.on_upstream_change)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut state = self.state.lock().expect("scheduler state");
+        state.last_tick = self.clock.now();
+        state.event_cursor = event_cursor;
+        if !declared.is_empty() {
+            state.deferred.push(Job { products: declared, trigger: Trigger::Schedule });
+        }
+        Ok(())
+    }
+
     /// The jobs due now: cron schedules that fired since the last tick, dependants of products
     /// published since the last tick, and jobs deferred because their products were busy.
     pub async fn tick(&self) -> Result<Vec<Job>, SchedulerError> {

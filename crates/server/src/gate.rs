@@ -15,6 +15,8 @@ use crate::metrics::Metrics;
 pub struct GateOptions {
     /// Queries one principal may run at once, over all interfaces.
     pub max_queries_per_principal: u32,
+    /// Where product tables live, probed by `/ready`; `None` probes only the metadata store.
+    pub storage_root: Option<std::path::PathBuf>,
 }
 
 /// Authentication, per-principal admission and session opening, shared by every interface.
@@ -63,7 +65,12 @@ impl Gate {
         Gate { engine, auth, options, running: Arc::default(), metrics: Arc::new(Metrics::new()), ticket_key }
     }
 
-    /// The shared query engine.
+    /// The settings it was made with.
+    pub fn options(&self) -> &GateOptions {
+        &self.options
+    }
+
+    /// The engine: catalog, governance, opened tables.
     pub fn engine(&self) -> &QueryEngine {
         &self.engine
     }

@@ -67,6 +67,7 @@ fn router(gate: Arc<Gate>) -> Router {
         .route("/api/v1/query", post(run_query))
         .route("/api/v1/audit", get(audit_events))
         .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .fallback(|Extension(id): Extension<RequestId>| async move {
             ApiError { error: ServeError::NotFound("no such endpoint; see /openapi.json or /docs".into()), request_id: id.0 }
@@ -816,6 +817,31 @@ async fn audit_events(
             })
             .collect(),
     ))
+}
+
+/// Readiness for a load balancer: 200 when the metadata store answers and the storage root can
+/// be listed, 503 naming what failed otherwise. `/health` says only that the process is up.
+async fn ready(State(gate): State<Arc<Gate>>) -> impl IntoResponse {
+    const PROBE: std::time::Duration = std::time::Duration::from_secs(3);
+    let metadata = match tokio::time::timeout(PROBE, gate.engine().catalog().generation()).await {
+        Ok(Ok(_)) => "ok".to_owned(),
+        Ok(Err(e)) => format!("error: {e}"),
+        Err(_) => format!("error: no answer within {} s", PROBE.as_secs()),
+    };
+    let storage = match &gate.options().storage_root {
+        None => "ok".to_owned(),
+        Some(root) => match tokio::time::timeout(PROBE, tokio::fs::read_dir(root)).await {
+            Ok(Ok(_)) => "ok".to_owned(),
+            Ok(Err(e)) => format!("error: cannot list `{}`: {e}", root.display()),
+            Err(_) => format!("error: no answer within {} s", PROBE.as_secs()),
+        },
+    };
+    let ready = metadata == "ok" && storage == "ok";
+    if !ready {
+        tracing::warn!(%metadata, %storage, "not ready");
+    }
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({"status": if ready { "ready" } else { "not_ready" }, "metadata": metadata, "storage": storage})))
 }
 
 async fn metrics(State(gate): State<Arc<Gate>>) -> impl IntoResponse {

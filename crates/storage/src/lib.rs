@@ -8,9 +8,9 @@
 //! Write-audit-publish: new data is first written as a separate Delta table under
 //! `<data_dir>/_staging/<domain>.<product>/<run>/`, where quality rules read it; only then is
 //! it committed to the product's table. Staging directories are never read by queries and are
-//! removed when the run ends or, after a crash, by the next run of the product. A
-//! [`ProductLock`] (an OS file lock, released by the kernel when its process dies, even by
-//! SIGKILL) makes runs of one product exclusive across processes.
+//! removed when the run ends or, after a crash, by the next run of the product. Runs of one
+//! product are made exclusive by the catalog's product lock (`meshwork_catalog::product_lock`),
+//! which every process and machine sharing the catalog sees.
 
 #![deny(missing_docs)]
 
@@ -78,29 +78,6 @@ pub enum StorageError {
     /// The table exists but has no committed version.
     #[error("delta table `{0}` has no committed version")]
     Empty(String),
-    /// Another run holds the product's lock.
-    #[error("product `{product}` is being built by another process ({holder}); waited {waited_s} s: wait for it to finish and run again")]
-    Busy {
-        /// The product.
-        product: String,
-        /// What the lock file says about its holder.
-        holder: String,
-        /// Seconds waited.
-        waited_s: u64,
-    },
-}
-
-/// Exclusive right to build and publish one product, held until dropped. Backed by an OS file
-/// lock, so a killed process never leaves it held.
-#[derive(Debug)]
-pub struct ProductLock {
-    file: std::fs::File,
-}
-
-impl Drop for ProductLock {
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
-    }
 }
 
 /// A staged run: new data written as its own Delta table, not visible to queries.
@@ -144,44 +121,6 @@ impl ProductStore {
     /// The staging directory of a product: one subdirectory per run.
     pub fn staging_dir(&self, id: &ProductId) -> PathBuf {
         self.root.join("_staging").join(format!("{}.{}", id.domain, id.name))
-    }
-
-    /// Takes the product's lock, waiting up to `wait` for another process to release it.
-    pub async fn lock(&self, id: &ProductId, wait: std::time::Duration) -> Result<ProductLock> {
-        let dir = self.root.join("_locks");
-        std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
-        let path = dir.join(format!("{}.{}.lock", id.domain, id.name));
-        let started = std::time::Instant::now();
-        loop {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|source| StorageError::DataDir { path: path.display().to_string(), source })?;
-            match file.try_lock() {
-                Ok(()) => {
-                    use std::io::{Seek, Write};
-                    let mut holder = &file;
-                    let _ = holder.set_len(0);
-                    let _ = holder.seek(std::io::SeekFrom::Start(0));
-                    let _ = write!(holder, "pid {} since {}", std::process::id(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-                    return Ok(ProductLock { file });
-                }
-                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(StorageError::Busy {
-                        product: id.to_string(),
-                        holder: std::fs::read_to_string(&path).unwrap_or_default().trim().to_owned(),
-                        waited_s: started.elapsed().as_secs(),
-                    });
-                }
-                Err(std::fs::TryLockError::Error(source)) => return Err(StorageError::DataDir { path: path.display().to_string(), source }),
-            }
-        }
     }
 
     /// Writes `batches` as a new staged Delta table for run `run`.

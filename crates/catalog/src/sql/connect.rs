@@ -117,6 +117,7 @@ impl SqlCatalog {
         let options = options.disable_statement_logging();
         // One connection first: a refused connection, a wrong password or a file that is not a
         // database is reported at once, where the pool would retry until its timeout.
+        let options_for_locks = options.clone();
         let mut first = sqlx::AnyConnection::connect_with(&options).await.map_err(open_error)?;
         prepare_connection(&mut first, backend).await.map_err(open_error)?;
         first.close().await.map_err(open_error)?;
@@ -127,7 +128,11 @@ impl SqlCatalog {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        let catalog = SqlCatalog { pool, backend };
+        let locks_dir = match location {
+            Location::Sqlite(path) => Some(path.with_extension("locks")),
+            Location::Postgres { .. } => None,
+        };
+        let catalog = SqlCatalog { pool, backend, connect: options_for_locks, locks_dir };
         catalog.prepare_schema(mode).await?;
         Ok(catalog)
     }

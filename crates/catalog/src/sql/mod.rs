@@ -12,6 +12,7 @@ mod audit;
 mod connect;
 mod governance;
 mod lifecycle;
+mod locks;
 mod operations;
 mod products;
 mod rows;
@@ -24,6 +25,7 @@ use sqlx::AnyConnection;
 use sqlx::AnyPool;
 
 pub use connect::{Backend, Location, MigrationStatus, OpenMode};
+pub use locks::HeldLock;
 
 use crate::keywords::AuditOutcome;
 use crate::{
@@ -33,10 +35,20 @@ use crate::{
 use crate::ProductRecord;
 
 /// The catalog in a SQL database: SQLite or PostgreSQL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqlCatalog {
     pool: AnyPool,
     backend: Backend,
+    /// How to open a connection of its own (a lock's); holds the password, never shown.
+    connect: sqlx::any::AnyConnectOptions,
+    /// SQLite: the directory of the lock files beside the database file.
+    locks_dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for SqlCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlCatalog").field("backend", &self.backend).finish_non_exhaustive()
+    }
 }
 
 impl SqlCatalog {
@@ -235,5 +247,9 @@ impl CatalogStore for SqlCatalog {
 
     async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         self.set_setting_value(key, value).await
+    }
+
+    async fn lock(&self, name: &str, wait: std::time::Duration) -> Result<HeldLock> {
+        self.take_lock(name, wait).await
     }
 }

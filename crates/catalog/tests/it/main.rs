@@ -10,6 +10,7 @@ use meshwork_core::id::{DomainName, ProductId};
 use meshwork_core::lineage::{ColumnLineage, ColumnSource, Derivation, ProductLineage};
 
 mod lifecycle;
+mod locks;
 mod migrations;
 mod records;
 

@@ -407,22 +407,42 @@ fn example_mesh_end_to_end() {
 /// server): nothing of the catalog lands in the repository, and every command works on it.
 #[test]
 fn example_mesh_end_to_end_on_postgres() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let scratch = runtime.block_on(meshwork_catalog::scratch::ScratchDatabase::create("meshwork_cli_it")).expect("a PostgreSQL server for the CLI test");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("example");
-    ok(tmp.path(), &["init", dir.to_str().unwrap(), "--example", "--orders", "2000", "--seed", "5"]);
-    let config = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
-    write(&dir, "mesh.yaml", &format!("{config}\nmetadata: {}\n", scratch.url()));
+    let on_postgres = ExampleOnPostgres::create("meshwork_cli_it", "2000", "5");
+    let (tmp, dir) = (on_postgres.tmp.path(), on_postgres.dir.clone());
     let status = ok(&dir, &["catalog", "status"]);
     assert!(status.contains("PostgreSQL catalog, schema version"), "{status}");
-    example_mesh_checks(tmp.path(), &dir);
+    example_mesh_checks(tmp, &dir);
     assert!(!dir.join(".meshwork/catalog.db").exists(), "no SQLite catalog beside PostgreSQL");
     let token = ok(&dir, &["token", "create", "--principal", "ana"]);
     assert!(token.starts_with("mw_"), "{token}");
     assert!(ok(&dir, &["token", "list"]).contains("ana"));
     assert!(ok(&dir, &["audit", "--limit", "5"]).contains("apply"));
-    runtime.block_on(scratch.drop_now()).unwrap();
+    on_postgres.finish();
+}
+
+/// The example mesh in a temporary directory with its catalog in a scratch PostgreSQL database.
+struct ExampleOnPostgres {
+    runtime: tokio::runtime::Runtime,
+    scratch: meshwork_catalog::scratch::ScratchDatabase,
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl ExampleOnPostgres {
+    fn create(database: &str, orders: &str, seed: &str) -> ExampleOnPostgres {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let scratch = runtime.block_on(meshwork_catalog::scratch::ScratchDatabase::create(database)).expect("a PostgreSQL server for the CLI tests");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("example");
+        ok(tmp.path(), &["init", dir.to_str().unwrap(), "--example", "--orders", orders, "--seed", seed]);
+        let config = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+        write(&dir, "mesh.yaml", &format!("{config}\nmetadata: {}\n", scratch.url()));
+        ExampleOnPostgres { runtime, scratch, tmp, dir }
+    }
+
+    fn finish(self) {
+        self.runtime.block_on(self.scratch.drop_now()).unwrap();
+    }
 }
 
 #[test]
@@ -778,6 +798,7 @@ mod attacks;
 mod crash;
 mod derived;
 mod lineage;
+mod replicas;
 mod trust;
 mod unpublish;
 mod visibility;

@@ -53,13 +53,13 @@ async fn a_run_that_cannot_take_the_lock_in_time_fails_naming_the_holder() {
     mesh(dir, 10);
     let at = open(dir).await;
     let id = "shop.items".parse().unwrap();
-    let held = at.store.lock(&id, Duration::ZERO).await.unwrap();
+    let held = at.catalog.lock(&meshwork_catalog::product_lock(&id), Duration::ZERO).await.unwrap();
     let mesh = load_mesh(dir).unwrap();
     let options = ApplyOptions { lock_wait: Duration::from_millis(300), ..ApplyOptions::default() };
     let report = apply_with(&mesh, at.catalog.as_ref(), &at.store, &SilentObserver, &options).await.unwrap();
     let ProductOutcome::Failed { error, .. } = &report.outcomes[0].1 else { panic!("{report:#?}") };
     let message = error.to_string();
-    assert!(message.starts_with("product `shop.items` is being built by another process (pid "), "{message}");
+    assert!(message.starts_with("product `shop.items` is being built by another process (meshwork pid "), "{message}");
     assert!(message.ends_with("wait for it to finish and run again"), "{message}");
     drop(held);
     let report = apply_with(&mesh, at.catalog.as_ref(), &at.store, &SilentObserver, &options).await.unwrap();
