@@ -95,6 +95,9 @@ pub trait CatalogStore: Send + Sync {
     /// The version queries read: the newest one of a published product; `None` for a product
     /// that was never published or is unpublished.
     async fn current_version(&self, id: &ProductId) -> Result<Option<VersionRecord>>;
+    /// The current version of every published product, in one round trip (what a query
+    /// session reads for all the products it registers).
+    async fn current_versions(&self) -> Result<std::collections::BTreeMap<ProductId, VersionRecord>>;
     /// Takes a published product out of service, in one transaction: from then on
     /// [`CatalogStore::products`], [`CatalogStore::product`] and
     /// [`CatalogStore::current_version`] leave it out, so nothing lists, searches or reads it;

@@ -75,8 +75,11 @@ pub(crate) async fn governed_context(
     // The products to decide on, each with the names it is registered under: its own
     // `domain.product`, and for a domain's reads the input ports that read it.
     let mut wanted: Vec<(ProductRecord, Vec<String>, bool)> = Vec::new();
+    // Every published product's current version in one round trip, not one per product.
+    let mut current = BTreeMap::new();
     match &scope {
         Scope::Published => {
+            current = catalog.current_versions().await?;
             for product in catalog.products().await? {
                 wanted.push((product, Vec::new(), true));
             }
@@ -105,7 +108,12 @@ pub(crate) async fn governed_context(
     let mut locations = Vec::new();
     let mut guard_map = HashMap::new();
     for (product, ports, qualified) in wanted {
-        let Some(version) = catalog.current_version(&product.id).await? else {
+        let version = match current.remove(&product.id) {
+            Some(version) => Some(version),
+            None if matches!(scope, Scope::Published) => None,
+            None => catalog.current_version(&product.id).await?,
+        };
+        let Some(version) = version else {
             if matches!(scope, Scope::Reads(_)) {
                 return Err(QueryError::NotPublished(product.id.clone()));
             }

@@ -126,6 +126,10 @@ impl CatalogStore for SqlCatalog {
         self.current_version_row(id).await
     }
 
+    async fn current_versions(&self) -> Result<BTreeMap<ProductId, VersionRecord>> {
+        self.current_version_rows().await
+    }
+
     async fn unpublish(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool> {
         self.unpublish_product(id, events).await
     }

@@ -147,6 +147,17 @@ impl SqlCatalog {
         row.map(VersionRecord::try_from).transpose()
     }
 
+    pub(super) async fn current_version_rows(&self) -> Result<BTreeMap<ProductId, VersionRecord>> {
+        let rows: Vec<VersionRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {} FROM product_versions v JOIN products p ON p.id = v.product_id \
+             WHERE p.unpublished_at IS NULL AND v.seq = (SELECT MAX(w.seq) FROM product_versions w WHERE w.product_id = v.product_id)",
+            VERSION_COLUMNS.split(", ").map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ")
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(decode_all::<_, VersionRecord>(rows)?.into_iter().map(|v| (v.product.clone(), v)).collect())
+    }
+
     pub(super) async fn lineage_edges(&self) -> Result<Vec<LineageEdge>> {
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT upstream, downstream FROM lineage ORDER BY upstream, downstream").fetch_all(&self.pool).await?;

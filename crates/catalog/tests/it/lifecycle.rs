@@ -25,6 +25,7 @@ async fn unpublish_hides_a_product_keeps_its_history_and_a_new_publication_bring
         assert_eq!(catalog.products().await.unwrap().iter().map(|p| p.id.to_string()).collect::<Vec<_>>(), ["sales.orders"]);
         assert_eq!(catalog.product(&id("marketing.roi")).await.unwrap(), None);
         assert_eq!(catalog.current_version(&id("marketing.roi")).await.unwrap(), None);
+        assert!(!catalog.current_versions().await.unwrap().contains_key(&id("marketing.roi")));
         assert_eq!(catalog.lineage().await.unwrap(), Vec::<LineageEdge>::new());
         assert_eq!(catalog.versions(&id("marketing.roi")).await.unwrap().len(), 1);
         let unpublished = catalog.unpublished().await.unwrap();

@@ -113,6 +113,8 @@ async fn publications_versions_and_lineage_survive_reopening() {
         assert!(versions[0].published_at <= versions[1].published_at);
         assert_eq!(catalog.current_version(&id("sales.orders")).await.unwrap().unwrap().seq, 2);
         assert_eq!(catalog.current_version(&id("sales.nothing")).await.unwrap(), None);
+        let current = catalog.current_versions().await.unwrap();
+        assert_eq!(current.iter().map(|(id, v)| (id.to_string(), v.seq)).collect::<Vec<_>>(), [("marketing.roi".to_owned(), 2), ("sales.orders".to_owned(), 2)]);
         let product = catalog.product(&id("sales.orders")).await.unwrap().unwrap();
         assert_eq!(product.descriptor_hash, "h2");
         assert_eq!(product.tags, ["a", "b"]);
