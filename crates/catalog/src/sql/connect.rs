@@ -176,6 +176,22 @@ impl SqlCatalog {
     /// transaction (each migration a savepoint in it), so a second process opening the same
     /// file waits for the first and then finds the schema current.
     async fn prepare_sqlite_schema(&self, migrator: &Migrator) -> Result<()> {
+        // The usual case, read-only: the schema is current, so no write lock is taken (an
+        // apply publishing meanwhile does not delay the open).
+        let tables: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('meshwork_migrations', '_sqlx_migrations')")
+                .fetch_all(&self.pool)
+                .await?;
+        if tables == ["_sqlx_migrations"] {
+            let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await?;
+            let status = MigrationStatus { applied: applied.unwrap_or(0), known: known_version(migrator) };
+            if status.applied > status.known {
+                return Err(newer(status));
+            }
+            if status.applied == status.known {
+                return Ok(());
+            }
+        }
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let legacy: Option<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'meshwork_migrations'")
