@@ -22,8 +22,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 case "$profile" in
-    release) bin_dir=target/release ;;
-    dev) bin_dir=target/debug ;;
+    release) bin_dir="${CARGO_TARGET_DIR:-target}/release" ;;
+    dev) bin_dir="${CARGO_TARGET_DIR:-target}/debug" ;;
     *) echo "error: unknown --profile \`$profile\`; use release or dev" >&2; exit 2 ;;
 esac
 

@@ -31,12 +31,12 @@ use meshwork_core::lineage::ProductLineage;
 #[non_exhaustive]
 pub enum CatalogError {
     /// The store could not be opened at `location`.
-    #[error("cannot open the metadata store at `{location}`: {source}")]
+    #[error("cannot open the metadata store at `{location}`: {cause}; check that it is reachable and `metadata` in mesh.yaml")]
     Open {
         /// The URL or path given.
         location: String,
-        /// The driver's error.
-        source: sqlx::Error,
+        /// The driver's error, shown in the message (not chained, so it is printed once).
+        cause: sqlx::Error,
     },
     /// A query against the store failed.
     #[error("metadata store query failed: {0}")]

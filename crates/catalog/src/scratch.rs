@@ -64,6 +64,6 @@ async fn connect(server: &str) -> Result<AnyConnection> {
             let _ = url.set_password(None);
             shown = url.to_string();
         }
-        CatalogError::Open { location: format!("{shown} (the PostgreSQL server for scratch databases; set {SERVER_ENV} to use another)"), source }
+        CatalogError::Open { location: format!("{shown} (the PostgreSQL server for scratch databases; set {SERVER_ENV} to use another)"), cause: source }
     })
 }

@@ -106,6 +106,9 @@ struct Background {
 
 /// The catalog lock whose holder runs the background work.
 const LEADER_LOCK: &str = "background-work";
+/// The setting a holder of [`LEADER_LOCK`] sets to `false` when it takes the work and to `true`
+/// when it stops cleanly; absent before any holder, which has nothing to catch up on.
+const CLEAN_STOP_KEY: &str = "background-work.stopped_cleanly";
 /// How often a waiting replica asks for the lock, and the holder checks it still has it.
 const LEADER_POLL: Duration = Duration::from_secs(2);
 
@@ -165,9 +168,24 @@ impl Background {
                 }
             };
             announced_waiting = false;
-            tracing::info!("this replica runs the background work: scheduled refreshes, SLO evaluation, webhooks");
+            // A holder that stops cleanly says so; any other end (killed, crashed, cut off) makes
+            // the next holder catch up on what it may have left unfinished.
+            let clean = match self.catalog.setting(CLEAN_STOP_KEY).await {
+                Ok(value) => value.as_deref() != Some("false"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read how the last holder stopped; catching up");
+                    false
+                }
+            };
+            if let Err(error) = self.catalog.set_setting(CLEAN_STOP_KEY, "false").await {
+                tracing::error!(%error, "cannot record the background-work holder; giving the work up");
+                drop(lock);
+                tokio::time::sleep(LEADER_POLL).await;
+                continue;
+            }
+            tracing::info!(catch_up = !clean, "this replica runs the background work: scheduled refreshes, SLO evaluation, webhooks");
             if let Some(scheduler) = &self.scheduler
-                && let Err(error) = scheduler.resume().await
+                && let Err(error) = scheduler.resume(!clean).await
             {
                 tracing::error!(%error, "cannot resume the scheduler; giving the background work up");
                 drop(lock);
@@ -198,10 +216,15 @@ impl Background {
             for task in tasks {
                 let _ = task.await;
             }
-            drop(lock);
             if server_stopping {
+                // Written while still holding the lock, so the next holder reads it.
+                if let Err(error) = self.catalog.set_setting(CLEAN_STOP_KEY, "true").await {
+                    tracing::warn!(%error, "cannot record the clean stop; the next holder will catch up");
+                }
+                drop(lock);
                 return;
             }
+            drop(lock);
         }
     }
 }

@@ -121,11 +121,12 @@ impl Scheduler {
     }
 
     /// Takes over the background work, on this replica's first turn or after another replica
-    /// that held it stopped or died: follows the event log from the persisted cursor and queues
-    /// one refresh of every product that declares `refresh`, so work the previous holder left
-    /// unfinished (a cascade it had started, a cron run it was killed in) is done now. Products
-    /// already up to date come out `unchanged`: nothing is built twice.
-    pub async fn resume(&self) -> Result<(), SchedulerError> {
+    /// that held it stopped or died: follows the event log from the persisted cursor. With
+    /// `catch_up` (the previous holder did not stop cleanly) it also queues one refresh of every
+    /// product that declares `refresh`, so work the previous holder left unfinished (a cascade it
+    /// had started, a cron run it was killed in) is done now; products already up to date come
+    /// out `unchanged`, so nothing is built twice.
+    pub async fn resume(&self, catch_up: bool) -> Result<(), SchedulerError> {
         let event_cursor = match self.catalog.setting(CURSOR_KEY).await? {
             Some(value) => value.parse().unwrap_or(0),
             None => last_event_id(self.catalog.as_ref()).await?,
@@ -139,7 +140,7 @@ impl Scheduler {
         let mut state = self.state.lock().expect("scheduler state");
         state.last_tick = self.clock.now();
         state.event_cursor = event_cursor;
-        if !declared.is_empty() {
+        if catch_up && !declared.is_empty() {
             state.deferred.push(Job { products: declared, trigger: Trigger::Schedule });
         }
         Ok(())

@@ -102,7 +102,7 @@ impl SqlCatalog {
     pub async fn open_with(location: &Location, mode: OpenMode) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let shown = location.to_string();
-        let open_error = |source: sqlx::Error| CatalogError::Open { location: shown.clone(), source };
+        let open_error = |source: sqlx::Error| CatalogError::Open { location: shown.clone(), cause: source };
         let (options, backend) = match location {
             Location::Sqlite(path) => {
                 if let Some(parent) = path.parent() {

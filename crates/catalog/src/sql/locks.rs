@@ -92,7 +92,7 @@ impl SqlCatalog {
 
     async fn file_lock(&self, name: &str, wait: Duration) -> Result<HeldLock> {
         let dir = self.locks_dir.as_ref().expect("a SQLite catalog has a lock directory");
-        let io = |source: std::io::Error, path: &std::path::Path| CatalogError::Open { location: path.display().to_string(), source: sqlx::Error::Io(source) };
+        let io = |source: std::io::Error, path: &std::path::Path| CatalogError::Open { location: path.display().to_string(), cause: sqlx::Error::Io(source) };
         std::fs::create_dir_all(dir).map_err(|e| io(e, dir))?;
         let file_name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-' { c } else { '_' }).collect();
         let path = dir.join(format!("{file_name}.lock"));

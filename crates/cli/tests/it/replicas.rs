@@ -100,8 +100,10 @@ fn two_replicas_on_one_catalog_serve_the_same_mesh_and_share_the_background_work
 
     // The leader dies: the other takes the background work over.
     let (leader, standby) = if a.logged(LEADING) { (a, b) } else { (b, a) };
+    assert!(leader.logged("catch_up=false"), "the first holder has nothing to catch up on");
     leader.kill();
     wait_for("the standby to take over", || standby.logged(LEADING));
+    assert!(standby.logged("catch_up=true"), "a killed holder may have left work: the next one catches up");
 
     // Revoked through another process: refused at once by the replica still running.
     let id = token.strip_prefix("mw_").and_then(|t| t.split('_').next()).unwrap().to_owned();
