@@ -11,6 +11,8 @@ Suites
   customer and orders, masks on c_phone and c_address, from an access policy), in-process and
   over Flight SQL. The governed run is compared with DataFusion running the same filters and
   masks written by hand as views.
+- service: the TPC-H products applied and queried with the catalog in PostgreSQL and the tables
+  in a bucket of a local S3 server (moto) vs SQLite and local disk, as ratios.
 - ingest: lineitem CSV to a published product (contract + quality rules) vs DuckDB
   `COPY ... TO parquet` vs deltalake-python `write_deltalake`.
 - transport: lineitem streamed over Flight SQL (ADBC), Postgres wire (psycopg binary `SELECT`,
@@ -167,14 +169,16 @@ masks[column] := mask if {{
 """
 
 
-def write_tpch_mesh(ctx, parquet):
-    """A mesh whose domain `tpch` publishes one product per TPC-H table from the Parquet files."""
-    mesh = ctx.work / "tpch-mesh"
-    if (mesh / ".meshwork").exists() and (mesh / "applied").read_text() == str(parquet):
+def write_tpch_mesh(ctx, parquet, name="tpch-mesh", settings="", env=None):
+    """A mesh whose domain `tpch` publishes one product per TPC-H table from the Parquet files.
+    `settings` are more `mesh.yaml` lines (metadata, storage); a mesh with settings is always
+    published afresh, and its apply timed as `facts[name + "_apply"]`."""
+    mesh = ctx.work / name
+    if not settings and (mesh / ".meshwork").exists() and (mesh / "applied").read_text() == str(parquet):
         return mesh
     shutil.rmtree(mesh, ignore_errors=True)
     (mesh / "policies").mkdir(parents=True)
-    (mesh / "mesh.yaml").write_text('name: tpch-bench\npolicies:\n  descriptions_required: "off"\n  classification_required: "off"\n')
+    (mesh / "mesh.yaml").write_text('name: tpch-bench\npolicies:\n  descriptions_required: "off"\n  classification_required: "off"\n' + settings)
     (mesh / "principals.yaml").write_text(
         "principals:\n  - { name: owner }\n  - { name: analyst, groups: [analysts] }\n"
     )
@@ -195,9 +199,9 @@ def write_tpch_mesh(ctx, parquet):
             f"contract:\n  columns:\n{columns}\n"
             "access:\n  readers: [group:analysts]\n"
         )
-    log("publishing the TPC-H products with `meshwork apply`")
-    wall, cpu, rss, _ = timed_child([ctx.meshwork, "-C", str(mesh), "apply"])
-    ctx.facts["tpch_apply"] = {"seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": rss}
+    log(f"publishing the TPC-H products with `meshwork apply` ({name})")
+    wall, cpu, rss, _ = timed_child([ctx.meshwork, "-C", str(mesh), "apply"], env={**os.environ, **(env or {})})
+    ctx.facts["tpch_apply" if name == "tpch-mesh" else f"{name}_apply"] = {"seconds": wall, "cpu_seconds": cpu, "peak_rss_mb": rss}
     (mesh / "applied").write_text(str(parquet))
     return mesh
 
@@ -362,6 +366,78 @@ def suite_tpch(ctx):
         "peak_rss_mb": rss,
         "mismatches": mismatches,
         "policy": {"customer": f"c_nationkey IN ({EUROPE}); c_phone partial(keep_last 4); c_address hash", "orders": f"o_orderdate >= {ORDERS_SINCE}"},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Meshwork as a service: PostgreSQL metadata and S3 storage vs SQLite and local disk
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "meshwork-test", "AWS_SECRET_ACCESS_KEY": "meshwork-test-secret"}
+
+
+def pg_url(dsn, database):
+    fields = dict(part.split("=", 1) for part in dsn.split())
+    return f"postgres://{fields.get('user', 'postgres')}@{fields.get('host', '127.0.0.1')}:{fields.get('port', '5432')}/{database}"
+
+
+def suite_service(ctx):
+    """The TPC-H products published and queried with the catalog in PostgreSQL and the tables in
+    a bucket of the tests' local S3 server (moto, crates/storage/scratch/s3_server.py) against
+    the laptop defaults (SQLite, local disk)."""
+    import psycopg
+
+    parquet, _ = tpch_data(ctx)
+    script = (ROOT / "crates" / "storage" / "scratch" / "s3_server.py").read_text()
+    s3 = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    endpoint = f"http://127.0.0.1:{int(s3.stdout.readline())}"
+    bucket = f"tpch-service-{os.getpid()}"
+    request = urllib.request.Request(f"{endpoint}/__meshwork/bucket", data=json.dumps({"bucket": bucket}).encode(), method="POST")
+    urllib.request.urlopen(request).read()
+    database = "mw_bench_service"
+    with psycopg.connect(ctx.pg_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {database}")
+    settings = f"metadata: {pg_url(ctx.pg_dsn, database)}\nstorage:\n  url: s3://{bucket}/tpch\n  endpoint: {endpoint}\n  allow_http: true\n"
+    queries = {p.stem: p.read_text() for p in sorted(QUERIES.glob("q*.sql"))}
+    if ctx.queries:
+        queries = {k: v for k, v in queries.items() if k in ctx.queries}
+    workers = []
+    try:
+        local = write_tpch_mesh(ctx, parquet, "tpch-local", "storage:\n  data_dir: .meshwork/data\n")
+        service = write_tpch_mesh(ctx, parquet, "tpch-service", settings, env=S3_ENV)
+        env = {"MESHWORK_LOG": "warn", **S3_ENV}
+        workers = [
+            Worker("meshwork (SQLite, disk)", [ctx.bench, "sql-worker", "--mesh", str(local), "--as", "owner"], env=env),
+            Worker("meshwork (PostgreSQL, S3)", [ctx.bench, "sql-worker", "--mesh", str(service), "--as", "owner"], env=env),
+        ]
+        times = {w.name: {q: [] for q in queries} for w in workers}
+        rows = {w.name: {} for w in workers}
+        total = ctx.warmup + ctx.runs
+        for run in range(total):
+            log(f"service run {run + 1}/{total}{' (warm-up)' if run < ctx.warmup else ''}")
+            for q, sql in queries.items():
+                order = workers[run % len(workers):] + workers[: run % len(workers)]
+                for w in order:
+                    ms, n = w.run(sql)
+                    rows[w.name][q] = n
+                    if run >= ctx.warmup:
+                        times[w.name][q].append(ms)
+    finally:
+        for w in workers:
+            w.close()
+        s3.kill()
+        with psycopg.connect(ctx.pg_dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    per_query = {name: {q: stats(v) for q, v in by_q.items()} for name, by_q in times.items()}
+    a, b = "meshwork (PostgreSQL, S3)", "meshwork (SQLite, disk)"
+    ratio = {q: per_query[a][q]["median"] / per_query[b][q]["median"] for q in queries}
+    return {
+        "queries": list(queries),
+        "systems": [a, b],
+        "per_query": per_query,
+        "ratio": {"per_query": ratio, "geomean": geomean(ratio.values())},
+        "apply": {"local": ctx.facts["tpch-local_apply"], "service": ctx.facts["tpch-service_apply"]},
+        "mismatches": [q for q in queries if rows[a][q] != rows[b][q]],
     }
 
 
@@ -754,6 +830,16 @@ def markdown(report):
             out += ["**Row counts differ:** " + json.dumps(t["mismatches"]), ""]
         else:
             out += ["Row counts agree across DuckDB, DataFusion and Meshwork, and between the governed runs and the hand-written views.", ""]
+    if "service" in report:
+        s = report["service"]
+        la, sa = s["apply"]["local"]["seconds"], s["apply"]["service"]["seconds"]
+        out += ["## PostgreSQL and S3 vs SQLite and local disk", "",
+                f"`meshwork apply` of the TPC-H products: {fmt(la)} s on SQLite and local disk, {fmt(sa)} s on PostgreSQL and S3 (moto), ratio {fmt(sa / la, 3)}.", "",
+                f"TPC-H queries as the owner, ratio of medians (PostgreSQL, S3) / (SQLite, disk): geometric mean {fmt(s['ratio']['geomean'], 3)}.", "",
+                "| query | " + " | ".join(s["systems"]) + " | ratio |", "|---|---:|---:|---:|"]
+        for q in s["queries"]:
+            out.append(f"| {q} | " + " | ".join(spread(s["per_query"][n][q], 1, 0) for n in s["systems"]) + f" | {fmt(s['ratio']['per_query'][q], 2)} |")
+        out += ["", "Row counts agree." if not s["mismatches"] else f"**Row counts differ:** {s['mismatches']}", ""]
     if "ingest" in report:
         g = report["ingest"]
         out += ["## Ingest", "", f"lineitem CSV, {fmt(g['csv_mb'], 0)} MB, to a queryable table.", "",
@@ -791,7 +877,7 @@ def markdown(report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suites", nargs="*", default=["all"], help="tpch, ingest, transport, control or all")
+    parser.add_argument("suites", nargs="*", default=["all"], help="tpch, service, ingest, transport, control or all")
     parser.add_argument("--sf", type=float, default=1.0, help="TPC-H scale factor (default 1)")
     parser.add_argument("--runs", type=int, default=5, help="measured runs (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up runs (default 1)")
@@ -806,10 +892,10 @@ def main():
     parser.add_argument("--pg", default="host=127.0.0.1 port=5432 dbname=test user=postgres", help="PostgreSQL connection string")
     args = parser.parse_args()
 
-    suites = ["tpch", "ingest", "transport", "control"] if "all" in args.suites else args.suites
+    suites = ["tpch", "service", "ingest", "transport", "control"] if "all" in args.suites else args.suites
     for s in suites:
-        if s not in ("tpch", "ingest", "transport", "control"):
-            sys.exit(f"error: unknown suite `{s}`; choose from tpch, ingest, transport, control, all")
+        if s not in ("tpch", "service", "ingest", "transport", "control"):
+            sys.exit(f"error: unknown suite `{s}`; choose from tpch, service, ingest, transport, control, all")
     if args.runs < 1:
         sys.exit("error: `--runs` must be at least 1")
 
@@ -844,7 +930,7 @@ def main():
         "machine": machine(ctx),
     }
     for s in suites:
-        report[s] = {"tpch": suite_tpch, "ingest": suite_ingest, "transport": suite_transport, "control": suite_control}[s](ctx)
+        report[s] = {"tpch": suite_tpch, "service": suite_service, "ingest": suite_ingest, "transport": suite_transport, "control": suite_control}[s](ctx)
     report["facts"] = ctx.facts
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ impl Engine {
     pub async fn meshwork(root: &Path, principal: &str) -> anyhow::Result<Engine> {
         let mesh = meshwork_pipeline::load_mesh(root).map_err(|d| anyhow::anyhow!("cannot load the mesh at `{}`: {d:?}", root.display()))?;
         let catalog = mesh.home().open_catalog().await?;
+        mesh.home().open_store()?;
         let engine = QueryEngine::new(catalog, QueryLimits::default()).await?;
         let principal = engine.governance().await?.principal(principal)?;
         Ok(Engine::Meshwork { engine, principal })

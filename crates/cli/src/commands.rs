@@ -234,6 +234,8 @@ pub async fn apply(dir: &Path, format: ReportFormat, lock_wait: Duration) -> any
 pub(crate) async fn open_as(dir: &Path, principal: Option<&str>) -> anyhow::Result<(Arc<dyn CatalogStore>, Governance, Principal)> {
     let home = open_home(dir)?;
     let catalog = home.open_catalog().await?;
+    // Queries read the tables: their storage must be open in this process.
+    home.open_store()?;
     let governance = Governance::load(catalog.as_ref()).await?;
     let principal = governance.principal(principal.unwrap_or(LOCAL_ADMIN))?;
     Ok((catalog, governance, principal))

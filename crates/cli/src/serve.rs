@@ -65,12 +65,14 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
         memory_bytes: Some(usize::try_from(server.query_memory_bytes).unwrap_or(usize::MAX)),
         timeout: Some(Duration::from_secs(server.query_timeout.seconds)),
     };
+    // Opened before any table is read: it also makes the catalog's `s3://` table URLs open.
+    let store = home.open_store()?;
     let engine = Arc::new(QueryEngine::new(catalog.clone(), limits).await?);
     let oidc = match &home.config.auth.oidc {
         Some(config) => Some(OidcVerifier::load(config, &home.root).await.context("auth.oidc in mesh.yaml")?),
         None => None,
     };
-    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal, storage_root: Some(home.data_dir()) }));
+    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal, storage: Some(store) }));
     let background = Background::prepare(home, catalog).await?;
     let (addresses, sockets) = meshwork_server::bind(&listeners).await?;
     let run = Box::pin(async move {

@@ -15,8 +15,8 @@ pub struct MeshConfig {
     pub name: String,
     /// What this mesh is for.
     pub description: Option<String>,
-    /// Where product tables live, relative to the mesh repository unless absolute.
-    pub data_dir: String,
+    /// Where product tables live: a local directory unless `storage:` names object storage.
+    pub storage: StorageLocation,
     /// Where the catalog lives: the embedded SQLite file unless `metadata:` says otherwise.
     pub metadata: MetadataStore,
     /// Network servers of `meshwork serve`.
@@ -59,6 +59,58 @@ impl Default for MetadataStore {
 
 /// The default data directory, relative to the mesh repository.
 pub const DEFAULT_DATA_DIR: &str = ".meshwork/data";
+
+/// `storage:` in `mesh.yaml`: where product tables and staged runs live.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StorageLocation {
+    /// A local directory, relative to the mesh repository unless absolute.
+    Local {
+        /// The directory.
+        data_dir: String,
+    },
+    /// An S3-compatible bucket (`s3://bucket/prefix`). Credentials never sit here: they come
+    /// from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, …).
+    S3(S3Location),
+}
+
+impl Default for StorageLocation {
+    fn default() -> Self {
+        StorageLocation::Local { data_dir: DEFAULT_DATA_DIR.into() }
+    }
+}
+
+/// An S3-compatible storage location.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct S3Location {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix under which the mesh's tables live, without leading or trailing `/`
+    /// (empty: the bucket's root).
+    pub prefix: String,
+    /// The endpoint of an S3-compatible server (MinIO, Ceph, R2…); `None`: AWS, or
+    /// `AWS_ENDPOINT_URL` when set.
+    pub endpoint: Option<String>,
+    /// The region; `None`: `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// Whether a plain-`http://` endpoint is accepted (test servers, a private network).
+    pub allow_http: bool,
+}
+
+impl S3Location {
+    /// `s3://bucket/prefix` (or `s3://bucket` at the bucket's root).
+    pub fn url(&self) -> String {
+        if self.prefix.is_empty() { format!("s3://{}", self.bucket) } else { format!("s3://{}/{}", self.bucket, self.prefix) }
+    }
+}
+
+impl std::fmt::Display for StorageLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageLocation::Local { data_dir } => f.write_str(data_dir),
+            StorageLocation::S3(s3) => f.write_str(&s3.url()),
+        }
+    }
+}
 
 /// Bind address and ports of `meshwork serve`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -146,6 +146,130 @@ fn metadata_url(url: &str, password_env: Option<String>) -> Result<MetadataStore
     Ok(MetadataStore::Postgres { url: url.to_owned(), password_env })
 }
 
+/// `storage:`, either a URL (`storage: s3://bucket/prefix`) or a mapping: `data_dir` for a
+/// local directory, or `url` with `endpoint`, `region` and `allow_http` for object storage.
+/// Credentials never sit in the file: keys that would hold them are refused with where they go.
+fn storage_location(d: &mut Decoder<'_>, node: &Node) -> Option<StorageLocation> {
+    const PATH: &str = "storage";
+    let Some(map) = node.as_mapping() else {
+        let scalar = d.scalar(node, PATH, "a URL or a mapping")?;
+        return match storage_url(scalar.as_str()) {
+            Ok(location) => Some(location),
+            Err((message, hint)) => {
+                d.report(DiagnosticCode::InvalidValue, scalar.span(), PATH, message, Some(hint));
+                None
+            }
+        };
+    };
+    for secret in ["access_key_id", "secret_access_key", "session_token", "password"] {
+        if let Some(key) = map.keys().find(|k| k.as_str() == secret) {
+            d.report(
+                DiagnosticCode::InvalidValue,
+                key.span(),
+                &format!("{PATH}.{secret}"),
+                "storage credentials must not be written in `mesh.yaml`".into(),
+                Some("remove the key and set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the environment of every `meshwork` process".into()),
+            );
+            return None;
+        }
+    }
+    let map = d.mapping(node, PATH, &["data_dir", "url", "endpoint", "region", "allow_http"])?;
+    let data_dir = d.text(map, PATH, "data_dir");
+    let Some(url_node) = Decoder::get(map, "url") else {
+        for key in ["endpoint", "region", "allow_http"] {
+            if let Some(value) = Decoder::get(map, key) {
+                d.report(
+                    DiagnosticCode::InvalidValue,
+                    value.span(),
+                    &format!("{PATH}.{key}"),
+                    format!("`{key}` applies to object storage only"),
+                    Some("add `url: s3://BUCKET/PREFIX`, or remove the key for a local `data_dir`".into()),
+                );
+            }
+        }
+        return Some(StorageLocation::Local { data_dir: data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()) });
+    };
+    if let Some(value) = Decoder::get(map, "data_dir") {
+        d.report(
+            DiagnosticCode::InvalidValue,
+            value.span(),
+            "storage.data_dir",
+            "`data_dir` and `url` both name where tables live".into(),
+            Some("keep `url` for object storage or `data_dir` for a local directory".into()),
+        );
+        return None;
+    }
+    let field = "storage.url";
+    let scalar = d.scalar(url_node, field, "a URL")?;
+    let location = match storage_url(scalar.as_str()) {
+        Ok(StorageLocation::S3(s3)) => s3,
+        Ok(StorageLocation::Local { .. }) => {
+            d.report(
+                DiagnosticCode::InvalidValue,
+                scalar.span(),
+                field,
+                format!("`{}` is not an object storage URL", scalar.as_str()),
+                Some("write `url: s3://BUCKET/PREFIX`, or `data_dir: PATH` for a local directory".into()),
+            );
+            return None;
+        }
+        Err((message, hint)) => {
+            d.report(DiagnosticCode::InvalidValue, scalar.span(), field, message, Some(hint));
+            return None;
+        }
+    };
+    let endpoint = d.parsed(map, PATH, "endpoint", None, DiagnosticCode::InvalidValue, |t| {
+        let Some(rest) = t.strip_prefix("https://").or_else(|| t.strip_prefix("http://")) else {
+            return Err((format!("`{t}` is not an http(s) URL"), Some("write the server's address, e.g. `https://s3.example.com` or `http://127.0.0.1:9000`".into())));
+        };
+        if rest.split('/').next().is_some_and(|authority| authority.contains('@')) {
+            return Err(("the endpoint holds credentials, which must not be written in `mesh.yaml`".into(), Some("write only the address; set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the environment".into())));
+        }
+        Ok(t.trim_end_matches('/').to_owned())
+    });
+    let region = d.text(map, PATH, "region");
+    let allow_http = d.boolean(map, PATH, "allow_http").unwrap_or(false);
+    Some(StorageLocation::S3(S3Location { endpoint, region, allow_http, ..location }))
+}
+
+/// The location a storage URL names: `s3://bucket/prefix`, or a plain path (a local directory).
+fn storage_url(url: &str) -> Result<StorageLocation, (String, String)> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        if url.is_empty() {
+            return Err(("`storage` names no location".into(), format!("write `s3://BUCKET/PREFIX` or a directory, e.g. `{DEFAULT_DATA_DIR}`")));
+        }
+        return Ok(StorageLocation::Local { data_dir: url.to_owned() });
+    };
+    if scheme == "file" {
+        return Ok(StorageLocation::Local { data_dir: rest.to_owned() });
+    }
+    if scheme != "s3" && scheme != "s3a" {
+        return Err((
+            format!("unsupported storage `{scheme}://`"),
+            "use `s3://BUCKET/PREFIX` (any S3-compatible server) or a local directory".into(),
+        ));
+    }
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.contains('@') {
+        return Err((
+            "the storage URL holds credentials, which must not be written in `mesh.yaml`".into(),
+            "write `s3://BUCKET/PREFIX` and set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the environment".into(),
+        ));
+    }
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid_bucket {
+        return Err((format!("`{bucket}` is not a bucket name"), "bucket names are 3 to 63 lower-case letters, digits, `-` and `.`, e.g. `s3://analytics-mesh/prod`".into()));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.contains(['?', '#']) || (!prefix.is_empty() && prefix.split('/').any(|part| part.is_empty() || part == "." || part == "..")) {
+        return Err((format!("`{prefix}` is not a key prefix"), "write plain path segments, e.g. `s3://analytics-mesh/prod/tables`".into()));
+    }
+    Ok(StorageLocation::S3(S3Location { bucket: bucket.to_owned(), prefix: prefix.to_owned(), endpoint: None, region: None, allow_http: false }))
+}
+
 /// Parses `mesh.yaml`.
 pub fn parse_mesh_config(file: &str, text: &str) -> Parsed<MeshConfig> {
     let mut d = Decoder::new(file);
@@ -157,12 +281,7 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
     let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "scheduler", "notifications", "policies"])?;
     let name = d.required_text(map, "", "name", "my-mesh");
     let description = d.text(map, "", "description");
-    let mut data_dir = DEFAULT_DATA_DIR.to_owned();
-    if let Some(node) = Decoder::get(map, "storage")
-        && let Some(storage) = d.mapping(node, "storage", &["data_dir"])
-    {
-        data_dir = d.text(storage, "storage", "data_dir").unwrap_or(data_dir);
-    }
+    let storage = Decoder::get(map, "storage").and_then(|node| storage_location(d, node)).unwrap_or_default();
     let metadata = Decoder::get(map, "metadata").and_then(|node| metadata_store(d, node)).unwrap_or_default();
     let mut server = ServerConfig::default();
     if let Some(node) = Decoder::get(map, "server")
@@ -195,7 +314,7 @@ fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
     let scheduler = Decoder::get(map, "scheduler").and_then(|node| scheduler_config(d, node)).unwrap_or_default();
     let notifications = Decoder::get(map, "notifications").and_then(|node| notifications(d, node)).unwrap_or_default();
     let policies = policy_states(d, map);
-    Some(MeshConfig { name: name?, description, data_dir, metadata, server, auth, scheduler, notifications, policies })
+    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, policies })
 }
 
 fn scheduler_config(d: &mut Decoder<'_>, node: &Node) -> Option<SchedulerConfig> {

@@ -11,6 +11,7 @@ name: {name}
 description: A new data mesh.
 # storage:
 #   data_dir: .meshwork/data        # where product Delta tables live (default)
+#   url: s3://BUCKET/PREFIX          # or an S3-compatible bucket (docs/deployment.md)
 # metadata:
 #   url: sqlite:.meshwork/catalog.db  # the metadata store (default: embedded SQLite)
 # server:

@@ -434,6 +434,8 @@ async fn publish_product(
     let provider = ProductStore::table_provider(&staged.table, &SessionContext::new().state()).await?;
     let reads = DomainReads { products: quality::referenced_products(descriptor, catalog).await?, tables: vec![(quality::THIS.to_owned(), provider)], ..Default::default() };
     let session = domain_session(mesh, descriptor, catalog, governance, &reads).await?;
+    // The staged table's files are scanned by this session: it needs their object store.
+    ProductStore::register_object_store(&staged.table, &session.context().state())?;
     let context = QualityContext { rows: built.row_count, previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
     let results = quality::evaluate(session.context(), descriptor, context).await;
     let quality_ms = quality_started.elapsed().as_secs_f64() * 1000.0;
@@ -467,7 +469,7 @@ async fn publish_product(
         };
         run_record.id = catalog.record_quality_run(id, &run_record).await?;
         catalog.append_events(&[event]).await?;
-        store.discard_staging(&staged.dir)?;
+        store.discard_run(id, &staged.run).await?;
         return Ok(Publish::Rejected(Box::new(run_record)));
     }
 
@@ -531,8 +533,7 @@ async fn publish_product(
         quality: Some(run_record.clone()),
         events,
     };
-    let pending = staged.dir.join(PENDING_FILE);
-    write_synced(&pending, &serde_json::to_vec(&publication).expect("publications serialize"))?;
+    store.write_journal(id, &staged.run, PENDING_FILE, serde_json::to_vec(&publication).expect("publications serialize")).await?;
     let metadata = vec![
         ("meshwork.product".to_owned(), id.to_string()),
         ("meshwork.version".to_owned(), descriptor.version.to_string()),
@@ -545,7 +546,7 @@ async fn publish_product(
     publication.delta_version = committed.delta_version;
     let version = catalog.publish(&publication).await?;
     failpoint("published");
-    store.discard_staging(&staged.dir)?;
+    store.discard_run(id, &staged.run).await?;
     run_record.published_seq = Some(version.seq);
     let mut reads = built.reads;
     reads.extend(
@@ -557,11 +558,3 @@ async fn publish_product(
     Ok(Publish::New(version, Box::new(run_record), reads))
 }
 
-/// Writes a file and flushes it to disk, so a journal survives a crash right after.
-fn write_synced(path: &std::path::Path, bytes: &[u8]) -> Result<(), PipelineError> {
-    use std::io::Write;
-    let io = |e: std::io::Error| PipelineError::Internal(format!("cannot write `{}`: {e}", path.display()));
-    let mut file = std::fs::File::create(path).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
-}

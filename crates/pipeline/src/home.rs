@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use meshwork_catalog::{CatalogStore, Location, SqlCatalog};
-use meshwork_core::descriptor::{MeshConfig, MetadataStore};
+use meshwork_core::descriptor::{MeshConfig, MetadataStore, StorageLocation};
 use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
 use meshwork_core::parse::parse_mesh_config;
 use meshwork_storage::ProductStore;
@@ -43,9 +43,12 @@ impl MeshHome {
         self.root.join(".meshwork")
     }
 
-    /// The data directory, absolute.
-    pub fn data_dir(&self) -> PathBuf {
-        self.root.join(&self.config.data_dir)
+    /// The local data directory, absolute, when tables live on local disk.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        match &self.config.storage {
+            StorageLocation::Local { data_dir } => Some(self.root.join(data_dir)),
+            StorageLocation::S3(_) => None,
+        }
     }
 
     /// Where the metadata store is. A relative SQLite path is relative to the mesh repository,
@@ -86,8 +89,10 @@ impl MeshHome {
         Ok(Some(Arc::new(SqlCatalog::open(&location).await?)))
     }
 
-    /// Opens the product store in the data directory.
+    /// Opens the product store `storage:` names (the local data directory by default). A
+    /// process opens it before reading any table: it is also what lets `s3://` table URLs of
+    /// the catalog open, with this mesh's endpoint and the environment's credentials.
     pub fn open_store(&self) -> Result<ProductStore, PipelineError> {
-        Ok(ProductStore::open(&self.data_dir())?)
+        Ok(ProductStore::connect(&self.config.storage, &self.root)?)
     }
 }

@@ -2,7 +2,7 @@
 //! failpoints that let tests kill a run at each step.
 //!
 //! A run writes, in order: the staged table, then (after its quality rules passed) the
-//! publication journal [`PENDING_FILE`] in the staging directory, then the Delta commit tagged
+//! publication journal [`PENDING_FILE`] next to the staged data, then the Delta commit tagged
 //! with the run id, then the catalog record, then removes the staging directory. A crash can
 //! stop it between any two steps; the next run of the product (under the product lock, so no
 //! live run is touched) looks at each leftover staging directory:
@@ -62,9 +62,8 @@ pub enum Recovered {
 /// product's lock.
 pub async fn recover(id: &ProductId, catalog: &dyn CatalogStore, store: &ProductStore) -> Result<Vec<Recovered>, PipelineError> {
     let mut done = Vec::new();
-    for dir in store.leftover_runs(id) {
-        let run = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let pending = std::fs::read(dir.join(PENDING_FILE)).ok().and_then(|bytes| serde_json::from_slice::<Publication>(&bytes).ok());
+    for run in store.leftover_runs(id).await? {
+        let pending = store.read_journal(id, &run, PENDING_FILE).await?.and_then(|bytes| serde_json::from_slice::<Publication>(&bytes).ok());
         let mut finished = None;
         if let Some(mut publication) = pending
             && let Some((delta_version, info)) = store.latest_commit(id).await?
@@ -77,7 +76,7 @@ pub async fn recover(id: &ProductId, catalog: &dyn CatalogStore, store: &Product
             }
             finished = Some(delta_version);
         }
-        store.discard_staging(&dir)?;
+        store.discard_run(id, &run).await?;
         let outcome = match finished {
             Some(delta_version) => Recovered::Finished { run, delta_version },
             None => Recovered::Discarded { run },
@@ -92,13 +91,7 @@ pub async fn recover(id: &ProductId, catalog: &dyn CatalogStore, store: &Product
 /// lock is held are left to their holder). Run by `meshwork serve` at start.
 pub async fn recover_all(catalog: &dyn CatalogStore, store: &ProductStore) -> Result<Vec<(ProductId, Recovered)>, PipelineError> {
     let mut done = Vec::new();
-    let staging = store.root().join("_staging");
-    let mut names: Vec<String> = std::fs::read_dir(&staging)
-        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
-    names.sort();
-    for name in names {
-        let Ok(id) = name.parse::<ProductId>() else { continue };
+    for id in store.products_with_staged_runs().await? {
         let lock = match catalog.lock(&meshwork_catalog::product_lock(&id), std::time::Duration::ZERO).await {
             Ok(lock) => lock,
             Err(meshwork_catalog::CatalogError::Busy { .. }) => continue,

@@ -208,7 +208,7 @@ pub fn load_mesh_with(root: &Path, require_input_files: bool) -> Result<LoadedMe
     let config = config.unwrap_or_else(|| MeshConfig {
         name: String::new(),
         description: None,
-        data_dir: meshwork_core::descriptor::DEFAULT_DATA_DIR.to_owned(),
+        storage: meshwork_core::descriptor::StorageLocation::default(),
         metadata: Default::default(),
         server: Default::default(),
         auth: Default::default(),

@@ -172,7 +172,7 @@ pub async fn purge(
     };
     // The table first: if deleting it fails, the catalog still knows the product and the purge
     // can be run again.
-    let table_deleted = store.remove_table(id)?;
+    let table_deleted = store.remove_table(id).await?;
     let event = NewEvent {
         kind: EventKind::Purged,
         product: Some(id.clone()),

@@ -16,7 +16,7 @@ pub struct GateOptions {
     /// Queries one principal may run at once, over all interfaces.
     pub max_queries_per_principal: u32,
     /// Where product tables live, probed by `/ready`; `None` probes only the metadata store.
-    pub storage_root: Option<std::path::PathBuf>,
+    pub storage: Option<meshwork_storage::ProductStore>,
 }
 
 /// Authentication, per-principal admission and session opening, shared by every interface.

@@ -828,12 +828,11 @@ async fn ready(State(gate): State<Arc<Gate>>) -> impl IntoResponse {
         Ok(Err(e)) => format!("error: {e}"),
         Err(_) => format!("error: no answer within {} s", PROBE.as_secs()),
     };
-    let storage = match &gate.options().storage_root {
+    let storage = match &gate.options().storage {
         None => "ok".to_owned(),
-        Some(root) => match tokio::time::timeout(PROBE, tokio::fs::read_dir(root)).await {
-            Ok(Ok(_)) => "ok".to_owned(),
-            Ok(Err(e)) => format!("error: cannot list `{}`: {e}", root.display()),
-            Err(_) => format!("error: no answer within {} s", PROBE.as_secs()),
+        Some(store) => match store.probe().await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("error: {e}"),
         },
     };
     let ready = metadata == "ok" && storage == "ok";

@@ -1,12 +1,13 @@
 //! Meshwork's product storage: one Delta Lake table per data product.
 //!
-//! Each product lives at `<data_dir>/<domain>/<product>` as a plain Delta table, so any Delta
-//! reader (DuckDB, Spark, Polars, deltalake-python) can read it. A publish is one Delta commit
+//! The storage location is a local directory or an S3-compatible bucket and prefix (`s3.rs`);
+//! everything below is the same on both. Each product lives at `<root>/<domain>/<product>` as a
+//! plain Delta table, so any Delta reader (DuckDB, Spark, Polars, deltalake-python) can read it. A publish is one Delta commit
 //! that overwrites the table: readers see the old version or the new one, never a mix, and a
 //! build that fails before its commit leaves the previous version as it was.
 //!
 //! Write-audit-publish: new data is first written as a separate Delta table under
-//! `<data_dir>/_staging/<domain>.<product>/<run>/`, where quality rules read it; only then is
+//! `<root>/_staging/<domain>.<product>/<run>/`, where quality rules read it; only then is
 //! it committed to the product's table. Staging directories are never read by queries and are
 //! removed when the run ends or, after a crash, by the next run of the product. Runs of one
 //! product are made exclusive by the catalog's product lock (`meshwork_catalog::product_lock`),
@@ -14,8 +15,13 @@
 
 #![deny(missing_docs)]
 
+mod provider;
+mod s3;
+pub mod scratch;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -26,7 +32,12 @@ use deltalake::protocol::SaveMode;
 use deltalake::DeltaTableError;
 /// An opened Delta table at one version, as the query layer caches it.
 pub use deltalake::DeltaTable;
+use futures::{StreamExt, TryStreamExt};
+use meshwork_core::descriptor::{S3Location, StorageLocation};
 use meshwork_core::id::ProductId;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
 /// The Arrow type a contract type is stored as.
@@ -75,6 +86,14 @@ pub enum StorageError {
         /// The IO error.
         source: std::io::Error,
     },
+    /// The object storage location could not be used.
+    #[error("storage `{location}`: {message}")]
+    ObjectStore {
+        /// The location (`s3://bucket/prefix/...`), never with credentials.
+        location: String,
+        /// What failed.
+        message: String,
+    },
     /// The table exists but has no committed version.
     #[error("delta table `{0}` has no committed version")]
     Empty(String),
@@ -83,8 +102,8 @@ pub enum StorageError {
 /// A staged run: new data written as its own Delta table, not visible to queries.
 #[derive(Debug)]
 pub struct StagedTable {
-    /// The staging directory of the run.
-    pub dir: PathBuf,
+    /// The run's name (its staging directory under the product's).
+    pub run: String,
     /// The staged Delta table.
     pub table: DeltaTable,
 }
@@ -93,9 +112,22 @@ pub struct StagedTable {
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// Where product tables live and how they are written and read.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProductStore {
-    root: PathBuf,
+    /// The root as a URL ending in `/`: `file:///…/data/` or `s3://bucket/prefix/`.
+    root: Url,
+    /// The local directory, when the root is one.
+    local: Option<PathBuf>,
+    /// The store holding the root, and the root's path in it.
+    objects: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+}
+
+impl std::fmt::Debug for ProductStore {
+    // Not derived: the S3 client's own `Debug` prints its credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProductStore").field("root", &self.root.as_str()).finish_non_exhaustive()
+    }
 }
 
 /// Facts about one commit written by [`ProductStore::publish`].
@@ -105,69 +137,230 @@ pub struct CommittedVersion {
     pub delta_version: i64,
 }
 
+/// How long a readiness probe of the storage may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl ProductStore {
+    /// The store `location` names; a local directory is relative to `base` unless absolute.
+    pub fn connect(location: &StorageLocation, base: &Path) -> Result<Self> {
+        match location {
+            StorageLocation::Local { data_dir } => Self::open(&base.join(data_dir)),
+            StorageLocation::S3(s3) => Self::open_s3(s3),
+        }
+    }
+
     /// A store rooted at the data directory `root` (created when missing).
     pub fn open(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root).map_err(|source| StorageError::DataDir { path: root.display().to_string(), source })?;
         let root = root.canonicalize().map_err(|source| StorageError::DataDir { path: root.display().to_string(), source })?;
-        Ok(ProductStore { root })
+        let objects = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| StorageError::ObjectStore { location: root.display().to_string(), message: e.to_string() })?
+            // Deleting a run's last file removes its directories too, so no empty run is left.
+            .with_automatic_cleanup(true);
+        let url = Url::from_directory_path(&root).expect("a canonical path is absolute");
+        Ok(ProductStore { root: url, local: Some(root), objects: Arc::new(objects), prefix: ObjectPath::default() })
     }
 
-    /// The data directory.
-    pub fn root(&self) -> &Path {
+    /// A store rooted at an S3-compatible bucket and prefix. Nothing is sent to the server
+    /// yet: [`ProductStore::probe`] checks that it answers.
+    pub fn open_s3(location: &S3Location) -> Result<Self> {
+        Self::s3(location, None)
+    }
+
+    /// [`ProductStore::open_s3`] with credentials given rather than from the environment.
+    pub fn open_s3_with_credentials(location: &S3Location, access_key_id: &str, secret_access_key: &str) -> Result<Self> {
+        Self::s3(location, Some((access_key_id, secret_access_key)))
+    }
+
+    fn s3(location: &S3Location, credentials: Option<(&str, &str)>) -> Result<Self> {
+        let objects = s3::connect(location, credentials)?;
+        let root = Url::parse(&format!("{}/", location.url())).map_err(|e| StorageError::ObjectStore { location: location.url(), message: e.to_string() })?;
+        Ok(ProductStore { root, local: None, objects, prefix: ObjectPath::from(location.prefix.as_str()) })
+    }
+
+    /// The root every table lives under, as a URL (`file:///…/` or `s3://bucket/prefix/`).
+    pub fn location(&self) -> &Url {
         &self.root
     }
 
-    /// The staging directory of a product: one subdirectory per run.
-    pub fn staging_dir(&self, id: &ProductId) -> PathBuf {
-        self.root.join("_staging").join(format!("{}.{}", id.domain, id.name))
+    /// The data directory, when the store is a local one.
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.local.as_deref()
+    }
+
+    /// Checks that the storage answers: a directory listing or one bucket `LIST` of the root,
+    /// given a few seconds. What `/ready` asks before telling a load balancer to send traffic.
+    pub async fn probe(&self) -> Result<()> {
+        if let Some(dir) = &self.local {
+            // A local listing of a missing directory is empty, not an error: ask the OS.
+            return match tokio::time::timeout(PROBE_TIMEOUT, tokio::fs::read_dir(dir)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(source)) => Err(StorageError::DataDir { path: dir.display().to_string(), source }),
+                Err(_) => Err(StorageError::ObjectStore { location: dir.display().to_string(), message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()) }),
+            };
+        }
+        match tokio::time::timeout(PROBE_TIMEOUT, self.objects.list_with_delimiter(Some(&self.prefix))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.object_error(&self.prefix, e)),
+            Err(_) => Err(StorageError::ObjectStore { location: self.root.to_string(), message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()) }),
+        }
+    }
+
+    fn object_error(&self, path: &ObjectPath, error: object_store::Error) -> StorageError {
+        // object_store's messages name the path and the failure (status, service message), not
+        // the signed request, so they carry no credentials.
+        let location = if self.local.is_some() { self.root.join(path.as_ref()).map(|u| u.to_string()).unwrap_or_else(|_| path.to_string()) } else { format!("{}://{}/{}", self.root.scheme(), self.root.host_str().unwrap_or_default(), path) };
+        StorageError::ObjectStore { location, message: error.to_string() }
+    }
+
+    /// The key of `parts` under the root.
+    fn key<'a>(&self, parts: impl IntoIterator<Item = &'a str>) -> ObjectPath {
+        parts.into_iter().fold(self.prefix.clone(), |path, part| path.join(part))
+    }
+
+    fn staging_key(&self, id: &ProductId) -> ObjectPath {
+        self.key(["_staging", &format!("{}.{}", id.domain, id.name)])
+    }
+
+    fn table_key(&self, id: &ProductId) -> ObjectPath {
+        self.key([id.domain.as_str(), id.name.as_str()])
+    }
+
+    /// The URL of a product's table.
+    pub fn table_url(&self, id: &ProductId) -> Url {
+        self.root.join(&format!("{}/{}/", id.domain, id.name)).expect("product ids are URL-safe")
+    }
+
+    /// The URL of one staged run of a product.
+    pub fn staging_url(&self, id: &ProductId, run: &str) -> Url {
+        self.root.join(&format!("_staging/{}.{}/{run}/", id.domain, id.name)).expect("product ids and run names are URL-safe")
+    }
+
+    /// Creates a local table directory before delta-rs writes into it (object stores have none).
+    fn ensure_local_dir(&self, url: &Url) -> Result<()> {
+        if self.local.is_some()
+            && let Ok(dir) = url.to_file_path()
+        {
+            std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
+        }
+        Ok(())
     }
 
     /// Writes `batches` as a new staged Delta table for run `run`.
     pub async fn stage(&self, id: &ProductId, run: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<StagedTable> {
-        let dir = self.staging_dir(id).join(run);
-        std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
-        let url = Url::from_directory_path(&dir).expect("the data directory is absolute");
+        let url = self.staging_url(id, run);
+        self.ensure_local_dir(&url)?;
         let delta = |source| StorageError::Delta { table: url.to_string(), source };
         let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
         let table = deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?;
         let table = table.write(batches).with_save_mode(SaveMode::Overwrite).with_table_name(format!("{id} (staged)")).await.map_err(delta)?;
-        Ok(StagedTable { dir, table })
+        Ok(StagedTable { run: run.to_owned(), table })
     }
 
-    /// Removes a run's staging directory.
-    pub fn discard_staging(&self, dir: &Path) -> Result<()> {
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StorageError::DataDir { path: dir.display().to_string(), source }),
+    /// Deletes every object under `prefix`; how many there were.
+    async fn delete_all(&self, prefix: &ObjectPath) -> Result<usize> {
+        let listed = self.objects.list(Some(prefix)).map_ok(|meta| meta.location).boxed();
+        let mut results = self.objects.delete_stream(listed);
+        let mut deleted = 0;
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) => deleted += 1,
+                // Gone already (another process cleaning up the same run): nothing to do.
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.object_error(prefix, e)),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Removes a run's staged data.
+    pub async fn discard_run(&self, id: &ProductId, run: &str) -> Result<()> {
+        let key = self.staging_key(id).join(run);
+        self.delete_all(&key).await?;
+        if let Some(dir) = &self.local {
+            // An empty directory a crash left behind has no object to delete.
+            let path = dir.join("_staging").join(format!("{}.{}", id.domain, id.name)).join(run);
+            if let Err(source) = std::fs::remove_dir_all(&path)
+                && source.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(StorageError::DataDir { path: path.display().to_string(), source });
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the sub-directories of `prefix` (runs of a product, products with staged runs).
+    async fn children(&self, prefix: &ObjectPath) -> Result<Vec<String>> {
+        let listed = match self.objects.list_with_delimiter(Some(prefix)).await {
+            Ok(listed) => listed,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(self.object_error(prefix, e)),
+        };
+        let mut names: Vec<String> = listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Runs of a product whose staged data still exists (left by a crash when no run holds the
+    /// lock), oldest first.
+    pub async fn leftover_runs(&self, id: &ProductId) -> Result<Vec<String>> {
+        self.children(&self.staging_key(id)).await
+    }
+
+    /// Products with staged runs left, whatever their state.
+    pub async fn products_with_staged_runs(&self) -> Result<Vec<ProductId>> {
+        Ok(self.children(&self.key(["_staging"])).await?.iter().filter_map(|name| name.parse().ok()).collect())
+    }
+
+    /// Writes the publication journal of a run next to its staged data, durable on return.
+    pub async fn write_journal(&self, id: &ProductId, run: &str, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let key = self.staging_key(id).join(run).join(name);
+        self.objects.put(&key, PutPayload::from(bytes)).await.map_err(|e| self.object_error(&key, e))?;
+        if let Some(dir) = &self.local {
+            // A local file is durable once synced; an object store's PUT is durable on success.
+            let path = dir.join("_staging").join(format!("{}.{}", id.domain, id.name)).join(run).join(name);
+            std::fs::File::open(&path)
+                .and_then(|file| file.sync_all())
+                .map_err(|source| StorageError::DataDir { path: path.display().to_string(), source })?;
+        }
+        Ok(())
+    }
+
+    /// The publication journal of a run, if it wrote one.
+    pub async fn read_journal(&self, id: &ProductId, run: &str, name: &str) -> Result<Option<Vec<u8>>> {
+        let key = self.staging_key(id).join(run).join(name);
+        match self.objects.get(&key).await {
+            Ok(found) => Ok(Some(found.bytes().await.map_err(|e| self.object_error(&key, e))?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.object_error(&key, e)),
         }
     }
 
-    /// Staging directories of a product's runs that still exist (left by a crash when no run
-    /// holds the lock).
-    pub fn leftover_runs(&self, id: &ProductId) -> Vec<PathBuf> {
-        let mut runs: Vec<PathBuf> = std::fs::read_dir(self.staging_dir(id))
-            .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
-            .unwrap_or_default();
-        runs.sort();
-        runs
+    /// Whether a product's table has a Delta log.
+    async fn has_table(&self, id: &ProductId) -> Result<bool> {
+        let log = self.table_key(id).join("_delta_log");
+        let mut listed = self.objects.list(Some(&log));
+        match listed.next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(object_store::Error::NotFound { .. })) => Ok(false),
+            Some(Err(e)) => Err(self.object_error(&log, e)),
+        }
     }
 
     /// The newest Delta version of a product's table and its commit metadata (the
     /// `meshwork.*` keys written by [`ProductStore::publish`]), if the table exists.
     pub async fn latest_commit(&self, id: &ProductId) -> Result<Option<(i64, serde_json::Map<String, serde_json::Value>)>> {
-        let url = self.table_url(id);
-        let dir = url.to_file_path().expect("file URL");
-        if !dir.join("_delta_log").is_dir() {
+        if !self.has_table(id).await? {
             return Ok(None);
         }
-        let table = Self::open_table(&url).await?;
+        let table = Self::open_table(&self.table_url(id)).await?;
         let Some(version) = table.version() else { return Ok(None) };
         // Commit files are newline-delimited JSON actions; the commitInfo holds our metadata.
-        let file = dir.join("_delta_log").join(format!("{version:020}.json"));
-        let text = std::fs::read_to_string(&file).map_err(|source| StorageError::DataDir { path: file.display().to_string(), source })?;
-        let info = text
+        let key = self.table_key(id).join("_delta_log").join(format!("{version:020}.json"));
+        let found = self.objects.get(&key).await.map_err(|e| self.object_error(&key, e))?;
+        let bytes = found.bytes().await.map_err(|e| self.object_error(&key, e))?;
+        let info = String::from_utf8_lossy(&bytes)
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .find_map(|action| action.get("commitInfo").and_then(|c| c.as_object()).cloned())
@@ -175,23 +368,21 @@ impl ProductStore {
         Ok(Some((version as i64, info)))
     }
 
-    /// Deletes a product's table directory and any staging runs it left; `false` when there
-    /// was no table. Only `meshwork product purge` calls this, for a product the catalog no
-    /// longer serves, under the product's lock.
-    pub fn remove_table(&self, id: &ProductId) -> Result<bool> {
-        self.discard_staging(&self.staging_dir(id))?;
-        let dir = self.table_url(id).to_file_path().expect("file URL");
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(StorageError::DataDir { path: dir.display().to_string(), source }),
+    /// Deletes a product's table and any staging runs it left; `false` when there was no
+    /// table. Only `meshwork product purge` calls this, for a product the catalog no longer
+    /// serves, under the product's lock.
+    pub async fn remove_table(&self, id: &ProductId) -> Result<bool> {
+        self.delete_all(&self.staging_key(id)).await?;
+        let deleted = self.delete_all(&self.table_key(id)).await?;
+        if let Some(dir) = &self.local {
+            let path = dir.join(id.domain.as_str()).join(id.name.as_str());
+            if let Err(source) = std::fs::remove_dir_all(&path)
+                && source.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(StorageError::DataDir { path: path.display().to_string(), source });
+            }
         }
-    }
-
-    /// The URL of a product's table.
-    pub fn table_url(&self, id: &ProductId) -> Url {
-        let dir = self.root.join(id.domain.as_str()).join(id.name.as_str());
-        Url::from_directory_path(dir).expect("the data directory is absolute")
+        Ok(deleted > 0)
     }
 
     /// Commits `batches` as the new content of the product's table (creating it if needed) and
@@ -204,11 +395,10 @@ impl ProductStore {
         metadata: Vec<(String, String)>,
     ) -> Result<CommittedVersion> {
         let url = self.table_url(id);
-        let dir = url.to_file_path().expect("file URL");
-        std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
+        self.ensure_local_dir(&url)?;
         let delta = |source| StorageError::Delta { table: url.to_string(), source };
         // A new table is created by its first write; loading it first would only log errors.
-        let table = if dir.join("_delta_log").is_dir() {
+        let table = if self.has_table(id).await? {
             DeltaTable::try_from_url(url.clone()).await.map_err(delta)?
         } else {
             deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?
@@ -242,75 +432,15 @@ impl ProductStore {
             .map_err(|source| StorageError::Delta { table: url.to_string(), source })
     }
 
+    /// Registers the object store of `table` with `session`'s runtime, for a provider built
+    /// with another session and scanned by this one.
+    pub fn register_object_store(table: &DeltaTable, session: &dyn Session) -> Result<()> {
+        table.update_datafusion_session(session).map_err(|source| StorageError::Delta { table: table.table_url().to_string(), source })
+    }
+
     /// A DataFusion table provider over `table` at its loaded version, registered with
-    /// `session`'s object stores.
-    ///
-    /// Tables Meshwork writes are plain Delta tables: reader version 1 (no deletion vectors, no
-    /// column mapping) and no partition columns, so their rows are exactly the Parquet files the
-    /// snapshot lists. Those are scanned by DataFusion's own Parquet scan over that file list
-    /// (footer statistics, byte-range splitting across cores, page index, filter pushdown),
-    /// which runs TPC-H 1.3–2x faster than delta-rs's kernel-driven scan (docs/benchmarks.md).
-    /// Any other table (written by another engine with features the plain scan cannot honour)
-    /// goes through delta-rs's provider.
+    /// `session`'s object stores (see `provider.rs`).
     pub async fn table_provider(table: &DeltaTable, session: &dyn Session) -> Result<Arc<dyn TableProvider>> {
-        let delta = |source| StorageError::Delta { table: table.table_url().to_string(), source };
-        table.update_datafusion_session(session).map_err(delta)?;
-        if let Some(provider) = plain_parquet_provider(table, session)? {
-            return Ok(provider);
-        }
-        table.table_provider().await.map_err(|e| StorageError::Delta {
-            table: table.table_url().to_string(),
-            source: DeltaTableError::Generic(e.to_string()),
-        })
+        provider::table_provider(table, session).await
     }
-}
-
-/// The plain-Parquet provider of [`ProductStore::table_provider`], or `None` when the table
-/// uses a Delta feature that changes how its files are read (or has no files).
-fn plain_parquet_provider(table: &DeltaTable, session: &dyn Session) -> Result<Option<Arc<dyn TableProvider>>> {
-    use datafusion::datasource::file_format::parquet::ParquetFormat;
-    use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-
-    let Ok(state) = table.snapshot() else { return Ok(None) };
-    let protocol = state.protocol();
-    let plain_reader = match protocol.min_reader_version() {
-        1 => true,
-        3 => protocol.reader_features().is_none_or(|features| features.is_empty()),
-        _ => false,
-    };
-    if !plain_reader || !state.metadata().partition_columns().is_empty() {
-        return Ok(None);
-    }
-    let datafusion_error = |e: datafusion::error::DataFusionError| StorageError::Delta {
-        table: table.table_url().to_string(),
-        source: DeltaTableError::Generic(e.to_string()),
-    };
-    let files = table
-        .get_file_uris()
-        .map_err(|source| StorageError::Delta { table: table.table_url().to_string(), source })?
-        .map(|uri| ListingTableUrl::parse(uri).map_err(datafusion_error))
-        .collect::<Result<Vec<_>>>()?;
-    if files.is_empty() {
-        return Ok(None);
-    }
-    let format = ParquetFormat::default().with_options(session.table_options().parquet.clone());
-    let options = ListingOptions::new(Arc::new(format))
-        // The log names the files; whatever their names end with, they are the table.
-        // Statistics and scan parallelism follow the session's configuration.
-        .with_file_extension("");
-    // Strings are read as views (DataFusion's own default for Parquet): filters, joins and
-    // group-bys on them skip copying every value. The query layer hands results to clients as
-    // plain strings again.
-    let schema = state.snapshot().arrow_schema();
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            datafusion::arrow::datatypes::DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(datafusion::arrow::datatypes::DataType::Utf8View)),
-            _ => f.clone(),
-        })
-        .collect();
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()));
-    let config = ListingTableConfig::new_with_multi_paths(files).with_listing_options(options).with_schema(schema);
-    Ok(Some(Arc::new(ListingTable::try_new(config).map_err(datafusion_error)?)))
 }

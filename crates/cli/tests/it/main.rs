@@ -12,6 +12,8 @@ fn meshwork(dir: &Path, args: &[&str]) -> Output {
         .arg(dir)
         .args(args)
         .env("NO_COLOR", "1")
+        // What a mesh on a scratch S3 bucket needs; a mesh on local disk ignores it.
+        .envs(meshwork_storage::scratch::CREDENTIALS_ENV)
         .output()
         .expect("meshwork runs")
 }
@@ -430,15 +432,24 @@ struct ExampleOnPostgres {
 
 impl ExampleOnPostgres {
     fn create(database: &str, orders: &str, seed: &str) -> ExampleOnPostgres {
+        Self::create_on(database, orders, seed, None)
+    }
+
+    /// The same with its tables in `bucket` (under the prefix `example`) instead of on disk.
+    fn create_on(database: &str, orders: &str, seed: &str, bucket: Option<&meshwork_storage::scratch::ScratchBucket>) -> ExampleOnPostgres {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let scratch = runtime.block_on(meshwork_catalog::scratch::ScratchDatabase::create(database)).expect("a PostgreSQL server for the CLI tests");
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("example");
         ok(tmp.path(), &["init", dir.to_str().unwrap(), "--example", "--orders", orders, "--seed", seed]);
-        let config = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+        let mut config = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+        if let Some(bucket) = bucket {
+            config = config.replace("storage:\n  data_dir: .meshwork/data\n", &bucket.mesh_yaml("example"));
+        }
         write(&dir, "mesh.yaml", &format!("{config}\nmetadata: {}\n", scratch.url()));
         ExampleOnPostgres { runtime, scratch, tmp, dir }
     }
+
 
     fn finish(self) {
         self.runtime.block_on(self.scratch.drop_now()).unwrap();
@@ -798,6 +809,7 @@ mod attacks;
 mod crash;
 mod derived;
 mod lineage;
+mod object_storage;
 mod replicas;
 mod trust;
 mod unpublish;

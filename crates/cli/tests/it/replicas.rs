@@ -1,6 +1,7 @@
-//! Two `meshwork serve` processes on one PostgreSQL catalog and one data directory serve the
-//! same mesh: what is published or revoked through one holds on the other at its next request,
-//! and the background work runs on one of them at a time, moving to the other when it dies.
+//! Two `meshwork serve` processes on one PostgreSQL catalog and one S3 bucket serve the same
+//! mesh: what is published or revoked through one holds on the other at its next request, the
+//! background work runs on one of them at a time, moving to the other when it dies, and each
+//! tells its load balancer when the bucket stops answering.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -24,6 +25,7 @@ impl Replica {
             .arg(dir)
             .args(["serve", "--http-port", "0", "--flight-sql-port", "0", "--postgres-port", "0"])
             .env("NO_COLOR", "1")
+            .envs(meshwork_storage::scratch::CREDENTIALS_ENV)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -48,6 +50,18 @@ impl Replica {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
 
+    /// `GET /ready`: the status code and the body.
+    fn ready(&self) -> (u16, serde_json::Value) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.http).unwrap();
+        write!(stream, "GET /ready HTTP/1.0\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or_else(|_| panic!("{response}")))
+    }
+
     fn query(&self, token: &str, sql: &str) -> String {
         http_post(&self.http, "/api/v1/query", token, &serde_json::json!({ "sql": sql }).to_string())
     }
@@ -70,7 +84,8 @@ const LEADING: &str = "this replica runs the background work";
 
 #[test]
 fn two_replicas_on_one_catalog_serve_the_same_mesh_and_share_the_background_work() {
-    let on_postgres = ExampleOnPostgres::create("meshwork_replicas_it", "300", "3");
+    let bucket = meshwork_storage::scratch::ScratchBucket::create("replicas").unwrap();
+    let on_postgres = ExampleOnPostgres::create_on("meshwork_replicas_it", "300", "3", Some(&bucket));
     let dir = on_postgres.dir.clone();
     ok(&dir, &["apply"]);
     let token = ok(&dir, &["token", "create", "--principal", "gus"]).trim().to_owned();
@@ -110,6 +125,15 @@ fn two_replicas_on_one_catalog_serve_the_same_mesh_and_share_the_background_work
     ok(&dir, &["token", "revoke", &id]);
     let refused = standby.query(&token, count);
     assert!(refused.starts_with("HTTP/1.0 401") || refused.starts_with("HTTP/1.1 401"), "{refused}");
+
+    // The bucket stops answering: the replica says it is not ready, and why; then recovers.
+    assert_eq!(standby.ready().0, 200);
+    bucket.fail("GET", "", 503).unwrap();
+    let (status, body) = standby.ready();
+    assert_eq!((status, body["metadata"].as_str()), (503, Some("ok")), "{body}");
+    assert!(body["storage"].as_str().unwrap().contains(&format!("s3://{}/example", bucket.bucket())), "{body}");
+    bucket.heal().unwrap();
+    assert_eq!(standby.ready().0, 200);
 
     standby.kill();
     on_postgres.finish();

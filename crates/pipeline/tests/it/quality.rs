@@ -187,7 +187,7 @@ async fn a_failing_error_rule_publishes_nothing_and_the_previous_version_stays_b
     // Nothing changed: the catalog's version, every file of the Delta table, no staging left.
     assert_eq!(at.catalog.current_version(&id).await.unwrap().unwrap(), before);
     assert_eq!(snapshot(&table_dir), files_before, "the product table was not touched");
-    assert!(at.store.leftover_runs(&id).is_empty(), "the staged data was discarded");
+    assert!(at.store.leftover_runs(&id).await.unwrap().is_empty(), "the staged data was discarded");
     // The failure and its samples are recorded.
     let runs = at.catalog.quality_runs(&id, 10).await.unwrap();
     assert_eq!(runs[0].outcome, "failed");

@@ -85,7 +85,7 @@ impl Served {
         };
         let verifier = OidcVerifier::load(&oidc, &root).await.unwrap();
         let engine = Arc::new(QueryEngine::new(catalog.clone(), limits).await.unwrap());
-        let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), Some(verifier)), GateOptions { max_queries_per_principal: max_queries, storage_root: Some(home.data_dir()) }));
+        let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), Some(verifier)), GateOptions { max_queries_per_principal: max_queries, storage: Some(home.open_store().unwrap()) }));
         let any = "127.0.0.1:0".parse().unwrap();
         let (at, sockets) = meshwork_server::bind(&Listeners { http: any, flight_sql: any, postgres: any }).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

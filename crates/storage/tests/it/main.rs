@@ -1,5 +1,7 @@
 //! Delta tables written by the product store.
 
+mod s3;
+
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
@@ -8,13 +10,13 @@ use datafusion::prelude::SessionContext;
 use meshwork_core::id::ProductId;
 use meshwork_storage::ProductStore;
 
-fn batch(ids: &[i64]) -> RecordBatch {
+pub(crate) fn batch(ids: &[i64]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("name", DataType::Utf8, true)]));
     let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
     RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids.to_vec())), Arc::new(StringArray::from(names))]).unwrap()
 }
 
-async fn count(store_table: &deltalake::DeltaTable) -> i64 {
+pub(crate) async fn count(store_table: &deltalake::DeltaTable) -> i64 {
     let ctx = SessionContext::new();
     ctx.register_table("t", ProductStore::table_provider(store_table, &ctx.state()).await.unwrap()).unwrap();
     let batches = ctx.sql("SELECT COUNT(*) AS n FROM t").await.unwrap().collect().await.unwrap();
