@@ -412,13 +412,22 @@ def suite_service(ctx):
         ]
         times = {w.name: {q: [] for q in queries} for w in workers}
         rows = {w.name: {} for w in workers}
+        requests = {}
+
+        def bucket_stats():
+            request = urllib.request.Request(f"{endpoint}/__meshwork/stats", data=json.dumps({"bucket": bucket}).encode(), method="POST")
+            return json.loads(urllib.request.urlopen(request).read() or b"{}")
+
         total = ctx.warmup + ctx.runs
         for run in range(total):
             log(f"service run {run + 1}/{total}{' (warm-up)' if run < ctx.warmup else ''}")
             for q, sql in queries.items():
                 order = workers[run % len(workers):] + workers[: run % len(workers)]
                 for w in order:
+                    bucket_stats()
                     ms, n = w.run(sql)
+                    if w is workers[1]:
+                        requests[q] = bucket_stats()
                     rows[w.name][q] = n
                     if run >= ctx.warmup:
                         times[w.name][q].append(ms)
@@ -437,6 +446,7 @@ def suite_service(ctx):
         "per_query": per_query,
         "ratio": {"per_query": ratio, "geomean": geomean(ratio.values())},
         "apply": {"local": ctx.facts["tpch-local_apply"], "service": ctx.facts["tpch-service_apply"]},
+        "requests": requests,
         "mismatches": [q for q in queries if rows[a][q] != rows[b][q]],
     }
 
@@ -836,9 +846,12 @@ def markdown(report):
         out += ["## PostgreSQL and S3 vs SQLite and local disk", "",
                 f"`meshwork apply` of the TPC-H products: {fmt(la)} s on SQLite and local disk, {fmt(sa)} s on PostgreSQL and S3 (moto), ratio {fmt(sa / la, 3)}.", "",
                 f"TPC-H queries as the owner, ratio of medians (PostgreSQL, S3) / (SQLite, disk): geometric mean {fmt(s['ratio']['geomean'], 3)}.", "",
-                "| query | " + " | ".join(s["systems"]) + " | ratio |", "|---|---:|---:|---:|"]
+                "Per query, median ms (min–max), and the S3 requests and MB the last run of each query sent:", "",
+                "| query | " + " | ".join(s["systems"]) + " | ratio | S3 GET | S3 HEAD | S3 MB |", "|---|---:|---:|---:|---:|---:|---:|"]
         for q in s["queries"]:
-            out.append(f"| {q} | " + " | ".join(spread(s["per_query"][n][q], 1, 0) for n in s["systems"]) + f" | {fmt(s['ratio']['per_query'][q], 2)} |")
+            r = s.get("requests", {}).get(q, {})
+            out.append(f"| {q} | " + " | ".join(spread(s["per_query"][n][q], 1, 0) for n in s["systems"])
+                       + f" | {fmt(s['ratio']['per_query'][q], 2)} | {r.get('GET', 0)} | {r.get('HEAD', 0)} | {fmt(r.get('bytes_sent', 0) / 1e6, 1)} |")
         out += ["", "Row counts agree." if not s["mismatches"] else f"**Row counts differ:** {s['mismatches']}", ""]
     if "ingest" in report:
         g = report["ingest"]

@@ -9,6 +9,8 @@ Control requests (JSON bodies, POST):
   /__meshwork/fail    {"bucket": NAME, "method": "PUT", "contains": "_delta_log/", "status": 403,
                        "times": -1}                      fail matching requests (-1: until healed)
   /__meshwork/fail    {"bucket": NAME}                   heal: drop the bucket's failure rules
+  /__meshwork/stats   {"bucket": NAME}                   requests by method and bytes sent for
+                                                         the bucket since the last stats request
 """
 
 import json
@@ -21,6 +23,7 @@ from moto.s3.models import s3_backends
 from werkzeug.serving import make_server
 
 RULES = []
+STATS = {}
 LOCK = threading.Lock()
 BACKEND = DomainDispatcherApplication(create_backend_app)
 
@@ -38,6 +41,12 @@ def app(environ, start_response):
         body = json.loads(environ["wsgi.input"].read(length) or b"{}")
         if path == "/__meshwork/bucket":
             s3_backends[DEFAULT_ACCOUNT_ID]["aws"].create_bucket(body["bucket"], "us-east-1")
+        elif path == "/__meshwork/stats":
+            with LOCK:
+                stats = STATS.pop(body["bucket"], {})
+            data = json.dumps(stats).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
         elif path == "/__meshwork/fail":
             with LOCK:
                 RULES[:] = [r for r in RULES if r["bucket"] != body["bucket"]]
@@ -63,7 +72,26 @@ def app(environ, start_response):
                 code = "AccessDenied" if status == 403 else "InternalError"
                 message = f"<Error><Code>{code}</Code><Message>injected failure</Message></Error>".encode()
                 return reply(start_response, f"{status} Injected", message)
-    return BACKEND(environ, start_response)
+    bucket = path.split("/")[1] if path.count("/") >= 1 else ""
+    with LOCK:
+        stats = STATS.setdefault(bucket, {"bytes_sent": 0})
+        stats[method] = stats.get(method, 0) + 1
+
+    result = BACKEND(environ, start_response)
+
+    def counted():
+        sent = 0
+        try:
+            for chunk in result:
+                sent += len(chunk)
+                yield chunk
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+            with LOCK:
+                STATS.setdefault(bucket, {"bytes_sent": 0})["bytes_sent"] += sent
+
+    return counted()
 
 
 class QuietHandler(MotoRequestHandler):
