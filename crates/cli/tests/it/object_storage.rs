@@ -114,12 +114,23 @@ fn an_endpoint_failing_mid_publish_is_a_clear_error_and_the_next_run_finishes() 
 
     // The staged data and the new data files upload; the commit of the product's table is refused.
     s3.bucket.fail("PUT", "/tiny/sales/orders/_delta_log/", 403).unwrap();
-    let output = meshwork(&dir, &["apply"]);
+    // With every log line on, so a credential that leaked into a log or error would show.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meshwork"))
+        .arg("-C")
+        .arg(&dir)
+        .arg("apply")
+        .env("MESHWORK_LOG", "debug")
+        .envs(meshwork_storage::scratch::CREDENTIALS_ENV)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}{}", stdout(&output), stderr(&output));
     let text = stdout(&output) + &stderr(&output);
     let table = format!("s3://{}/tiny/sales/orders/", s3.bucket.bucket());
     assert!(text.contains(&table), "the error names the table: {text}");
-    assert!(!text.contains(meshwork_storage::scratch::SECRET_ACCESS_KEY), "no credentials in errors: {text}");
+    assert!(text.contains("DEBUG"), "debug logging was on: {text}");
+    for secret in [meshwork_storage::scratch::SECRET_ACCESS_KEY, meshwork_storage::scratch::ACCESS_KEY_ID] {
+        assert!(!text.contains(secret), "no credentials in logs or errors: {text}");
+    }
     // Nothing half-visible: the previous version is served, downstream too.
     assert_eq!(count_orders(&dir), "n\n4\n");
     assert_eq!(query_csv(&dir, "SELECT sum(orders) AS n FROM marketing.roi"), "n\n3\n");
