@@ -119,8 +119,15 @@ impl Background {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let config = &home.config.scheduler;
         // Runs a crash left behind are finished or discarded before anything is served.
-        for (product, outcome) in meshwork_pipeline::recover_all(catalog.as_ref(), &home.open_store()?).await? {
-            tracing::warn!(%product, ?outcome, "recovered a run left by a crashed process");
+        // A storage that does not answer yet does not stop the server: `/ready` says so, and
+        // each product's next build recovers its own leftovers anyway.
+        match meshwork_pipeline::recover_all(catalog.as_ref(), &home.open_store()?).await {
+            Ok(recovered) => {
+                for (product, outcome) in recovered {
+                    tracing::warn!(%product, ?outcome, "recovered a run left by a crashed process");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not look for runs left by a crashed process; each product's next build will"),
         }
         let scheduler = if config.enabled {
             let store = home.open_store()?;

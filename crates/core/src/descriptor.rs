@@ -92,8 +92,9 @@ pub struct S3Location {
     pub endpoint: Option<String>,
     /// The region; `None`: `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
     pub region: Option<String>,
-    /// Whether a plain-`http://` endpoint is accepted (test servers, a private network).
-    pub allow_http: bool,
+    /// Whether a plain-`http://` endpoint is accepted (test servers, a private network); `None`:
+    /// as `AWS_ALLOW_HTTP` says, else no.
+    pub allow_http: Option<bool>,
 }
 
 impl S3Location {
@@ -285,7 +286,7 @@ pub struct ProductDescriptor {
     /// Lifecycle state.
     pub status: ProductStatus,
     /// When a deprecated product stops being served (ISO date).
-    pub sunset: Option<String>,
+    pub sunset: Option<chrono::NaiveDate>,
     /// The product consumers should move to.
     pub successor: Option<ProductId>,
     /// Where the data comes from.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use meshwork_catalog::{CatalogStore, Location, SqlCatalog};
-use meshwork_core::descriptor::{MeshConfig, MetadataStore, StorageLocation};
+use meshwork_core::descriptor::{MeshConfig, MetadataStore};
 use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
 use meshwork_core::parse::parse_mesh_config;
 use meshwork_storage::ProductStore;
@@ -41,14 +41,6 @@ impl MeshHome {
     /// Meshwork's own state directory (`.meshwork/`).
     pub fn state_dir(&self) -> PathBuf {
         self.root.join(".meshwork")
-    }
-
-    /// The local data directory, absolute, when tables live on local disk.
-    pub fn data_dir(&self) -> Option<PathBuf> {
-        match &self.config.storage {
-            StorageLocation::Local { data_dir } => Some(self.root.join(data_dir)),
-            StorageLocation::S3(_) => None,
-        }
     }
 
     /// Where the metadata store is. A relative SQLite path is relative to the mesh repository,

@@ -130,6 +130,16 @@ pub enum PipelineError {
     /// `purge` of a product the catalog does not hold as unpublished.
     #[error("product `{0}` is not an unpublished product; only products unpublished by `meshwork apply` can be purged (`meshwork events --product {0}` shows its history)")]
     PurgeUnknown(String),
+    /// `purge` of a product whose table is not under the storage `mesh.yaml` names now.
+    #[error("product `{product}` was published to `{table}`, which is not under this mesh's storage `{storage}`; set `storage:` back to where it was to purge it, or delete that table with the storage's own tools")]
+    PurgeElsewhere {
+        /// The product.
+        product: String,
+        /// Its table, as the catalog recorded it.
+        table: String,
+        /// The storage root `mesh.yaml` names.
+        storage: String,
+    },
     /// A product named on the command line or by the scheduler is not in the repository.
     #[error("product `{0}` is not in the mesh repository; `meshwork product list` shows what is published")]
     UnknownProduct(String),

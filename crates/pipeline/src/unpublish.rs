@@ -170,6 +170,11 @@ pub async fn purge(
     let Some(record) = unpublished.into_iter().find(|u| &u.product.id == id) else {
         return Err(PipelineError::PurgeUnknown(id.to_string()));
     };
+    // Only the table the catalog recorded: storage moved since would delete nothing (or another
+    // mesh's table) and report success.
+    if record.product.table_uri != store.table_url(id).as_str() {
+        return Err(PipelineError::PurgeElsewhere { product: id.to_string(), table: record.product.table_uri.clone(), storage: store.location().to_string() });
+    }
     // The table first: if deleting it fails, the catalog still knows the product and the purge
     // can be run again.
     let table_deleted = store.remove_table(id).await?;

@@ -70,8 +70,9 @@ pub fn contract_schema(contract: &meshwork_core::descriptor::Contract) -> Schema
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StorageError {
-    /// A Delta operation on the table at `table` failed.
-    #[error("delta table `{table}`: {source}")]
+    /// A Delta operation on the table at `table` failed. The message never shows what an S3
+    /// error can echo of a signed request.
+    #[error("delta table `{table}`: {}", s3::redact(&.source.to_string()))]
     Delta {
         /// Table URL.
         table: String,
@@ -175,17 +176,14 @@ impl ProductStore {
     fn s3(location: &S3Location, credentials: Option<(&str, &str)>) -> Result<Self> {
         let objects = s3::connect(location, credentials)?;
         let root = Url::parse(&format!("{}/", location.url())).map_err(|e| StorageError::ObjectStore { location: location.url(), message: e.to_string() })?;
-        Ok(ProductStore { root, local: None, objects, prefix: ObjectPath::from(location.prefix.as_str()) })
+        // The key prefix as delta-rs derives it from table URLs, so both name the same objects.
+        let prefix = ObjectPath::from_url_path(root.path()).map_err(|e| StorageError::ObjectStore { location: location.url(), message: e.to_string() })?;
+        Ok(ProductStore { root, local: None, objects, prefix })
     }
 
     /// The root every table lives under, as a URL (`file:///…/` or `s3://bucket/prefix/`).
     pub fn location(&self) -> &Url {
         &self.root
-    }
-
-    /// The data directory, when the store is a local one.
-    pub fn local_dir(&self) -> Option<&Path> {
-        self.local.as_deref()
     }
 
     /// Checks that the storage answers: a directory listing or one bucket `LIST` of the root,
@@ -199,9 +197,11 @@ impl ProductStore {
                 Err(_) => Err(StorageError::ObjectStore { location: dir.display().to_string(), message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()) }),
             };
         }
-        match tokio::time::timeout(PROBE_TIMEOUT, self.objects.list_with_delimiter(Some(&self.prefix))).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(self.object_error(&self.prefix, e)),
+        // The first page of one listing: enough to know the bucket answers and lets us read.
+        let mut listing = self.objects.list(Some(&self.prefix));
+        match tokio::time::timeout(PROBE_TIMEOUT, listing.next()).await {
+            Ok(None | Some(Ok(_))) => Ok(()),
+            Ok(Some(Err(e))) => Err(self.object_error(&self.prefix, e)),
             Err(_) => Err(StorageError::ObjectStore { location: self.root.to_string(), message: format!("no answer within {} s", PROBE_TIMEOUT.as_secs()) }),
         }
     }
@@ -210,7 +210,7 @@ impl ProductStore {
         // object_store's messages name the path and the failure (status, service message), not
         // the signed request, so they carry no credentials.
         let location = if self.local.is_some() { self.root.join(path.as_ref()).map(|u| u.to_string()).unwrap_or_else(|_| path.to_string()) } else { format!("{}://{}/{}", self.root.scheme(), self.root.host_str().unwrap_or_default(), path) };
-        StorageError::ObjectStore { location, message: error.to_string() }
+        StorageError::ObjectStore { location, message: s3::redact(&error.to_string()) }
     }
 
     /// The key of `parts` under the root.
@@ -237,11 +237,11 @@ impl ProductStore {
     }
 
     /// Creates a local table directory before delta-rs writes into it (object stores have none).
-    fn ensure_local_dir(&self, url: &Url) -> Result<()> {
+    async fn ensure_local_dir(&self, url: &Url) -> Result<()> {
         if self.local.is_some()
             && let Ok(dir) = url.to_file_path()
         {
-            std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
+            tokio::fs::create_dir_all(&dir).await.map_err(|source| StorageError::DataDir { path: dir.display().to_string(), source })?;
         }
         Ok(())
     }
@@ -249,7 +249,7 @@ impl ProductStore {
     /// Writes `batches` as a new staged Delta table for run `run`.
     pub async fn stage(&self, id: &ProductId, run: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<StagedTable> {
         let url = self.staging_url(id, run);
-        self.ensure_local_dir(&url)?;
+        self.ensure_local_dir(&url).await?;
         let delta = |source| StorageError::Delta { table: url.to_string(), source };
         let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
         let table = deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?;
@@ -280,7 +280,7 @@ impl ProductStore {
         if let Some(dir) = &self.local {
             // An empty directory a crash left behind has no object to delete.
             let path = dir.join("_staging").join(format!("{}.{}", id.domain, id.name)).join(run);
-            if let Err(source) = std::fs::remove_dir_all(&path)
+            if let Err(source) = tokio::fs::remove_dir_all(&path).await
                 && source.kind() != std::io::ErrorKind::NotFound
             {
                 return Err(StorageError::DataDir { path: path.display().to_string(), source });
@@ -319,9 +319,11 @@ impl ProductStore {
         if let Some(dir) = &self.local {
             // A local file is durable once synced; an object store's PUT is durable on success.
             let path = dir.join("_staging").join(format!("{}.{}", id.domain, id.name)).join(run).join(name);
-            std::fs::File::open(&path)
-                .and_then(|file| file.sync_all())
-                .map_err(|source| StorageError::DataDir { path: path.display().to_string(), source })?;
+            let synced = match tokio::fs::File::open(&path).await {
+                Ok(file) => file.sync_all().await,
+                Err(e) => Err(e),
+            };
+            synced.map_err(|source| StorageError::DataDir { path: path.display().to_string(), source })?;
         }
         Ok(())
     }
@@ -376,7 +378,7 @@ impl ProductStore {
         let deleted = self.delete_all(&self.table_key(id)).await?;
         if let Some(dir) = &self.local {
             let path = dir.join(id.domain.as_str()).join(id.name.as_str());
-            if let Err(source) = std::fs::remove_dir_all(&path)
+            if let Err(source) = tokio::fs::remove_dir_all(&path).await
                 && source.kind() != std::io::ErrorKind::NotFound
             {
                 return Err(StorageError::DataDir { path: path.display().to_string(), source });
@@ -395,7 +397,7 @@ impl ProductStore {
         metadata: Vec<(String, String)>,
     ) -> Result<CommittedVersion> {
         let url = self.table_url(id);
-        self.ensure_local_dir(&url)?;
+        self.ensure_local_dir(&url).await?;
         let delta = |source| StorageError::Delta { table: url.to_string(), source };
         // A new table is created by its first write; loading it first would only log errors.
         let table = if self.has_table(id).await? {

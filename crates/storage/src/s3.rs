@@ -55,8 +55,8 @@ pub(crate) fn connect(location: &S3Location, credentials: Option<(&str, &str)>) 
     } else if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
         builder = builder.with_region("us-east-1");
     }
-    if location.allow_http {
-        builder = builder.with_allow_http(true);
+    if let Some(allow) = location.allow_http {
+        builder = builder.with_allow_http(allow);
     }
     if let Some((key, secret)) = credentials {
         builder = builder.with_access_key_id(key).with_secret_access_key(secret);
@@ -89,7 +89,7 @@ impl ObjectStoreFactory for RegisteredBuckets {
         let store = BUCKETS.read().expect("the bucket registry is never poisoned").get(&bucket_key(bucket)).cloned();
         let store = store.ok_or_else(|| {
             DeltaTableError::Generic(format!(
-                "no storage settings for bucket `{bucket}`: the table `{url}` is not under this mesh's `storage:` location"
+                "no storage settings for bucket `{bucket}` in this process: the table `{url}` is not in the bucket `storage:` names in mesh.yaml"
             ))
         })?;
         let path = Path::from_url_path(url.path()).map_err(|e| DeltaTableError::Generic(e.to_string()))?;
@@ -103,5 +103,49 @@ struct DefaultLogStores;
 impl LogStoreFactory for DefaultLogStores {
     fn with_options(&self, prefixed_store: ObjectStoreRef, root_store: ObjectStoreRef, location: &Url, options: &StorageConfig) -> DeltaResult<Arc<dyn LogStore>> {
         Ok(default_logstore(prefixed_store, root_store, location, options))
+    }
+}
+
+/// `message` without what an S3 error can carry of a signed request. object_store's errors
+/// include the server's response body, and S3's `SignatureDoesNotMatch` answer echoes the
+/// access key id, the canonical request (with a session token's header) and the string to sign.
+pub(crate) fn redact(message: &str) -> String {
+    const HIDDEN: &str = "(redacted)";
+    let mut out = message.to_owned();
+    for element in ["AWSAccessKeyId", "CanonicalRequest", "CanonicalRequestBytes", "StringToSign", "StringToSignBytes", "SignatureProvided"] {
+        let (open, close) = (format!("<{element}>"), format!("</{element}>"));
+        let mut from = 0;
+        while let Some(found) = out[from..].find(&open) {
+            let start = from + found + open.len();
+            let end = out[start..].find(&close).map_or(out.len(), |i| start + i);
+            out.replace_range(start..end, HIDDEN);
+            from = start + HIDDEN.len();
+        }
+    }
+    // Signed-request parameters and headers, wherever else they show (a request URI).
+    for marker in ["x-amz-security-token", "X-Amz-Security-Token", "X-Amz-Credential", "X-Amz-Signature", "Signature=", "Credential="] {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(marker) {
+            let start = from + found + marker.len();
+            let end = out[start..].find(|c: char| c.is_whitespace() || matches!(c, '&' | '<' | '"' | ',')).map_or(out.len(), |i| start + i);
+            out.replace_range(start..end, HIDDEN);
+            from = start + HIDDEN.len();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signed_request_details_are_redacted() {
+        let body = "<Error><Code>SignatureDoesNotMatch</Code><AWSAccessKeyId>AKIDEXAMPLE</AWSAccessKeyId>\
+            <StringToSign>AWS4-HMAC-SHA256 x</StringToSign><CanonicalRequest>GET /\nx-amz-security-token:SECRETTOKEN\n</CanonicalRequest></Error> \
+            url https://b.s3.amazonaws.com/k?X-Amz-Security-Token=SECRETTOKEN&X-Amz-Signature=abc";
+        let out = super::redact(body);
+        for secret in ["AKIDEXAMPLE", "SECRETTOKEN", "AWS4-HMAC-SHA256 x", "=abc"] {
+            assert!(!out.contains(secret), "{out}");
+        }
+        assert!(out.contains("<Code>SignatureDoesNotMatch</Code>"), "{out}");
     }
 }

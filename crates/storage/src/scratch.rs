@@ -145,7 +145,7 @@ impl ScratchBucket {
 
     /// The storage location of `prefix` in this bucket, as `mesh.yaml` would name it.
     pub fn location(&self, prefix: &str) -> S3Location {
-        S3Location { bucket: self.bucket.clone(), prefix: prefix.to_owned(), endpoint: Some(self.endpoint()), region: Some(REGION.into()), allow_http: true }
+        S3Location { bucket: self.bucket.clone(), prefix: prefix.to_owned(), endpoint: Some(self.endpoint()), region: Some(REGION.into()), allow_http: Some(true) }
     }
 
     /// The `storage:` block of a `mesh.yaml` for `prefix` in this bucket.

@@ -292,3 +292,53 @@ fn metadata_stores_are_typed_and_never_hold_a_password() {
     "#]]
     .assert_eq(&store("name: m\nmetadata:\n  url: postgres://meshwork@db/mesh\n  password_env: meta-pw\n").unwrap_err());
 }
+
+#[test]
+fn storage_locations_are_typed_and_never_hold_credentials() {
+    use meshwork_core::descriptor::{S3Location, StorageLocation};
+    let storage = |text: &str| parse_mesh_config("mesh.yaml", text).map(|c| c.value.storage).map_err(|d| render(&d));
+    assert_eq!(storage("name: m\n").unwrap(), StorageLocation::Local { data_dir: ".meshwork/data".into() });
+    assert_eq!(storage("name: m\nstorage: { data_dir: /srv/tables }\n").unwrap(), StorageLocation::Local { data_dir: "/srv/tables".into() });
+    let s3 = |bucket: &str, prefix: &str| S3Location { bucket: bucket.into(), prefix: prefix.into(), endpoint: None, region: None, allow_http: None };
+    assert_eq!(storage("name: m\nstorage: s3://analytics-mesh/prod/tables/\n").unwrap(), StorageLocation::S3(s3("analytics-mesh", "prod/tables")));
+    assert_eq!(storage("name: m\nstorage: s3://analytics-mesh\n").unwrap(), StorageLocation::S3(s3("analytics-mesh", "")));
+    assert_eq!(
+        storage("name: m\nstorage:\n  url: s3://mesh-bucket/p\n  endpoint: http://127.0.0.1:9000/\n  region: eu-central-1\n  allow_http: false\n").unwrap(),
+        StorageLocation::S3(S3Location { endpoint: Some("http://127.0.0.1:9000".into()), region: Some("eu-central-1".into()), allow_http: Some(false), ..s3("mesh-bucket", "p") })
+    );
+    expect![[r#"
+        [invalid_value] mesh.yaml:2:10: storage: `Mesh_Bucket` is not a bucket name (hint: bucket names are 3 to 63 lower-case letters, digits, `-` and `.`, e.g. `s3://analytics-mesh/prod`)
+    "#]]
+    .assert_eq(&storage("name: m\nstorage: s3://Mesh_Bucket/x\n").unwrap_err());
+    expect![[r#"
+        [invalid_value] mesh.yaml:2:10: storage: `team~a/x` is not a key prefix (hint: use segments of letters, digits, `.`, `_` and `-`, e.g. `s3://analytics-mesh/prod/tables`)
+    "#]]
+    .assert_eq(&storage("name: m\nstorage: s3://mesh-bucket/team~a/x\n").unwrap_err());
+    expect![[r#"
+        [invalid_value] mesh.yaml:4:3: storage.secret_access_key: storage credentials must not be written in `mesh.yaml` (hint: remove the key and set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the environment of every `meshwork` process)
+    "#]]
+    .assert_eq(&storage("name: m\nstorage:\n  url: s3://mesh-bucket/x\n  secret_access_key: hunter2\n").unwrap_err());
+    expect![[r#"
+        [invalid_value] mesh.yaml:4:13: storage.endpoint: the endpoint has a query string, which would put settings or credentials in `mesh.yaml` (hint: write only the server's address)
+    "#]]
+    .assert_eq(&storage("name: m\nstorage:\n  url: s3://mesh-bucket/x\n  endpoint: https://s3.example.com/?X-Amz-Security-Token=abc\n").unwrap_err());
+}
+
+#[test]
+fn a_sunset_is_a_calendar_date() {
+    let deprecated = |date: &str| format!("{ORDERS}status: deprecated\nsunset: {date}\n");
+    let product = parse_product(FILE, &deprecated("2027-06-30")).unwrap().value;
+    assert_eq!(product.sunset, chrono::NaiveDate::from_ymd_opt(2027, 6, 30));
+    check_product(
+        &deprecated("2025-13-45"),
+        expect![[r#"
+            [invalid_value] domains/sales/products/orders/product.yaml:15:9: sunset: `2025-13-45` is not a date (hint: write a calendar date as YYYY-MM-DD, e.g. `2027-06-30`)
+        "#]],
+    );
+    check_product(
+        &deprecated("2027-6-30"),
+        expect![[r#"
+            [invalid_value] domains/sales/products/orders/product.yaml:15:9: sunset: `2027-6-30` is not a date (hint: write a calendar date as YYYY-MM-DD, e.g. `2027-06-30`)
+        "#]],
+    );
+}

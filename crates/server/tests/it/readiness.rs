@@ -23,7 +23,7 @@ async fn ready_reports_the_metadata_store_and_the_storage_it_depends_on() {
     std::fs::rename(&data, &moved).unwrap();
     let (status, body) = ready(&served).await;
     assert_eq!((status, body["status"].as_str(), body["metadata"].as_str()), (503, Some("not_ready"), Some("ok")), "{body}");
-    assert!(body["storage"].as_str().unwrap().contains("cannot use data directory"), "{body}");
+    assert_eq!(body["storage"].as_str(), Some("error: unreachable (see the server log)"), "the error itself is not shown without a token: {body}");
     // Liveness does not depend on it.
     assert_eq!(reqwest::get(served.url("/health")).await.unwrap().status().as_u16(), 200);
 
