@@ -317,7 +317,7 @@ pub fn plan_text(plan: &[PlanItem]) -> String {
         out.push_str(&format!("\n{}:\n", item.product));
         for change in &item.changes {
             let tag = if change.breaking { "breaking  " } else { "compatible" };
-            out.push_str(&format!("  {tag}  `{}` {}\n", change.column, change.change));
+            out.push_str(&format!("  {tag}  {}\n", change.detail));
         }
         if item.changes.iter().any(|c| c.breaking) && !item.consumers.is_empty() {
             let names: Vec<String> = item.consumers.iter().map(ToString::to_string).collect();
@@ -360,7 +360,7 @@ pub fn plan_json(plan: &[PlanItem], findings: &[Finding]) -> serde_json::Value {
                     _ => None,
                 },
                 "from_version": item.from_version, "to_version": item.to_version,
-                "changes": item.changes.iter().map(|c| serde_json::json!({"column": c.column, "change": c.change, "breaking": c.breaking})).collect::<Vec<_>>(),
+                "changes": &item.changes,
                 "consumers": item.consumers.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "read_changes": crate::reads::read_changes_json(&item.read_changes),
             })

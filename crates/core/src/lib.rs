@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod column_type;
+pub mod contract_diff;
 pub mod descriptor;
 pub mod diagnostic;
 pub mod event;

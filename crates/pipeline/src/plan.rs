@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use meshwork_catalog::CatalogStore;
-use meshwork_core::column_type::ColumnType;
-use meshwork_core::descriptor::{Contract, ProductDescriptor};
+use meshwork_core::contract_diff::{self, ContractChange};
+use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::id::ProductId;
 use meshwork_core::mesh::descriptor_hash;
 
@@ -39,17 +39,6 @@ pub enum PlanAction {
     },
 }
 
-/// One change to a contract column.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContractChange {
-    /// The column.
-    pub column: String,
-    /// What happened to it.
-    pub change: String,
-    /// Whether existing consumers' queries may break.
-    pub breaking: bool,
-}
-
 /// The plan for one product.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanItem {
@@ -62,7 +51,7 @@ pub struct PlanItem {
     /// Version in the repository (for [`PlanAction::Unpublish`], the version that stops being
     /// served).
     pub to_version: String,
-    /// Contract changes against the published descriptor.
+    /// Changes against the published descriptor (`meshwork_core::contract_diff`).
     pub changes: Vec<ContractChange>,
     /// Products that read this one (directly), affected by breaking changes.
     pub consumers: Vec<ProductId>,
@@ -146,7 +135,7 @@ pub async fn plan(
             action,
             from_version: previous.map(|p| p.version.clone()),
             to_version: descriptor.version.clone(),
-            changes: previous.map(|p| contract_changes(&p.contract, &descriptor.contract)).unwrap_or_default(),
+            changes: previous.map(|p| contract_diff::diff(p, descriptor)).unwrap_or_default(),
             consumers: mesh.repo.downstream(&id),
             read_changes,
         });
@@ -185,65 +174,4 @@ fn read_changes(
         }
     }
     Ok(out)
-}
-
-/// Column-level differences between two contracts, each classified breaking or compatible.
-pub fn contract_changes(old: &Contract, new: &Contract) -> Vec<ContractChange> {
-    let mut out = Vec::new();
-    for column in &old.columns {
-        match new.column(&column.name) {
-            None => out.push(ContractChange { column: column.name.clone(), change: "removed".into(), breaking: true }),
-            Some(now) => {
-                if now.data_type != column.data_type {
-                    let breaking = !widens(column.data_type, now.data_type);
-                    let kind = if breaking { "narrowed or changed" } else { "widened" };
-                    out.push(ContractChange {
-                        column: column.name.clone(),
-                        change: format!("type {kind}: {} -> {}", column.data_type, now.data_type),
-                        breaking,
-                    });
-                }
-                if column.nullable && !now.nullable {
-                    out.push(ContractChange { column: column.name.clone(), change: "became non-nullable".into(), breaking: true });
-                }
-                if !column.nullable && now.nullable {
-                    out.push(ContractChange { column: column.name.clone(), change: "became nullable".into(), breaking: false });
-                }
-            }
-        }
-    }
-    for column in &new.columns {
-        if old.column(&column.name).is_none() {
-            out.push(ContractChange { column: column.name.clone(), change: format!("added ({})", column.data_type), breaking: false });
-        }
-    }
-    out
-}
-
-/// Whether every value of `old` is representable in `new` (mirrors the built-in
-/// `breaking_change_major_bump` policy).
-fn widens(old: ColumnType, new: ColumnType) -> bool {
-    use ColumnType::*;
-    let int_bits = |t: ColumnType| match t {
-        TinyInt => Some(8),
-        SmallInt => Some(16),
-        Int => Some(32),
-        BigInt => Some(64),
-        _ => None,
-    };
-    match (old, new) {
-        (Float, Double) | (Date, Timestamp) => true,
-        (Decimal { precision: p1, scale: s1 }, Decimal { precision: p2, scale: s2 }) => s2 >= s1 && (p2 as i16 - s2 as i16) >= (p1 as i16 - s1 as i16),
-        (o, Double) if int_bits(o).is_some_and(|b| b <= 32) => true,
-        (o, Decimal { precision, scale }) if int_bits(o).is_some() => {
-            let digits = match int_bits(o) {
-                Some(8) => 3,
-                Some(16) => 5,
-                Some(32) => 10,
-                _ => 19,
-            };
-            precision as i16 - scale as i16 >= digits
-        }
-        (o, n) => matches!((int_bits(o), int_bits(n)), (Some(a), Some(b)) if b >= a),
-    }
 }

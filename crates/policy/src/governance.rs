@@ -113,14 +113,18 @@ fn one_line(error: &str) -> String {
     }
 }
 
-/// The `input` document of governance policies: `product`, `previous` (absent for a first
-/// publish), `domain` and `lineage` (absent when not derived). Absent optional fields are left out rather than `null`, so Rego's
+/// The `input` document of governance policies: `product`, `previous` and `changes` (the typed
+/// diff of `meshwork_core::contract_diff`, each change with `kind`, `subject`, `detail` and
+/// `breaking`; both absent for a first publish), `domain` and `lineage` (absent when not
+/// derived). Absent optional fields are left out rather than `null`, so Rego's
 /// `not input.product.owner` means what it reads.
 pub(crate) fn governance_document(input: GovernanceInput<'_>) -> Value {
     let mut doc = serde_json::Map::new();
     doc.insert("product".into(), product_document(input.product));
     if let Some(previous) = input.previous {
         doc.insert("previous".into(), product_document(previous));
+        let changes = meshwork_core::contract_diff::diff(previous, input.product);
+        doc.insert("changes".into(), serde_json::to_value(changes).expect("changes serialize"));
     }
     let domain = match input.domain {
         Some(d) => json!({ "name": d.name.as_str(), "owners": d.owners, "members": d.members }),

@@ -222,11 +222,27 @@ impl SqlCatalog {
 /// Per-connection settings.
 async fn prepare_connection(conn: &mut sqlx::AnyConnection, backend: Backend) -> std::result::Result<(), sqlx::Error> {
     if backend == Backend::Sqlite {
-        // WAL lets readers run beside the one writer; the busy timeout makes a second process
-        // wait for the lock instead of failing.
-        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;").await?;
+        // The busy timeout first: it makes a second process wait for the lock instead of
+        // failing. WAL lets readers run beside the one writer; switching a new file to it can
+        // still answer "locked" at once while another process creates the same catalog (SQLite
+        // does not always call the busy handler for it), so that switch is retried as long.
+        conn.execute("PRAGMA busy_timeout = 10000;").await?;
+        let started = std::time::Instant::now();
+        loop {
+            match conn.execute("PRAGMA journal_mode = WAL;").await {
+                Ok(_) => break,
+                Err(e) if is_locked(&e) && started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(25)).await,
+                Err(e) => return Err(e),
+            }
+        }
+        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").await?;
     }
     Ok(())
+}
+
+/// SQLITE_BUSY or SQLITE_LOCKED.
+fn is_locked(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "5" || code == "6")
 }
 
 fn known_version(migrator: &Migrator) -> i64 {

@@ -250,10 +250,18 @@ fn granting_a_consuming_domain_unmasked_unfiltered_reads_is_planned_and_rebuilds
     std::fs::write(&emails, yaml).unwrap();
     expect![[r#"
         PRODUCT                   ACTION                       VERSION  CONTRACT CHANGES
-        shop.orders               update (descriptor changed)  1.0.0    -
+        shop.orders               update (descriptor changed)  1.0.0    2 (1 BREAKING)
         shop.secrets              unchanged                    1.0.0    -
-        growth.order_emails       update (descriptor changed)  1.0.0    -
+        growth.order_emails       update (descriptor changed)  1.0.0    1 compatible
         growth.revenue_by_region  update (upstream changes)    1.0.0    -
+
+        shop.orders:
+          breaking    row filter changed from `region = 'EU' OR principal.in_domain('shop')` to `region = 'EU' OR principal.in_domain('shop') OR principal.in_domain('growth')`
+          compatible  `domain:growth` now sees unmasked values
+          affects: growth.order_emails, growth.revenue_by_region
+
+        growth.order_emails:
+          compatible  column `customer_email`: classification changed from internal to confidential
 
         growth.order_emails will be built from other data:
           shop.orders (input `orders`): was filtered by `region = 'EU' OR principal.in_domain('shop')`; masked: `customer_email` (partial); now filtered by `region = 'EU' OR principal.in_domain('shop') OR principal.in_domain('growth')`

@@ -758,7 +758,7 @@ fn plan_shows_changes_and_refuses_breaking_ones_without_a_major_version() {
     let changed = text.replace("version: 1.0.0", "version: 1.1.0").replace("    - { name: budget, type: \"decimal(10,2)\" }\n", "    - { name: budget, type: \"decimal(12,2)\" }\n    - { name: channel, type: string }\n");
     std::fs::write(&path, changed.replace("    - { name: channel, type: string }\n", "")).unwrap();
     let compatible = ok(&dir, &["plan"]);
-    assert!(compatible.contains("compatible  `budget` type widened: decimal(10,2) -> decimal(12,2)"), "{compatible}");
+    assert!(compatible.contains("compatible  column `budget` widened from decimal(10,2) to decimal(12,2)"), "{compatible}");
 
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("    - { name: budget, type: \"decimal(12,2)\" }\n", "")).unwrap();
@@ -766,7 +766,7 @@ fn plan_shows_changes_and_refuses_breaking_ones_without_a_major_version() {
     assert_eq!(output.status.code(), Some(3));
     let plan = stdout(&output);
     assert!(plan.contains("marketing.campaigns  REFUSED by policy"), "{plan}");
-    assert!(plan.contains("breaking    `budget` removed"), "{plan}");
+    assert!(plan.contains("breaking    column `budget` was removed (or renamed)"), "{plan}");
     assert!(plan.contains("affects: marketing.roi"), "{plan}");
     assert!(plan.contains("policy `breaking_change_major_bump` on `marketing.campaigns`: column `budget` was removed (or renamed) without a major version bump (1.0.0 -> 1.1.0); release it as 2.0.0"), "{plan}");
 

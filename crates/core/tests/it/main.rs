@@ -342,3 +342,128 @@ fn a_sunset_is_a_calendar_date() {
         "#]],
     );
 }
+
+/// The classification table of `docs/evolution.md`: one case per change kind, from the
+/// published descriptor to the next, asserted exactly.
+#[test]
+fn every_change_kind_is_classified_breaking_or_compatible() {
+    use meshwork_core::contract_diff::diff;
+    const BASE: &str = "\
+name: orders
+domain: sales
+version: 1.0.0
+title: Orders
+description: One row per order.
+owner: group:sales
+tags: [orders]
+inputs:
+  - { name: raw, source: { kind: csv, path: data/orders.csv } }
+contract:
+  primary_key: [order_id]
+  columns:
+    - { name: order_id, type: int, nullable: false }
+    - { name: amount, type: \"decimal(10,2)\", description: Total }
+    - { name: email, type: string, classification: pii }
+    - { name: status, type: string }
+    - { name: note, type: string }
+quality:
+  - { rule: accepted_values, column: status, values: [open, done] }
+  - { rule: range, column: amount, min: 0, max: 1000 }
+  - { rule: row_count, min: 10 }
+  - { rule: not_null, column: amount, severity: error }
+slo: { freshness: 24h, completeness: { column: email, min_ratio: 0.9 } }
+access:
+  readers: [domain:sales, group:analysts]
+  row_filter: \"status = 'done'\"
+  masks: { email: hash }
+  unmasked_for: [group:support]
+";
+    let parse = |text: &str| meshwork_core::parse::parse_product("product.yaml", text).unwrap_or_else(|d| panic!("{d:?}\n{text}")).value;
+    let base = parse(BASE);
+    let cases: &[(&str, &str, &str)] = &[
+        ("    - { name: note, type: string }\n", "", "column_removed breaking"),
+        ("    - { name: status, type: string }\n", "    - { name: status, type: string }\n    - { name: channel, type: string }\n", "column_added compatible"),
+        ("    - { name: status, type: string }\n", "    - { name: status, type: string }\n    - { name: channel, type: string, nullable: false }\n", "column_added compatible"),
+        ("name: order_id, type: int,", "name: order_id, type: bigint,", "type_widened compatible"),
+        ("type: \"decimal(10,2)\"", "type: \"decimal(12,2)\"", "type_widened compatible"),
+        ("name: order_id, type: int,", "name: order_id, type: double,", "type_widened compatible"),
+        ("name: order_id, type: int,", "name: order_id, type: smallint,", "type_changed breaking"),
+        ("type: \"decimal(10,2)\"", "type: \"decimal(10,3)\"", "type_changed breaking"),
+        ("name: order_id, type: int,", "name: order_id, type: string,", "type_changed breaking"),
+        ("name: status, type: string }", "name: status, type: string, nullable: false }", "became_non_nullable breaking"),
+        ("name: order_id, type: int, nullable: false }", "name: order_id, type: int }", "became_nullable breaking"),
+        ("primary_key: [order_id]", "primary_key: [order_id, status]", "primary_key_changed breaking"),
+        ("  - { rule: row_count, min: 10 }\n", "", "quality_rule_removed breaking"),
+        ("  - { rule: row_count, min: 10 }\n", "  - { rule: row_count, min: 10 }\n  - { rule: unique, column: order_id }\n", "quality_rule_added compatible"),
+        ("values: [open, done]", "values: [open, done, void]", "quality_rule_weakened breaking"),
+        ("values: [open, done]", "values: [done]", "quality_rule_strengthened compatible"),
+        ("min: 0, max: 1000", "min: -5, max: 1000", "quality_rule_weakened breaking"),
+        ("min: 0, max: 1000", "min: 0, max: 500", "quality_rule_strengthened compatible"),
+        ("rule: row_count, min: 10", "rule: row_count, min: 5", "quality_rule_weakened breaking"),
+        ("column: amount, severity: error", "column: amount, severity: warn", "quality_rule_weakened breaking"),
+        ("slo: { freshness: 24h,", "slo: { freshness: 48h,", "slo_weakened breaking"),
+        ("slo: { freshness: 24h,", "slo: { freshness: 6h,", "slo_strengthened compatible"),
+        ("min_ratio: 0.9", "min_ratio: 0.95", "slo_strengthened compatible"),
+        ("slo: { freshness: 24h, completeness: { column: email, min_ratio: 0.9 } }", "slo: { completeness: { column: email, min_ratio: 0.9 } }", "slo_weakened breaking"),
+        ("readers: [domain:sales, group:analysts]", "readers: [domain:sales]", "reader_removed breaking"),
+        ("readers: [domain:sales, group:analysts]", "readers: [domain:sales, group:analysts, group:finance]", "reader_added compatible"),
+        ("row_filter: \"status = 'done'\"", "row_filter: \"status = 'done' AND amount > 0\"", "row_filter_changed breaking"),
+        ("  row_filter: \"status = 'done'\"\n", "", "row_filter_removed compatible"),
+        ("masks: { email: hash }", "masks: { email: hash, status: redact }", "mask_added breaking"),
+        ("masks: { email: hash }", "masks: { email: \"null\" }", "mask_added breaking"),
+        ("  masks: { email: hash }\n", "", "mask_removed compatible"),
+        ("unmasked_for: [group:support]", "unmasked_for: []", "unmasked_for_removed breaking"),
+        ("unmasked_for: [group:support]", "unmasked_for: [group:support, group:audit]", "unmasked_for_added compatible"),
+        ("description: One row per order.", "description: One row per order, refunds included.", "documentation compatible"),
+        ("tags: [orders]", "tags: [orders, sales]", "documentation compatible"),
+        ("description: Total }", "description: Order total in EUR }", "documentation compatible"),
+    ];
+    let mut table = String::new();
+    for (from, to, expected) in cases {
+        assert!(BASE.contains(from), "case `{from}` does not apply");
+        let changes = diff(&base, &parse(&BASE.replacen(from, to, 1)));
+        let got: Vec<String> = changes.iter().map(|c| format!("{} {}", c.kind, if c.breaking { "breaking" } else { "compatible" })).collect();
+        assert_eq!(got, [expected.to_string()], "`{from}` -> `{to}`: {changes:#?}");
+        table.push_str(&format!("{}\n", changes[0].detail));
+    }
+    assert!(diff(&base, &base).is_empty(), "no change, no diff");
+    // The sentences `plan` shows and policies quote.
+    expect![[r#"
+        column `note` was removed (or renamed)
+        column `channel` (string) was added
+        column `channel` (string, not null) was added
+        column `order_id` widened from int to bigint
+        column `amount` widened from decimal(10,2) to decimal(12,2)
+        column `order_id` widened from int to double
+        column `order_id` changed type from int to smallint
+        column `amount` changed type from decimal(10,2) to decimal(10,3)
+        column `order_id` changed type from int to string
+        column `status` became non-nullable
+        column `order_id` became nullable
+        primary key changed from [order_id] to [order_id, status]
+        quality rule `row_count_3` (row_count) was removed
+        quality rule `unique_order_id` (unique) was added
+        quality rule `accepted_values_status`: accepted values let more data pass
+        quality rule `accepted_values_status`: accepted values let less data pass
+        quality rule `range_amount`: range let more data pass
+        quality rule `range_amount`: range let less data pass
+        quality rule `row_count_3`: row count bounds let more data pass
+        quality rule `not_null_amount` only warns now (a failure no longer blocks publishing)
+        freshness objective changed from 1d to 2d
+        freshness objective changed from 1d to 6h
+        completeness objective changed from 0.9 to 0.95
+        freshness objective removed
+        `group:analysts` may no longer read the product
+        `group:finance` may now read the product
+        row filter changed from `status = 'done'` to `status = 'done' AND amount > 0`
+        row filter `status = 'done'` was removed
+        column `status` is masked with redact
+        column `email`: mask changed from hash to null
+        column `email` is no longer masked (was hash)
+        `group:support` now sees masked values
+        `group:audit` now sees unmasked values
+        description changed from `One row per order.` to `One row per order, refunds included.`
+        tags changed from [orders] to [orders, sales]
+        column `amount`: description changed
+    "#]].assert_eq(&table);
+}

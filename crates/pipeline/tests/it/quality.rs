@@ -196,9 +196,10 @@ async fn a_failing_error_rule_publishes_nothing_and_the_previous_version_stays_b
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].payload["rules"].as_array().unwrap().len(), 12);
 
-    // A rule that cannot be evaluated blocks like a failed one, and says why.
+    // A rule that cannot be evaluated blocks like a failed one, and says why. (A rule that checks
+    // something else is a breaking change: a new major version.)
     write(dir, "data/orders.csv", GOOD_ORDERS);
-    let yaml = orders_yaml("error").replace("'^[A-Z]{2}-[0-9]+$'", "'^[A-Z'");
+    let yaml = orders_yaml("error").replace("'^[A-Z]{2}-[0-9]+$'", "'^[A-Z'").replace("version: 1.0.0", "version: 2.0.0");
     write(dir, "domains/shop/products/orders/product.yaml", &yaml);
     let report = apply(dir, &at).await;
     let ProductOutcome::QualityFailed { quality, .. } = outcome(&report, "shop.orders") else { panic!("{report:#?}") };

@@ -140,6 +140,37 @@ fn breaking_contract_changes_need_a_major_version() {
     assert_eq!(lines(&check(&set, &states, &compatible, Some(&previous))), "");
 }
 
+/// The policy decides on the diff it is given (`input.changes`) and nothing else: every
+/// breaking change outside access needs a major version; narrowing access never waits for one;
+/// compatible changes pass.
+#[test]
+fn the_major_bump_policy_decides_on_the_contract_diff() {
+    let set = builtins();
+    let states = all_enforced();
+    let base = GOOD.replace("access:\n", "quality:\n  - { rule: not_null, column: email }\nslo: { freshness: 24h }\naccess:\n");
+    let previous = product(&base);
+    let cases = [
+        ("  - { rule: not_null, column: email }\n", "  - { rule: not_null, column: email, severity: warn }\n", true),
+        ("slo: { freshness: 24h }", "slo: { freshness: 48h }", true),
+        ("slo: { freshness: 24h }", "slo: { freshness: 12h }", false),
+        ("readers: [group:analysts]", "readers: []", false),
+        ("masks: { email: hash }", "masks: { email: hash, amount: \"null\" }", false),
+        ("unmasked_for: [domain:sales]", "unmasked_for: []", false),
+        ("description: One row per order.", "description: Orders.", false),
+    ];
+    for (from, to, refused) in cases {
+        assert!(base.contains(from), "{from}");
+        let next = product(&base.replacen(from, to, 1).replace("version: 1.2.0", "version: 1.3.0"));
+        let changes = meshwork_core::contract_diff::diff(&previous, &next);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let text = lines(&check(&set, &states, &next, Some(&previous)));
+        assert_eq!(text.contains("breaking_change_major_bump"), refused, "`{from}` -> `{to}`: {text}");
+        if refused {
+            assert!(text.contains(&changes[0].detail), "the policy quotes the diff: {text}");
+        }
+    }
+}
+
 #[test]
 fn warn_reports_enforce_blocks_off_skips() {
     let set = builtins();
