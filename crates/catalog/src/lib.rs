@@ -147,6 +147,9 @@ pub trait CatalogStore: Send + Sync {
     /// How audited queries that read `product` since `since` ended: `(ok, error)`.
     /// Denied, cancelled and still running queries are not counted.
     async fn query_outcomes(&self, product: &ProductId, since: DateTime<Utc>) -> Result<(u64, u64)>;
+    /// Who read `product` since `since`: one row per principal and interface, the most recent
+    /// reader first. Queries that were denied, refused or failed are not reads.
+    async fn readers(&self, product: &ProductId, since: DateTime<Utc>) -> Result<Vec<ProductReader>>;
     /// Records a quality run that published nothing (a failed run); runs that publish are
     /// recorded by [`CatalogStore::publish`]. Returns its id.
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64>;

@@ -223,6 +223,20 @@ pub struct AuditEvent {
     pub error: Option<String>,
 }
 
+/// One principal's reads of a product over one interface, from the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProductReader {
+    /// Who read.
+    pub principal: String,
+    /// Through what (`cli`, `http`, `flight_sql`, `postgres`).
+    pub interface: String,
+    /// How many queries read the product in the window.
+    pub queries: u64,
+    /// The newest of them.
+    #[serde(with = "crate::time::rfc3339")]
+    pub last_read: DateTime<Utc>,
+}
+
 /// Which audit events to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod commands;
+mod consumers;
 mod lineage;
 mod output;
 mod reads;
@@ -292,6 +293,18 @@ enum ProductCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Who depends on a product: the products built from it and, from the audit log, who
+    /// queried it over which interface (owner, domain members and administrators).
+    Consumers {
+        /// The product, as `domain.product`.
+        name: String,
+        /// How far back the audit log is read (`30d`, `12h`).
+        #[arg(long, default_value = "30d", value_parser = parse_wait)]
+        window: std::time::Duration,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
     /// Delete an unpublished product for good: its Delta table and catalog rows (its audit and
     /// event history stay). Only for products `apply` unpublished after they left the
     /// repository; administrators only.
@@ -387,6 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Product { command: ProductCommand::Show { name, format } } => {
             commands::product_show(&dir, principal, &name, format).await
         }
+        Command::Product { command: ProductCommand::Consumers { name, window, format } } => consumers::product_consumers(&dir, principal, &name, window, format).await,
         Command::Product { command: ProductCommand::Purge { name, lock_wait } } => purge::product_purge(&dir, principal, &name, lock_wait).await,
         Command::Audit { product, filter_principal, since, limit, format } => {
             commands::audit(&dir, principal, product.as_deref(), filter_principal.as_deref(), since.as_deref(), limit, format).await

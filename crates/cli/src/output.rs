@@ -323,6 +323,10 @@ pub fn plan_text(plan: &[PlanItem]) -> String {
             let names: Vec<String> = item.consumers.iter().map(ToString::to_string).collect();
             out.push_str(&format!("  affects: {}\n", names.join(", ")));
         }
+        if !item.readers.is_empty() {
+            let readers: Vec<String> = item.readers.iter().map(|r| format!("{} ({}, {} queries)", r.principal, r.interface, r.queries)).collect();
+            out.push_str(&format!("  read in the last {} days by: {}\n", meshwork_pipeline::READERS_WINDOW_DAYS, readers.join(", ")));
+        }
     }
     out.push_str(&crate::reads::read_changes_text(plan));
     let count = |f: &dyn Fn(&PlanAction) -> bool| plan.iter().filter(|i| f(&i.action)).count();
@@ -362,6 +366,7 @@ pub fn plan_json(plan: &[PlanItem], findings: &[Finding]) -> serde_json::Value {
                 "from_version": item.from_version, "to_version": item.to_version,
                 "changes": &item.changes,
                 "consumers": item.consumers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "readers": &item.readers,
                 "read_changes": crate::reads::read_changes_json(&item.read_changes),
             })
         })

@@ -55,6 +55,9 @@ pub struct PlanItem {
     pub changes: Vec<ContractChange>,
     /// Products that read this one (directly), affected by breaking changes.
     pub consumers: Vec<ProductId>,
+    /// Who queried it in the last [`READERS_WINDOW_DAYS`] days (from the audit log), looked
+    /// up only when a change is breaking.
+    pub readers: Vec<meshwork_catalog::ProductReader>,
     /// Reads of upstream products whose outcome for this product's domain changes (an access
     /// block, a policy or the domain's principal changed): the product will contain other data.
     pub read_changes: Vec<ReadChange>,
@@ -73,6 +76,9 @@ pub struct ReadChange {
     /// The outcome after apply.
     pub after: ReadOutcome,
 }
+
+/// How far back `plan` looks for the readers a breaking change affects.
+pub const READERS_WINDOW_DAYS: i64 = 30;
 
 /// Plans every product in build order, then the published products apply would unpublish.
 pub async fn plan(
@@ -130,13 +136,21 @@ pub async fn plan(
                 _ => PlanAction::Create,
             }
         };
+        let changes = previous.map(|p| contract_diff::diff(p, descriptor)).unwrap_or_default();
+        let readers = match catalog {
+            Some(catalog) if changes.iter().any(|c| c.breaking) => {
+                catalog.readers(&id, chrono::Utc::now() - chrono::Duration::days(READERS_WINDOW_DAYS)).await?
+            }
+            _ => Vec::new(),
+        };
         items.push(PlanItem {
             product: id.clone(),
             action,
             from_version: previous.map(|p| p.version.clone()),
             to_version: descriptor.version.clone(),
-            changes: previous.map(|p| contract_diff::diff(p, descriptor)).unwrap_or_default(),
+            changes,
             consumers: mesh.repo.downstream(&id),
+            readers,
             read_changes,
         });
     }

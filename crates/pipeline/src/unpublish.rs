@@ -72,19 +72,23 @@ async fn removed_products(mesh: &LoadedMesh, catalog: &dyn CatalogStore) -> Resu
 /// The plan items of products the next apply unpublishes: `from_version` and `to_version` are
 /// both the version that stops being served.
 pub(crate) async fn unpublish_plan(mesh: &LoadedMesh, catalog: &dyn CatalogStore) -> Result<Vec<PlanItem>, PipelineError> {
-    Ok(removed_products(mesh, catalog)
-        .await?
-        .into_iter()
-        .map(|removed| PlanItem {
+    let since = chrono::Utc::now() - chrono::Duration::days(crate::plan::READERS_WINDOW_DAYS);
+    let mut items = Vec::new();
+    for removed in removed_products(mesh, catalog).await? {
+        // Whoever still queries it is affected: it stops being served.
+        let readers = catalog.readers(&removed.record.id, since).await?;
+        items.push(PlanItem {
             product: removed.record.id.clone(),
             action: PlanAction::Unpublish { removal: removed.removal },
             from_version: Some(removed.record.version.clone()),
             to_version: removed.record.version,
             changes: Vec::new(),
             consumers: Vec::new(),
+            readers,
             read_changes: Vec::new(),
-        })
-        .collect())
+        });
+    }
+    Ok(items)
 }
 
 /// What [`unpublish_removed`] will do, decided before the apply builds anything: a product

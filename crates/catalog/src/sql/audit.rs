@@ -6,7 +6,7 @@ use meshwork_core::id::ProductId;
 use super::rows::{AuditRow, TokenRow, decode_all};
 use super::{SqlCatalog, now};
 use crate::keywords::AuditOutcome;
-use crate::{ApiTokenRecord, AuditEvent, AuditFilter, Result, time};
+use crate::{ApiTokenRecord, AuditEvent, AuditFilter, ProductReader, Result, time};
 
 impl SqlCatalog {
     pub(super) async fn insert_audit(&self, event: &AuditEvent) -> Result<i64> {
@@ -77,6 +77,25 @@ impl SqlCatalog {
         .await?;
         let count = |outcome: AuditOutcome| rows.iter().find(|(o, _)| o == outcome.as_str()).map_or(0, |(_, n)| (*n).max(0) as u64);
         Ok((count(AuditOutcome::Ok), count(AuditOutcome::Error)))
+    }
+
+    pub(super) async fn reader_rows(&self, product: &ProductId, since: DateTime<Utc>) -> Result<Vec<ProductReader>> {
+        // Timestamps are fixed-width RFC 3339 text, so MAX is the newest on both backends.
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT e.principal, e.interface, COUNT(*) AS queries, MAX(e.at) AS last_read \
+             FROM audit_events e JOIN audit_event_products p ON p.event_id = e.id \
+             WHERE p.product_id = $1 AND e.action = 'query' AND e.at >= $2 AND e.outcome IN ('ok', 'cancelled', 'running') \
+             GROUP BY e.principal, e.interface ORDER BY 4 DESC, 1, 2",
+        )
+        .bind(product.to_string())
+        .bind(time::format(&since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(principal, interface, queries, last_read)| {
+                Ok(ProductReader { principal, interface, queries: queries.max(0) as u64, last_read: time::parse(&last_read).map_err(|e| crate::CatalogError::Corrupt(format!("audit_events.at `{last_read}`: {e}")))? })
+            })
+            .collect()
     }
 
     pub(super) async fn insert_token(&self, token: &ApiTokenRecord) -> Result<()> {

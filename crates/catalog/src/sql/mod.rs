@@ -202,6 +202,10 @@ impl CatalogStore for SqlCatalog {
         self.query_outcome_counts(product, since).await
     }
 
+    async fn readers(&self, product: &ProductId, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<crate::ProductReader>> {
+        self.reader_rows(product, since).await
+    }
+
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
         operations::insert_quality_run(&mut conn, product, run).await

@@ -71,6 +71,39 @@ async fn audit_events_round_trip_filter_and_complete_once() {
     }
 }
 
+/// Who reads a product, from the audit log: per principal and interface, newest first; denied,
+/// refused and failed queries are not reads, nor is anything before the window.
+#[tokio::test]
+async fn readers_of_a_product_come_from_the_audit_log() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        let now = Utc::now();
+        let at = |minutes: i64| now - Duration::minutes(minutes);
+        let over = |interface: &str, mut event: AuditEvent| {
+            event.interface = interface.into();
+            event
+        };
+        for event in [
+            audit_event("ana", "sales.orders", AuditOutcome::Ok, at(30)),
+            audit_event("ana", "sales.orders", AuditOutcome::Ok, at(10)),
+            over("http", audit_event("ana", "sales.orders", AuditOutcome::Cancelled, at(20))),
+            audit_event("bob", "sales.orders", AuditOutcome::Ok, at(5)),
+            audit_event("eve", "sales.orders", AuditOutcome::Denied, at(1)),
+            audit_event("eve", "sales.orders", AuditOutcome::Error, at(2)),
+            audit_event("old", "sales.orders", AuditOutcome::Ok, at(60 * 24 * 40)),
+            audit_event("mia", "sales.customers", AuditOutcome::Ok, at(3)),
+        ] {
+            catalog.record_audit(&event).await.unwrap();
+        }
+        let readers = catalog.readers(&id("sales.orders"), now - Duration::days(30)).await.unwrap();
+        let seen: Vec<(&str, &str, u64)> = readers.iter().map(|r| (r.principal.as_str(), r.interface.as_str(), r.queries)).collect();
+        assert_eq!(seen, [("bob", "postgres", 1), ("ana", "postgres", 2), ("ana", "http", 1)]);
+        assert_eq!(readers[1].last_read, micros(at(10)));
+        assert!(catalog.readers(&id("sales.returns"), now - Duration::days(30)).await.unwrap().is_empty());
+        backend.finish().await;
+    }
+}
+
 #[tokio::test]
 async fn events_are_typed_ordered_and_filtered_by_kind_and_product() {
     for backend in Backend::all().await {

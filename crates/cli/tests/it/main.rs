@@ -744,6 +744,42 @@ fn custom_policies_are_enforced_without_recompiling_and_states_are_staged() {
     .assert_eq(&stderr(&output));
 }
 
+/// Who depends on a product: the products built from it, and the audited readers per
+/// principal and interface; only for its owner, its domain's members and administrators.
+#[test]
+fn product_consumers_lists_built_products_and_audited_readers() {
+    let (_tmp, dir) = tiny_mesh();
+    write(&dir, "principals.yaml", "principals:\n  - { name: mia }\n");
+    write(&dir, "domains/marketing/domain.yaml", "name: marketing\nmembers: [user:mia]\n");
+    ok(&dir, &["apply"]);
+    assert_eq!(ok(&dir, &["--as", "mia", "query", "--format", "csv", "SELECT count(*) AS n FROM sales.orders"]), "n\n4\n", "mia reads it");
+    for _ in 0..2 {
+        query_csv(&dir, "SELECT count(*) AS n FROM sales.orders");
+    }
+    let text = ok(&dir, &["product", "consumers", "sales.orders"]);
+    assert!(text.contains("sales.orders: built into marketing.roi"), "{text}");
+    assert!(text.contains("read in the last 30 days by:"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&dir, &["product", "consumers", "sales.orders", "--format", "json", "--window", "1d"])).unwrap();
+    assert_eq!(json["products"], serde_json::json!(["marketing.roi"]));
+    let readers = json["readers"].as_array().unwrap();
+    let seen: Vec<(&str, &str, u64)> = readers.iter().map(|r| (r["principal"].as_str().unwrap(), r["interface"].as_str().unwrap(), r["queries"].as_u64().unwrap())).collect();
+    assert_eq!(seen, [("admin", "cli", 2), ("mia", "cli", 1)], "{json}");
+    // A breaking change names them in the plan.
+    let path = dir.join("domains/sales/products/orders/product.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, yaml.replace("    - { name: placed_at, type: timestamp }\n", "")).unwrap();
+    let plan = stdout(&meshwork(&dir, &["plan"]));
+    assert!(plan.contains("breaking    column `placed_at` was removed (or renamed)"), "{plan}");
+    assert!(plan.contains("read in the last 30 days by: admin (cli, 2 queries), mia (cli, 1 queries)"), "{plan}");
+    std::fs::write(&path, yaml).unwrap();
+    // Nobody read marketing.campaigns by a query; it is built into marketing.roi.
+    assert!(ok(&dir, &["product", "consumers", "marketing.campaigns"]).contains("no audited query read it"));
+    // A reader of the product who is neither its owner nor in its domain is refused.
+    let refused = meshwork(&dir, &["--as", "mia", "product", "consumers", "sales.orders"]);
+    assert_eq!(refused.status.code(), Some(1), "{}{}", stdout(&refused), stderr(&refused));
+    assert!(stderr(&refused).contains("is for the product's owner, members of domain `sales` and administrators"), "{}", stderr(&refused));
+}
+
 #[test]
 fn plan_shows_changes_and_refuses_breaking_ones_without_a_major_version() {
     let (_tmp, dir) = governed_mesh();
