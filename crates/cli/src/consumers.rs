@@ -16,9 +16,8 @@ use crate::output::text_table;
 pub async fn product_consumers(dir: &Path, principal: Option<&str>, name: &str, window: std::time::Duration, format: ReportFormat) -> anyhow::Result<()> {
     let (catalog, governance, principal) = open_as(dir, principal).await?;
     let (id, descriptor) = visible_product(catalog.as_ref(), &governance, &principal, name).await?;
-    let owner = descriptor.owner.as_deref().is_some_and(|o| principal.matches(o));
     ensure!(
-        principal.admin || owner || principal.matches(&format!("domain:{}", id.domain)),
+        principal.stewards(&descriptor),
         "`meshwork product consumers {id}` is for the product's owner, members of domain `{}` and administrators; `{}` is none of them",
         id.domain,
         principal.name

@@ -33,7 +33,7 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
-    paths(whoami, list_products, product_detail, product_quality, product_slo, run_query, audit_events, list_events),
+    paths(whoami, list_products, product_detail, product_quality, product_consumers, product_slo, run_query, audit_events, list_events),
     components(schemas(WhoAmI, ProductSummary, ProductDetail, VersionInfo, ColumnInfo, QueryRequest, QueryResultJson, AuditEventInfo, EventPage, ErrorBody, ErrorInfo)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -62,6 +62,7 @@ fn router(gate: Arc<Gate>) -> Router {
         .route("/api/v1/products", get(list_products))
         .route("/api/v1/products/{product}", get(product_detail))
         .route("/api/v1/products/{product}/quality", get(product_quality))
+        .route("/api/v1/products/{product}/consumers", get(product_consumers))
         .route("/api/v1/products/{product}/slo", get(product_slo))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/query", post(run_query))
@@ -344,6 +345,43 @@ async fn product_quality(
         .await
         .map_err(|e| fail(e, &id))?;
     Ok(Json(serde_json::json!({ "product": record.id.to_string(), "runs": runs })))
+}
+
+/// Query parameters of a product's consumers.
+#[derive(Deserialize, IntoParams)]
+struct ConsumersQuery {
+    /// How many days of the audit log to read (default 30, at most 400).
+    window_days: Option<u32>,
+}
+
+/// Who depends on a product: the products built from it, and the principals whose queries read
+/// it over each interface in the window (from the audit log), most recent first. For the
+/// product's owner, members of its domain and administrators; anyone else gets 404.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{product}/consumers",
+    params(("product" = String, Path, description = "`domain.product`"), ConsumersQuery),
+    responses((status = 200, description = "`{product, window_days, products, readers: [{principal, interface, queries, last_read}]}`", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or one whose consumers the caller may not see", body = ErrorBody))
+)]
+async fn product_consumers(
+    State(gate): State<Arc<Gate>>,
+    Extension(id): Extension<RequestId>,
+    headers: HeaderMap,
+    Path(product): Path<String>,
+    Query(query): Query<ConsumersQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = caller(&gate, &headers, &id).await?;
+    let (record, descriptor, _, _) = readable_product(&gate, &who, &product, &id).await?;
+    if !who.principal.stewards(&descriptor) {
+        return Err(fail(ServeError::NotFound(format!("no consumers of `{product}` to show: they are for its owner, members of domain `{}` and administrators", record.id.domain)), &id));
+    }
+    let days = query.window_days.unwrap_or(30).clamp(1, 400);
+    let catalog = gate.engine().catalog();
+    let readers = catalog.readers(&record.id, chrono::Utc::now() - chrono::Duration::days(i64::from(days))).await.map_err(|e| fail(e, &id))?;
+    let mut products: Vec<String> = catalog.lineage().await.map_err(|e| fail(e, &id))?.into_iter().filter(|e| e.upstream == record.id).map(|e| e.downstream.to_string()).collect();
+    products.sort();
+    products.dedup();
+    Ok(Json(serde_json::json!({ "product": record.id.to_string(), "window_days": days, "products": products, "readers": readers })))
 }
 
 /// Query parameters of the SLO history.

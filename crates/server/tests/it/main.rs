@@ -546,6 +546,18 @@ async fn events_quality_and_slo_endpoints_follow_visibility() {
     }
     let (_, detail) = get("/api/v1/products/sales.orders", "ana").await;
     assert_eq!(detail["latest_quality_run"]["outcome"], "passed");
+
+    // Consumers: readers from the audit log, for the product's stewards only.
+    let queried = served.post_query(Some(served.token("ana")), "SELECT count(*) AS n FROM sales.orders", "application/json").await;
+    assert_eq!(queried.status().as_u16(), 200);
+    queried.bytes().await.unwrap();
+    let (status, consumers) = get("/api/v1/products/sales.orders/consumers?window_days=1", "sam").await;
+    assert_eq!(status, 200, "{consumers}");
+    assert_eq!(consumers["window_days"], 1);
+    let readers: Vec<(&str, &str)> = consumers["readers"].as_array().unwrap().iter().map(|r| (r["principal"].as_str().unwrap(), r["interface"].as_str().unwrap())).collect();
+    assert!(readers.contains(&("ana", "http")), "{consumers:#}");
+    let (status, refused) = get("/api/v1/products/sales.orders/consumers", "ana").await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (404, Some("not_found")), "a reader who is not a steward: {refused}");
     served.stop().await;
 }
 
