@@ -193,6 +193,9 @@ pub struct AuditProduct {
     /// Microseconds spent deciding access.
     #[serde(default)]
     pub decision_us: u64,
+    /// Earlier publications read by time travel (`domain."product@N"`), if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub as_of: Vec<i64>,
 }
 
 /// One audited action: a query or an apply.

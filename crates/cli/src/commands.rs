@@ -374,13 +374,51 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
     print!("{}", text_table(&["  COLUMN", "TYPE", "NULLS", "CLASS", "DESCRIPTION"], &columns));
     println!();
     println!("versions:");
-    let version_rows: Vec<Vec<String>> = versions
+    print!("{}", version_table(&id, &versions));
+    crate::trust::print_trust(catalog.as_ref(), &id, &descriptor).await?;
+    Ok(())
+}
+
+/// A product's publications, newest first, each with the SQL name that reads it (time travel).
+pub(crate) fn version_table(id: &ProductId, versions: &[meshwork_catalog::VersionRecord]) -> String {
+    let rows: Vec<Vec<String>> = versions
         .iter()
         .rev()
-        .map(|v| vec![format!("  #{}", v.seq), v.version.clone(), format!("v{}", v.delta_version), v.row_count.to_string(), meshwork_catalog::time::format(&v.published_at)])
+        .map(|v| {
+            vec![
+                format!("  #{}", v.seq),
+                v.version.clone(),
+                format!("v{}", v.delta_version),
+                v.row_count.to_string(),
+                meshwork_catalog::time::format(&v.published_at),
+                format!("{}.\"{}@{}\"", id.domain, id.name, v.seq),
+            ]
+        })
         .collect();
-    print!("{}", text_table(&["  PUBLICATION", "VERSION", "DELTA", "ROWS", "PUBLISHED AT"], &version_rows));
-    crate::trust::print_trust(catalog.as_ref(), &id, &descriptor).await?;
+    text_table(&["  PUBLICATION", "VERSION", "DELTA", "ROWS", "PUBLISHED AT", "READ AS"], &rows)
+}
+
+/// `meshwork product versions`: what can be read by time travel.
+pub async fn product_versions(dir: &Path, principal: Option<&str>, name: &str, format: ReportFormat) -> anyhow::Result<()> {
+    let (catalog, governance, principal) = open_as(dir, principal).await?;
+    let (id, _) = visible_product(catalog.as_ref(), &governance, &principal, name).await?;
+    let versions = catalog.versions(&id).await?;
+    if format == ReportFormat::Json {
+        let rows: Vec<serde_json::Value> = versions
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "publication": v.seq, "version": v.version, "delta_version": v.delta_version, "rows": v.row_count,
+                    "published_at": meshwork_catalog::time::format(&v.published_at),
+                    "sql_name": format!("{}.\"{}@{}\"", id.domain, id.name, v.seq),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "product": id.to_string(), "versions": rows }))?);
+        return Ok(());
+    }
+    print!("{}", version_table(&id, &versions));
+    println!("(read any of them in SQL as `{}.\"{}@N\"`, or as of a time: `{}.\"{}@2026-12-01T10:00:00Z\"`)", id.domain, id.name, id.domain, id.name);
     Ok(())
 }
 

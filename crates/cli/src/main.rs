@@ -293,6 +293,15 @@ enum ProductCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// A product's publications, newest first, each readable in SQL by time travel as
+    /// `domain."product@N"` (under today's access policy).
+    Versions {
+        /// The product, as `domain.product`.
+        name: String,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
     /// Who depends on a product: the products built from it and, from the audit log, who
     /// queried it over which interface (owner, domain members and administrators).
     Consumers {
@@ -400,6 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Product { command: ProductCommand::Show { name, format } } => {
             commands::product_show(&dir, principal, &name, format).await
         }
+        Command::Product { command: ProductCommand::Versions { name, format } } => commands::product_versions(&dir, principal, &name, format).await,
         Command::Product { command: ProductCommand::Consumers { name, window, format } } => consumers::product_consumers(&dir, principal, &name, window, format).await,
         Command::Product { command: ProductCommand::Purge { name, lock_wait } } => purge::product_purge(&dir, principal, &name, lock_wait).await,
         Command::Audit { product, filter_principal, since, limit, format } => {

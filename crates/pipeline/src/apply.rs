@@ -322,6 +322,7 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOpt
                 _ => Vec::new(),
             },
             decision_us: 0,
+            as_of: Vec::new(),
         })
         .chain(report.outcomes.iter().flat_map(|(id, outcome)| {
             // Each upstream read a build or its checks made as the product's domain.
@@ -347,6 +348,7 @@ fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOpt
                         .collect(),
                     reasons: vec![format!("read by `{id}` as domain `{}`", id.domain)],
                     decision_us: decision.elapsed.as_micros() as u64,
+                    as_of: Vec::new(),
                 })
         }))
         .collect();

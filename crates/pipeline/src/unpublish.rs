@@ -204,6 +204,7 @@ pub async fn purge(
                 masks: Vec::new(),
                 reasons: Vec::new(),
                 decision_us: 0,
+                as_of: Vec::new(),
             }],
             rows: None,
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,

@@ -27,8 +27,9 @@ use crate::{CATALOG_NAME, QueryError};
 
 /// Which products a governed context decides on and registers.
 pub(crate) enum Scope<'a> {
-    /// Every published product, as `domain.product` (a consumer's session).
-    Published,
+    /// Every published product, as `domain.product`, and their earlier publications as
+    /// `domain."product@N"` (a consumer's session; the catalog opens the history).
+    Published(Arc<dyn CatalogStore>),
     /// Only what one read on behalf of a domain needs.
     Reads(&'a crate::domain::DomainReads),
 }
@@ -78,7 +79,7 @@ pub(crate) async fn governed_context(
     // Every published product's current version in one round trip, not one per product.
     let mut current = BTreeMap::new();
     match &scope {
-        Scope::Published => {
+        Scope::Published(_) => {
             current = catalog.current_versions().await?;
             for product in catalog.products().await? {
                 wanted.push((product, Vec::new(), true));
@@ -107,10 +108,14 @@ pub(crate) async fn governed_context(
     let mut public: BTreeMap<String, Arc<dyn TableProvider>> = BTreeMap::new();
     let mut locations = Vec::new();
     let mut guard_map = HashMap::new();
+    let history = match &scope {
+        Scope::Published(catalog) => Some(Arc::new(crate::history::History { catalog: catalog.clone(), runtime: runtime.clone(), journal: journal.clone() })),
+        Scope::Reads(_) => None,
+    };
     for (product, ports, qualified) in wanted {
         let version = match current.remove(&product.id) {
             Some(version) => Some(version),
-            None if matches!(scope, Scope::Published) => None,
+            None if matches!(scope, Scope::Published(_)) => None,
             None => catalog.current_version(&product.id).await?,
         };
         let Some(version) = version else {
@@ -175,12 +180,16 @@ pub(crate) async fn governed_context(
                     visible: BTreeMap::new(),
                     denied: Vec::new(),
                     journal: journal.clone(),
+                    history: history.clone().map(|h| (h, BTreeMap::new())),
                 });
             match &registered {
                 Some(table) => {
                     domain
                         .visible
                         .insert(product.id.name.to_string(), table.clone());
+                    if let Some((_, tables)) = &mut domain.history {
+                        tables.insert(product.id.name.to_string(), product.table_uri.clone());
+                    }
                 }
                 None => domain.denied.push(product.id.name.to_string()),
             }

@@ -24,6 +24,7 @@ mod explain;
 mod governance;
 mod governed;
 mod guard;
+mod history;
 mod limits;
 mod masks;
 mod placeholders;

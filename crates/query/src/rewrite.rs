@@ -7,7 +7,7 @@
 //! It also reports unknown statistics, so `count(*)`, `min` and `max` cannot be answered from
 //! Parquet or Delta metadata of the unfiltered table.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -35,12 +35,24 @@ use crate::guard::{ProductGuard, ProductTable};
 pub(crate) struct Journal {
     touched: Mutex<BTreeSet<ProductId>>,
     denied: Mutex<BTreeSet<ProductId>>,
+    /// Earlier publications read by time travel, per product.
+    publications: Mutex<BTreeMap<ProductId, BTreeSet<i64>>>,
 }
 
 impl Journal {
     pub(crate) fn reset(&self) {
         self.touched.lock().expect("journal lock").clear();
         self.denied.lock().expect("journal lock").clear();
+        self.publications.lock().expect("journal lock").clear();
+    }
+
+    pub(crate) fn read_publication(&self, id: &ProductId, seq: i64) {
+        self.publications.lock().expect("journal lock").entry(id.clone()).or_default().insert(seq);
+    }
+
+    /// The earlier publications of `id` the statement read, oldest first.
+    pub(crate) fn publications(&self, id: &ProductId) -> Vec<i64> {
+        self.publications.lock().expect("journal lock").get(id).map(|s| s.iter().copied().collect()).unwrap_or_default()
     }
 
     pub(crate) fn touch(&self, id: &ProductId) {

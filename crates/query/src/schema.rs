@@ -80,6 +80,9 @@ pub(crate) struct DomainSchema {
     pub(crate) visible: BTreeMap<String, Arc<dyn TableProvider>>,
     pub(crate) denied: Vec<String>,
     pub(crate) journal: Arc<Journal>,
+    /// Table locations of the visible products and how to open their earlier publications
+    /// (`"product@N"`); `None` where time travel is not offered (a domain's build reads).
+    pub(crate) history: Option<(Arc<crate::history::History>, BTreeMap<String, String>)>,
 }
 
 #[async_trait]
@@ -91,6 +94,22 @@ impl SchemaProvider for DomainSchema {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         if let Some(table) = self.visible.get(name) {
             return Ok(Some(table.clone()));
+        }
+        // `product@N`: an earlier publication of a product this principal may read today, and
+        // only then; of a denied one it answers exactly like a missing product.
+        if let Some((base, suffix)) = name.split_once('@') {
+            if self.visible.contains_key(base)
+                && let Some((history, locations)) = &self.history
+                && let (Ok(product), Some(location)) = (ProductName::new(base), locations.get(base))
+            {
+                return history.open(&ProductId::new(self.domain.clone(), product), location, suffix).await.map(Some);
+            }
+            if self.denied.iter().any(|d| d == base)
+                && let Ok(product) = ProductName::new(base)
+            {
+                self.journal.deny(&ProductId::new(self.domain.clone(), product));
+            }
+            return Ok(None);
         }
         if self.denied.iter().any(|d| d == name)
             && let Ok(product) = ProductName::new(name)

@@ -83,7 +83,7 @@ impl QuerySession {
             &principal,
             limits,
             tables,
-            Scope::Published,
+            Scope::Published(catalog.clone()),
         )
         .await?;
         let Governed {
@@ -258,6 +258,7 @@ impl QuerySession {
         for id in self.journal.touched() {
             let decision = self.decisions.get(&id);
             products.push(AuditProduct {
+                as_of: self.journal.publications(&id),
                 product: id.to_string(),
                 decision: "allow".into(),
                 policies: decision.map(|d| d.policies.clone()).unwrap_or_default(),
@@ -278,6 +279,7 @@ impl QuerySession {
         for id in &denied {
             let decision = self.decisions.get(id);
             products.push(AuditProduct {
+                as_of: Vec::new(),
                 product: id.to_string(),
                 decision: "deny".into(),
                 policies: decision.map(|d| d.policies.clone()).unwrap_or_default(),

@@ -64,6 +64,7 @@ async fn purge_deletes_only_an_unpublished_product_and_keeps_audit_and_events() 
                     masks: Vec::new(),
                     reasons: Vec::new(),
                     decision_us: 0,
+                    as_of: Vec::new(),
                 }],
                 rows: Some(1),
                 duration_ms: 1.0,

@@ -34,6 +34,7 @@ fn audit_event(principal: &str, product: &str, outcome: AuditOutcome, at: chrono
             masks: vec!["email:hash".into()],
             reasons: Vec::new(),
             decision_us: 12,
+            as_of: Vec::new(),
         }],
         rows: Some(3),
         duration_ms: 1.5,

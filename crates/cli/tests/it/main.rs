@@ -744,6 +744,26 @@ fn custom_policies_are_enforced_without_recompiling_and_states_are_staged() {
     .assert_eq(&stderr(&output));
 }
 
+/// Time travel from the CLI: `product versions` lists what can be read, and SQL reads an
+/// earlier publication by number or time.
+#[test]
+fn earlier_publications_are_listed_and_read_from_the_cli() {
+    let (_tmp, dir) = tiny_mesh();
+    ok(&dir, &["apply"]);
+    write(&dir, "data/orders.csv", &format!("{ORDERS_CSV}5,dave,AUTUMN,7.00,2025-07-01T00:00:00Z\n"));
+    ok(&dir, &["apply"]);
+    let listed = ok(&dir, &["product", "versions", "sales.orders"]);
+    assert!(listed.contains("#2") && listed.contains("sales.\"orders@1\""), "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&dir, &["product", "versions", "sales.orders", "--format", "json"])).unwrap();
+    assert_eq!(json["versions"].as_array().unwrap().iter().map(|v| v["rows"].as_i64().unwrap()).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(query_csv(&dir, "SELECT (SELECT count(*) FROM sales.\"orders@1\") AS then, (SELECT count(*) FROM sales.orders) AS now"), "then,now\n4,5\n");
+    let at = json["versions"][0]["published_at"].as_str().unwrap().to_owned();
+    assert_eq!(query_csv(&dir, &format!("SELECT count(*) AS n FROM sales.\"orders@{at}\"")), "n\n4\n");
+    let missing = meshwork(&dir, &["query", "SELECT * FROM sales.\"orders@9\""]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("`sales.orders` has no publication #9; it has #1, #2"), "{}", stderr(&missing));
+}
+
 /// Who depends on a product: the products built from it, and the audited readers per
 /// principal and interface; only for its owner, its domain's members and administrators.
 #[test]

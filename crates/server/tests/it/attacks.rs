@@ -385,3 +385,28 @@ async fn cancelled_streams_are_audited_and_the_server_keeps_going() {
     answered_everywhere(&served, "sam", "SELECT 3", "3").await;
     served.stop().await;
 }
+
+/// Time travel on every interface: an earlier publication answers under today's row filter and
+/// masks, exactly as today's rows that existed then; a product the caller may not read has no
+/// history either, and asking for it answers like asking for a missing product.
+#[tokio::test]
+async fn earlier_publications_answer_under_todays_policy_on_every_interface() {
+    let served = Served::start(QueryLimits::default(), 8).await;
+    served
+        .reapply(|root| {
+            let path = root.join("data/customers.csv");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{text}7,Fay Lin,fay@example.com,EU,4777777777777777\n")).unwrap();
+        })
+        .await;
+    for via in EVERY_INTERFACE {
+        let then = ask(&served, via, "ana", "SELECT customer_id, name, card FROM sales.\"customers@1\" ORDER BY customer_id").await;
+        let now = ask(&served, via, "ana", "SELECT customer_id, name, card FROM sales.customers WHERE customer_id <> 7 ORDER BY customer_id").await;
+        assert!(then.as_ref().is_ok_and(|rows| rows.lines().count() == 2 && !rows.contains("4111111111111111")), "{via:?}: {then:?}");
+        assert_eq!(then, now, "{via:?}");
+        let hidden = ask(&served, via, "ana", "SELECT * FROM finance.\"ledger@1\"").await.unwrap_err();
+        let missing = ask(&served, via, "ana", "SELECT * FROM finance.\"nothing@1\"").await.unwrap_err();
+        assert_eq!(hidden.replace("ledger@1", "X"), missing.replace("nothing@1", "X"), "{via:?}");
+    }
+    served.stop().await;
+}
