@@ -2,12 +2,18 @@
 //! `domain."product@2026-12-01T10:00:00Z"` (or `@2026-12-01`, midnight UTC) the publication
 //! current at that time. An earlier version is read as the same product: the access decision
 //! and the policy rewrite of *today* apply to it (the guard is looked up by product, not by
-//! version), and the audit log records which publication was read.
+//! version), and the audit log records which publication was read. Only columns today's
+//! contract still has are readable: a column removed since has no policy today to read it under.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::catalog::TableProvider;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -65,7 +71,7 @@ impl AsOf {
 
 impl History {
     /// Publication `as_of` of `id` (a product the session may read), as the same product.
-    pub(crate) async fn open(&self, id: &ProductId, table_uri: &str, suffix: &str) -> Result<Arc<dyn TableProvider>> {
+    pub(crate) async fn open(&self, id: &ProductId, table_uri: &str, suffix: &str, today: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
         let Some(as_of) = AsOf::parse(suffix) else {
             return Err(DataFusionError::Plan(format!(
                 "`{id}@{suffix}` names no publication: write `{id}@N` for publication N or `{id}@2026-12-01T10:00:00Z` for the one current at a time (quote the name: {}.\"{}@N\")",
@@ -89,7 +95,52 @@ impl History {
         let table = ProductStore::open_table_at(&url, version.delta_version).await.map_err(|e| external(e.to_string()))?;
         let state = SessionStateBuilder::new().with_runtime_env(self.runtime.clone()).build();
         let inner = ProductStore::table_provider(&table, &state).await.map_err(|e| external(e.to_string()))?;
+        let inner = TodaysColumns::wrap(inner, today);
         self.journal.read_publication(id, version.seq);
         Ok(Arc::new(ProductTable { id: id.clone(), inner }))
+    }
+}
+
+/// An earlier publication with only the columns today's contract still has.
+#[derive(Debug)]
+struct TodaysColumns {
+    inner: Arc<dyn TableProvider>,
+    schema: SchemaRef,
+    /// For each column of `schema`, its index in `inner`.
+    indices: Vec<usize>,
+}
+
+impl TodaysColumns {
+    fn wrap(inner: Arc<dyn TableProvider>, today: &SchemaRef) -> Arc<dyn TableProvider> {
+        let then = inner.schema();
+        let indices: Vec<usize> = (0..then.fields().len()).filter(|&i| today.field_with_name(then.field(i).name()).is_ok()).collect();
+        if indices.len() == then.fields().len() {
+            return inner;
+        }
+        let schema = Arc::new(Schema::new_with_metadata(indices.iter().map(|&i| then.field(i).clone()).collect::<Vec<_>>(), then.metadata().clone()));
+        Arc::new(TodaysColumns { inner, schema, indices })
+    }
+}
+
+#[async_trait]
+impl TableProvider for TodaysColumns {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        let mapped: Vec<usize> = match projection {
+            Some(projection) => projection.iter().map(|&i| self.indices[i]).collect(),
+            None => self.indices.clone(),
+        };
+        self.inner.scan(state, Some(&mapped), filters, limit).await
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
     }
 }

@@ -98,11 +98,11 @@ impl SchemaProvider for DomainSchema {
         // `product@N`: an earlier publication of a product this principal may read today, and
         // only then; of a denied one it answers exactly like a missing product.
         if let Some((base, suffix)) = name.split_once('@') {
-            if self.visible.contains_key(base)
+            if let Some(today) = self.visible.get(base)
                 && let Some((history, locations)) = &self.history
                 && let (Ok(product), Some(location)) = (ProductName::new(base), locations.get(base))
             {
-                return history.open(&ProductId::new(self.domain.clone(), product), location, suffix).await.map(Some);
+                return history.open(&ProductId::new(self.domain.clone(), product), location, suffix, &today.schema()).await.map(Some);
             }
             if self.denied.iter().any(|d| d == base)
                 && let Ok(product) = ProductName::new(base)

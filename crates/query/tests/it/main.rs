@@ -384,3 +384,29 @@ async fn earlier_publications_are_read_under_todays_policy_and_audited() {
     let today = audit.iter().find(|e| e.statement.contains("FROM sales.customers")).expect("audited");
     assert!(today.products[0].as_of.is_empty());
 }
+
+/// A column today's contract no longer has is not readable from an earlier publication: no
+/// policy of today governs it (it may have been masked then).
+#[tokio::test]
+async fn a_column_removed_since_is_not_readable_from_an_earlier_publication() {
+    let mesh = Mesh::new().await;
+    let path = mesh.root.join("domains/sales/products/customers/product.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let without_card = yaml
+        .replace("version: 1.0.0", "version: 2.0.0")
+        .replace("    - { name: card, type: string, classification: pii }\n", "")
+        .replace("    card: { kind: partial, keep_first: 0, keep_last: 4 }\n", "");
+    std::fs::write(&path, without_card).unwrap();
+    // The source still has the column; the new contract drops it.
+    std::fs::write(mesh.root.join("domains/sales/products/customers/transform.sql"), "SELECT customer_id, name, email, region FROM raw\n").unwrap();
+    let loaded = load_mesh(&mesh.root).unwrap();
+    let report = apply(&loaded, mesh.catalog.as_ref(), &loaded.home().open_store().unwrap(), &SilentObserver).await.unwrap();
+    assert!(!report.failed(), "{report:#?}");
+    // Even the owning domain, unmasked today, cannot read the old `card` values.
+    let err = mesh.rows("sam", "SELECT card FROM sales.\"customers@1\"").await.unwrap_err();
+    assert!(err.contains("card"), "{err}");
+    assert_eq!(mesh.rows("sam", "SELECT count(*) FROM sales.\"customers@1\"").await.unwrap(), "5");
+    let star = mesh.rows("sam", "SELECT * FROM sales.\"customers@1\" WHERE customer_id = 1").await.unwrap();
+    assert!(!star.contains("4111111111111111"), "{star}");
+}
+
