@@ -77,7 +77,11 @@ pub(super) fn storage_location(d: &mut Decoder<'_>, node: &Node) -> Option<Stora
             }
         };
     };
-    for secret in ["access_key_id", "secret_access_key", "session_token", "password"] {
+    // Keys that would hold credentials are refused by name (never echoing their value); the
+    // rest of the block is still checked, so every problem is reported at once.
+    const SECRETS: [&str; 4] = ["access_key_id", "secret_access_key", "session_token", "password"];
+    let mut holds_secret = false;
+    for secret in SECRETS {
         if let Some(key) = map.keys().find(|k| k.as_str() == secret) {
             d.report(
                 DiagnosticCode::InvalidValue,
@@ -86,10 +90,10 @@ pub(super) fn storage_location(d: &mut Decoder<'_>, node: &Node) -> Option<Stora
                 "storage credentials must not be written in `mesh.yaml`".into(),
                 Some("remove the key and set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the environment of every `meshwork` process".into()),
             );
-            return None;
+            holds_secret = true;
         }
     }
-    let map = d.mapping(node, PATH, &["data_dir", "url", "endpoint", "region", "allow_http"])?;
+    let map = d.mapping(node, PATH, &["data_dir", "url", "endpoint", "region", "allow_http", SECRETS[0], SECRETS[1], SECRETS[2], SECRETS[3]])?;
     let data_dir = d.text(map, PATH, "data_dir");
     let Some(url_node) = Decoder::get(map, "url") else {
         for key in ["endpoint", "region", "allow_http"] {
@@ -103,7 +107,7 @@ pub(super) fn storage_location(d: &mut Decoder<'_>, node: &Node) -> Option<Stora
                 );
             }
         }
-        return Some(StorageLocation::Local { data_dir: data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()) });
+        return (!holds_secret).then(|| StorageLocation::Local { data_dir: data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()) });
     };
     if let Some(value) = Decoder::get(map, "data_dir") {
         d.report(
@@ -148,6 +152,9 @@ pub(super) fn storage_location(d: &mut Decoder<'_>, node: &Node) -> Option<Stora
     });
     let region = d.text(map, PATH, "region");
     let allow_http = d.boolean(map, PATH, "allow_http");
+    if holds_secret {
+        return None;
+    }
     Some(StorageLocation::S3(S3Location { endpoint, region, allow_http, ..location }))
 }
 

@@ -318,6 +318,9 @@ fn storage_locations_are_typed_and_never_hold_credentials() {
         [invalid_value] mesh.yaml:4:3: storage.secret_access_key: storage credentials must not be written in `mesh.yaml` (hint: remove the key and set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the environment of every `meshwork` process)
     "#]]
     .assert_eq(&storage("name: m\nstorage:\n  url: s3://mesh-bucket/x\n  secret_access_key: hunter2\n").unwrap_err());
+    // Every problem of the block at once, the secret never echoed.
+    let both = storage("name: m\nstorage:\n  url: s3://My_Bucket/x\n  secret_access_key: hunter2\n").unwrap_err();
+    assert!(both.contains("`My_Bucket` is not a bucket name") && both.contains("storage credentials must not be written") && !both.contains("hunter2"), "{both}");
     expect![[r#"
         [invalid_value] mesh.yaml:4:13: storage.endpoint: the endpoint has a query string, which would put settings or credentials in `mesh.yaml` (hint: write only the server's address)
     "#]]
