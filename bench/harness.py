@@ -294,12 +294,36 @@ def datafusion_setup(ctx, parquet, governed):
     return path
 
 
+def tpch_queries(ctx):
+    """The TPC-H queries to run: all 22, or those `--queries` names."""
+    queries = {p.stem: p.read_text() for p in sorted(QUERIES.glob("q*.sql"))}
+    return {k: v for k, v in queries.items() if k in ctx.queries} if ctx.queries else queries
+
+
+def interleaved(ctx, label, workers, queries, around=None):
+    """Runs every query on every worker, warm-up runs first, rotating the order each run so no
+    system always goes first after another. Returns (times ms per worker and query over the
+    measured runs, row counts per worker and query). `around(worker, query, run)` may wrap a
+    single execution."""
+    times = {w.name: {q: [] for q in queries} for w in workers}
+    rows = {w.name: {} for w in workers}
+    total = ctx.warmup + ctx.runs
+    for run in range(total):
+        log(f"{label} run {run + 1}/{total}{' (warm-up)' if run < ctx.warmup else ''}")
+        for q, sql in queries.items():
+            for w in workers[run % len(workers):] + workers[: run % len(workers)]:
+                execute = lambda w=w, sql=sql: w.run(sql)
+                ms, n = around(w, q, execute) if around else execute()
+                rows[w.name][q] = n
+                if run >= ctx.warmup:
+                    times[w.name][q].append(ms)
+    return times, rows
+
+
 def suite_tpch(ctx):
     parquet, _ = tpch_data(ctx)
     mesh = write_tpch_mesh(ctx, parquet)
-    queries = {p.stem: p.read_text() for p in sorted(QUERIES.glob("q*.sql"))}
-    if ctx.queries:
-        queries = {k: v for k, v in queries.items() if k in ctx.queries}
+    queries = tpch_queries(ctx)
     server = Server(ctx, mesh, "analyst")
     python = sys.executable
     workers = []
@@ -316,19 +340,7 @@ def suite_tpch(ctx):
                 rss_pid=server.proc.pid,
             ),
         ]
-        times = {w.name: {q: [] for q in queries} for w in workers}
-        rows = {w.name: {} for w in workers}
-        total = ctx.warmup + ctx.runs
-        for run in range(total):
-            log(f"tpch run {run + 1}/{total}{' (warm-up)' if run < ctx.warmup else ''}")
-            for q, sql in queries.items():
-                # Rotate the order each run so no system always goes first after another.
-                order = workers[run % len(workers):] + workers[: run % len(workers)]
-                for w in order:
-                    ms, n = w.run(sql)
-                    rows[w.name][q] = n
-                    if run >= ctx.warmup:
-                        times[w.name][q].append(ms)
+        times, rows = interleaved(ctx, "tpch", workers, queries)
         rss = {w.name: w.peak_rss_mb() for w in workers}
     finally:
         for w in workers:
@@ -398,9 +410,7 @@ def suite_service(ctx):
         conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {database}")
     settings = f"metadata: {pg_url(ctx.pg_dsn, database)}\nstorage:\n  url: s3://{bucket}/tpch\n  endpoint: {endpoint}\n  allow_http: true\n"
-    queries = {p.stem: p.read_text() for p in sorted(QUERIES.glob("q*.sql"))}
-    if ctx.queries:
-        queries = {k: v for k, v in queries.items() if k in ctx.queries}
+    queries = tpch_queries(ctx)
     workers = []
     try:
         local = write_tpch_mesh(ctx, parquet, "tpch-local", "storage:\n  data_dir: .meshwork/data\n")
@@ -410,27 +420,21 @@ def suite_service(ctx):
             Worker("meshwork (SQLite, disk)", [ctx.bench, "sql-worker", "--mesh", str(local), "--as", "owner"], env=env),
             Worker("meshwork (PostgreSQL, S3)", [ctx.bench, "sql-worker", "--mesh", str(service), "--as", "owner"], env=env),
         ]
-        times = {w.name: {q: [] for q in queries} for w in workers}
-        rows = {w.name: {} for w in workers}
         requests = {}
 
         def bucket_stats():
             request = urllib.request.Request(f"{endpoint}/__meshwork/stats", data=json.dumps({"bucket": bucket}).encode(), method="POST")
             return json.loads(urllib.request.urlopen(request).read() or b"{}")
 
-        total = ctx.warmup + ctx.runs
-        for run in range(total):
-            log(f"service run {run + 1}/{total}{' (warm-up)' if run < ctx.warmup else ''}")
-            for q, sql in queries.items():
-                order = workers[run % len(workers):] + workers[: run % len(workers)]
-                for w in order:
-                    bucket_stats()
-                    ms, n = w.run(sql)
-                    if w is workers[1]:
-                        requests[q] = bucket_stats()
-                    rows[w.name][q] = n
-                    if run >= ctx.warmup:
-                        times[w.name][q].append(ms)
+        def counted(worker, q, run_query):
+            # The requests and bytes of the S3 set-up's last run of each query, as the server counts them.
+            bucket_stats()
+            result = run_query()
+            if worker is workers[1]:
+                requests[q] = bucket_stats()
+            return result
+
+        times, rows = interleaved(ctx, "service", workers, queries, around=counted)
     finally:
         for w in workers:
             w.close()
