@@ -311,16 +311,14 @@ pub(crate) async fn visible_product(
 pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, format: ReportFormat) -> anyhow::Result<()> {
     let (catalog, governance, principal) = open_as(dir, principal).await?;
     let products = catalog.products().await?;
-    let known: Vec<ProductId> = governance.visible(&principal, &products).iter().map(|p| p.id.clone()).collect();
+    let visible = governance.visible(&principal, &products);
+    let known: Vec<ProductId> = visible.iter().map(|p| p.id.clone()).collect();
     let (id, descriptor) = visible_product(catalog.as_ref(), &governance, &principal, name).await?;
-    let record = products.into_iter().find(|p| p.id == id).expect("visible products are published");
     let versions = catalog.versions(&id).await?;
-    let lineage = catalog.lineage().await?;
-    // Lineage names only products the principal may see.
-    let upstream: Vec<String> =
-        lineage.iter().filter(|e| e.downstream == id && known.contains(&e.upstream)).map(|e| e.upstream.to_string()).collect();
-    let downstream: Vec<String> =
-        lineage.iter().filter(|e| e.upstream == id && known.contains(&e.downstream)).map(|e| e.downstream.to_string()).collect();
+    let (upstream, downstream) = meshwork_query::visible_lineage(catalog.as_ref(), &visible, &id).await?;
+    let names = |ids: Vec<ProductId>| ids.iter().map(ToString::to_string).collect::<Vec<String>>();
+    let (upstream, downstream) = (names(upstream), names(downstream));
+    let record = products.iter().find(|p| p.id == id).expect("visible products are published");
     let table_uri = if principal.admin { record.table_uri.clone() } else { "(hidden: read it through meshwork)".to_owned() };
     if format == ReportFormat::Json {
         // The descriptor names only products the principal may also see.

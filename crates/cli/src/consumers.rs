@@ -17,16 +17,17 @@ pub async fn product_consumers(dir: &Path, principal: Option<&str>, name: &str, 
     let (catalog, governance, principal) = open_as(dir, principal).await?;
     let (id, descriptor) = visible_product(catalog.as_ref(), &governance, &principal, name).await?;
     ensure!(
-        principal.stewards(&descriptor),
+        meshwork_query::is_owner(&principal, &descriptor),
         "`meshwork product consumers {id}` is for the product's owner, members of domain `{}` and administrators; `{}` is none of them",
         id.domain,
         principal.name
     );
     let since = chrono::Utc::now() - chrono::Duration::from_std(window)?;
     let readers: Vec<ProductReader> = catalog.readers(&id, since).await?;
-    let mut products: Vec<String> = catalog.lineage().await?.into_iter().filter(|e| e.upstream == id).map(|e| e.downstream.to_string()).collect();
-    products.sort();
-    products.dedup();
+    // Like every lineage answer, only products the caller may read are named.
+    let records = catalog.products().await?;
+    let (_, built) = meshwork_query::visible_lineage(catalog.as_ref(), &governance.visible(&principal, &records), &id).await?;
+    let products: Vec<String> = built.iter().map(ToString::to_string).collect();
     let days = window.as_secs() as f64 / 86_400.0;
     if format == ReportFormat::Json {
         let json = serde_json::json!({ "product": id.to_string(), "window_days": days, "products": products, "readers": readers });

@@ -111,12 +111,6 @@ impl Principal {
     pub fn in_domain(&self, domain: &DomainName) -> bool {
         self.domains.contains(domain)
     }
-
-    /// Whether the principal answers for `product`: an administrator, its owner, or a member of
-    /// its domain. They see what is about the product rather than in it (who consumes it).
-    pub fn stewards(&self, product: &crate::descriptor::ProductDescriptor) -> bool {
-        self.admin || product.owner.as_deref().is_some_and(|owner| self.matches(owner)) || self.in_domain(&product.domain)
-    }
 }
 
 /// Checks a principal, group or attribute name: letters, digits, `-`, `_` and `.`.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use meshwork_catalog::{CatalogStore, ProductRecord};
 use meshwork_core::descriptor::ProductDescriptor;
+use meshwork_core::id::ProductId;
 use meshwork_core::principal::Principal;
 use meshwork_policy::{
     AccessDecision, Authorizer, PolicyScope, PolicySet, PolicySource, PolicyStates,
@@ -122,8 +123,25 @@ impl Governance {
     }
 }
 
+/// The products `id` is built from and those built from it (catalog lineage), among `visible`:
+/// lineage never names a product the caller may not read.
+pub async fn visible_lineage(catalog: &dyn CatalogStore, visible: &[&ProductRecord], id: &ProductId) -> Result<(Vec<ProductId>, Vec<ProductId>), QueryError> {
+    let shown = |p: &ProductId| visible.iter().any(|r| &r.id == p);
+    let mut upstream = Vec::new();
+    let mut downstream = Vec::new();
+    for edge in catalog.lineage().await? {
+        if &edge.downstream == id && shown(&edge.upstream) && !upstream.contains(&edge.upstream) {
+            upstream.push(edge.upstream);
+        } else if &edge.upstream == id && shown(&edge.downstream) && !downstream.contains(&edge.downstream) {
+            downstream.push(edge.downstream);
+        }
+    }
+    Ok((upstream, downstream))
+}
+
 /// Whether `principal` owns `product`: an administrator, a member of its domain, or its named
-/// owner. Owners see quality samples as stored; everyone else through the product's policy.
+/// owner. Owners see quality samples as stored, and who consumes the product; everyone else
+/// sees samples through the product's policy, and no consumers.
 pub fn is_owner(principal: &Principal, product: &ProductDescriptor) -> bool {
     principal.admin
         || principal.in_domain(&product.domain)

@@ -39,7 +39,7 @@ mod strings;
 pub use domain::{DomainReads, DomainSession};
 pub use engine::{QueryEngine, QueryLimits, TableCache};
 pub use error::QueryError;
-pub use governance::{Governance, is_owner};
+pub use governance::{Governance, is_owner, visible_lineage};
 pub use samples::{govern_samples, quality_runs_for};
 pub use placeholders::Placeholders;
 pub use limits::{MAX_NESTING, MAX_SQL_BYTES, check_length, check_nesting, on_planner_thread, recursion_refusal};

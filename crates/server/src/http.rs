@@ -371,16 +371,15 @@ async fn product_consumers(
     Query(query): Query<ConsumersQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = caller(&gate, &headers, &id).await?;
-    let (record, descriptor, _, _) = readable_product(&gate, &who, &product, &id).await?;
-    if !who.principal.stewards(&descriptor) {
+    let (record, descriptor, visible, _) = readable_product(&gate, &who, &product, &id).await?;
+    if !meshwork_query::is_owner(&who.principal, &descriptor) {
         return Err(fail(ServeError::NotFound(format!("no consumers of `{product}` to show: they are for its owner, members of domain `{}` and administrators", record.id.domain)), &id));
     }
     let days = query.window_days.unwrap_or(30).clamp(1, 400);
     let catalog = gate.engine().catalog();
     let readers = catalog.readers(&record.id, chrono::Utc::now() - chrono::Duration::days(i64::from(days))).await.map_err(|e| fail(e, &id))?;
-    let mut products: Vec<String> = catalog.lineage().await.map_err(|e| fail(e, &id))?.into_iter().filter(|e| e.upstream == record.id).map(|e| e.downstream.to_string()).collect();
-    products.sort();
-    products.dedup();
+    let (_, built) = meshwork_query::visible_lineage(catalog.as_ref(), &visible.iter().collect::<Vec<_>>(), &record.id).await.map_err(|e| fail(e, &id))?;
+    let products: Vec<String> = built.iter().map(ToString::to_string).collect();
     Ok(Json(serde_json::json!({ "product": record.id.to_string(), "window_days": days, "products": products, "readers": readers })))
 }
 
@@ -531,9 +530,8 @@ async fn product_detail(
         .map(|v| v.schema.iter().map(|c| ColumnInfo { name: c.name.clone(), data_type: c.data_type.to_string(), nullable: c.nullable }).collect())
         .unwrap_or_default();
     let is_visible = |p: &ProductId| visible.iter().any(|r| &r.id == p);
-    let lineage = catalog.lineage().await.map_err(|e| fail(e, &id))?;
-    let upstream = lineage.iter().filter(|e| e.downstream == product_id && is_visible(&e.upstream)).map(|e| e.upstream.to_string()).collect();
-    let downstream = lineage.iter().filter(|e| e.upstream == product_id && is_visible(&e.downstream)).map(|e| e.downstream.to_string()).collect();
+    let (upstream, downstream) = meshwork_query::visible_lineage(catalog.as_ref(), &visible.iter().collect::<Vec<_>>(), &product_id).await.map_err(|e| fail(e, &id))?;
+    let (upstream, downstream) = (upstream.iter().map(ToString::to_string).collect(), downstream.iter().map(ToString::to_string).collect());
     // The descriptor names only products the caller may also see.
     let shown = descriptor.clone().without_hidden_products(is_visible);
     let descriptor_json: serde_json::Value = serde_json::to_value(&shown).map_err(|e| fail(ServeError::Internal(e.to_string()), &id))?;
