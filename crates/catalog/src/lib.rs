@@ -150,6 +150,12 @@ pub trait CatalogStore: Send + Sync {
     /// Who read `product` since `since`: one row per principal and interface, the most recent
     /// reader first. Queries that were denied, refused or failed are not reads.
     async fn readers(&self, product: &ProductId, since: DateTime<Utc>) -> Result<Vec<ProductReader>>;
+    /// Creates `subscription`, or replaces the principal's subscription to the same product.
+    async fn subscribe(&self, subscription: &Subscription) -> Result<()>;
+    /// Removes `principal`'s subscription to `product`; `false` if there was none.
+    async fn unsubscribe(&self, product: &ProductId, principal: &str) -> Result<bool>;
+    /// Subscriptions to `product` (to every product when `None`), by product and principal.
+    async fn subscriptions(&self, product: Option<&ProductId>) -> Result<Vec<Subscription>>;
     /// Records a quality run that published nothing (a failed run); runs that publish are
     /// recorded by [`CatalogStore::publish`]. Returns its id.
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64>;
@@ -157,6 +163,8 @@ pub trait CatalogStore: Send + Sync {
     async fn quality_runs(&self, product: &ProductId, limit: u32) -> Result<Vec<QualityRun>>;
     /// Appends events to the log, in order; returns the id of the last one.
     async fn append_events(&self, events: &[NewEvent]) -> Result<i64>;
+    /// The id of the newest event in the log; 0 when it is empty.
+    async fn last_event_id(&self) -> Result<i64>;
     /// Events matching `filter`, oldest first.
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
     /// Stores SLO evaluations.

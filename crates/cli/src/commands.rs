@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::diagnostic::{Diagnostic, did_you_mean};
 use meshwork_core::id::ProductId;
-use meshwork_catalog::{AuditFilter, CatalogStore};
+use meshwork_catalog::{AuditFilter, CatalogStore, ProductRecord};
 use meshwork_core::principal::{LOCAL_ADMIN, Principal};
 use meshwork_pipeline::{ApplyObserver, Finding, LoadedMesh, MeshHome, ProductOutcome};
 use meshwork_query::{Governance, QuerySession};
@@ -190,6 +190,7 @@ impl ApplyObserver for ProgressBars {
             ProductOutcome::Blocked { upstream } => format!("blocked by {upstream}"),
             ProductOutcome::Refused { .. } => "REFUSED by policy".to_owned(),
             ProductOutcome::Unpublished { removal, .. } => format!("unpublished ({})", removal.describe()),
+            ProductOutcome::Sunset { since, .. } => format!("sunset since {since}: not built"),
         };
         if let Some(bar) = self.bar(id) {
             bar.set_style(ProgressStyle::with_template("  {prefix:<32} {msg} [{elapsed}]").expect("valid template"));
@@ -246,6 +247,9 @@ pub async fn query(dir: &Path, principal: Option<&str>, sql: &str, format: Resul
     let (catalog, governance, principal) = open_as(dir, principal).await?;
     let session = QuerySession::open(catalog, &governance, principal, "cli").await?;
     let (schema, batches) = session.collect(sql).await?;
+    for deprecation in session.deprecations() {
+        eprintln!("warning: {}", deprecation.warning());
+    }
     write_results(&schema, &batches, format, output)
 }
 
@@ -299,12 +303,18 @@ pub(crate) async fn visible_product(
     principal: &Principal,
     name: &str,
 ) -> anyhow::Result<(ProductId, ProductDescriptor)> {
+    let record = visible_record(catalog, governance, principal, name).await?;
+    Ok((record.id, record.descriptor))
+}
+
+/// The published product `name` if `principal` may see it; otherwise the error of a missing
+/// product, with the closest name it may see.
+pub(crate) async fn visible_record(catalog: &dyn CatalogStore, governance: &Governance, principal: &Principal, name: &str) -> anyhow::Result<ProductRecord> {
     let products = catalog.products().await?;
     let visible = governance.visible(principal, &products);
     let known: Vec<ProductId> = visible.iter().map(|p| p.id.clone()).collect();
     let id = parse_product_id(name, &known)?;
-    let record = visible.into_iter().find(|p| p.id == id).expect("known product");
-    Ok((id, record.descriptor.clone()))
+    Ok(visible.into_iter().find(|p| p.id == id).expect("known product").clone())
 }
 
 /// `meshwork product show`.
@@ -341,6 +351,13 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
     }
     let d = &descriptor;
     println!("{id}  v{}  ({})", d.version, d.status.as_str());
+    match d.lifecycle(chrono::Utc::now().date_naive()) {
+        meshwork_core::lifecycle::Lifecycle::Served => {}
+        meshwork_core::lifecycle::Lifecycle::Deprecated(deprecation) => println!("warning: {}", deprecation.warning()),
+        meshwork_core::lifecycle::Lifecycle::Sunset(deprecation) => {
+            println!("{}; its data is kept until `meshwork product purge {id}`", deprecation.gone())
+        }
+    }
     if let Some(title) = &d.title {
         println!("{title}");
     }

@@ -11,7 +11,7 @@ use meshwork_catalog::CatalogStore;
 use meshwork_pipeline::MeshHome;
 use meshwork_query::{Governance, QueryEngine, QueryLimits};
 use meshwork_core::clock::{Clock, SystemClock};
-use meshwork_scheduler::{Scheduler, SloEvaluator, WebhookDispatcher};
+use meshwork_scheduler::{Scheduler, SloEvaluator, SubscriptionDeliveries, WebhookDispatcher};
 use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners};
 
 use crate::output::text_table;
@@ -104,6 +104,7 @@ struct Background {
     slo: SloEvaluator,
     slo_interval: Duration,
     webhooks: Vec<WebhookDispatcher>,
+    subscriptions: SubscriptionDeliveries,
 }
 
 /// The catalog lock whose holder runs the background work.
@@ -136,16 +137,17 @@ impl Background {
             None
         };
         let mut webhooks = Vec::new();
+        let first_backoff = Duration::from_secs(config.retry_backoff.seconds.clamp(1, 60));
         for webhook in &home.config.notifications.webhooks {
-            let first_backoff = Duration::from_secs(config.retry_backoff.seconds.clamp(1, 60));
             webhooks.push(WebhookDispatcher::new(webhook.clone(), catalog.clone(), clock.clone(), first_backoff).context("notifications.webhooks in mesh.yaml")?);
         }
         Ok(Background {
             catalog: catalog.clone(),
             scheduler,
-            slo: SloEvaluator::new(catalog, clock),
+            slo: SloEvaluator::new(catalog.clone(), clock.clone()),
             slo_interval: Duration::from_secs(config.slo_interval.seconds.max(1)),
             webhooks,
+            subscriptions: SubscriptionDeliveries::new(catalog, clock, first_backoff),
         })
     }
 
@@ -210,6 +212,7 @@ impl Background {
             for webhook in &self.webhooks {
                 tasks.push(tokio::spawn(webhook.clone().run(work_stopped.clone())));
             }
+            tasks.push(tokio::spawn(self.subscriptions.clone().run(work_stopped.clone())));
             let server_stopping = loop {
                 tokio::select! {
                     _ = tokio::time::sleep(LEADER_POLL) => {

@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod event;
 pub mod id;
 pub mod keyword;
+pub mod lifecycle;
 pub mod lineage;
 pub mod mesh;
 pub mod parse;

@@ -94,6 +94,14 @@ pub enum ProductOutcome {
         /// The blocking violations.
         findings: Vec<Finding>,
     },
+    /// Past its sunset date and no longer served: not built; its published data is kept until
+    /// `meshwork product purge`.
+    Sunset {
+        /// The first day it was no longer served.
+        since: chrono::NaiveDate,
+        /// The version it served last, if it was ever published.
+        version: Option<VersionRecord>,
+    },
     /// No longer in the repository: taken out of service, its data kept until purged.
     Unpublished {
         /// Deleted, or moved to another domain.
@@ -122,6 +130,7 @@ impl ProductOutcome {
             ProductOutcome::Blocked { .. } => "blocked",
             ProductOutcome::Refused { .. } => "refused",
             ProductOutcome::Unpublished { .. } => "unpublished",
+            ProductOutcome::Sunset { .. } => "sunset",
         }
     }
 }
@@ -263,6 +272,16 @@ pub async fn apply_with(
             report.outcomes.push((id, outcome));
             continue;
         }
+        // Past its sunset: built no more. The one publication that carries the sunset to the
+        // catalog (when the stored descriptor is not sunset yet) still happens, so the catalog
+        // stops serving it.
+        let today = options.clock.now().date_naive();
+        if let (Some(since), Some(stored)) = (descriptor.sunset.filter(|_| descriptor.is_sunset(today)), sunset_record(catalog, &id, today).await?) {
+            let outcome = ProductOutcome::Sunset { since, version: stored };
+            observer.finished(&id, &outcome);
+            report.outcomes.push((id, outcome));
+            continue;
+        }
         observer.started(&id);
         let product_started = Instant::now();
         let outcome = match publish_product(mesh, &id, catalog, &governance, store, observer, options).await {
@@ -293,9 +312,23 @@ pub async fn apply_with(
             report.outcomes.push((id, outcome));
         }
     }
+    if let Err(e) = crate::lifecycle::record_sunsets(catalog, options.clock.now().date_naive()).await {
+        tracing::warn!(error = %e, "cannot record sunset events");
+    }
     report.elapsed = started.elapsed();
     catalog.record_audit(&apply_audit_event(mesh, &report, options)).await?;
     Ok(report)
+}
+
+/// For a product whose repository descriptor is past its sunset: `Some(current version)` when
+/// there is nothing to build (the catalog's descriptor is past its sunset too, or it was never
+/// published or was purged), `None` when the sunset still has to be published.
+async fn sunset_record(catalog: &dyn CatalogStore, id: &ProductId, today: chrono::NaiveDate) -> Result<Option<Option<VersionRecord>>, PipelineError> {
+    match catalog.product(id).await? {
+        Some(stored) if !stored.descriptor.is_sunset(today) => Ok(None),
+        Some(_) => Ok(Some(catalog.current_version(id).await?)),
+        None => Ok(Some(None)),
+    }
 }
 
 fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOptions) -> AuditEvent {

@@ -18,6 +18,7 @@ pub mod conform;
 mod home;
 mod plan;
 pub mod ingest;
+pub mod lifecycle;
 pub mod lineage;
 pub mod quality;
 mod recovery;
@@ -31,7 +32,7 @@ pub use recovery::{FAILPOINT_ENV, PENDING_FILE, Recovered, recover, recover_all}
 pub use build::{BuiltProduct, build_product, input_fingerprint};
 pub use declared::DeclaredPlanner;
 pub use home::MeshHome;
-pub use plan::{PlanAction, PlanItem, READERS_WINDOW_DAYS, ReadChange, plan};
+pub use plan::{MajorChange, PlanAction, PlanItem, READERS_WINDOW_DAYS, ReadChange, plan};
 pub use governance::{Finding, check_governance, governance_snapshot, published_descriptors};
 pub use repo::{LoadedMesh, MESH_FILE, PRINCIPALS_FILE, load_mesh, load_mesh_with};
 pub use unpublish::{Purged, Removal, purge};

@@ -12,6 +12,7 @@ use datafusion::logical_expr::{ExplainFormat, LogicalPlan};
 use datafusion::prelude::{DataFrame, SessionContext};
 use meshwork_catalog::{AuditEvent, AuditOutcome, AuditProduct, CatalogStore};
 use meshwork_core::id::ProductId;
+use meshwork_core::lifecycle::Deprecation;
 use meshwork_core::principal::Principal;
 use meshwork_policy::AccessDecision;
 
@@ -36,6 +37,8 @@ pub struct QuerySession {
     locations: Vec<String>,
     limits: QueryLimits,
     placeholders: Placeholders,
+    /// Deprecated products this principal may read, with what their readers are told.
+    deprecated: BTreeMap<ProductId, Deprecation>,
 }
 
 /// What a statement will return, known before running it.
@@ -91,6 +94,7 @@ impl QuerySession {
             journal,
             decisions,
             locations,
+            deprecated,
         } = governed;
         Ok(QuerySession {
             ctx,
@@ -102,6 +106,7 @@ impl QuerySession {
             locations,
             limits: limits.clone(),
             placeholders: Placeholders::default(),
+            deprecated,
         })
     }
 
@@ -119,6 +124,12 @@ impl QuerySession {
     /// The access decision on each published product.
     pub fn decisions(&self) -> &BTreeMap<ProductId, AccessDecision> {
         &self.decisions
+    }
+
+    /// The deprecated products the last statement read (known once it is planned), each with
+    /// the warning every interface passes on to its client.
+    pub fn deprecations(&self) -> Vec<Deprecation> {
+        self.journal.touched().into_iter().filter_map(|id| self.deprecated.get(&id).cloned()).collect()
     }
 
     /// The DataFusion context, for an interface to register what its clients expect to find

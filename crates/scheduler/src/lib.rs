@@ -18,6 +18,7 @@
 
 mod cron;
 mod slo;
+mod subscriptions;
 mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -36,6 +37,7 @@ use meshwork_storage::ProductStore;
 
 pub use cron::CronTable;
 pub use slo::{SloEvaluator, evaluate_product};
+pub use subscriptions::{SubscriptionDeliveries, delivery_name};
 pub use webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookDispatcher, sign};
 
 /// Errors of background work.
@@ -154,7 +156,13 @@ impl Scheduler {
             let state = self.state.lock().expect("scheduler state");
             (state.last_tick, state.event_cursor)
         };
-        let descriptors = published_descriptors(self.catalog.as_ref()).await?;
+        let mut descriptors = published_descriptors(self.catalog.as_ref()).await?;
+        // A product past its sunset is built no more; the day it passes is an event.
+        let today = now.date_naive();
+        descriptors.retain(|_, d| !d.is_sunset(today));
+        if let Err(e) = meshwork_pipeline::lifecycle::record_sunsets(self.catalog.as_ref(), today).await {
+            tracing::warn!(error = %e, "cannot record sunset events");
+        }
         let mut jobs = Vec::new();
         let due = CronTable::new(&descriptors).due(since, now);
         if !due.is_empty() {
@@ -315,15 +323,7 @@ impl Scheduler {
 }
 
 async fn last_event_id(catalog: &dyn CatalogStore) -> Result<i64, SchedulerError> {
-    // Reads ids only in pages, so a long log is not loaded at once.
-    let mut cursor = 0;
-    loop {
-        let page = catalog.events(&EventFilter { after: cursor, limit: Some(10_000), product: None, kinds: Vec::new() }).await?;
-        match page.last() {
-            Some(last) => cursor = last.id,
-            None => return Ok(cursor),
-        }
-    }
+    Ok(catalog.last_event_id().await?)
 }
 
 /// The descriptors of every published product, as applied.

@@ -33,9 +33,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{ParamValues, ScalarValue};
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
 use meshwork_auth::{Credential, Identity};
+use meshwork_core::lifecycle::Deprecation;
 use meshwork_query::{CATALOG_NAME, Placeholders, QuerySession};
 use prost::Message;
 use sha2::Sha256;
@@ -48,6 +49,10 @@ use crate::gate::Gate;
 use metadata::VisibleTable;
 
 const INTERFACE: &str = "flight_sql";
+/// Response header carrying one deprecation warning per deprecated product a statement read.
+pub(crate) const DEPRECATION_HEADER: &str = "x-meshwork-deprecation";
+/// Result-schema metadata key with the same warnings, one per line.
+pub(crate) const DEPRECATION_METADATA: &str = "meshwork.deprecation";
 
 /// How long a statement ticket or prepared statement handle stays valid.
 const HANDLE_LIFETIME_SECS: i64 = 24 * 3600;
@@ -183,10 +188,27 @@ impl MeshFlightSql {
         let session = self.session(who).await?;
         let mut stream = self.gate.run(&session, INTERFACE, &handle.sql, params).await?;
         stream.prime().await?;
-        let schema = stream.schema();
-        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(ServeError::from(e).to_status())));
+        let warnings: Vec<String> = stream.deprecations().iter().map(Deprecation::warning).collect();
+        // Deprecation warnings travel twice: as response headers for clients that read them,
+        // and in the result schema's metadata, which every Arrow client (ADBC included) keeps.
+        let mut schema = stream.schema();
+        if !warnings.is_empty() {
+            let mut metadata = schema.metadata().clone();
+            metadata.insert(DEPRECATION_METADATA.into(), warnings.join("\n"));
+            schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
+        }
+        let stamped = schema.clone();
+        let batches = stream
+            .map(move |batch| batch.and_then(|b| b.with_schema(stamped.clone()).map_err(|e| meshwork_query::QueryError::Internal(e.to_string()))))
+            .map_err(|e| FlightError::Tonic(Box::new(ServeError::from(e).to_status())));
         let data = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
-        Ok(Response::new(Box::pin(data)))
+        let mut response = Response::new(Box::pin(data) as DoGetStream);
+        for warning in warnings {
+            if let Ok(value) = warning.parse() {
+                response.metadata_mut().append(DEPRECATION_HEADER, value);
+            }
+        }
+        Ok(response)
     }
 
     /// The products `who` may read, from its session's catalog (which holds nothing else), with

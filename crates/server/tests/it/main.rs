@@ -7,6 +7,7 @@ mod attacks;
 mod cancellation;
 mod copy;
 mod flight_compat;
+mod lifecycle;
 mod limits;
 mod not_before;
 mod pg_catalog;
