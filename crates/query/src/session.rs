@@ -49,6 +49,9 @@ pub struct PreparedStatement {
     /// Types of the `$1`, `$2`, … placeholders (or the `?`, in text order), in order; `None` where
     /// SQL does not say.
     pub parameters: Vec<Option<DataType>>,
+    /// The deprecated products it reads, known before it runs (for interfaces that describe a
+    /// result before sending it, like Flight SQL's GetFlightInfo).
+    pub deprecations: Vec<Deprecation>,
 }
 
 impl QuerySession {
@@ -132,6 +135,21 @@ impl QuerySession {
         self.journal.touched().into_iter().filter_map(|id| self.deprecated.get(&id).cloned()).collect()
     }
 
+    /// The deprecated products a planned statement reads (subqueries included), before it runs.
+    pub fn deprecations_of(&self, plan: &LogicalPlan) -> Vec<Deprecation> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut ids = std::collections::BTreeSet::new();
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Some(id) = crate::rewrite::product_of(scan)
+            {
+                ids.insert(id);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        ids.into_iter().filter_map(|id| self.deprecated.get(&id).cloned()).collect()
+    }
+
     /// The DataFusion context, for an interface to register what its clients expect to find
     /// (the Postgres wire server's `pg_catalog`). Everything planned in it passes the policy
     /// rewrite, but statements must be run with [`QuerySession::execute`] so they are audited
@@ -151,6 +169,7 @@ impl QuerySession {
         Ok(PreparedStatement {
             schema: Arc::new(frame.schema().as_arrow().clone()),
             parameters: parameter_types(frame.logical_plan())?,
+            deprecations: self.deprecations_of(frame.logical_plan()),
         })
     }
 

@@ -166,7 +166,7 @@ impl MeshFlightSql {
         if let Some(bytes) = &handle.params {
             frame = frame.with_param_values(decode_params(bytes)?).map_err(|e| ServeError::from(meshwork_query::QueryError::from(e)))?;
         }
-        Ok(frame.schema().as_arrow().clone())
+        Ok(with_deprecations(frame.schema().as_arrow(), &session.deprecations_of(frame.logical_plan())))
     }
 
     fn flight_info(schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
@@ -190,13 +190,9 @@ impl MeshFlightSql {
         stream.prime().await?;
         let warnings: Vec<String> = stream.deprecations().iter().map(Deprecation::warning).collect();
         // Deprecation warnings travel twice: as response headers for clients that read them,
-        // and in the result schema's metadata, which every Arrow client (ADBC included) keeps.
-        let mut schema = stream.schema();
-        if !warnings.is_empty() {
-            let mut metadata = schema.metadata().clone();
-            metadata.insert(DEPRECATION_METADATA.into(), warnings.join("\n"));
-            schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
-        }
+        // and in the result schema's metadata (also in GetFlightInfo's), which every Arrow
+        // client keeps.
+        let schema = Arc::new(with_deprecations(&stream.schema(), stream.deprecations()));
         let stamped = schema.clone();
         let batches = stream
             .map(move |batch| batch.and_then(|b| b.with_schema(stamped.clone()).map_err(|e| meshwork_query::QueryError::Internal(e.to_string()))))
@@ -243,6 +239,17 @@ impl MeshFlightSql {
     fn metadata_info(query: impl ProstMessageExt, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
         Ok(Response::new(Self::flight_info(schema, query.as_any().encode_to_vec(), descriptor)?))
     }
+}
+
+/// `schema` with the warnings of `deprecations` in its metadata (`meshwork.deprecation`, one per
+/// line); unchanged when there are none.
+fn with_deprecations(schema: &Schema, deprecations: &[Deprecation]) -> Schema {
+    if deprecations.is_empty() {
+        return schema.clone();
+    }
+    let mut metadata = schema.metadata().clone();
+    metadata.insert(DEPRECATION_METADATA.into(), deprecations.iter().map(Deprecation::warning).collect::<Vec<_>>().join("\n"));
+    schema.clone().with_metadata(metadata)
 }
 
 /// The password of an HTTP Basic credential: ADBC and JDBC send the token as the password.
@@ -306,7 +313,8 @@ impl FlightSqlService for MeshFlightSql {
         let who = self.identity(request.metadata()).await?;
         let prepared = self.plan(&who, &query.query).await?;
         let ticket = TicketStatementQuery { statement_handle: self.new_handle(&who, query.query, None).into() };
-        Ok(Response::new(Self::flight_info(&prepared.schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
+        let schema = with_deprecations(&prepared.schema, &prepared.deprecations);
+        Ok(Response::new(Self::flight_info(&schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
     }
 
     async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
