@@ -85,6 +85,14 @@ async fn deprecated_products_warn_on_every_interface_and_sunset_ones_are_not_fou
     let (out, err) = psql(port, ana, OLD).await;
     assert_eq!((out.as_str(), err.as_str()), ("3\n", format!("WARNING:  {WARNING}\n").as_str()));
 
+    // ana subscribes (no webhook: the event feed is enough for her).
+    let client = reqwest::Client::new();
+    let subscribed = client.post(served.url("/api/v1/products/sales.orders_v1/subscriptions")).bearer_auth(ana).send().await.unwrap();
+    assert_eq!(subscribed.status(), 201);
+    let feed_start: serde_json::Value =
+        serde_json::from_str(&client.get(served.url("/api/v1/events?limit=1000")).bearer_auth(ana).send().await.unwrap().text().await.unwrap()).unwrap();
+    let cursor = feed_start["next_cursor"].as_i64().unwrap();
+
     // The sunset passes: not served, with the successor named for ana only.
     served.reapply(|root| {
         let kept = root.join("domains/sales/products/orders_v1/product.yaml");
@@ -92,6 +100,16 @@ async fn deprecated_products_warn_on_every_interface_and_sunset_ones_are_not_fou
         std::fs::write(&kept, text.replace("sunset: 2099-12-31", "sunset: 2020-01-01")).unwrap();
     })
     .await;
+    // Her feed of subscribed products has the sunset (and the publication that carried it), and
+    // nothing about other products.
+    let feed: serde_json::Value = serde_json::from_str(
+        &client.get(served.url(&format!("/api/v1/events?subscribed=true&after={cursor}"))).bearer_auth(ana).send().await.unwrap().text().await.unwrap(),
+    )
+    .unwrap();
+    let events: Vec<(&str, &str)> = feed["events"].as_array().unwrap().iter().map(|e| (e["product"].as_str().unwrap(), e["kind"].as_str().unwrap())).collect();
+    assert!(events.contains(&("sales.orders_v1", "product.sunset")) && events.contains(&("sales.orders_v1", "product.published")), "{feed}");
+    assert!(events.iter().all(|(product, _)| *product == "sales.orders_v1"), "{feed}");
+
     let gone = served.post_query(Some(ana), OLD, "application/json").await;
     assert_eq!(gone.status(), 404);
     assert!(gone.text().await.unwrap().contains(GONE));
