@@ -17,6 +17,7 @@ pub mod id;
 pub mod keyword;
 pub mod lineage;
 pub mod mesh;
+pub mod openlineage;
 pub mod parse;
 pub mod principal;
 mod yaml;

@@ -19,6 +19,7 @@ mod home;
 mod plan;
 pub mod ingest;
 pub mod lineage;
+mod openlineage;
 pub mod quality;
 mod recovery;
 mod repo;

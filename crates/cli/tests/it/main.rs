@@ -865,6 +865,7 @@ mod attacks;
 mod crash;
 mod derived;
 mod lineage;
+mod openlineage;
 mod object_storage;
 mod replicas;
 mod trust;
