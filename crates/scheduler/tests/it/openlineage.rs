@@ -166,3 +166,47 @@ async fn a_sink_that_is_down_or_hangs_holds_only_its_own_events_and_a_flush_wait
         "openlineage sink `marquez`: environment variable `MARQUEZ_KEY` is not set; export the API key: until then the sink's events wait in the outbox"
     );
 }
+
+#[tokio::test]
+async fn scheduled_and_cascaded_refreshes_emit_runs_that_the_background_delivery_writes() {
+    use chrono::TimeZone;
+    let mesh = crate::open(tempfile::tempdir().unwrap()).await;
+    crate::write(&mesh.root, "mesh.yaml", "name: m\nopenlineage:\n  sinks:\n    - { name: archive, kind: file, path: lineage.ndjson }\n");
+    crate::product(&mesh.root, "a", &[], "refresh:\n  schedule: \"0 * * * *\"\n");
+    crate::product(&mesh.root, "b", &["a"], "refresh:\n  on_upstream_change: true\n");
+    crate::apply(&mesh).await;
+    let clock = Arc::new(meshwork_core::clock::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 0).unwrap()));
+    let config = meshwork_core::descriptor::SchedulerConfig { retries: 0, ..Default::default() };
+    let scheduler = meshwork_scheduler::Scheduler::new(mesh.root.clone(), mesh.catalog.clone(), mesh.store.clone(), clock.clone(), config).await.unwrap();
+    assert!(scheduler.tick().await.unwrap().is_empty());
+    crate::write(&mesh.root, "data/a.csv", "id\n1\n2\n3\n");
+    clock.advance(chrono::Duration::minutes(31));
+    for trigger in ["schedule", "upstream"] {
+        let jobs = scheduler.tick().await.unwrap();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(jobs[0].trigger.as_str(), trigger);
+        let report = scheduler.run_job(jobs[0].clone()).await.unwrap();
+        assert!(report.outcomes.values().all(|o| o == "published"), "{report:?}");
+    }
+
+    // `serve`'s background delivery follows the outbox until it is stopped.
+    let loaded = meshwork_pipeline::load_mesh(&mesh.root).unwrap_or_else(|d| panic!("{d:#?}"));
+    let catalog: Arc<dyn CatalogStore> = mesh.catalog.clone();
+    let delivery = LineageDelivery::new(loaded.repo.config.openlineage.as_ref().unwrap(), &mesh.root, catalog, Duration::from_millis(20)).unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(delivery.run(stopped));
+    let file = mesh.root.join("lineage.ndjson");
+    let started = Instant::now();
+    while std::fs::read_to_string(&file).map(|t| t.lines().count()).unwrap_or(0) < 8 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the background delivery did not write the events");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let steps: Vec<String> = lines(&file).iter().map(|e| format!("{} {}", e["eventType"].as_str().unwrap(), e["job"]["name"].as_str().unwrap())).collect();
+    assert_eq!(
+        steps,
+        ["START d.a", "COMPLETE d.a", "START d.b", "COMPLETE d.b", "START d.a", "COMPLETE d.a", "START d.b", "COMPLETE d.b"],
+        "the apply's runs, then the scheduled run of `a` and the cascaded run of `b`"
+    );
+}
