@@ -240,8 +240,13 @@ const LINEAGE_FLUSH: Duration = Duration::from_secs(5);
 /// them.
 pub(crate) async fn flush_lineage(mesh: &LoadedMesh, catalog: Arc<dyn CatalogStore>) {
     let Some(config) = &mesh.repo.config.openlineage else { return };
-    let delivery = match meshwork_scheduler::LineageDelivery::new(config, &mesh.root, catalog, Duration::from_secs(1)) {
-        Ok(delivery) => delivery,
+    let delivery = match meshwork_scheduler::LineageDelivery::available(config, &mesh.root, catalog, Duration::from_secs(1)) {
+        Ok((delivery, left_out)) => {
+            for error in left_out {
+                eprintln!("warning: {error}");
+            }
+            delivery
+        }
         Err(error) => {
             eprintln!("warning: {error}");
             return;

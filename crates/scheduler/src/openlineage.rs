@@ -43,6 +43,8 @@ pub enum Patience {
 #[derive(Clone)]
 pub struct LineageDelivery {
     sinks: Vec<SinkDelivery>,
+    /// Every sink `mesh.yaml` names, delivered here or not: pruning waits for all of them.
+    configured: Vec<String>,
     catalog: Arc<dyn CatalogStore>,
 }
 
@@ -85,7 +87,8 @@ pub struct Flushed {
 
 impl LineageDelivery {
     /// The delivery of `config`'s sinks; files are relative to the mesh repository at `root`.
-    /// An `http` sink's API key is read from the environment variable it names now.
+    /// An `http` sink's API key is read from the environment variable it names now; a missing
+    /// one is an error (`serve` does not start without it).
     /// `first_backoff` is the wait before the first retry, doubled for each further one.
     pub fn new(config: &OpenLineageConfig, root: &Path, catalog: Arc<dyn CatalogStore>, first_backoff: Duration) -> Result<Self, SchedulerError> {
         Self::with_keys(config, root, catalog, first_backoff, |variable| std::env::var(variable).ok())
@@ -100,26 +103,51 @@ impl LineageDelivery {
         first_backoff: Duration,
         key: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SchedulerError> {
+        let (delivery, mut missing) = Self::build(config, root, catalog, first_backoff, key)?;
+        if missing.is_empty() { Ok(delivery) } else { Err(missing.remove(0)) }
+    }
+
+    /// [`LineageDelivery::new`] without the sinks whose API key is missing, with an error for
+    /// each: a command still feeds the other sinks, and the left-out ones keep their events.
+    pub fn available(
+        config: &OpenLineageConfig,
+        root: &Path,
+        catalog: Arc<dyn CatalogStore>,
+        first_backoff: Duration,
+    ) -> Result<(Self, Vec<SchedulerError>), SchedulerError> {
+        Self::build(config, root, catalog, first_backoff, |variable| std::env::var(variable).ok())
+    }
+
+    fn build(
+        config: &OpenLineageConfig,
+        root: &Path,
+        catalog: Arc<dyn CatalogStore>,
+        first_backoff: Duration,
+        key: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Self, Vec<SchedulerError>), SchedulerError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("meshwork/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SchedulerError::Client(e.to_string()))?;
         let mut sinks = Vec::new();
+        let mut missing = Vec::new();
         for sink in &config.sinks {
             let (file, api_key) = match &sink.target {
                 LineageTarget::File { path } => (Some(root.join(path)), None),
-                LineageTarget::Http { api_key_env: Some(variable), .. } => {
-                    let key = key(variable.as_str())
-                        .filter(|k| !k.is_empty())
-                        .ok_or_else(|| SchedulerError::MissingApiKey { sink: sink.name.clone(), variable: variable.clone() })?;
-                    (None, Some(key))
-                }
+                LineageTarget::Http { api_key_env: Some(variable), .. } => match key(variable.as_str()).filter(|k| !k.is_empty()) {
+                    Some(api_key) => (None, Some(api_key)),
+                    None => {
+                        missing.push(SchedulerError::MissingApiKey { sink: sink.name.clone(), variable: variable.clone() });
+                        continue;
+                    }
+                },
                 LineageTarget::Http { api_key_env: None, .. } => (None, None),
             };
             sinks.push(SinkDelivery { sink: sink.clone(), file, api_key, catalog: catalog.clone(), client: client.clone(), first_backoff });
         }
-        Ok(LineageDelivery { sinks, catalog })
+        let configured = config.sinks.iter().map(|s| s.name.clone()).collect();
+        Ok((LineageDelivery { sinks, configured, catalog }, missing))
     }
 
     /// The sinks.
@@ -154,12 +182,12 @@ impl LineageDelivery {
         flushed
     }
 
-    /// Deletes the outbox entries every sink has delivered. A sink that never delivered keeps
-    /// everything.
+    /// Deletes the outbox entries every configured sink has delivered (those left out for a
+    /// missing API key included). A sink that never delivered keeps everything.
     pub async fn prune(&self) -> Result<u64, SchedulerError> {
         let mut through = i64::MAX;
-        for sink in &self.sinks {
-            match self.catalog.setting(&sink.cursor_key()).await? {
+        for name in &self.configured {
+            match self.catalog.setting(&cursor_key(name)).await? {
                 Some(value) => through = through.min(value.parse().unwrap_or(0)),
                 None => return Ok(0),
             }
@@ -206,7 +234,7 @@ impl SinkDelivery {
 
     /// The settings key of the sink's position in the outbox.
     pub fn cursor_key(&self) -> String {
-        format!("openlineage.{}.cursor", self.sink.name)
+        cursor_key(&self.sink.name)
     }
 
     async fn cursor(&self) -> Result<i64, SchedulerError> {
@@ -309,6 +337,11 @@ impl SinkDelivery {
             }
         }
     }
+}
+
+/// The settings key of sink `name`'s position in the outbox.
+fn cursor_key(name: &str) -> String {
+    format!("openlineage.{name}.cursor")
 }
 
 /// Appends one line per event to `file`, creating it and its directory.

@@ -77,14 +77,14 @@ fn config(url: &str, file: &str) -> OpenLineageConfig {
     OpenLineageConfig {
         namespace: "acme".into(),
         sinks: vec![
-            LineageSink { name: "marquez".into(), target: LineageTarget::Http { url: url.into(), api_key_env: Some("MARQUEZ_KEY".into()) } },
+            LineageSink { name: "marquez".into(), target: LineageTarget::Http { url: url.into(), api_key_env: Some("MESHWORK_TEST_MARQUEZ_KEY".into()) } },
             LineageSink { name: "archive".into(), target: LineageTarget::File { path: file.into() } },
         ],
     }
 }
 
 fn keys(variable: &str) -> Option<String> {
-    (variable == "MARQUEZ_KEY").then(|| "ol-key-123".to_owned())
+    (variable == "MESHWORK_TEST_MARQUEZ_KEY").then(|| "ol-key-123".to_owned())
 }
 
 fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -159,12 +159,19 @@ async fn a_sink_that_is_down_or_hangs_holds_only_its_own_events_and_a_flush_wait
     assert!(flushed[0].pending.as_deref().is_some_and(|p| p.contains("not done within")), "{flushed:?}");
     assert_eq!(lines(&tmp.path().join("lineage.ndjson")).len(), 4, "the file sink was not held up, nor written twice");
 
-    // A missing API key is named with its variable.
-    let error = LineageDelivery::with_keys(&config(&url, "lineage.ndjson"), tmp.path(), catalog, Duration::from_millis(20), |_| None).unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "openlineage sink `marquez`: environment variable `MARQUEZ_KEY` is not set; export the API key: until then the sink's events wait in the outbox"
-    );
+    // A missing API key is named with its variable; a command leaves that sink out, feeds the
+    // others, and pruning still waits for the sink left out.
+    let error = LineageDelivery::with_keys(&config(&url, "lineage.ndjson"), tmp.path(), catalog.clone(), Duration::from_millis(20), |_| None).unwrap_err();
+    let message = "openlineage sink `marquez`: environment variable `MESHWORK_TEST_MARQUEZ_KEY` is not set; export the API key: until then the sink's events wait in the outbox";
+    assert_eq!(error.to_string(), message);
+    let (delivery, left_out) = LineageDelivery::available(&config(&url, "lineage.ndjson"), tmp.path(), catalog.clone(), Duration::from_millis(20)).unwrap();
+    assert_eq!(left_out.iter().map(ToString::to_string).collect::<Vec<_>>(), [message]);
+    assert_eq!(delivery.sinks().iter().map(|s| s.name()).collect::<Vec<_>>(), ["archive"]);
+    catalog.append_openlineage(&events()[..1]).await.unwrap();
+    let flushed = delivery.flush(Duration::from_secs(5)).await;
+    assert_eq!((flushed.len(), flushed[0].delivered), (1, 1));
+    assert_eq!(lines(&tmp.path().join("lineage.ndjson")).len(), 5);
+    assert_eq!(catalog.openlineage_outbox(0, 100).await.unwrap().len(), 5, "kept for the sink left out");
 }
 
 #[tokio::test]
