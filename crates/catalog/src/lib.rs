@@ -25,6 +25,7 @@ pub use sql::{Backend, HeldLock, Location, MigrationStatus, OpenMode, SqlCatalog
 use chrono::{DateTime, Utc};
 use meshwork_core::id::ProductId;
 use meshwork_core::lineage::ProductLineage;
+use meshwork_core::openlineage::RunEvent;
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +178,14 @@ pub trait CatalogStore: Send + Sync {
     async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<()>;
     /// Delivery attempts of a webhook, newest first.
     async fn deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Appends OpenLineage run events to the outbox their sinks deliver from, in order; returns
+    /// the id of the last one.
+    async fn append_openlineage(&self, events: &[RunEvent]) -> Result<i64>;
+    /// Up to `limit` outbox entries with an id greater than `after`, oldest first.
+    async fn openlineage_outbox(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>>;
+    /// Deletes the outbox entries up to and including id `through` (every sink delivered them);
+    /// returns how many.
+    async fn prune_openlineage(&self, through: i64) -> Result<u64>;
     /// A named value kept by background work (e.g. a webhook's delivery cursor).
     async fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a named value.

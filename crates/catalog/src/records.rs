@@ -390,6 +390,17 @@ pub struct EventRecord {
     pub payload: serde_json::Value,
 }
 
+/// An OpenLineage run event waiting in the outbox; ids increase, so an id is a sink's cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// Position in the outbox.
+    pub id: i64,
+    /// When it was appended.
+    pub at: DateTime<Utc>,
+    /// The event, sent as is.
+    pub event: meshwork_core::openlineage::RunEvent,
+}
+
 /// Which events to read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {

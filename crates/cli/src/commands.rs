@@ -228,7 +228,39 @@ pub async fn apply(dir: &Path, format: ReportFormat, lock_wait: Duration) -> any
     let options = meshwork_pipeline::ApplyOptions { lock_wait, ..Default::default() };
     let report = meshwork_pipeline::apply_with(&mesh, catalog.as_ref(), &store, &progress, &options).await?;
     progress.clear();
+    flush_lineage(&mesh, catalog).await;
     report_outcome(&report, format)
+}
+
+/// How long `apply` and `refresh` wait for OpenLineage sinks before leaving the rest for later.
+const LINEAGE_FLUSH: Duration = Duration::from_secs(5);
+
+/// Sends the OpenLineage events the command's builds emitted to the mesh's sinks, waiting at
+/// most [`LINEAGE_FLUSH`]; what a sink cannot take now waits in the outbox for the next command
+/// or for `meshwork serve`. Never fails the command: lineage observes builds, it is not part of
+/// them.
+pub(crate) async fn flush_lineage(mesh: &LoadedMesh, catalog: Arc<dyn CatalogStore>) {
+    let Some(config) = &mesh.repo.config.openlineage else { return };
+    let delivery = match meshwork_scheduler::LineageDelivery::available(config, &mesh.root, catalog, Duration::from_secs(1)) {
+        Ok((delivery, left_out)) => {
+            for error in left_out {
+                eprintln!("warning: {error}");
+            }
+            delivery
+        }
+        Err(error) => {
+            eprintln!("warning: {error}");
+            return;
+        }
+    };
+    for flushed in delivery.flush(LINEAGE_FLUSH).await {
+        if let Some(reason) = flushed.pending {
+            eprintln!(
+                "warning: openlineage sink `{}`: events wait in the outbox ({reason}); the next `meshwork apply` or `meshwork serve` sends them",
+                flushed.sink
+            );
+        }
+    }
 }
 
 /// The catalog, its governance and the acting principal (`--as`, or the local admin).

@@ -18,6 +18,7 @@ pub mod keyword;
 pub mod lifecycle;
 pub mod lineage;
 pub mod mesh;
+pub mod openlineage;
 pub mod parse;
 pub mod principal;
 mod yaml;

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::build::{build_product, input_fingerprint};
 use crate::governance::{Finding, blocks, check_governance, governance_snapshot, published_descriptors};
+use crate::openlineage::{Emitter, quality_failure};
 use crate::quality::{self, QualityContext};
 use crate::recovery::{PENDING_FILE, failpoint, recover};
 use crate::upstream::domain_session;
@@ -250,6 +251,7 @@ pub async fn apply_with(
     };
     let mut report = ApplyReport { findings, ..ApplyReport::default() };
     let mut failed: BTreeSet<ProductId> = BTreeSet::new();
+    let lineage_events = Emitter::new(mesh, catalog);
     for id in order {
         if options.only.as_ref().is_some_and(|only| !only.contains(&id)) {
             continue;
@@ -284,11 +286,16 @@ pub async fn apply_with(
         }
         observer.started(&id);
         let product_started = Instant::now();
-        let outcome = match publish_product(mesh, &id, catalog, &governance, store, observer, options).await {
+        let mut run = None;
+        let outcome = match publish_product(mesh, &id, catalog, &governance, store, observer, options, &lineage_events, &mut run).await {
             Ok(Publish::New(version, quality, reads)) => ProductOutcome::Published { version, elapsed: product_started.elapsed(), quality, reads },
             Ok(Publish::Unchanged(version)) => ProductOutcome::Unchanged { version },
-            Ok(Publish::Rejected(quality)) => ProductOutcome::QualityFailed { quality, elapsed: product_started.elapsed() },
+            Ok(Publish::Rejected(quality)) => {
+                lineage_events.fail(run.take(), descriptor, &quality_failure(&quality), Some(quality.as_ref())).await;
+                ProductOutcome::QualityFailed { quality, elapsed: product_started.elapsed() }
+            }
             Err(error) => {
+                lineage_events.fail(run.take(), descriptor, &error.to_string(), None).await;
                 let event = NewEvent {
                     kind: EventKind::RefreshFailed,
                     product: Some(id.clone()),
@@ -425,7 +432,9 @@ fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
 
 /// Builds one product, stages it, checks it and publishes it, unless its current version is up
 /// to date. Holds the product's lock throughout; first finishes or cleans up what a crashed
-/// run of the product left behind.
+/// run of the product left behind. When the build starts, its OpenLineage START is emitted and
+/// its run id left in `lineage_run` (for the caller's FAIL); its COMPLETE is emitted once published.
+#[allow(clippy::too_many_arguments)]
 async fn publish_product(
     mesh: &LoadedMesh,
     id: &ProductId,
@@ -434,6 +443,8 @@ async fn publish_product(
     store: &ProductStore,
     observer: &dyn ApplyObserver,
     options: &ApplyOptions,
+    lineage_events: &Emitter<'_>,
+    lineage_run: &mut Option<meshwork_core::openlineage::RunId>,
 ) -> Result<Publish, PipelineError> {
     let _lock = catalog.lock(&meshwork_catalog::product_lock(id), options.lock_wait).await?;
     recover(id, catalog, store).await?;
@@ -448,6 +459,7 @@ async fn publish_product(
     {
         return Ok(Publish::Unchanged(current.clone()));
     }
+    *lineage_run = lineage_events.start(descriptor).await;
     let build_started = Instant::now();
     let built = build_product(mesh, entry, catalog, governance).await?;
     let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
@@ -581,8 +593,10 @@ async fn publish_product(
     publication.delta_version = committed.delta_version;
     let version = catalog.publish(&publication).await?;
     failpoint("published");
-    store.discard_run(id, &staged.run).await?;
     run_record.published_seq = Some(version.seq);
+    // Published: whatever happens next, this run completed.
+    lineage_events.complete(lineage_run.take().as_ref(), descriptor, &publication.lineage, &run_record).await;
+    store.discard_run(id, &staged.run).await?;
     let mut reads = built.reads;
     reads.extend(
         session

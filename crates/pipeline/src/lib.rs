@@ -20,6 +20,7 @@ mod plan;
 pub mod ingest;
 pub mod lifecycle;
 pub mod lineage;
+mod openlineage;
 pub mod quality;
 mod recovery;
 mod repo;

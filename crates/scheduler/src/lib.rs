@@ -1,5 +1,6 @@
 //! Background work of `meshwork serve`: refreshes on cron schedules and on upstream change, SLO
-//! evaluation, and webhook delivery of lifecycle events.
+//! evaluation, webhook delivery of lifecycle events, and delivery of OpenLineage run events to
+//! their sinks.
 //!
 //! Everything here reads what was *applied* (the catalog) to decide what to do, and the mesh
 //! repository on disk to build: schedules and `on_upstream_change` flags come from published
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod cron;
+mod openlineage;
 mod slo;
 mod subscriptions;
 mod webhook;
@@ -36,6 +38,7 @@ use meshwork_pipeline::{ApplyOptions, ProductOutcome, SilentObserver, load_mesh_
 use meshwork_storage::ProductStore;
 
 pub use cron::CronTable;
+pub use openlineage::{Flushed, LineageDelivery, Patience, Round, SinkDelivery};
 pub use slo::{SloEvaluator, evaluate_product};
 pub use subscriptions::{SubscriptionDeliveries, delivery_name};
 pub use webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookDispatcher, sign};
@@ -55,11 +58,19 @@ pub enum SchedulerError {
         /// The variable named by `secret_env`.
         variable: String,
     },
+    /// An OpenLineage sink's API key is missing from the environment.
+    #[error("openlineage sink `{sink}`: environment variable `{variable}` is not set; export the API key: until then the sink's events wait in the outbox")]
+    MissingApiKey {
+        /// The sink.
+        sink: String,
+        /// The variable named by `api_key_env`.
+        variable: String,
+    },
     /// The applied governance could not be loaded.
     #[error(transparent)]
     Query(#[from] meshwork_query::QueryError),
     /// The HTTP client could not be built.
-    #[error("cannot build the webhook HTTP client: {0}")]
+    #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
 

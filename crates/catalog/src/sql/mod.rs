@@ -267,6 +267,18 @@ impl CatalogStore for SqlCatalog {
         self.delivery_rows(webhook, limit).await
     }
 
+    async fn append_openlineage(&self, events: &[meshwork_core::openlineage::RunEvent]) -> Result<i64> {
+        self.insert_openlineage(events).await
+    }
+
+    async fn openlineage_outbox(&self, after: i64, limit: u32) -> Result<Vec<crate::OutboxEvent>> {
+        self.openlineage_rows(after, limit).await
+    }
+
+    async fn prune_openlineage(&self, through: i64) -> Result<u64> {
+        self.delete_openlineage(through).await
+    }
+
     async fn setting(&self, key: &str) -> Result<Option<String>> {
         self.setting_value(key).await
     }

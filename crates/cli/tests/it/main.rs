@@ -866,6 +866,7 @@ mod crash;
 mod derived;
 mod evolution;
 mod lineage;
+mod openlineage;
 mod object_storage;
 mod replicas;
 mod trust;

@@ -8,6 +8,8 @@ use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
 use meshwork_core::mesh::{DomainEntry, MeshRepo, ProductEntry, descriptor_hash};
 use meshwork_core::parse::{parse_domain, parse_mesh_config, parse_product};
 
+mod openlineage;
+
 const FILE: &str = "domains/sales/products/orders/product.yaml";
 
 const ORDERS: &str = "\
