@@ -24,11 +24,13 @@ mod openlineage;
 pub mod quality;
 mod recovery;
 mod repo;
+mod report;
 pub mod upstream;
 mod unpublish;
 mod validate;
 
-pub use apply::{ApplyObserver, ApplyOptions, ApplyReport, ProductOutcome, SilentObserver, apply, apply_with, refresh};
+pub use apply::{ApplyOptions, apply, apply_with, refresh};
+pub use report::{ApplyObserver, ApplyReport, ProductOutcome, SilentObserver};
 pub use recovery::{FAILPOINT_ENV, PENDING_FILE, Recovered, recover, recover_all};
 pub use build::{BuiltProduct, build_product, input_fingerprint};
 pub use declared::DeclaredPlanner;

@@ -16,7 +16,8 @@ use meshwork_core::principal::Principal;
 use meshwork_storage::ProductStore;
 use serde_json::json;
 
-use crate::apply::{ApplyOptions, ProductOutcome};
+use crate::apply::ApplyOptions;
+use crate::report::ProductOutcome;
 use crate::plan::{PlanAction, PlanItem};
 use crate::{LoadedMesh, PipelineError};
 
