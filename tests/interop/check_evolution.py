@@ -191,9 +191,12 @@ def deprecation_checks(binary, mesh, server, tokens):
 
 
 def subscription_checks(binary, mesh, server, tokens, receiver):
-    status, body = serve.http(server.http_port, "/api/v1/products/sales.orders_v1/subscriptions", tokens["ana"], {"webhook": receiver.url, "events": ["product.published", "product.sunset"]})
+    hook = {"webhook": receiver.url, "events": ["product.published", "product.sunset"]}
+    status, body = serve.http(server.http_port, "/api/v1/products/sales.orders_v1/subscriptions", tokens["ana"], hook)
+    check("http: ana may not point a webhook at this machine (403)", status == 403 and b"only administrators" in body, body[:300])
+    status, body = serve.http(server.http_port, "/api/v1/products/sales.orders_v1/subscriptions", tokens["admin"], {**hook, "principal": "ana"})
     sub = json.loads(body) if status == 201 else {}
-    check("http: ana subscribes with a webhook (201, secret once)", status == 201 and len(sub.get("secret") or "") == 64, body[:300])
+    check("http: an administrator subscribes ana with a local webhook (201, secret once)", status == 201 and len(sub.get("secret") or "") == 64, body[:300])
     status, body = serve.http(server.http_port, "/api/v1/products/sales.orders_v1/subscriptions", tokens["olga"], {})
     check("http: olga cannot subscribe to what she cannot see (404)", status == 404, body[:300])
     status, body = serve.http(server.http_port, "/api/v1/subscriptions", tokens["ana"])

@@ -109,7 +109,7 @@ pub trait CatalogStore: Send + Sync {
     /// Products unpublished and not yet purged, by address.
     async fn unpublished(&self) -> Result<Vec<UnpublishedProduct>>;
     /// Deletes what the catalog holds of an unpublished product (its row, versions, lineage,
-    /// quality runs and SLO checks) and appends `events`, in one transaction. The audit log and
+    /// quality runs, SLO checks and subscriptions) and appends `events`, in one transaction. The audit log and
     /// the event log keep its history. Returns `false` if the product is not unpublished: a
     /// published product is unpublished first.
     async fn purge(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool>;

@@ -265,6 +265,13 @@ pub struct Subscription {
     pub after_event: i64,
 }
 
+impl Subscription {
+    /// Whether an event of `kind` is one this subscription asks for.
+    pub fn wants(&self, kind: meshwork_core::event::EventKind) -> bool {
+        self.events.is_empty() || self.events.contains(&kind)
+    }
+}
+
 /// Never shows the signing secret.
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

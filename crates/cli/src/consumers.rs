@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::ensure;
 use meshwork_catalog::Subscription;
 use meshwork_core::event::EventKind;
+use meshwork_core::id::ProductId;
 
 use crate::commands::{open_as, visible_record};
 use crate::ReportFormat;
@@ -88,12 +89,7 @@ pub async fn subscribe(
 ) -> anyhow::Result<()> {
     let (catalog, governance, principal) = open_as(dir, principal).await?;
     let record = visible_record(catalog.as_ref(), &governance, &principal, name).await?;
-    let events = events
-        .iter()
-        .map(|e| {
-            e.parse::<EventKind>().map_err(|_| anyhow::anyhow!("unknown event kind `{e}` in `--events`; kinds are {}", EventKind::keywords().collect::<Vec<_>>().join(", ")))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let events = events.iter().map(|e| EventKind::named(e).map_err(|m| anyhow::anyhow!("`--events`: {m}"))).collect::<anyhow::Result<Vec<_>>>()?;
     let request = meshwork_query::SubscribeRequest { principal: subscriber, webhook, events };
     let subscription = meshwork_query::subscribe(catalog.as_ref(), &governance, &principal, &record, request).await?;
     if format == ReportFormat::Json {
@@ -113,14 +109,13 @@ pub async fn subscribe(
 /// `meshwork unsubscribe PRODUCT [--principal P]`.
 pub async fn unsubscribe(dir: &Path, principal: Option<&str>, name: &str, subscriber: Option<&str>) -> anyhow::Result<()> {
     let (catalog, governance, principal) = open_as(dir, principal).await?;
-    let record = visible_record(catalog.as_ref(), &governance, &principal, name).await?;
+    let id: ProductId = name.parse().map_err(|e| anyhow::anyhow!("`{name}` is not a product address ({e}); write `domain.product`"))?;
     let who = subscriber.unwrap_or(&principal.name).to_owned();
     ensure!(
-        meshwork_query::unsubscribe(catalog.as_ref(), &principal, &record, subscriber).await?,
-        "`{who}` has no subscription to `{}`; `meshwork subscriptions` lists yours",
-        record.id
+        meshwork_query::unsubscribe(catalog.as_ref(), &governance, &principal, &id, subscriber).await?,
+        "`{who}` has no subscription to `{id}`; `meshwork subscriptions` lists yours"
     );
-    println!("`{who}` is no longer subscribed to {}", record.id);
+    println!("`{who}` is no longer subscribed to {id}");
     Ok(())
 }
 

@@ -331,8 +331,13 @@ pub fn plan_text(plan: &[PlanItem]) -> String {
             match &major.kept_as {
                 Some(kept) => out.push_str(&format!("  major {} -> {}: major {} stays served side by side as `{kept}`\n", major.from, major.to, major.from)),
                 None => out.push_str(&format!(
-                    "  major {} -> {}: `{}` serves major {} from now on; to keep major {} served side by side, declare it as `{}_v{}` (docs/evolution.md)\n",
-                    major.from, major.to, item.product, major.to, major.from, item.product.name, major.from
+                    "  major {} -> {}: `{}` serves major {} from now on; to keep major {} served side by side, declare it as `{}` (docs/evolution.md)\n",
+                    major.from,
+                    major.to,
+                    item.product,
+                    major.to,
+                    major.from,
+                    meshwork_core::lifecycle::kept_major_name(&item.product.name, major.from)
                 )),
             }
         }

@@ -35,4 +35,9 @@ impl EventKind {
     pub fn keywords() -> impl Iterator<Item = &'static str> {
         EventKind::ALL.iter().map(|k| k.as_str())
     }
+
+    /// The kind named `name`, or the message naming it and the kinds there are.
+    pub fn named(name: &str) -> Result<EventKind, String> {
+        name.parse().map_err(|_| format!("unknown event kind `{name}`; kinds are {}", EventKind::keywords().collect::<Vec<_>>().join(", ")))
+    }
 }

@@ -155,12 +155,18 @@ pub async fn apply_with(
             report.outcomes.push((id, outcome));
             continue;
         }
-        // Past its sunset: built no more. The one publication that carries the sunset to the
-        // catalog (when the stored descriptor is not sunset yet) still happens, so the catalog
-        // stops serving it.
+        // Past its sunset: built no more. When the catalog does not know of the sunset yet, a
+        // publication without a build carries it there (so it stops being served even if it
+        // could no longer be built).
         let today = options.clock.now().date_naive();
-        if let (Some(since), Some(stored)) = (descriptor.sunset.filter(|_| descriptor.is_sunset(today)), sunset_record(catalog, &id, today).await?) {
-            let outcome = ProductOutcome::Sunset { since, version: stored };
+        if let Some(since) = descriptor.sunset.filter(|_| descriptor.is_sunset(today)) {
+            let outcome = match crate::lifecycle::carry_sunset(catalog, descriptor, options, today).await {
+                Ok(version) => ProductOutcome::Sunset { since, version },
+                Err(error) => {
+                    failed.insert(id.clone());
+                    ProductOutcome::Failed { error, elapsed: Duration::ZERO }
+                }
+            };
             observer.finished(&id, &outcome);
             report.outcomes.push((id, outcome));
             continue;
@@ -206,17 +212,6 @@ pub async fn apply_with(
     report.elapsed = started.elapsed();
     catalog.record_audit(&apply_audit_event(mesh, &report, options)).await?;
     Ok(report)
-}
-
-/// For a product whose repository descriptor is past its sunset: `Some(current version)` when
-/// there is nothing to build (the catalog's descriptor is past its sunset too, or it was never
-/// published or was purged), `None` when the sunset still has to be published.
-async fn sunset_record(catalog: &dyn CatalogStore, id: &ProductId, today: chrono::NaiveDate) -> Result<Option<Option<VersionRecord>>, PipelineError> {
-    match catalog.product(id).await? {
-        Some(stored) if !stored.descriptor.is_sunset(today) => Ok(None),
-        Some(_) => Ok(Some(catalog.current_version(id).await?)),
-        None => Ok(Some(None)),
-    }
 }
 
 /// What [`publish_product`] did.

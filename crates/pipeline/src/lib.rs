@@ -126,7 +126,7 @@ pub enum PipelineError {
         action: String,
     },
     /// `purge` of a product the repository still declares.
-    #[error("product `{0}` is still in the mesh repository; delete its directory and run `meshwork apply` to unpublish it, then purge it")]
+    #[error("product `{0}` is still in the mesh repository; delete its directory and run `meshwork apply` to unpublish it, then purge it (a product past its `sunset` date is purged while declared)")]
     PurgeDeclared(String),
     /// `purge` of a product still published (removed from the repository since the last apply).
     #[error("product `{0}` is still published; run `meshwork apply` to unpublish it, then purge it")]

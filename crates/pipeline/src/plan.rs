@@ -162,8 +162,12 @@ pub async fn plan(
         };
         let major = match (previous.and_then(|p| p.major()), descriptor.major()) {
             (Some(from), Some(to)) if to > from => {
-                let kept = ProductId::new(id.domain.clone(), meshwork_core::id::ProductName::new(&meshwork_core::lifecycle::kept_major_name(&id.name, from)).map_err(|e| PipelineError::Internal(format!("kept major name: {e}")))?);
-                Some(MajorChange { from, to, kept_as: mesh.repo.products.contains_key(&kept).then_some(kept) })
+                // A name too long to be a product name cannot be declared, so it is not kept.
+                let kept = meshwork_core::id::ProductName::new(meshwork_core::lifecycle::kept_major_name(&id.name, from))
+                    .ok()
+                    .map(|name| ProductId::new(id.domain.clone(), name))
+                    .filter(|kept| mesh.repo.products.contains_key(kept));
+                Some(MajorChange { from, to, kept_as: kept })
             }
             _ => None,
         };

@@ -112,7 +112,20 @@ pub async fn subscribe(
             subscriber.name, record.id
         )));
     }
-    let webhook = request.webhook.map(|url| checked_webhook(&url)).transpose()?;
+    // An owner may subscribe someone, but not take over a subscription they made themselves.
+    if subscriber.name != caller.name
+        && let Some(existing) = catalog.subscriptions(Some(&record.id)).await?.into_iter().find(|s| s.principal == subscriber.name)
+        && existing.created_by == existing.principal
+    {
+        return Err(QueryError::Refused(format!(
+            "`{}` subscribed to `{}` themselves; only they can change that subscription",
+            subscriber.name, record.id
+        )));
+    }
+    let webhook = match request.webhook {
+        Some(url) => Some(checked_webhook(&url, caller.admin).await?),
+        None => None,
+    };
     let secret = webhook.as_ref().map(|_| {
         let bytes: [u8; 32] = rand::random();
         hex::encode(bytes)
@@ -131,31 +144,61 @@ pub async fn subscribe(
     Ok(subscription)
 }
 
-/// Removes `principal`'s subscription to `record` (the caller's when `None`), with the same
-/// rule as [`subscribe`]. `false` when there was none.
-pub async fn unsubscribe(catalog: &dyn CatalogStore, caller: &Principal, record: &ProductRecord, principal: Option<&str>) -> Result<bool, QueryError> {
+/// Removes `principal`'s subscription to `product` (the caller's when `None`). Anyone may
+/// withdraw their own, even from a product they can no longer see; withdrawing someone else's
+/// is for the owners of a product they can see (and administrators). `false` when there was
+/// none (also for someone else's subscription to a product the caller cannot see).
+pub async fn unsubscribe(catalog: &dyn CatalogStore, governance: &Governance, caller: &Principal, product: &ProductId, principal: Option<&str>) -> Result<bool, QueryError> {
     let name = principal.unwrap_or(&caller.name);
-    if name != caller.name && !is_owner(caller, &record.descriptor) {
-        return Err(QueryError::Refused(format!(
-            "`{}` may not unsubscribe `{name}` from `{}`: that is for the product's owners and administrators",
-            caller.name, record.id
-        )));
+    if name != caller.name {
+        let records = catalog.products().await?;
+        let Some(record) = governance.visible(caller, &records).into_iter().find(|r| &r.id == product) else { return Ok(false) };
+        if !is_owner(caller, &record.descriptor) {
+            return Err(QueryError::Refused(format!(
+                "`{}` may not unsubscribe `{name}` from `{product}`: that is for the product's owners and administrators",
+                caller.name
+            )));
+        }
     }
-    Ok(catalog.unsubscribe(&record.id, name).await?)
+    Ok(catalog.unsubscribe(product, name).await?)
 }
 
 /// A webhook URL as stored: `http` or `https`, with a host, without credentials (a secret in a
-/// URL ends up in logs; the payload is signed instead).
-fn checked_webhook(text: &str) -> Result<String, QueryError> {
+/// URL ends up in logs; the payload is signed instead). Only administrators may point one at
+/// this machine or the private network (loopback, private, link-local, unique-local or
+/// unspecified addresses, by name or by number): a consumer must not make the server call
+/// what only it can reach. Deliveries follow no redirects.
+async fn checked_webhook(text: &str, admin: bool) -> Result<String, QueryError> {
     let url = url::Url::parse(text).map_err(|e| QueryError::Invalid(format!("webhook `{text}` is not a URL ({e}); write e.g. `https://hooks.example.com/meshwork`")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+    let Some(host) = url.host_str().map(str::to_owned).filter(|_| matches!(url.scheme(), "http" | "https")) else {
         return Err(QueryError::Invalid(format!("webhook `{text}` must be an `http://` or `https://` URL with a host")));
-    }
+    };
     if !url.username().is_empty() || url.password().is_some() {
         return Err(QueryError::Invalid(format!(
-            "webhook `{}` carries credentials; remove them: deliveries are signed with the subscription's secret (header `x-meshwork-signature`)",
-            url.host_str().unwrap_or_default()
+            "webhook `{host}` carries credentials; remove them: deliveries are signed with the subscription's secret (header `x-meshwork-signature`)"
         )));
     }
+    if !admin {
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| QueryError::Invalid(format!("webhook host `{host}` does not resolve ({e}); check the name")))?
+            .collect();
+        if addresses.is_empty() || addresses.iter().any(|a| internal(a.ip())) {
+            return Err(QueryError::Refused(format!(
+                "webhook host `{host}` is on this machine or a private network; only administrators may subscribe a webhook there"
+            )));
+        }
+    }
     Ok(url.to_string())
+}
+
+/// Whether `ip` is on this machine or a private network.
+fn internal(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast() || v4.octets()[0] == 100 && (v4.octets()[1] & 0xC0) == 64,
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.to_ipv4_mapped().is_some_and(|v4| internal(v4.into()))
+        }
+    }
 }

@@ -53,7 +53,7 @@ pub enum QueryError {
     #[error("product `{0}` is not published (hint: apply the mesh so it is built first)")]
     NotPublished(meshwork_core::id::ProductId),
     /// A read on behalf of a domain names a product past its sunset.
-    #[error("{} (hint: change the input port to read the successor)", .0.gone())]
+    #[error("{} (hint: change the input port to read {})", .0.gone(), .0.successor.as_ref().map_or("another product".to_owned(), |s| format!("`{s}`")))]
     NoLongerServed(meshwork_core::lifecycle::Deprecation),
     /// A read on behalf of a domain names a product the domain may not read.
     #[error("domain `{principal}` may not read product `{product}`: {}", reasons.join("; "))]

@@ -217,6 +217,14 @@ pub(crate) async fn governed_context(
         }
         decisions.insert(product.id.clone(), decision);
     }
+    // A successor is named only to a principal who may read it: otherwise the warning would tell
+    // that a product it may not see exists.
+    let readable = |id: &ProductId| decisions.get(id).is_some_and(|d: &AccessDecision| d.allowed);
+    for deprecation in deprecated.values_mut().chain(domains.values_mut().flat_map(|d| d.sunset.values_mut())) {
+        if deprecation.successor.as_ref().is_some_and(|s| !readable(s)) {
+            deprecation.successor = None;
+        }
+    }
     if let Scope::Reads(reads) = &scope {
         for (name, table) in &reads.tables {
             public.insert(name.clone(), table.clone());

@@ -98,6 +98,8 @@ pub struct JobReport {
 struct State {
     last_tick: DateTime<Utc>,
     event_cursor: i64,
+    /// The last day sunsets were looked for: once a day is enough.
+    sunsets_checked: Option<chrono::NaiveDate>,
     running: HashSet<ProductId>,
     deferred: Vec<Job>,
 }
@@ -129,7 +131,7 @@ impl Scheduler {
             Some(value) => value.parse().unwrap_or(0),
             None => last_event_id(catalog.as_ref()).await?,
         };
-        let state = State { last_tick: clock.now(), event_cursor, running: HashSet::new(), deferred: Vec::new() };
+        let state = State { last_tick: clock.now(), event_cursor, running: HashSet::new(), deferred: Vec::new(), sunsets_checked: None };
         Ok(Scheduler { root, catalog, store, clock, config, state: Mutex::new(state) })
     }
 
@@ -171,8 +173,12 @@ impl Scheduler {
         // A product past its sunset is built no more; the day it passes is an event.
         let today = now.date_naive();
         descriptors.retain(|_, d| !d.is_sunset(today));
-        if let Err(e) = meshwork_pipeline::lifecycle::record_sunsets(self.catalog.as_ref(), today).await {
-            tracing::warn!(error = %e, "cannot record sunset events");
+        let checked = self.state.lock().expect("scheduler state").sunsets_checked;
+        if checked != Some(today) {
+            match meshwork_pipeline::lifecycle::record_sunsets(self.catalog.as_ref(), today).await {
+                Ok(_) => self.state.lock().expect("scheduler state").sunsets_checked = Some(today),
+                Err(e) => tracing::warn!(error = %e, "cannot record sunset events; trying again at the next tick"),
+            }
         }
         let mut jobs = Vec::new();
         let due = CronTable::new(&descriptors).due(since, now);

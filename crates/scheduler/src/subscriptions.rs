@@ -10,6 +10,7 @@ use std::time::Duration;
 use meshwork_catalog::{CatalogStore, Subscription};
 use meshwork_core::clock::Clock;
 use meshwork_core::descriptor::Webhook;
+use meshwork_query::Governance;
 
 use crate::webhook::WebhookDispatcher;
 
@@ -42,11 +43,36 @@ impl SubscriptionDeliveries {
         SubscriptionDeliveries { catalog, clock, first_backoff }
     }
 
+    /// The subscriptions whose subscriber may still read the product: one who lost access gets
+    /// nothing more about it (its deliveries stop until access comes back). Governance is read
+    /// again only when the catalog's generation moved.
+    async fn readable_subscriptions(&self, cached: &mut Option<(i64, Arc<Governance>)>) -> Result<Vec<Subscription>, crate::SchedulerError> {
+        let generation = self.catalog.generation().await?;
+        let governance = match cached {
+            Some((seen, governance)) if *seen == generation => governance.clone(),
+            _ => {
+                let loaded = Arc::new(Governance::load(self.catalog.as_ref()).await?);
+                *cached = Some((generation, loaded.clone()));
+                loaded
+            }
+        };
+        let products = self.catalog.products().await?;
+        let subscriptions = self.catalog.subscriptions(None).await?;
+        Ok(subscriptions
+            .into_iter()
+            .filter(|s| {
+                let Ok(principal) = governance.principal(&s.principal) else { return false };
+                products.iter().any(|p| p.id == s.product && governance.decide_stored(&principal, p).allowed)
+            })
+            .collect())
+    }
+
     /// Follows the subscriptions until `shutdown`, running one dispatcher per webhook.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut running: BTreeMap<String, (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)> = BTreeMap::new();
+        let mut governance: Option<(i64, Arc<Governance>)> = None;
         loop {
-            match self.catalog.subscriptions(None).await {
+            match self.readable_subscriptions(&mut governance).await {
                 Ok(subscriptions) => {
                     let wanted: BTreeMap<String, Subscription> =
                         subscriptions.into_iter().filter(|s| s.webhook.is_some() && s.secret.is_some()).map(|s| (delivery_name(&s), s)).collect();

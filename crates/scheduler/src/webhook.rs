@@ -76,6 +76,8 @@ impl WebhookDispatcher {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("meshwork/", env!("CARGO_PKG_VERSION")))
+            // A receiver cannot send a delivery elsewhere (e.g. to an address only we reach).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SchedulerError::Client(e.to_string()))?;
         Ok(WebhookDispatcher { webhook, secret, catalog, clock, client, first_backoff, product: None, start_after: None })
@@ -137,7 +139,8 @@ impl WebhookDispatcher {
             let (status, error) = match response {
                 Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
                 Ok(r) => (Some(r.status().as_u16()), Some(format!("the endpoint answered {}", r.status()))),
-                Err(e) => (None, Some(format!("cannot reach the endpoint: {e}"))),
+                // Without the URL: a subscriber's URL may carry a token in its path.
+                Err(e) => (None, Some(format!("cannot reach the endpoint: {}", e.without_url()))),
             };
             let outcome = match (&error, attempt) {
                 (None, _) => DeliveryOutcome::Delivered,

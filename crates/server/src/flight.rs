@@ -46,13 +46,13 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::ServeError;
 use crate::gate::Gate;
+use crate::http::DEPRECATION_METADATA;
 use metadata::VisibleTable;
 
 const INTERFACE: &str = "flight_sql";
 /// Response header carrying one deprecation warning per deprecated product a statement read.
 pub(crate) const DEPRECATION_HEADER: &str = "x-meshwork-deprecation";
-/// Result-schema metadata key with the same warnings, one per line.
-pub(crate) const DEPRECATION_METADATA: &str = "meshwork.deprecation";
+
 
 /// How long a statement ticket or prepared statement handle stays valid.
 const HANDLE_LIFETIME_SECS: i64 = 24 * 3600;
@@ -152,10 +152,13 @@ impl MeshFlightSql {
         Ok(self.gate.session(&who.principal, INTERFACE).await?.with_placeholders(Placeholders::Positional))
     }
 
-    /// Plans `sql` for `who` and describes its result.
+    /// Plans `sql` for `who` and describes its result (its schema with the deprecation warnings
+    /// DoGet will stamp on the stream too).
     async fn plan(&self, who: &Identity, sql: &str) -> Result<meshwork_query::PreparedStatement, Status> {
         let session = self.session(who).await?;
-        Ok(session.prepare(sql).await.map_err(ServeError::from)?)
+        let mut prepared = session.prepare(sql).await.map_err(ServeError::from)?;
+        prepared.schema = Arc::new(with_deprecations(&prepared.schema, &prepared.deprecations));
+        Ok(prepared)
     }
 
     /// The result schema of a prepared statement with its bound values: `SELECT ?` takes the
@@ -192,10 +195,14 @@ impl MeshFlightSql {
         // Deprecation warnings travel twice: as response headers for clients that read them,
         // and in the result schema's metadata (also in GetFlightInfo's), which every Arrow
         // client keeps.
+        let stamp = !stream.deprecations().is_empty();
         let schema = Arc::new(with_deprecations(&stream.schema(), stream.deprecations()));
         let stamped = schema.clone();
         let batches = stream
-            .map(move |batch| batch.and_then(|b| b.with_schema(stamped.clone()).map_err(|e| meshwork_query::QueryError::Internal(e.to_string()))))
+            .map(move |batch| match stamp {
+                true => batch.and_then(|b| b.with_schema(stamped.clone()).map_err(|e| meshwork_query::QueryError::Internal(e.to_string()))),
+                false => batch,
+            })
             .map_err(|e| FlightError::Tonic(Box::new(ServeError::from(e).to_status())));
         let data = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
         let mut response = Response::new(Box::pin(data) as DoGetStream);
@@ -313,8 +320,7 @@ impl FlightSqlService for MeshFlightSql {
         let who = self.identity(request.metadata()).await?;
         let prepared = self.plan(&who, &query.query).await?;
         let ticket = TicketStatementQuery { statement_handle: self.new_handle(&who, query.query, None).into() };
-        let schema = with_deprecations(&prepared.schema, &prepared.deprecations);
-        Ok(Response::new(Self::flight_info(&schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
+        Ok(Response::new(Self::flight_info(&prepared.schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
     }
 
     async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {

@@ -28,6 +28,10 @@ use crate::error::ServeError;
 use crate::gate::{Gate, GovernedStream};
 
 mod consumers;
+mod deprecation;
+
+use deprecation::{DeprecationInfo, deprecation_headers};
+pub(crate) use deprecation::METADATA as DEPRECATION_METADATA;
 
 const INTERFACE: &str = "http";
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -280,52 +284,6 @@ struct ColumnInfo {
     nullable: bool,
 }
 
-/// A deprecated product a statement read: what its readers are told, on every interface.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-struct DeprecationInfo {
-    /// The deprecated product, `domain.product`.
-    product: String,
-    /// The first day it is no longer served (`YYYY-MM-DD`), if set.
-    sunset: Option<String>,
-    /// The product to move to, if named.
-    successor: Option<String>,
-    /// The warning, as the CLI and the Postgres wire print it.
-    message: String,
-}
-
-impl From<&meshwork_core::lifecycle::Deprecation> for DeprecationInfo {
-    fn from(d: &meshwork_core::lifecycle::Deprecation) -> Self {
-        DeprecationInfo {
-            product: d.product.to_string(),
-            sunset: d.sunset.map(|s| s.to_string()),
-            successor: d.successor.as_ref().map(ToString::to_string),
-            message: d.warning(),
-        }
-    }
-}
-
-/// The response headers of a result that read deprecated products: `Meshwork-Deprecation`
-/// (the warning, one per product), `Sunset` (RFC 8594, the earliest sunset date) and a
-/// `Link` to each successor with `rel="successor-version"`.
-fn deprecation_headers(headers: &mut HeaderMap, deprecations: &[DeprecationInfo]) {
-    for d in deprecations {
-        if let Ok(value) = HeaderValue::from_str(&d.message) {
-            headers.append("meshwork-deprecation", value);
-        }
-        if let Some(successor) = &d.successor
-            && let Ok(value) = HeaderValue::from_str(&format!("</api/v1/products/{successor}>; rel=\"successor-version\""))
-        {
-            headers.append(header::LINK, value);
-        }
-    }
-    let earliest = deprecations.iter().filter_map(|d| d.sunset.as_deref()).filter_map(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()).min();
-    if let Some(day) = earliest
-        && let Ok(value) = HeaderValue::from_str(&day.and_time(chrono::NaiveTime::MIN).and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-    {
-        headers.insert("sunset", value);
-    }
-}
-
 /// Everything about one product the caller may read.
 #[derive(Serialize, ToSchema)]
 struct ProductDetail {
@@ -493,13 +451,7 @@ async fn list_events(
         .map(|p| p.parse::<ProductId>().map_err(|e| fail(ServeError::BadRequest(format!("`product={p}`: {e}")), &id)))
         .transpose()?;
     let kinds = match query.kind {
-        Some(kind) => match kind.parse::<EventKind>() {
-            Ok(kind) => vec![kind],
-            Err(_) => {
-                let known = EventKind::keywords().collect::<Vec<_>>().join(", ");
-                return Err(fail(ServeError::BadRequest(format!("unknown event kind `{kind}`; kinds are {known}")), &id));
-            }
-        },
+        Some(kind) => vec![EventKind::named(&kind).map_err(|m| fail(ServeError::BadRequest(m), &id))?],
         None => Vec::new(),
     };
     let catalog = gate.engine().catalog();
@@ -528,7 +480,7 @@ async fn list_events(
         .filter(|e| who.principal.admin || e.product.as_ref().is_some_and(|p| visible.contains(p)))
         .filter(|e| match &subscribed {
             None => true,
-            Some(subs) => subs.iter().any(|s| e.product.as_ref() == Some(&s.product) && (s.events.is_empty() || s.events.contains(&e.kind))),
+            Some(subs) => subs.iter().any(|s| e.product.as_ref() == Some(&s.product) && s.wants(e.kind)),
         })
         .map(|e| serde_json::to_value(e).unwrap_or_default())
         .collect();
@@ -739,7 +691,7 @@ impl Encoder {
                 if !self.deprecations.is_empty() {
                     let mut metadata = self.schema.metadata().clone();
                     let warnings: Vec<&str> = self.deprecations.iter().map(|d| d.message.as_str()).collect();
-                    metadata.insert("meshwork.deprecation".into(), warnings.join("\n"));
+                    metadata.insert(deprecation::METADATA.into(), warnings.join("\n"));
                     self.schema = Arc::new(self.schema.as_ref().clone().with_metadata(metadata));
                 }
                 let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &self.schema).map_err(std::io::Error::other)?;

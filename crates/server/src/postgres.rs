@@ -210,6 +210,8 @@ struct PgSession {
     session: QuerySession,
     principal: Principal,
     generation: i64,
+    /// The UTC day it was opened: which products are past their sunset is decided per day.
+    opened_on: chrono::NaiveDate,
     _open: GaugeGuard,
 }
 
@@ -223,7 +225,7 @@ impl PgSession {
         rewrite::like_escape::register(session.context());
         rewrite::scalar_subquery::register(session.context());
         rewrite::bool_literal::register(session.context()).map_err(|e| user_error("FATAL", "XX000", format!("cannot set up the Postgres session: {e}")))?;
-        Ok(PgSession { session, principal, generation, _open: gate.metrics().session_opened(INTERFACE) })
+        Ok(PgSession { session, principal, generation, opened_on: chrono::Utc::now().date_naive(), _open: gate.metrics().session_opened(INTERFACE) })
     }
 }
 
@@ -244,12 +246,12 @@ impl PgConnection {
     /// The session to run the next statement in, for the rights the credential has now: it is
     /// authenticated again (a revoked or expired credential fails, FATAL), and the session is
     /// reopened when the principal (its groups, domains, attributes) or the catalog's generation
-    /// (an apply or a publication since) changed.
+    /// (an apply or a publication since) changed, or a new day began (a sunset may have passed).
     async fn session(&self, gate: &Gate) -> PgWireResult<Arc<PgSession>> {
         let generation = gate.engine().catalog().generation().await.map_err(|e| serve_error(e.into()))?;
         let who = gate.authenticate(Credential(Some(&self.credential.0)), INTERFACE).await.map_err(serve_error)?;
         let current = self.current.lock().expect("session lock").clone();
-        if current.generation == generation && current.principal == who.principal {
+        if current.generation == generation && current.principal == who.principal && current.opened_on == chrono::Utc::now().date_naive() {
             return Ok(current);
         }
         tracing::info!(principal = %who.principal.name, generation, "Postgres session reopened: rights or publications changed");
@@ -508,13 +510,14 @@ impl PgQueries {
         let conn = connection(client)?;
         let mark = conn.link.mark();
         let mut stream = self.gate.run(&current.session, INTERFACE, sql, params).await.map_err(serve_error)?;
-        conn.notices.lock().expect("notices lock").extend(stream.deprecations().iter().map(Deprecation::warning));
         // Computing up to the first row happens here, so an error is reported before any row
         // description is sent.
         tokio::select! {
             primed = stream.prime() => primed.map_err(serve_error)?,
             why = conn.link.interrupted(mark) => return Err(interruption_error(why)),
         }
+        // Only a statement that answers carries its warnings (sent before its answer).
+        conn.notices.lock().expect("notices lock").extend(stream.deprecations().iter().map(Deprecation::warning));
         let schema = stream.schema();
         let link = conn.link.clone();
         let interrupted = Box::pin(async move { link.interrupted(mark).await });

@@ -77,6 +77,9 @@ impl SqlCatalog {
             "DELETE FROM lineage WHERE upstream = $1",
             "DELETE FROM lineage WHERE downstream = $1",
             "DELETE FROM column_lineage WHERE product_id = $1",
+            // A product published again later under the same address is another product: its
+            // subscribers subscribe to it again.
+            "DELETE FROM subscriptions WHERE product_id = $1",
             "DELETE FROM products WHERE id = $1",
         ] {
             sqlx::query(statement).bind(&key).execute(&mut *tx).await?;

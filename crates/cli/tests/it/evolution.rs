@@ -101,7 +101,7 @@ fn a_new_major_keeps_the_previous_one_served_with_warnings_until_its_sunset_then
     assert_eq!(roi["result"], "failed", "{report}");
     assert!(
         roi["error"].as_str().unwrap().contains(
-            "`marketing.campaigns_v1` is no longer served since its sunset on 2020-01-01; read its successor `marketing.campaigns` (hint: change the input port to read the successor)"
+            "`marketing.campaigns_v1` is no longer served since its sunset on 2020-01-01; read its successor `marketing.campaigns` (hint: change the input port to read `marketing.campaigns`)"
         ),
         "{roi}"
     );

@@ -101,12 +101,7 @@ pub(super) async fn create_subscription(
 fn event_kinds(names: &[String]) -> Result<Vec<EventKind>, ServeError> {
     names
         .iter()
-        .map(|name| {
-            name.parse::<EventKind>().map_err(|_| {
-                let known = EventKind::keywords().collect::<Vec<_>>().join(", ");
-                ServeError::BadRequest(format!("unknown event kind `{name}` in `events`; kinds are {known}"))
-            })
-        })
+        .map(|name| EventKind::named(name).map_err(|m| ServeError::BadRequest(format!("`events`: {m}"))))
         .collect()
 }
 
@@ -117,7 +112,8 @@ pub(super) struct SubscriberQuery {
     principal: Option<String>,
 }
 
-/// Withdraws a subscription: the caller's own, or (for owners) another principal's.
+/// Withdraws a subscription: the caller's own (also from a product it can no longer see), or,
+/// for the owners of a product, another principal's.
 #[utoipa::path(
     delete,
     path = "/api/v1/products/{product}/subscriptions",
@@ -132,11 +128,13 @@ pub(super) async fn delete_subscription(
     Query(query): Query<SubscriberQuery>,
 ) -> Result<StatusCode, ApiError> {
     let who = caller(&gate, &headers, &id).await?;
-    let (record, _, _, _) = readable_product(&gate, &who, &product, &id).await?;
+    let not_found = || fail(ServeError::NotFound(format!("`{}` has no subscription to `{product}`", query.principal.as_deref().unwrap_or(&who.principal.name))), &id);
+    let product_id: meshwork_core::id::ProductId = product.parse().map_err(|_| not_found())?;
+    let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
     let principal = query.principal.as_deref();
-    match meshwork_query::unsubscribe(gate.engine().catalog().as_ref(), &who.principal, &record, principal).await.map_err(|e| fail(e, &id))? {
+    match meshwork_query::unsubscribe(gate.engine().catalog().as_ref(), &governance, &who.principal, &product_id, principal).await.map_err(|e| fail(e, &id))? {
         true => Ok(StatusCode::NO_CONTENT),
-        false => Err(fail(ServeError::NotFound(format!("`{}` has no subscription to `{product}`", principal.unwrap_or(&who.principal.name))), &id)),
+        false => Err(not_found()),
     }
 }
 
