@@ -44,6 +44,17 @@ fn a_new_major_keeps_the_previous_one_served_with_warnings_until_its_sunset_then
     let bad_hook = meshwork(&dir, &["--as", "ana", "subscribe", "marketing.campaigns", "--webhook", "https://user:pw@hooks.example.com/x"]);
     assert!(stderr(&bad_hook).contains("carries credentials; remove them"), "{}", stderr(&bad_hook));
     assert!(!stderr(&bad_hook).contains("pw"), "the secret is not echoed: {}", stderr(&bad_hook));
+    // A consumer cannot make the server call this machine or a private network.
+    for url in ["http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://10.1.2.3/hook", "http://[::1]:9/hook"] {
+        let internal = meshwork(&dir, &["--as", "ana", "subscribe", "marketing.campaigns", "--webhook", url]);
+        assert!(stderr(&internal).contains("only administrators may subscribe a webhook there"), "{url}: {}", stderr(&internal));
+    }
+    // An owner may not take over the subscription ana made herself, nor subscribe someone who
+    // may not read the product.
+    let takeover = meshwork(&dir, &["subscribe", "marketing.campaigns", "--principal", "ana", "--webhook", "http://127.0.0.1:9/hook"]);
+    assert!(stderr(&takeover).contains("`ana` subscribed to `marketing.campaigns` themselves; only they can change that subscription"), "{}", stderr(&takeover));
+    let unreadable = meshwork(&dir, &["subscribe", "marketing.campaigns", "--principal", "olga"]);
+    assert!(stderr(&unreadable).contains("`olga` may not read `marketing.campaigns`, so it cannot subscribe to it"), "{}", stderr(&unreadable));
 
     // Major 2 drops `budget`; major 1 is kept as `campaigns_v1`, deprecated, and
     // `marketing.roi` moves its input there.
@@ -145,9 +156,13 @@ fn a_new_major_keeps_the_previous_one_served_with_warnings_until_its_sunset_then
     let served = meshwork(&dir, &["product", "purge", "marketing.campaigns"]);
     assert!(stderr(&served).contains("is still in the mesh repository"), "{}", stderr(&served));
 
-    // Withdrawing the subscription.
-    assert_eq!(ok(&dir, &["--as", "ana", "unsubscribe", "marketing.campaigns"]), "`ana` is no longer subscribed to marketing.campaigns\n");
+    // ana loses access: her subscription is no longer listed to her, but she can still withdraw it.
+    edit(&dir, CAMPAIGNS, |text| text.replace("readers: [group:analysts, domain:marketing]", "readers: [domain:marketing]"));
+    ok(&dir, &["apply"]);
     assert_eq!(ok(&dir, &["--as", "ana", "subscriptions"]), "no subscriptions\n");
+    assert_eq!(ok(&dir, &["--as", "ana", "unsubscribe", "marketing.campaigns"]), "`ana` is no longer subscribed to marketing.campaigns\n");
+    let again = meshwork(&dir, &["--as", "ana", "unsubscribe", "marketing.campaigns"]);
+    assert!(stderr(&again).contains("`ana` has no subscription to `marketing.campaigns`"), "{}", stderr(&again));
 }
 
 #[test]
