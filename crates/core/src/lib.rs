@@ -19,6 +19,7 @@ pub mod lineage;
 pub mod mesh;
 pub mod parse;
 pub mod principal;
+pub mod standards;
 mod yaml;
 
 pub use yaml::Positions;
