@@ -178,7 +178,7 @@ fn import_fields(mut f: Fields<'_>, column: Option<&str>, report: &mut Vec<Unmap
         "library" => {
             let metric = f.text("metric").or_else(|| f.text("rule")).ok_or("a library check without `metric`")?;
             let args = f.take("arguments").cloned().unwrap_or(Yaml::map());
-            let zero = matches!(op, Some(("mustBe", Yaml::Int(0))));
+            let zero = matches!(&op, Some(("mustBe", v)) if v.as_f64() == Some(0.0));
             let arg = |k: &str| args.get(k);
             let only = |keys: &[&str]| match &args {
                 Yaml::Map(e) => e.iter().all(|(k, _)| keys.contains(&k.as_str())),
@@ -206,8 +206,8 @@ fn import_fields(mut f: Fields<'_>, column: Option<&str>, report: &mut Vec<Unmap
                     Yaml::map().with("rule", "regex").with("column", c).with("pattern", pattern)
                 }
                 ("rowCount", None) if only(&[]) => {
-                    let n = |v: &Yaml| match v {
-                        Yaml::Int(i) if *i >= 0 => Ok(*i),
+                    let n = |v: &Yaml| match v.as_f64() {
+                        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(f as i64),
                         _ => Err("a row count bound must be a whole number".to_owned()),
                     };
                     let (min, max) = match &op {

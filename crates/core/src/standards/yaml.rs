@@ -88,11 +88,12 @@ impl Yaml {
         }
     }
 
-    /// A number as `f64`.
+    /// A number as `f64` (also a number kept as text, like `99.90`).
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Yaml::Int(i) => Some(*i as f64),
             Yaml::Float(f) => Some(*f),
+            Yaml::Str(s) => s.trim().parse().ok().filter(|f: &f64| f.is_finite()),
             _ => None,
         }
     }
@@ -308,17 +309,13 @@ fn from_node(node: &Node) -> Yaml {
                 "" | "~" | "null" | "Null" | "NULL" => Yaml::Null,
                 "true" | "True" | "TRUE" => Yaml::Bool(true),
                 "false" | "False" | "FALSE" => Yaml::Bool(false),
-                _ => {
-                    if let Ok(i) = text.parse::<i64>() {
-                        Yaml::Int(i)
-                    } else if text.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
-                        && let Ok(f) = text.parse::<f64>()
-                    {
-                        Yaml::Float(f)
-                    } else {
-                        Yaml::Str(text.to_owned())
-                    }
-                }
+                // A number whose text would not be written back the same (`1.0`, `007`) keeps
+                // its text: it is most likely a version or a code; `as_f64` still reads it.
+                _ => match (text.parse::<i64>(), text.parse::<f64>()) {
+                    (Ok(i), _) if i.to_string() == text => Yaml::Int(i),
+                    (_, Ok(f)) if f.to_string() == text => Yaml::Float(f),
+                    _ => Yaml::Str(text.to_owned()),
+                },
             }
         }
         Node::Sequence(items) => Yaml::Seq(items.iter().map(from_node).collect()),
@@ -353,6 +350,11 @@ mod tests {
         assert_eq!(back.get("n"), Some(&Yaml::Int(3)));
         assert_eq!(back.get("ratio"), Some(&Yaml::Float(0.99)));
         assert_eq!(back.get("whole"), Some(&Yaml::Int(1)));
+        let typed = parse("t.yaml", "version: 1.0\ncode: 007\nratio: 0.5\nn: -3\n").unwrap();
+        assert_eq!(typed.get("version"), Some(&Yaml::from("1.0")));
+        assert_eq!(typed.get("code"), Some(&Yaml::from("007")));
+        assert_eq!(typed.get("ratio"), Some(&Yaml::Float(0.5)));
+        assert_eq!(typed.get("n"), Some(&Yaml::Int(-3)));
         assert_eq!(back.get("list").unwrap(), doc.get("list").unwrap());
         assert!(text.contains("sql: |\n  SELECT 1\n  FROM t\n"), "{text}");
     }

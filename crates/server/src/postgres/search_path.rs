@@ -30,8 +30,9 @@ const SEARCH_PATH: &str = "search_path";
 /// The schema unqualified names resolve in when `search_path` names none of the mesh's.
 const DEFAULT_SCHEMA: &str = "public";
 
-/// Makes the first schema of the connection's `search_path` that exists the session's default
-/// schema (and `current_schema`'s answer); `public` when it names none.
+/// Makes the first schema of the connection's `search_path` that the session has its default
+/// schema (and `current_schema`'s answer), as PostgreSQL skips missing ones; `public` when it
+/// names none.
 pub(crate) fn apply(context: &SessionContext, metadata: &HashMap<String, String>) {
     let wanted = metadata.get(SEARCH_PATH).and_then(|path| first_schema(path, context)).unwrap_or_else(|| DEFAULT_SCHEMA.to_owned());
     let state = context.state_ref();
