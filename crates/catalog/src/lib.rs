@@ -25,6 +25,7 @@ pub use sql::{Backend, HeldLock, Location, MigrationStatus, OpenMode, SqlCatalog
 use chrono::{DateTime, Utc};
 use meshwork_core::id::ProductId;
 use meshwork_core::lineage::ProductLineage;
+use meshwork_core::openlineage::RunEvent;
 
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +151,12 @@ pub trait CatalogStore: Send + Sync {
     /// Who read `product` since `since`: one row per principal and interface, the most recent
     /// reader first. Queries that were denied, refused or failed are not reads.
     async fn readers(&self, product: &ProductId, since: DateTime<Utc>) -> Result<Vec<ProductReader>>;
+    /// Creates `subscription`, or replaces the principal's subscription to the same product.
+    async fn subscribe(&self, subscription: &Subscription) -> Result<()>;
+    /// Removes `principal`'s subscription to `product`; `false` if there was none.
+    async fn unsubscribe(&self, product: &ProductId, principal: &str) -> Result<bool>;
+    /// Subscriptions to `product` (to every product when `None`), by product and principal.
+    async fn subscriptions(&self, product: Option<&ProductId>) -> Result<Vec<Subscription>>;
     /// Records a quality run that published nothing (a failed run); runs that publish are
     /// recorded by [`CatalogStore::publish`]. Returns its id.
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64>;
@@ -157,6 +164,8 @@ pub trait CatalogStore: Send + Sync {
     async fn quality_runs(&self, product: &ProductId, limit: u32) -> Result<Vec<QualityRun>>;
     /// Appends events to the log, in order; returns the id of the last one.
     async fn append_events(&self, events: &[NewEvent]) -> Result<i64>;
+    /// The id of the newest event in the log; 0 when it is empty.
+    async fn last_event_id(&self) -> Result<i64>;
     /// Events matching `filter`, oldest first.
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
     /// Stores SLO evaluations.
@@ -169,6 +178,14 @@ pub trait CatalogStore: Send + Sync {
     async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<()>;
     /// Delivery attempts of a webhook, newest first.
     async fn deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>>;
+    /// Appends OpenLineage run events to the outbox their sinks deliver from, in order; returns
+    /// the id of the last one.
+    async fn append_openlineage(&self, events: &[RunEvent]) -> Result<i64>;
+    /// Up to `limit` outbox entries with an id greater than `after`, oldest first.
+    async fn openlineage_outbox(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>>;
+    /// Deletes the outbox entries up to and including id `through` (every sink delivered them);
+    /// returns how many.
+    async fn prune_openlineage(&self, through: i64) -> Result<u64>;
     /// A named value kept by background work (e.g. a webhook's delivery cursor).
     async fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a named value.

@@ -240,6 +240,45 @@ pub struct ProductReader {
     pub last_read: DateTime<Utc>,
 }
 
+/// A principal's declared interest in a product: it is listed among the product's consumers
+/// (and so named by `plan` when a change affects them), sees the product's events in its event
+/// feed, and, with a webhook, is sent them as they happen.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Subscription {
+    /// The product.
+    pub product: ProductId,
+    /// The subscriber.
+    pub principal: String,
+    /// Where its events are POSTed, signed with [`Subscription::secret`].
+    pub webhook: Option<String>,
+    /// The event kinds it wants; empty means all of the product's events.
+    pub events: Vec<meshwork_core::event::EventKind>,
+    /// The webhook's signing secret, created with the subscription and shown once.
+    #[serde(skip)]
+    pub secret: Option<String>,
+    /// When it was made.
+    #[serde(with = "crate::time::rfc3339")]
+    pub created_at: DateTime<Utc>,
+    /// Who made it (the subscriber, an owner of the product or an administrator).
+    pub created_by: String,
+    /// The last event in the log when it was made: its webhook is sent what comes after.
+    pub after_event: i64,
+}
+
+/// Never shows the signing secret.
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("product", &self.product)
+            .field("principal", &self.principal)
+            .field("webhook", &self.webhook)
+            .field("events", &self.events)
+            .field("created_at", &self.created_at)
+            .field("created_by", &self.created_by)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Which audit events to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -349,6 +388,17 @@ pub struct EventRecord {
     pub product: Option<ProductId>,
     /// Kind-specific details.
     pub payload: serde_json::Value,
+}
+
+/// An OpenLineage run event waiting in the outbox; ids increase, so an id is a sink's cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// Position in the outbox.
+    pub id: i64,
+    /// When it was appended.
+    pub at: DateTime<Utc>,
+    /// The event, sent as is.
+    pub event: meshwork_core::openlineage::RunEvent,
 }
 
 /// Which events to read.

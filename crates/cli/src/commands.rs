@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::diagnostic::{Diagnostic, did_you_mean};
 use meshwork_core::id::ProductId;
-use meshwork_catalog::{AuditFilter, CatalogStore};
+use meshwork_catalog::{AuditFilter, CatalogStore, ProductRecord};
 use meshwork_core::principal::{LOCAL_ADMIN, Principal};
 use meshwork_pipeline::{ApplyObserver, Finding, LoadedMesh, MeshHome, ProductOutcome};
 use meshwork_query::{Governance, QuerySession};
@@ -190,6 +190,7 @@ impl ApplyObserver for ProgressBars {
             ProductOutcome::Blocked { upstream } => format!("blocked by {upstream}"),
             ProductOutcome::Refused { .. } => "REFUSED by policy".to_owned(),
             ProductOutcome::Unpublished { removal, .. } => format!("unpublished ({})", removal.describe()),
+            ProductOutcome::Sunset { since, .. } => format!("sunset since {since}: not built"),
         };
         if let Some(bar) = self.bar(id) {
             bar.set_style(ProgressStyle::with_template("  {prefix:<32} {msg} [{elapsed}]").expect("valid template"));
@@ -227,7 +228,39 @@ pub async fn apply(dir: &Path, format: ReportFormat, lock_wait: Duration) -> any
     let options = meshwork_pipeline::ApplyOptions { lock_wait, ..Default::default() };
     let report = meshwork_pipeline::apply_with(&mesh, catalog.as_ref(), &store, &progress, &options).await?;
     progress.clear();
+    flush_lineage(&mesh, catalog).await;
     report_outcome(&report, format)
+}
+
+/// How long `apply` and `refresh` wait for OpenLineage sinks before leaving the rest for later.
+const LINEAGE_FLUSH: Duration = Duration::from_secs(5);
+
+/// Sends the OpenLineage events the command's builds emitted to the mesh's sinks, waiting at
+/// most [`LINEAGE_FLUSH`]; what a sink cannot take now waits in the outbox for the next command
+/// or for `meshwork serve`. Never fails the command: lineage observes builds, it is not part of
+/// them.
+pub(crate) async fn flush_lineage(mesh: &LoadedMesh, catalog: Arc<dyn CatalogStore>) {
+    let Some(config) = &mesh.repo.config.openlineage else { return };
+    let delivery = match meshwork_scheduler::LineageDelivery::available(config, &mesh.root, catalog, Duration::from_secs(1)) {
+        Ok((delivery, left_out)) => {
+            for error in left_out {
+                eprintln!("warning: {error}");
+            }
+            delivery
+        }
+        Err(error) => {
+            eprintln!("warning: {error}");
+            return;
+        }
+    };
+    for flushed in delivery.flush(LINEAGE_FLUSH).await {
+        if let Some(reason) = flushed.pending {
+            eprintln!(
+                "warning: openlineage sink `{}`: events wait in the outbox ({reason}); the next `meshwork apply` or `meshwork serve` sends them",
+                flushed.sink
+            );
+        }
+    }
 }
 
 /// The catalog, its governance and the acting principal (`--as`, or the local admin).
@@ -246,6 +279,9 @@ pub async fn query(dir: &Path, principal: Option<&str>, sql: &str, format: Resul
     let (catalog, governance, principal) = open_as(dir, principal).await?;
     let session = QuerySession::open(catalog, &governance, principal, "cli").await?;
     let (schema, batches) = session.collect(sql).await?;
+    for deprecation in session.deprecations() {
+        eprintln!("warning: {}", deprecation.warning());
+    }
     write_results(&schema, &batches, format, output)
 }
 
@@ -299,12 +335,18 @@ pub(crate) async fn visible_product(
     principal: &Principal,
     name: &str,
 ) -> anyhow::Result<(ProductId, ProductDescriptor)> {
+    let record = visible_record(catalog, governance, principal, name).await?;
+    Ok((record.id, record.descriptor))
+}
+
+/// The published product `name` if `principal` may see it; otherwise the error of a missing
+/// product, with the closest name it may see.
+pub(crate) async fn visible_record(catalog: &dyn CatalogStore, governance: &Governance, principal: &Principal, name: &str) -> anyhow::Result<ProductRecord> {
     let products = catalog.products().await?;
     let visible = governance.visible(principal, &products);
     let known: Vec<ProductId> = visible.iter().map(|p| p.id.clone()).collect();
     let id = parse_product_id(name, &known)?;
-    let record = visible.into_iter().find(|p| p.id == id).expect("known product");
-    Ok((id, record.descriptor.clone()))
+    Ok(visible.into_iter().find(|p| p.id == id).expect("known product").clone())
 }
 
 /// `meshwork product show`.
@@ -341,6 +383,13 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
     }
     let d = &descriptor;
     println!("{id}  v{}  ({})", d.version, d.status.as_str());
+    match d.lifecycle(chrono::Utc::now().date_naive()) {
+        meshwork_core::lifecycle::Lifecycle::Served => {}
+        meshwork_core::lifecycle::Lifecycle::Deprecated(deprecation) => println!("warning: {}", deprecation.warning()),
+        meshwork_core::lifecycle::Lifecycle::Sunset(deprecation) => {
+            println!("{}; its data is kept until `meshwork product purge {id}`", deprecation.gone())
+        }
+    }
     if let Some(title) = &d.title {
         println!("{title}");
     }

@@ -227,6 +227,43 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Subscribe to a product: be listed among its consumers (so `plan` names you when a change
+    /// affects it), see its events with `GET /api/v1/events?subscribed=true`, and have them sent
+    /// to a webhook. Owners may subscribe others.
+    Subscribe {
+        /// The product, as `domain.product`.
+        product: String,
+        /// Who subscribes (default: the acting principal, `--as`).
+        #[arg(long = "principal", value_name = "NAME")]
+        subscriber: Option<String>,
+        /// Where to POST its events (`https://…`), signed with the secret printed once.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Only these event kinds, comma-separated (default: all), e.g.
+        /// `product.deprecated,product.sunset`.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Withdraw a subscription (your own, or as an owner another principal's).
+    Unsubscribe {
+        /// The product, as `domain.product`.
+        product: String,
+        /// Whose subscription (default: the acting principal).
+        #[arg(long = "principal", value_name = "NAME")]
+        subscriber: Option<String>,
+    },
+    /// List subscriptions: yours, or with `--product` and as its owner, all of the product's.
+    Subscriptions {
+        /// Only subscriptions to this product (`domain.product`).
+        #[arg(long)]
+        product: Option<String>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
     /// The metadata store: its schema version, its upgrade, and backups of the embedded file.
     Catalog {
         #[command(subcommand)]
@@ -335,8 +372,9 @@ enum ProductCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
-    /// Who depends on a product: the products built from it and, from the audit log, who
-    /// queried it over which interface (owner, domain members and administrators).
+    /// Who depends on a product: the products built from it, who queried it (or its kept
+    /// majors) over which interface from the audit log, and its subscribers (owner, domain
+    /// members and administrators).
     Consumers {
         /// The product, as `domain.product`.
         name: String,
@@ -347,9 +385,9 @@ enum ProductCommand {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
-    /// Delete an unpublished product for good: its Delta table and catalog rows (its audit and
-    /// event history stay). Only for products `apply` unpublished after they left the
-    /// repository; administrators only.
+    /// Delete an unpublished or sunset product for good: its Delta table and catalog rows (its
+    /// audit and event history stay). Only for products `apply` unpublished after they left the
+    /// repository, or past their sunset date; administrators only.
     Purge {
         /// The product, as `domain.product`.
         name: String,
@@ -413,11 +451,21 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let dir = cli.dir;
     let principal = cli.principal.as_deref();
-    let acts_as_principal = matches!(cli.command, Command::Query { .. } | Command::Product { .. } | Command::Audit { .. } | Command::Events { .. } | Command::Export { .. });
+    let acts_as_principal = matches!(
+        cli.command,
+        Command::Query { .. }
+            | Command::Product { .. }
+            | Command::Audit { .. }
+            | Command::Events { .. }
+            | Command::Subscribe { .. }
+            | Command::Unsubscribe { .. }
+            | Command::Subscriptions { .. }
+            | Command::Export { .. }
+    );
     if let Some(name) = principal
         && !acts_as_principal
     {
-        anyhow::bail!("`--as {name}` applies to `query`, `product`, `audit`, `events` and `export`; the other commands act as the local administrator");
+        anyhow::bail!("`--as {name}` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions` and `export`; the other commands act as the local administrator");
     }
     match cli.command {
         Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
@@ -445,6 +493,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Product { command: ProductCommand::Versions { name, format } } => commands::product_versions(&dir, principal, &name, format).await,
         Command::Product { command: ProductCommand::Consumers { name, window, format } } => consumers::product_consumers(&dir, principal, &name, window, format).await,
         Command::Product { command: ProductCommand::Purge { name, lock_wait } } => purge::product_purge(&dir, principal, &name, lock_wait).await,
+        Command::Subscribe { product, subscriber, webhook, events, format } => {
+            consumers::subscribe(&dir, principal, &product, subscriber, webhook, &events, format).await
+        }
+        Command::Unsubscribe { product, subscriber } => consumers::unsubscribe(&dir, principal, &product, subscriber.as_deref()).await,
+        Command::Subscriptions { product, format } => consumers::subscriptions(&dir, principal, product.as_deref(), format).await,
         Command::Audit { product, filter_principal, since, limit, format } => {
             commands::audit(&dir, principal, product.as_deref(), filter_principal.as_deref(), since.as_deref(), limit, format).await
         }

@@ -91,6 +91,14 @@ pub fn apply_summary(report: &ApplyReport) -> String {
             ProductOutcome::Refused { findings } => {
                 vec![id.to_string(), format!("REFUSED by {}", policy_names(findings)), "-".into(), "-".into(), "-".into(), "-".into()]
             }
+            ProductOutcome::Sunset { since, version } => vec![
+                id.to_string(),
+                format!("sunset since {since} (not served)"),
+                version.as_ref().map(|v| v.version.clone()).unwrap_or_else(|| "-".into()),
+                version.as_ref().map(|v| format!("#{} (delta v{})", v.seq, v.delta_version)).unwrap_or_else(|| "-".into()),
+                "-".into(),
+                "-".into(),
+            ],
             ProductOutcome::Unpublished { removal, version } => vec![
                 id.to_string(),
                 format!("unpublished ({})", removal.describe()),
@@ -192,6 +200,10 @@ pub fn apply_json(report: &ApplyReport) -> serde_json::Value {
             }),
             ProductOutcome::Refused { findings } => serde_json::json!({
                 "product": id.to_string(), "result": "refused", "violations": findings_json(findings),
+            }),
+            ProductOutcome::Sunset { since, version } => serde_json::json!({
+                "product": id.to_string(), "result": "sunset", "since": since.to_string(),
+                "version": version.as_ref().map(|v| &v.version), "publication": version.as_ref().map(|v| v.seq),
             }),
             ProductOutcome::Unpublished { removal, version } => serde_json::json!({
                 "product": id.to_string(), "result": "unpublished", "reason": removal.describe(),
@@ -313,8 +325,17 @@ pub fn plan_text(plan: &[PlanItem]) -> String {
         })
         .collect();
     let mut out = text_table(&["PRODUCT", "ACTION", "VERSION", "CONTRACT CHANGES"], &rows);
-    for item in plan.iter().filter(|i| !i.changes.is_empty()) {
+    for item in plan.iter().filter(|i| !i.changes.is_empty() || i.major.is_some()) {
         out.push_str(&format!("\n{}:\n", item.product));
+        if let Some(major) = &item.major {
+            match &major.kept_as {
+                Some(kept) => out.push_str(&format!("  major {} -> {}: major {} stays served side by side as `{kept}`\n", major.from, major.to, major.from)),
+                None => out.push_str(&format!(
+                    "  major {} -> {}: `{}` serves major {} from now on; to keep major {} served side by side, declare it as `{}_v{}` (docs/evolution.md)\n",
+                    major.from, major.to, item.product, major.to, major.from, item.product.name, major.from
+                )),
+            }
+        }
         for change in &item.changes {
             let tag = if change.breaking { "breaking  " } else { "compatible" };
             out.push_str(&format!("  {tag}  {}\n", change.detail));
@@ -326,6 +347,9 @@ pub fn plan_text(plan: &[PlanItem]) -> String {
         if !item.readers.is_empty() {
             let readers: Vec<String> = item.readers.iter().map(|r| format!("{} ({}, {} queries)", r.principal, r.interface, r.queries)).collect();
             out.push_str(&format!("  read in the last {} days by: {}\n", meshwork_pipeline::READERS_WINDOW_DAYS, readers.join(", ")));
+        }
+        if !item.subscribers.is_empty() {
+            out.push_str(&format!("  subscribed: {}\n", item.subscribers.join(", ")));
         }
     }
     out.push_str(&crate::reads::read_changes_text(plan));
@@ -367,6 +391,8 @@ pub fn plan_json(plan: &[PlanItem], findings: &[Finding]) -> serde_json::Value {
                 "changes": &item.changes,
                 "consumers": item.consumers.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "readers": &item.readers,
+                "subscribers": &item.subscribers,
+                "major": item.major.as_ref().map(|m| serde_json::json!({ "from": m.from, "to": m.to, "kept_as": m.kept_as.as_ref().map(ToString::to_string) })),
                 "read_changes": crate::reads::read_changes_json(&item.read_changes),
             })
         })

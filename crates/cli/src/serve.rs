@@ -11,7 +11,7 @@ use meshwork_catalog::CatalogStore;
 use meshwork_pipeline::MeshHome;
 use meshwork_query::{Governance, QueryEngine, QueryLimits};
 use meshwork_core::clock::{Clock, SystemClock};
-use meshwork_scheduler::{Scheduler, SloEvaluator, WebhookDispatcher};
+use meshwork_scheduler::{LineageDelivery, Scheduler, SloEvaluator, SubscriptionDeliveries, WebhookDispatcher};
 use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners};
 
 use crate::output::text_table;
@@ -91,19 +91,19 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
     Ok(Started { addresses, run })
 }
 
-/// The work `serve` does besides answering requests: the refresh scheduler, SLO evaluation and
-/// webhook delivery. Prepared before binding so a missing webhook secret stops the server
-/// before it starts.
-/// The background work of a server: scheduled and cascaded refreshes, SLO evaluation and
-/// webhook deliveries. Replicas sharing a catalog run it one at a time: the one holding the
-/// catalog lock [`LEADER_LOCK`]; the others wait and take over within [`LEADER_POLL`] when
-/// its holder stops or dies.
+/// The background work of a server: scheduled and cascaded refreshes, SLO evaluation,
+/// webhook deliveries and OpenLineage deliveries. Prepared before binding so a missing webhook
+/// secret or sink API key stops the server before it starts. Replicas sharing a catalog run it
+/// one at a time: the one holding the catalog lock [`LEADER_LOCK`]; the others wait and take
+/// over within [`LEADER_POLL`] when its holder stops or dies.
 struct Background {
     catalog: Arc<dyn CatalogStore>,
     scheduler: Option<Arc<Scheduler>>,
     slo: SloEvaluator,
     slo_interval: Duration,
     webhooks: Vec<WebhookDispatcher>,
+    subscriptions: SubscriptionDeliveries,
+    lineage: Option<LineageDelivery>,
 }
 
 /// The catalog lock whose holder runs the background work.
@@ -136,16 +136,22 @@ impl Background {
             None
         };
         let mut webhooks = Vec::new();
+        let first_backoff = Duration::from_secs(config.retry_backoff.seconds.clamp(1, 60));
         for webhook in &home.config.notifications.webhooks {
-            let first_backoff = Duration::from_secs(config.retry_backoff.seconds.clamp(1, 60));
             webhooks.push(WebhookDispatcher::new(webhook.clone(), catalog.clone(), clock.clone(), first_backoff).context("notifications.webhooks in mesh.yaml")?);
         }
+        let lineage = match &home.config.openlineage {
+            Some(lineage) => Some(LineageDelivery::new(lineage, &home.root, catalog.clone(), first_backoff).context("openlineage in mesh.yaml")?),
+            None => None,
+        };
         Ok(Background {
+            lineage,
             catalog: catalog.clone(),
             scheduler,
-            slo: SloEvaluator::new(catalog, clock),
+            slo: SloEvaluator::new(catalog.clone(), clock.clone()),
             slo_interval: Duration::from_secs(config.slo_interval.seconds.max(1)),
             webhooks,
+            subscriptions: SubscriptionDeliveries::new(catalog, clock, first_backoff),
         })
     }
 
@@ -192,7 +198,7 @@ impl Background {
                 tokio::time::sleep(LEADER_POLL).await;
                 continue;
             }
-            tracing::info!(catch_up = !clean, "this replica runs the background work: scheduled refreshes, SLO evaluation, webhooks");
+            tracing::info!(catch_up = !clean, "this replica runs the background work: scheduled refreshes, SLO evaluation, webhooks, OpenLineage");
             if let Some(scheduler) = &self.scheduler
                 && let Err(error) = scheduler.resume(!clean).await
             {
@@ -209,6 +215,10 @@ impl Background {
             tasks.push(tokio::spawn(self.slo.clone().run(self.slo_interval, work_stopped.clone())));
             for webhook in &self.webhooks {
                 tasks.push(tokio::spawn(webhook.clone().run(work_stopped.clone())));
+            }
+            tasks.push(tokio::spawn(self.subscriptions.clone().run(work_stopped.clone())));
+            if let Some(lineage) = &self.lineage {
+                tasks.push(tokio::spawn(lineage.clone().run(work_stopped.clone())));
             }
             let server_stopping = loop {
                 tokio::select! {

@@ -11,7 +11,7 @@ use meshwork_core::id::ProductId;
 use meshwork_pipeline::ApplyOptions;
 use meshwork_query::quality_runs_for;
 
-use crate::commands::{ProgressBars, open_as, report_outcome, validated, visible_product};
+use crate::commands::{ProgressBars, flush_lineage, open_as, report_outcome, validated, visible_product};
 use crate::output::text_table;
 use crate::ReportFormat;
 
@@ -40,6 +40,7 @@ pub async fn refresh(dir: &Path, names: &[String], downstream: bool, lock_wait: 
     let options = ApplyOptions { trigger: meshwork_catalog::Trigger::Refresh, lock_wait, ..ApplyOptions::default() };
     let report = meshwork_pipeline::refresh(&mesh, catalog.as_ref(), &store, &progress, &targets, downstream, options).await?;
     progress.clear();
+    flush_lineage(&mesh, catalog).await;
     report_outcome(&report, format)
 }
 

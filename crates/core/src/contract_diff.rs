@@ -64,6 +64,13 @@ crate::keyword_enum! {
         UnmaskedForAdded => "unmasked_for_added",
         /// Title, description, tags, owner, column descriptions or classifications.
         Documentation => "documentation",
+        /// The product became `deprecated`: still served, with a warning on every read, until
+        /// its sunset. Nothing breaks yet, but every reader is affected (`plan` names them).
+        Deprecated => "deprecated",
+        /// A deprecated product's sunset date or successor changed.
+        SunsetChanged => "sunset_changed",
+        /// A deprecated product is `active` (or `draft`) again.
+        Reactivated => "reactivated",
     }
 }
 
@@ -82,6 +89,9 @@ crate::keyword_enum! {
         Access => "access",
         /// Titles, descriptions, tags, owner, classifications.
         Documentation => "documentation",
+        /// Status, sunset date and successor: deprecation announces a removal without
+        /// breaking anything yet.
+        Lifecycle => "lifecycle",
     }
 }
 
@@ -95,6 +105,7 @@ impl ChangeKind {
             SloWeakened | SloStrengthened => ChangeCategory::Slo,
             ReaderRemoved | ReaderAdded | RowFilterChanged | RowFilterRemoved | MaskAdded | MaskRemoved | UnmaskedForRemoved | UnmaskedForAdded => ChangeCategory::Access,
             Documentation => ChangeCategory::Documentation,
+            Deprecated | SunsetChanged | Reactivated => ChangeCategory::Lifecycle,
         }
     }
 
@@ -161,7 +172,25 @@ pub fn diff(old: &ProductDescriptor, new: &ProductDescriptor) -> Vec<ContractCha
     if old.tags != new.tags {
         out.push(change(ChangeKind::Documentation, "tags", format!("tags changed from [{}] to [{}]", old.tags.join(", "), new.tags.join(", "))));
     }
+    lifecycle(old, new, &mut out);
     out
+}
+
+fn lifecycle(old: &ProductDescriptor, new: &ProductDescriptor, out: &mut Vec<ContractChange>) {
+    use crate::descriptor::ProductStatus::Deprecated;
+    let terms = |d: &ProductDescriptor| {
+        let sunset = d.sunset.map_or_else(|| "no sunset date".to_owned(), |s| format!("sunset {s}"));
+        let successor = d.successor.as_ref().map_or_else(|| "no successor".to_owned(), |s| format!("successor `{s}`"));
+        format!("{sunset}, {successor}")
+    };
+    match (old.status == Deprecated, new.status == Deprecated) {
+        (false, true) => out.push(change(ChangeKind::Deprecated, "status", format!("the product is deprecated ({})", terms(new)))),
+        (true, false) => out.push(change(ChangeKind::Reactivated, "status", format!("the product is `{}` again, no longer deprecated", new.status))),
+        (true, true) if old.sunset != new.sunset || old.successor != new.successor => {
+            out.push(change(ChangeKind::SunsetChanged, "sunset", format!("deprecation terms changed from {} to {}", terms(old), terms(new))))
+        }
+        _ => {}
+    }
 }
 
 fn shown(text: Option<&str>) -> String {

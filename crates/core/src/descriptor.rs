@@ -27,6 +27,8 @@ pub struct MeshConfig {
     pub scheduler: SchedulerConfig,
     /// Where lifecycle events are delivered.
     pub notifications: Notifications,
+    /// Where OpenLineage run events of builds are sent; `None`: none are emitted.
+    pub openlineage: Option<OpenLineageConfig>,
     /// State of each governance or access policy by name.
     pub policies: BTreeMap<String, PolicyState>,
 }
@@ -184,6 +186,47 @@ pub struct Webhook {
     /// Event kinds delivered; empty means all.
     pub events: Vec<crate::event::EventKind>,
 }
+
+/// `openlineage:` in `mesh.yaml`: every build emits OpenLineage run events to these sinks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpenLineageConfig {
+    /// Namespace of the mesh's jobs and product datasets; defaults to the mesh's name.
+    pub namespace: String,
+    /// Where events go; at least one.
+    pub sinks: Vec<LineageSink>,
+}
+
+/// One OpenLineage sink.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LineageSink {
+    /// Name, unique in the mesh; keys the delivery cursor.
+    pub name: String,
+    /// Where it writes.
+    pub target: LineageTarget,
+}
+
+/// Where an OpenLineage sink writes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LineageTarget {
+    /// Appends one event per line (NDJSON) to a file, relative to the mesh repository unless
+    /// absolute.
+    File {
+        /// The file.
+        path: String,
+    },
+    /// POSTs each event as JSON (the OpenLineage HTTP transport, e.g. Marquez).
+    Http {
+        /// The full address events are posted to: `url` joined with `endpoint`
+        /// (`api/v1/lineage` unless set).
+        url: String,
+        /// Environment variable holding an API key sent as `Authorization: Bearer …`.
+        api_key_env: Option<String>,
+    },
+}
+
+/// The endpoint OpenLineage's HTTP transport posts to under its `url` (Marquez's).
+pub const DEFAULT_LINEAGE_ENDPOINT: &str = "api/v1/lineage";
 
 /// `auth:` in `mesh.yaml`. API tokens (`meshwork token create`) always work; OIDC is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

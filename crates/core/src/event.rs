@@ -10,6 +10,9 @@ crate::keyword_enum! {
         SchemaChanged => "product.schema_changed",
         /// A version was published with `status: deprecated`.
         Deprecated => "product.deprecated",
+        /// A deprecated product reached its sunset date and is no longer served; its data is
+        /// kept until `meshwork product purge`.
+        Sunset => "product.sunset",
         /// A build failed an `error` quality rule; nothing was published.
         QualityFailed => "product.quality_failed",
         /// A build published with failed `warn` rules.

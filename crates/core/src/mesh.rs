@@ -156,6 +156,30 @@ impl MeshRepo {
             {
                 out.push(missing_product(entry, "successor", successor));
             }
+            if let Some((base, n)) = crate::lifecycle::kept_major(&p.name)
+                && let Some(newer) = self.products.get(&ProductId::new(p.domain.clone(), base.clone()))
+            {
+                let base_id = newer.descriptor.id();
+                if p.major().is_some_and(|m| m != n) {
+                    out.push(entry.diagnostic(
+                        DiagnosticCode::InvalidValue,
+                        "version",
+                        format!("`{}` keeps major {n} of `{base_id}`, but its version `{}` is not a {n}.x version", p.name, p.version),
+                        Some(format!("set `version: {n}.<minor>.<patch>`, or rename the product")),
+                    ));
+                }
+                if newer.descriptor.major().is_some_and(|m| m <= n) {
+                    out.push(entry.diagnostic(
+                        DiagnosticCode::InvalidValue,
+                        "name",
+                        format!(
+                            "`{}` keeps major {n} of `{base_id}` side by side, but `{base_id}` is at version `{}`, not a newer major",
+                            p.name, newer.descriptor.version
+                        ),
+                        Some(format!("publish `{base_id}` as {}.0.0 or later, or remove `{}`", n + 1, p.name)),
+                    ));
+                }
+            }
             for (i, rule) in p.quality.iter().enumerate() {
                 if let QualityCheck::Referential { references, references_column, .. } = &rule.check {
                     match self.products.get(references) {

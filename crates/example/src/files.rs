@@ -19,6 +19,10 @@ description: A new data mesh.
 #   http_port: 8080
 #   flight_sql_port: 50051
 #   postgres_port: 5433
+# openlineage:                      # OpenLineage events of every build (docs/standards.md)
+#   sinks:
+#     - {{ name: archive, kind: file, path: .meshwork/openlineage.ndjson }}
+#     - {{ name: marquez, kind: http, url: "http://localhost:5000" }}
 "#
             ),
         ),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
 use meshwork_catalog::{
-    AuditEvent, AuditOutcome, AuditProduct, CatalogStore, DomainRecord, NewEvent, ProductRecord, Publication, QualityRun, RuleStatus, RunOutcome,
+    CatalogStore, DomainRecord, NewEvent, ProductRecord, Publication, QualityRun, RuleStatus, RunOutcome,
     SchemaColumn, Trigger, VersionRecord,
 };
 use meshwork_core::clock::{Clock, SystemClock};
@@ -23,10 +23,12 @@ use serde_json::json;
 
 use crate::build::{build_product, input_fingerprint};
 use crate::governance::{Finding, blocks, check_governance, governance_snapshot, published_descriptors};
+use crate::openlineage::{Emitter, quality_failure};
 use crate::quality::{self, QualityContext};
 use crate::recovery::{PENDING_FILE, failpoint, recover};
 use crate::upstream::domain_session;
-use crate::unpublish::{Removal, Unpublishing};
+use crate::unpublish::Unpublishing;
+use crate::report::{ApplyObserver, ApplyReport, ProductOutcome, apply_audit_event};
 use crate::{LoadedMesh, PipelineError};
 
 /// How an apply or refresh runs.
@@ -48,117 +50,6 @@ impl Default for ApplyOptions {
         ApplyOptions { only: None, trigger: Trigger::Apply, clock: Arc::new(SystemClock), lock_wait: Duration::from_secs(60) }
     }
 }
-
-/// What happened to one product during an apply.
-#[derive(Debug)]
-pub enum ProductOutcome {
-    /// A new version was published.
-    Published {
-        /// The recorded version.
-        version: VersionRecord,
-        /// Time spent building and publishing.
-        elapsed: Duration,
-        /// The quality run that admitted it (it may carry `warn` failures).
-        quality: Box<QualityRun>,
-        /// The access decision on each other product its build and checks read, as its domain.
-        reads: BTreeMap<ProductId, AccessDecision>,
-    },
-    /// A quality rule of severity `error` failed on the staged data: nothing was published and
-    /// the previous version stays current.
-    QualityFailed {
-        /// The recorded run with the failing rules and their samples.
-        quality: Box<QualityRun>,
-        /// Time spent before failing.
-        elapsed: Duration,
-    },
-    /// Descriptor and inputs are unchanged since the current version; nothing was written.
-    Unchanged {
-        /// The current version.
-        version: VersionRecord,
-    },
-    /// The build or publish failed; the previous version stays current.
-    Failed {
-        /// Why.
-        error: PipelineError,
-        /// Time spent before failing.
-        elapsed: Duration,
-    },
-    /// Not attempted because an upstream product failed.
-    Blocked {
-        /// The failed upstream product.
-        upstream: ProductId,
-    },
-    /// Not attempted because an enforced governance policy is violated; the previous version
-    /// stays current.
-    Refused {
-        /// The blocking violations.
-        findings: Vec<Finding>,
-    },
-    /// No longer in the repository: taken out of service, its data kept until purged.
-    Unpublished {
-        /// Deleted, or moved to another domain.
-        removal: Removal,
-        /// The version it served until now.
-        version: Option<VersionRecord>,
-    },
-}
-
-impl ProductOutcome {
-    /// Whether this outcome makes the apply fail.
-    pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            ProductOutcome::Failed { .. } | ProductOutcome::QualityFailed { .. } | ProductOutcome::Blocked { .. } | ProductOutcome::Refused { .. }
-        )
-    }
-
-    /// One word for summaries and the audit log.
-    pub fn keyword(&self) -> &'static str {
-        match self {
-            ProductOutcome::Published { .. } => "published",
-            ProductOutcome::Unchanged { .. } => "unchanged",
-            ProductOutcome::Failed { .. } => "failed",
-            ProductOutcome::QualityFailed { .. } => "quality_failed",
-            ProductOutcome::Blocked { .. } => "blocked",
-            ProductOutcome::Refused { .. } => "refused",
-            ProductOutcome::Unpublished { .. } => "unpublished",
-        }
-    }
-}
-
-/// The outcome of every product, in build order.
-#[derive(Debug, Default)]
-pub struct ApplyReport {
-    /// Outcomes in build order.
-    pub outcomes: Vec<(ProductId, ProductOutcome)>,
-    /// Wall time of the whole apply.
-    pub elapsed: Duration,
-    /// Every governance violation found, warnings included.
-    pub findings: Vec<Finding>,
-}
-
-impl ApplyReport {
-    /// Whether any product failed or was blocked.
-    pub fn failed(&self) -> bool {
-        self.outcomes.iter().any(|(_, o)| o.is_failure())
-    }
-}
-
-/// Receives progress of an apply, e.g. to draw progress bars. Called from the apply's task.
-pub trait ApplyObserver: Sync {
-    /// A product's build starts.
-    fn started(&self, _id: &ProductId) {}
-    /// A product's rows are built and about to be committed.
-    fn built(&self, _id: &ProductId, _rows: u64) {}
-    /// A product is done.
-    fn finished(&self, _id: &ProductId, _outcome: &ProductOutcome) {}
-}
-
-/// An observer that ignores everything.
-#[derive(Debug, Default)]
-pub struct SilentObserver;
-
-impl ApplyObserver for SilentObserver {}
 
 /// Builds and publishes every product of `mesh` whose descriptor or input data changed since its
 /// current version, in dependency order. A failed product, or one that violates an enforced
@@ -241,6 +132,7 @@ pub async fn apply_with(
     };
     let mut report = ApplyReport { findings, ..ApplyReport::default() };
     let mut failed: BTreeSet<ProductId> = BTreeSet::new();
+    let lineage_events = Emitter::new(mesh, catalog);
     for id in order {
         if options.only.as_ref().is_some_and(|only| !only.contains(&id)) {
             continue;
@@ -263,13 +155,28 @@ pub async fn apply_with(
             report.outcomes.push((id, outcome));
             continue;
         }
+        // Past its sunset: built no more. The one publication that carries the sunset to the
+        // catalog (when the stored descriptor is not sunset yet) still happens, so the catalog
+        // stops serving it.
+        let today = options.clock.now().date_naive();
+        if let (Some(since), Some(stored)) = (descriptor.sunset.filter(|_| descriptor.is_sunset(today)), sunset_record(catalog, &id, today).await?) {
+            let outcome = ProductOutcome::Sunset { since, version: stored };
+            observer.finished(&id, &outcome);
+            report.outcomes.push((id, outcome));
+            continue;
+        }
         observer.started(&id);
         let product_started = Instant::now();
-        let outcome = match publish_product(mesh, &id, catalog, &governance, store, observer, options).await {
+        let mut run = None;
+        let outcome = match publish_product(mesh, &id, catalog, &governance, store, observer, options, &lineage_events, &mut run).await {
             Ok(Publish::New(version, quality, reads)) => ProductOutcome::Published { version, elapsed: product_started.elapsed(), quality, reads },
             Ok(Publish::Unchanged(version)) => ProductOutcome::Unchanged { version },
-            Ok(Publish::Rejected(quality)) => ProductOutcome::QualityFailed { quality, elapsed: product_started.elapsed() },
+            Ok(Publish::Rejected(quality)) => {
+                lineage_events.fail(run.take(), descriptor, &quality_failure(&quality), Some(quality.as_ref())).await;
+                ProductOutcome::QualityFailed { quality, elapsed: product_started.elapsed() }
+            }
             Err(error) => {
+                lineage_events.fail(run.take(), descriptor, &error.to_string(), None).await;
                 let event = NewEvent {
                     kind: EventKind::RefreshFailed,
                     product: Some(id.clone()),
@@ -293,81 +200,22 @@ pub async fn apply_with(
             report.outcomes.push((id, outcome));
         }
     }
+    if let Err(e) = crate::lifecycle::record_sunsets(catalog, options.clock.now().date_naive()).await {
+        tracing::warn!(error = %e, "cannot record sunset events");
+    }
     report.elapsed = started.elapsed();
     catalog.record_audit(&apply_audit_event(mesh, &report, options)).await?;
     Ok(report)
 }
 
-fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options: &ApplyOptions) -> AuditEvent {
-    let products = report
-        .outcomes
-        .iter()
-        .map(|(id, outcome)| AuditProduct {
-            product: id.to_string(),
-            decision: outcome.keyword().into(),
-            policies: report.findings.iter().filter(|f| &f.violation.product == id).map(|f| f.violation.policy.clone()).collect(),
-            row_filters: 0,
-            masks: Vec::new(),
-            reasons: match outcome {
-                ProductOutcome::Failed { error, .. } => vec![error.to_string()],
-                ProductOutcome::QualityFailed { quality, .. } => quality
-                    .results
-                    .iter()
-                    .filter(|r| r.status != "passed" && r.severity == "error")
-                    .map(|r| format!("quality rule `{}`: {}", r.name, r.message))
-                    .collect(),
-                ProductOutcome::Blocked { upstream } => vec![format!("upstream `{upstream}` failed")],
-                ProductOutcome::Refused { findings } => findings.iter().map(|f| format!("{}: {}", f.violation.policy, f.violation.message)).collect(),
-                ProductOutcome::Unpublished { removal, .. } => vec![removal.describe()],
-                _ => Vec::new(),
-            },
-            decision_us: 0,
-            as_of: Vec::new(),
-        })
-        .chain(report.outcomes.iter().flat_map(|(id, outcome)| {
-            // Each upstream read a build or its checks made as the product's domain.
-            let reads = match outcome {
-                ProductOutcome::Published { reads, .. } => reads.iter().collect::<Vec<_>>(),
-                _ => Vec::new(),
-            };
-            reads
-                .into_iter()
-                .map(move |(upstream, decision)| AuditProduct {
-                    product: upstream.to_string(),
-                    decision: if decision.allowed {
-                        "allow".into()
-                    } else {
-                        "deny".into()
-                    },
-                    policies: decision.policies.clone(),
-                    row_filters: decision.row_filters.len(),
-                    masks: decision
-                        .masks
-                        .iter()
-                        .map(|(c, m)| format!("{c}:{}", m.kind()))
-                        .collect(),
-                    reasons: vec![format!("read by `{id}` as domain `{}`", id.domain)],
-                    decision_us: decision.elapsed.as_micros() as u64,
-                    as_of: Vec::new(),
-                })
-        }))
-        .collect();
-    let published = report.outcomes.iter().filter(|(_, o)| matches!(o, ProductOutcome::Published { .. })).count();
-    AuditEvent {
-        id: 0,
-        at: chrono::Utc::now(),
-        principal: meshwork_core::principal::LOCAL_ADMIN.into(),
-        interface: if options.trigger.is_manual() { "cli".into() } else { "scheduler".into() },
-        action: if options.only.is_some() { "refresh".into() } else { "apply".into() },
-        statement: match &options.only {
-            Some(only) => format!("refresh {} ({})", only.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "), options.trigger),
-            None => format!("apply {}", mesh.root.display()),
-        },
-        products,
-        rows: Some(published as u64),
-        duration_ms: report.elapsed.as_secs_f64() * 1000.0,
-        outcome: if report.failed() { AuditOutcome::Error } else { AuditOutcome::Ok },
-        error: None,
+/// For a product whose repository descriptor is past its sunset: `Some(current version)` when
+/// there is nothing to build (the catalog's descriptor is past its sunset too, or it was never
+/// published or was purged), `None` when the sunset still has to be published.
+async fn sunset_record(catalog: &dyn CatalogStore, id: &ProductId, today: chrono::NaiveDate) -> Result<Option<Option<VersionRecord>>, PipelineError> {
+    match catalog.product(id).await? {
+        Some(stored) if !stored.descriptor.is_sunset(today) => Ok(None),
+        Some(_) => Ok(Some(catalog.current_version(id).await?)),
+        None => Ok(Some(None)),
     }
 }
 
@@ -392,7 +240,9 @@ fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
 
 /// Builds one product, stages it, checks it and publishes it, unless its current version is up
 /// to date. Holds the product's lock throughout; first finishes or cleans up what a crashed
-/// run of the product left behind.
+/// run of the product left behind. When the build starts, its OpenLineage START is emitted and
+/// its run id left in `lineage_run` (for the caller's FAIL); its COMPLETE is emitted once published.
+#[allow(clippy::too_many_arguments)]
 async fn publish_product(
     mesh: &LoadedMesh,
     id: &ProductId,
@@ -401,6 +251,8 @@ async fn publish_product(
     store: &ProductStore,
     observer: &dyn ApplyObserver,
     options: &ApplyOptions,
+    lineage_events: &Emitter<'_>,
+    lineage_run: &mut Option<meshwork_core::openlineage::RunId>,
 ) -> Result<Publish, PipelineError> {
     let _lock = catalog.lock(&meshwork_catalog::product_lock(id), options.lock_wait).await?;
     recover(id, catalog, store).await?;
@@ -415,6 +267,7 @@ async fn publish_product(
     {
         return Ok(Publish::Unchanged(current.clone()));
     }
+    *lineage_run = lineage_events.start(descriptor).await;
     let build_started = Instant::now();
     let built = build_product(mesh, entry, catalog, governance).await?;
     let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
@@ -548,8 +401,10 @@ async fn publish_product(
     publication.delta_version = committed.delta_version;
     let version = catalog.publish(&publication).await?;
     failpoint("published");
-    store.discard_run(id, &staged.run).await?;
     run_record.published_seq = Some(version.seq);
+    // Published: whatever happens next, this run completed.
+    lineage_events.complete(lineage_run.take().as_ref(), descriptor, &publication.lineage, &run_record).await;
+    store.discard_run(id, &staged.run).await?;
     let mut reads = built.reads;
     reads.extend(
         session

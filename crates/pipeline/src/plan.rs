@@ -56,11 +56,27 @@ pub struct PlanItem {
     /// Products that read this one (directly), affected by breaking changes.
     pub consumers: Vec<ProductId>,
     /// Who queried it in the last [`READERS_WINDOW_DAYS`] days (from the audit log), looked
-    /// up only when a change is breaking.
+    /// up only when a change is breaking or deprecates the product.
     pub readers: Vec<meshwork_catalog::ProductReader>,
+    /// Principals subscribed to it, looked up when [`PlanItem::readers`] are.
+    pub subscribers: Vec<String>,
+    /// A new major: from which, to which, and the product that keeps serving the old one side
+    /// by side (`sales.orders_v1`) if the repository declares it.
+    pub major: Option<MajorChange>,
     /// Reads of upstream products whose outcome for this product's domain changes (an access
     /// block, a policy or the domain's principal changed): the product will contain other data.
     pub read_changes: Vec<ReadChange>,
+}
+
+/// A product moving to a new major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MajorChange {
+    /// The published major.
+    pub from: u64,
+    /// The repository's major.
+    pub to: u64,
+    /// The declared product keeping major `from` served (`domain.<name>_v<from>`), if any.
+    pub kept_as: Option<ProductId>,
 }
 
 /// A read whose access decision for the consuming domain differs between what is applied and
@@ -137,11 +153,19 @@ pub async fn plan(
             }
         };
         let changes = previous.map(|p| contract_diff::diff(p, descriptor)).unwrap_or_default();
-        let readers = match catalog {
-            Some(catalog) if changes.iter().any(|c| c.breaking) => {
-                catalog.readers(&id, chrono::Utc::now() - chrono::Duration::days(READERS_WINDOW_DAYS)).await?
+        let (readers, subscribers) = match catalog {
+            Some(catalog) if changes.iter().any(|c| c.breaking || c.kind == contract_diff::ChangeKind::Deprecated) || bumps_major(previous, descriptor) => (
+                catalog.readers(&id, chrono::Utc::now() - chrono::Duration::days(READERS_WINDOW_DAYS)).await?,
+                catalog.subscriptions(Some(&id)).await?.into_iter().map(|s| s.principal).collect(),
+            ),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let major = match (previous.and_then(|p| p.major()), descriptor.major()) {
+            (Some(from), Some(to)) if to > from => {
+                let kept = ProductId::new(id.domain.clone(), meshwork_core::id::ProductName::new(&meshwork_core::lifecycle::kept_major_name(&id.name, from)).map_err(|e| PipelineError::Internal(format!("kept major name: {e}")))?);
+                Some(MajorChange { from, to, kept_as: mesh.repo.products.contains_key(&kept).then_some(kept) })
             }
-            _ => Vec::new(),
+            _ => None,
         };
         items.push(PlanItem {
             product: id.clone(),
@@ -151,6 +175,8 @@ pub async fn plan(
             changes,
             consumers: mesh.repo.downstream(&id),
             readers,
+            subscribers,
+            major,
             read_changes,
         });
     }
@@ -158,6 +184,11 @@ pub async fn plan(
         items.extend(unpublish_plan(mesh, catalog).await?);
     }
     Ok(items)
+}
+
+/// Whether `next` is a newer major than the published `previous`.
+fn bumps_major(previous: Option<&ProductDescriptor>, next: &ProductDescriptor) -> bool {
+    matches!((previous.and_then(|p| p.major()), next.major()), (Some(from), Some(to)) if to > from)
 }
 
 /// The reads of `descriptor` whose outcome for its domain changes with this apply.

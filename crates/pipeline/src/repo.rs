@@ -214,6 +214,7 @@ pub fn load_mesh_with(root: &Path, require_input_files: bool) -> Result<LoadedMe
         auth: Default::default(),
         scheduler: Default::default(),
         notifications: Default::default(),
+        openlineage: None,
         policies: Default::default(),
     });
     let repo = MeshRepo { config, domains, products, unparsed };

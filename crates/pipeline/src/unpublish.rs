@@ -16,7 +16,8 @@ use meshwork_core::principal::Principal;
 use meshwork_storage::ProductStore;
 use serde_json::json;
 
-use crate::apply::{ApplyOptions, ProductOutcome};
+use crate::apply::ApplyOptions;
+use crate::report::ProductOutcome;
 use crate::plan::{PlanAction, PlanItem};
 use crate::{LoadedMesh, PipelineError};
 
@@ -77,6 +78,7 @@ pub(crate) async fn unpublish_plan(mesh: &LoadedMesh, catalog: &dyn CatalogStore
     for removed in removed_products(mesh, catalog).await? {
         // Whoever still queries it is affected: it stops being served.
         let readers = catalog.readers(&removed.record.id, since).await?;
+        let subscribers = catalog.subscriptions(Some(&removed.record.id)).await?.into_iter().map(|s| s.principal).collect();
         items.push(PlanItem {
             product: removed.record.id.clone(),
             action: PlanAction::Unpublish { removal: removed.removal },
@@ -85,6 +87,8 @@ pub(crate) async fn unpublish_plan(mesh: &LoadedMesh, catalog: &dyn CatalogStore
             changes: Vec::new(),
             consumers: Vec::new(),
             readers,
+            subscribers,
+            major: None,
             read_changes: Vec::new(),
         });
     }
@@ -161,14 +165,25 @@ pub async fn purge(
     if !principal.admin {
         return Err(PipelineError::NotAllowed { principal: principal.name.clone(), action: format!("purge `{id}`") });
     }
-    if mesh.repo.products.contains_key(id) {
+    // A product past its sunset may still be declared (apply no longer builds it) and is still
+    // published (no longer served): purging it takes it out of the catalog first.
+    let today = chrono::Utc::now().date_naive();
+    if mesh.repo.products.get(id).is_some_and(|entry| !entry.descriptor.is_sunset(today)) {
         return Err(PipelineError::PurgeDeclared(id.to_string()));
     }
     let started = std::time::Instant::now();
     let _lock = catalog.lock(&meshwork_catalog::product_lock(id), lock_wait).await?;
     // Checked under the lock, so no apply can publish it again between the check and the delete.
-    if catalog.product(id).await?.is_some() {
-        return Err(PipelineError::PurgePublished(id.to_string()));
+    if let Some(published) = catalog.product(id).await? {
+        if !published.descriptor.is_sunset(today) {
+            return Err(PipelineError::PurgePublished(id.to_string()));
+        }
+        let event = NewEvent {
+            kind: EventKind::Unpublished,
+            product: Some(id.clone()),
+            payload: json!({ "version": published.version, "reason": "sunset", "by": principal.name }),
+        };
+        catalog.unpublish(id, &[event]).await?;
     }
     let unpublished = catalog.unpublished().await?;
     let Some(record) = unpublished.into_iter().find(|u| &u.product.id == id) else {

@@ -52,6 +52,9 @@ pub enum QueryError {
     /// A read on behalf of a domain names a product that has no published version.
     #[error("product `{0}` is not published (hint: apply the mesh so it is built first)")]
     NotPublished(meshwork_core::id::ProductId),
+    /// A read on behalf of a domain names a product past its sunset.
+    #[error("{} (hint: change the input port to read the successor)", .0.gone())]
+    NoLongerServed(meshwork_core::lifecycle::Deprecation),
     /// A read on behalf of a domain names a product the domain may not read.
     #[error("domain `{principal}` may not read product `{product}`: {}", reasons.join("; "))]
     NotReadable {
@@ -62,6 +65,12 @@ pub enum QueryError {
         /// Why the access decision denied it.
         reasons: Vec<String>,
     },
+    /// The caller may not do this; the message says who may and what to do instead.
+    #[error("{0}")]
+    Refused(String),
+    /// A request is malformed; the message names the part and the fix.
+    #[error("{0}")]
+    Invalid(String),
     /// Stored data could not be read back (a bug or a store from another version).
     #[error("internal error (this is a bug in meshwork): {0}")]
     Internal(String),
@@ -73,9 +82,10 @@ impl QueryError {
         match self {
             QueryError::Sql(err) if is_not_found(err) => "not_found",
             QueryError::Sql(_) => "invalid_query",
-            QueryError::NotPublished(_) | QueryError::NotReadable { .. } => "not_found",
+            QueryError::NotPublished(_) | QueryError::NoLongerServed(_) | QueryError::NotReadable { .. } => "not_found",
             QueryError::UnknownPrincipal { .. } => "unknown_principal",
-            QueryError::AdminOnly(..) => "forbidden",
+            QueryError::AdminOnly(..) | QueryError::Refused(_) => "forbidden",
+            QueryError::Invalid(_) => "bad_request",
             QueryError::Timeout { .. } => "timeout",
             QueryError::ResourcesExhausted { .. } => "resources_exhausted",
             QueryError::Catalog(_)

@@ -14,6 +14,7 @@ use datafusion::optimizer::Analyzer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use meshwork_catalog::{CatalogStore, ProductRecord};
 use meshwork_core::id::ProductId;
+use meshwork_core::lifecycle::{Deprecation, Lifecycle};
 use meshwork_core::principal::Principal;
 use meshwork_policy::AccessDecision;
 use meshwork_storage::ProductStore;
@@ -41,6 +42,8 @@ pub(crate) struct Governed {
     pub(crate) decisions: BTreeMap<ProductId, AccessDecision>,
     /// Table locations, scrubbed from EXPLAIN output shown to non-admins.
     pub(crate) locations: Vec<String>,
+    /// The deprecated products registered, with what their readers are told.
+    pub(crate) deprecated: BTreeMap<ProductId, Deprecation>,
 }
 
 /// Statement options of every governed read: queries only, no DDL, DML or session changes.
@@ -108,6 +111,8 @@ pub(crate) async fn governed_context(
     let mut public: BTreeMap<String, Arc<dyn TableProvider>> = BTreeMap::new();
     let mut locations = Vec::new();
     let mut guard_map = HashMap::new();
+    let mut deprecated = BTreeMap::new();
+    let today = chrono::Utc::now().date_naive();
     let history = match &scope {
         Scope::Published(catalog) => Some(Arc::new(crate::history::History { catalog: catalog.clone(), runtime: runtime.clone(), journal: journal.clone() })),
         Scope::Reads(_) => None,
@@ -125,6 +130,25 @@ pub(crate) async fn governed_context(
             continue;
         };
         let mut decision = governance.decide_stored(principal, &product);
+        // A product past its sunset is not served, whoever asks; one who may read it is told
+        // where to go instead, anyone else gets the answer of a missing product.
+        let lifecycle = product.descriptor.lifecycle(today);
+        if let Lifecycle::Sunset(deprecation) = &lifecycle {
+            if let Scope::Reads(_) = scope {
+                return Err(QueryError::NoLongerServed(deprecation.clone()));
+            }
+            let domain = domains.entry(product.id.domain.to_string()).or_insert_with(|| empty_domain(&product.id, &journal, &history));
+            if decision.allowed {
+                domain.sunset.insert(product.id.name.to_string(), deprecation.clone());
+            } else {
+                domain.denied.push(product.id.name.to_string());
+            }
+            decisions.insert(product.id.clone(), decision);
+            continue;
+        }
+        if let (Lifecycle::Deprecated(deprecation), true) = (&lifecycle, decision.allowed) {
+            deprecated.insert(product.id.clone(), deprecation.clone());
+        }
         let mut registered: Option<Arc<dyn TableProvider>> = None;
         if decision.allowed {
             let url = url::Url::parse(&product.table_uri).map_err(|e| {
@@ -173,15 +197,7 @@ pub(crate) async fn governed_context(
             });
         }
         if qualified {
-            let domain = domains
-                .entry(product.id.domain.to_string())
-                .or_insert_with(|| DomainSchema {
-                    domain: product.id.domain.clone(),
-                    visible: BTreeMap::new(),
-                    denied: Vec::new(),
-                    journal: journal.clone(),
-                    history: history.clone().map(|h| (h, BTreeMap::new())),
-                });
+            let domain = domains.entry(product.id.domain.to_string()).or_insert_with(|| empty_domain(&product.id, &journal, &history));
             match &registered {
                 Some(table) => {
                     domain
@@ -240,5 +256,18 @@ pub(crate) async fn governed_context(
         journal,
         decisions,
         locations,
+        deprecated,
     })
+}
+
+/// The schema of `id`'s domain before any of its products is added.
+fn empty_domain(id: &ProductId, journal: &Arc<Journal>, history: &Option<Arc<crate::history::History>>) -> DomainSchema {
+    DomainSchema {
+        domain: id.domain.clone(),
+        visible: BTreeMap::new(),
+        denied: Vec::new(),
+        sunset: BTreeMap::new(),
+        journal: journal.clone(),
+        history: history.clone().map(|h| (h, BTreeMap::new())),
+    }
 }

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod bounded;
+mod consumers;
 mod domain;
 mod engine;
 mod error;
@@ -36,6 +37,7 @@ mod session;
 mod stream;
 mod strings;
 
+pub use consumers::{Consumers, MajorReader, SubscribeRequest, consumers, subscribe, unsubscribe};
 pub use domain::{DomainReads, DomainSession};
 pub use engine::{QueryEngine, QueryLimits, TableCache};
 pub use error::QueryError;

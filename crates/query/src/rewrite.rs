@@ -107,7 +107,8 @@ impl AnalyzerRule for PolicyRule {
     }
 }
 
-fn product_of(scan: &TableScan) -> Option<ProductId> {
+/// The product a scan reads, if it reads one (every scan of product data is a [`ProductTable`]).
+pub(crate) fn product_of(scan: &TableScan) -> Option<ProductId> {
     let provider = source_as_provider(&scan.source).ok()?;
     provider.downcast_ref::<ProductTable>().map(|t| t.id.clone())
 }

@@ -79,6 +79,9 @@ pub(crate) struct DomainSchema {
     pub(crate) domain: DomainName,
     pub(crate) visible: BTreeMap<String, Arc<dyn TableProvider>>,
     pub(crate) denied: Vec<String>,
+    /// Products past their sunset that this principal could read: looking them up fails with
+    /// the hint naming the successor (for anyone else they are simply missing).
+    pub(crate) sunset: BTreeMap<String, meshwork_core::lifecycle::Deprecation>,
     pub(crate) journal: Arc<Journal>,
     /// Table locations of the visible products and how to open their earlier publications
     /// (`"product@N"`); `None` where time travel is not offered (a domain's build reads).
@@ -94,6 +97,9 @@ impl SchemaProvider for DomainSchema {
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         if let Some(table) = self.visible.get(name) {
             return Ok(Some(table.clone()));
+        }
+        if let Some(deprecation) = self.sunset.get(name.split_once('@').map_or(name, |(base, _)| base)) {
+            return Err(DataFusionError::Plan(format!("table `{}` not found: {}", deprecation.product, deprecation.gone())));
         }
         // `product@N`: an earlier publication of a product this principal may read today, and
         // only then; of a denied one it answers exactly like a missing product.

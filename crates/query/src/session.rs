@@ -12,6 +12,7 @@ use datafusion::logical_expr::{ExplainFormat, LogicalPlan};
 use datafusion::prelude::{DataFrame, SessionContext};
 use meshwork_catalog::{AuditEvent, AuditOutcome, AuditProduct, CatalogStore};
 use meshwork_core::id::ProductId;
+use meshwork_core::lifecycle::Deprecation;
 use meshwork_core::principal::Principal;
 use meshwork_policy::AccessDecision;
 
@@ -36,6 +37,8 @@ pub struct QuerySession {
     locations: Vec<String>,
     limits: QueryLimits,
     placeholders: Placeholders,
+    /// Deprecated products this principal may read, with what their readers are told.
+    deprecated: BTreeMap<ProductId, Deprecation>,
 }
 
 /// What a statement will return, known before running it.
@@ -46,6 +49,9 @@ pub struct PreparedStatement {
     /// Types of the `$1`, `$2`, … placeholders (or the `?`, in text order), in order; `None` where
     /// SQL does not say.
     pub parameters: Vec<Option<DataType>>,
+    /// The deprecated products it reads, known before it runs (for interfaces that describe a
+    /// result before sending it, like Flight SQL's GetFlightInfo).
+    pub deprecations: Vec<Deprecation>,
 }
 
 impl QuerySession {
@@ -91,6 +97,7 @@ impl QuerySession {
             journal,
             decisions,
             locations,
+            deprecated,
         } = governed;
         Ok(QuerySession {
             ctx,
@@ -102,6 +109,7 @@ impl QuerySession {
             locations,
             limits: limits.clone(),
             placeholders: Placeholders::default(),
+            deprecated,
         })
     }
 
@@ -119,6 +127,27 @@ impl QuerySession {
     /// The access decision on each published product.
     pub fn decisions(&self) -> &BTreeMap<ProductId, AccessDecision> {
         &self.decisions
+    }
+
+    /// The deprecated products the last statement read (known once it is planned), each with
+    /// the warning every interface passes on to its client.
+    pub fn deprecations(&self) -> Vec<Deprecation> {
+        self.journal.touched().into_iter().filter_map(|id| self.deprecated.get(&id).cloned()).collect()
+    }
+
+    /// The deprecated products a planned statement reads (subqueries included), before it runs.
+    pub fn deprecations_of(&self, plan: &LogicalPlan) -> Vec<Deprecation> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut ids = std::collections::BTreeSet::new();
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Some(id) = crate::rewrite::product_of(scan)
+            {
+                ids.insert(id);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        ids.into_iter().filter_map(|id| self.deprecated.get(&id).cloned()).collect()
     }
 
     /// The DataFusion context, for an interface to register what its clients expect to find
@@ -140,6 +169,7 @@ impl QuerySession {
         Ok(PreparedStatement {
             schema: Arc::new(frame.schema().as_arrow().clone()),
             parameters: parameter_types(frame.logical_plan())?,
+            deprecations: self.deprecations_of(frame.logical_plan()),
         })
     }
 

@@ -1,5 +1,6 @@
 //! Background work of `meshwork serve`: refreshes on cron schedules and on upstream change, SLO
-//! evaluation, and webhook delivery of lifecycle events.
+//! evaluation, webhook delivery of lifecycle events, and delivery of OpenLineage run events to
+//! their sinks.
 //!
 //! Everything here reads what was *applied* (the catalog) to decide what to do, and the mesh
 //! repository on disk to build: schedules and `on_upstream_change` flags come from published
@@ -17,7 +18,9 @@
 #![deny(missing_docs)]
 
 mod cron;
+mod openlineage;
 mod slo;
+mod subscriptions;
 mod webhook;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -35,7 +38,9 @@ use meshwork_pipeline::{ApplyOptions, ProductOutcome, SilentObserver, load_mesh_
 use meshwork_storage::ProductStore;
 
 pub use cron::CronTable;
+pub use openlineage::{Flushed, LineageDelivery, Patience, Round, SinkDelivery};
 pub use slo::{SloEvaluator, evaluate_product};
+pub use subscriptions::{SubscriptionDeliveries, delivery_name};
 pub use webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookDispatcher, sign};
 
 /// Errors of background work.
@@ -53,11 +58,19 @@ pub enum SchedulerError {
         /// The variable named by `secret_env`.
         variable: String,
     },
+    /// An OpenLineage sink's API key is missing from the environment.
+    #[error("openlineage sink `{sink}`: environment variable `{variable}` is not set; export the API key: until then the sink's events wait in the outbox")]
+    MissingApiKey {
+        /// The sink.
+        sink: String,
+        /// The variable named by `api_key_env`.
+        variable: String,
+    },
     /// The applied governance could not be loaded.
     #[error(transparent)]
     Query(#[from] meshwork_query::QueryError),
     /// The HTTP client could not be built.
-    #[error("cannot build the webhook HTTP client: {0}")]
+    #[error("cannot build the HTTP client: {0}")]
     Client(String),
 }
 
@@ -154,7 +167,13 @@ impl Scheduler {
             let state = self.state.lock().expect("scheduler state");
             (state.last_tick, state.event_cursor)
         };
-        let descriptors = published_descriptors(self.catalog.as_ref()).await?;
+        let mut descriptors = published_descriptors(self.catalog.as_ref()).await?;
+        // A product past its sunset is built no more; the day it passes is an event.
+        let today = now.date_naive();
+        descriptors.retain(|_, d| !d.is_sunset(today));
+        if let Err(e) = meshwork_pipeline::lifecycle::record_sunsets(self.catalog.as_ref(), today).await {
+            tracing::warn!(error = %e, "cannot record sunset events");
+        }
         let mut jobs = Vec::new();
         let due = CronTable::new(&descriptors).due(since, now);
         if !due.is_empty() {
@@ -315,15 +334,7 @@ impl Scheduler {
 }
 
 async fn last_event_id(catalog: &dyn CatalogStore) -> Result<i64, SchedulerError> {
-    // Reads ids only in pages, so a long log is not loaded at once.
-    let mut cursor = 0;
-    loop {
-        let page = catalog.events(&EventFilter { after: cursor, limit: Some(10_000), product: None, kinds: Vec::new() }).await?;
-        match page.last() {
-            Some(last) => cursor = last.id,
-            None => return Ok(cursor),
-        }
-    }
+    Ok(catalog.last_event_id().await?)
 }
 
 /// The descriptors of every published product, as applied.

@@ -13,6 +13,7 @@ use hmac::{Hmac, Mac};
 use meshwork_catalog::{CatalogStore, DeliveryOutcome, DeliveryRecord, EventFilter, EventRecord};
 use meshwork_core::clock::Clock;
 use meshwork_core::descriptor::Webhook;
+use meshwork_core::id::ProductId;
 use sha2::Sha256;
 
 use crate::SchedulerError;
@@ -45,6 +46,10 @@ pub struct WebhookDispatcher {
     clock: Arc<dyn Clock>,
     client: reqwest::Client,
     first_backoff: Duration,
+    /// Only events about this product (a subscription's webhook).
+    product: Option<ProductId>,
+    /// Where a new cursor starts; the end of the log when `None`.
+    start_after: Option<i64>,
 }
 
 /// Never shows the secret.
@@ -73,7 +78,15 @@ impl WebhookDispatcher {
             .user_agent(concat!("meshwork/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SchedulerError::Client(e.to_string()))?;
-        Ok(WebhookDispatcher { webhook, secret, catalog, clock, client, first_backoff })
+        Ok(WebhookDispatcher { webhook, secret, catalog, clock, client, first_backoff, product: None, start_after: None })
+    }
+
+    /// The dispatcher delivering only events about `product`, starting after event
+    /// `start_after` (a subscription's webhook, which is sent what happened since it was made).
+    pub fn for_product(mut self, product: ProductId, start_after: i64) -> Self {
+        self.product = Some(product);
+        self.start_after = Some(start_after);
+        self
     }
 
     fn cursor_key(&self) -> String {
@@ -87,12 +100,15 @@ impl WebhookDispatcher {
         let cursor = match self.catalog.setting(&self.cursor_key()).await? {
             Some(value) => value.parse().unwrap_or(0),
             None => {
-                let end = crate::last_event_id(self.catalog.as_ref()).await?;
+                let end = match self.start_after {
+                    Some(start) => start,
+                    None => crate::last_event_id(self.catalog.as_ref()).await?,
+                };
                 self.catalog.set_setting(&self.cursor_key(), &end.to_string()).await?;
                 end
             }
         };
-        let events = self.catalog.events(&EventFilter { after: cursor, limit: Some(100), product: None, kinds: Vec::new() }).await?;
+        let events = self.catalog.events(&EventFilter { after: cursor, limit: Some(100), product: self.product.clone(), kinds: Vec::new() }).await?;
         for event in &events {
             if self.webhook.events.is_empty() || self.webhook.events.contains(&event.kind) {
                 self.deliver(event).await?;

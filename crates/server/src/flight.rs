@@ -33,9 +33,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{ParamValues, ScalarValue};
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
 use meshwork_auth::{Credential, Identity};
+use meshwork_core::lifecycle::Deprecation;
 use meshwork_query::{CATALOG_NAME, Placeholders, QuerySession};
 use prost::Message;
 use sha2::Sha256;
@@ -48,6 +49,10 @@ use crate::gate::Gate;
 use metadata::VisibleTable;
 
 const INTERFACE: &str = "flight_sql";
+/// Response header carrying one deprecation warning per deprecated product a statement read.
+pub(crate) const DEPRECATION_HEADER: &str = "x-meshwork-deprecation";
+/// Result-schema metadata key with the same warnings, one per line.
+pub(crate) const DEPRECATION_METADATA: &str = "meshwork.deprecation";
 
 /// How long a statement ticket or prepared statement handle stays valid.
 const HANDLE_LIFETIME_SECS: i64 = 24 * 3600;
@@ -161,7 +166,7 @@ impl MeshFlightSql {
         if let Some(bytes) = &handle.params {
             frame = frame.with_param_values(decode_params(bytes)?).map_err(|e| ServeError::from(meshwork_query::QueryError::from(e)))?;
         }
-        Ok(frame.schema().as_arrow().clone())
+        Ok(with_deprecations(frame.schema().as_arrow(), &session.deprecations_of(frame.logical_plan())))
     }
 
     fn flight_info(schema: &Schema, ticket: Vec<u8>, descriptor: FlightDescriptor) -> Result<FlightInfo, Status> {
@@ -183,10 +188,23 @@ impl MeshFlightSql {
         let session = self.session(who).await?;
         let mut stream = self.gate.run(&session, INTERFACE, &handle.sql, params).await?;
         stream.prime().await?;
-        let schema = stream.schema();
-        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(ServeError::from(e).to_status())));
+        let warnings: Vec<String> = stream.deprecations().iter().map(Deprecation::warning).collect();
+        // Deprecation warnings travel twice: as response headers for clients that read them,
+        // and in the result schema's metadata (also in GetFlightInfo's), which every Arrow
+        // client keeps.
+        let schema = Arc::new(with_deprecations(&stream.schema(), stream.deprecations()));
+        let stamped = schema.clone();
+        let batches = stream
+            .map(move |batch| batch.and_then(|b| b.with_schema(stamped.clone()).map_err(|e| meshwork_query::QueryError::Internal(e.to_string()))))
+            .map_err(|e| FlightError::Tonic(Box::new(ServeError::from(e).to_status())));
         let data = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
-        Ok(Response::new(Box::pin(data)))
+        let mut response = Response::new(Box::pin(data) as DoGetStream);
+        for warning in warnings {
+            if let Ok(value) = warning.parse() {
+                response.metadata_mut().append(DEPRECATION_HEADER, value);
+            }
+        }
+        Ok(response)
     }
 
     /// The products `who` may read, from its session's catalog (which holds nothing else), with
@@ -221,6 +239,17 @@ impl MeshFlightSql {
     fn metadata_info(query: impl ProstMessageExt, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
         Ok(Response::new(Self::flight_info(schema, query.as_any().encode_to_vec(), descriptor)?))
     }
+}
+
+/// `schema` with the warnings of `deprecations` in its metadata (`meshwork.deprecation`, one per
+/// line); unchanged when there are none.
+fn with_deprecations(schema: &Schema, deprecations: &[Deprecation]) -> Schema {
+    if deprecations.is_empty() {
+        return schema.clone();
+    }
+    let mut metadata = schema.metadata().clone();
+    metadata.insert(DEPRECATION_METADATA.into(), deprecations.iter().map(Deprecation::warning).collect::<Vec<_>>().join("\n"));
+    schema.clone().with_metadata(metadata)
 }
 
 /// The password of an HTTP Basic credential: ADBC and JDBC send the token as the password.
@@ -284,7 +313,8 @@ impl FlightSqlService for MeshFlightSql {
         let who = self.identity(request.metadata()).await?;
         let prepared = self.plan(&who, &query.query).await?;
         let ticket = TicketStatementQuery { statement_handle: self.new_handle(&who, query.query, None).into() };
-        Ok(Response::new(Self::flight_info(&prepared.schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
+        let schema = with_deprecations(&prepared.schema, &prepared.deprecations);
+        Ok(Response::new(Self::flight_info(&schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
     }
 
     async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {

@@ -166,6 +166,8 @@ pub(crate) struct GovernedStream {
     stream: meshwork_query::QueryStream,
     first: Option<datafusion::arrow::record_batch::RecordBatch>,
     timer: crate::metrics::QueryTimer,
+    /// The deprecated products the statement reads, for the interface to warn about.
+    deprecations: Vec<meshwork_core::lifecycle::Deprecation>,
     _permit: QueryPermit,
 }
 
@@ -173,6 +175,11 @@ impl GovernedStream {
     /// The result's columns.
     pub(crate) fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
         self.stream.schema()
+    }
+
+    /// The deprecated products the statement reads: every interface passes their warnings on.
+    pub(crate) fn deprecations(&self) -> &[meshwork_core::lifecycle::Deprecation] {
+        &self.deprecations
     }
 
     /// Runs the query up to its first batch, so that errors found while computing it (most
@@ -236,7 +243,7 @@ impl Gate {
         let mut timer = self.metrics.query_started(interface);
         tracing::info!(principal = %session.principal().name, interface, sql = %meshwork_query::normalise(sql), "query");
         match session.execute_with(sql, params).await {
-            Ok(stream) => Ok(GovernedStream { stream, first: None, timer, _permit: permit }),
+            Ok(stream) => Ok(GovernedStream { stream, first: None, timer, deprecations: session.deprecations(), _permit: permit }),
             Err(err) => {
                 timer.finish("error");
                 Err(err.into())

@@ -27,14 +27,16 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ServeError;
 use crate::gate::{Gate, GovernedStream};
 
+mod consumers;
+
 const INTERFACE: &str = "http";
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
-    paths(whoami, list_products, product_detail, product_quality, product_consumers, product_slo, run_query, audit_events, list_events),
-    components(schemas(WhoAmI, ProductSummary, ProductDetail, VersionInfo, ColumnInfo, QueryRequest, QueryResultJson, AuditEventInfo, EventPage, ErrorBody, ErrorInfo)),
+    paths(whoami, list_products, product_detail, product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, product_slo, run_query, audit_events, list_events),
+    components(schemas(WhoAmI, ProductSummary, ProductDetail, VersionInfo, ColumnInfo, DeprecationInfo, QueryRequest, QueryResultJson, AuditEventInfo, EventPage, ErrorBody, ErrorInfo)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -62,7 +64,12 @@ fn router(gate: Arc<Gate>) -> Router {
         .route("/api/v1/products", get(list_products))
         .route("/api/v1/products/{product}", get(product_detail))
         .route("/api/v1/products/{product}/quality", get(product_quality))
-        .route("/api/v1/products/{product}/consumers", get(product_consumers))
+        .route("/api/v1/products/{product}/consumers", get(consumers::product_consumers))
+        .route(
+            "/api/v1/products/{product}/subscriptions",
+            get(consumers::list_product_subscriptions).post(consumers::create_subscription).delete(consumers::delete_subscription),
+        )
+        .route("/api/v1/subscriptions", get(consumers::my_subscriptions))
         .route("/api/v1/products/{product}/slo", get(product_slo))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/query", post(run_query))
@@ -273,6 +280,52 @@ struct ColumnInfo {
     nullable: bool,
 }
 
+/// A deprecated product a statement read: what its readers are told, on every interface.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+struct DeprecationInfo {
+    /// The deprecated product, `domain.product`.
+    product: String,
+    /// The first day it is no longer served (`YYYY-MM-DD`), if set.
+    sunset: Option<String>,
+    /// The product to move to, if named.
+    successor: Option<String>,
+    /// The warning, as the CLI and the Postgres wire print it.
+    message: String,
+}
+
+impl From<&meshwork_core::lifecycle::Deprecation> for DeprecationInfo {
+    fn from(d: &meshwork_core::lifecycle::Deprecation) -> Self {
+        DeprecationInfo {
+            product: d.product.to_string(),
+            sunset: d.sunset.map(|s| s.to_string()),
+            successor: d.successor.as_ref().map(ToString::to_string),
+            message: d.warning(),
+        }
+    }
+}
+
+/// The response headers of a result that read deprecated products: `Meshwork-Deprecation`
+/// (the warning, one per product), `Sunset` (RFC 8594, the earliest sunset date) and a
+/// `Link` to each successor with `rel="successor-version"`.
+fn deprecation_headers(headers: &mut HeaderMap, deprecations: &[DeprecationInfo]) {
+    for d in deprecations {
+        if let Ok(value) = HeaderValue::from_str(&d.message) {
+            headers.append("meshwork-deprecation", value);
+        }
+        if let Some(successor) = &d.successor
+            && let Ok(value) = HeaderValue::from_str(&format!("</api/v1/products/{successor}>; rel=\"successor-version\""))
+        {
+            headers.append(header::LINK, value);
+        }
+    }
+    let earliest = deprecations.iter().filter_map(|d| d.sunset.as_deref()).filter_map(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()).min();
+    if let Some(day) = earliest
+        && let Ok(value) = HeaderValue::from_str(&day.and_time(chrono::NaiveTime::MIN).and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    {
+        headers.insert("sunset", value);
+    }
+}
+
 /// Everything about one product the caller may read.
 #[derive(Serialize, ToSchema)]
 struct ProductDetail {
@@ -347,42 +400,6 @@ async fn product_quality(
     Ok(Json(serde_json::json!({ "product": record.id.to_string(), "runs": runs })))
 }
 
-/// Query parameters of a product's consumers.
-#[derive(Deserialize, IntoParams)]
-struct ConsumersQuery {
-    /// How many days of the audit log to read (default 30, at most 400).
-    window_days: Option<u32>,
-}
-
-/// Who depends on a product: the products built from it, and the principals whose queries read
-/// it over each interface in the window (from the audit log), most recent first. For the
-/// product's owner, members of its domain and administrators; anyone else gets 404.
-#[utoipa::path(
-    get,
-    path = "/api/v1/products/{product}/consumers",
-    params(("product" = String, Path, description = "`domain.product`"), ConsumersQuery),
-    responses((status = 200, description = "`{product, window_days, products, readers: [{principal, interface, queries, last_read}]}`", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or one whose consumers the caller may not see", body = ErrorBody))
-)]
-async fn product_consumers(
-    State(gate): State<Arc<Gate>>,
-    Extension(id): Extension<RequestId>,
-    headers: HeaderMap,
-    Path(product): Path<String>,
-    Query(query): Query<ConsumersQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = caller(&gate, &headers, &id).await?;
-    let (record, descriptor, visible, _) = readable_product(&gate, &who, &product, &id).await?;
-    if !meshwork_query::is_owner(&who.principal, &descriptor) {
-        return Err(fail(ServeError::NotFound(format!("no consumers of `{product}` to show: they are for its owner, members of domain `{}` and administrators", record.id.domain)), &id));
-    }
-    let days = query.window_days.unwrap_or(30).clamp(1, 400);
-    let catalog = gate.engine().catalog();
-    let readers = catalog.readers(&record.id, chrono::Utc::now() - chrono::Duration::days(i64::from(days))).await.map_err(|e| fail(e, &id))?;
-    let (_, built) = meshwork_query::visible_lineage(catalog.as_ref(), &visible.iter().collect::<Vec<_>>(), &record.id).await.map_err(|e| fail(e, &id))?;
-    let products: Vec<String> = built.iter().map(ToString::to_string).collect();
-    Ok(Json(serde_json::json!({ "product": record.id.to_string(), "window_days": days, "products": products, "readers": readers })))
-}
-
 /// Query parameters of the SLO history.
 #[derive(Deserialize, IntoParams)]
 struct SloQuery {
@@ -437,6 +454,9 @@ struct EventQuery {
     product: Option<String>,
     /// Only events of this kind, e.g. `product.published`.
     kind: Option<String>,
+    /// `true`: only events of the products the caller subscribed to (of the kinds each
+    /// subscription asks for).
+    subscribed: Option<bool>,
 }
 
 /// A page of the event log.
@@ -499,9 +519,17 @@ async fn list_events(
     // Over the whole feed the cursor moves past hidden events too, so a follower never asks
     // for them again; that tells nothing about any one product.
     let next_cursor = events.last().map(|e| e.id).unwrap_or(after);
+    let subscribed = match query.subscribed {
+        Some(true) => Some(catalog.subscriptions(None).await.map_err(|e| fail(e, &id))?.into_iter().filter(|s| s.principal == who.principal.name).collect::<Vec<_>>()),
+        _ => None,
+    };
     let events = events
         .into_iter()
         .filter(|e| who.principal.admin || e.product.as_ref().is_some_and(|p| visible.contains(p)))
+        .filter(|e| match &subscribed {
+            None => true,
+            Some(subs) => subs.iter().any(|s| e.product.as_ref() == Some(&s.product) && (s.events.is_empty() || s.events.contains(&e.kind))),
+        })
         .map(|e| serde_json::to_value(e).unwrap_or_default())
         .collect();
     Ok(Json(EventPage { events, next_cursor }))
@@ -569,6 +597,10 @@ struct QueryRequest {
 struct QueryResultJson {
     /// Result columns with their Arrow types.
     columns: Vec<ColumnInfo>,
+    /// Present when the statement read deprecated products: what their readers are told (the
+    /// same warnings are in the `Meshwork-Deprecation` headers).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deprecations: Vec<DeprecationInfo>,
     /// One object per row, column name → value.
     #[schema(value_type = Vec<Object>)]
     rows: Vec<serde_json::Value>,
@@ -604,8 +636,12 @@ async fn run_query(
     let mut stream = gate.run(&session, INTERFACE, &request.sql, None).await.map_err(|e| fail(e, &id))?;
     stream.prime().await.map_err(|e| fail(e, &id))?;
     let content_type = format.content_type();
-    let body = Body::from_stream(encode(stream, format));
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    let deprecations: Vec<DeprecationInfo> = stream.deprecations().iter().map(DeprecationInfo::from).collect();
+    let mut response = Body::from_stream(encode(stream, format, deprecations.clone())).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    deprecation_headers(headers, &deprecations);
+    Ok(response)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -641,9 +677,10 @@ impl ResultFormat {
 
 /// Encodes batches as they arrive. An error after the first bytes ends the body early: the
 /// client sees a truncated (invalid) document, never a silently partial one that parses.
-fn encode(stream: GovernedStream, format: ResultFormat) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+fn encode(stream: GovernedStream, format: ResultFormat, deprecations: Vec<DeprecationInfo>) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let schema = stream.schema();
     let mut encoder = Encoder::new(format, schema);
+    encoder.deprecations = deprecations;
     let head = futures::stream::once(futures::future::ready(encoder.head()));
     let mut encoder_tail = encoder.clone_for_tail();
     let body = stream.map(move |batch| match batch {
@@ -663,15 +700,17 @@ struct Encoder {
     schema: datafusion::arrow::datatypes::SchemaRef,
     rows_written: bool,
     arrow: Option<datafusion::arrow::ipc::writer::StreamWriter<Vec<u8>>>,
+    /// Put in the JSON document (and the Arrow schema's metadata) before the rows.
+    deprecations: Vec<DeprecationInfo>,
 }
 
 impl Encoder {
     fn new(format: ResultFormat, schema: datafusion::arrow::datatypes::SchemaRef) -> Encoder {
-        Encoder { format, schema, rows_written: false, arrow: None }
+        Encoder { format, schema, rows_written: false, arrow: None, deprecations: Vec::new() }
     }
 
     fn clone_for_tail(&self) -> Encoder {
-        Encoder { format: self.format, schema: self.schema.clone(), rows_written: false, arrow: None }
+        Encoder { format: self.format, schema: self.schema.clone(), rows_written: false, arrow: None, deprecations: Vec::new() }
     }
 
     fn head(&mut self) -> Result<Bytes, std::io::Error> {
@@ -683,7 +722,11 @@ impl Encoder {
                     .iter()
                     .map(|f| ColumnInfo { name: f.name().clone(), data_type: f.data_type().to_string(), nullable: f.is_nullable() })
                     .collect();
-                Ok(Bytes::from(format!("{{\"columns\":{},\"rows\":[", serde_json::to_string(&columns)?)))
+                let deprecations = match self.deprecations.is_empty() {
+                    true => String::new(),
+                    false => format!("\"deprecations\":{},", serde_json::to_string(&self.deprecations)?),
+                };
+                Ok(Bytes::from(format!("{{\"columns\":{},{deprecations}\"rows\":[", serde_json::to_string(&columns)?)))
             }
             ResultFormat::Csv => {
                 let header: Vec<String> = self.schema.fields().iter().map(|f| csv_field(f.name())).collect();
@@ -693,6 +736,12 @@ impl Encoder {
                 // View types (`Utf8View`, `BinaryView`) are what DataFusion computes with, but
                 // many Arrow readers cannot read them yet: send the classic types.
                 self.schema = classic_schema(&self.schema);
+                if !self.deprecations.is_empty() {
+                    let mut metadata = self.schema.metadata().clone();
+                    let warnings: Vec<&str> = self.deprecations.iter().map(|d| d.message.as_str()).collect();
+                    metadata.insert("meshwork.deprecation".into(), warnings.join("\n"));
+                    self.schema = Arc::new(self.schema.as_ref().clone().with_metadata(metadata));
+                }
                 let mut writer = datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &self.schema).map_err(std::io::Error::other)?;
                 let bytes = std::mem::take(writer.get_mut());
                 self.arrow = Some(writer);

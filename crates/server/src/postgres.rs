@@ -50,6 +50,7 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire;
 use futures::{Sink, SinkExt, StreamExt};
 use meshwork_auth::Credential;
+use meshwork_core::lifecycle::Deprecation;
 use meshwork_core::principal::Principal;
 use meshwork_query::{CATALOG_NAME, QuerySession};
 use pgwire::api::auth::{LoginInfo, StartupHandler, finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata};
@@ -189,6 +190,9 @@ struct PgConnection {
     /// The session for the rights of its last statement; replaced when they change.
     current: Mutex<Arc<PgSession>>,
     link: Arc<ClientLink>,
+    /// Warnings of the statements run since the last answer (deprecated products read), sent
+    /// as `NoticeResponse`s before it: psql prints them as `WARNING:`.
+    notices: Mutex<Vec<String>>,
     _registration: Registration,
     _open: GaugeGuard,
 }
@@ -305,6 +309,7 @@ impl StartupHandler for PgStartup {
                     current: Mutex::new(Arc::new(session)),
                     _registration: self.links.register(pid, &secret, &link),
                     link,
+                    notices: Mutex::new(Vec::new()),
                     _open: self.gate.metrics().connection_opened(INTERFACE),
                 });
                 finish_authentication(client, &parameters).await?;
@@ -313,6 +318,22 @@ impl StartupHandler for PgStartup {
         }
         Ok(())
     }
+}
+
+/// Sends the warnings collected since the last answer as `NoticeResponse`s (SQLSTATE 01P01,
+/// `deprecated_feature`), before the answer they belong to.
+async fn flush_notices<C>(client: &mut C) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let Ok(conn) = connection(client) else { return Ok(()) };
+    let notices = std::mem::take(&mut *conn.notices.lock().expect("notices lock"));
+    for notice in notices {
+        let info = ErrorInfo::new("WARNING".into(), "01P01".into(), notice);
+        client.feed(PgWireBackendMessage::NoticeResponse(info.into())).await?;
+    }
+    Ok(())
 }
 
 fn connection<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<PgConnection>> {
@@ -489,6 +510,7 @@ impl PgQueries {
         let conn = connection(client)?;
         let mark = conn.link.mark();
         let mut stream = self.gate.run(&current.session, INTERFACE, sql, params).await.map_err(serve_error)?;
+        conn.notices.lock().expect("notices lock").extend(stream.deprecations().iter().map(Deprecation::warning));
         // Computing up to the first row happens here, so an error is reported before any row
         // description is sent.
         tokio::select! {

@@ -50,20 +50,27 @@ fn server() -> Result<&'static Server> {
     SERVER.get_or_init(start).as_ref().map_err(|e| failed(e.clone()))
 }
 
-/// Installs moto into the venv when it is missing. Several test binaries may start at once:
-/// a file lock makes one install and the others wait.
+/// Installs moto into the venv when it is missing.
 fn install() -> std::result::Result<PathBuf, String> {
+    python_with(MOTO, "moto.server, werkzeug").map_err(|e| format!("{e}; the tests need moto from PyPI for their S3 server"))
+}
+
+/// The Python of the test environment at [`venv`], with `requirement` (a pip requirement)
+/// installed unless `imports` (a comma-separated module list) already imports. Several test
+/// binaries may start at once: a file lock makes one install and the others wait. Tests that
+/// need a Python package fail, never skip, when it cannot be installed.
+pub fn python_with(requirement: &str, imports: &str) -> std::result::Result<PathBuf, String> {
     let venv = venv();
     let python = venv.join("bin/python");
-    let has_moto = |python: &PathBuf| Command::new(python).args(["-c", "import moto.server, werkzeug"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-    if python.exists() && has_moto(&python) {
+    let has = |python: &PathBuf| Command::new(python).args(["-c", &format!("import {imports}")]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if python.exists() && has(&python) {
         return Ok(python);
     }
     std::fs::create_dir_all(venv.parent().unwrap_or(&venv)).map_err(|e| format!("cannot create `{}`: {e}", venv.display()))?;
     let lock_path = venv.with_extension("lock");
     let lock = std::fs::File::create(&lock_path).map_err(|e| format!("cannot create `{}`: {e}", lock_path.display()))?;
     lock.lock().map_err(|e| format!("cannot lock `{}`: {e}", lock_path.display()))?;
-    if !(python.exists() && has_moto(&python)) {
+    if !(python.exists() && has(&python)) {
         let run = |program: &std::path::Path, args: &[&str]| -> std::result::Result<(), String> {
             let out = Command::new(program).args(args).output().map_err(|e| format!("cannot run `{}`: {e}", program.display()))?;
             if out.status.success() {
@@ -76,8 +83,7 @@ fn install() -> std::result::Result<PathBuf, String> {
             run(std::path::Path::new("python3"), &["-m", "venv", &venv.display().to_string()])
                 .map_err(|e| format!("{e}; install Python 3 with venv (Debian: `apt-get install python3-venv`)"))?;
         }
-        run(&python, &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", MOTO])
-            .map_err(|e| format!("{e}; the tests need moto from PyPI for their S3 server"))?;
+        run(&python, &["-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement]).map_err(|e| format!("{e}; `{requirement}` comes from PyPI"))?;
     }
     Ok(python)
 }

@@ -16,6 +16,7 @@ mod locks;
 mod operations;
 mod products;
 mod rows;
+mod subscriptions;
 
 use std::collections::BTreeMap;
 
@@ -30,7 +31,7 @@ pub use locks::HeldLock;
 use crate::keywords::AuditOutcome;
 use crate::{
     ApiTokenRecord, AuditEvent, AuditFilter, CatalogStore, DeliveryRecord, DomainRecord, EventFilter, EventRecord, GovernanceSnapshot,
-    LineageEdge, NewEvent, Publication, QualityRun, Result, SloCheck, UnpublishedProduct, VersionRecord,
+    LineageEdge, NewEvent, Publication, QualityRun, Result, SloCheck, Subscription, UnpublishedProduct, VersionRecord,
 };
 use crate::ProductRecord;
 
@@ -206,6 +207,18 @@ impl CatalogStore for SqlCatalog {
         self.reader_rows(product, since).await
     }
 
+    async fn subscribe(&self, subscription: &Subscription) -> Result<()> {
+        self.upsert_subscription(subscription).await
+    }
+
+    async fn unsubscribe(&self, product: &ProductId, principal: &str) -> Result<bool> {
+        self.delete_subscription(product, principal).await
+    }
+
+    async fn subscriptions(&self, product: Option<&ProductId>) -> Result<Vec<Subscription>> {
+        self.subscription_rows(product).await
+    }
+
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
         operations::insert_quality_run(&mut conn, product, run).await
@@ -223,6 +236,11 @@ impl CatalogStore for SqlCatalog {
         }
         tx.commit().await?;
         Ok(last)
+    }
+
+    async fn last_event_id(&self) -> Result<i64> {
+        let (id,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.pool).await?;
+        Ok(id)
     }
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
@@ -247,6 +265,18 @@ impl CatalogStore for SqlCatalog {
 
     async fn deliveries(&self, webhook: &str, limit: u32) -> Result<Vec<DeliveryRecord>> {
         self.delivery_rows(webhook, limit).await
+    }
+
+    async fn append_openlineage(&self, events: &[meshwork_core::openlineage::RunEvent]) -> Result<i64> {
+        self.insert_openlineage(events).await
+    }
+
+    async fn openlineage_outbox(&self, after: i64, limit: u32) -> Result<Vec<crate::OutboxEvent>> {
+        self.openlineage_rows(after, limit).await
+    }
+
+    async fn prune_openlineage(&self, through: i64) -> Result<u64> {
+        self.delete_openlineage(through).await
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {

@@ -1,13 +1,15 @@
-//! What running products leaves behind: quality runs, the event log, SLO evaluations and
-//! webhook deliveries.
+//! What running products leaves behind: quality runs, the event log, SLO evaluations, webhook
+//! deliveries and the OpenLineage outbox.
 
 use chrono::{DateTime, Utc};
 use meshwork_core::id::ProductId;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use super::rows::{DeliveryRow, EventRow, QualityRunRow, SloRow, decode_all};
+use meshwork_core::openlineage::RunEvent;
+
+use super::rows::{DeliveryRow, EventRow, OutboxRow, QualityRunRow, SloRow, decode_all};
 use super::SqlCatalog;
-use crate::{DeliveryRecord, EventFilter, EventRecord, QualityRun, Result, SloCheck, time};
+use crate::{DeliveryRecord, EventFilter, EventRecord, OutboxEvent, QualityRun, Result, SloCheck, time};
 
 /// Records one quality run; returns its id.
 pub(super) async fn insert_quality_run(conn: &mut AnyConnection, product: &ProductId, run: &QualityRun) -> Result<i64> {
@@ -121,5 +123,32 @@ impl SqlCatalog {
             .fetch_all(&self.pool)
             .await?;
         decode_all(rows)
+    }
+
+    pub(super) async fn insert_openlineage(&self, events: &[RunEvent]) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let mut last = 0;
+        for event in events {
+            last = sqlx::query_scalar("INSERT INTO openlineage_outbox (at, event) VALUES ($1, $2) RETURNING id")
+                .bind(super::now())
+                .bind(serde_json::to_string(event).expect("run events serialize"))
+                .fetch_one(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(last)
+    }
+
+    pub(super) async fn openlineage_rows(&self, after: i64, limit: u32) -> Result<Vec<OutboxEvent>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as("SELECT * FROM openlineage_outbox WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        decode_all(rows)
+    }
+
+    pub(super) async fn delete_openlineage(&self, through: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM openlineage_outbox WHERE id <= $1").bind(through).execute(&self.pool).await?.rows_affected())
     }
 }

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use meshwork_core::id::{DomainName, ProductId};
 
 use crate::{
-    ApiTokenRecord, AuditEvent, CatalogError, DeliveryRecord, DomainRecord, EventRecord, ProductRecord, QualityRun, Result, SloCheck,
-    VersionRecord,
+    ApiTokenRecord, AuditEvent, CatalogError, DeliveryRecord, DomainRecord, EventRecord, OutboxEvent, ProductRecord, QualityRun, Result,
+    SloCheck, VersionRecord,
 };
 
 /// `text` parsed as a `T`, or `Corrupt` naming `what`.
@@ -329,6 +329,22 @@ impl TryFrom<DeliveryRow> for DeliveryRecord {
             outcome: parsed(&format!("{what} outcome"), &row.outcome)?,
             error: row.error,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct OutboxRow {
+    id: i64,
+    at: String,
+    event: String,
+}
+
+impl TryFrom<OutboxRow> for OutboxEvent {
+    type Error = CatalogError;
+
+    fn try_from(row: OutboxRow) -> Result<Self> {
+        let what = format!("openlineage_outbox {}", row.id);
+        Ok(OutboxEvent { id: row.id, at: timestamp(&format!("{what} at"), &row.at)?, event: json(&format!("{what} event"), &row.event)? })
     }
 }
 

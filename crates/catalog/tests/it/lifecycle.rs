@@ -1,4 +1,5 @@
-//! Unpublishing and purging on each backend: what each hides, deletes and keeps.
+//! Unpublishing and purging on each backend: what each hides, deletes and keeps; and the
+//! OpenLineage outbox, which keeps events until every sink has them.
 
 use meshwork_catalog::{AuditEvent, AuditFilter, AuditOutcome, AuditProduct, CatalogStore, EventFilter, LineageEdge, NewEvent};
 use meshwork_core::event::EventKind;
@@ -91,6 +92,32 @@ async fn purge_deletes_only_an_unpublished_product_and_keeps_audit_and_events() 
         // The address is free again.
         catalog.publish(&publication("sales.orders", "h2", &[])).await.unwrap();
         assert_eq!(catalog.current_version(&id("sales.orders")).await.unwrap().map(|v| v.seq), Some(1));
+        backend.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn the_openlineage_outbox_keeps_events_in_order_as_sent_until_pruned() {
+    use meshwork_core::openlineage::{Naming, RunId, fail_event, start_event};
+    let descriptor = meshwork_core::parse::parse_product(
+        "product.yaml",
+        "name: orders\ndomain: sales\nversion: 1.0.0\ninputs:\n  - { name: raw, source: { kind: csv, path: data/orders.csv } }\ncontract:\n  columns:\n    - { name: order_id, type: bigint }\n",
+    )
+    .unwrap()
+    .value;
+    let naming = Naming { namespace: "acme".into(), root: "/srv/mesh".into() };
+    let run = RunId::v7(1_764_000_000_000, 42);
+    let at = chrono::Utc::now();
+    let events = [start_event(&naming, &descriptor, &run, at), fail_event(&naming, &descriptor, &run, at, "boom", &[])];
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        let last = catalog.append_openlineage(&events).await.unwrap();
+        let stored = catalog.openlineage_outbox(0, 10).await.unwrap();
+        assert_eq!(stored.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), events, "{}: read back as written", backend.name);
+        assert_eq!(stored[1].id, last);
+        assert_eq!(catalog.openlineage_outbox(stored[0].id, 10).await.unwrap().len(), 1, "{}: after a cursor", backend.name);
+        assert_eq!(catalog.prune_openlineage(stored[0].id).await.unwrap(), 1);
+        assert_eq!(catalog.openlineage_outbox(0, 10).await.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [last]);
         backend.finish().await;
     }
 }

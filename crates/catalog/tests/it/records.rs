@@ -251,3 +251,42 @@ async fn tokens_governance_settings_and_the_mask_salt() {
         backend.finish().await;
     }
 }
+
+/// Subscriptions: one per product and principal (subscribing again replaces it), listed by
+/// product or all, withdrawn once; the log's last event id is what a new one starts after.
+#[tokio::test]
+async fn subscriptions_are_one_per_product_and_principal() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        assert_eq!(catalog.last_event_id().await.unwrap(), 0, "an empty log");
+        let last = catalog.append_events(&[NewEvent { kind: EventKind::Published, product: Some(id("sales.orders")), payload: json!({}) }]).await.unwrap();
+        assert_eq!(catalog.last_event_id().await.unwrap(), last);
+        let subscription = |product: &str, principal: &str, webhook: Option<&str>| meshwork_catalog::Subscription {
+            product: id(product),
+            principal: principal.into(),
+            webhook: webhook.map(Into::into),
+            events: vec![EventKind::Deprecated, EventKind::Sunset],
+            secret: webhook.map(|_| "s3cret".into()),
+            created_at: micros(Utc::now()),
+            created_by: principal.into(),
+            after_event: last,
+        };
+        let ana = subscription("sales.orders", "ana", None);
+        catalog.subscribe(&ana).await.unwrap();
+        catalog.subscribe(&subscription("sales.customers", "ana", None)).await.unwrap();
+        let replaced = subscription("sales.orders", "ana", Some("https://hooks.example.com/a"));
+        catalog.subscribe(&replaced).await.unwrap();
+        let bob = subscription("sales.orders", "bob", None);
+        catalog.subscribe(&bob).await.unwrap();
+        let orders = catalog.subscriptions(Some(&id("sales.orders"))).await.unwrap();
+        assert_eq!(orders, [replaced, bob]);
+        assert_eq!(orders[0].secret.as_deref(), Some("s3cret"), "the secret is kept for signing");
+        assert!(!format!("{:?}", orders[0]).contains("s3cret"), "and never shown by Debug");
+        let all: Vec<String> = catalog.subscriptions(None).await.unwrap().iter().map(|s| format!("{} {}", s.product, s.principal)).collect();
+        assert_eq!(all, ["sales.customers ana", "sales.orders ana", "sales.orders bob"]);
+        assert!(catalog.unsubscribe(&id("sales.orders"), "bob").await.unwrap());
+        assert!(!catalog.unsubscribe(&id("sales.orders"), "bob").await.unwrap(), "once");
+        assert_eq!(catalog.subscriptions(Some(&id("sales.orders"))).await.unwrap().len(), 1);
+        backend.finish().await;
+    }
+}

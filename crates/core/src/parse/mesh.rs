@@ -1,5 +1,5 @@
 //! `mesh.yaml`: storage, metadata store, servers, authentication, scheduler, notifications and
-//! policy states.
+//! policy states (`openlineage:` has its own file).
 
 // Imports are shared by every section of the parser: see `mod.rs`.
 use super::*;
@@ -207,7 +207,7 @@ pub fn parse_mesh_config(file: &str, text: &str) -> Parsed<MeshConfig> {
 }
 
 pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
-    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "scheduler", "notifications", "policies"])?;
+    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "scheduler", "notifications", "openlineage", "policies"])?;
     let name = d.required_text(map, "", "name", "my-mesh");
     let description = d.text(map, "", "description");
     let storage = Decoder::get(map, "storage").and_then(|node| storage_location(d, node)).unwrap_or_default();
@@ -242,8 +242,9 @@ pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig
     }
     let scheduler = Decoder::get(map, "scheduler").and_then(|node| scheduler_config(d, node)).unwrap_or_default();
     let notifications = Decoder::get(map, "notifications").and_then(|node| notifications(d, node)).unwrap_or_default();
+    let openlineage = Decoder::get(map, "openlineage").and_then(|node| openlineage_config(d, node, name.as_deref()));
     let policies = policy_states(d, map);
-    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, policies })
+    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, openlineage, policies })
 }
 
 pub(super) fn scheduler_config(d: &mut Decoder<'_>, node: &Node) -> Option<SchedulerConfig> {

@@ -17,12 +17,14 @@ use crate::yaml::{Decoder, Positions, join};
 mod access;
 mod domain;
 mod mesh;
+mod openlineage;
 mod product;
 mod rules;
 
 use access::*;
 use domain::*;
 use mesh::*;
+use openlineage::*;
 use product::*;
 use rules::*;
 

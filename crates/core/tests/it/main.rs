@@ -8,6 +8,8 @@ use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode};
 use meshwork_core::mesh::{DomainEntry, MeshRepo, ProductEntry, descriptor_hash};
 use meshwork_core::parse::{parse_domain, parse_mesh_config, parse_product};
 
+mod openlineage;
+
 const FILE: &str = "domains/sales/products/orders/product.yaml";
 
 const ORDERS: &str = "\
@@ -420,6 +422,7 @@ access:
         ("description: One row per order.", "description: One row per order, refunds included.", "documentation compatible"),
         ("tags: [orders]", "tags: [orders, sales]", "documentation compatible"),
         ("description: Total }", "description: Order total in EUR }", "documentation compatible"),
+        ("tags: [orders]\n", "tags: [orders]\nstatus: deprecated\nsunset: 2027-03-01\nsuccessor: sales.orders_v2\n", "deprecated compatible"),
     ];
     let mut table = String::new();
     for (from, to, expected) in cases {
@@ -468,5 +471,6 @@ access:
         description changed from `One row per order.` to `One row per order, refunds included.`
         tags changed from [orders] to [orders, sales]
         column `amount`: description changed
+        the product is deprecated (sunset 2027-03-01, successor `sales.orders_v2`)
     "#]].assert_eq(&table);
 }

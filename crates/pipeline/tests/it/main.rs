@@ -179,6 +179,7 @@ async fn a_product_without_inputs_needs_a_transform() {
 }
 
 mod lineage;
+mod openlineage;
 mod quality;
 mod recovery;
 mod unpublish;

@@ -2,6 +2,7 @@
 //! retries, SLO evaluation, and webhook delivery to a real HTTP receiver.
 
 mod cron;
+mod openlineage;
 mod refresh;
 mod slo;
 mod webhook;

@@ -70,6 +70,7 @@ where
     }
     for statement in statements {
         let answer = queries.simple_statement(client, &statement).await.map_err(|err| super::failed(&statement.to_string(), err))?;
+        super::flush_notices(client).await?;
         send(client, answer, true).await?;
     }
     client.set_state(PgWireConnectionState::ReadyForQuery);
@@ -158,16 +159,20 @@ where
     let state = portal.state();
     let mut state = state.lock().await;
     let mut rows = match std::mem::take(&mut *state) {
-        PortalExecutionState::Initial => match queries.extended_statement(client, &portal).await.map_err(|err| super::failed(&portal.statement.statement.0, err))? {
-            Answer::Response(Response::Query(rows)) => rows,
-            other => {
-                *state = PortalExecutionState::Finished;
-                drop(state);
-                send(client, other, false).await?;
-                client.set_state(PgWireConnectionState::ReadyForQuery);
-                return Ok(());
+        PortalExecutionState::Initial => {
+            let answer = queries.extended_statement(client, &portal).await.map_err(|err| super::failed(&portal.statement.statement.0, err))?;
+            super::flush_notices(client).await?;
+            match answer {
+                Answer::Response(Response::Query(rows)) => rows,
+                other => {
+                    *state = PortalExecutionState::Finished;
+                    drop(state);
+                    send(client, other, false).await?;
+                    client.set_state(PgWireConnectionState::ReadyForQuery);
+                    return Ok(());
+                }
             }
-        },
+        }
         PortalExecutionState::Suspended(rows) => rows,
         PortalExecutionState::Finished => {
             send_execution_response(client, Tag::new("SELECT").with_rows(0)).await?;

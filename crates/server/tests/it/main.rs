@@ -7,6 +7,7 @@ mod attacks;
 mod cancellation;
 mod copy;
 mod flight_compat;
+mod lifecycle;
 mod limits;
 mod not_before;
 mod pg_catalog;
@@ -553,7 +554,7 @@ async fn events_quality_and_slo_endpoints_follow_visibility() {
     queried.bytes().await.unwrap();
     let (status, consumers) = get("/api/v1/products/sales.orders/consumers?window_days=1", "sam").await;
     assert_eq!(status, 200, "{consumers}");
-    assert_eq!(consumers["window_days"], 1);
+    assert_eq!(consumers["window_days"].as_f64(), Some(1.0));
     let readers: Vec<(&str, &str)> = consumers["readers"].as_array().unwrap().iter().map(|r| (r["principal"].as_str().unwrap(), r["interface"].as_str().unwrap())).collect();
     assert!(readers.contains(&("ana", "http")), "{consumers:#}");
     let (status, refused) = get("/api/v1/products/sales.orders/consumers", "ana").await;

@@ -53,6 +53,8 @@ pub struct Wire {
     port: u16,
     pid: i32,
     key: i32,
+    /// Every NoticeResponse received so far (severity, code, message), in order.
+    pub notices: Vec<PgError>,
 }
 
 impl Wire {
@@ -71,7 +73,7 @@ impl Wire {
         let mut startup = ((body.len() + 4) as i32).to_be_bytes().to_vec();
         startup.extend_from_slice(&body);
         socket.write_all(&startup).await.unwrap();
-        let mut wire = Wire { socket, port, pid: 0, key: 0 };
+        let mut wire = Wire { socket, port, pid: 0, key: 0, notices: Vec::new() };
         let (tag, _) = wire.read().await?;
         assert_eq!(tag, b'R', "the server asks for a password");
         wire.send(b'p', &cstr(password)).await;
@@ -392,13 +394,21 @@ impl Wire {
         let _ = self.socket.write_all(&message).await;
     }
 
+    /// The next message; NoticeResponses are kept in [`Wire::notices`] and passed over, as
+    /// drivers hand them to a notice handler rather than to the query's caller.
     pub(crate) async fn read(&mut self) -> Result<(u8, Vec<u8>), PgError> {
-        let mut head = [0u8; 5];
-        self.socket.read_exact(&mut head).await.map_err(|_| PgError::closed())?;
-        let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
-        let mut body = vec![0u8; len];
-        self.socket.read_exact(&mut body).await.map_err(|_| PgError::closed())?;
-        Ok((head[0], body))
+        loop {
+            let mut head = [0u8; 5];
+            self.socket.read_exact(&mut head).await.map_err(|_| PgError::closed())?;
+            let len = i32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
+            let mut body = vec![0u8; len];
+            self.socket.read_exact(&mut body).await.map_err(|_| PgError::closed())?;
+            if head[0] == b'N' {
+                self.notices.push(error_fields(&body));
+                continue;
+            }
+            return Ok((head[0], body));
+        }
     }
 }
 

@@ -133,6 +133,10 @@ async fn readable_products(session: &QuerySession, store: &dyn CatalogStore) -> 
         }
         let descriptor = record.descriptor;
         let Some(schema) = catalog.schema(record.id.domain.as_str()) else { continue };
+        // Registered tables only: a product past its sunset is allowed but not served.
+        if !schema.table_exist(record.id.name.as_str()) {
+            continue;
+        }
         let Some(table) = schema.table(record.id.name.as_str()).await? else { continue };
         products.push((descriptor, table.schema()));
     }

@@ -1,0 +1,5 @@
+CREATE TABLE openlineage_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    event TEXT NOT NULL
+);
