@@ -8,6 +8,7 @@ mod output;
 mod reads;
 mod purge;
 mod serve;
+mod standards;
 mod trust;
 
 use std::path::PathBuf;
@@ -188,6 +189,38 @@ enum Command {
         path: Option<PathBuf>,
         #[command(flatten)]
         serve: serve::ServeFlags,
+    },
+    /// Write a product as an open standard: its Bitol ODCS v3.1.0 data contract or its ODPS
+    /// v1.0.0 data product, from the catalog (as the caller may see it) or with `--repo` from the
+    /// repository.
+    Export {
+        /// The product, as `domain.product`.
+        name: String,
+        /// The standard.
+        #[arg(long, value_enum)]
+        format: standards::StandardFormat,
+        /// Read the product from the repository instead of the catalog (for unpublished products).
+        #[arg(long)]
+        repo: bool,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Turn ODCS v3 contracts (one product per schema object) and ODPS v1 products into
+    /// `product.yaml` files of this repository, reporting every field that could not be mapped.
+    Import {
+        /// The contract and product files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Put the products in this domain instead of the contracts' `domain`.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Replace products that already exist in the repository.
+        #[arg(long)]
+        force: bool,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
     },
     /// API tokens for the servers: create, list, revoke. Only Argon2id hashes are stored.
     Token {
@@ -427,11 +460,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Subscribe { .. }
             | Command::Unsubscribe { .. }
             | Command::Subscriptions { .. }
+            | Command::Export { .. }
     );
     if let Some(name) = principal
         && !acts_as_principal
     {
-        anyhow::bail!("`--as {name}` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe` and `subscriptions`; the other commands act as the local administrator");
+        anyhow::bail!("`--as {name}` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions` and `export`; the other commands act as the local administrator");
     }
     match cli.command {
         Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
@@ -477,6 +511,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (home, _) = serve::catalog(&path.unwrap_or(dir)).await?;
             serve::serve(&home, &serve).await
         }
+        Command::Export { name, format, repo, output } => standards::export(&dir, principal, &name, format, repo, output.as_deref()).await,
+        Command::Import { files, domain, force, format } => standards::import_files(&dir, &files, domain.as_deref(), force, format),
         Command::Catalog { command } => match command {
             CatalogCommand::Status => catalog::status(&dir).await,
             CatalogCommand::Migrate => catalog::migrate(&dir).await,

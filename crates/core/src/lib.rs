@@ -21,6 +21,7 @@ pub mod mesh;
 pub mod openlineage;
 pub mod parse;
 pub mod principal;
+pub mod standards;
 mod yaml;
 
 pub use yaml::Positions;

@@ -23,6 +23,7 @@ mod execute;
 mod link;
 mod params;
 mod rewrite;
+mod search_path;
 mod settings;
 mod show;
 mod transaction;
@@ -442,6 +443,7 @@ impl PgParser {
         let text = statement.to_string();
         let conn = connection(client)?;
         let current = conn.session(&self.gate).await?;
+        search_path::apply(current.session.context(), client.metadata());
         if reset_response(&statement).is_some() {
             return Ok(Some((text, Some((statement, described(None)?)))));
         }
@@ -492,8 +494,8 @@ fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<Option<DataType>>> {
 
 /// Statements answered without planning, first hook first: savepoints and the failed-block
 /// state (`transaction.rs`) before everything, our `SHOW` answers before datafusion-postgres's.
-fn hooks() -> [Arc<dyn QueryHook>; 4] {
-    [Arc::new(transaction::SavepointHook), Arc::new(show::ShowHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
+fn hooks() -> [Arc<dyn QueryHook>; 5] {
+    [Arc::new(transaction::SavepointHook), Arc::new(show::ShowHook), Arc::new(search_path::SearchPathHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
 }
 
 /// Simple and extended query handling over the connection's session.
@@ -596,6 +598,7 @@ impl PgQueries {
         }
         let conn = connection(client)?;
         let current = conn.session(&self.gate).await?;
+        search_path::apply(current.session.context(), client.metadata());
         if let Some(response) = reset_response(statement) {
             return Ok(response.into());
         }
@@ -627,6 +630,7 @@ impl PgQueries {
         let conn = connection(client)?;
         // A statement prepared earlier runs with the rights the credential has now.
         let current = conn.session(&self.gate).await?;
+        search_path::apply(current.session.context(), client.metadata());
         if let Some(response) = reset_response(statement) {
             return Ok(response.into());
         }

@@ -64,7 +64,7 @@ fn name_error(err: NameError) -> (String, Option<String>) {
 }
 
 /// A best-effort snake_case spelling of `name`, for hints.
-fn snake_case(name: &str) -> String {
+pub(crate) fn snake_case(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() {

@@ -73,6 +73,11 @@ fn check_set(set: &Set) -> Result<(), RefusedSetting> {
     }
 }
 
+/// Whether `name` (already lower-cased) is a client setting a driver may change.
+pub(crate) fn is_client_setting(name: &str) -> bool {
+    CLIENT_SETTINGS.contains(&name)
+}
+
 fn allowed(name: &ObjectName) -> Result<(), RefusedSetting> {
     let normalised = normalise(name);
     if CLIENT_SETTINGS.contains(&normalised.as_str()) { Ok(()) } else { Err(RefusedSetting(normalised)) }

@@ -89,3 +89,44 @@ async fn client_settings_drivers_send_still_pass() {
     assert_eq!(conn.simple("SELECT order_id FROM sales.orders ORDER BY 1 LIMIT 1").await.unwrap(), [[Some("101".to_owned())]]);
     served.stop().await;
 }
+
+/// `search_path` names the schema of unqualified product names, set with `SET` or with
+/// `set_config` as ibis (and so datacontract-cli) sends it, with a bound parameter; a schema the
+/// principal does not read leaves `public`. `information_schema.columns` speaks PostgreSQL's
+/// types, and an `EXISTS` over the empty `pg_enum` inside a `CASE` is answered.
+#[tokio::test]
+async fn search_path_resolves_unqualified_names_for_what_the_principal_reads() {
+    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(30)) };
+    let served = Served::start(limits, 8).await;
+    let mut conn = Wire::connect(served.at.postgres.port(), served.token("ana")).await.unwrap();
+    let unqualified = "SELECT count(*) FROM orders";
+    let err = conn.simple(unqualified).await.expect_err("no search path yet");
+    assert!(err.message.contains("table 'meshwork.public.orders' not found"), "{err:?}");
+
+    let (rows, _) = conn.run_with("SELECT set_config('search_path', $1, false)", &["sales"]).await.unwrap();
+    assert_eq!(rows, [[Some("sales".to_owned())]]);
+    assert_eq!(conn.simple("SELECT current_schema").await.unwrap(), [[Some("sales".to_owned())]]);
+    assert_eq!(conn.simple("SHOW search_path").await.unwrap(), [[Some("sales".to_owned())]]);
+    let qualified = conn.simple("SELECT count(*) FROM sales.orders").await.unwrap();
+    assert_eq!(conn.simple(unqualified).await.unwrap(), qualified);
+    assert_eq!(conn.run_with(unqualified, &[]).await.unwrap().0, qualified, "the extended protocol plans with it too");
+
+    // A schema the session does not have is skipped, as PostgreSQL does; a product ana may not
+    // read stays not found however it is named.
+    conn.simple("SET search_path = nowhere, public").await.unwrap();
+    assert_eq!(conn.simple("SELECT current_schema").await.unwrap(), [[Some("public".to_owned())]]);
+    conn.simple("SET search_path = finance").await.unwrap();
+    assert!(conn.simple("SELECT count(*) FROM ledger").await.unwrap_err().message.contains("not found"));
+    let err = conn.simple("SELECT set_config('datafusion.execution.batch_size', '1', false)").await.unwrap_err();
+    assert_eq!(err.code, "42501", "{err:?}");
+
+    let types = conn
+        .simple("SELECT DISTINCT data_type FROM information_schema.columns WHERE table_schema = 'sales' AND table_name = 'orders'")
+        .await
+        .unwrap();
+    let known = ["bigint", "integer", "smallint", "real", "double precision", "numeric", "text", "bytea", "boolean", "date", "timestamp with time zone"];
+    assert!(!types.is_empty() && types.iter().all(|r| known.contains(&r[0].as_deref().unwrap())), "{types:?}");
+    assert_eq!(conn.simple("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'finance'").await.unwrap(), [[Some("0".to_owned())]]);
+    let enum_case = "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_type t INNER JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid) THEN 'enum' ELSE 'plain' END";
+    assert_eq!(conn.simple(enum_case).await.unwrap(), [[Some("plain".to_owned())]]);
+}

@@ -1,13 +1,15 @@
 //! `pg_catalog` for Postgres-wire clients: datafusion-pg-catalog's tables and functions, set up
 //! per session from one shared copy of its static data, with what drivers' metadata queries
 //! need on top: primary keys from product contracts (`pg_index`, `pg_constraint`, index rows in
-//! `pg_class`, `information_schema.table_constraints`/`key_column_usage`), the connected
+//! `pg_class`, `information_schema.table_constraints`/`key_column_usage`), `information_schema.columns`
+//! with PostgreSQL's type names, the connected
 //! principal as the only role, `pg_settings`, and the functions and casts listed in
 //! [`functions`] and [`rewrite`].
 //!
 //! Everything here is built from the session's catalog, which holds only the products the
 //! principal may read, so a hidden product is absent from every table and function.
 
+mod columns;
 mod functions;
 mod keys;
 mod relations;
@@ -179,7 +181,7 @@ pub(crate) async fn install(session: &QuerySession, store: &dyn CatalogStore) ->
     tables.insert("pg_database", memtable((database.schema(), rows_where(&database, "datname", CATALOG_NAME)?))?);
     tables.insert("pg_user", memtable(pg_user(principal)?)?);
     tables.insert("pg_authid", memtable(pg_authid(&statics, principal)?)?);
-    let views = [keys::table_constraints(&keys)?, keys::key_column_usage(&keys)?];
+    let views = [keys::table_constraints(&keys)?, keys::key_column_usage(&keys)?, columns::information_schema_columns(&products)?];
     for ((_, table), view) in rewrite::INFORMATION_SCHEMA_VIEWS.iter().zip(views) {
         tables.insert(table, memtable(view)?);
     }

@@ -8,8 +8,11 @@
 //!   type names too (`to_regtype`).
 //! * The set-returning `_pg_expandarray(a)` (with `(…).x` / `(…).n`) and
 //!   `generate_subscripts(a, d)` become `unnest` of a list, one row per element.
+//! * `EXISTS (…)` over `pg_enum` is `false`: Meshwork has no enum types, so the subquery has no
+//!   rows (ibis asks it inside a `CASE`, where DataFusion cannot plan a correlated `EXISTS`).
 //! * `information_schema.table_constraints` and `key_column_usage`, which DataFusion's
-//!   `information_schema` lacks, read Meshwork's tables in `pg_catalog`.
+//!   `information_schema` lacks, and `columns` with PostgreSQL's type names (`columns.rs`),
+//!   read Meshwork's tables in `pg_catalog`.
 
 use std::ops::ControlFlow;
 
@@ -21,8 +24,11 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// The `information_schema` views Meshwork adds, and the hidden `pg_catalog` table holding each.
-pub(super) const INFORMATION_SCHEMA_VIEWS: &[(&str, &str)] =
-    &[("table_constraints", "_mw_information_schema_table_constraints"), ("key_column_usage", "_mw_information_schema_key_column_usage")];
+pub(super) const INFORMATION_SCHEMA_VIEWS: &[(&str, &str)] = &[
+    ("table_constraints", "_mw_information_schema_table_constraints"),
+    ("key_column_usage", "_mw_information_schema_key_column_usage"),
+    ("columns", "_mw_information_schema_columns"),
+];
 
 /// Rewrites one statement.
 pub(crate) fn rewrite(mut statement: Statement) -> Statement {
@@ -130,6 +136,19 @@ fn subscripts_zero_based_vector(root: &Expr, chain: &[datafusion::sql::sqlparser
     matches!(name.to_ascii_lowercase().as_str(), "indkey" | "indclass" | "indcollation" | "indoption" | "proargtypes")
 }
 
+/// Whether `query` reads `pg_enum` as its relation or through an inner join, so it has no rows.
+fn reads_pg_enum(query: &Query) -> bool {
+    use datafusion::sql::sqlparser::ast::JoinOperator;
+    let is_pg_enum = |factor: &TableFactor| match factor {
+        TableFactor::Table { name, .. } => name.0.last().is_some_and(|part| part.to_string().trim_matches('"').eq_ignore_ascii_case("pg_enum")),
+        _ => false,
+    };
+    let SetExpr::Select(select) = query.body.as_ref() else { return false };
+    select.from.iter().any(|table| {
+        is_pg_enum(&table.relation) || table.joins.iter().any(|join| is_pg_enum(&join.relation) && matches!(join.join_operator, JoinOperator::Join(_) | JoinOperator::Inner(_)))
+    })
+}
+
 fn is_placeholder(expr: &Expr) -> bool {
     expr.to_string().starts_with('$')
 }
@@ -163,6 +182,7 @@ impl VisitorMut for CatalogRewrite {
             Expr::Cast { expr: inner, data_type, .. } if is_textual(&cast_type(data_type)) => display_cast(inner).map(|(display, _)| display),
             // `x::regtype[]`: an array of type OIDs only ever shown, so its names.
             Expr::Cast { expr: inner, data_type, .. } if cast_type(data_type) == "regtype[]" => parse(&format!("_mw_regtype_names({inner})")),
+            Expr::Exists { subquery, negated } if reads_pg_enum(subquery) => parse(if *negated { "true" } else { "false" }),
             Expr::Subquery(query) => regtype_lookup(query).and_then(|name| {
                 let name = if is_placeholder(name) { format!("CAST({name} AS TEXT)") } else { name.to_string() };
                 parse(&format!("to_regtype({name})"))
