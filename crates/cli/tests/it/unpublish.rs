@@ -105,7 +105,7 @@ fn removed_and_moved_products_are_unpublished_by_apply_and_purged_by_an_administ
     .assert_eq(&stderr(&refused));
     let declared = meshwork(&dir, &["product", "purge", "shop.orders"]);
     expect![[r#"
-        error: product `shop.orders` is still in the mesh repository; delete its directory and run `meshwork apply` to unpublish it, then purge it
+        error: product `shop.orders` is still in the mesh repository; delete its directory and run `meshwork apply` to unpublish it, then purge it (a product past its `sunset` date is purged while declared)
     "#]]
     .assert_eq(&stderr(&declared));
     let unknown = meshwork(&dir, &["product", "purge", "sales.customers"]);

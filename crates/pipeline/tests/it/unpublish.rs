@@ -196,7 +196,7 @@ async fn purge_deletes_an_unpublished_product_and_refuses_anything_still_served(
     let message = |result: Result<meshwork_pipeline::Purged, PipelineError>| result.err().expect("refused").to_string();
 
     // In the repository: refused.
-    expect_test::expect!["product `shop.returns` is still in the mesh repository; delete its directory and run `meshwork apply` to unpublish it, then purge it"]
+    expect_test::expect!["product `shop.returns` is still in the mesh repository; delete its directory and run `meshwork apply` to unpublish it, then purge it (a product past its `sunset` date is purged while declared)"]
         .assert_eq(&message(purge_now(admin.clone(), "shop.returns").await));
     // Removed but not yet unpublished: refused.
     std::fs::remove_dir_all(dir.join("domains/shop/products/returns")).unwrap();
