@@ -109,7 +109,7 @@ pub async fn subscribe(
 /// `meshwork unsubscribe PRODUCT [--principal P]`.
 pub async fn unsubscribe(dir: &Path, principal: Option<&str>, name: &str, subscriber: Option<&str>) -> anyhow::Result<()> {
     let (catalog, governance, principal) = open_as(dir, principal).await?;
-    let id: ProductId = name.parse().map_err(|e| anyhow::anyhow!("`{name}` is not a product address ({e}); write `domain.product`"))?;
+    let id: ProductId = name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let who = subscriber.unwrap_or(&principal.name).to_owned();
     ensure!(
         meshwork_query::unsubscribe(catalog.as_ref(), &governance, &principal, &id, subscriber).await?,

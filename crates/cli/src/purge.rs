@@ -18,7 +18,7 @@ pub async fn product_purge(dir: &Path, principal: Option<&str>, name: &str, lock
         "`{}` may not purge products: only administrators may; run it as an administrator (`--as NAME`)",
         principal.name
     );
-    let id: ProductId = name.parse().map_err(|e| anyhow::anyhow!("`{name}` is not a product address ({e}); write `domain.product`"))?;
+    let id: ProductId = name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mesh = validated(dir, ReportFormat::Text, "product purge")?;
     let store = mesh.home().open_store()?;
     let purged = meshwork_pipeline::purge(&mesh, catalog.as_ref(), &store, &principal, &id, lock_wait).await?;
