@@ -71,6 +71,14 @@ pub enum QueryError {
     /// A request is malformed; the message names the part and the fix.
     #[error("{0}")]
     Invalid(String),
+    /// The thing asked about does not exist, or the caller may not know it does (the two are
+    /// answered alike).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request clashes with the current state (a second pending access request, deciding
+    /// a request already decided); the message says what is there.
+    #[error("{0}")]
+    Conflict(String),
     /// Stored data could not be read back (a bug or a store from another version).
     #[error("internal error (this is a bug in meshwork): {0}")]
     Internal(String),
@@ -82,7 +90,8 @@ impl QueryError {
         match self {
             QueryError::Sql(err) if is_not_found(err) => "not_found",
             QueryError::Sql(_) => "invalid_query",
-            QueryError::NotPublished(_) | QueryError::NoLongerServed(_) | QueryError::NotReadable { .. } => "not_found",
+            QueryError::NotPublished(_) | QueryError::NoLongerServed(_) | QueryError::NotReadable { .. } | QueryError::NotFound(_) => "not_found",
+            QueryError::Conflict(_) => "conflict",
             QueryError::UnknownPrincipal { .. } => "unknown_principal",
             QueryError::AdminOnly(..) | QueryError::Refused(_) => "forbidden",
             QueryError::Invalid(_) => "bad_request",

@@ -27,6 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ServeError;
 use crate::gate::{Gate, GovernedStream};
 
+mod access;
 mod consumers;
 mod deprecation;
 
@@ -39,7 +40,7 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
-    paths(whoami, list_products, product_detail, product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, product_slo, run_query, audit_events, list_events),
+    paths(whoami, list_products, product_detail, product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, access::product_card, access::create_access_request, access::list_access_requests, access::approve_access_request, access::deny_access_request, access::withdraw_access_request, access::product_grants, access::list_grants, access::revoke_grant, access::revoke_product_grants, product_slo, run_query, audit_events, list_events),
     components(schemas(WhoAmI, ProductSummary, ProductDetail, VersionInfo, ColumnInfo, DeprecationInfo, QueryRequest, QueryResultJson, AuditEventInfo, EventPage, ErrorBody, ErrorInfo)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -74,6 +75,16 @@ fn router(gate: Arc<Gate>) -> Router {
             get(consumers::list_product_subscriptions).post(consumers::create_subscription).delete(consumers::delete_subscription),
         )
         .route("/api/v1/subscriptions", get(consumers::my_subscriptions))
+        .route("/api/v1/products/{product}/card", get(access::product_card))
+        .route("/api/v1/products/{product}/access-requests", post(access::create_access_request))
+        .route("/api/v1/access-requests", get(access::list_access_requests))
+        .route("/api/v1/access-requests/{id}/approve", post(access::approve_access_request))
+        .route("/api/v1/access-requests/{id}/deny", post(access::deny_access_request))
+        .route("/api/v1/access-requests/{id}/withdraw", post(access::withdraw_access_request))
+        .route("/api/v1/products/{product}/grants", get(access::product_grants))
+        .route("/api/v1/products/{product}/grants/{principal}", axum::routing::delete(access::revoke_product_grants))
+        .route("/api/v1/grants", get(access::list_grants))
+        .route("/api/v1/grants/{id}/revoke", post(access::revoke_grant))
         .route("/api/v1/products/{product}/slo", get(product_slo))
         .route("/api/v1/events", get(list_events))
         .route("/api/v1/query", post(run_query))
@@ -133,7 +144,7 @@ struct ErrorBody {
 /// What went wrong.
 #[derive(Serialize, ToSchema)]
 struct ErrorInfo {
-    /// Stable code: `unauthenticated`, `forbidden`, `not_found`, `bad_request`, `invalid_query`, `too_many_queries`, `timeout`, `resources_exhausted`, `internal`.
+    /// Stable code: `unauthenticated`, `forbidden`, `not_found`, `conflict`, `bad_request`, `invalid_query`, `too_many_queries`, `timeout`, `resources_exhausted`, `internal`.
     code: String,
     /// What happened and how to fix it.
     message: String,
@@ -147,6 +158,7 @@ impl IntoResponse for ApiError {
             "unauthenticated" => StatusCode::UNAUTHORIZED,
             "forbidden" => StatusCode::FORBIDDEN,
             "not_found" => StatusCode::NOT_FOUND,
+            "conflict" => StatusCode::CONFLICT,
             "bad_request" | "invalid_query" => StatusCode::BAD_REQUEST,
             "too_many_queries" => StatusCode::TOO_MANY_REQUESTS,
             "timeout" => StatusCode::REQUEST_TIMEOUT,
@@ -311,6 +323,10 @@ struct ProductDetail {
     slo: Vec<serde_json::Value>,
     /// Where its Delta table is; administrators only.
     table_uri: Option<String>,
+    /// Active grants of approved access requests: all of them for owners and administrators,
+    /// the caller's own for anyone else.
+    #[schema(value_type = Vec<Object>)]
+    grants: Vec<meshwork_catalog::Grant>,
 }
 
 /// The product `product` names and its published descriptor, if the caller may read it;
@@ -534,6 +550,7 @@ async fn product_detail(
         latest_quality_run,
         slo,
         table_uri: who.principal.admin.then(|| record.table_uri.clone()),
+        grants: meshwork_query::shown_grants(catalog.as_ref(), &who.principal, &record).await.map_err(|e| fail(e, &id))?,
     }))
 }
 
