@@ -81,8 +81,10 @@ pub enum AccessCommand {
     Revoke {
         /// A grant's number, or a product (`domain.product`) followed by the grantee.
         target: String,
-        /// The grantee, when `target` is a product.
-        principal: Option<String>,
+        /// The grantee, when `target` is a product. (Not called `principal`: clap would merge
+        /// it with the global `--as`.)
+        #[arg(value_name = "PRINCIPAL")]
+        grantee: Option<String>,
     },
     /// Grants you may see: all grants of products you own, and your own.
     Grants {
@@ -166,9 +168,9 @@ pub async fn run(dir: &Path, principal: Option<&str>, command: AccessCommand) ->
             let request = meshwork_query::withdraw_request(catalog, &principal, INTERFACE, id).await?;
             println!("withdrew request {} for {}", request.id, request.product);
         }
-        AccessCommand::Revoke { target, principal: holder } => {
-            let target = match holder {
-                Some(holder) => RevokeTarget::Holder { product: target.parse().map_err(|e| anyhow::anyhow!("`{target}`: {e}"))?, principal: holder },
+        AccessCommand::Revoke { target, grantee } => {
+            let target = match grantee {
+                Some(grantee) => RevokeTarget::Holder { product: target.parse().map_err(|e| anyhow::anyhow!("`{target}`: {e}"))?, principal: grantee },
                 None => RevokeTarget::Grant(target.parse::<GrantId>().map_err(|e| anyhow::anyhow!("{e}, or a product followed by the grantee"))?),
             };
             for grant in meshwork_query::revoke(catalog, &principal, INTERFACE, target).await? {

@@ -30,7 +30,7 @@ fn olga_reads(dir: &Path) -> Result<String, String> {
     }
 }
 
-const NOT_READABLE: &str = "error: table 'meshwork.sales.orders' not found (at line 1, column 38)\n";
+const NOT_READABLE: &str = "error: table 'meshwork.sales.orders' not found (at line 1, column 40)\n";
 
 #[test]
 fn a_request_approved_grants_reading_until_revoked_with_filters_and_masks_kept() {
@@ -87,6 +87,8 @@ fn a_request_approved_grants_reading_until_revoked_with_filters_and_masks_kept()
 
     // Revoking ends it at once.
     assert_eq!(ok(&dir, &["--as", "sam", "access", "revoke", "sales.orders", "olga"]), "revoked grant 1: `olga` no longer reads sales.orders by it\n");
+    let all = ok(&dir, &["--as", "sam", "access", "grants", "--all", "--format", "json"]);
+    assert!(all.contains(r#""revoked_by": "sam""#), "the revocation is sam's, not the grantee's: {all}");
     assert_eq!(olga_reads(&dir), Err(NOT_READABLE.into()));
     assert_eq!(ok(&dir, &["--as", "sam", "access", "grants"]), "no grants\n");
     let all = ok(&dir, &["--as", "sam", "access", "grants", "--all"]);
