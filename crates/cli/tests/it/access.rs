@@ -81,6 +81,18 @@ fn a_request_approved_grants_reading_until_revoked_with_filters_and_masks_kept()
     let json: serde_json::Value = serde_json::from_str(&ok(&dir, &["--as", "ana", "product", "show", "sales.orders", "--format", "json"])).unwrap();
     assert_eq!(json["grants"], serde_json::json!([]), "a non-owner sees only its own grants");
 
+    // An owner tightening `readers` sees who still reads by grant.
+    let orders = dir.join("domains/sales/products/orders/product.yaml");
+    let published = std::fs::read_to_string(&orders).unwrap();
+    std::fs::write(&orders, published.replace("readers: [group:analysts, domain:marketing]", "readers: [domain:marketing]")).unwrap();
+    let plan = ok(&dir, &["plan"]);
+    assert!(plan.contains("`group:analysts` may no longer read the product"), "{plan}");
+    assert!(plan.contains("  still reads by grant: olga (grant 1) (`meshwork access revoke` ends a grant)\n"), "{plan}");
+    let plan: serde_json::Value = serde_json::from_str(&ok(&dir, &["plan", "--format", "json"])).unwrap();
+    let item = plan["products"].as_array().unwrap().iter().find(|p| p["product"] == "sales.orders").unwrap().clone();
+    assert_eq!(item["grants"][0]["principal"], "olga", "{item:#}");
+    std::fs::write(&orders, published).unwrap();
+
     // A decided request is decided once.
     let twice = meshwork(&dir, &["--as", "sam", "access", "deny", "1", "--comment", "no"]);
     assert_eq!(stderr(&twice), "error: access request `1` is already approved; only pending requests are decided\n");
