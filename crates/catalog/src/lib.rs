@@ -12,12 +12,14 @@
 
 #![deny(missing_docs)]
 
+mod access;
 mod keywords;
 mod records;
 pub mod scratch;
 mod sql;
 pub mod time;
 
+pub use access::*;
 pub use keywords::*;
 pub use records::*;
 pub use sql::{Backend, HeldLock, Location, MigrationStatus, OpenMode, SqlCatalog};
@@ -109,7 +111,7 @@ pub trait CatalogStore: Send + Sync {
     /// Products unpublished and not yet purged, by address.
     async fn unpublished(&self) -> Result<Vec<UnpublishedProduct>>;
     /// Deletes what the catalog holds of an unpublished product (its row, versions, lineage,
-    /// quality runs, SLO checks and subscriptions) and appends `events`, in one transaction. The audit log and
+    /// quality runs, SLO checks, subscriptions, access requests and grants) and appends `events`, in one transaction. The audit log and
     /// the event log keep its history. Returns `false` if the product is not unpublished: a
     /// published product is unpublished first.
     async fn purge(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool>;
@@ -157,6 +159,31 @@ pub trait CatalogStore: Send + Sync {
     async fn unsubscribe(&self, product: &ProductId, principal: &str) -> Result<bool>;
     /// Subscriptions to `product` (to every product when `None`), by product and principal.
     async fn subscriptions(&self, product: Option<&ProductId>) -> Result<Vec<Subscription>>;
+    /// Stores a pending access request and appends its `access.requested` event; `None` when
+    /// the principal already has a pending request for the product (one at a time).
+    async fn request_access(&self, request: &NewAccessRequest) -> Result<Option<AccessRequest>>;
+    /// One access request.
+    async fn access_request(&self, id: AccessRequestId) -> Result<Option<AccessRequest>>;
+    /// Access requests matching `filter`, oldest first.
+    async fn access_requests(&self, filter: &AccessRequestFilter) -> Result<Vec<AccessRequest>>;
+    /// Approves or denies a pending request, in one transaction: its status, an approval's
+    /// grant (ending at the request's `until`), the `access.approved`/`access.denied` event and,
+    /// for an approval, a new generation. `None` when the request is not pending.
+    async fn decide_access_request(&self, id: AccessRequestId, decision: &AccessDecisionRecord) -> Result<Option<(AccessRequest, Option<Grant>)>>;
+    /// The requester takes back a pending request (`access.withdrawn`); `None` when it is not
+    /// pending.
+    async fn withdraw_access_request(&self, id: AccessRequestId, at: DateTime<Utc>) -> Result<Option<AccessRequest>>;
+    /// Grants of `product` (of every product when `None`), ended ones included, oldest first.
+    async fn grants(&self, product: Option<&ProductId>) -> Result<Vec<Grant>>;
+    /// Grants neither revoked nor ended at `at`, oldest first (what governance loads).
+    async fn open_grants(&self, at: DateTime<Utc>) -> Result<Vec<Grant>>;
+    /// Ends an active grant now: `access.revoked` and a new generation in one transaction.
+    /// `None` when it does not exist, was revoked or has already ended.
+    async fn revoke_grant(&self, id: GrantId, by: &str, at: DateTime<Utc>) -> Result<Option<Grant>>;
+    /// Appends `access.expired` once for each grant that ended by itself at or before `at` and
+    /// was not recorded yet; returns those grants. The grants stopped counting at their end
+    /// already (decisions compare it with the clock); this only records it.
+    async fn record_grant_expiries(&self, at: DateTime<Utc>) -> Result<Vec<Grant>>;
     /// Records a quality run that published nothing (a failed run); runs that publish are
     /// recorded by [`CatalogStore::publish`]. Returns its id.
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64>;

@@ -31,6 +31,26 @@ pub mod rfc3339 {
     }
 }
 
+/// Serde for an optional timestamp field, as [`format`] writes it (`null` when absent).
+pub mod rfc3339_option {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `at` as [`super::format`] does, or `null`.
+    pub fn serialize<S: Serializer>(at: &Option<DateTime<Utc>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => serializer.serialize_str(&super::format(at)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads any RFC 3339 timestamp, or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let text = Option::<std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.map(|text| super::parse(&text).map_err(|e| serde::de::Error::custom(format!("bad timestamp `{text}`: {e}")))).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -377,6 +377,7 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
             "downstream": downstream,
             "slo": catalog.latest_slo_checks(&id).await?,
             "quality": meshwork_query::quality_runs_for(catalog.as_ref(), &governance, &principal, &descriptor, 1).await?.into_iter().next(),
+            "grants": meshwork_query::shown_grants(catalog.as_ref(), &principal, record).await?,
         });
         println!("{}", serde_json::to_string_pretty(&value).expect("json"));
         return Ok(());
@@ -419,6 +420,12 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
         })
         .collect();
     print!("{}", text_table(&["  COLUMN", "TYPE", "NULLS", "CLASS", "DESCRIPTION"], &columns));
+    let grants = meshwork_query::shown_grants(catalog.as_ref(), &principal, record).await?;
+    if !grants.is_empty() {
+        println!();
+        println!("grants (readers by approved access requests):");
+        print!("{}", crate::access::grant_table(&grants));
+    }
     println!();
     println!("versions:");
     print!("{}", version_table(&id, &versions));

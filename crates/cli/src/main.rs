@@ -1,5 +1,6 @@
 //! The `meshwork` binary: parses the command line and hands each command to the libraries.
 
+mod access;
 mod catalog;
 mod commands;
 mod consumers;
@@ -264,6 +265,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
     },
+    /// Access requests and grants: ask a product's owners for access, decide requests, list
+    /// and revoke grants.
+    Access {
+        #[command(subcommand)]
+        command: access::AccessCommand,
+    },
     /// The metadata store: its schema version, its upgrade, and backups of the embedded file.
     Catalog {
         #[command(subcommand)]
@@ -461,11 +468,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Unsubscribe { .. }
             | Command::Subscriptions { .. }
             | Command::Export { .. }
+            | Command::Access { .. }
     );
     if let Some(name) = principal
         && !acts_as_principal
     {
-        anyhow::bail!("`--as {name}` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions` and `export`; the other commands act as the local administrator");
+        anyhow::bail!("`--as {name}` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions`, `access` and `export`; the other commands act as the local administrator");
     }
     match cli.command {
         Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
@@ -513,6 +521,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export { name, format, repo, output } => standards::export(&dir, principal, &name, format, repo, output.as_deref()).await,
         Command::Import { files, domain, force, format } => standards::import_files(&dir, &files, domain.as_deref(), force, format),
+        Command::Access { command } => access::run(&dir, principal, command).await,
         Command::Catalog { command } => match command {
             CatalogCommand::Status => catalog::status(&dir).await,
             CatalogCommand::Migrate => catalog::migrate(&dir).await,

@@ -356,6 +356,17 @@ pub fn plan_text(plan: &[PlanItem]) -> String {
         if !item.subscribers.is_empty() {
             out.push_str(&format!("  subscribed: {}\n", item.subscribers.join(", ")));
         }
+        if !item.grants.is_empty() {
+            let grants: Vec<String> = item
+                .grants
+                .iter()
+                .map(|g| match g.expires_at {
+                    Some(end) => format!("{} (grant {}, until {})", g.principal, g.id, meshwork_catalog::time::format(&end)),
+                    None => format!("{} (grant {})", g.principal, g.id),
+                })
+                .collect();
+            out.push_str(&format!("  still reads by grant: {} (`meshwork access revoke` ends a grant)\n", grants.join(", ")));
+        }
     }
     out.push_str(&crate::reads::read_changes_text(plan));
     let count = |f: &dyn Fn(&PlanAction) -> bool| plan.iter().filter(|i| f(&i.action)).count();
@@ -397,6 +408,7 @@ pub fn plan_json(plan: &[PlanItem], findings: &[Finding]) -> serde_json::Value {
                 "consumers": item.consumers.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "readers": &item.readers,
                 "subscribers": &item.subscribers,
+                "grants": &item.grants,
                 "major": item.major.as_ref().map(|m| serde_json::json!({ "from": m.from, "to": m.to, "kept_as": m.kept_as.as_ref().map(ToString::to_string) })),
                 "read_changes": crate::reads::read_changes_json(&item.read_changes),
             })

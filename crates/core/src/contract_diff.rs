@@ -378,7 +378,7 @@ fn duration(seconds: f64) -> String {
 
 fn access(old: Option<&Access>, new: Option<&Access>, out: &mut Vec<ContractChange>) {
     // No `access` block: only the owning domain reads (and nothing is filtered or masked).
-    let empty = Access { readers: Vec::new(), row_filter: None, masks: BTreeMap::new(), unmasked_for: Vec::new() };
+    let empty = Access { readers: Vec::new(), row_filter: None, masks: BTreeMap::new(), unmasked_for: Vec::new(), discoverable: false };
     let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
     let set = |list: &[String]| list.iter().cloned().collect::<BTreeSet<_>>();
     for reader in set(&old.readers).difference(&set(&new.readers)) {

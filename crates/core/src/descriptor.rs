@@ -702,6 +702,11 @@ pub struct Access {
     pub masks: BTreeMap<String, Mask>,
     /// Principals that see unmasked values.
     pub unmasked_for: Vec<String>,
+    /// Whether principals who cannot read the product may see its public card (id, title,
+    /// description, owner, domain, tags, status) and request access; hidden by default.
+    /// Left out of the stored form when false, so descriptor hashes of existing products stay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discoverable: bool,
 }
 
 /// How a masked column is shown.

@@ -27,6 +27,19 @@ crate::keyword_enum! {
         Unpublished => "product.unpublished",
         /// An unpublished product's catalog rows were deleted.
         Purged => "product.purged",
+        /// A principal asked for access to the product (see docs/portal.md, "Access requests").
+        AccessRequested => "access.requested",
+        /// An owner approved an access request: a grant now makes the requester a reader.
+        AccessApproved => "access.approved",
+        /// An owner denied an access request.
+        AccessDenied => "access.denied",
+        /// The requester withdrew a pending access request.
+        AccessWithdrawn => "access.withdrawn",
+        /// An owner revoked a grant before it expired.
+        AccessRevoked => "access.revoked",
+        /// A grant reached its end date (recorded once, after the fact: the grant stopped
+        /// counting at the instant itself).
+        AccessExpired => "access.expired",
     }
 }
 

@@ -453,6 +453,7 @@ contract:
 access:
   readers: [domain:sales, group:analysts]
   row_filter: "region = principal.attr('region') OR principal.in_group('global-analysts') OR principal.in_domain('finance') OR principal.is_admin()"
+  discoverable: true           # others see its card and may request access (docs/portal.md)
 quality:
   - { rule: unique, column: customer_id }
   - { rule: referential, column: customer_id, references: sales.customers, references_column: customer_id }

@@ -60,6 +60,9 @@ pub struct PlanItem {
     pub readers: Vec<meshwork_catalog::ProductReader>,
     /// Principals subscribed to it, looked up when [`PlanItem::readers`] are.
     pub subscribers: Vec<String>,
+    /// Active grants of approved access requests, looked up when its access block changes: an
+    /// owner tightening `readers` sees who still reads by grant.
+    pub grants: Vec<meshwork_catalog::Grant>,
     /// A new major: from which, to which, and the product that keeps serving the old one side
     /// by side (`sales.orders_v1`) if the repository declares it.
     pub major: Option<MajorChange>,
@@ -114,7 +117,9 @@ pub async fn plan(
         ),
         None => None,
     };
-    let next = Authorizer::new(mesh.policies.clone(), mesh.states.clone());
+    // Grants outlive applies: the repository's decisions keep honouring them.
+    let next = Authorizer::new(mesh.policies.clone(), mesh.states.clone())
+        .with_grants(applied.as_ref().map(|a| a.authorizer().grants().clone()).unwrap_or_default());
     let mut items: Vec<PlanItem> = Vec::new();
     for id in order {
         let descriptor = &mesh.repo.products[&id].descriptor;
@@ -160,6 +165,13 @@ pub async fn plan(
             ),
             _ => (Vec::new(), Vec::new()),
         };
+        let grants = match catalog {
+            Some(catalog) if changes.iter().any(|c| c.kind.category() == contract_diff::ChangeCategory::Access) => {
+                let now = chrono::Utc::now();
+                catalog.grants(Some(&id)).await?.into_iter().filter(|g| g.active_at(now)).collect()
+            }
+            _ => Vec::new(),
+        };
         let major = match (previous.and_then(|p| p.major()), descriptor.major()) {
             (Some(from), Some(to)) if to > from => {
                 // A name too long to be a product name cannot be declared, so it is not kept.
@@ -180,6 +192,7 @@ pub async fn plan(
             consumers: mesh.repo.downstream(&id),
             readers,
             subscribers,
+            grants,
             major,
             read_changes,
         });

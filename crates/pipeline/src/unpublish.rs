@@ -88,6 +88,7 @@ pub(crate) async fn unpublish_plan(mesh: &LoadedMesh, catalog: &dyn CatalogStore
             consumers: Vec::new(),
             readers,
             subscribers,
+            grants: Vec::new(),
             major: None,
             read_changes: Vec::new(),
         });

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use meshwork_core::descriptor::{Mask, PolicyState, ProductDescriptor};
 use meshwork_core::id::ProductId;
@@ -69,6 +69,44 @@ pub struct Authorizer {
     policies: Arc<PolicySet>,
     states: PolicyStates,
     inputs: Arc<InputCache>,
+    grants: Arc<Grants>,
+}
+
+/// Read access given to principals one product at a time by approved access requests. A grant
+/// only makes its principal a reader: row filters, masks and access policies apply to them as
+/// to any reader (a grant never unmasks). Each grant counts until its end, compared with the
+/// clock at every decision, so an expiry needs no catalog write to take effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    by_product: HashMap<ProductId, Vec<(String, Option<SystemTime>)>>,
+}
+
+impl Grants {
+    /// Grants of `(product, principal name, end)`; a revoked grant is simply not given.
+    pub fn new(grants: impl IntoIterator<Item = (ProductId, String, Option<SystemTime>)>) -> Grants {
+        let mut by_product: HashMap<ProductId, Vec<(String, Option<SystemTime>)>> = HashMap::new();
+        for (product, principal, end) in grants {
+            by_product.entry(product).or_default().push((principal, end));
+        }
+        Grants { by_product }
+    }
+
+    /// Whether `principal` (a principal name) reads `product` by a grant at `now`.
+    pub fn active(&self, principal: &str, product: &ProductId, now: SystemTime) -> bool {
+        self.by_product.get(product).is_some_and(|grants| grants.iter().any(|(who, end)| who == principal && end.is_none_or(|end| now < end)))
+    }
+
+    /// The earliest end of `principal`'s grants after `now` (every principal's when `None`):
+    /// what was decided from these grants holds until then at most.
+    pub fn next_end(&self, principal: Option<&str>, now: SystemTime) -> Option<SystemTime> {
+        self.by_product
+            .values()
+            .flatten()
+            .filter(|(who, _)| principal.is_none_or(|p| p == who))
+            .filter_map(|(_, end)| *end)
+            .filter(|end| *end > now)
+            .min()
+    }
 }
 
 /// Policy input documents already built, reused while the principal and the descriptor are
@@ -134,7 +172,23 @@ pub fn principal_json(principal: &Principal) -> Value {
 impl Authorizer {
     /// An authorizer over compiled policies and their states.
     pub fn new(policies: Arc<PolicySet>, states: PolicyStates) -> Authorizer {
-        Authorizer { policies, states, inputs: Arc::default() }
+        Authorizer { policies, states, inputs: Arc::default(), grants: Arc::default() }
+    }
+
+    /// The authorizer with `grants` making their principals readers.
+    pub fn with_grants(mut self, grants: Grants) -> Authorizer {
+        self.grants = Arc::new(grants);
+        self
+    }
+
+    /// The grants it honours.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// [`Authorizer::decide_at`] now.
+    pub fn decide(&self, principal: &Principal, product: &ProductDescriptor) -> AccessDecision {
+        self.decide_at(principal, product, SystemTime::now())
     }
 
     /// Decides whether `principal` may read `product`, and what it sees. Total: a policy that
@@ -142,18 +196,21 @@ impl Authorizer {
     ///
     /// - Readers: the owning domain's members always read; administrators read every product;
     ///   others must match `access.readers` (without an `access` block, only the owning domain
-    ///   reads: deny by default).
+    ///   reads: deny by default) or hold a grant active at `now`.
     /// - Row filter: the descriptor's filter applies to everyone, administrators included; a
     ///   filter that should spare someone says so itself (`OR principal.in_group('auditors')`).
     /// - Masks: the descriptor's masks apply unless the principal matches `unmasked_for`.
     /// - Access policies (`enforce`) add denials, filters and masks; a mask on an already masked
     ///   column keeps the stricter of the two. `warn` policies are only reported.
-    pub fn decide(&self, principal: &Principal, product: &ProductDescriptor) -> AccessDecision {
+    pub fn decide_at(&self, principal: &Principal, product: &ProductDescriptor, now: SystemTime) -> AccessDecision {
         let started = Instant::now();
         let id = product.id();
         let access = product.access.as_ref();
         let own_domain = principal.in_domain(&product.domain);
-        let reader = own_domain || principal.admin || access.is_some_and(|a| a.readers.iter().any(|r| principal.matches(r)));
+        let reader = own_domain
+            || principal.admin
+            || access.is_some_and(|a| a.readers.iter().any(|r| principal.matches(r)))
+            || self.grants.active(&principal.name, &id, now);
         if !reader {
             return AccessDecision::deny(id.clone(), format!("`{}` is not a reader of `{id}`", principal.name)).timed(started);
         }

@@ -118,7 +118,8 @@ pub struct QueryEngine {
     limits: QueryLimits,
     tables: TableCache,
     governance: Mutex<(i64, Arc<Governance>)>,
-    index: Mutex<Option<Arc<ProductIndex>>>,
+    /// The index and the instant its remembered decisions stop holding (a grant ends).
+    index: Mutex<Option<(Arc<ProductIndex>, Option<chrono::DateTime<chrono::Utc>>)>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -156,15 +157,17 @@ impl QueryEngine {
     }
 
     /// The searchable catalog, rebuilt only when something was published or governance
-    /// changed since it was last built.
+    /// changed since it was last built, or a grant ended (the index remembers decisions).
     pub async fn product_index(&self) -> Result<Arc<ProductIndex>, QueryError> {
         let generation = self.catalog.generation().await?;
         let mut index = self.index.lock().await;
-        if let Some(current) = index.as_ref().filter(|i| i.generation() == generation) {
+        let now = chrono::Utc::now();
+        if let Some((current, _)) = index.as_ref().filter(|(i, until)| i.generation() == generation && until.is_none_or(|u| now < u)) {
             return Ok(current.clone());
         }
+        let until = self.governance().await?.valid_until(None);
         let fresh = Arc::new(ProductIndex::build(generation, self.catalog.products().await?));
-        *index = Some(fresh.clone());
+        *index = Some((fresh.clone(), until));
         Ok(fresh)
     }
 

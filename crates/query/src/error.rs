@@ -71,6 +71,14 @@ pub enum QueryError {
     /// A request is malformed; the message names the part and the fix.
     #[error("{0}")]
     Invalid(String),
+    /// The thing asked about does not exist, or the caller may not know it does (the two are
+    /// answered alike).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request clashes with the current state (a second pending access request, deciding
+    /// a request already decided); the message says what is there.
+    #[error("{0}")]
+    Conflict(String),
     /// Stored data could not be read back (a bug or a store from another version).
     #[error("internal error (this is a bug in meshwork): {0}")]
     Internal(String),
@@ -91,6 +99,8 @@ pub enum ErrorCode {
     Forbidden,
     /// No such thing, or one the caller may not see.
     NotFound,
+    /// The request clashes with the current state.
+    Conflict,
     /// The request is malformed.
     BadRequest,
     /// The SQL cannot be planned or run.
@@ -113,6 +123,7 @@ impl ErrorCode {
             ErrorCode::UnknownPrincipal => "unknown_principal",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::TooManyQueries => "too_many_queries",
@@ -135,7 +146,8 @@ impl QueryError {
         match self {
             QueryError::Sql(err) if is_not_found(err) => ErrorCode::NotFound,
             QueryError::Sql(_) => ErrorCode::InvalidQuery,
-            QueryError::NotPublished(_) | QueryError::NoLongerServed(_) | QueryError::NotReadable { .. } => ErrorCode::NotFound,
+            QueryError::NotPublished(_) | QueryError::NoLongerServed(_) | QueryError::NotReadable { .. } | QueryError::NotFound(_) => ErrorCode::NotFound,
+            QueryError::Conflict(_) => ErrorCode::Conflict,
             QueryError::UnknownPrincipal { .. } => ErrorCode::UnknownPrincipal,
             QueryError::AdminOnly(..) | QueryError::Refused(_) => ErrorCode::Forbidden,
             QueryError::Invalid(_) => ErrorCode::BadRequest,

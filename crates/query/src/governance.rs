@@ -7,13 +7,14 @@ use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::id::ProductId;
 use meshwork_core::principal::Principal;
 use meshwork_policy::{
-    AccessDecision, Authorizer, PolicyScope, PolicySet, PolicySource, PolicyStates,
+    AccessDecision, Authorizer, Grants, PolicyScope, PolicySet, PolicySource, PolicyStates,
 };
 
 use crate::QueryError;
 
 /// The governance a query layer enforces, as last applied: principals, compiled policies with
-/// their states, and the mask salt. Load once and share between sessions.
+/// their states, the grants of approved access requests, and the mask salt. Load once per
+/// catalog generation and share between sessions.
 #[derive(Debug, Clone)]
 pub struct Governance {
     principals: Vec<Principal>,
@@ -64,11 +65,25 @@ impl Governance {
                 .into_iter()
                 .map(|s| (s.domain, s.name, s.state)),
         );
+        let grants = Grants::new(
+            catalog
+                .open_grants(chrono::Utc::now())
+                .await?
+                .into_iter()
+                .map(|g| (g.product, g.principal, g.expires_at.map(std::time::SystemTime::from))),
+        );
         Ok(Governance {
             principals,
-            authorizer: Authorizer::new(Arc::new(policies), states),
+            authorizer: Authorizer::new(Arc::new(policies), states).with_grants(grants),
             salt: catalog.mask_salt().await?,
         })
+    }
+
+    /// The earliest instant after now at which one of `principal`'s grants (anyone's when
+    /// `None`) ends: decisions made from this governance hold until then at most, so whatever
+    /// caches them (an open Postgres session, search visibility) is rebuilt at that instant.
+    pub fn valid_until(&self, principal: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.authorizer.grants().next_end(principal, std::time::SystemTime::now()).map(chrono::DateTime::<chrono::Utc>::from)
     }
 
     /// The principal called `name`; the error lists the declared ones.

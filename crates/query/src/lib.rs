@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+mod access;
 mod bounded;
 mod consumers;
 mod domain;
@@ -37,6 +38,10 @@ mod session;
 mod stream;
 mod strings;
 
+pub use access::{
+    AccessAnswer, AccessAsk, ProductCard, RevokeTarget, Visibility, access_requests, answer_request, card, grants, request_access, revoke, seen_product, shown_grants,
+    visibility, withdraw_request,
+};
 pub use consumers::{Consumers, MajorReader, SubscribeRequest, consumers, subscribe, unsubscribe};
 pub use domain::{DomainReads, DomainSession};
 pub use engine::{QueryEngine, QueryLimits, TableCache};

@@ -39,6 +39,8 @@ pub struct QuerySession {
     placeholders: Placeholders,
     /// Deprecated products this principal may read, with what their readers are told.
     deprecated: BTreeMap<ProductId, Deprecation>,
+    /// When one of the principal's grants ends: the decisions above hold until then at most.
+    valid_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a statement will return, known before running it.
@@ -99,7 +101,9 @@ impl QuerySession {
             locations,
             deprecated,
         } = governed;
+        let valid_until = governance.valid_until(Some(&principal.name));
         Ok(QuerySession {
+            valid_until,
             ctx,
             principal,
             interface: interface.to_owned(),
@@ -122,6 +126,12 @@ impl QuerySession {
     /// The principal this session acts for.
     pub fn principal(&self) -> &Principal {
         &self.principal
+    }
+
+    /// The instant the session's decisions stop holding because one of its principal's grants
+    /// ends; a server keeping the session open reopens it then (`None`: no grant ends).
+    pub fn valid_until(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.valid_until
     }
 
     /// The access decision on each published product.

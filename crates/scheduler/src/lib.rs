@@ -180,6 +180,11 @@ impl Scheduler {
                 Err(e) => tracing::warn!(error = %e, "cannot record sunset events; trying again at the next tick"),
             }
         }
+        // A grant stopped counting at its end already (decisions compare it with the clock);
+        // the event saying so is written once, here (the update claims each grant once).
+        if let Err(e) = self.catalog.record_grant_expiries(now).await {
+            tracing::warn!(error = %e, "cannot record expired grants; trying again at the next tick");
+        }
         let mut jobs = Vec::new();
         let due = CronTable::new(&descriptors).due(since, now);
         if !due.is_empty() {

@@ -78,6 +78,7 @@ pub fn wire(code: ErrorCode) -> WireCode {
         ErrorCode::UnknownPrincipal => (Http::FORBIDDEN, Grpc::PermissionDenied, "28000"),
         ErrorCode::Forbidden => (Http::FORBIDDEN, Grpc::PermissionDenied, "42501"),
         ErrorCode::NotFound => (Http::NOT_FOUND, Grpc::NotFound, "42P01"),
+        ErrorCode::Conflict => (Http::CONFLICT, Grpc::AlreadyExists, "55000"),
         ErrorCode::BadRequest | ErrorCode::InvalidQuery => (Http::BAD_REQUEST, Grpc::InvalidArgument, "42000"),
         ErrorCode::TooManyQueries => (Http::TOO_MANY_REQUESTS, Grpc::ResourceExhausted, "53300"),
         ErrorCode::Timeout => (Http::REQUEST_TIMEOUT, Grpc::DeadlineExceeded, "57014"),

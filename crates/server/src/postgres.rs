@@ -213,6 +213,8 @@ struct PgSession {
     generation: i64,
     /// The UTC day it was opened: which products are past their sunset is decided per day.
     opened_on: chrono::NaiveDate,
+    /// When one of the principal's grants ends; the session must not outlive it.
+    valid_until: Option<chrono::DateTime<chrono::Utc>>,
     _open: GaugeGuard,
 }
 
@@ -226,7 +228,8 @@ impl PgSession {
         rewrite::like_escape::register(session.context());
         rewrite::scalar_subquery::register(session.context());
         rewrite::bool_literal::register(session.context()).map_err(|e| user_error("FATAL", "XX000", format!("cannot set up the Postgres session: {e}")))?;
-        Ok(PgSession { session, principal, generation, opened_on: chrono::Utc::now().date_naive(), _open: gate.metrics().session_opened(INTERFACE) })
+        let valid_until = session.valid_until();
+        Ok(PgSession { session, principal, generation, opened_on: chrono::Utc::now().date_naive(), valid_until, _open: gate.metrics().session_opened(INTERFACE) })
     }
 }
 
@@ -247,12 +250,18 @@ impl PgConnection {
     /// The session to run the next statement in, for the rights the credential has now: it is
     /// authenticated again (a revoked or expired credential fails, FATAL), and the session is
     /// reopened when the principal (its groups, domains, attributes) or the catalog's generation
-    /// (an apply or a publication since) changed, or a new day began (a sunset may have passed).
+    /// (an apply, a publication, an approved or revoked access request since) changed, a new day
+    /// began (a sunset may have passed) or one of the principal's grants ended.
     async fn session(&self, gate: &Gate) -> PgWireResult<Arc<PgSession>> {
         let generation = gate.engine().catalog().generation().await.map_err(|e| serve_error(e.into()))?;
         let who = gate.authenticate(Credential(Some(&self.credential.0)), INTERFACE).await.map_err(serve_error)?;
         let current = self.current.lock().expect("session lock").clone();
-        if current.generation == generation && current.principal == who.principal && current.opened_on == chrono::Utc::now().date_naive() {
+        let now = chrono::Utc::now();
+        if current.generation == generation
+            && current.principal == who.principal
+            && current.opened_on == now.date_naive()
+            && current.valid_until.is_none_or(|end| now < end)
+        {
             return Ok(current);
         }
         tracing::info!(principal = %who.principal.name, generation, "Postgres session reopened: rights or publications changed");

@@ -80,6 +80,9 @@ impl SqlCatalog {
             // A product published again later under the same address is another product: its
             // subscribers subscribe to it again.
             "DELETE FROM subscriptions WHERE product_id = $1",
+            // Likewise its readers by grant ask again.
+            "DELETE FROM grants WHERE product_id = $1",
+            "DELETE FROM access_requests WHERE product_id = $1",
             "DELETE FROM products WHERE id = $1",
         ] {
             sqlx::query(statement).bind(&key).execute(&mut *tx).await?;

@@ -8,6 +8,7 @@
 //! plain text and numbers and are decoded once, in [`rows`], into the typed records.
 //! Statements are grouped by resource, one file each.
 
+mod access;
 mod audit;
 mod connect;
 mod governance;
@@ -217,6 +218,42 @@ impl CatalogStore for SqlCatalog {
 
     async fn subscriptions(&self, product: Option<&ProductId>) -> Result<Vec<Subscription>> {
         self.subscription_rows(product).await
+    }
+
+    async fn request_access(&self, request: &crate::NewAccessRequest) -> Result<Option<crate::AccessRequest>> {
+        self.insert_access_request(request).await
+    }
+
+    async fn access_request(&self, id: crate::AccessRequestId) -> Result<Option<crate::AccessRequest>> {
+        self.access_request_row(id).await
+    }
+
+    async fn access_requests(&self, filter: &crate::AccessRequestFilter) -> Result<Vec<crate::AccessRequest>> {
+        self.access_request_rows(filter).await
+    }
+
+    async fn decide_access_request(&self, id: crate::AccessRequestId, decision: &crate::AccessDecisionRecord) -> Result<Option<(crate::AccessRequest, Option<crate::Grant>)>> {
+        self.decide_access_request_row(id, decision).await
+    }
+
+    async fn withdraw_access_request(&self, id: crate::AccessRequestId, at: chrono::DateTime<chrono::Utc>) -> Result<Option<crate::AccessRequest>> {
+        self.withdraw_access_request_row(id, at).await
+    }
+
+    async fn grants(&self, product: Option<&ProductId>) -> Result<Vec<crate::Grant>> {
+        self.grant_rows(product).await
+    }
+
+    async fn open_grants(&self, at: chrono::DateTime<chrono::Utc>) -> Result<Vec<crate::Grant>> {
+        self.open_grant_rows(at).await
+    }
+
+    async fn revoke_grant(&self, id: crate::GrantId, by: &str, at: chrono::DateTime<chrono::Utc>) -> Result<Option<crate::Grant>> {
+        self.revoke_grant_row(id, by, at).await
+    }
+
+    async fn record_grant_expiries(&self, at: chrono::DateTime<chrono::Utc>) -> Result<Vec<crate::Grant>> {
+        self.record_grant_expiry_rows(at).await
     }
 
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64> {

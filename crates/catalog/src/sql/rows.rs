@@ -30,7 +30,7 @@ pub(super) fn timestamp(what: &str, text: &str) -> Result<DateTime<Utc>> {
     crate::time::parse(text).map_err(|e| CatalogError::Corrupt(format!("{what}: bad timestamp `{text}`: {e}")))
 }
 
-fn optional_timestamp(what: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
+pub(super) fn optional_timestamp(what: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     text.map(|t| timestamp(what, t)).transpose()
 }
 

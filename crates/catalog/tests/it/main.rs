@@ -9,6 +9,7 @@ use meshwork_core::descriptor::{ProductDescriptor, ProductStatus};
 use meshwork_core::id::{DomainName, ProductId};
 use meshwork_core::lineage::{ColumnLineage, ColumnSource, Derivation, ProductLineage};
 
+mod access;
 mod lifecycle;
 mod locks;
 mod migrations;

@@ -78,14 +78,14 @@ async fn an_outdated_postgres_schema_waits_for_an_explicit_migrate() {
     assert_eq!(backend.name, "postgres");
     drop(backend.open().await);
     let mut conn = raw(&backend.location).await;
-    execute(&mut conn, "DROP TABLE openlineage_outbox; DELETE FROM _sqlx_migrations WHERE version = 9").await;
+    execute(&mut conn, "DROP TABLE access_requests; DROP TABLE grants; DELETE FROM _sqlx_migrations WHERE version = 10").await;
     conn.close().await.unwrap();
     let error = SqlCatalog::open(&backend.location).await.unwrap_err();
-    assert!(matches!(error, CatalogError::Outdated { applied: 8, known: 9 }), "{error}");
+    assert!(matches!(error, CatalogError::Outdated { applied: 9, known: 10 }), "{error}");
     assert!(error.to_string().contains("meshwork catalog migrate"), "{error}");
     let catalog = SqlCatalog::open_with(&backend.location, OpenMode::Upgrade).await.unwrap();
     let status = catalog.migration_status().await.unwrap();
-    assert_eq!((status.applied, status.known), (9, 9));
+    assert_eq!((status.applied, status.known), (10, 10));
     catalog.publish(&publication("sales.orders", "h", &[])).await.unwrap();
     drop(catalog);
     backend.finish().await;

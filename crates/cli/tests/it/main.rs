@@ -657,7 +657,7 @@ fn queries_run_as_a_principal_and_denied_products_are_invisible_on_every_command
     assert!(listed.contains("sales.orders") && !listed.contains("marketing.roi"), "{listed}");
 
     let apply_as = meshwork(&dir, &["--as", "ana", "apply"]);
-    assert_eq!(stderr(&apply_as), "error: `--as ana` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions` and `export`; the other commands act as the local administrator\n");
+    assert_eq!(stderr(&apply_as), "error: `--as ana` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions`, `access` and `export`; the other commands act as the local administrator\n");
     let unknown = meshwork(&dir, &["--as", "anna", "query", "SELECT 1"]);
     assert_eq!(stderr(&unknown), "error: unknown principal `anna` (hint: did you mean `ana`?)\n");
 
@@ -861,6 +861,7 @@ fn validate_parses_row_filters_and_sql_masks() {
     .assert_eq(&stderr(&output));
 }
 
+mod access;
 mod attacks;
 mod crash;
 mod derived;

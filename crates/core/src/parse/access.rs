@@ -1,10 +1,10 @@
-//! `product.yaml` access policy (readers, row filters, masks) and output ports.
+//! `product.yaml` access policy (readers, row filters, masks, discoverability) and output ports.
 
 // Imports are shared by every section of the parser: see `mod.rs`.
 use super::*;
 
 pub(super) fn access(d: &mut Decoder<'_>, node: &Node, contract: Option<&Contract>) -> Option<Access> {
-    let map = d.mapping(node, "access", &["readers", "row_filter", "masks", "unmasked_for"])?;
+    let map = d.mapping(node, "access", &["readers", "row_filter", "masks", "unmasked_for", "discoverable"])?;
     let readers = principal_refs(d, map, "access", "readers");
     let row_filter = d.text(map, "access", "row_filter");
     let unmasked_for = principal_refs(d, map, "access", "unmasked_for");
@@ -40,7 +40,8 @@ pub(super) fn access(d: &mut Decoder<'_>, node: &Node, contract: Option<&Contrac
             }
         }
     }
-    Some(Access { readers, row_filter, masks, unmasked_for })
+    let discoverable = d.boolean(map, "access", "discoverable").unwrap_or(false);
+    Some(Access { readers, row_filter, masks, unmasked_for, discoverable })
 }
 
 pub(super) const MASK_KINDS: &[(&str, &str)] = &[("hash", "hash"), ("redact", "redact"), ("null", "null"), ("partial", "partial"), ("sql", "sql")];

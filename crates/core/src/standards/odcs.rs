@@ -16,7 +16,7 @@ pub const INPUTS: &str = "meshworkInputs";
 pub const TRANSFORM: &str = "meshworkTransform";
 /// `refresh:`.
 pub const REFRESH: &str = "meshworkRefresh";
-/// Row filter and masks (readers and `unmasked_for` are ODCS roles).
+/// Row filter, masks and discoverability (readers and `unmasked_for` are ODCS roles).
 pub const ACCESS: &str = "meshworkAccess";
 /// SLO fields ODCS's SLA properties do not hold.
 pub const SLO: &str = "meshworkSlo";
@@ -200,6 +200,9 @@ fn customs(d: &ProductDescriptor) -> Vec<Yaml> {
         let mut value = Yaml::map().with_opt("row_filter", a.row_filter.as_ref());
         if !a.masks.is_empty() {
             value.set("masks", render::masks(a));
+        }
+        if a.discoverable {
+            value.set("discoverable", true);
         }
         out.push(custom(ACCESS, value));
     }

@@ -217,6 +217,9 @@ pub fn access(a: &Access) -> Yaml {
     if !a.unmasked_for.is_empty() {
         doc.set("unmasked_for", &a.unmasked_for);
     }
+    if a.discoverable {
+        doc.set("discoverable", true);
+    }
     doc
 }
 

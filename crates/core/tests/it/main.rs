@@ -224,6 +224,20 @@ fn descriptor_hash_ignores_formatting_but_not_content() {
 }
 
 #[test]
+fn discoverable_is_off_by_default_and_leaves_existing_hashes_alone() {
+    let closed = parse_product(FILE, &format!("{ORDERS}access:\n  readers: [group:analysts]\n")).unwrap().value;
+    let open = parse_product(FILE, &format!("{ORDERS}access:\n  readers: [group:analysts]\n  discoverable: true\n")).unwrap().value;
+    assert!(!closed.access.as_ref().unwrap().discoverable);
+    assert!(open.access.as_ref().unwrap().discoverable);
+    // A descriptor without the field serializes as before, so products published by an
+    // earlier meshwork are not rebuilt for it.
+    assert!(!serde_json::to_string(&closed).unwrap().contains("discoverable"));
+    assert_ne!(descriptor_hash(&closed), descriptor_hash(&open));
+    let bad = parse_product(FILE, &format!("{ORDERS}access:\n  discoverable: maybe\n")).unwrap_err();
+    assert!(render(&bad).contains("access.discoverable"), "{}", render(&bad));
+}
+
+#[test]
 fn server_limits_and_oidc_are_read_from_mesh_yaml() {
     let text = "name: m\nserver:\n  query_memory: 512MiB\n  query_timeout: 90s\n  max_queries_per_principal: 2\nauth:\n  oidc:\n    issuer: https://idp.example/\n    audience: [a, b]\n    jwks: keys.json\n    attributes: { region: geo }\n";
     let config = parse_mesh_config("mesh.yaml", text).unwrap_or_else(|d| panic!("{}", render(&d))).value;

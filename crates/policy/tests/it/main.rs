@@ -334,4 +334,40 @@ fn a_failing_access_policy_denies() {
     assert!(decision.reasons[0].starts_with("access policy `broken` failed to evaluate"), "{:?}", decision.reasons);
 }
 
+#[test]
+fn a_grant_makes_a_reader_until_it_ends_and_never_unmasks() {
+    use std::time::{Duration, SystemTime};
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let hour = Duration::from_secs(3600);
+    let orders = product(&GOOD.replace("access:\n", "access:\n  row_filter: \"amount < 100\"\n"));
+    let id = orders.id();
+    let grants = meshwork_policy::Grants::new([(id.clone(), "olga".to_owned(), Some(now + hour)), (id.clone(), "carl".to_owned(), None)]);
+    let authorizer = Authorizer::new(Arc::new(builtins()), PolicyStates::default()).with_grants(grants);
+
+    // Before its end the grant makes olga a reader: the row filter and the mask apply as to
+    // any reader (olga is not in `unmasked_for`).
+    let olga = authorizer.decide_at(&who("olga"), &orders, now);
+    assert!(olga.allowed, "{:?}", olga.reasons);
+    assert_eq!(olga.row_filters, ["amount < 100"]);
+    assert_eq!(olga.masks.keys().collect::<Vec<_>>(), ["email"]);
+
+    // At the end instant it no longer counts, without anything being reloaded.
+    let later = authorizer.decide_at(&who("olga"), &orders, now + hour);
+    assert!(!later.allowed);
+    assert_eq!(later.reasons, ["`olga` is not a reader of `sales.orders`"]);
+
+    // A grant is for its principal and its product only.
+    let other = product(&GOOD.replace("name: orders", "name: refunds"));
+    assert!(!authorizer.decide_at(&who("olga"), &other, now).allowed);
+
+    // A revoked grant is not given to the authorizer at all: olga is back to no access.
+    let revoked = Authorizer::new(Arc::new(builtins()), PolicyStates::default()).with_grants(meshwork_policy::Grants::new([(id.clone(), "carl".to_owned(), None)]));
+    assert!(!revoked.decide_at(&who("olga"), &orders, now).allowed);
+
+    // The earliest end is what cached decisions must not outlive.
+    assert_eq!(authorizer.grants().next_end(None, now), Some(now + hour));
+    assert_eq!(authorizer.grants().next_end(Some("carl"), now), None);
+    assert_eq!(authorizer.grants().next_end(None, now + hour), None);
+}
+
 mod classification_propagated;

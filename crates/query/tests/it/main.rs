@@ -410,3 +410,53 @@ async fn a_column_removed_since_is_not_readable_from_an_earlier_publication() {
     assert!(!star.contains("4111111111111111"), "{star}");
 }
 
+
+/// What a principal may know of a product: readable, the card of a discoverable product, or
+/// nothing; a grant makes a reader until its end, and the search index, which remembers
+/// decisions, is rebuilt at that instant.
+#[tokio::test]
+async fn visibility_follows_discoverability_and_grants_until_they_end() {
+    use meshwork_query::{AccessAnswer, AccessAsk, QueryEngine, QueryLimits, SearchQuery, Visibility, visibility};
+
+    let mesh = Mesh::new().await;
+    let ledger = mesh.root.join("domains/finance/products/ledger/product.yaml");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    std::fs::write(&ledger, format!("{text}access:\n  discoverable: true\n")).unwrap();
+    let loaded = load_mesh(&mesh.root).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(!apply(&loaded, mesh.catalog.as_ref(), &loaded.home().open_store().unwrap(), &SilentObserver).await.unwrap().failed());
+
+    let engine = QueryEngine::new(mesh.catalog.clone(), QueryLimits::default()).await.unwrap();
+    let governance = engine.governance().await.unwrap();
+    let record = |name: &str| {
+        let catalog = mesh.catalog.clone();
+        let id: meshwork_core::id::ProductId = name.parse().unwrap();
+        async move { catalog.product(&id).await.unwrap().unwrap() }
+    };
+    let olga = governance.principal("olga").unwrap();
+    let ana = governance.principal("ana").unwrap();
+    let admin = governance.principal("admin").unwrap();
+    assert_eq!(visibility(&governance, &olga, &record("finance.ledger").await.descriptor), Visibility::Card);
+    assert_eq!(visibility(&governance, &olga, &record("sales.orders").await.descriptor), Visibility::Hidden);
+    assert_eq!(visibility(&governance, &ana, &record("sales.orders").await.descriptor), Visibility::Readable);
+
+    let until = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let ask = AccessAsk { purpose: "year end".into(), until: Some(until) };
+    let request = meshwork_query::request_access(mesh.catalog.as_ref(), &governance, &olga, "test", "finance.ledger", ask).await.unwrap();
+    meshwork_query::answer_request(mesh.catalog.as_ref(), &admin, "test", request.id, AccessAnswer { approve: true, comment: None }).await.unwrap();
+
+    let granted = engine.governance().await.unwrap();
+    assert_eq!(visibility(&granted, &olga, &record("finance.ledger").await.descriptor), Visibility::Readable);
+    assert_eq!(granted.valid_until(Some("olga")).map(|t| t.timestamp_micros()), Some(until.timestamp_micros()));
+    let index = engine.product_index().await.unwrap();
+    let found = |index: &meshwork_query::ProductIndex, governance: &meshwork_query::Governance| {
+        index.search(governance, &olga, &SearchQuery::default()).iter().map(|r| r.id.to_string()).collect::<Vec<_>>()
+    };
+    assert!(found(&index, &granted).contains(&"finance.ledger".to_owned()));
+
+    tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(200)).await;
+    // The same governance answers by the clock; the index is rebuilt without a catalog write.
+    assert_eq!(visibility(&granted, &olga, &record("finance.ledger").await.descriptor), Visibility::Card);
+    let rebuilt = engine.product_index().await.unwrap();
+    assert!(!Arc::ptr_eq(&index, &rebuilt), "the index does not outlive the grant's end");
+    assert!(!found(&rebuilt, &granted).contains(&"finance.ledger".to_owned()));
+}

@@ -1,5 +1,6 @@
 //! Refresh jobs: upstream changes cascade to `on_upstream_change` dependants in order and only
-//! to them; cron schedules fire on an injectable clock; failures retry without blocking others.
+//! to them; cron schedules fire on an injectable clock; failures retry without blocking others;
+//! the tick records ended access grants once.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -120,4 +121,27 @@ async fn a_failing_refresh_retries_with_backoff_and_does_not_hold_up_other_produ
     assert_eq!(failures.len(), 3);
     assert!(failures[0].payload["error"].as_str().unwrap().contains("broken.csv"), "{:?}", failures[0].payload);
     assert_eq!(mesh.catalog.versions(&id("broken")).await.unwrap().len(), 1, "the previous version stays");
+}
+
+#[tokio::test]
+async fn the_tick_records_each_ended_grant_once() {
+    let mesh = open(tempfile::tempdir().unwrap()).await;
+    product(&mesh.root, "a", &[], "");
+    apply(&mesh).await;
+    let start = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let request = meshwork_catalog::NewAccessRequest { product: id("a"), principal: "ana".into(), purpose: "a look".into(), until: Some(start + Duration::hours(1)), created_at: start };
+    let request = mesh.catalog.request_access(&request).await.unwrap().unwrap();
+    let approval = meshwork_catalog::AccessDecisionRecord { approve: true, by: "admin".into(), comment: None, at: start };
+    mesh.catalog.decide_access_request(request.id, &approval).await.unwrap().unwrap();
+    let clock = Arc::new(ManualClock::new(start + Duration::minutes(30)));
+    let scheduler = Scheduler::new(mesh.root.clone(), mesh.catalog.clone(), mesh.store.clone(), clock.clone(), config(0)).await.unwrap();
+    let expired = || async { mesh.catalog.events(&EventFilter { kinds: vec![meshwork_core::event::EventKind::AccessExpired], ..EventFilter::default() }).await.unwrap() };
+    scheduler.tick().await.unwrap();
+    assert!(expired().await.is_empty(), "10:30: the grant holds");
+    clock.advance(Duration::minutes(31));
+    scheduler.tick().await.unwrap();
+    scheduler.tick().await.unwrap();
+    let events = expired().await;
+    assert_eq!(events.len(), 1, "11:01: ended, recorded once: {events:?}");
+    assert_eq!(events[0].payload["principal"], "ana");
 }

@@ -22,7 +22,7 @@ pub(crate) struct ErrorBody {
 /// What went wrong.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ErrorInfo {
-    /// Stable code: `unauthenticated`, `unknown_principal`, `forbidden`, `not_found`, `bad_request`, `invalid_query`, `too_many_queries`, `timeout`, `resources_exhausted`, `internal`.
+    /// Stable code: `unauthenticated`, `unknown_principal`, `forbidden`, `not_found`, `conflict`, `bad_request`, `invalid_query`, `too_many_queries`, `timeout`, `resources_exhausted`, `internal`.
     code: String,
     /// What happened and how to fix it.
     message: String,

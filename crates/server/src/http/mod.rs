@@ -19,6 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::ServeError;
 use crate::gate::Gate;
 
+mod access;
 mod audit;
 mod caller;
 mod consumers;
@@ -39,7 +40,7 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
-    paths(products::whoami, products::list_products, products::product_detail, trust::product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, trust::product_slo, query::run_query, audit::audit_events, events::list_events),
+    paths(products::whoami, products::list_products, products::product_detail, trust::product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, access::product_card, access::create_access_request, access::list_access_requests, access::approve_access_request, access::deny_access_request, access::withdraw_access_request, access::product_grants, access::list_grants, access::revoke_grant, access::revoke_product_grants, trust::product_slo, query::run_query, audit::audit_events, events::list_events),
     components(schemas(products::WhoAmI, products::ProductSummary, products::ProductDetail, products::VersionInfo, products::ColumnInfo, deprecation::DeprecationInfo, query::QueryRequest, query::QueryResultJson, audit::AuditEventInfo, events::EventPage, error::ErrorBody, error::ErrorInfo)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -74,6 +75,16 @@ fn router(gate: Arc<Gate>) -> Router {
             get(consumers::list_product_subscriptions).post(consumers::create_subscription).delete(consumers::delete_subscription),
         )
         .route("/api/v1/subscriptions", get(consumers::my_subscriptions))
+        .route("/api/v1/products/{product}/card", get(access::product_card))
+        .route("/api/v1/products/{product}/access-requests", post(access::create_access_request))
+        .route("/api/v1/access-requests", get(access::list_access_requests))
+        .route("/api/v1/access-requests/{id}/approve", post(access::approve_access_request))
+        .route("/api/v1/access-requests/{id}/deny", post(access::deny_access_request))
+        .route("/api/v1/access-requests/{id}/withdraw", post(access::withdraw_access_request))
+        .route("/api/v1/products/{product}/grants", get(access::product_grants))
+        .route("/api/v1/products/{product}/grants/{principal}", axum::routing::delete(access::revoke_product_grants))
+        .route("/api/v1/grants", get(access::list_grants))
+        .route("/api/v1/grants/{id}/revoke", post(access::revoke_grant))
         .route("/api/v1/products/{product}/slo", get(trust::product_slo))
         .route("/api/v1/events", get(events::list_events))
         .route("/api/v1/query", post(query::run_query))

@@ -144,6 +144,10 @@ pub(super) struct ProductDetail {
     slo: Vec<serde_json::Value>,
     /// Where its Delta table is; administrators only.
     table_uri: Option<String>,
+    /// Active grants of approved access requests: all of them for owners and administrators,
+    /// the caller's own for anyone else.
+    #[schema(value_type = Vec<Object>)]
+    grants: Vec<meshwork_catalog::Grant>,
 }
 
 /// A product the caller may read: its record, its published descriptor, every product the
@@ -209,5 +213,6 @@ pub(super) async fn product_detail(State(gate): State<Arc<Gate>>, Caller(who): C
         latest_quality_run,
         slo,
         table_uri: who.principal.admin.then(|| record.table_uri.clone()),
+        grants: meshwork_query::shown_grants(catalog.as_ref(), &who.principal, &record).await?,
     }))
 }

@@ -3,6 +3,7 @@
 //! wire (`psql`). Python clients (psycopg, ADBC, pyarrow.flight) run the same matrix in
 //! `tests/interop/check_serve.py`, from `.ci/run`.
 
+mod access;
 mod attacks;
 mod cancellation;
 mod copy;
