@@ -423,9 +423,8 @@ fn parquet_stream(stream: GovernedStream, schema: SchemaRef) -> Result<impl futu
         Ok(Bytes::from(std::mem::take(writer.inner_mut())))
     });
     let tail = futures::stream::once(async move {
-        let mut writer = tail_writer.lock().expect("parquet writer lock").take().ok_or_else(|| std::io::Error::other("the parquet writer is closed"))?;
-        // The footer, then what the writer still buffers.
-        writer.finish().map_err(std::io::Error::other)?;
+        let writer = tail_writer.lock().expect("parquet writer lock").take().ok_or_else(|| std::io::Error::other("the parquet writer is closed"))?;
+        // Flushes the last row group and writes the footer.
         let bytes = writer.into_inner().map_err(std::io::Error::other)?;
         Ok(Bytes::from(bytes))
     });
