@@ -79,7 +79,7 @@ fn console_page(viewer: &Viewer, sql: &str, results: Markup) -> Markup {
                 (csrf_field(viewer))
                 div .field {
                     label for="sql" { "SQL query" }
-                    textarea #sql .sql name="sql" rows="10" spellcheck="false" autocapitalize="off" aria-describedby="sql-hint" required { (sql) }
+                    textarea #sql .sql name="sql" rows="5" spellcheck="false" autocapitalize="off" aria-describedby="sql-hint" required { (sql) }
                     p #sql-hint .hint { "Runs as " strong { (viewer.identity.principal.name) } " over the products you may read, named " code { "domain.product" } ". Ctrl+Enter runs it." }
                 }
                 div .actions {
