@@ -13,6 +13,7 @@ mod access;
 mod lifecycle;
 mod locks;
 mod migrations;
+mod portal;
 mod records;
 
 /// One backend under test.
