@@ -111,7 +111,11 @@ impl Dashboard {
                 if !visible(&product) || !seen.insert(product.clone()) {
                     continue;
                 }
-                for policy in &entry.policies {
+                // A policy reports each violation; a finding is one policy on one product.
+                let mut policies: Vec<&String> = entry.policies.iter().collect();
+                policies.sort();
+                policies.dedup();
+                for policy in policies {
                     findings.push(Finding { product: product.clone(), policy: policy.clone(), state: state_of(policy, &product.domain), outcome: entry.decision.clone(), at: event.at });
                 }
             }
@@ -127,7 +131,7 @@ impl Dashboard {
                     continue;
                 }
                 let series = trend.entry(product.domain.clone()).or_insert_with(|| applies.iter().rev().map(|e| (e.at, 0)).collect());
-                series[i].1 += entry.policies.len() as u64;
+                series[i].1 += entry.policies.iter().collect::<HashSet<_>>().len() as u64;
             }
         }
         Dashboard { domains, policies: rows, findings, trend }
