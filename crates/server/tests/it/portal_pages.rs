@@ -116,7 +116,7 @@ impl Portal {
         let report = apply(&mesh, catalog.as_ref(), &home.open_store().unwrap(), &SilentObserver).await.unwrap();
         assert!(!report.failed(), "{report:#?}");
         let engine = Arc::new(QueryEngine::new(catalog.clone(), QueryLimits::default()).await.unwrap());
-        let options = GateOptions { max_queries_per_principal: 8, storage: None, ..super::gate_options() };
+        let options = GateOptions { max_queries_per_principal: 8, storage: None, portal: meshwork_server::PortalOptions::default() };
         let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), None), options));
         let any = "127.0.0.1:0".parse().unwrap();
         let (at, sockets) = meshwork_server::bind(&Listeners { http: any, flight_sql: any, postgres: any }).await.unwrap();
