@@ -61,6 +61,33 @@ impl OidcVerifier {
 
     /// Validates `token` and maps its claims to a principal.
     pub(crate) async fn verify(&self, token: &str, principals: &[Principal]) -> Result<Principal, AuthError> {
+        let claims = self.claims(token, &self.config.audiences).await?;
+        let claimed = self.claimed(&claims)?;
+        match principals.iter().find(|p| p.name == claimed.name) {
+            Some(declared) => Ok(merge_claims(declared, &claimed)),
+            None => Ok(claimed),
+        }
+    }
+
+    /// Validates an ID token of the authorization-code flow: signed by the issuer's keys, for
+    /// `client_id`, carrying the `nonce` the sign-in started with. Returns the principal its
+    /// claims make, before the mesh's declarations are added.
+    pub async fn verify_id_token(&self, token: &str, client_id: &str, nonce: &str) -> Result<Principal, AuthError> {
+        let claims = self.claims(token, &[client_id.to_owned()]).await?;
+        let matches = claims.get("nonce").and_then(Value::as_str).is_some_and(|n| n.len() == nonce.len() && n.bytes().zip(nonce.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
+        if !matches {
+            return Err(AuthError::Jwt("the ID token's `nonce` is not the sign-in's".into()));
+        }
+        self.claimed(&claims)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
+    /// The validated claims of `token` for one of `audiences`.
+    async fn claims(&self, token: &str, audiences: &[String]) -> Result<serde_json::Map<String, Value>, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if !self.algorithms.contains(&header.alg) {
             return Err(AuthError::Jwt(format!("algorithm `{:?}` is not accepted", header.alg)));
@@ -75,7 +102,7 @@ impl OidcVerifier {
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
         validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&self.config.audiences);
+        validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         // `nbf` is checked like `exp`, with the same leeway for clock skew: a token minted for
         // later is not valid yet.
@@ -90,7 +117,7 @@ impl OidcVerifier {
             jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(claim) => AuthError::Jwt(format!("missing `{claim}` claim")),
             _ => AuthError::Jwt(e.to_string()),
         })?;
-        self.principal(&data.claims, principals)
+        Ok(data.claims)
     }
 
     fn key(&self, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
@@ -120,7 +147,8 @@ impl OidcVerifier {
         Ok(())
     }
 
-    fn principal(&self, claims: &serde_json::Map<String, Value>, principals: &[Principal]) -> Result<Principal, AuthError> {
+    /// The principal the claims alone make: name, groups, attributes.
+    fn claimed(&self, claims: &serde_json::Map<String, Value>) -> Result<Principal, AuthError> {
         let name = match claims.get(&self.config.principal_claim) {
             Some(Value::String(name)) if !name.trim().is_empty() => name.trim().to_owned(),
             _ => return Err(AuthError::Jwt(format!("missing `{}` claim naming the principal", self.config.principal_claim))),
@@ -141,16 +169,6 @@ impl OidcVerifier {
                 }
                 _ => {}
             }
-        }
-        // A declared principal keeps what the mesh says about it (admin, domains); the token may
-        // add groups and attributes, never remove them.
-        if let Some(declared) = principals.iter().find(|p| p.name == name) {
-            let mut principal = declared.clone();
-            principal.groups.extend(groups);
-            for (k, v) in attributes {
-                principal.attributes.entry(k).or_insert(v);
-            }
-            return Ok(principal);
         }
         Ok(Principal { name, kind: PrincipalKind::User, groups, domains: BTreeSet::new(), attributes, admin: false })
     }
@@ -176,4 +194,15 @@ async fn fetch(source: &JwksSource) -> Result<JwkSet, AuthError> {
         }
     };
     serde_json::from_str(&text).map_err(|e| AuthError::Unavailable(format!("`{origin}` is not a JWKS (a JSON object with `keys`): {e}")))
+}
+
+/// A declared principal keeps what the mesh says about it (admin, domains); a token's claims may
+/// add groups and attributes, never remove them.
+pub(crate) fn merge_claims(declared: &Principal, claimed: &Principal) -> Principal {
+    let mut principal = declared.clone();
+    principal.groups.extend(claimed.groups.iter().cloned());
+    for (k, v) in &claimed.attributes {
+        principal.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    principal
 }

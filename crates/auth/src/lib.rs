@@ -134,6 +134,11 @@ impl Authenticator {
         Authenticator { catalog, oidc, verified: Mutex::new(HashMap::new()) }
     }
 
+    /// The OIDC verifier, when `auth.oidc` is configured.
+    pub fn oidc(&self) -> Option<&OidcVerifier> {
+        self.oidc.as_ref()
+    }
+
     /// Checks `credential` and returns who it belongs to. `principals` are the declared ones
     /// (from the last apply); an API token's principal must be among them; a JWT's principal is
     /// the declared one of that name, with the token's groups added, or else a principal made
@@ -152,17 +157,59 @@ impl Authenticator {
             let Some(oidc) = &self.oidc else { return Err(AuthError::OidcDisabled) };
             let mut principal = oidc.verify(text, principals).await?;
             if !principals.iter().any(|p| p.name == principal.name) {
-                // An undeclared principal is a member of the domains whose owners name it or one
-                // of its groups, as a declared one would be after `apply`.
-                let domains = self.catalog.domains().await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
-                for domain in domains {
-                    if domain.owners.iter().any(|r| !r.starts_with("domain:") && r != "*" && principal.matches(r)) {
-                        principal.domains.insert(domain.name);
-                    }
-                }
+                principal = self.with_owned_domains(principal).await?;
             }
             return Ok(Identity { principal, method: format!("oidc:{}", oidc.issuer()) });
         }
         Err(AuthError::Malformed)
+    }
+
+    /// Who a portal session belongs to, checked again as on every request: the token it was
+    /// opened with must still be valid (not revoked, not expired) and its principal declared; an
+    /// OIDC session's principal is what the mesh declares now plus the claims it signed in with,
+    /// or the principal its claims made when the mesh does not declare it.
+    pub async fn resume(&self, session: &meshwork_catalog::PortalSession, principals: &[Principal]) -> Result<Identity, AuthError> {
+        match &session.credential {
+            meshwork_catalog::SessionCredential::ApiToken { token_id } => {
+                let record = self.catalog.token(token_id).await.map_err(|e| AuthError::Unavailable(e.to_string()))?.ok_or(AuthError::Revoked)?;
+                if record.revoked_at.is_some() {
+                    return Err(AuthError::Revoked);
+                }
+                if record.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+                    return Err(AuthError::Expired);
+                }
+                if record.principal != session.principal {
+                    return Err(AuthError::Invalid);
+                }
+                let principal = principals.iter().find(|p| p.name == record.principal).cloned().ok_or(AuthError::UnknownPrincipal)?;
+                Ok(Identity { principal, method: format!("token:{}", record.id) })
+            }
+            meshwork_catalog::SessionCredential::Oidc { issuer, principal } => {
+                let Some(oidc) = &self.oidc else { return Err(AuthError::OidcDisabled) };
+                if oidc.issuer() != issuer {
+                    return Err(AuthError::Jwt("the session's issuer is no longer configured".into()));
+                }
+                // As for a bearer JWT with the same claims: a principal the mesh no longer
+                // declares keeps only what its claims say.
+                let principal = match principals.iter().find(|p| p.name == principal.name) {
+                    Some(declared) => jwt::merge_claims(declared, principal),
+                    None => self.with_owned_domains(principal.clone()).await?,
+                };
+                Ok(Identity { principal, method: format!("oidc:{issuer}") })
+            }
+        }
+    }
+
+    /// An undeclared principal is a member of the domains whose owners name it or one of its
+    /// groups, as a declared one would be after `apply`.
+    async fn with_owned_domains(&self, mut principal: Principal) -> Result<Principal, AuthError> {
+        principal.domains.clear();
+        let domains = self.catalog.domains().await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        for domain in domains {
+            if domain.owners.iter().any(|r| !r.starts_with("domain:") && r != "*" && principal.matches(r)) {
+                principal.domains.insert(domain.name);
+            }
+        }
+        Ok(principal)
     }
 }

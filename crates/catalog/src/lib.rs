@@ -190,6 +190,15 @@ pub trait CatalogStore: Send + Sync {
     /// Deletes the outbox entries up to and including id `through` (every sink delivered them);
     /// returns how many.
     async fn prune_openlineage(&self, through: i64) -> Result<u64>;
+    /// Opens a portal session (sign-in).
+    async fn open_portal_session(&self, session: &PortalSession) -> Result<()>;
+    /// The portal session whose id hashes to `id_hash`, if it exists and has not expired at `now`.
+    async fn portal_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<PortalSession>>;
+    /// Closes a portal session (sign-out, or its credential no longer holds); `false` if there
+    /// was none.
+    async fn close_portal_session(&self, id_hash: &str) -> Result<bool>;
+    /// Deletes the portal sessions expired at `now`; returns how many.
+    async fn prune_portal_sessions(&self, now: DateTime<Utc>) -> Result<u64>;
     /// A named value kept by background work (e.g. a webhook's delivery cursor).
     async fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a named value.

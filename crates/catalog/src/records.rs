@@ -461,3 +461,38 @@ pub struct DeliveryRecord {
     /// Why it did not succeed.
     pub error: Option<String>,
 }
+
+/// A signed-in portal session as stored. The session id itself is never stored, only its
+/// SHA-256 (hex), so a copy of the catalog cannot be replayed as cookies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    /// SHA-256 of the session id, hex.
+    pub id_hash: String,
+    /// The principal signed in.
+    pub principal: String,
+    /// What the principal signed in with; checked again on every request.
+    pub credential: SessionCredential,
+    /// When the session was opened.
+    pub created_at: DateTime<Utc>,
+    /// When it ends by itself.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The credential a portal session was opened with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SessionCredential {
+    /// An API token, by its public id: the session ends when the token is revoked or expires.
+    ApiToken {
+        /// The token's id.
+        token_id: String,
+    },
+    /// An OIDC sign-in: the principal as the ID token's claims made it (groups and attributes
+    /// the mesh does not declare), from this issuer.
+    Oidc {
+        /// The issuer.
+        issuer: String,
+        /// The principal made from the claims at sign-in.
+        principal: meshwork_core::principal::Principal,
+    },
+}

@@ -12,7 +12,7 @@ use meshwork_pipeline::MeshHome;
 use meshwork_query::{Governance, QueryEngine, QueryLimits};
 use meshwork_core::clock::{Clock, SystemClock};
 use meshwork_scheduler::{LineageDelivery, Scheduler, SloEvaluator, SubscriptionDeliveries, WebhookDispatcher};
-use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners};
+use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners, OidcClient, PortalOptions};
 
 use crate::output::text_table;
 use crate::ReportFormat;
@@ -72,7 +72,8 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
         Some(config) => Some(OidcVerifier::load(config, &home.root).await.context("auth.oidc in mesh.yaml")?),
         None => None,
     };
-    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal, storage: Some(store) }));
+    let portal = portal_options(&home.config)?;
+    let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal, storage: Some(store), portal }));
     let background = Background::prepare(home, catalog).await?;
     let (addresses, sockets) = meshwork_server::bind(&listeners).await?;
     let run = Box::pin(async move {
@@ -89,6 +90,26 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
         served
     });
     Ok(Started { addresses, run })
+}
+
+/// The portal's settings from `mesh.yaml`: session lifetime, public address, and the OIDC client
+/// (its secret read from the environment variable `auth.oidc.client_secret_env` names).
+fn portal_options(config: &meshwork_core::descriptor::MeshConfig) -> anyhow::Result<PortalOptions> {
+    let public_url = match &config.server.public_url {
+        Some(url) => Some(url::Url::parse(url).with_context(|| format!("`server.public_url` in mesh.yaml: `{url}`"))?),
+        None => None,
+    };
+    let oidc_client = match config.auth.oidc.as_ref().and_then(|o| o.client_id.as_ref().map(|id| (id, o))) {
+        Some((client_id, oidc)) => {
+            let client_secret = match &oidc.client_secret_env {
+                Some(name) => Some(std::env::var(name).with_context(|| format!("`auth.oidc.client_secret_env` names `{name}`, which is not set: set it to the portal's client secret"))?),
+                None => None,
+            };
+            Some(OidcClient { client_id: client_id.clone(), client_secret })
+        }
+        None => None,
+    };
+    Ok(PortalOptions { session_ttl: Duration::from_secs(config.server.session_ttl.seconds), public_url, oidc_client })
 }
 
 /// The background work of a server: scheduled and cascaded refreshes, SLO evaluation,
@@ -325,6 +346,8 @@ pub async fn up(home: &MeshHome, flags: &ServeFlags, serve_after: bool) -> anyho
     let (pg_host, pg_port) = pg.rsplit_once(':').unwrap_or((&pg, "5433"));
     println!();
     println!("Connect as {example_name}:");
+    // The token is pasted, never put in the link: URLs end up in histories and proxy logs.
+    println!("  Portal    http://{http}/signin  (paste the token of {example_name} above)");
     println!("  HTTP      curl -s -H 'Authorization: Bearer {example_token}' -H 'Content-Type: application/json' \\");
     println!("                 -d '{{\"sql\": \"SELECT * FROM sales.customers LIMIT 3\"}}' http://{http}/api/v1/query");
     println!("  Swagger   http://{http}/docs");

@@ -132,6 +132,12 @@ pub struct ServerConfig {
     pub query_timeout: DurationSpec,
     /// Queries one principal may run at once over all interfaces; more are refused.
     pub max_queries_per_principal: u32,
+    /// How long a portal sign-in lasts.
+    pub session_ttl: DurationSpec,
+    /// The address users reach the HTTP server at, when a proxy is in front (e.g.
+    /// `https://mesh.example.com`): `https` makes portal cookies `Secure`; the OIDC sign-in
+    /// returns there.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -144,6 +150,8 @@ impl Default for ServerConfig {
             query_memory_bytes: 1 << 30,
             query_timeout: DurationSpec { seconds: 300 },
             max_queries_per_principal: 8,
+            session_ttl: DurationSpec { seconds: 8 * 3600 },
+            public_url: None,
         }
     }
 }
@@ -252,6 +260,11 @@ pub struct OidcConfig {
     pub groups_claim: String,
     /// Principal attribute name → claim name, e.g. `region: region`.
     pub attributes: BTreeMap<String, String>,
+    /// The portal's client id at the provider: with it, the portal offers the OIDC
+    /// authorization-code sign-in (ID tokens must name it as audience).
+    pub client_id: Option<String>,
+    /// The environment variable holding the portal's client secret, if the provider issued one.
+    pub client_secret_env: Option<String>,
 }
 
 /// Signing algorithms accepted for OIDC tokens unless `auth.oidc.algorithms` says otherwise.

@@ -97,6 +97,25 @@ impl QueryError {
     }
 }
 
+impl QueryError {
+    /// Where in the statement the error is, as `(line, column)` counted from 1, when DataFusion's
+    /// diagnostic or the SQL parser says so.
+    pub fn position(&self) -> Option<(u64, u64)> {
+        let QueryError::Sql(err) = self else { return None };
+        if let Some(span) = err.diagnostic().and_then(|d| d.span)
+            && span.start.line > 0
+        {
+            return Some((span.start.line, span.start.column));
+        }
+        // The parser's messages end with "at Line: 1, Column: 8".
+        let text = err.find_root().to_string();
+        let rest = &text[text.rfind("Line: ")? + "Line: ".len()..];
+        let (line, rest) = rest.split_once(", Column: ")?;
+        let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some((line.trim().parse().ok()?, column.parse().ok()?)).filter(|(line, column)| *line > 0 && *column > 0)
+    }
+}
+
 fn is_not_found(err: &DataFusionError) -> bool {
     let text = err.find_root().to_string();
     text.contains("not found") && text.contains("table")

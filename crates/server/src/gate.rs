@@ -17,6 +17,44 @@ pub struct GateOptions {
     pub max_queries_per_principal: u32,
     /// Where product tables live, probed by `/ready`; `None` probes only the metadata store.
     pub storage: Option<meshwork_storage::ProductStore>,
+    /// The web portal's sessions and sign-in.
+    pub portal: PortalOptions,
+}
+
+/// Settings of the web portal (`mesh.yaml` `server:`).
+#[derive(Debug, Clone)]
+pub struct PortalOptions {
+    /// How long a portal session lasts after sign-in.
+    pub session_ttl: std::time::Duration,
+    /// The address users reach the server at, when it is not the one it listens on (behind a
+    /// proxy). An `https://` address makes session cookies `Secure` and is the base of the OIDC
+    /// redirect address.
+    pub public_url: Option<url::Url>,
+    /// The OIDC client the portal signs users in as (authorization-code flow); `None` offers
+    /// API-token sign-in only.
+    pub oidc_client: Option<OidcClient>,
+}
+
+impl Default for PortalOptions {
+    fn default() -> Self {
+        PortalOptions { session_ttl: std::time::Duration::from_secs(8 * 3600), public_url: None, oidc_client: None }
+    }
+}
+
+/// The portal's registration at the OIDC provider.
+#[derive(Clone)]
+pub struct OidcClient {
+    /// The client id; ID tokens must name it as an audience.
+    pub client_id: String,
+    /// The client secret, if the provider issued one (read from the environment, never from
+    /// `mesh.yaml`).
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcClient").field("client_id", &self.client_id).field("client_secret", &self.client_secret.as_ref().map(|_| "…")).finish()
+    }
 }
 
 /// Authentication, per-principal admission and session opening, shared by every interface.
@@ -110,6 +148,21 @@ impl Gate {
                 Err(ServeError::Unauthenticated(err))
             }
         }
+    }
+
+    /// Who a portal session belongs to now: its credential and principal checked again, as a
+    /// bearer credential is on every request.
+    pub(crate) async fn resume(&self, session: &meshwork_catalog::PortalSession) -> Result<Identity, ServeError> {
+        let governance = self.engine.governance().await?;
+        self.auth.resume(session, governance.principals()).await.map_err(|err| {
+            self.metrics.auth_failure("portal", auth_class(&err));
+            ServeError::Unauthenticated(err)
+        })
+    }
+
+    /// The authenticator, for the portal's OIDC sign-in.
+    pub(crate) fn authenticator(&self) -> &Authenticator {
+        &self.auth
     }
 
     /// Claims one of `principal`'s concurrent query slots, or refuses with "too many queries".

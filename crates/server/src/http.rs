@@ -87,6 +87,7 @@ fn router(gate: Arc<Gate>) -> Router {
     Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
         .merge(api)
+        .merge(crate::portal::router())
         .layer(axum::middleware::from_fn_with_state(gate.clone(), with_request_id))
         .with_state(gate)
 }

@@ -13,6 +13,7 @@ mod flight;
 mod gate;
 mod http;
 mod metrics;
+mod portal;
 mod postgres;
 
 use std::future::Future;
@@ -24,13 +25,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use error::ServeError;
-pub use gate::{Gate, GateOptions};
+pub use gate::{Gate, GateOptions, OidcClient, PortalOptions};
 pub use metrics::Metrics;
 
 /// Where each server listens.
 #[derive(Debug, Clone)]
 pub struct Listeners {
-    /// HTTP API, OpenAPI, Swagger UI and `/metrics`.
+    /// HTTP API, OpenAPI, Swagger UI, `/metrics` and the web portal.
     pub http: SocketAddr,
     /// Arrow Flight SQL (gRPC).
     pub flight_sql: SocketAddr,

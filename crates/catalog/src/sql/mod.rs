@@ -14,6 +14,7 @@ mod governance;
 mod lifecycle;
 mod locks;
 mod operations;
+mod portal;
 mod products;
 mod rows;
 mod subscriptions;
@@ -31,7 +32,7 @@ pub use locks::HeldLock;
 use crate::keywords::AuditOutcome;
 use crate::{
     ApiTokenRecord, AuditEvent, AuditFilter, CatalogStore, DeliveryRecord, DomainRecord, EventFilter, EventRecord, GovernanceSnapshot,
-    LineageEdge, NewEvent, Publication, QualityRun, Result, SloCheck, Subscription, UnpublishedProduct, VersionRecord,
+    LineageEdge, NewEvent, PortalSession, Publication, QualityRun, Result, SloCheck, Subscription, UnpublishedProduct, VersionRecord,
 };
 use crate::ProductRecord;
 
@@ -221,6 +222,22 @@ impl CatalogStore for SqlCatalog {
 
     async fn subscriptions(&self, product: Option<&ProductId>) -> Result<Vec<Subscription>> {
         self.subscription_rows(product).await
+    }
+
+    async fn open_portal_session(&self, session: &PortalSession) -> Result<()> {
+        self.insert_portal_session(session).await
+    }
+
+    async fn portal_session(&self, id_hash: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Option<PortalSession>> {
+        self.portal_session_row(id_hash, now).await
+    }
+
+    async fn close_portal_session(&self, id_hash: &str) -> Result<bool> {
+        self.delete_portal_session(id_hash).await
+    }
+
+    async fn prune_portal_sessions(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        self.delete_expired_portal_sessions(now).await
     }
 
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64> {

@@ -12,6 +12,7 @@ use meshwork_core::lineage::{ColumnLineage, ColumnSource, Derivation, ProductLin
 mod lifecycle;
 mod locks;
 mod migrations;
+mod portal;
 mod records;
 
 /// One backend under test.

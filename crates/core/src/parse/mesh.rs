@@ -217,7 +217,7 @@ pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig
         && let Some(s) = d.mapping(
             node,
             "server",
-            &["bind", "http_port", "flight_sql_port", "postgres_port", "query_memory", "query_timeout", "max_queries_per_principal"],
+            &["bind", "http_port", "flight_sql_port", "postgres_port", "query_memory", "query_timeout", "max_queries_per_principal", "session_ttl", "public_url"],
         )
     {
         server.bind = d.text(s, "server", "bind").unwrap_or(server.bind);
@@ -232,6 +232,11 @@ pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig
                 t.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| (format!("`{t}` is not a positive number"), Some("e.g. `8`".into())))
             })
             .unwrap_or(server.max_queries_per_principal);
+        server.session_ttl = d.parsed(s, "server", "session_ttl", None, code, parse_duration).unwrap_or(server.session_ttl);
+        server.public_url = d.parsed(s, "server", "public_url", None, code, |t| {
+            let plain = (t.starts_with("https://") || t.starts_with("http://")) && !t.contains(['?', '#', '@']);
+            if plain { Ok(t.trim_end_matches('/').to_owned()) } else { Err((format!("`{t}` is not an http(s) address"), Some("write where users reach the server, e.g. `https://mesh.example.com`".into()))) }
+        });
     }
     let mut auth = AuthConfig::default();
     if let Some(node) = Decoder::get(map, "auth")
@@ -304,7 +309,7 @@ pub(super) fn notifications(d: &mut Decoder<'_>, node: &Node) -> Option<Notifica
 
 pub(super) fn oidc_config(d: &mut Decoder<'_>, node: &Node) -> Option<OidcConfig> {
     const PATH: &str = "auth.oidc";
-    let o = d.mapping(node, PATH, &["issuer", "audience", "jwks", "algorithms", "principal_claim", "groups_claim", "attributes"])?;
+    let o = d.mapping(node, PATH, &["issuer", "audience", "jwks", "algorithms", "principal_claim", "groups_claim", "attributes", "client_id", "client_secret_env"])?;
     let issuer = d.required_text(o, PATH, "issuer", "https://login.example.com/");
     let audiences = match Decoder::get(o, "audience") {
         Some(node) if node.as_sequence().is_some() => d.texts(o, PATH, "audience"),
@@ -355,7 +360,9 @@ pub(super) fn oidc_config(d: &mut Decoder<'_>, node: &Node) -> Option<OidcConfig
             ),
         }
     }
-    Some(OidcConfig { issuer: issuer?, audiences, jwks: jwks?, algorithms, principal_claim, groups_claim, attributes })
+    let client_id = d.text(o, PATH, "client_id");
+    let client_secret_env = d.text(o, PATH, "client_secret_env");
+    Some(OidcConfig { issuer: issuer?, audiences, jwks: jwks?, algorithms, principal_claim, groups_claim, attributes, client_id, client_secret_env })
 }
 
 /// A `policies:` mapping of policy name to `off`, `warn` or `enforce`. Names are checked against

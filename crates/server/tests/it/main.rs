@@ -10,8 +10,11 @@ mod flight_compat;
 mod lifecycle;
 mod limits;
 mod not_before;
+mod oidc_provider;
 mod pg_catalog;
 mod pg_compat;
+mod portal;
+mod portal_pages;
 mod readiness;
 mod revocation;
 mod settings;
@@ -32,7 +35,7 @@ use meshwork_catalog::CatalogStore;
 use meshwork_core::descriptor::OidcConfig;
 use meshwork_pipeline::{SilentObserver, apply, load_mesh};
 use meshwork_query::{Governance, QueryEngine, QueryLimits, QuerySession};
-use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners};
+use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners, PortalOptions};
 use serde_json::{Value, json};
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -54,6 +57,8 @@ fn fixtures() -> PathBuf {
 
 const ISSUER: &str = "https://login.test.invalid/";
 const AUDIENCE: &str = "meshwork-tests";
+/// The portal's OIDC client id in the tests.
+const PORTAL_CLIENT: &str = "meshwork-portal";
 
 /// The policy fixture mesh, applied and served on free ports of 127.0.0.1.
 struct Served {
@@ -67,6 +72,11 @@ struct Served {
 
 impl Served {
     async fn start(limits: QueryLimits, max_queries: u32) -> Served {
+        Served::start_with(limits, max_queries, PortalOptions::default(), None).await
+    }
+
+    /// With portal settings, and OIDC tokens from `issuer` instead of the fixture issuer.
+    async fn start_with(limits: QueryLimits, max_queries: u32, portal: PortalOptions, issuer: Option<String>) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("mesh");
         copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../query/tests/fixtures/mesh"), &root);
@@ -76,17 +86,19 @@ impl Served {
         let report = apply(&mesh, catalog.as_ref(), &home.open_store().unwrap(), &SilentObserver).await.unwrap();
         assert!(!report.failed(), "{report:#?}");
         let oidc = OidcConfig {
-            issuer: ISSUER.into(),
+            issuer: issuer.unwrap_or_else(|| ISSUER.into()),
             audiences: vec![AUDIENCE.into()],
             jwks: fixtures().join("oidc/jwks.json").display().to_string(),
             algorithms: vec!["RS256".into()],
             principal_claim: "preferred_username".into(),
             groups_claim: "groups".into(),
             attributes: [("region".to_owned(), "region".to_owned())].into(),
+            client_id: Some(PORTAL_CLIENT.into()),
+            client_secret_env: None,
         };
         let verifier = OidcVerifier::load(&oidc, &root).await.unwrap();
         let engine = Arc::new(QueryEngine::new(catalog.clone(), limits).await.unwrap());
-        let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), Some(verifier)), GateOptions { max_queries_per_principal: max_queries, storage: Some(home.open_store().unwrap()) }));
+        let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), Some(verifier)), GateOptions { max_queries_per_principal: max_queries, storage: Some(home.open_store().unwrap()), portal }));
         let any = "127.0.0.1:0".parse().unwrap();
         let (at, sockets) = meshwork_server::bind(&Listeners { http: any, flight_sql: any, postgres: any }).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -480,6 +492,8 @@ async fn jwks_is_fetched_from_a_url() {
         principal_claim: "preferred_username".into(),
         groups_claim: "groups".into(),
         attributes: Default::default(),
+        client_id: None,
+        client_secret_env: None,
     };
     let verifier = OidcVerifier::load(&config, Path::new(".")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
