@@ -79,7 +79,7 @@ fn console_page(viewer: &Viewer, sql: &str, results: Markup) -> Markup {
                 (csrf_field(viewer))
                 div .field {
                     label for="sql" { "SQL query" }
-                    textarea #sql .sql name="sql" rows="10" spellcheck="false" autocapitalize="off" aria-describedby="sql-hint" required { (sql) }
+                    textarea #sql .sql name="sql" rows="5" spellcheck="false" autocapitalize="off" aria-describedby="sql-hint" required { (sql) }
                     p #sql-hint .hint { "Runs as " strong { (viewer.identity.principal.name) } " over the products you may read, named " code { "domain.product" } ". Ctrl+Enter runs it." }
                 }
                 div .actions {
@@ -423,9 +423,8 @@ fn parquet_stream(stream: GovernedStream, schema: SchemaRef) -> Result<impl futu
         Ok(Bytes::from(std::mem::take(writer.inner_mut())))
     });
     let tail = futures::stream::once(async move {
-        let mut writer = tail_writer.lock().expect("parquet writer lock").take().ok_or_else(|| std::io::Error::other("the parquet writer is closed"))?;
-        // The footer, then what the writer still buffers.
-        writer.finish().map_err(std::io::Error::other)?;
+        let writer = tail_writer.lock().expect("parquet writer lock").take().ok_or_else(|| std::io::Error::other("the parquet writer is closed"))?;
+        // Flushes the last row group and writes the footer.
         let bytes = writer.into_inner().map_err(std::io::Error::other)?;
         Ok(Bytes::from(bytes))
     });
