@@ -176,7 +176,9 @@ impl Dashboard {
             }
             section #findings aria-labelledby="findings-h" {
                 h2 #findings-h { "Findings" }
-                p.summary { (self.findings.len()) " current findings on " (products.len()) " products you can read, from the newest apply or refresh of each." }
+                @if !self.findings.is_empty() {
+                    p.summary { (self.findings.len()) " current findings on " (products.len()) " products you can read, from the newest apply or refresh of each." }
+                }
                 @for domain in with_trend {
                     section.domain-findings aria-labelledby=(format!("findings-{domain}")) {
                         h3 id=(format!("findings-{domain}")) { a href=(format!("/domains/{domain}")) { (domain) } }

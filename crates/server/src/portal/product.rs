@@ -172,7 +172,7 @@ impl ProductPage {
                     li { a href="#versions" { "Versions" } }
                     li { a href="#access" { "Access" } }
                     @if self.consumers.is_some() { li { a href="#consumers" { "Consumers" } } }
-                    li { a href="#connect" { "Connect" } }
+                    li { a href="#connect" { "Query it" } }
                 }
             }
             (sections::contract(self))

@@ -183,7 +183,7 @@ pub(super) fn slo(page: &ProductPage) -> Markup {
                 (None, _) => p { "This product declares no service level objectives." },
                 (Some(_), true) => p { "Not evaluated yet: " code { "meshwork serve" } " evaluates them in the background." },
                 (Some(declared), false) => {
-                    p { "Target: " (declared.target) " % of evaluations meet each objective over " (declared.window.seconds / 86_400) " days; what is left is the error budget." }
+                    p { "Target: " (declared.target) " % of evaluations meet each objective over " (span(declared.window.seconds)) "; what is left is the error budget." }
                     ul.slo-list {
                         @for check in &page.slo_latest {
                             @let history: Vec<(DateTime<Utc>, f64)> = page.slo_history.iter().filter(|c| c.objective == check.objective).filter_map(|c| c.budget_remaining.map(|b| (c.at, b))).collect();
@@ -350,6 +350,16 @@ pub(super) fn query_it(page: &ProductPage) -> Markup {
             }
         }
     }
+}
+
+/// A window in words: whole days, else hours, else minutes.
+fn span(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s >= 3_600 => (s / 3_600, "hour"),
+        s => (s.div_ceil(60), "minute"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// A quality outcome as a badge.

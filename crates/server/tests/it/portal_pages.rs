@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshwork_auth::{Authenticator, issue_token};
-use meshwork_catalog::CatalogStore;
+use meshwork_catalog::{CatalogStore, Objective, SloCheck, SloStatus};
 use meshwork_pipeline::{SilentObserver, apply, load_mesh};
 use meshwork_query::{QueryEngine, QueryLimits};
 use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners};
@@ -92,6 +92,8 @@ contract:
     - { name: amount, type: "decimal(10,2)" }
 access:
   readers: ["*"]
+slo:
+  freshness: 24h
 "#,
     ),
     (
@@ -318,6 +320,27 @@ async fn product_page_shows_versions_sample_query_and_this_servers_addresses() {
     assert!(connect.contains(&format!("grpc://127.0.0.1:{}", portal.at.flight_sql.port())), "{connect}");
     assert!(connect.contains(&format!("http://127.0.0.1:{}/api/v1/query", portal.at.http.port())), "{connect}");
     assert!(!page.contains("style="), "no inline styles (CSP)");
+
+    // Service levels: the newest status and the error budget over the window, drawn.
+    let now = chrono::Utc::now();
+    let checks: Vec<SloCheck> = [(3, 1.0), (2, 0.6), (1, 0.2)]
+        .into_iter()
+        .map(|(hours, left)| SloCheck {
+            product: "marketing.spend_report".parse().unwrap(),
+            objective: Objective::Freshness,
+            at: now - chrono::Duration::hours(hours),
+            status: if left < 0.25 { SloStatus::AtRisk } else { SloStatus::Met },
+            value: Some(60.0),
+            threshold: 86_400.0,
+            budget_remaining: Some(left),
+            message: "published a minute ago".into(),
+        })
+        .collect();
+    portal.catalog.record_slo_checks(&checks).await.unwrap();
+    let page = portal.page(&ana, "/products/marketing.spend_report").await;
+    let slo = section(&page, "slo");
+    assert!(slo.contains("at risk") && slo.contains("published a minute ago") && slo.contains("over 30 days"), "{slo}");
+    assert!(slo.contains("<polyline") && slo.contains("error budget of freshness: 20 % left now"), "{slo}");
     portal.stop().await;
 }
 
