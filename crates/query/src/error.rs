@@ -76,23 +76,76 @@ pub enum QueryError {
     Internal(String),
 }
 
-impl QueryError {
-    /// A short stable code for wire protocols and JSON errors.
-    pub fn code(&self) -> &'static str {
+/// What kind of failure an error is, as every interface reports it: a stable code clients may
+/// match on (`as_str`). The server maps each code, in one table, to an HTTP status, a gRPC code
+/// and a SQLSTATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// No credential, or one that is invalid, revoked or expired.
+    Unauthenticated,
+    /// A principal the mesh does not declare.
+    UnknownPrincipal,
+    /// The caller may not do this (what it may see is answered as not found instead).
+    Forbidden,
+    /// No such thing, or one the caller may not see.
+    NotFound,
+    /// The request is malformed.
+    BadRequest,
+    /// The SQL cannot be planned or run.
+    InvalidQuery,
+    /// The principal already runs as many queries as allowed.
+    TooManyQueries,
+    /// The query ran past the time limit.
+    Timeout,
+    /// The query needed more memory than allowed.
+    ResourcesExhausted,
+    /// A bug or a failure of the platform; details stay in the server log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable text of the code, e.g. `not_found`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            QueryError::Sql(err) if is_not_found(err) => "not_found",
-            QueryError::Sql(_) => "invalid_query",
-            QueryError::NotPublished(_) | QueryError::NoLongerServed(_) | QueryError::NotReadable { .. } => "not_found",
-            QueryError::UnknownPrincipal { .. } => "unknown_principal",
-            QueryError::AdminOnly(..) | QueryError::Refused(_) => "forbidden",
-            QueryError::Invalid(_) => "bad_request",
-            QueryError::Timeout { .. } => "timeout",
-            QueryError::ResourcesExhausted { .. } => "resources_exhausted",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::UnknownPrincipal => "unknown_principal",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::TooManyQueries => "too_many_queries",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::ResourcesExhausted => "resources_exhausted",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl QueryError {
+    /// The stable code for wire protocols and JSON errors.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            QueryError::Sql(err) if is_not_found(err) => ErrorCode::NotFound,
+            QueryError::Sql(_) => ErrorCode::InvalidQuery,
+            QueryError::NotPublished(_) | QueryError::NoLongerServed(_) | QueryError::NotReadable { .. } => ErrorCode::NotFound,
+            QueryError::UnknownPrincipal { .. } => ErrorCode::UnknownPrincipal,
+            QueryError::AdminOnly(..) | QueryError::Refused(_) => ErrorCode::Forbidden,
+            QueryError::Invalid(_) => ErrorCode::BadRequest,
+            QueryError::Timeout { .. } => ErrorCode::Timeout,
+            QueryError::ResourcesExhausted { .. } => ErrorCode::ResourcesExhausted,
             QueryError::Catalog(_)
             | QueryError::Storage(_)
             | QueryError::Policy(_)
             | QueryError::AuditUnavailable(_)
-            | QueryError::Internal(_) => "internal",
+            | QueryError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

@@ -40,7 +40,7 @@ mod strings;
 pub use consumers::{Consumers, MajorReader, SubscribeRequest, consumers, subscribe, unsubscribe};
 pub use domain::{DomainReads, DomainSession};
 pub use engine::{QueryEngine, QueryLimits, TableCache};
-pub use error::QueryError;
+pub use error::{ErrorCode, QueryError};
 pub use governance::{Governance, is_owner, visible_lineage};
 pub use samples::{govern_samples, quality_runs_for};
 pub use placeholders::Placeholders;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use meshwork_auth::AuthError;
-use meshwork_query::QueryError;
+use meshwork_query::{ErrorCode, QueryError};
 
 /// Errors of the servers. [`ServeError::code`] is stable: clients may match on it.
 #[derive(Debug, thiserror::Error)]
@@ -57,55 +57,71 @@ pub enum ServeError {
     Internal(String),
 }
 
+/// How every interface says one error code. One row per code, so HTTP, Flight SQL and the
+/// Postgres wire can never disagree about what a failure is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireCode {
+    /// The HTTP status.
+    pub http: axum::http::StatusCode,
+    /// The gRPC code (Flight SQL).
+    pub grpc: tonic::Code,
+    /// The PostgreSQL SQLSTATE (Postgres wire).
+    pub sqlstate: &'static str,
+}
+
+/// The table of [`WireCode`]s.
+pub fn wire(code: ErrorCode) -> WireCode {
+    use axum::http::StatusCode as Http;
+    use tonic::Code as Grpc;
+    let (http, grpc, sqlstate) = match code {
+        ErrorCode::Unauthenticated => (Http::UNAUTHORIZED, Grpc::Unauthenticated, "28000"),
+        ErrorCode::UnknownPrincipal => (Http::FORBIDDEN, Grpc::PermissionDenied, "28000"),
+        ErrorCode::Forbidden => (Http::FORBIDDEN, Grpc::PermissionDenied, "42501"),
+        ErrorCode::NotFound => (Http::NOT_FOUND, Grpc::NotFound, "42P01"),
+        ErrorCode::BadRequest | ErrorCode::InvalidQuery => (Http::BAD_REQUEST, Grpc::InvalidArgument, "42000"),
+        ErrorCode::TooManyQueries => (Http::TOO_MANY_REQUESTS, Grpc::ResourceExhausted, "53300"),
+        ErrorCode::Timeout => (Http::REQUEST_TIMEOUT, Grpc::DeadlineExceeded, "57014"),
+        ErrorCode::ResourcesExhausted => (Http::UNPROCESSABLE_ENTITY, Grpc::ResourceExhausted, "53200"),
+        _ => (Http::INTERNAL_SERVER_ERROR, Grpc::Internal, "XX000"),
+    };
+    WireCode { http, grpc, sqlstate }
+}
+
 impl ServeError {
-    /// The stable code: `unauthenticated`, `too_many_queries`, `not_found`, `forbidden`,
-    /// `bad_request`, `invalid_query`, `timeout`, `resources_exhausted`, `internal`.
-    pub fn code(&self) -> &'static str {
+    /// The stable code clients may match on.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ServeError::Unauthenticated(_) => "unauthenticated",
-            ServeError::TooManyQueries { .. } => "too_many_queries",
-            ServeError::NotFound(_) => "not_found",
-            ServeError::Forbidden(_) => "forbidden",
-            ServeError::BadRequest(_) => "bad_request",
+            ServeError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ServeError::TooManyQueries { .. } => ErrorCode::TooManyQueries,
+            ServeError::NotFound(_) => ErrorCode::NotFound,
+            ServeError::Forbidden(_) => ErrorCode::Forbidden,
+            ServeError::BadRequest(_) => ErrorCode::BadRequest,
             ServeError::Query(q) => q.code(),
-            ServeError::Bind { .. } | ServeError::Catalog(_) | ServeError::Stopped | ServeError::Io(_) | ServeError::Internal(_) => "internal",
+            ServeError::Bind { .. } | ServeError::Catalog(_) | ServeError::Stopped | ServeError::Io(_) | ServeError::Internal(_) => ErrorCode::Internal,
         }
+    }
+
+    /// How each interface says it.
+    pub fn wire(&self) -> WireCode {
+        wire(self.code())
     }
 
     /// The message shown to clients. Internal details stay in the server log.
     pub fn client_message(&self) -> String {
         match self.code() {
-            "internal" => "internal error; the server log has details under this request id".to_owned(),
+            ErrorCode::Internal => "internal error; the server log has details under this request id".to_owned(),
             _ => self.to_string(),
         }
     }
 
     /// As a gRPC status for Flight SQL.
     pub fn to_status(&self) -> tonic::Status {
-        let message = self.client_message();
-        match self.code() {
-            "unauthenticated" => tonic::Status::unauthenticated(message),
-            "too_many_queries" | "resources_exhausted" => tonic::Status::resource_exhausted(message),
-            "not_found" => tonic::Status::not_found(message),
-            "forbidden" => tonic::Status::permission_denied(message),
-            "bad_request" | "invalid_query" => tonic::Status::invalid_argument(message),
-            "timeout" => tonic::Status::deadline_exceeded(message),
-            _ => tonic::Status::internal(message),
-        }
+        tonic::Status::new(self.wire().grpc, self.client_message())
     }
 
     /// The PostgreSQL SQLSTATE for the Postgres wire server.
     pub fn sqlstate(&self) -> &'static str {
-        match self.code() {
-            "unauthenticated" => "28000",
-            "too_many_queries" => "53300",
-            "resources_exhausted" => "53200",
-            "not_found" => "42P01",
-            "forbidden" => "42501",
-            "bad_request" | "invalid_query" => "42000",
-            "timeout" => "57014",
-            _ => "XX000",
-        }
+        self.wire().sqlstate
     }
 }
 

@@ -267,7 +267,7 @@ fn user_error(severity: &str, code: &str, message: impl Into<String>) -> PgWireE
 }
 
 fn serve_error(err: ServeError) -> PgWireError {
-    let severity = if err.code() == "unauthenticated" { "FATAL" } else { "ERROR" };
+    let severity = if err.code() == meshwork_query::ErrorCode::Unauthenticated { "FATAL" } else { "ERROR" };
     user_error(severity, err.sqlstate(), err.client_message())
 }
 

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::{Extension, Json};
+use axum::http::StatusCode;
+use axum::Json;
 use meshwork_catalog::Subscription;
 use meshwork_core::event::EventKind;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ErrorBody, RequestId, caller, fail, readable_product};
+use super::caller::Caller;
+use super::error::ErrorBody;
+use super::products::{Readable, readable_product};
 use crate::error::ServeError;
 use crate::gate::Gate;
 
@@ -34,19 +36,17 @@ pub(super) struct ConsumersQuery {
 )]
 pub(super) async fn product_consumers(
     State(gate): State<Arc<Gate>>,
-    Extension(id): Extension<RequestId>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(product): Path<String>,
     Query(query): Query<ConsumersQuery>,
-) -> Result<Json<meshwork_query::Consumers>, ApiError> {
-    let who = caller(&gate, &headers, &id).await?;
-    let (record, descriptor, _, governance) = readable_product(&gate, &who, &product, &id).await?;
+) -> Result<Json<meshwork_query::Consumers>, ServeError> {
+    let Readable { record, descriptor, governance, .. } = readable_product(&gate, &who, &product).await?;
     if !meshwork_query::is_owner(&who.principal, &descriptor) {
-        return Err(fail(ServeError::NotFound(format!("no consumers of `{product}` to show: they are for its owner, members of domain `{}` and administrators", record.id.domain)), &id));
+        return Err(ServeError::NotFound(format!("no consumers of `{product}` to show: they are for its owner, members of domain `{}` and administrators", record.id.domain)));
     }
     let days = query.window_days.unwrap_or(30).clamp(1, 400);
     let since = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
-    let consumers = meshwork_query::consumers(gate.engine().catalog().as_ref(), &governance, &who.principal, &record, since).await.map_err(|e| fail(e, &id))?;
+    let consumers = meshwork_query::consumers(gate.engine().catalog().as_ref(), &governance, &who.principal, &record, since).await?;
     Ok(Json(consumers))
 }
 
@@ -76,22 +76,20 @@ pub(super) struct SubscribeBody {
 )]
 pub(super) async fn create_subscription(
     State(gate): State<Arc<Gate>>,
-    Extension(id): Extension<RequestId>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(product): Path<String>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let who = caller(&gate, &headers, &id).await?;
-    let (record, _, _, governance) = readable_product(&gate, &who, &product, &id).await?;
+) -> Result<(StatusCode, Json<serde_json::Value>), ServeError> {
+    let Readable { record, governance, .. } = readable_product(&gate, &who, &product).await?;
     let body: SubscribeBody = match body.is_empty() {
         true => SubscribeBody::default(),
         false => serde_json::from_slice(&body).map_err(|e| {
-            fail(ServeError::BadRequest(format!("the body must be JSON like {{\"webhook\": \"https://…\", \"events\": [\"product.deprecated\"]}}: {e}")), &id)
+            ServeError::BadRequest(format!("the body must be JSON like {{\"webhook\": \"https://…\", \"events\": [\"product.deprecated\"]}}: {e}"))
         })?,
     };
-    let events = event_kinds(&body.events).map_err(|e| fail(e, &id))?;
+    let events = event_kinds(&body.events)?;
     let request = meshwork_query::SubscribeRequest { principal: body.principal, webhook: body.webhook, events };
-    let subscription = meshwork_query::subscribe(gate.engine().catalog().as_ref(), &governance, &who.principal, &record, request).await.map_err(|e| fail(e, &id))?;
+    let subscription = meshwork_query::subscribe(gate.engine().catalog().as_ref(), &governance, &who.principal, &record, request).await?;
     let mut json = serde_json::to_value(&subscription).unwrap_or_default();
     json["secret"] = serde_json::json!(subscription.secret);
     Ok((StatusCode::CREATED, Json(json)))
@@ -122,17 +120,15 @@ pub(super) struct SubscriberQuery {
 )]
 pub(super) async fn delete_subscription(
     State(gate): State<Arc<Gate>>,
-    Extension(id): Extension<RequestId>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(product): Path<String>,
     Query(query): Query<SubscriberQuery>,
-) -> Result<StatusCode, ApiError> {
-    let who = caller(&gate, &headers, &id).await?;
-    let not_found = || fail(ServeError::NotFound(format!("`{}` has no subscription to `{product}`", query.principal.as_deref().unwrap_or(&who.principal.name))), &id);
+) -> Result<StatusCode, ServeError> {
+    let not_found = || ServeError::NotFound(format!("`{}` has no subscription to `{product}`", query.principal.as_deref().unwrap_or(&who.principal.name)));
     let product_id: meshwork_core::id::ProductId = product.parse().map_err(|_| not_found())?;
-    let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
+    let governance = gate.engine().governance().await?;
     let principal = query.principal.as_deref();
-    match meshwork_query::unsubscribe(gate.engine().catalog().as_ref(), &governance, &who.principal, &product_id, principal).await.map_err(|e| fail(e, &id))? {
+    match meshwork_query::unsubscribe(gate.engine().catalog().as_ref(), &governance, &who.principal, &product_id, principal).await? {
         true => Ok(StatusCode::NO_CONTENT),
         false => Err(not_found()),
     }
@@ -147,14 +143,12 @@ pub(super) async fn delete_subscription(
 )]
 pub(super) async fn list_product_subscriptions(
     State(gate): State<Arc<Gate>>,
-    Extension(id): Extension<RequestId>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Path(product): Path<String>,
-) -> Result<Json<Vec<Subscription>>, ApiError> {
-    let who = caller(&gate, &headers, &id).await?;
-    let (record, descriptor, _, _) = readable_product(&gate, &who, &product, &id).await?;
+) -> Result<Json<Vec<Subscription>>, ServeError> {
+    let Readable { record, descriptor, .. } = readable_product(&gate, &who, &product).await?;
     let owner = meshwork_query::is_owner(&who.principal, &descriptor);
-    let all = gate.engine().catalog().subscriptions(Some(&record.id)).await.map_err(|e| fail(e, &id))?;
+    let all = gate.engine().catalog().subscriptions(Some(&record.id)).await?;
     Ok(Json(all.into_iter().filter(|s| owner || s.principal == who.principal.name).collect()))
 }
 
@@ -164,12 +158,11 @@ pub(super) async fn list_product_subscriptions(
     path = "/api/v1/subscriptions",
     responses((status = 200, description = "`[{product, principal, webhook, events, created_at, created_by}]`", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody))
 )]
-pub(super) async fn my_subscriptions(State(gate): State<Arc<Gate>>, Extension(id): Extension<RequestId>, headers: HeaderMap) -> Result<Json<Vec<Subscription>>, ApiError> {
-    let who = caller(&gate, &headers, &id).await?;
+pub(super) async fn my_subscriptions(State(gate): State<Arc<Gate>>, Caller(who): Caller) -> Result<Json<Vec<Subscription>>, ServeError> {
     let catalog = gate.engine().catalog();
-    let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
-    let records = catalog.products().await.map_err(|e| fail(e, &id))?;
+    let governance = gate.engine().governance().await?;
+    let records = catalog.products().await?;
     let visible = governance.visible(&who.principal, &records);
-    let mine = catalog.subscriptions(None).await.map_err(|e| fail(e, &id))?;
+    let mine = catalog.subscriptions(None).await?;
     Ok(Json(mine.into_iter().filter(|s| s.principal == who.principal.name && visible.iter().any(|r| r.id == s.product)).collect()))
 }

@@ -46,25 +46,16 @@ impl PortalError {
     }
 }
 
-/// The HTTP status of a server error, by its stable code.
+/// The HTTP status of a server error: its code's row in [`crate::error::wire`].
 pub(crate) fn status_of(error: &ServeError) -> StatusCode {
-    match error.code() {
-        "unauthenticated" => StatusCode::UNAUTHORIZED,
-        "forbidden" => StatusCode::FORBIDDEN,
-        "not_found" => StatusCode::NOT_FOUND,
-        "bad_request" | "invalid_query" => StatusCode::BAD_REQUEST,
-        "too_many_queries" => StatusCode::TOO_MANY_REQUESTS,
-        "timeout" => StatusCode::REQUEST_TIMEOUT,
-        "resources_exhausted" => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    error.wire().http
 }
 
 impl From<ServeError> for PortalError {
     fn from(error: ServeError) -> Self {
         match error.code() {
             // One page for missing and hidden things, whatever the layer below said.
-            "not_found" => PortalError::NotFound,
+            meshwork_query::ErrorCode::NotFound => PortalError::NotFound,
             _ => PortalError::Serve(error),
         }
     }

@@ -295,9 +295,18 @@ async fn every_credential_failure_is_unauthenticated_on_http() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 401, "{case}");
         assert_eq!(response.headers()["www-authenticate"], "Bearer", "{case}");
+        assert_eq!(response.headers()["content-type"], "application/json", "{case}");
+        let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
         let body: Value = response.bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
         assert_eq!(body["error"]["code"], "unauthenticated", "{case}: {body}");
+        // The body quotes the request id the response header carries.
+        assert_eq!(body["error"]["request_id"], request_id.as_str(), "{case}: {body}");
     }
+    // An id the client sends is the one the error quotes; a missing endpoint is a JSON 404 too.
+    let response = reqwest::Client::new().get(served.url("/api/v1/nowhere")).header("x-request-id", "trace-42").send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
+    assert_eq!((body["error"]["code"].as_str(), body["error"]["request_id"].as_str()), (Some("not_found"), Some("trace-42")), "{body}");
     // A valid JWT maps its claims: a declared principal keeps its rights, an undeclared one
     // gets the token's groups and attributes.
     let sam: Value = reqwest::Client::new().get(served.url("/api/v1/whoami")).bearer_auth(jwt("signing_key.pem", json!({}))).send().await.unwrap().bytes().await.map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap();
