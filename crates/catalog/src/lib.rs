@@ -147,6 +147,10 @@ pub trait CatalogStore: Send + Sync {
     async fn revoke_token(&self, id: &str) -> Result<bool>;
     /// Audit events matching `filter`, newest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+    /// The audit events of the last `limit` applies and refreshes, newest first: each names
+    /// every product it evaluated with its outcome and the governance policies that found a
+    /// violation in it (the governance dashboard's findings and their trend).
+    async fn applies(&self, limit: u32) -> Result<Vec<AuditEvent>>;
     /// How audited queries that read `product` since `since` ended: `(ok, error)`.
     /// Denied, cancelled and still running queries are not counted.
     async fn query_outcomes(&self, product: &ProductId, since: DateTime<Utc>) -> Result<(u64, u64)>;

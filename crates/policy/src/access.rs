@@ -191,6 +191,16 @@ impl Authorizer {
         self.decide_at(principal, product, SystemTime::now())
     }
 
+    /// The compiled policies it decides with (governance policies included), for listings.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// The state of every policy per domain, as applied.
+    pub fn states(&self) -> &PolicyStates {
+        &self.states
+    }
+
     /// Decides whether `principal` may read `product`, and what it sees. Total: a policy that
     /// fails to evaluate, or returns something malformed, denies.
     ///

@@ -67,6 +67,8 @@ pub struct Gate {
     /// Signs Flight SQL tickets and prepared statement handles; new for each process, so a
     /// ticket does not outlive the server that issued it.
     ticket_key: [u8; 32],
+    /// Where the servers listen, once bound: the portal's "how to connect" snippets name them.
+    addresses: std::sync::OnceLock<crate::BoundAddresses>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -100,7 +102,7 @@ impl Gate {
         use rand::RngCore;
         let mut ticket_key = [0u8; 32];
         rand::rng().fill_bytes(&mut ticket_key);
-        Gate { engine, auth, options, running: Arc::default(), metrics: Arc::new(Metrics::new()), ticket_key }
+        Gate { engine, auth, options, running: Arc::default(), metrics: Arc::new(Metrics::new()), ticket_key, addresses: std::sync::OnceLock::new() }
     }
 
     /// The settings it was made with.
@@ -116,6 +118,17 @@ impl Gate {
     /// Server metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Where the servers listen; `None` until [`crate::serve`] runs.
+    pub fn addresses(&self) -> Option<crate::BoundAddresses> {
+        self.addresses.get().copied()
+    }
+
+    /// Records where the servers listen; the first call wins (one gate serves one set of
+    /// listeners).
+    pub(crate) fn set_addresses(&self, addresses: crate::BoundAddresses) {
+        let _ = self.addresses.set(addresses);
     }
 
     pub(crate) fn ticket_key(&self) -> &[u8; 32] {

@@ -69,6 +69,7 @@ pub async fn bind(listeners: &Listeners) -> Result<(BoundAddresses, [TcpListener
 /// accepting, lets in-flight requests finish for up to [`SHUTDOWN_GRACE`], and cancels the rest.
 pub async fn serve(gate: Arc<Gate>, listeners: [TcpListener; 3], shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     let [http, flight, postgres] = listeners;
+    gate.set_addresses(BoundAddresses { http: http.local_addr()?, flight_sql: flight.local_addr()?, postgres: postgres.local_addr()? });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

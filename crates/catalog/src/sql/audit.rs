@@ -66,6 +66,14 @@ impl SqlCatalog {
         decode_all(rows)
     }
 
+    pub(super) async fn apply_rows(&self, limit: u32) -> Result<Vec<AuditEvent>> {
+        let rows: Vec<AuditRow> = sqlx::query_as("SELECT * FROM audit_events WHERE action IN ('apply', 'refresh') ORDER BY id DESC LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        decode_all(rows)
+    }
+
     pub(super) async fn query_outcome_counts(&self, product: &ProductId, since: DateTime<Utc>) -> Result<(u64, u64)> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT e.outcome, COUNT(*) AS n FROM audit_events e JOIN audit_event_products p ON p.event_id = e.id \

@@ -201,6 +201,10 @@ impl CatalogStore for SqlCatalog {
         self.audit_rows(filter).await
     }
 
+    async fn applies(&self, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.apply_rows(limit).await
+    }
+
     async fn query_outcomes(&self, product: &ProductId, since: chrono::DateTime<chrono::Utc>) -> Result<(u64, u64)> {
         self.query_outcome_counts(product, since).await
     }

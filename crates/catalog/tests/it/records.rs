@@ -72,6 +72,25 @@ async fn audit_events_round_trip_filter_and_complete_once() {
     }
 }
 
+/// The governance dashboard's source: the audit events of applies and refreshes, newest first,
+/// at most `limit`, without the queries between them.
+#[tokio::test]
+async fn applies_are_the_apply_and_refresh_events_newest_first() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        let action = |action: &str, minutes: i64| AuditEvent { action: action.into(), ..audit_event("admin", "sales.orders", AuditOutcome::Ok, Utc::now() - Duration::minutes(minutes)) };
+        let mut ids = Vec::new();
+        for event in [action("apply", 50), action("query", 40), action("refresh", 30), action("query", 20), action("apply", 10)] {
+            ids.push(catalog.record_audit(&event).await.unwrap());
+        }
+        let applies = catalog.applies(10).await.unwrap();
+        assert_eq!(applies.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[4], ids[2], ids[0]]);
+        assert_eq!((applies[0].action.as_str(), applies[0].products[0].product.as_str()), ("apply", "sales.orders"));
+        assert_eq!(catalog.applies(2).await.unwrap().iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["apply", "refresh"]);
+        backend.finish().await;
+    }
+}
+
 /// Who reads a product, from the audit log: per principal and interface, newest first; denied,
 /// refused and failed queries are not reads, nor is anything before the window.
 #[tokio::test]

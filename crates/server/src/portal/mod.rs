@@ -26,11 +26,18 @@
 //! carries a strict Content-Security-Policy and framing, sniffing and referrer headers.
 
 mod assets;
+mod chart;
+mod connect;
 mod console;
+mod domains;
 mod error;
+mod governance;
+mod graph;
 mod layout;
 mod oidc;
+mod product;
 mod search;
+mod sections;
 mod security;
 mod session;
 mod viewer;
@@ -55,6 +62,9 @@ pub(crate) fn router() -> Router<Arc<Gate>> {
         .route("/console/cancel", post(console::cancel))
         .route("/console/download", post(console::download))
         .route("/assets/{file}", get(assets::serve))
+        .merge(product::routes())
+        .merge(domains::routes())
+        .merge(governance::routes())
         .layer(axum::Extension(Arc::new(console::Running::default())))
         .layer(axum::middleware::from_fn(security::guard))
 }
