@@ -17,7 +17,7 @@ use meshwork_catalog::{AuditFilter, ProductRecord};
 use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::event::EventKind;
 use meshwork_core::id::ProductId;
-use meshwork_query::SearchQuery;
+use meshwork_query::{FacetFilters, SearchRequest};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -29,6 +29,7 @@ use crate::gate::{Gate, GovernedStream};
 
 mod consumers;
 mod deprecation;
+mod search;
 
 use deprecation::{DeprecationInfo, deprecation_headers};
 pub(crate) use deprecation::METADATA as DEPRECATION_METADATA;
@@ -39,7 +40,7 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
-    paths(whoami, list_products, product_detail, product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, product_slo, run_query, audit_events, list_events),
+    paths(whoami, list_products, search::search_catalog, product_detail, product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, product_slo, run_query, audit_events, list_events),
     components(schemas(WhoAmI, ProductSummary, ProductDetail, VersionInfo, ColumnInfo, DeprecationInfo, QueryRequest, QueryResultJson, AuditEventInfo, EventPage, ErrorBody, ErrorInfo)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -66,6 +67,7 @@ fn router(gate: Arc<Gate>) -> Router {
     let api = Router::new()
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/products", get(list_products))
+        .route("/api/v1/search", get(search::search_catalog))
         .route("/api/v1/products/{product}", get(product_detail))
         .route("/api/v1/products/{product}/quality", get(product_quality))
         .route("/api/v1/products/{product}/consumers", get(consumers::product_consumers))
@@ -241,12 +243,13 @@ impl From<&ProductRecord> for ProductSummary {
 /// Listing filters.
 #[derive(Deserialize, IntoParams)]
 struct ProductSearch {
-    /// Words that must all match the start of a word of the id, title, description, owner or
-    /// tags (case-insensitive): `ord` finds `sales.orders`.
+    /// Words that must all match (exactly, as a prefix or with a typo) a word of the id, title,
+    /// description, tags, domain, owner or columns, case-insensitively: `ord` finds
+    /// `sales.orders`. `GET /api/v1/search` has the same search with facets.
     q: Option<String>,
     /// Only this domain's products.
     domain: Option<String>,
-    /// At most this many products (in address order).
+    /// At most this many products (best match first; all of them in address order without `q`).
     limit: Option<usize>,
 }
 
@@ -259,11 +262,14 @@ async fn list_products(
     Query(search): Query<ProductSearch>,
 ) -> Result<Json<Vec<ProductSummary>>, ApiError> {
     let who = caller(&gate, &headers, &id).await?;
-    let governance = gate.engine().governance().await.map_err(|e| fail(e, &id))?;
-    let index = gate.engine().product_index().await.map_err(|e| fail(e, &id))?;
-    let query = SearchQuery { domain: search.domain, limit: search.limit, ..SearchQuery::text(search.q.as_deref().unwrap_or_default()) };
-    let found = index.search(&governance, &who.principal, &query).into_iter().map(ProductSummary::from).collect();
-    Ok(Json(found))
+    let request = SearchRequest {
+        text: search.q.unwrap_or_default(),
+        filters: FacetFilters { domain: search.domain.into_iter().collect(), ..FacetFilters::default() },
+        limit: search.limit.unwrap_or(usize::MAX),
+        offset: 0,
+    };
+    let found = gate.engine().search(&who.principal, &request).await.map_err(|e| fail(e, &id))?;
+    Ok(Json(found.hits.iter().map(|hit| ProductSummary::from(&hit.record)).collect()))
 }
 
 /// One published version.

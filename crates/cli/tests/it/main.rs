@@ -481,6 +481,10 @@ fn example_mesh_checks(tmp: &Path, dir: &Path) {
     let report: serde_json::Value = serde_json::from_str(&ok(&dir, &["apply", "--format", "json"])).unwrap();
     let published = report["products"].as_array().unwrap().iter().filter(|p| p["result"] == "published").count();
     assert_eq!(published, 7);
+    // Catalog search: a typo finds the customers, ranked and with facet counts; ana is shown
+    // and counted only what she may read.
+    expect![[""]].assert_eq(&ok(&dir, &["search", "custmer"]));
+    expect![[""]].assert_eq(&ok(&dir, &["--as", "ana", "search", "custmer", "--limit", "3"]));
     // Derived products agree with their sources.
     expect![[r#"
         same_revenue,same_orders,same_customers
@@ -657,7 +661,7 @@ fn queries_run_as_a_principal_and_denied_products_are_invisible_on_every_command
     assert!(listed.contains("sales.orders") && !listed.contains("marketing.roi"), "{listed}");
 
     let apply_as = meshwork(&dir, &["--as", "ana", "apply"]);
-    assert_eq!(stderr(&apply_as), "error: `--as ana` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions` and `export`; the other commands act as the local administrator\n");
+    assert_eq!(stderr(&apply_as), "error: `--as ana` applies to `query`, `search`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions` and `export`; the other commands act as the local administrator\n");
     let unknown = meshwork(&dir, &["--as", "anna", "query", "SELECT 1"]);
     assert_eq!(stderr(&unknown), "error: unknown principal `anna` (hint: did you mean `ana`?)\n");
 

@@ -14,6 +14,7 @@ mod pg_catalog;
 mod pg_compat;
 mod readiness;
 mod revocation;
+mod search;
 mod settings;
 mod visibility;
 mod wire;
