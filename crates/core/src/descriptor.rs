@@ -411,6 +411,12 @@ impl Classification {
     pub const ALL: [Classification; 4] = [Classification::Public, Classification::Internal, Classification::Confidential, Classification::Pii];
 }
 
+impl std::fmt::Display for Classification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for Classification {
     type Err = crate::keyword::UnknownKeyword;
 

@@ -91,7 +91,7 @@ pub(super) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The text of each field of `record`, in [`MatchedField`] order.
-fn field_texts(record: &ProductRecord, domain_title: Option<&str>) -> [Vec<&str>; FIELDS] {
+fn field_texts<'a>(record: &'a ProductRecord, domain_title: Option<&'a str>) -> [Vec<&'a str>; FIELDS] {
     let columns = &record.descriptor.contract.columns;
     [
         vec![record.id.name.as_str()],
