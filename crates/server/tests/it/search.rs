@@ -49,6 +49,6 @@ async fn search_neither_lists_nor_counts_what_the_caller_may_not_read() {
 
     let (status, bad) = search(&served, "classification=secret", "ana").await;
     assert_eq!(status, 400, "{bad}");
-    assert_eq!(bad["error"]["message"], "unknown classification `secret`; use one of `public`, `internal`, `confidential` or `pii`");
+    assert_eq!(bad["error"]["message"], "bad request: unknown classification `secret`; use one of `public`, `internal`, `confidential` or `pii`");
     served.stop().await;
 }
