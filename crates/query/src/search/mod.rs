@@ -19,14 +19,16 @@
 //! word (in any field); its score is the sum over the words. Equal scores keep address order.
 //!
 //! **Typos.** A word of 4 to 7 characters matches terms within Levenshtein distance 1, of 8 or
-//! more within distance 2, shorter words none; terms *starting with* a word within that
-//! distance match too, so a typo in a word typed so far still finds the longer word. Each word
-//! is also a prefix. Both go through `fst`'s automata over the vocabulary: `Str::starts_with` and
-//! `Levenshtein::starts_with`. Building a Levenshtein DFA costs time that grows with the word
-//! and the distance; measured on the bench machine (dev profile), a distance-2 DFA for a
-//! 12-letter word builds in well under a millisecond, inside the 10 ms budget with room, so no
-//! deletion-neighbourhood index is kept. A DFA over fst's state limit (very long words) falls
-//! back to distance 1, then to no typo matching for that word.
+//! more within distance 2, shorter words none; from 6 characters on, terms *starting with*
+//! something within that distance match too, so a typo in a word typed so far still finds the
+//! longer word (`custmer` → `customers`); for shorter words such a prefix would be 3–4 letters and
+//! start far too many terms. Each word is also a prefix. Both go through `fst`'s automata over the
+//! vocabulary: `Str::starts_with` and `Levenshtein` (with `starts_with`). fst builds a
+//! Levenshtein DFA per query word, a cost that grows with the word and the distance; the
+//! benchmark's typo queries (words of 4–12 letters, the long ones at distance 2) cost no more
+//! than its exact-word queries (docs/benchmarks.md), so no deletion-neighbourhood index is kept.
+//! A DFA over fst's state limit (very long words) falls back to distance 1, then to no typo
+//! matching for that word.
 //!
 //! **Facets.** Domain, tag, column classification, lifecycle status (`draft`, `active`,
 //! `deprecated`, or `sunset` once past its sunset date), the latest quality run's outcome

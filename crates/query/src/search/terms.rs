@@ -53,13 +53,25 @@ pub(super) fn expand(vocabulary: &fst::Map<Vec<u8>>, word: &str) -> HashMap<u32,
         }
     }
     if let Some(automaton) = typo_automaton(word) {
-        let mut near = vocabulary.search(automaton.starts_with()).into_stream();
-        while let Some((_, id)) = near.next() {
-            add(id, MatchKind::Typo);
+        // A typo in a word typed so far (`custmer` → `customers`) only from 6 letters: for a
+        // shorter word, a prefix one edit away is 3–4 letters long and starts far too many terms.
+        if word.chars().count() >= TYPO_PREFIX_LETTERS {
+            let mut near = vocabulary.search(automaton.starts_with()).into_stream();
+            while let Some((_, id)) = near.next() {
+                add(id, MatchKind::Typo);
+            }
+        } else {
+            let mut near = vocabulary.search(automaton).into_stream();
+            while let Some((_, id)) = near.next() {
+                add(id, MatchKind::Typo);
+            }
         }
     }
     found
 }
+
+/// The shortest word whose typos also match as prefixes.
+const TYPO_PREFIX_LETTERS: usize = 6;
 
 /// The Levenshtein automaton of `word` at its distance; a smaller distance if the automaton
 /// would exceed fst's state limit (very long words), none if even that does.
