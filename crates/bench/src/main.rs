@@ -6,9 +6,11 @@
 //!   each one's time, either on plain DataFusion over files (the "no Meshwork layer" peer) or
 //!   through Meshwork's governed query engine over a mesh's published products;
 //! - `control`: policy decision latency, and catalog search latency over a synthetic catalog;
+//! - `search`: the catalog search part of `control` alone;
 //! - `lineage`: the time to derive column lineage of every product of a mesh without building.
 
 mod control;
+mod search;
 mod worker;
 
 use std::path::PathBuf;
@@ -62,6 +64,15 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         searches: usize,
     },
+    /// Catalog search alone over synthetic catalogs, printed as JSON.
+    Search {
+        /// Synthetic catalog sizes to search (comma separated).
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+        catalog_sizes: Vec<usize>,
+        /// Searches to time at each size.
+        #[arg(long, default_value_t = 1_000)]
+        searches: usize,
+    },
     /// Column lineage of every product of a mesh, planned against declared schemas (what
     /// `validate` and `plan` do), timed; printed as JSON.
     Lineage {
@@ -85,6 +96,14 @@ fn main() -> anyhow::Result<()> {
             },
             Command::Control { mesh, principal, decisions, catalog_sizes, searches } => {
                 let report = control::run(&mesh, &principal, decisions, &catalog_sizes, searches).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
+            Command::Search { catalog_sizes, searches } => {
+                let mut report = Vec::new();
+                for size in catalog_sizes {
+                    report.push(search::catalog_search(size, searches).await?);
+                }
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 Ok(())
             }

@@ -205,6 +205,12 @@ pub trait CatalogStore: Send + Sync {
     async fn slo_checks(&self, product: &ProductId, since: DateTime<Utc>, limit: u32) -> Result<Vec<SloCheck>>;
     /// The newest evaluation of each objective of a product.
     async fn latest_slo_checks(&self, product: &ProductId) -> Result<Vec<SloCheck>>;
+    /// The newest quality run and SLO evaluation ids: changes whenever either is recorded,
+    /// which the catalog generation does not (catalog search keys its health facets on it).
+    async fn operations_mark(&self) -> Result<OperationsMark>;
+    /// Every product's latest quality outcome and the latest status of each of its SLO
+    /// objectives, in one read for the whole catalog.
+    async fn latest_operations(&self) -> Result<LatestOperations>;
     /// Records one webhook delivery attempt.
     async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<()>;
     /// Delivery attempts of a webhook, newest first.

@@ -65,6 +65,27 @@ pub struct SchemaColumn {
     pub nullable: bool,
 }
 
+/// Where the catalog's operational records stand: the newest quality run and SLO evaluation
+/// ids (0 when there is none). Recording a run or an evaluation changes it; neither changes the
+/// catalog generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OperationsMark {
+    /// Id of the newest quality run.
+    pub quality_run: i64,
+    /// Id of the newest SLO evaluation.
+    pub slo_check: i64,
+}
+
+/// The latest operational state of every product, read at once for the whole catalog.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatestOperations {
+    /// The outcome of each product's newest quality run (products never run are absent).
+    pub quality: std::collections::BTreeMap<ProductId, RunOutcome>,
+    /// The newest status of each SLO objective of each product (products never evaluated are
+    /// absent), in objective order.
+    pub slo: std::collections::BTreeMap<ProductId, Vec<SloStatus>>,
+}
+
 /// One published version of a product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRecord {

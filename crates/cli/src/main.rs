@@ -8,6 +8,7 @@ mod lineage;
 mod output;
 mod reads;
 mod purge;
+mod search;
 mod serve;
 mod standards;
 mod trust;
@@ -146,6 +147,10 @@ enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Search the catalog as the acting principal: products ranked by how well their ids,
+    /// titles, descriptions, tags, domains, owners and columns match the words (prefixes and
+    /// typos too), with facet counts; only products it may read are shown or counted.
+    Search(search::SearchArgs),
     /// Inspect published data products.
     Product {
         #[command(subcommand)]
@@ -461,6 +466,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let acts_as_principal = matches!(
         cli.command,
         Command::Query { .. }
+            | Command::Search(_)
             | Command::Product { .. }
             | Command::Audit { .. }
             | Command::Events { .. }
@@ -473,7 +479,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(name) = principal
         && !acts_as_principal
     {
-        anyhow::bail!("`--as {name}` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions`, `access` and `export`; the other commands act as the local administrator");
+        anyhow::bail!("`--as {name}` applies to `query`, `search`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions`, `access` and `export`; the other commands act as the local administrator");
     }
     match cli.command {
         Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
@@ -486,6 +492,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             trust::product_quality(&dir, principal, &name, limit, format).await
         }
         Command::Query { sql, format, output } => commands::query(&dir, principal, &sql, format, output.as_deref()).await,
+        Command::Search(args) => search::search(&dir, principal, args).await,
         Command::Product { command: ProductCommand::Lineage { name, columns, upstream, downstream, format } } => {
             let direction = match (upstream, downstream) {
                 (true, _) => lineage::Direction::Upstream,

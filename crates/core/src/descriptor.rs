@@ -419,6 +419,26 @@ impl Classification {
             Classification::Pii => "pii",
         }
     }
+
+    /// Every class, from the least to the most sensitive.
+    pub const ALL: [Classification; 4] = [Classification::Public, Classification::Internal, Classification::Confidential, Classification::Pii];
+}
+
+impl std::fmt::Display for Classification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Classification {
+    type Err = crate::keyword::UnknownKeyword;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Classification::ALL
+            .into_iter()
+            .find(|c| c.as_str() == text)
+            .ok_or_else(|| crate::keyword::UnknownKeyword::new("classification", text, Classification::ALL.map(Classification::as_str)))
+    }
 }
 
 /// A named input of a product; the transform sees it as a table of that name.

@@ -14,7 +14,7 @@ use meshwork_core::principal::Principal;
 use meshwork_storage::ProductStore;
 use tokio::sync::Mutex;
 
-use crate::search::ProductIndex;
+use crate::search::{ProductHealth, ProductIndex, SearchRequest, SearchResults};
 use crate::{Governance, QueryError, QuerySession};
 
 /// Limits on each query a session runs.
@@ -118,8 +118,18 @@ pub struct QueryEngine {
     limits: QueryLimits,
     tables: TableCache,
     governance: Mutex<(i64, Arc<Governance>)>,
-    /// The index and the instant its remembered decisions stop holding (a grant ends).
-    index: Mutex<Option<(Arc<ProductIndex>, Option<chrono::DateTime<chrono::Utc>>)>>,
+    /// The search index of the catalog generation it was built at, the instant its remembered
+    /// access decisions stop holding (a grant ends), and the quality and SLO states of its
+    /// products at the operations mark they were read at.
+    search: Mutex<Option<SearchState>>,
+}
+
+/// What the search of one catalog generation keeps between requests.
+struct SearchState {
+    index: Arc<ProductIndex>,
+    /// When the index's remembered decisions stop holding: the earliest end of a grant.
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    health: Arc<ProductHealth>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -133,7 +143,7 @@ impl QueryEngine {
     pub async fn new(catalog: Arc<dyn CatalogStore>, limits: QueryLimits) -> Result<QueryEngine, QueryError> {
         let generation = catalog.generation().await?;
         let governance = Arc::new(Governance::load(catalog.as_ref()).await?);
-        Ok(QueryEngine { catalog, limits, tables: TableCache::default(), governance: Mutex::new((generation, governance)), index: Mutex::new(None) })
+        Ok(QueryEngine { catalog, limits, tables: TableCache::default(), governance: Mutex::new((generation, governance)), search: Mutex::new(None) })
     }
 
     /// The metadata store.
@@ -149,6 +159,11 @@ impl QueryEngine {
     /// Governance as last applied, reloaded if an apply happened since the last call.
     pub async fn governance(&self) -> Result<Arc<Governance>, QueryError> {
         let generation = self.catalog.generation().await?;
+        self.governance_at(generation).await
+    }
+
+    /// Governance of catalog generation `generation` (read just before).
+    async fn governance_at(&self, generation: i64) -> Result<Arc<Governance>, QueryError> {
         let mut current = self.governance.lock().await;
         if current.0 != generation {
             *current = (generation, Arc::new(Governance::load(self.catalog.as_ref()).await?));
@@ -160,15 +175,44 @@ impl QueryEngine {
     /// changed since it was last built, or a grant ended (the index remembers decisions).
     pub async fn product_index(&self) -> Result<Arc<ProductIndex>, QueryError> {
         let generation = self.catalog.generation().await?;
-        let mut index = self.index.lock().await;
+        Ok(self.search_index(generation).await?.0)
+    }
+
+    /// Catalog search as `principal`: the products it may read that match `request`, best
+    /// first, with facet counts over exactly those.
+    pub async fn search(&self, principal: &Principal, request: &SearchRequest) -> Result<SearchResults, QueryError> {
+        // One generation for both, so the index remembers decisions of its own governance.
+        let generation = self.catalog.generation().await?;
+        let governance = self.governance_at(generation).await?;
+        let (index, health) = self.search_index(generation).await?;
+        Ok(index.search(&governance, principal, &health, request, chrono::Utc::now().date_naive()))
+    }
+
+    /// The index of `generation` and its products' health at the catalog's current operations
+    /// mark: the index is rebuilt when the generation moved (a publication or governance
+    /// change) or a grant ended since it was built (it remembers access decisions), the health
+    /// alone when only a quality run or an SLO evaluation was recorded.
+    async fn search_index(&self, generation: i64) -> Result<(Arc<ProductIndex>, Arc<ProductHealth>), QueryError> {
+        let mark = self.catalog.operations_mark().await?;
         let now = chrono::Utc::now();
-        if let Some((current, _)) = index.as_ref().filter(|(i, until)| i.generation() == generation && until.is_none_or(|u| now < u)) {
-            return Ok(current.clone());
-        }
-        let until = self.governance().await?.valid_until(None);
-        let fresh = Arc::new(ProductIndex::build(generation, self.catalog.products().await?));
-        *index = Some((fresh.clone(), until));
-        Ok(fresh)
+        let mut state = self.search.lock().await;
+        let current = state.as_ref().filter(|s| s.index.generation() == generation && s.until.is_none_or(|u| now < u));
+        let (index, until) = match current {
+            Some(s) => (s.index.clone(), s.until),
+            None => {
+                let until = self.governance_at(generation).await?.valid_until(None);
+                let (records, domains) = (self.catalog.products().await?, self.catalog.domains().await?);
+                // Seconds of CPU at 100k products: off the async workers.
+                let built = tokio::task::spawn_blocking(move || ProductIndex::build(generation, records, &domains)).await;
+                (Arc::new(built.map_err(|e| QueryError::Internal(format!("building the search index failed: {e}")))?), until)
+            }
+        };
+        let health = match state.as_ref().filter(|s| s.health.is_current(&index, mark)) {
+            Some(s) => s.health.clone(),
+            None => Arc::new(ProductHealth::build(&index, mark, &self.catalog.latest_operations().await?)),
+        };
+        *state = Some(SearchState { index: index.clone(), until, health: health.clone() });
+        Ok((index, health))
     }
 
     /// A session for `principal` on `interface` over the currently published versions.

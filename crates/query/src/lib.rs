@@ -50,7 +50,10 @@ pub use governance::{Governance, is_owner, visible_lineage};
 pub use samples::{govern_samples, quality_runs_for};
 pub use placeholders::Placeholders;
 pub use limits::{MAX_NESTING, MAX_SQL_BYTES, check_length, check_nesting, on_planner_thread, recursion_refusal};
-pub use search::{ProductIndex, SearchQuery};
+pub use search::{
+    DEFAULT_LIMIT, FacetCount, FacetFilters, Facets, MatchedField, ProductHealth, ProductIndex, ProductState, QualityState, SearchHit, SearchRequest,
+    SearchResults, SloState,
+};
 pub use session::{PreparedStatement, QuerySession, normalise, parameter_types};
 pub use stream::QueryStream;
 

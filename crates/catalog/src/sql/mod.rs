@@ -317,6 +317,14 @@ impl CatalogStore for SqlCatalog {
         self.latest_slo_check_rows(product).await
     }
 
+    async fn operations_mark(&self) -> Result<crate::OperationsMark> {
+        self.operations_mark_row().await
+    }
+
+    async fn latest_operations(&self) -> Result<crate::LatestOperations> {
+        self.latest_operation_rows().await
+    }
+
     async fn record_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {
         self.insert_delivery(delivery).await
     }

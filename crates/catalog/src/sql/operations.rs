@@ -7,9 +7,9 @@ use sqlx::{AnyConnection, AssertSqlSafe};
 
 use meshwork_core::openlineage::RunEvent;
 
-use super::rows::{DeliveryRow, EventRow, OutboxRow, QualityRunRow, SloRow, decode_all};
+use super::rows::{DeliveryRow, EventRow, OutboxRow, QualityRunRow, SloRow, decode_all, parsed, product_id};
 use super::SqlCatalog;
-use crate::{DeliveryRecord, EventFilter, EventRecord, OutboxEvent, QualityRun, Result, SloCheck, time};
+use crate::{DeliveryRecord, EventFilter, EventRecord, LatestOperations, OperationsMark, OutboxEvent, QualityRun, Result, SloCheck, time};
 
 /// Records one quality run; returns its id.
 pub(super) async fn insert_quality_run(conn: &mut AnyConnection, product: &ProductId, run: &QualityRun) -> Result<i64> {
@@ -100,6 +100,39 @@ impl SqlCatalog {
         .fetch_all(&self.pool)
         .await?;
         decode_all(rows)
+    }
+
+    pub(super) async fn operations_mark_row(&self) -> Result<OperationsMark> {
+        let (quality_run, slo_check): (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COALESCE(MAX(id), 0) FROM quality_runs), (SELECT COALESCE(MAX(id), 0) FROM slo_checks)")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(OperationsMark { quality_run, slo_check })
+    }
+
+    /// The newest run per product and the newest check per product and objective, found by
+    /// their greatest id (ids grow with time), each table read once.
+    pub(super) async fn latest_operation_rows(&self) -> Result<LatestOperations> {
+        let runs: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, product_id, outcome FROM quality_runs WHERE id IN (SELECT MAX(id) FROM quality_runs GROUP BY product_id)")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut latest = LatestOperations::default();
+        for (id, product, outcome) in runs {
+            let what = format!("quality_runs {id}");
+            latest.quality.insert(product_id(&what, &product)?, parsed(&format!("{what} outcome"), &outcome)?);
+        }
+        let checks: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT id, product_id, status FROM slo_checks WHERE id IN (SELECT MAX(id) FROM slo_checks GROUP BY product_id, objective) \
+             ORDER BY product_id, objective",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, product, status) in checks {
+            let what = format!("slo_checks {id}");
+            latest.slo.entry(product_id(&what, &product)?).or_default().push(parsed(&format!("{what} status"), &status)?);
+        }
+        Ok(latest)
     }
 
     pub(super) async fn insert_delivery(&self, delivery: &DeliveryRecord) -> Result<()> {

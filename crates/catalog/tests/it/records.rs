@@ -1,10 +1,12 @@
 //! Every record goes in and comes back typed and equal on each backend; filters select the
 //! same rows on each.
 
+use std::collections::BTreeMap;
+
 use chrono::{Duration, Utc};
 use meshwork_catalog::{
     ApiTokenRecord, AuditEvent, AuditFilter, AuditOutcome, AuditProduct, CatalogStore, DeliveryOutcome, DeliveryRecord, EventFilter, GovernanceSnapshot,
-    NewEvent, Objective, PolicyRecord, PolicyStateRecord, QualityRun, RuleResult, RuleStatus, RunOutcome, SloCheck, SloStatus, Trigger,
+    NewEvent, Objective, OperationsMark, PolicyRecord, PolicyStateRecord, QualityRun, RuleResult, RuleStatus, RunOutcome, SloCheck, SloStatus, Trigger,
 };
 use meshwork_core::descriptor::{PolicyState, Severity};
 use meshwork_core::event::EventKind;
@@ -172,7 +174,9 @@ async fn quality_runs_slo_checks_and_deliveries_round_trip() {
                 samples: vec![serde_json::Map::from_iter([("id".to_owned(), json!(null))])],
             }],
         };
+        assert_eq!(catalog.operations_mark().await.unwrap(), OperationsMark::default(), "nothing recorded yet");
         let run_id = catalog.record_quality_run(&product, &run).await.unwrap();
+        assert_eq!(catalog.operations_mark().await.unwrap(), OperationsMark { quality_run: run_id, slo_check: 0 });
         let mut published = publication("sales.orders", "h", &[]);
         published.quality = Some(QualityRun { outcome: RunOutcome::Passed, results: Vec::new(), ..run.clone() });
         catalog.publish(&published).await.unwrap();
@@ -200,6 +204,11 @@ async fn quality_runs_slo_checks_and_deliveries_round_trip() {
         catalog.record_slo_checks(&checks).await.unwrap();
         let latest = catalog.latest_slo_checks(&product).await.unwrap();
         assert_eq!(latest, [checks[2].clone(), checks[1].clone()], "one per objective, by objective");
+        let operations = catalog.latest_operations().await.unwrap();
+        assert_eq!(operations.quality, BTreeMap::from([(product.clone(), RunOutcome::Passed)]), "the newest run counts");
+        assert_eq!(operations.slo, BTreeMap::from([(product.clone(), vec![SloStatus::AtRisk, SloStatus::Met])]), "the newest check per objective");
+        let mark = catalog.operations_mark().await.unwrap();
+        assert!(mark.quality_run > run_id && mark.slo_check > 0, "{mark:?}");
         let recent = catalog.slo_checks(&product, now - Duration::hours(1), 10).await.unwrap();
         assert_eq!(recent.len(), 2);
         assert_eq!(catalog.slo_checks(&product, now - Duration::hours(4), 1).await.unwrap().len(), 1);

@@ -481,6 +481,33 @@ fn example_mesh_checks(tmp: &Path, dir: &Path) {
     let report: serde_json::Value = serde_json::from_str(&ok(&dir, &["apply", "--format", "json"])).unwrap();
     let published = report["products"].as_array().unwrap().iter().filter(|p| p["result"] == "published").count();
     assert_eq!(published, 7);
+    // Catalog search: a typo finds the customers, ranked and with facet counts; mia, who may
+    // not read the finance products, is neither shown nor counted them.
+    expect![[r#"
+        PRODUCT                    STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
+        finance.customer_value     active  passed   unknown  0.71   name,title,tags,column,description,column_description  Customer lifetime value
+        sales.customers            active  passed   unknown  0.58   name,title,tags,column,description,column_description  Customers
+        finance.revenue_by_region  active  passed   unknown  0.38   column,description,column_description                  Monthly revenue by region
+        sales.orders               active  passed   unknown  0.32   column,column_description                              Web shop orders
+        1–4 of 4 found
+        domain: finance 2, sales 2
+        tag: revenue 3, customers 2, crm 1, ltv 1, monthly 1, orders 1, regions 1
+        classification: internal 4, confidential 3, pii 1
+        status: active 4
+        quality: passed 4
+        slo: unknown 4
+    "#]].assert_eq(&ok(&dir, &["search", "custmer"]));
+    expect![[r#"
+        PRODUCT          STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
+        sales.customers  active  passed   unknown  0.58   name,title,tags,column,description,column_description  Customers
+        1–1 of 3 found
+        domain: sales 2, finance 1
+        tag: revenue 2, crm 1, customers 1, monthly 1, orders 1, regions 1
+        classification: internal 3, confidential 2, pii 1
+        status: active 3
+        quality: passed 3
+        slo: unknown 3
+    "#]].assert_eq(&ok(&dir, &["--as", "mia", "search", "custmer", "--limit", "1"]));
     // Derived products agree with their sources.
     expect![[r#"
         same_revenue,same_orders,same_customers
@@ -657,7 +684,7 @@ fn queries_run_as_a_principal_and_denied_products_are_invisible_on_every_command
     assert!(listed.contains("sales.orders") && !listed.contains("marketing.roi"), "{listed}");
 
     let apply_as = meshwork(&dir, &["--as", "ana", "apply"]);
-    assert_eq!(stderr(&apply_as), "error: `--as ana` applies to `query`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions`, `access` and `export`; the other commands act as the local administrator\n");
+    assert_eq!(stderr(&apply_as), "error: `--as ana` applies to `query`, `search`, `product`, `audit`, `events`, `subscribe`, `unsubscribe`, `subscriptions`, `access` and `export`; the other commands act as the local administrator\n");
     let unknown = meshwork(&dir, &["--as", "anna", "query", "SELECT 1"]);
     assert_eq!(stderr(&unknown), "error: unknown principal `anna` (hint: did you mean `ana`?)\n");
 

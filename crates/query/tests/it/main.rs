@@ -298,31 +298,70 @@ async fn quality_samples_are_shown_through_the_products_access_policy() {
 
 /// Catalog search returns exactly what the principal may read (the same set the authorizer
 /// allows product by product), narrowed by words, domain and limit; the shared index is reused
-/// until the catalog's generation changes.
+/// until the catalog's generation changes, and its quality and SLO states follow runs and
+/// evaluations that do not change the generation.
 #[tokio::test]
 async fn search_finds_only_readable_products_and_follows_the_catalog() {
-    use meshwork_query::{QueryEngine, QueryLimits, SearchQuery};
+    use meshwork_catalog::{Objective, QualityRun, RunOutcome, SloCheck, SloStatus, Trigger};
+    use meshwork_query::{FacetFilters, QualityState, QueryEngine, QueryLimits, SearchRequest, SearchResults, SloState};
 
     let mesh = Mesh::new().await;
     let engine = QueryEngine::new(mesh.catalog.clone(), QueryLimits::default()).await.unwrap();
     let governance = engine.governance().await.unwrap();
     let index = engine.product_index().await.unwrap();
     let records = mesh.catalog.products().await.unwrap();
-    let ids = |found: Vec<&meshwork_catalog::ProductRecord>| found.iter().map(|r| r.id.to_string()).collect::<Vec<_>>();
+    let ids = |found: SearchResults| found.hits.iter().map(|h| h.record.id.to_string()).collect::<Vec<_>>();
+    let all = |text: &str| SearchRequest { limit: usize::MAX, ..SearchRequest::text(text) };
     for name in ["ana", "olga", "sam", "carl", "admin"] {
         let principal = governance.principal(name).unwrap();
-        let expected = ids(governance.visible(&principal, &records));
-        assert_eq!(ids(index.search(&governance, &principal, &SearchQuery::default())), expected, "everything {name} may read");
+        let expected: Vec<String> = governance.visible(&principal, &records).iter().map(|r| r.id.to_string()).collect();
+        let found = engine.search(&principal, &all("")).await.unwrap();
+        assert_eq!(found.total, expected.len());
+        assert_eq!(ids(found), expected, "everything {name} may read");
     }
     let sam = governance.principal("sam").unwrap();
     let olga = governance.principal("olga").unwrap();
     let admin = governance.principal("admin").unwrap();
-    assert_eq!(ids(index.search(&governance, &admin, &SearchQuery::text("SALES.ORD"))), ["sales.orders"], "words match case-insensitively");
-    assert_eq!(ids(index.search(&governance, &admin, &SearchQuery::text("sales nothing-like-this"))), Vec::<String>::new(), "every word must match");
-    let in_sales = SearchQuery { domain: Some("sales".into()), ..SearchQuery::default() };
-    assert_eq!(ids(index.search(&governance, &sam, &in_sales)), ["sales.customers", "sales.orders"]);
-    assert_eq!(ids(index.search(&governance, &sam, &SearchQuery { limit: Some(1), ..in_sales.clone() })), ["sales.customers"]);
-    assert!(index.search(&governance, &olga, &in_sales).len() < 2, "olga is not a sales member and is not shown every sales product");
+    assert_eq!(ids(engine.search(&admin, &all("SALES.ORD")).await.unwrap()), ["sales.orders"], "words match case-insensitively");
+    assert_eq!(ids(engine.search(&admin, &all("sales nothing-like-this")).await.unwrap()), Vec::<String>::new(), "every word must match");
+    let in_sales = SearchRequest { filters: FacetFilters { domain: vec!["sales".into()], ..FacetFilters::default() }, ..all("") };
+    assert_eq!(ids(engine.search(&sam, &in_sales).await.unwrap()), ["sales.customers", "sales.orders"]);
+    assert_eq!(ids(engine.search(&sam, &SearchRequest { limit: 1, ..in_sales.clone() }).await.unwrap()), ["sales.customers"]);
+    assert!(engine.search(&olga, &in_sales).await.unwrap().total < 2, "olga is not a sales member and is not shown every sales product");
+
+    // A failed run and an SLO violation change no generation: the same index, new states.
+    let orders: meshwork_core::id::ProductId = "sales.orders".parse().unwrap();
+    let failed = |filters: FacetFilters| SearchRequest { filters, ..all("") };
+    let quality_failed = failed(FacetFilters { quality: vec![QualityState::Failed], ..FacetFilters::default() });
+    let slo_breached = failed(FacetFilters { slo: vec![SloState::Breached], ..FacetFilters::default() });
+    assert_eq!(ids(engine.search(&admin, &quality_failed).await.unwrap()), Vec::<String>::new());
+    let run = QualityRun {
+        id: 0,
+        product: Some(orders.clone()),
+        at: chrono::Utc::now(),
+        trigger: Trigger::Upstream,
+        outcome: RunOutcome::Failed,
+        published_seq: None,
+        row_count: 0,
+        build_ms: 0.0,
+        stage_ms: 0.0,
+        quality_ms: 0.0,
+        results: Vec::new(),
+    };
+    mesh.catalog.record_quality_run(&orders, &run).await.unwrap();
+    let check = SloCheck {
+        product: orders.clone(),
+        objective: Objective::Freshness,
+        at: chrono::Utc::now(),
+        status: SloStatus::Violated,
+        value: Some(7200.0),
+        threshold: 3600.0,
+        budget_remaining: None,
+        message: "2h old".into(),
+    };
+    mesh.catalog.record_slo_checks(&[check]).await.unwrap();
+    assert_eq!(ids(engine.search(&admin, &quality_failed).await.unwrap()), ["sales.orders"]);
+    assert_eq!(ids(engine.search(&admin, &slo_breached).await.unwrap()), ["sales.orders"]);
 
     // Same generation, same index; a publication makes the next call rebuild it.
     assert!(Arc::ptr_eq(&index, &engine.product_index().await.unwrap()));
@@ -334,7 +373,7 @@ async fn search_finds_only_readable_products_and_follows_the_catalog() {
     assert!(!report.failed(), "{report:#?}");
     let rebuilt = engine.product_index().await.unwrap();
     assert!(!Arc::ptr_eq(&index, &rebuilt));
-    assert_eq!(ids(rebuilt.search(&governance, &admin, &SearchQuery::text("spring LAUNCH"))), ["marketing.campaigns"]);
+    assert_eq!(ids(engine.search(&admin, &all("spring LAUNCH")).await.unwrap()), ["marketing.campaigns"]);
 }
 
 /// Time travel: an earlier publication is read as the same product, under today's access
@@ -416,7 +455,7 @@ async fn a_column_removed_since_is_not_readable_from_an_earlier_publication() {
 /// decisions, is rebuilt at that instant.
 #[tokio::test]
 async fn visibility_follows_discoverability_and_grants_until_they_end() {
-    use meshwork_query::{AccessAnswer, AccessAsk, QueryEngine, QueryLimits, SearchQuery, Visibility, visibility};
+    use meshwork_query::{AccessAnswer, AccessAsk, QueryEngine, QueryLimits, SearchRequest, Visibility, visibility};
 
     let mesh = Mesh::new().await;
     let ledger = mesh.root.join("domains/finance/products/ledger/product.yaml");
@@ -448,15 +487,13 @@ async fn visibility_follows_discoverability_and_grants_until_they_end() {
     assert_eq!(visibility(&granted, &olga, &record("finance.ledger").await.descriptor), Visibility::Readable);
     assert_eq!(granted.valid_until(Some("olga")).map(|t| t.timestamp_micros()), Some(until.timestamp_micros()));
     let index = engine.product_index().await.unwrap();
-    let found = |index: &meshwork_query::ProductIndex, governance: &meshwork_query::Governance| {
-        index.search(governance, &olga, &SearchQuery::default()).iter().map(|r| r.id.to_string()).collect::<Vec<_>>()
-    };
-    assert!(found(&index, &granted).contains(&"finance.ledger".to_owned()));
+    let found = || async { engine.search(&olga, &SearchRequest::default()).await.unwrap().hits.iter().map(|h| h.record.id.to_string()).collect::<Vec<_>>() };
+    assert!(found().await.contains(&"finance.ledger".to_owned()));
 
     tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(200)).await;
     // The same governance answers by the clock; the index is rebuilt without a catalog write.
     assert_eq!(visibility(&granted, &olga, &record("finance.ledger").await.descriptor), Visibility::Card);
     let rebuilt = engine.product_index().await.unwrap();
     assert!(!Arc::ptr_eq(&index, &rebuilt), "the index does not outlive the grant's end");
-    assert!(!found(&rebuilt, &granted).contains(&"finance.ledger".to_owned()));
+    assert!(!found().await.contains(&"finance.ledger".to_owned()));
 }

@@ -30,6 +30,7 @@ mod events;
 mod ops;
 mod products;
 mod query;
+mod search;
 mod trust;
 
 pub(crate) use deprecation::METADATA as DEPRECATION_METADATA;
@@ -40,7 +41,7 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
-    paths(products::whoami, products::list_products, products::product_detail, trust::product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, access::product_card, access::create_access_request, access::list_access_requests, access::approve_access_request, access::deny_access_request, access::withdraw_access_request, access::product_grants, access::list_grants, access::revoke_grant, access::revoke_product_grants, trust::product_slo, query::run_query, audit::audit_events, events::list_events),
+    paths(products::whoami, products::list_products, search::search_catalog, products::product_detail, trust::product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, access::product_card, access::create_access_request, access::list_access_requests, access::approve_access_request, access::deny_access_request, access::withdraw_access_request, access::product_grants, access::list_grants, access::revoke_grant, access::revoke_product_grants, trust::product_slo, query::run_query, audit::audit_events, events::list_events),
     components(schemas(products::WhoAmI, products::ProductSummary, products::ProductDetail, products::VersionInfo, products::ColumnInfo, deprecation::DeprecationInfo, query::QueryRequest, query::QueryResultJson, audit::AuditEventInfo, events::EventPage, error::ErrorBody, error::ErrorInfo)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -67,6 +68,7 @@ fn router(gate: Arc<Gate>) -> Router {
     let api = Router::new()
         .route("/api/v1/whoami", get(products::whoami))
         .route("/api/v1/products", get(products::list_products))
+        .route("/api/v1/search", get(search::search_catalog))
         .route("/api/v1/products/{product}", get(products::product_detail))
         .route("/api/v1/products/{product}/quality", get(trust::product_quality))
         .route("/api/v1/products/{product}/consumers", get(consumers::product_consumers))

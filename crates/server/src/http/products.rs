@@ -9,7 +9,7 @@ use meshwork_auth::Identity;
 use meshwork_catalog::ProductRecord;
 use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::id::ProductId;
-use meshwork_query::SearchQuery;
+use meshwork_query::{FacetFilters, SearchRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -80,23 +80,27 @@ impl From<&ProductRecord> for ProductSummary {
 /// Listing filters.
 #[derive(Deserialize, IntoParams)]
 pub(super) struct ProductSearch {
-    /// Words that must all match the start of a word of the id, title, description, owner or
-    /// tags (case-insensitive): `ord` finds `sales.orders`.
+    /// Words that must all match (exactly, as a prefix or with a typo) a word of the id, title,
+    /// description, tags, domain, owner or columns, case-insensitively: `ord` finds
+    /// `sales.orders`. `GET /api/v1/search` has the same search with facets.
     q: Option<String>,
     /// Only this domain's products.
     domain: Option<String>,
-    /// At most this many products (in address order).
+    /// At most this many products (best match first; all of them in address order without `q`).
     limit: Option<usize>,
 }
 
 /// The products the caller may read, optionally searched.
 #[utoipa::path(get, path = "/api/v1/products", params(ProductSearch), responses((status = 200, description = "The products the caller may see, best match first", body = [ProductSummary]), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody)))]
 pub(super) async fn list_products(State(gate): State<Arc<Gate>>, Caller(who): Caller, Query(search): Query<ProductSearch>) -> Result<Json<Vec<ProductSummary>>, ServeError> {
-    let governance = gate.engine().governance().await?;
-    let index = gate.engine().product_index().await?;
-    let query = SearchQuery { domain: search.domain, limit: search.limit, ..SearchQuery::text(search.q.as_deref().unwrap_or_default()) };
-    let found = index.search(&governance, &who.principal, &query).into_iter().map(ProductSummary::from).collect();
-    Ok(Json(found))
+    let request = SearchRequest {
+        text: search.q.unwrap_or_default(),
+        filters: FacetFilters { domain: search.domain.into_iter().collect(), ..FacetFilters::default() },
+        limit: search.limit.unwrap_or(usize::MAX),
+        offset: 0,
+    };
+    let found = gate.engine().search(&who.principal, &request).await?;
+    Ok(Json(found.hits.iter().map(|hit| ProductSummary::from(&hit.record)).collect()))
 }
 
 /// One published version.

@@ -1,14 +1,14 @@
 //! The home page: catalog search with facets and pages, over the same index and access decision
-//! as `GET /api/v1/products`, so it lists only products the viewer may read and its facet
+//! as `GET /api/v1/search`, so it lists only products the viewer may read and its facet
 //! counts count only those.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use maud::{Markup, html};
-use meshwork_catalog::ProductRecord;
-use meshwork_query::SearchQuery;
+use meshwork_query::{FacetCount, FacetFilters, SearchHit, SearchRequest};
 
 use super::error::PortalError;
 use super::layout::{self, Nav};
@@ -19,25 +19,7 @@ use crate::gate::Gate;
 const PAGE_SIZE: usize = 20;
 
 /// The facets, by query parameter, with their legend.
-const FACETS: [(Facet, &str, &str); 3] = [(Facet::Domain, "domain", "Domain"), (Facet::Tag, "tag", "Tag"), (Facet::Status, "status", "Status")];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Facet {
-    Domain,
-    Tag,
-    Status,
-}
-
-impl Facet {
-    /// The values of this facet a product has.
-    fn values(self, record: &ProductRecord) -> Vec<String> {
-        match self {
-            Facet::Domain => vec![record.id.domain.to_string()],
-            Facet::Tag => record.tags.clone(),
-            Facet::Status => vec![record.status.to_string()],
-        }
-    }
-}
+const FACETS: [(&str, &str); 6] = [("domain", "Domain"), ("tag", "Tag"), ("classification", "Classification"), ("status", "Status"), ("quality", "Quality"), ("slo", "SLO")];
 
 /// What the search form asked for: `q`, `page`, and each facet's checked values (repeated keys).
 #[derive(Debug, Default)]
@@ -55,7 +37,7 @@ impl Request {
                 "q" => request.q = value.into_owned(),
                 "page" => request.page = value.parse().unwrap_or(1).max(1),
                 other => {
-                    if let Some((_, name, _)) = FACETS.iter().find(|(_, name, _)| *name == other) {
+                    if let Some((name, _)) = FACETS.iter().find(|(name, _)| *name == other) {
                         request.selected.entry(*name).or_default().push(value.into_owned());
                     }
                 }
@@ -68,12 +50,27 @@ impl Request {
         self.selected.get(facet).is_some_and(|values| values.iter().any(|v| v == value))
     }
 
-    /// Whether `record` has one of the checked values of every facet with a checked value.
-    fn admits(&self, record: &ProductRecord) -> bool {
-        FACETS.iter().all(|(facet, name, _)| match self.selected.get(name) {
-            None => true,
-            Some(wanted) => facet.values(record).iter().any(|v| wanted.contains(v)),
-        })
+    /// The checked values of `facet` that name a value of its kind (others match nothing the
+    /// form offers, so they are dropped).
+    fn values<T: FromStr>(&self, facet: &str) -> Vec<T> {
+        self.selected.get(facet).into_iter().flatten().filter_map(|v| v.parse().ok()).collect()
+    }
+
+    /// The search library's request for this page.
+    fn search(&self) -> SearchRequest {
+        SearchRequest {
+            text: self.q.clone(),
+            filters: FacetFilters {
+                domain: self.values("domain"),
+                tag: self.values("tag"),
+                classification: self.values("classification"),
+                status: self.values("status"),
+                quality: self.values("quality"),
+                slo: self.values("slo"),
+            },
+            limit: PAGE_SIZE,
+            offset: (self.page - 1) * PAGE_SIZE,
+        }
     }
 
     /// This search's address at `page`.
@@ -94,25 +91,22 @@ impl Request {
     }
 }
 
+/// A facet's values and counts as text.
+fn counted<T: std::fmt::Display>(counts: &[FacetCount<T>]) -> Vec<(String, usize)> {
+    counts.iter().map(|c| (c.value.to_string(), c.count)).collect()
+}
+
 /// `GET /`: the search page.
 pub(super) async fn home(State(gate): State<Arc<Gate>>, viewer: Viewer, RawQuery(query): RawQuery) -> Result<Markup, PortalError> {
     let request = Request::parse(query.as_deref());
-    let governance = gate.engine().governance().await?;
-    let index = gate.engine().product_index().await?;
-    let matches = index.search(&governance, &viewer.identity.principal, &SearchQuery::text(&request.q));
-    // Facet counts count the viewer's matches only: a hidden product is never a number here.
-    let mut counts: Vec<BTreeMap<String, usize>> = vec![BTreeMap::new(); FACETS.len()];
-    for record in &matches {
-        for (i, (facet, _, _)) in FACETS.iter().enumerate() {
-            for value in facet.values(record) {
-                *counts[i].entry(value).or_default() += 1;
-            }
-        }
-    }
-    let found: Vec<&ProductRecord> = matches.into_iter().filter(|r| request.admits(r)).collect();
-    let pages = found.len().div_ceil(PAGE_SIZE).max(1);
+    // Ranked, typo-tolerant, and counted over the viewer's readable products only: a hidden
+    // product is never a hit nor a number here (the same search as `GET /api/v1/search`).
+    let results = gate.engine().search(&viewer.identity.principal, &request.search()).await?;
+    let f = &results.facets;
+    let counts = [counted(&f.domain), counted(&f.tag), counted(&f.classification), counted(&f.status), counted(&f.quality), counted(&f.slo)];
+    let total = results.total;
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = request.page.min(pages);
-    let shown = found.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE);
     let body = html! {
         h1 { "Find data products" }
         form .search-form method="get" action="/" role="search" {
@@ -125,7 +119,7 @@ pub(super) async fn home(State(gate): State<Arc<Gate>>, viewer: Viewer, RawQuery
         div .search-layout {
             form .facets method="get" action="/" aria-label="Filter results" {
                 input type="hidden" name="q" value=(request.q);
-                @for (i, (_, name, legend)) in FACETS.iter().enumerate() {
+                @for (i, (name, legend)) in FACETS.iter().enumerate() {
                     @if !counts[i].is_empty() {
                         fieldset {
                             legend { (legend) }
@@ -149,15 +143,15 @@ pub(super) async fn home(State(gate): State<Arc<Gate>>, viewer: Viewer, RawQuery
             section aria-labelledby="results-heading" {
                 h2 #results-heading .visually-hidden { "Results" }
                 p role="status" {
-                    @match found.len() {
+                    @match total {
                         0 => "No products match.",
                         1 => "1 product",
                         n => { (n) " products" },
                     }
                 }
                 ol .results {
-                    @for record in shown {
-                        li { (result(record)) }
+                    @for hit in &results.hits {
+                        li { (result(hit)) }
                     }
                 }
                 @if pages > 1 {
@@ -173,10 +167,11 @@ pub(super) async fn home(State(gate): State<Arc<Gate>>, viewer: Viewer, RawQuery
     Ok(layout::page("Search", Some(&viewer), Nav::Search, body))
 }
 
-fn result(record: &ProductRecord) -> Markup {
+fn result(hit: &SearchHit) -> Markup {
+    let record = &hit.record;
     html! {
         h2 { a href={ "/products/" (record.id) } { (record.title.as_deref().unwrap_or(&record.id.to_string())) } }
-        p .meta { code { (record.id) } " · version " (record.version) " · " (record.status) @if let Some(owner) = &record.owner { " · owner " (owner) } }
+        p .meta { code { (record.id) } " · version " (record.version) " · " (hit.status) " · quality " (hit.quality) " · SLO " (hit.slo) @if let Some(owner) = &record.owner { " · owner " (owner) } }
         @if let Some(description) = &record.description { p { (description) } }
         @if !record.tags.is_empty() {
             p { @for tag in &record.tags { span .tag { (tag) } } }

@@ -18,6 +18,7 @@ mod portal;
 mod portal_pages;
 mod readiness;
 mod revocation;
+mod search;
 mod settings;
 mod visibility;
 mod wire;
