@@ -37,6 +37,8 @@ pub struct ServeFlags {
 /// A started server: where it listens, and the future that runs it until a signal.
 pub struct Started {
     pub addresses: BoundAddresses,
+    /// The gate the servers share (`up` makes a portal sign-in link with it).
+    pub gate: Arc<Gate>,
     pub run: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>,
 }
 
@@ -76,6 +78,7 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
     let gate = Arc::new(Gate::new(engine, Authenticator::new(catalog.clone(), oidc), GateOptions { max_queries_per_principal: server.max_queries_per_principal, storage: Some(store), portal }));
     let background = Background::prepare(home, catalog).await?;
     let (addresses, sockets) = meshwork_server::bind(&listeners).await?;
+    let shared = gate.clone();
     let run = Box::pin(async move {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let tasks = background.spawn(stopped);
@@ -89,7 +92,7 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
         }
         served
     });
-    Ok(Started { addresses, run })
+    Ok(Started { addresses, gate: shared, run })
 }
 
 /// The portal's settings from `mesh.yaml`: session lifetime, public address, and the OIDC client
@@ -327,7 +330,7 @@ pub async fn up(home: &MeshHome, flags: &ServeFlags, serve_after: bool) -> anyho
     for (name, what) in DEMO_PRINCIPALS {
         if governance.principal(name).is_ok() {
             let issued = issue_token(catalog.as_ref(), name, Some(DEMO_TOKEN.to_owned()), parse_expiry("7d")?).await?;
-            tokens.push((*name, *what, issued.token));
+            tokens.push((*name, *what, issued.token, issued.record.id));
         }
     }
     let started = if serve_after { Some(start(home, flags).await?) } else { None };
@@ -339,15 +342,23 @@ pub async fn up(home: &MeshHome, flags: &ServeFlags, serve_after: bool) -> anyho
         }
     };
     println!("Demo tokens (valid 7 days; `meshwork token list` shows them, `meshwork token revoke ID` ends one):");
-    for (name, what, token) in &tokens {
+    for (name, what, token, _) in &tokens {
         println!("  {name:<6} {token}\n         {what}");
     }
-    let (example_name, _, example_token) = tokens.iter().find(|t| t.0 == "ana").or(tokens.first()).cloned().unwrap_or(("admin", "", String::new()));
+    let (example_name, _, example_token, example_token_id) = tokens.iter().find(|t| t.0 == "ana").or(tokens.first()).cloned().unwrap_or(("admin", "", String::new(), String::new()));
     let (pg_host, pg_port) = pg.rsplit_once(':').unwrap_or((&pg, "5433"));
     println!();
     println!("Connect as {example_name}:");
-    // The token is pasted, never put in the link: URLs end up in histories and proxy logs.
-    println!("  Portal    http://{http}/signin  (paste the token of {example_name} above)");
+    // Never the token in a link (URLs end up in histories and proxy logs): a one-time code that
+    // this process alone knows, good for one click within 15 minutes.
+    match &started {
+        Some(s) if !example_token_id.is_empty() => {
+            let code = s.gate.signin_links().issue(example_name, &example_token_id);
+            println!("  Portal    http://{http}/signin/link?code={code}");
+            println!("            (signs you in as {example_name} once, within {} minutes; later: http://{http}/signin with a token above)", meshwork_server::LINK_TTL.as_secs() / 60);
+        }
+        _ => println!("  Portal    http://{http}/signin  (paste the token of {example_name} above)"),
+    }
     println!("  HTTP      curl -s -H 'Authorization: Bearer {example_token}' -H 'Content-Type: application/json' \\");
     println!("                 -d '{{\"sql\": \"SELECT * FROM sales.customers LIMIT 3\"}}' http://{http}/api/v1/query");
     println!("  Swagger   http://{http}/docs");

@@ -69,6 +69,7 @@ pub struct Gate {
     ticket_key: [u8; 32],
     /// Where the servers listen, once bound: the portal's "how to connect" snippets name them.
     addresses: std::sync::OnceLock<crate::BoundAddresses>,
+    signin_links: crate::portal::SignInLinks,
 }
 
 impl std::fmt::Debug for Gate {
@@ -102,7 +103,7 @@ impl Gate {
         use rand::RngCore;
         let mut ticket_key = [0u8; 32];
         rand::rng().fill_bytes(&mut ticket_key);
-        Gate { engine, auth, options, running: Arc::default(), metrics: Arc::new(Metrics::new()), ticket_key, addresses: std::sync::OnceLock::new() }
+        Gate { engine, auth, options, running: Arc::default(), metrics: Arc::new(Metrics::new()), ticket_key, addresses: std::sync::OnceLock::new(), signin_links: crate::portal::SignInLinks::default() }
     }
 
     /// The settings it was made with.
@@ -129,6 +130,11 @@ impl Gate {
     /// listeners).
     pub(crate) fn set_addresses(&self, addresses: crate::BoundAddresses) {
         let _ = self.addresses.set(addresses);
+    }
+
+    /// The portal's one-time sign-in links (`meshwork up` prints one).
+    pub fn signin_links(&self) -> &crate::portal::SignInLinks {
+        &self.signin_links
     }
 
     pub(crate) fn ticket_key(&self) -> &[u8; 32] {

@@ -14,6 +14,7 @@ mod gate;
 mod http;
 mod metrics;
 mod portal;
+pub use portal::{LINK_TTL, SignInLinks};
 mod postgres;
 
 use std::future::Future;

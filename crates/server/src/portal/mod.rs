@@ -34,6 +34,7 @@ mod error;
 mod governance;
 mod graph;
 mod layout;
+mod link;
 mod oidc;
 mod product;
 mod search;
@@ -41,6 +42,8 @@ mod sections;
 mod security;
 mod session;
 mod viewer;
+
+pub use link::{LINK_TTL, SignInLinks};
 
 use std::sync::Arc;
 
@@ -54,6 +57,7 @@ pub(crate) fn router() -> Router<Arc<Gate>> {
     Router::new()
         .route("/", get(search::home))
         .route("/signin", get(session::signin_page).post(session::signin))
+        .route("/signin/link", get(link::follow))
         .route("/signin/oidc", get(oidc::start))
         .route("/signin/oidc/callback", get(oidc::callback))
         .route("/signout", post(session::signout))

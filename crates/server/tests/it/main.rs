@@ -70,6 +70,7 @@ struct Served {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
     tokens: std::collections::HashMap<&'static str, String>,
+    gate: Arc<Gate>,
 }
 
 impl Served {
@@ -104,6 +105,7 @@ impl Served {
         let any = "127.0.0.1:0".parse().unwrap();
         let (at, sockets) = meshwork_server::bind(&Listeners { http: any, flight_sql: any, postgres: any }).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shared = gate.clone();
         let done = tokio::spawn(async move {
             meshwork_server::serve(gate, sockets, async move {
                 let _ = stopped.await;
@@ -115,7 +117,7 @@ impl Served {
         for name in ["ana", "sam", "admin", "olga"] {
             tokens.insert(name, issue_token(catalog.as_ref(), name, None, None).await.unwrap().token);
         }
-        Served { _dir: dir, catalog, at, stop: Some(stop), done, tokens }
+        Served { _dir: dir, catalog, at, stop: Some(stop), done, tokens, gate: shared }
     }
 
     fn token(&self, name: &str) -> &str {

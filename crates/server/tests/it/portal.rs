@@ -382,3 +382,35 @@ async fn oidc_sign_in_runs_the_authorization_code_flow_with_pkce() {
     assert_eq!(provider.exchanged(), 1);
     served.stop().await;
 }
+
+/// The link `meshwork up` prints signs its principal in once; a second click, an unknown code and
+/// a revoked token get nowhere.
+#[tokio::test]
+async fn a_sign_in_link_opens_one_session_once() {
+    let served = Served::start(QueryLimits::default(), 8).await;
+    let token_id = &served.token("ana")["mw_".len().."mw_".len() + 16];
+    let code = served.gate.signin_links().issue("ana", token_id);
+    let first = client().get(served.url(&format!("/signin/link?code={code}"))).send().await.unwrap();
+    assert_eq!(first.status(), 303);
+    assert_eq!(first.headers()[LOCATION], "/");
+    let set = set_cookie(first.headers(), "meshwork_session").expect("a session cookie");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"), "{set}");
+    let ana = Browser { session: cookie_value(&set), csrf: String::new() };
+    let page = ana.get(&served, "/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("ana"), "signed in as ana");
+
+    let again = client().get(served.url(&format!("/signin/link?code={code}"))).send().await.unwrap();
+    assert_eq!(again.status(), 403, "a link is good once");
+    assert!(set_cookie(again.headers(), "meshwork_session").is_none());
+    assert!(again.text().await.unwrap().contains("already used or expired"));
+    let unknown = client().get(served.url("/signin/link?code=nope")).send().await.unwrap();
+    assert_eq!(unknown.status(), 403);
+    let none = client().get(served.url("/signin/link")).send().await.unwrap();
+    assert_eq!(none.status(), 403);
+
+    // The session stands on the token: revoking it ends the session opened by the link.
+    assert!(served.catalog.revoke_token(token_id).await.unwrap());
+    assert_eq!(ana.get(&served, "/").await.status(), 303);
+    served.stop().await;
+}
