@@ -603,6 +603,21 @@ fn up_creates_applies_tours_and_serves_the_example_mesh() {
     let response = http_post(http, "/api/v1/query", &token, r#"{"sql": "SELECT DISTINCT region FROM sales.customers"}"#);
     assert!(response.starts_with("HTTP/1.0 200"), "{response}");
     assert!(response.ends_with("region\nEU\n"), "{response}");
+    // The portal link signs in once: a session cookie the first time, a refusal the second.
+    let link = out.lines().find_map(|l| l.trim().strip_prefix("Portal")).map(str::trim).expect("a portal sign-in link").to_owned();
+    let path = link.strip_prefix(&format!("http://{http}")).expect("the link points at the served HTTP port").to_owned();
+    assert!(path.starts_with("/signin/link?code=") && !path.contains("mw_"), "no token in the link: {link}");
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(http).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {http}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let first = get(&path);
+    assert!(first.starts_with("HTTP/1.0 303") && first.to_lowercase().contains("set-cookie: meshwork_session="), "{first}");
+    assert!(get(&path).starts_with("HTTP/1.0 403"), "a link is good once");
     // SIGTERM stops it cleanly.
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(child.wait().unwrap().success());
