@@ -404,7 +404,7 @@ def openapi_suite(server, token, expected, work):
 import sys
 sys.path.insert(0, {str(work)!r})
 from generated import AuthenticatedClient
-from generated.api.default import run_query
+from generated.api.query import run_query
 from generated.models import QueryRequest
 client = AuthenticatedClient(base_url="http://127.0.0.1:{server.http_port}", token={token!r})
 result = run_query.sync(client=client, body=QueryRequest(sql={MATRIX[1]!r}))

@@ -219,6 +219,23 @@ pub struct AuditProduct {
     pub as_of: Vec<i64>,
 }
 
+impl AuditProduct {
+    /// An action's outcome for `product` (`purged`, `access_approved`, …), with no access
+    /// decision behind it: no policies, filters, masks or reasons.
+    pub fn outcome(product: &ProductId, decision: &str) -> AuditProduct {
+        AuditProduct {
+            product: product.to_string(),
+            decision: decision.to_owned(),
+            policies: Vec::new(),
+            row_filters: 0,
+            masks: Vec::new(),
+            reasons: Vec::new(),
+            decision_us: 0,
+            as_of: Vec::new(),
+        }
+    }
+}
+
 /// One audited action: a query or an apply.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {

@@ -173,8 +173,9 @@ impl Encoder {
     }
 }
 
-/// `schema` with view types replaced by their classic equivalents.
-fn classic_schema(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::SchemaRef {
+/// `schema` with view types replaced by their classic equivalents, which every Arrow, CSV and
+/// Parquet reader knows (the HTTP API's Arrow streams and the portal's downloads).
+pub(crate) fn classic_schema(schema: &datafusion::arrow::datatypes::Schema) -> datafusion::arrow::datatypes::SchemaRef {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     let fields: Vec<Field> = schema
         .fields()

@@ -34,6 +34,7 @@ mod search;
 mod trust;
 
 pub(crate) use deprecation::METADATA as DEPRECATION_METADATA;
+pub(crate) use encode::classic_schema;
 
 const INTERFACE: &str = "http";
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -43,6 +44,15 @@ const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
     info(title = "Meshwork API", description = "Discover and query the data products of a Meshwork mesh. Every endpoint under `/api/v1` needs `Authorization: Bearer <token>` (an API token from `meshwork token create`, or an OIDC JWT). Products the caller may not read are answered exactly like products that do not exist."),
     paths(products::whoami, products::list_products, search::search_catalog, products::product_detail, trust::product_quality, consumers::product_consumers, consumers::list_product_subscriptions, consumers::create_subscription, consumers::delete_subscription, consumers::my_subscriptions, access::product_card, access::create_access_request, access::list_access_requests, access::approve_access_request, access::deny_access_request, access::withdraw_access_request, access::product_grants, access::list_grants, access::revoke_grant, access::revoke_product_grants, trust::product_slo, query::run_query, audit::audit_events, events::list_events),
     components(schemas(products::WhoAmI, products::ProductSummary, products::ProductDetail, products::VersionInfo, products::ColumnInfo, deprecation::DeprecationInfo, query::QueryRequest, query::QueryResultJson, audit::AuditEventInfo, events::EventPage, error::ErrorBody, error::ErrorInfo)),
+    tags(
+        (name = "products", description = "The caller, the products it may read, one product in full, its quality runs and SLOs"),
+        (name = "search", description = "Ranked, typo-tolerant catalog search with facets"),
+        (name = "query", description = "SQL as the caller, streamed as JSON, CSV or Arrow"),
+        (name = "access", description = "Public cards, access requests, owners' decisions and grants"),
+        (name = "consumers", description = "Who reads a product, and subscriptions to its events"),
+        (name = "events", description = "The lifecycle event log"),
+        (name = "audit", description = "The audit log (administrators)"),
+    ),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]

@@ -26,6 +26,7 @@ pub(super) struct QualityQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/products/{product}/quality",
+    tag = "products",
     params(("product" = String, Path, description = "`domain.product`"), QualityQuery),
     responses((status = 200, description = "`{product, runs}`", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or one the caller may not see", body = ErrorBody))
 )]
@@ -55,6 +56,7 @@ pub(super) struct SloQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/products/{product}/slo",
+    tag = "products",
     params(("product" = String, Path, description = "`domain.product`"), SloQuery),
     responses((status = 200, description = "`{product, declared, objectives, history}`", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or one the caller may not see", body = ErrorBody))
 )]

@@ -16,7 +16,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::StreamExt;
@@ -29,6 +29,7 @@ use super::layout::{self, Nav, csrf_field};
 use super::viewer::Viewer;
 use crate::error::ServeError;
 use crate::gate::{Gate, GovernedStream};
+use crate::http::classic_schema;
 
 /// The interface name in the audit log and metrics.
 const INTERFACE: &str = "portal";
@@ -359,21 +360,6 @@ pub(super) async fn download(State(gate): State<Arc<Gate>>, viewer: Viewer, Form
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
-}
-
-/// `schema` with view types replaced by their classic equivalents, which every CSV and Parquet
-/// reader knows.
-fn classic_schema(schema: &Schema) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
-            DataType::BinaryView => f.as_ref().clone().with_data_type(DataType::Binary),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
 }
 
 fn classic(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, std::io::Error> {
