@@ -25,6 +25,7 @@
 //! request needs the CSRF token and a same-origin `Origin`/`Sec-Fetch-Site`, and every response
 //! carries a strict Content-Security-Policy and framing, sniffing and referrer headers.
 
+mod access;
 mod assets;
 mod chart;
 mod connect;
@@ -65,6 +66,7 @@ pub(crate) fn router() -> Router<Arc<Gate>> {
         .merge(product::routes())
         .merge(domains::routes())
         .merge(governance::routes())
+        .merge(access::routes())
         .layer(axum::Extension(Arc::new(console::Running::default())))
         .layer(axum::middleware::from_fn(security::guard))
 }
