@@ -254,7 +254,7 @@ def scenario_product_and_governance_pages(portal):
         check("product page: ana's masked columns are marked", len(masked) >= 1 and all(m.startswith("masked (") for m in masked), f"{masked}")
         nodes = driver.find_elements(By.CSS_SELECTOR, "svg.lineage-graph a.lineage-node")
         check("product page: the lineage graph is drawn with links", len(nodes) >= 2, f"{len(nodes)} nodes")
-        save_screenshot(driver, portal, "portal-product.png")
+        save_screenshot(driver, portal, "portal-product.png", full_page=True)
         driver.get(portal.url("/governance"))
         wait_for(driver, "main h1")
         rows = driver.find_elements(By.CSS_SELECTOR, "main table tbody tr")
@@ -378,12 +378,20 @@ def post_form(portal, path, fields, session, origin=None):
         return err.code, err.read()
 
 
-def save_screenshot(driver, portal, name):
+def save_screenshot(driver, portal, name, full_page=False):
+    """Saves the viewport, 1280 px wide; `full_page`: the whole page's height (at most 4000 px)."""
     if portal.screenshots is None:
         return
     portal.screenshots.mkdir(parents=True, exist_ok=True)
     path = portal.screenshots / name
-    driver.save_screenshot(str(path))
+    if full_page:
+        height = min(driver.execute_script("return document.documentElement.scrollHeight;"), 4000)
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        if full_page:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     check(f"screenshot: {name} saved", path.exists() and path.stat().st_size > 0)
 
 
