@@ -6,7 +6,8 @@
 //!   `http.rs` (before its request-id layer and `with_state`). Routes: `/` (search home), `/signin`, `/signin/oidc`, `/signin/oidc/callback`,
 //!   `/signout`, `/console` (+ `/console/run`, `/console/cancel`, `/console/download`) and
 //!   `/assets/{file}`. Page modules add theirs here: `/products/{id}`, `/domains`,
-//!   `/domains/{d}`, `/governance`, `/access`.
+//!   `/domains/{d}`, `/governance`, and `access`'s `/access`, `/products/{id}/access-requests`,
+//!   `/access/requests/{id}/{approve,deny,withdraw}` and `/access/grants/{id}/revoke`.
 //! - `viewer::Viewer { identity, csrf, .. }`: the axum extractor every page and fragment handler
 //!   takes (`FromRequestParts<Arc<Gate>>`). Without a session it redirects to
 //!   `/signin?next=…`; on a state-changing request it has already checked the CSRF token (form
