@@ -5,7 +5,7 @@ Usage: check_portal.py PATH/TO/meshwork [--screenshots DIR]
 
 Creates the example mesh in a temporary directory, applies it, issues API tokens for two
 principals (ana: EU analyst, personal data masked; sam: sales member; mia, who may not read
-finance.customer_value) and starts `meshwork serve` on free ports. One function per scenario, each with a fresh browser signed in through
+finance.customer_value; fred, of the finance team that owns it) and starts `meshwork serve` on free ports. One function per scenario, each with a fresh browser signed in through
 the sign-in form (`signed_in`):
 
 - sign in as two principals, each seeing their own name; a bad token is refused;
@@ -13,11 +13,18 @@ the sign-in form (`signed_in`):
   may not read;
 - the console returns the rows `meshwork query --as NAME` returns, shows a positioned error
   and selects its position in the editor, downloads CSV, cancels a running query;
+- the product page shows the viewer's masked columns and the lineage graph; the governance
+  dashboard lists policies;
+- access requests: mia opens a Postgres connection (psycopg) and cannot read
+  finance.customer_value (discoverable); in the portal she sees its card and requests access;
+  fred, an owner, approves on /access in a second browser; her console and the SAME Postgres
+  connection now read it; fred revokes and both get not found again;
 - a state-changing POST with the session cookie but without the CSRF token is refused with 403;
 - every page carries the Content-Security-Policy, and the browser logs no CSP violation.
 
-Saves screenshots of the search page and the console (1280 px wide) to `--screenshots`
-(default: docs/images). Prints one line per check and `N passed, N failed`.
+Saves screenshots of the search page, a product page, the governance dashboard, /access with a
+pending request and the console (1280 px wide) to `--screenshots` (default: docs/images).
+Prints one line per check and `N passed, N failed`.
 """
 
 import argparse
@@ -36,6 +43,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -238,6 +246,88 @@ def scenario_cancel(portal):
         check("console: the Cancel button hides once the query ended", WebDriverWait(driver, WAIT).until(EC.invisibility_of_element_located((By.CSS_SELECTOR, "button.cancel"))))
 
 
+def scenario_product_and_governance_pages(portal):
+    with signed_in(portal, "ana") as driver:
+        driver.get(portal.url("/products/sales.customers"))
+        wait_for(driver, "#contract")
+        masked = [b.text for b in driver.find_elements(By.CSS_SELECTOR, "#contract .badge.masked")]
+        check("product page: ana's masked columns are marked", len(masked) >= 1 and all(m.startswith("masked (") for m in masked), f"{masked}")
+        nodes = driver.find_elements(By.CSS_SELECTOR, "svg.lineage-graph a.lineage-node")
+        check("product page: the lineage graph is drawn with links", len(nodes) >= 2, f"{len(nodes)} nodes")
+        save_screenshot(driver, portal, "portal-product.png", full_page=True)
+        driver.get(portal.url("/governance"))
+        wait_for(driver, "main h1")
+        rows = driver.find_elements(By.CSS_SELECTOR, "main table tbody tr")
+        check("governance: the dashboard lists policies", len(rows) > 0, f"{len(rows)} rows")
+        save_screenshot(driver, portal, "portal-governance.png")
+
+
+def pg_connect(portal, principal):
+    return psycopg.connect(host="127.0.0.1", port=portal.server.pg_port, user="portal-check", password=portal.tokens[principal], dbname="meshwork", connect_timeout=10, autocommit=True)
+
+
+def pg_rows(conn, sql):
+    """The rows of `sql` as text, or the error's message."""
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return [tuple("NULL" if v is None else str(v) for v in row) for row in cursor.fetchall()]
+    except psycopg.Error as err:
+        return f"error: {err}"
+
+
+def scenario_access_request_approve_revoke(portal):
+    sql = "SELECT customer_id, region, segment, orders FROM finance.customer_value ORDER BY customer_id LIMIT 20"
+    # Opened before anything else: the grant must reach this very connection.
+    conn = pg_connect(portal, "mia")
+    try:
+        before = pg_rows(conn, sql)
+        check("access: mia's Postgres connection cannot read finance.customer_value at first", isinstance(before, str) and ("not found" in before.lower() or "does not exist" in before), f"{before}")
+        with signed_in(portal, "mia") as mia:
+            mia.get(portal.url("/products/finance.customer_value"))
+            wait_for(mia, "#request-form")
+            check("access: mia sees the card, not the product", not mia.find_elements(By.ID, "contract") and "finance.customer_value" in mia.find_element(By.CSS_SELECTOR, "dl.facts").text)
+            mia.find_element(By.ID, "purpose").send_keys("churn model for North America")
+            mia.find_element(By.CSS_SELECTOR, "#request-form button[type=submit]").click()
+            pending = wait_for(mia, "#pending")
+            check("access: the card shows the request pending", "Request pending" in pending.text, pending.text)
+            mia.get(portal.url("/console"))
+            shown = run_query(mia, sql).text
+            check("access: mia's console does not read it while the request is pending", "not found" in shown, shown)
+            with signed_in(portal, "fred") as fred:
+                fred.get(portal.url("/access"))
+                request = wait_for(fred, "#to-decide article.access-request")
+                check("access: fred sees mia's pending request", "mia" in request.text and "churn model" in request.text, request.text)
+                save_screenshot(fred, portal, "portal-access.png")
+                request.find_element(By.TAG_NAME, "textarea").send_keys("fine for the churn model")
+                request.find_element(By.XPATH, ".//button[normalize-space()='Approve']").click()
+                granted = wait_for(fred, "#granted table.grants")
+                check("access: the approval is a grant listed for fred", "mia" in granted.text and "finance.customer_value" in granted.text, granted.text)
+
+                expected = text_reference(portal, "mia", sql)
+                mia.get(portal.url("/console"))
+                run_query(mia, sql)
+                rows = table_rows(mia)
+                check("access: after the approval mia's console returns the rows", len(expected) > 0 and rows == expected, f"{rows[:3]} vs {expected[:3]}")
+                after = pg_rows(conn, sql)
+                check("access: the Postgres connection opened before the approval now reads it", after == expected, f"{after if isinstance(after, str) else after[:3]} vs {expected[:3]}")
+                mia.get(portal.url("/products/finance.customer_value"))
+                wait_for(mia, "#contract")
+                check("access: mia's product page shows her grant", "churn model" in mia.find_element(By.ID, "access").text)
+
+                fred.get(portal.url("/access"))
+                wait_for(fred, "#granted table.grants").find_element(By.XPATH, ".//button[normalize-space()='Revoke']").click()
+                wait_for(fred, "#granted")
+                check("access: the revoked grant is gone from fred's list", not fred.find_elements(By.CSS_SELECTOR, "#granted table.grants"))
+            mia.get(portal.url("/console"))
+            shown = run_query(mia, sql).text
+            check("access: after the revocation mia's console gets not found", "not found" in shown, shown)
+        revoked = pg_rows(conn, sql)
+        check("access: the same Postgres connection gets not found after the revocation", isinstance(revoked, str) and ("not found" in revoked.lower() or "does not exist" in revoked), f"{revoked}")
+    finally:
+        conn.close()
+
+
 def scenario_csrf_refused(portal):
     with signed_in(portal, "ana") as driver:
         session = driver.get_cookie("meshwork_session")["value"]
@@ -288,12 +378,20 @@ def post_form(portal, path, fields, session, origin=None):
         return err.code, err.read()
 
 
-def save_screenshot(driver, portal, name):
+def save_screenshot(driver, portal, name, full_page=False):
+    """Saves the viewport, 1280 px wide; `full_page`: the whole page's height (at most 4000 px)."""
     if portal.screenshots is None:
         return
     portal.screenshots.mkdir(parents=True, exist_ok=True)
     path = portal.screenshots / name
-    driver.save_screenshot(str(path))
+    if full_page:
+        height = min(driver.execute_script("return document.documentElement.scrollHeight;"), 4000)
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        if full_page:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     check(f"screenshot: {name} saved", path.exists() and path.stat().st_size > 0)
 
 
@@ -304,6 +402,8 @@ SCENARIOS = [
     scenario_console_rows_and_error,
     scenario_download_csv,
     scenario_cancel,
+    scenario_product_and_governance_pages,
+    scenario_access_request_approve_revoke,
     scenario_csrf_refused,
     # Last: it reads every browser's log.
     scenario_security_headers,
@@ -330,7 +430,7 @@ def main():
         mesh = tmp / "mesh"
         subprocess.run([binary, "init", str(mesh), "--example", "--orders", "2000", "--seed", "42"], check=True, capture_output=True)
         meshwork(binary, mesh, "apply")
-        tokens = {name: token_for(binary, mesh, name)["token"] for name in ("ana", "sam", "mia")}
+        tokens = {name: token_for(binary, mesh, name)["token"] for name in ("ana", "sam", "mia", "fred")}
         downloads = tmp / "downloads"
         downloads.mkdir()
         server = Server(binary, mesh, tmp / "serve.log")

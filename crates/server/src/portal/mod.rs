@@ -6,7 +6,8 @@
 //!   `http.rs` (before its request-id layer and `with_state`). Routes: `/` (search home), `/signin`, `/signin/oidc`, `/signin/oidc/callback`,
 //!   `/signout`, `/console` (+ `/console/run`, `/console/cancel`, `/console/download`) and
 //!   `/assets/{file}`. Page modules add theirs here: `/products/{id}`, `/domains`,
-//!   `/domains/{d}`, `/governance`, `/access`.
+//!   `/domains/{d}`, `/governance`, and `access`'s `/access`, `/products/{id}/access-requests`,
+//!   `/access/requests/{id}/{approve,deny,withdraw}` and `/access/grants/{id}/revoke`.
 //! - `viewer::Viewer { identity, csrf, .. }`: the axum extractor every page and fragment handler
 //!   takes (`FromRequestParts<Arc<Gate>>`). Without a session it redirects to
 //!   `/signin?next=…`; on a state-changing request it has already checked the CSRF token (form
@@ -25,6 +26,7 @@
 //! request needs the CSRF token and a same-origin `Origin`/`Sec-Fetch-Site`, and every response
 //! carries a strict Content-Security-Policy and framing, sniffing and referrer headers.
 
+mod access;
 mod assets;
 mod chart;
 mod connect;
@@ -69,6 +71,7 @@ pub(crate) fn router() -> Router<Arc<Gate>> {
         .merge(product::routes())
         .merge(domains::routes())
         .merge(governance::routes())
+        .merge(access::routes())
         .layer(axum::Extension(Arc::new(console::Running::default())))
         .layer(axum::middleware::from_fn(security::guard))
 }

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use maud::{Markup, html};
-use meshwork_catalog::{ProductRecord, QualityRun, SloCheck, VersionRecord};
+use meshwork_catalog::{AccessRequestFilter, AccessRequestStatus, Grant, ProductRecord, QualityRun, SloCheck, VersionRecord};
 use meshwork_core::descriptor::ProductDescriptor;
 use meshwork_core::id::ProductId;
 use meshwork_core::lineage::ProductLineage;
@@ -19,6 +19,7 @@ use meshwork_core::principal::Principal;
 use meshwork_policy::AccessDecision;
 use meshwork_query::{Consumers, Governance, is_owner};
 
+use super::access;
 use super::connect::Endpoints;
 use super::error::PortalError;
 use super::graph::LineageGraph;
@@ -109,6 +110,10 @@ pub(super) struct ProductPage {
     pub(super) endpoints: Option<Endpoints>,
     /// The viewer's principal name.
     pub(super) principal: String,
+    /// Active grants shown with it: all for owners, the viewer's own for anyone else.
+    pub(super) grants: Vec<Grant>,
+    /// Pending access requests for it; counted for owners only.
+    pub(super) pending: usize,
 }
 
 impl ProductPage {
@@ -140,7 +145,17 @@ impl ProductPage {
             true => Some(meshwork_query::consumers(catalog.as_ref(), &found.governance, principal, &found.record, Utc::now() - chrono::Duration::days(READERS_DAYS)).await?),
             false => None,
         };
+        let grants = meshwork_query::shown_grants(catalog.as_ref(), principal, &found.record).await?;
+        let pending = match owner {
+            true => {
+                let filter = AccessRequestFilter { product: Some(id.clone()), status: Some(AccessRequestStatus::Pending), principal: None };
+                meshwork_query::access_requests(catalog.as_ref(), principal, &filter).await?.len()
+            }
+            false => 0,
+        };
         Ok(ProductPage {
+            grants,
+            pending,
             record: found.record,
             descriptor,
             decision,
@@ -158,7 +173,7 @@ impl ProductPage {
     }
 
     /// The page's main content.
-    pub(super) fn render(&self) -> Markup {
+    pub(super) fn render(&self, viewer: &Viewer) -> Markup {
         let id = &self.record.id;
         html! {
             (sections::header(self))
@@ -194,7 +209,7 @@ impl ProductPage {
                 }
             }
             (sections::versions(id, &self.versions))
-            (sections::access(self))
+            (sections::access(self, viewer))
             @if let Some(consumers) = &self.consumers { (sections::consumers(consumers)) }
             (sections::query_it(self))
         }
@@ -203,13 +218,18 @@ impl ProductPage {
 
 async fn product_page(State(gate): State<Arc<Gate>>, viewer: Viewer, headers: HeaderMap, Path(product): Path<String>) -> Result<Response, PortalError> {
     let principal = &viewer.identity.principal;
-    // A product the viewer cannot read answers exactly like a missing one. (Where policy lets
-    // a product be discovered, its public card is rendered here instead.)
-    let Some(found) = readable(&gate, principal, &product).await? else { return Err(PortalError::not_found()) };
+    let Some(found) = readable(&gate, principal, &product).await? else {
+        // A discoverable product shows its public card and the request form; a hidden one is
+        // not found, exactly like a missing one.
+        return match access::card_page(&gate, &viewer, &product, None, &Default::default()).await? {
+            Some(card) => Ok(card.into_response()),
+            None => Err(PortalError::not_found()),
+        };
+    };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let loaded = ProductPage::load(&gate, principal, found, host).await?;
     let title = loaded.record.title.clone().unwrap_or_else(|| loaded.record.id.to_string());
-    Ok(page(&title, Some(&viewer), Nav::Search, loaded.render()).into_response())
+    Ok(page(&title, Some(&viewer), Nav::Search, loaded.render(&viewer)).into_response())
 }
 
 /// The column lineage of the product's current version, as an htmx fragment (a whole page

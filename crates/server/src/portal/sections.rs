@@ -15,6 +15,7 @@ use super::chart;
 use super::connect;
 use super::graph::LineageGraph;
 use super::product::ProductPage;
+use super::viewer::Viewer;
 
 /// Title, address, domain, owner, status, tags and description.
 pub(super) fn header(page: &ProductPage) -> Markup {
@@ -278,8 +279,10 @@ pub(super) fn versions(id: &ProductId, versions: &[VersionRecord]) -> Markup {
 }
 
 /// Who may read the product: the viewer can (they see the page); owners also see the readers
-/// the descriptor names. Grants and access requests belong in this section.
-pub(super) fn access(page: &ProductPage) -> Markup {
+/// the descriptor names, the pending requests and every active grant with a Revoke button; a
+/// grantee sees its own grant.
+pub(super) fn access(page: &ProductPage, viewer: &Viewer) -> Markup {
+    let back = format!("/products/{}", page.record.id);
     html! {
         section #access aria-labelledby="access-h" {
             h2 #access-h { "Access" }
@@ -289,6 +292,15 @@ pub(super) fn access(page: &ProductPage) -> Markup {
                     Some(readers) if !readers.is_empty() => p { "Readers besides the " (page.record.id.domain) " domain: " @for (i, r) in readers.iter().enumerate() { @if i > 0 { ", " } code { (r) } } "." },
                     _ => p { "Only the " (page.record.id.domain) " domain and administrators read it (no " code { "access" } " block)." },
                 }
+                @if page.pending > 0 {
+                    p.note { (page.pending) " pending access " @if page.pending == 1 { "request" } @else { "requests" } ": decide on " a href="/access" { "Access" } "." }
+                }
+            }
+            h3 { "Grants" }
+            @if page.grants.is_empty() {
+                p.muted { @if page.owner { "No active grants: everyone reading it is a reader by its descriptor." } @else { "You read it as one of its readers, not by a grant." } }
+            } @else {
+                (super::access::grants_table(viewer, &page.grants, page.owner, &back))
             }
         }
     }

@@ -15,6 +15,7 @@ mod oidc_provider;
 mod pg_catalog;
 mod pg_compat;
 mod portal;
+mod portal_access;
 mod portal_pages;
 mod readiness;
 mod revocation;

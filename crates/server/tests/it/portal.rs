@@ -14,7 +14,7 @@ use crate::Served;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// Form bodies as a browser posts them (reqwest is built without its `form` feature).
-trait FormBody {
+pub(crate) trait FormBody {
     fn form_body(self, fields: &[(&str, &str)]) -> Self;
 }
 
@@ -25,7 +25,7 @@ impl FormBody for reqwest::RequestBuilder {
     }
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
@@ -52,13 +52,13 @@ fn assert_secure_headers(headers: &HeaderMap, what: &str) {
 }
 
 /// A signed-in browser: its session cookie and the session's CSRF token.
-struct Browser {
+pub(crate) struct Browser {
     session: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 impl Browser {
-    async fn sign_in(served: &Served, who: &str) -> Browser {
+    pub(crate) async fn sign_in(served: &Served, who: &str) -> Browser {
         let (status, headers, _) = sign_in_with(served, served.token(who), "/").await;
         assert_eq!(status, 303);
         let session = cookie_value(&set_cookie(&headers, "meshwork_session").expect("a session cookie"));
@@ -66,15 +66,15 @@ impl Browser {
         Browser { csrf: csrf_field(&page), session }
     }
 
-    fn cookie(&self) -> String {
+    pub(crate) fn cookie(&self) -> String {
         format!("meshwork_session={}", self.session)
     }
 
-    async fn get(&self, served: &Served, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, served: &Served, path: &str) -> reqwest::Response {
         client().get(served.url(path)).header("cookie", self.cookie()).send().await.unwrap()
     }
 
-    async fn post(&self, served: &Served, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, served: &Served, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let mut fields = vec![("csrf", self.csrf.as_str())];
         fields.extend_from_slice(form);
         client().post(served.url(path)).header("cookie", self.cookie()).form_body(&fields).send().await.unwrap()
