@@ -72,13 +72,14 @@ impl OidcVerifier {
     /// Validates an ID token of the authorization-code flow: signed by the issuer's keys, for
     /// `client_id`, carrying the `nonce` the sign-in started with. Returns the principal its
     /// claims make, before the mesh's declarations are added.
-    pub async fn verify_id_token(&self, token: &str, client_id: &str, nonce: &str) -> Result<Principal, AuthError> {
+    pub async fn verify_id_token(&self, token: &str, client_id: &str, nonce: &str) -> Result<(Principal, Option<chrono::DateTime<chrono::Utc>>), AuthError> {
         let claims = self.claims(token, &[client_id.to_owned()]).await?;
         let matches = claims.get("nonce").and_then(Value::as_str).is_some_and(|n| n.len() == nonce.len() && n.bytes().zip(nonce.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
         if !matches {
             return Err(AuthError::Jwt("the ID token's `nonce` is not the sign-in's".into()));
         }
-        self.claimed(&claims)
+        let expires = claims.get("exp").and_then(Value::as_i64).and_then(|exp| chrono::DateTime::from_timestamp(exp, 0));
+        Ok((self.claimed(&claims)?, expires))
     }
 
     /// The configuration.

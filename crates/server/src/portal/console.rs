@@ -35,6 +35,10 @@ use crate::http::classic_schema;
 const INTERFACE: &str = "portal";
 /// Rows per page.
 pub(crate) const PAGE_ROWS: usize = 100;
+
+/// The last page the console pages to: 10 million rows in. Bounds the rows a page request
+/// skips (and the arithmetic of where a page starts).
+const MAX_PAGE: usize = 100_000;
 /// The statement the editor starts with.
 const EXAMPLE: &str = "SELECT 1 AS answer";
 
@@ -124,7 +128,7 @@ pub(super) async fn run(
     viewer: Viewer,
     Form(form): Form<RunForm>,
 ) -> Response {
-    let page = form.page.unwrap_or(1).max(1);
+    let page = form.page.unwrap_or(1).clamp(1, MAX_PAGE);
     let query_id = form.query_id.filter(|id| !id.is_empty() && id.len() <= 64).unwrap_or_else(super::session::random_id);
     let task = tokio::spawn(run_page(gate.clone(), viewer.identity.principal.clone(), form.sql.clone(), page));
     let key = (viewer.session.clone(), query_id);

@@ -65,5 +65,5 @@ pub(super) async fn follow(State(gate): State<Arc<Gate>>, headers: HeaderMap, Qu
             "this sign-in link is unknown, already used or expired (links are good once, for 15 minutes); sign in with an API token instead".into(),
         ));
     };
-    open_session(&gate, &headers, &principal, SessionCredential::ApiToken { token_id }, "/").await
+    open_session(&gate, &headers, &principal, SessionCredential::ApiToken { token_id }, "/", None).await
 }

@@ -115,7 +115,7 @@ pub(super) async fn callback(State(gate): State<Arc<Gate>>, headers: HeaderMap, 
     let discovery = discover(&issuer).await?;
     let id_token = exchange(&discovery, &client, &code, &flow.verifier, &redirect_uri(&gate, &headers)).await?;
     let oidc = gate.authenticator().oidc().ok_or_else(|| PortalError::NotFound)?;
-    let principal = match oidc.verify_id_token(&id_token, &client.client_id, &flow.nonce).await {
+    let (principal, expires) = match oidc.verify_id_token(&id_token, &client.client_id, &flow.nonce).await {
         Ok(principal) => principal,
         Err(reason) => {
             tracing::info!(%reason, "OIDC sign-in refused");
@@ -123,7 +123,10 @@ pub(super) async fn callback(State(gate): State<Arc<Gate>>, headers: HeaderMap, 
         }
     };
     let name = principal.name.clone();
-    let mut response = open_session(&gate, &headers, &name, SessionCredential::Oidc { issuer: oidc.issuer().to_owned(), principal }, &flow.next).await?;
+    // The provider is not asked again while the session lasts, so it lasts no longer than the ID
+    // token it was opened with: a user disabled at the provider, or moved out of a group, is
+    // signed out when that token would have expired.
+    let mut response = open_session(&gate, &headers, &name, SessionCredential::Oidc { issuer: oidc.issuer().to_owned(), principal }, &flow.next, expires).await?;
     set_cookie(response.headers_mut(), &format!("{FLOW_COOKIE}=; Path=/signin/oidc; HttpOnly; SameSite=Lax; Max-Age=0"));
     Ok(response)
 }

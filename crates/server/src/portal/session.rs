@@ -99,11 +99,13 @@ pub(super) async fn signin(State(gate): State<Arc<Gate>>, headers: HeaderMap, Fo
         Err(other) => return Err(other.into()),
     };
     let token_id = identity.method.strip_prefix("token:").unwrap_or_default().to_owned();
-    open_session(&gate, &headers, &identity.principal.name, SessionCredential::ApiToken { token_id }, &next).await
+    open_session(&gate, &headers, &identity.principal.name, SessionCredential::ApiToken { token_id }, &next, None).await
 }
 
 /// Opens a session for `principal` and answers with its cookie and a redirect to `next`.
-pub(super) async fn open_session(gate: &Gate, headers: &HeaderMap, principal: &str, credential: SessionCredential, next: &str) -> Result<Response, PortalError> {
+/// The session ends after `server.session_ttl`, or at `not_after` when that is earlier (an OIDC
+/// session at its ID token's expiry).
+pub(super) async fn open_session(gate: &Gate, headers: &HeaderMap, principal: &str, credential: SessionCredential, next: &str, not_after: Option<chrono::DateTime<chrono::Utc>>) -> Result<Response, PortalError> {
     let catalog = gate.engine().catalog();
     let now = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0);
     let ttl = gate.options().portal.session_ttl;
@@ -113,7 +115,10 @@ pub(super) async fn open_session(gate: &Gate, headers: &HeaderMap, principal: &s
         principal: principal.to_owned(),
         credential,
         created_at: now,
-        expires_at: now + chrono::Duration::seconds(ttl.as_secs() as i64),
+        expires_at: {
+            let full = now + chrono::Duration::seconds(ttl.as_secs() as i64);
+            not_after.map_or(full, |cap| cap.min(full))
+        },
     };
     // Expired sessions are deleted as new ones open, so the table stays as small as the
     // number of people signed in.
@@ -122,7 +127,8 @@ pub(super) async fn open_session(gate: &Gate, headers: &HeaderMap, principal: &s
     tracing::info!(principal, "portal sign-in");
     let mut response = Redirect::to(same_site(next)).into_response();
     let secure = secure_attribute(gate, headers);
-    set_cookie(response.headers_mut(), &format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", ttl.as_secs()));
+    let max_age = (session.expires_at - now).num_seconds().max(0);
+    set_cookie(response.headers_mut(), &format!("{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"));
     set_cookie(response.headers_mut(), &format!("{SIGNIN_COOKIE}=; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=0{secure}"));
     Ok(response)
 }

@@ -289,6 +289,10 @@ async fn the_console_runs_queries_as_the_signed_in_principal() {
     assert!(third.contains("Previous page") && !third.contains("Next page"), "{third}");
     let first = ana.post(&served, "/console/run", &[("sql", numbers)]).await.text().await.unwrap();
     assert!(first.contains("Rows 1–100 (more follow)") && first.contains("Next page"), "{first}");
+    // A page number past any result is an empty page, not an overflow.
+    let far = ana.post(&served, "/console/run", &[("sql", numbers), ("page", "18446744073709551615")]).await;
+    assert_eq!(far.status(), 200);
+    assert!(far.text().await.unwrap().contains("No more rows"));
     served.stop().await;
 }
 
@@ -375,7 +379,12 @@ async fn oidc_sign_in_runs_the_authorization_code_flow_with_pkce() {
     let done = client().get(&callback).header("cookie", format!("meshwork_oidc={flow}")).send().await.unwrap();
     assert_eq!(done.status(), 303, "{:?}", done.text().await);
     assert_eq!(done.headers()[LOCATION], "/console");
-    let session = cookie_value(&set_cookie(done.headers(), "meshwork_session").unwrap());
+    let set = set_cookie(done.headers(), "meshwork_session").unwrap();
+    // The session ends with the ID token (10 minutes here), not after the 8-hour session
+    // lifetime: the provider is not asked again while it lasts.
+    let max_age: i64 = set.split("Max-Age=").nth(1).and_then(|v| v.split(';').next()).unwrap().parse().unwrap();
+    assert!((550..=600).contains(&max_age), "{set}");
+    let session = cookie_value(&set);
     let console = client().get(served.url("/console")).header("cookie", format!("meshwork_session={session}")).send().await.unwrap().text().await.unwrap();
     assert!(console.contains("Signed in as <strong>sam</strong>"), "{console}");
     // The code was exchanged once, with the PKCE verifier and the client secret.
