@@ -485,10 +485,10 @@ fn example_mesh_checks(tmp: &Path, dir: &Path) {
     // not read the finance products, is neither shown nor counted them.
     expect![[r#"
         PRODUCT                    STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
-        finance.customer_value     active  passed   unknown  0.71   name,title,tags,column,description,column_description  Customer lifetime value
-        sales.customers            active  passed   unknown  0.58   name,title,tags,column,description,column_description  Customers
-        finance.revenue_by_region  active  passed   unknown  0.38   column,description,column_description                  Monthly revenue by region
-        sales.orders               active  passed   unknown  0.32   column,column_description                              Web shop orders
+        sales.customers            active  passed   unknown  0.91   name,title,tags,column,description,column_description  Customers
+        finance.customer_value     active  passed   unknown  0.88   name,title,tags,column,description,column_description  Customer lifetime value
+        finance.revenue_by_region  active  passed   unknown  0.72   column,description,column_description                  Monthly revenue by region
+        sales.orders               active  passed   unknown  0.42   column,column_description                              Web shop orders
         1–4 of 4 found
         domain: finance 2, sales 2
         tag: revenue 3, customers 2, crm 1, ltv 1, monthly 1, orders 1, regions 1
@@ -499,7 +499,7 @@ fn example_mesh_checks(tmp: &Path, dir: &Path) {
     "#]].assert_eq(&ok(&dir, &["search", "custmer"]));
     expect![[r#"
         PRODUCT          STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
-        sales.customers  active  passed   unknown  0.58   name,title,tags,column,description,column_description  Customers
+        sales.customers  active  passed   unknown  0.91   name,title,tags,column,description,column_description  Customers
         1–1 of 3 found
         domain: sales 2, finance 1
         tag: revenue 2, crm 1, customers 1, monthly 1, orders 1, regions 1

@@ -22,12 +22,18 @@ const WEIGHTS: [f32; FIELDS] = [3.0, 3.0, 2.0, 1.5, 1.5, 1.0, 0.6, 0.4];
 const K1: f32 = 1.2;
 /// BM25 length normalisation.
 const B: f32 = 0.75;
+/// The length each field is normalised against, in [`MatchedField`] order, in words. Fixed
+/// rather than averaged over the catalog, and no inverse document frequency either: a product's
+/// score depends on that product alone, so products a principal may not read can never move the
+/// score or the rank of one it may read (catalog-wide statistics would let a reader count hidden
+/// products holding a word). With every query word required, the missing IDF changes little.
+const TYPICAL: [f32; FIELDS] = [2.0, 4.0, 3.0, 2.0, 2.0, 10.0, 20.0, 40.0];
 
 /// One product's entry in a posting list: its position and what the term is worth in it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Posting {
     pub position: u32,
-    /// The BM25F score of the term in this product (idf included).
+    /// The BM25F score of the term in this product, from this product's fields alone.
     pub score: f32,
     /// The fields holding the term, one bit per [`MatchedField`].
     pub fields: u16,
@@ -113,7 +119,6 @@ impl ProductIndex {
         // First pass: term frequencies per field and field lengths, terms numbered as met.
         let mut term_ids: HashMap<String, u32> = HashMap::new();
         let mut documents: Vec<(Vec<(u32, [u8; FIELDS])>, [u32; FIELDS])> = Vec::with_capacity(records.len());
-        let mut total_lengths = [0u64; FIELDS];
         for record in &records {
             let mut frequencies: HashMap<u32, [u8; FIELDS]> = HashMap::new();
             let mut lengths = [0u32; FIELDS];
@@ -126,13 +131,8 @@ impl ProductIndex {
                     lengths[field] += 1;
                 }
             }
-            for (total, length) in total_lengths.iter_mut().zip(lengths) {
-                *total += u64::from(length);
-            }
             documents.push((frequencies.into_iter().collect(), lengths));
         }
-        let count = records.len().max(1) as f32;
-        let average: [f32; FIELDS] = total_lengths.map(|t| (t as f32 / count).max(1.0));
         let mut frequency = vec![0u32; term_ids.len()];
         for (terms, _) in &documents {
             for (id, _) in terms {
@@ -148,14 +148,12 @@ impl ProductIndex {
                 let mut fields = 0u16;
                 for field in 0..FIELDS {
                     if tfs[field] > 0 {
-                        let norm = 1.0 - B + B * lengths[field] as f32 / average[field];
+                        let norm = 1.0 - B + B * lengths[field] as f32 / TYPICAL[field];
                         weighted += WEIGHTS[field] * f32::from(tfs[field]) / norm;
                         fields |= 1 << field;
                     }
                 }
-                let n = frequency[id as usize] as f32;
-                let idf = (1.0 + (count - n + 0.5) / (n + 0.5)).ln();
-                let score = idf * weighted * (K1 + 1.0) / (weighted + K1);
+                let score = weighted * (K1 + 1.0) / (weighted + K1);
                 postings[id as usize].push(Posting { position, score, fields });
             }
         }

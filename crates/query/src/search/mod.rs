@@ -10,9 +10,11 @@
 //!
 //! **Ranking.** BM25F: a term's frequency in each field is weighted (name and title 3, tags 2,
 //! domain and owner 1.5, column names 1, description 0.6, column descriptions 0.4) and
-//! normalised by the field's length against its average, then saturated (k1 = 1.2, b = 0.75) and
-//! multiplied by the term's inverse document frequency. The score of a posting does not depend on
-//! the query, so it is computed at build time. A query word scores, per product, its best
+//! normalised by the field's length against a fixed typical length, then saturated (k1 = 1.2,
+//! b = 0.75). No inverse document frequency and no catalog-wide averages: a product's score
+//! depends on that product alone, so products a principal may not read never move the score or
+//! rank of one it may read. The score of a posting does not depend on the query, so it is
+//! computed at build time. A query word scores, per product, its best
 //! matching term, times 1 for the exact word, 0.7 for a word it starts (`cust` → `customers`) and
 //! 0.45 for a word within its edit distance (`custmer` → `customers`); so with equal text an
 //! exact match ranks above a prefix, and a prefix above a typo. A product must match every query

@@ -264,3 +264,21 @@ fn typo_distance_grows_with_the_word() {
     use super::terms::typo_distance;
     assert_eq!([3, 4, 7, 8, 20].map(typo_distance), [0, 1, 1, 2, 2]);
 }
+
+/// Scores come from each product alone: a product the searcher may not read, holding the same
+/// word, moves neither the score nor the rank of the products it may read (catalog-wide
+/// statistics would let a reader count hidden products by a word).
+#[tokio::test]
+async fn hidden_products_do_not_move_the_scores_of_readable_ones() {
+    let with = Fixture::new(catalog()).await;
+    let without = Fixture::new(catalog().into_iter().filter(|r| r.id.to_string() != "finance.ledger").collect()).await;
+    let olga = member("olga", "marketing");
+    for text in ["customer", "customers bought", "cust", "custmer"] {
+        let scores = |fixture: &Fixture| {
+            fixture.search(&olga, &SearchRequest::text(text)).hits.iter().map(|h| (h.record.id.to_string(), h.score.to_bits())).collect::<Vec<_>>()
+        };
+        let seen = scores(&with);
+        assert!(!seen.iter().any(|(id, _)| id == "finance.ledger"), "{text}: {seen:?}");
+        assert_eq!(seen, scores(&without), "{text}");
+    }
+}
