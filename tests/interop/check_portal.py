@@ -10,7 +10,8 @@ the sign-in form (`signed_in`):
 
 - sign in as two principals, each seeing their own name; a bad token is refused;
 - the search page finds a product, and never lists (nor counts in a facet) one the principal
-  may not read;
+  may not read (fred and marketing.campaign_roi); a discoverable one is listed as its card
+  (mia and finance.customer_value), without quality or SLO and not counted in their facets;
 - the console returns the rows `meshwork query --as NAME` returns, shows a positioned error
   and selects its position in the editor, downloads CSV, cancels a running query;
 - the product page shows the viewer's masked columns and the lineage graph; the governance
@@ -173,14 +174,28 @@ def scenario_search(portal):
         ids = [c.text for c in driver.find_elements(By.CSS_SELECTOR, ".results .meta code")]
         check("search: `customers` finds sales.customers", "sales.customers" in ids, f"{ids}")
         save_screenshot(driver, portal, "portal-search.png")
-    # mia may not read finance.customer_value: never listed, never counted in a facet.
-    with signed_in(portal, "mia") as driver:
-        driver.get(portal.url("/?q=customer"))
+    # fred may not read marketing.campaign_roi, which is not discoverable: never listed, never
+    # counted in a facet.
+    with signed_in(portal, "fred") as driver:
+        driver.get(portal.url("/?q=campaign"))
         wait_for(driver, ".results")
         ids = [c.text for c in driver.find_elements(By.CSS_SELECTOR, ".results .meta code")]
         counts = [int(c.text) for c in driver.find_elements(By.CSS_SELECTOR, ".facets fieldset:first-of-type .count")]
-        check("search: mia's results hold no product she may not read", "finance.customer_value" not in ids, f"{ids}")
-        check("search: mia's domain facet counts only her results", sum(counts) == len(ids), f"{counts} for {ids}")
+        check("search: fred finds the campaigns he may read", "marketing.campaigns" in ids, f"{ids}")
+        check("search: fred's results hold no product hidden from him", "marketing.campaign_roi" not in ids, f"{ids}")
+        check("search: fred's domain facet counts only his results", sum(counts) == len(ids), f"{counts} for {ids}")
+    # mia may not read finance.customer_value, which is discoverable: listed as its card, without
+    # quality or SLO, and not counted in the quality facet.
+    with signed_in(portal, "mia") as driver:
+        driver.get(portal.url("/?q=customer"))
+        wait_for(driver, ".results")
+        results = driver.find_elements(By.CSS_SELECTOR, ".results li")
+        cards = [r.find_element(By.CSS_SELECTOR, ".meta code").text for r in results if "card: you may request access" in r.text]
+        check("search: mia sees finance.customer_value as its card", cards == ["finance.customer_value"], f"{[r.text for r in results]}")
+        card_text = next((r.text for r in results if "finance.customer_value" in r.text), "")
+        check("search: the card shows no quality or SLO", "quality" not in card_text and "SLO" not in card_text, card_text)
+        quality = driver.find_elements(By.XPATH, "//fieldset[legend[contains(., 'Quality')]]//span[contains(@class, 'count')]")
+        check("search: the quality facet counts only what mia reads", sum(int(c.text) for c in quality) == len(results) - 1, f"{[c.text for c in quality]} for {len(results)} hits")
 
 
 def scenario_console_rows_and_error(portal):

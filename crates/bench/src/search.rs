@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use meshwork_catalog::{CatalogStore, ProductRecord, Publication, QualityRun, RunOutcome, SqlCatalog, Trigger};
 use meshwork_core::descriptor::Classification;
 use meshwork_core::principal::{Principal, PrincipalKind};
-use meshwork_query::{FacetFilters, ProductState, QualityState, QueryEngine, QueryLimits, SearchRequest};
+use meshwork_query::{FacetFilters, ProductState, QualityState, QueryEngine, QueryLimits, SearchRequest, Visibility};
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -100,6 +100,7 @@ pub async fn catalog_search(size: usize, searches: usize) -> anyhow::Result<Valu
     let started = Instant::now();
     let first = engine.search(&analyst, &SearchRequest::default()).await?;
     let first_search = started.elapsed();
+    let first_cards = engine.search(&analyst, &SearchRequest { limit: usize::MAX, ..SearchRequest::default() }).await?.hits.iter().filter(|h| h.visibility == Visibility::Card).count();
 
     // A mix of what people type: one word, two words, a tag, a word in one domain, a first page
     // of everything, a typo (a letter replaced or dropped), a prefix, and facet filters with and
@@ -146,6 +147,7 @@ pub async fn catalog_search(size: usize, searches: usize) -> anyhow::Result<Valu
     Ok(json!({
         "products": size,
         "visible": first.total,
+        "cards": first_cards,
         "generate_s": generate.as_secs_f64(),
         "index_build_ms": build.as_secs_f64() * 1e3,
         "first_search_ms": first_search.as_secs_f64() * 1e3,
@@ -156,8 +158,9 @@ pub async fn catalog_search(size: usize, searches: usize) -> anyhow::Result<Valu
 }
 
 /// One product of the synthetic catalog: a title and description of vocabulary words, two
-/// tags, columns with descriptions and classifications, a lifecycle status, and one of three
-/// access shapes (open to all, to analysts with a row filter, or to its own domain only).
+/// tags, columns with descriptions and classifications, a lifecycle status, and one of four
+/// access shapes (open to all, to analysts with a row filter, to its own domain only, or to its
+/// own domain and discoverable by everyone, whose card a search lists).
 fn synthetic_product(rng: &mut ChaCha8Rng, i: usize, words: &[String], tags: &[String], domains: &[String]) -> anyhow::Result<ProductRecord> {
     let mut pick = |n: usize| (0..n).map(|_| words[60..].choose(rng).expect("words").clone()).collect::<Vec<_>>();
     let title = pick(3).join(" ");
@@ -166,10 +169,11 @@ fn synthetic_product(rng: &mut ChaCha8Rng, i: usize, words: &[String], tags: &[S
     let name = format!("{}_{i}", pick(1)[0]);
     let domain = &domains[i % domains.len()];
     let tag_list = [tags[i % tags.len()].clone(), tags[(i * 7 + 3) % tags.len()].clone()];
-    let access = match i % 3 {
-        0 => "access:\n  readers: [\"*\"]\n".to_owned(),
-        1 => "access:\n  readers: [group:analysts]\n  row_filter: \"region = 'EU'\"\n  masks:\n    email: hash\n".to_owned(),
-        _ => String::new(),
+    let access = match i % 6 {
+        0 | 3 => "access:\n  readers: [\"*\"]\n".to_owned(),
+        1 | 4 => "access:\n  readers: [group:analysts]\n  row_filter: \"region = 'EU'\"\n  masks:\n    email: hash\n".to_owned(),
+        2 => String::new(),
+        _ => format!("access:\n  readers: [\"domain:{domain}\"]\n  discoverable: true\n"),
     };
     let status = match i % 10 {
         0 => "status: deprecated\nsunset: 2020-01-01\n",
@@ -188,17 +192,5 @@ fn synthetic_product(rng: &mut ChaCha8Rng, i: usize, words: &[String], tags: &[S
     let descriptor = meshwork_core::parse::parse_product("product.yaml", &yaml)
         .map_err(|d| anyhow::anyhow!("synthetic product {i} does not parse: {d:?}\n{yaml}"))?
         .value;
-    Ok(ProductRecord {
-        id: descriptor.id(),
-        version: descriptor.version.clone(),
-        title: descriptor.title.clone(),
-        description: descriptor.description.clone(),
-        owner: descriptor.owner.clone(),
-        status: descriptor.status,
-        tags: descriptor.tags.clone(),
-        descriptor: descriptor.clone(),
-        descriptor_hash: format!("synthetic-{i}"),
-        table_uri: format!("file:///nonexistent/{domain}/{name}/"),
-        updated_at: chrono::Utc::now(),
-    })
+    Ok(ProductRecord::of(descriptor, format!("synthetic-{i}"), format!("file:///nonexistent/{domain}/{name}/")))
 }

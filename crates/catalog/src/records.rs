@@ -53,6 +53,27 @@ pub struct ProductRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl ProductRecord {
+    /// The record of `descriptor` as a publication stores it: the searchable fields copied from
+    /// the descriptor (one place decides which), its fingerprint `descriptor_hash` and table
+    /// `table_uri`; `updated_at` is now, and the store sets it again when it publishes.
+    pub fn of(descriptor: ProductDescriptor, descriptor_hash: String, table_uri: String) -> ProductRecord {
+        ProductRecord {
+            id: descriptor.id(),
+            version: descriptor.version.clone(),
+            title: descriptor.title.clone(),
+            description: descriptor.description.clone(),
+            owner: descriptor.owner.clone(),
+            status: descriptor.status,
+            tags: descriptor.tags.clone(),
+            descriptor,
+            descriptor_hash,
+            table_uri,
+            updated_at: Utc::now(),
+        }
+    }
+}
+
 /// One output column of a published version, stored as `{"name", "type", "nullable"}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SchemaColumn {

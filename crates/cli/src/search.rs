@@ -1,5 +1,6 @@
 //! `meshwork search`: the catalog search of the HTTP API, from the terminal, as the acting
-//! principal: ranked hits and facet counts over the products it may read.
+//! principal: ranked hits and facet counts over the products it may read and the cards of those
+//! it may only discover.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use meshwork_core::descriptor::Classification;
 use meshwork_core::principal::LOCAL_ADMIN;
-use meshwork_query::{FacetCount, FacetFilters, Facets, ProductState, QualityState, QueryEngine, QueryLimits, SearchRequest, SearchResults, SloState};
+use meshwork_query::{FacetCount, FacetFilters, Facets, ProductState, QualityState, QueryEngine, QueryLimits, SearchRequest, SearchResults, SloState, Visibility};
 use serde_json::{Value, json};
 
 use crate::commands::open_home;
@@ -49,6 +50,10 @@ pub struct SearchArgs {
     /// Only products in one of these SLO states (`met`, `breached`, `unknown`).
     #[arg(long, value_delimiter = ',')]
     slo: Vec<SloState>,
+    /// Only products you may read: leave out the public cards of discoverable products you may
+    /// not read.
+    #[arg(long)]
+    readable: bool,
     /// At most this many hits.
     #[arg(long, default_value_t = meshwork_query::DEFAULT_LIMIT)]
     limit: usize,
@@ -77,6 +82,7 @@ pub async fn search(dir: &Path, principal: Option<&str>, args: SearchArgs) -> an
         },
         limit: args.limit,
         offset: args.offset,
+        cards: !args.readable,
     };
     let results = engine.search(&principal, &request).await?;
     match args.format {
@@ -96,22 +102,26 @@ fn results_text(results: &SearchResults, request: &SearchRequest) -> String {
         .map(|hit| {
             vec![
                 hit.record.id.to_string(),
+                hit.visibility.to_string(),
                 hit.status.to_string(),
-                hit.quality.to_string(),
-                hit.slo.to_string(),
+                hit.quality.map_or_else(|| "-".to_owned(), |q| q.to_string()),
+                hit.slo.map_or_else(|| "-".to_owned(), |s| s.to_string()),
                 format!("{:.2}", hit.score),
                 hit.matched.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
                 hit.record.title.clone().unwrap_or_default(),
             ]
         })
         .collect();
-    let mut out = text_table(&["PRODUCT", "STATUS", "QUALITY", "SLO", "SCORE", "MATCHED", "TITLE"], &rows);
+    let mut out = text_table(&["PRODUCT", "ACCESS", "STATUS", "QUALITY", "SLO", "SCORE", "MATCHED", "TITLE"], &rows);
     let first = request.offset + 1;
     let last = request.offset + results.hits.len();
     if results.hits.is_empty() {
         out.push_str(&format!("{} found, none at offset {}\n", results.total, request.offset));
     } else {
         out.push_str(&format!("{first}–{last} of {} found\n", results.total));
+    }
+    if results.hits.iter().any(|hit| hit.visibility == Visibility::Card) {
+        out.push_str("card: you may not read it, only see its card; `meshwork access request PRODUCT --purpose TEXT` asks its owners\n");
     }
     for (name, counts) in facet_lists(&results.facets) {
         if !counts.is_empty() {
@@ -146,7 +156,7 @@ fn results_json(results: &SearchResults) -> Value {
             json!({
                 "product": hit.record.id.to_string(), "title": hit.record.title, "description": hit.record.description,
                 "domain": hit.record.id.domain.to_string(), "owner": hit.record.owner, "tags": hit.record.tags,
-                "status": hit.status, "quality": hit.quality, "slo": hit.slo, "score": hit.score, "matched": hit.matched,
+                "visibility": hit.visibility, "status": hit.status, "quality": hit.quality, "slo": hit.slo, "score": hit.score, "matched": hit.matched,
             })
         })
         .collect();

@@ -361,19 +361,7 @@ async fn publish_product(
         });
     }
     let mut publication = Publication {
-        product: ProductRecord {
-            id: id.clone(),
-            version: descriptor.version.to_string(),
-            title: descriptor.title.clone(),
-            description: descriptor.description.clone(),
-            owner: descriptor.owner.clone(),
-            status: descriptor.status,
-            tags: descriptor.tags.clone(),
-            descriptor: descriptor.clone(),
-            descriptor_hash: hash.clone(),
-            table_uri: store.table_url(id).to_string(),
-            updated_at: chrono::Utc::now(),
-        },
+        product: ProductRecord::of(descriptor.clone(), hash.clone(), store.table_url(id).to_string()),
         delta_version: -1,
         schema,
         row_count: built.row_count as i64,

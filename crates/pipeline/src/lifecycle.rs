@@ -78,19 +78,7 @@ pub(crate) async fn carry_sunset(catalog: &dyn CatalogStore, descriptor: &Produc
         });
     }
     let publication = Publication {
-        product: ProductRecord {
-            id: id.clone(),
-            version: descriptor.version.clone(),
-            title: descriptor.title.clone(),
-            description: descriptor.description.clone(),
-            owner: descriptor.owner.clone(),
-            status: descriptor.status,
-            tags: descriptor.tags.clone(),
-            descriptor: descriptor.clone(),
-            descriptor_hash: descriptor_hash(descriptor),
-            table_uri: stored.table_uri,
-            updated_at: chrono::Utc::now(),
-        },
+        product: ProductRecord::of(descriptor.clone(), descriptor_hash(descriptor), stored.table_uri),
         delta_version: current.delta_version,
         schema: current.schema,
         row_count: current.row_count,

@@ -15,18 +15,18 @@ use meshwork_core::principal::Principal;
 use crate::QueryError;
 use crate::governance::{Governance, is_owner};
 
-/// What a principal may know of a product. The one answer listings, search, product pages and
-/// access requests use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Visibility {
-    /// It may query the product and see everything about it.
-    Readable,
-    /// It may not read the product, but the product is `discoverable`: its public card is
-    /// shown and access can be requested.
-    Card,
-    /// It may not know the product exists: answered exactly like a missing product.
-    Hidden,
+meshwork_core::keyword_enum! {
+    /// What a principal may know of a product. The one answer listings, search, product pages
+    /// and access requests use.
+    pub enum Visibility ("visibility") {
+        /// It may query the product and see everything about it.
+        Readable => "readable",
+        /// It may not read the product, but the product is `discoverable`: its public card is
+        /// shown and access can be requested.
+        Card => "card",
+        /// It may not know the product exists: answered exactly like a missing product.
+        Hidden => "hidden",
+    }
 }
 
 /// What `principal` may know of `product` now.

@@ -482,13 +482,15 @@ fn example_mesh_checks(tmp: &Path, dir: &Path) {
     let published = report["products"].as_array().unwrap().iter().filter(|p| p["result"] == "published").count();
     assert_eq!(published, 7);
     // Catalog search: a typo finds the customers, ranked and with facet counts; mia, who may
-    // not read the finance products, is neither shown nor counted them.
+    // not read the finance products, sees the discoverable one as its card (matched by its card
+    // fields, counted only in domain, tag and status) and the other not at all; `--readable`
+    // leaves the card out.
     expect![[r#"
-        PRODUCT                    STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
-        sales.customers            active  passed   unknown  0.91   name,title,tags,column,description,column_description  Customers
-        finance.customer_value     active  passed   unknown  0.88   name,title,tags,column,description,column_description  Customer lifetime value
-        finance.revenue_by_region  active  passed   unknown  0.72   column,description,column_description                  Monthly revenue by region
-        sales.orders               active  passed   unknown  0.42   column,column_description                              Web shop orders
+        PRODUCT                    ACCESS    STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
+        sales.customers            readable  active  passed   unknown  0.91   name,title,tags,column,description,column_description  Customers
+        finance.customer_value     readable  active  passed   unknown  0.88   name,title,tags,column,description,column_description  Customer lifetime value
+        finance.revenue_by_region  readable  active  passed   unknown  0.72   column,description,column_description                  Monthly revenue by region
+        sales.orders               readable  active  passed   unknown  0.42   column,column_description                              Web shop orders
         1–4 of 4 found
         domain: finance 2, sales 2
         tag: revenue 3, customers 2, crm 1, ltv 1, monthly 1, orders 1, regions 1
@@ -498,8 +500,23 @@ fn example_mesh_checks(tmp: &Path, dir: &Path) {
         slo: unknown 4
     "#]].assert_eq(&ok(&dir, &["search", "custmer"]));
     expect![[r#"
-        PRODUCT          STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
-        sales.customers  active  passed   unknown  0.91   name,title,tags,column,description,column_description  Customers
+        PRODUCT                    ACCESS    STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
+        sales.customers            readable  active  passed   unknown  0.91   name,title,tags,column,description,column_description  Customers
+        finance.customer_value     card      active  -        -        0.86   name,title,tags,description                            Customer lifetime value
+        finance.revenue_by_region  readable  active  passed   unknown  0.72   column,description,column_description                  Monthly revenue by region
+        sales.orders               readable  active  passed   unknown  0.42   column,column_description                              Web shop orders
+        1–4 of 4 found
+        card: you may not read it, only see its card; `meshwork access request PRODUCT --purpose TEXT` asks its owners
+        domain: finance 2, sales 2
+        tag: revenue 3, customers 2, crm 1, ltv 1, monthly 1, orders 1, regions 1
+        classification: internal 3, confidential 2, pii 1
+        status: active 4
+        quality: passed 3
+        slo: unknown 3
+    "#]].assert_eq(&ok(&dir, &["--as", "mia", "search", "custmer"]));
+    expect![[r#"
+        PRODUCT          ACCESS    STATUS  QUALITY  SLO      SCORE  MATCHED                                                TITLE
+        sales.customers  readable  active  passed   unknown  0.91   name,title,tags,column,description,column_description  Customers
         1–1 of 3 found
         domain: sales 2, finance 1
         tag: revenue 2, crm 1, customers 1, monthly 1, orders 1, regions 1
@@ -507,7 +524,7 @@ fn example_mesh_checks(tmp: &Path, dir: &Path) {
         status: active 3
         quality: passed 3
         slo: unknown 3
-    "#]].assert_eq(&ok(&dir, &["--as", "mia", "search", "custmer", "--limit", "1"]));
+    "#]].assert_eq(&ok(&dir, &["--as", "mia", "search", "custmer", "--readable", "--limit", "1"]));
     // Derived products agree with their sources.
     expect![[r#"
         same_revenue,same_orders,same_customers

@@ -87,6 +87,24 @@ impl Resolved {
         }
     }
 
+    /// The facets that have a filter, one bit per [`Facet`].
+    pub fn set(&self) -> u8 {
+        let mut set = 0;
+        for (facet, on) in [
+            (Facet::Domain, self.domain.is_some()),
+            (Facet::Tag, self.tag.is_some()),
+            (Facet::Classification, self.classification.is_some()),
+            (Facet::Status, self.status.is_some()),
+            (Facet::Quality, self.quality.is_some()),
+            (Facet::Slo, self.slo.is_some()),
+        ] {
+            if on {
+                set |= 1 << facet as u8;
+            }
+        }
+        set
+    }
+
     /// The facets whose filter `values` fails, one bit per [`Facet`].
     pub fn fails(&self, values: &Values) -> u8 {
         let entry = values.entry;

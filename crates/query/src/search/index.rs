@@ -29,12 +29,19 @@ const B: f32 = 0.75;
 /// products holding a word). With every query word required, the missing IDF changes little.
 const TYPICAL: [f32; FIELDS] = [2.0, 4.0, 3.0, 2.0, 2.0, 10.0, 20.0, 40.0];
 
+/// The fields a product's public card shows (name, title, tags, domain, owner, description),
+/// one bit per [`MatchedField`]: all a principal who may only discover a product can match.
+pub(super) const CARD_FIELDS: u16 = 0b0101_1111;
+
 /// One product's entry in a posting list: its position and what the term is worth in it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Posting {
     pub position: u32,
     /// The BM25F score of the term in this product, from this product's fields alone.
     pub score: f32,
+    /// The same from the fields of its public card only ([`CARD_FIELDS`]); 0 when the term is
+    /// in none of them.
+    pub card_score: f32,
     /// The fields holding the term, one bit per [`MatchedField`].
     pub fields: u16,
 }
@@ -79,7 +86,7 @@ pub struct ProductIndex {
     /// Distinct tags, sorted.
     pub(super) tags: Vec<String>,
     /// Access decided so far, per principal (compared in full, so a principal whose groups,
-    /// domains or attributes changed starts afresh): one [`super::Visibility`] byte per product.
+    /// domains or attributes changed starts afresh): one [`super::Decided`] byte per product.
     /// Valid for the life of the index, one catalog generation, the span a governance snapshot
     /// is valid for.
     pub(super) visibility: Mutex<HashMap<String, (Principal, Arc<Vec<AtomicU8>>)>>,
@@ -144,17 +151,15 @@ impl ProductIndex {
         for (position, (terms, lengths)) in documents.into_iter().enumerate() {
             let position = u32::try_from(position).expect("fewer than 4 billion products");
             for (id, tfs) in terms {
-                let mut weighted = 0.0;
                 let mut fields = 0u16;
-                for field in 0..FIELDS {
-                    if tfs[field] > 0 {
-                        let norm = 1.0 - B + B * lengths[field] as f32 / TYPICAL[field];
-                        weighted += WEIGHTS[field] * f32::from(tfs[field]) / norm;
+                for (field, tf) in tfs.iter().enumerate() {
+                    if *tf > 0 {
                         fields |= 1 << field;
                     }
                 }
-                let score = weighted * (K1 + 1.0) / (weighted + K1);
-                postings[id as usize].push(Posting { position, score, fields });
+                let score = bm25f(&tfs, &lengths, u16::MAX);
+                let card_score = if fields & CARD_FIELDS != 0 { bm25f(&tfs, &lengths, CARD_FIELDS) } else { 0.0 };
+                postings[id as usize].push(Posting { position, score, card_score, fields });
             }
         }
         let mut sorted: Vec<(String, u32)> = term_ids.into_iter().collect();
@@ -207,6 +212,19 @@ impl ProductIndex {
     pub(super) fn records(&self) -> impl Iterator<Item = &ProductRecord> {
         self.entries.iter().map(|e| &e.record)
     }
+}
+
+/// The BM25F score of a term with frequencies `tfs` in fields of `lengths` words, counting only
+/// the fields of `only` (one bit per [`MatchedField`]).
+fn bm25f(tfs: &[u8; FIELDS], lengths: &[u32; FIELDS], only: u16) -> f32 {
+    let mut weighted = 0.0;
+    for field in 0..FIELDS {
+        if tfs[field] > 0 && only & (1 << field) != 0 {
+            let norm = 1.0 - B + B * lengths[field] as f32 / TYPICAL[field];
+            weighted += WEIGHTS[field] * f32::from(tfs[field]) / norm;
+        }
+    }
+    weighted * (K1 + 1.0) / (weighted + K1)
 }
 
 /// The bit of `class` in [`Entry::classifications`].

@@ -44,10 +44,16 @@
 //!
 //! **Access.** Searching narrows by words and filters first, through the index, and asks the
 //! authorizer only about the candidates left, the same `Governance::decide` a query asks, so a
-//! product a principal cannot query is neither listed nor counted. Decisions are remembered per
-//! principal ([`Visibility`]) for the life of the index, the span a governance snapshot is valid
-//! for. The first search of a principal after a publication therefore decides up to every
-//! product once (an empty query at 100k products: about a second); later ones reuse it.
+//! product a principal cannot query is neither listed nor counted — unless its owners made it
+//! `discoverable` (and the request asks for cards): then it is found as its public card, by the
+//! card's fields alone (name, title, tags, domain, owner, description; never its columns or
+//! their descriptions, so a search cannot probe a contract it may not read). A card is counted
+//! only in the facets a card shows (domain, tag, status), is left out when the classification,
+//! quality or SLO facet is filtered on, and its hit carries no quality or SLO state. Decisions are
+//! remembered per principal ([`Decided`]) for the life of the index, the span a governance
+//! snapshot is valid for. The first search of a principal after a publication therefore decides
+//! up to every product once (an empty query at 100k products: about a second); later ones reuse
+//! it.
 //!
 //! **Health.** Quality and SLO states live in a [`ProductHealth`] beside the index, not in it:
 //! a failed quality run (recorded without a publication) and SLO evaluations do not bump the
@@ -67,6 +73,8 @@ mod tests;
 
 use meshwork_catalog::ProductRecord;
 use meshwork_core::descriptor::Classification;
+
+use crate::access::Visibility;
 
 pub use facets::{FacetCount, Facets};
 pub use health::ProductHealth;
@@ -134,25 +142,28 @@ meshwork_core::keyword_enum! {
     }
 }
 
-/// Access to a product as search sees it, decided once per principal and index. Kept as a byte
-/// so the per-principal tables can be shared between concurrent searches.
+/// What search has decided about a product for one principal, kept as a byte so the
+/// per-principal tables can be shared between concurrent searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Visibility {
+pub(super) enum Decided {
     /// Not decided yet.
     Undecided = 0,
     /// Readable: listed, counted and shown in full.
     Readable = 1,
     /// Not readable: never listed nor counted, exactly as if it did not exist.
     Hidden = 2,
+    /// Not readable but discoverable: listed and counted as its public card (card fields only).
+    Card = 3,
 }
 
-impl Visibility {
-    fn from_byte(byte: u8) -> Visibility {
+impl Decided {
+    fn from_byte(byte: u8) -> Decided {
         match byte {
-            1 => Visibility::Readable,
-            2 => Visibility::Hidden,
-            _ => Visibility::Undecided,
+            1 => Decided::Readable,
+            2 => Decided::Hidden,
+            3 => Decided::Card,
+            _ => Decided::Undecided,
         }
     }
 }
@@ -169,11 +180,15 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Hits skipped before the first returned (pagination).
     pub offset: usize,
+    /// Whether products the principal cannot read but may discover (`access.discoverable`) are
+    /// listed as their public cards. Searching for something to use says yes; listing what one
+    /// can query says no.
+    pub cards: bool,
 }
 
 impl Default for SearchRequest {
     fn default() -> Self {
-        SearchRequest { text: String::new(), filters: FacetFilters::default(), limit: DEFAULT_LIMIT, offset: 0 }
+        SearchRequest { text: String::new(), filters: FacetFilters::default(), limit: DEFAULT_LIMIT, offset: 0, cards: true }
     }
 }
 
@@ -207,14 +222,17 @@ pub struct FacetFilters {
 /// One product found.
 #[derive(Debug, Clone)]
 pub struct SearchHit {
-    /// The product as the catalog stores it.
+    /// The product as the catalog stores it. For a [`Visibility::Card`] hit, show only what
+    /// [`crate::ProductCard`] holds: the record also carries its contract.
     pub record: ProductRecord,
+    /// Whether the principal reads it or sees only its public card.
+    pub visibility: Visibility,
     /// Its lifecycle state today.
     pub status: ProductState,
-    /// Its latest quality outcome.
-    pub quality: QualityState,
-    /// Its SLO state.
-    pub slo: SloState,
+    /// Its latest quality outcome; `None` on a card.
+    pub quality: Option<QualityState>,
+    /// Its SLO state; `None` on a card.
+    pub slo: Option<SloState>,
     /// Relevance; 0 for an empty query. Only comparable within one result.
     pub score: f32,
     /// The fields a query word matched, in [`MatchedField`] order.
@@ -224,7 +242,7 @@ pub struct SearchHit {
 /// A page of results.
 #[derive(Debug, Clone)]
 pub struct SearchResults {
-    /// How many products match in all (visible to the principal), across every page.
+    /// How many products match in all (readable, or cards when asked for), across every page.
     pub total: usize,
     /// This page, best first.
     pub hits: Vec<SearchHit>,

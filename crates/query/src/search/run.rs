@@ -8,10 +8,12 @@ use chrono::NaiveDate;
 use meshwork_core::principal::Principal;
 
 use super::facets::{Counter, Resolved, Values};
-use super::index::{ProductIndex, matched_fields, words};
+use super::facets::Facet;
+use super::index::{CARD_FIELDS, ProductIndex, matched_fields, words};
 use super::terms::expand;
-use super::{ProductHealth, QualityState, SearchHit, SearchRequest, SearchResults, SloState, Visibility};
+use super::{Decided, ProductHealth, QualityState, SearchHit, SearchRequest, SearchResults, SloState};
 use crate::Governance;
+use crate::access::{Visibility, visibility};
 
 /// Query words beyond this many are ignored: a search is a few words, and each costs a pass
 /// over its matching postings.
@@ -20,9 +22,13 @@ const MAX_WORDS: usize = 32;
 /// Every facet, as a "count in" mask.
 const ALL_FACETS: u8 = 0b11_1111;
 
-/// What a product has gathered so far during one search.
+/// The facets a public card shows (domain, tag, status): a card is counted in these only, and
+/// a filter on any other facet leaves it out.
+const CARD_FACETS: u8 = 1 << Facet::Domain as u8 | 1 << Facet::Tag as u8 | 1 << Facet::Status as u8;
+
+/// What a product has gathered so far during one search, over some of its fields.
 #[derive(Debug, Clone, Copy, Default)]
-struct Accumulator {
+struct Gathered {
     /// Sum of the best score of each word matched so far.
     score: f32,
     /// The best score of the word being matched.
@@ -32,6 +38,40 @@ struct Accumulator {
     /// How many words (in query order) it matched: it is a candidate for word `i` only if
     /// this is `i`.
     words: u8,
+}
+
+impl Gathered {
+    /// Takes a posting worth `score` in `fields` for word `i`; whether it was the product's
+    /// first for that word.
+    fn take(&mut self, i: u8, score: f32, fields: u16) -> bool {
+        if self.words == i {
+            self.words = i + 1;
+            self.best = score;
+            self.fields |= fields;
+            true
+        } else if self.words == i + 1 {
+            self.best = self.best.max(score);
+            self.fields |= fields;
+            false
+        } else {
+            false
+        }
+    }
+
+    /// Closes word `i`: adds its best score if the word matched.
+    fn close(&mut self, i: u8) {
+        if self.words == i + 1 {
+            self.score += self.best;
+        }
+    }
+}
+
+/// What a product gathered over all its fields (what a reader matches) and over its card's
+/// fields alone (what a principal who may only discover it matches).
+#[derive(Debug, Clone, Copy, Default)]
+struct Accumulator {
+    full: Gathered,
+    card: Gathered,
 }
 
 impl ProductIndex {
@@ -49,11 +89,12 @@ impl ProductIndex {
             }
         }
         let filters = Resolved::new(&request.filters, self);
+        let words = query.len() as u8;
         let decided = self.decided(principal);
         let mut counter = Counter::new(self);
-        // (score, position, matched fields) of every visible product passing every filter.
-        let mut found: Vec<(f32, u32, u16)> = Vec::new();
-        let mut consider = |position: u32, score: f32, fields: u16| {
+        // (score, position, matched fields, readable) of every product listed.
+        let mut found: Vec<(f32, u32, u16, bool)> = Vec::new();
+        let mut consider = |position: u32, a: Accumulator| {
             let entry = &self.entries[position as usize];
             let values = Values {
                 entry,
@@ -63,30 +104,36 @@ impl ProductIndex {
             };
             // Failing two filters, a product is in no count: no need to decide access.
             let fails = filters.fails(&values);
-            if fails.count_ones() > 1 || !self.visible(governance, principal, &decided, position) {
+            if fails.count_ones() > 1 {
                 return;
             }
+            let (fails, shown, matched, readable) = match self.visible(governance, principal, &decided, position) {
+                Decided::Readable => (fails, ALL_FACETS, a.full, true),
+                // A card matches by its own fields and shows only its own facets: it fails every
+                // filter on a facet it does not show.
+                Decided::Card if request.cards && a.card.words == words => (fails | (filters.set() & !CARD_FACETS), CARD_FACETS, a.card, false),
+                _ => return,
+            };
             if fails == 0 {
-                counter.count(&values, ALL_FACETS);
-                found.push((score, position, fields));
-            } else {
-                counter.count(&values, fails);
+                counter.count(&values, shown);
+                found.push((matched.score, position, matched.fields, readable));
+            } else if fails.count_ones() == 1 {
+                counter.count(&values, fails & shown);
             }
         };
         if query.is_empty() {
             for position in 0..self.entries.len() as u32 {
-                consider(position, 0.0, 0);
+                consider(position, Accumulator::default());
             }
         } else {
             let (candidates, gathered) = self.matching(&query);
             for position in candidates {
-                let a = gathered[position as usize];
-                consider(position, a.score, a.fields);
+                consider(position, gathered[position as usize]);
             }
         }
         let facets = counter.finish(self);
         let total = found.len();
-        let best_first = |a: &(f32, u32, u16), b: &(f32, u32, u16)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        let best_first = |a: &(f32, u32, u16, bool), b: &(f32, u32, u16, bool)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         let end = request.offset.saturating_add(request.limit).min(total);
         if end < total && end > 0 {
             found.select_nth_unstable_by(end - 1, best_first);
@@ -99,13 +146,14 @@ impl ProductIndex {
         let hits = found
             .into_iter()
             .skip(request.offset)
-            .map(|(score, position, fields)| {
+            .map(|(score, position, fields, readable)| {
                 let entry = &self.entries[position as usize];
                 SearchHit {
                     record: entry.record.clone(),
+                    visibility: if readable { Visibility::Readable } else { Visibility::Card },
                     status: entry.state(today),
-                    quality: health.quality.get(position as usize).copied().unwrap_or(QualityState::None),
-                    slo: health.slo.get(position as usize).copied().unwrap_or(SloState::Unknown),
+                    quality: readable.then(|| health.quality.get(position as usize).copied().unwrap_or(QualityState::None)),
+                    slo: readable.then(|| health.slo.get(position as usize).copied().unwrap_or(SloState::Unknown)),
                     score,
                     matched: matched_fields(fields),
                 }
@@ -126,21 +174,18 @@ impl ProductIndex {
                 let weight = kind.weight();
                 for posting in &self.postings[term as usize] {
                     let a = &mut gathered[posting.position as usize];
-                    let score = weight * posting.score;
-                    if a.words == i {
-                        a.words = i + 1;
-                        a.best = score;
-                        a.fields |= posting.fields;
+                    if a.full.take(i, weight * posting.score, posting.fields) {
                         touched.push(posting.position);
-                    } else if a.words == i + 1 {
-                        a.best = a.best.max(score);
-                        a.fields |= posting.fields;
+                    }
+                    if posting.card_score > 0.0 {
+                        a.card.take(i, weight * posting.card_score, posting.fields & CARD_FIELDS);
                     }
                 }
             }
             for position in &touched {
                 let a = &mut gathered[*position as usize];
-                a.score += a.best;
+                a.full.close(i);
+                a.card.close(i);
             }
             candidates = touched;
             if candidates.is_empty() {
@@ -150,18 +195,20 @@ impl ProductIndex {
         (candidates, gathered)
     }
 
-    /// Whether `principal` may read the product at `position`, decided once per index.
-    fn visible(&self, governance: &Governance, principal: &Principal, decided: &[AtomicU8], position: u32) -> bool {
+    /// What `principal` may know of the product at `position`, decided once per index.
+    fn visible(&self, governance: &Governance, principal: &Principal, decided: &[AtomicU8], position: u32) -> Decided {
         let slot = &decided[position as usize];
-        match Visibility::from_byte(slot.load(Ordering::Relaxed)) {
-            Visibility::Readable => true,
-            Visibility::Hidden => false,
-            Visibility::Undecided => {
-                let allowed = governance.decide(principal, &self.entries[position as usize].record.descriptor).allowed;
-                let visibility = if allowed { Visibility::Readable } else { Visibility::Hidden };
-                slot.store(visibility as u8, Ordering::Relaxed);
-                allowed
+        match Decided::from_byte(slot.load(Ordering::Relaxed)) {
+            Decided::Undecided => {
+                let seen = match visibility(governance, principal, &self.entries[position as usize].record.descriptor) {
+                    Visibility::Readable => Decided::Readable,
+                    Visibility::Card => Decided::Card,
+                    Visibility::Hidden => Decided::Hidden,
+                };
+                slot.store(seen as u8, Ordering::Relaxed);
+                seen
             }
+            seen => seen,
         }
     }
 
@@ -174,7 +221,7 @@ impl ProductIndex {
         {
             return decided.clone();
         }
-        let decided: Arc<Vec<AtomicU8>> = Arc::new(self.entries.iter().map(|_| AtomicU8::new(Visibility::Undecided as u8)).collect());
+        let decided: Arc<Vec<AtomicU8>> = Arc::new(self.entries.iter().map(|_| AtomicU8::new(Decided::Undecided as u8)).collect());
         visibility.insert(principal.name.clone(), (principal.clone(), decided.clone()));
         decided
     }

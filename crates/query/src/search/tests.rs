@@ -21,19 +21,7 @@ fn product(id: &str, body: &str) -> ProductRecord {
     let (domain, name) = id.split_once('.').unwrap();
     let yaml = format!("name: {name}\ndomain: {domain}\nversion: 1.0.0\ninputs:\n  - {{ name: raw, source: {{ kind: csv, path: data/x.csv }} }}\n{body}");
     let descriptor = meshwork_core::parse::parse_product("product.yaml", &yaml).unwrap_or_else(|d| panic!("{d:?}\n{yaml}")).value;
-    ProductRecord {
-        id: descriptor.id(),
-        version: descriptor.version.clone(),
-        title: descriptor.title.clone(),
-        description: descriptor.description.clone(),
-        owner: descriptor.owner.clone(),
-        status: descriptor.status,
-        tags: descriptor.tags.clone(),
-        descriptor,
-        descriptor_hash: id.to_owned(),
-        table_uri: format!("file:///nonexistent/{domain}/{name}/"),
-        updated_at: chrono::Utc::now(),
-    }
+    ProductRecord::of(descriptor, id.to_owned(), format!("file:///nonexistent/{domain}/{name}/"))
 }
 
 /// The catalog of these tests, in address order. `finance.ledger` has no `access` block (only
@@ -281,4 +269,83 @@ async fn hidden_products_do_not_move_the_scores_of_readable_ones() {
         assert!(!seen.iter().any(|(id, _)| id == "finance.ledger"), "{text}: {seen:?}");
         assert_eq!(seen, scores(&without), "{text}");
     }
+}
+
+/// `hr.salaries` may be discovered by everyone but read only by hr: its card is found by the
+/// card's fields alone.
+fn with_a_card() -> Vec<ProductRecord> {
+    let mut records = catalog();
+    records.push(product(
+        "hr.salaries",
+        "title: Salaries\ndescription: Pay per employee and month\nowner: group:hr\ntags: [payroll]\n\
+         contract:\n  columns:\n    - { name: employee_email, type: string, classification: pii, description: Work address of the payee }\n    - { name: gross, type: double }\n\
+         access:\n  readers: [\"domain:hr\"]\n  discoverable: true\n",
+    ));
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    records
+}
+
+#[tokio::test]
+async fn a_discoverable_product_is_found_as_its_card_by_its_card_fields_only() {
+    let f = Fixture::new(with_a_card()).await;
+    let ana = member("ana", "sales");
+    let hana = member("hana", "hr");
+
+    let found = f.search(&ana, &SearchRequest::text("salries"));
+    assert_eq!(ids(&found), ["hr.salaries"], "a typo in the title finds the card");
+    let hit = &found.hits[0];
+    assert_eq!(hit.visibility, Visibility::Card);
+    assert_eq!((hit.quality, hit.slo), (None, None), "a card carries no quality or SLO state");
+    assert_eq!(hit.matched, [MatchedField::Name, MatchedField::Title]);
+    assert_eq!(f.search(&hana, &SearchRequest::text("salaries")).hits[0].visibility, Visibility::Readable);
+    assert_eq!(ids(&f.search(&ana, &SearchRequest::text("payroll employee"))), ["hr.salaries"], "tags and description are on the card");
+
+    // Column names and their descriptions are not on the card: a search cannot probe them.
+    for text in ["employee_email", "gross", "payee", "salaries gross"] {
+        assert_eq!(ids(&f.search(&ana, &SearchRequest::text(text))), Vec::<String>::new(), "{text}");
+        assert_eq!(ids(&f.search(&hana, &SearchRequest::text(text))), ["hr.salaries"], "{text}");
+    }
+    // The card's score is what its card fields are worth: the same as a reader's score of the
+    // product without a contract would be.
+    let bare = Fixture::new(
+        with_a_card()
+            .into_iter()
+            .map(|mut r| {
+                if r.id.to_string() == "hr.salaries" {
+                    r.descriptor.contract.columns.retain(|_| false);
+                }
+                r
+            })
+            .collect(),
+    )
+    .await;
+    for text in ["salaries", "pay", "employee month", "hr"] {
+        let card = f.search(&ana, &SearchRequest::text(text)).hits.into_iter().find(|h| h.record.id.to_string() == "hr.salaries").unwrap();
+        let read = bare.search(&hana, &SearchRequest::text(text)).hits.into_iter().find(|h| h.record.id.to_string() == "hr.salaries").unwrap();
+        assert_eq!(card.score.to_bits(), read.score.to_bits(), "{text}");
+    }
+
+    // Counted in the facets a card shows, never in the others; filtering on those leaves it out.
+    let all = f.search(&ana, &SearchRequest::default());
+    assert_eq!(all.total, 5);
+    assert!(counts(&all.facets.domain).contains(&("hr".into(), 1)), "{:?}", all.facets.domain);
+    assert!(counts(&all.facets.tag).contains(&("payroll".into(), 1)));
+    assert_eq!(counts(&all.facets.status), [("active".into(), 3), ("draft".into(), 1), ("sunset".into(), 1)]);
+    assert_eq!(counts(&all.facets.classification), [("public".into(), 1), ("confidential".into(), 1), ("pii".into(), 1)], "the card's pii column is not counted");
+    assert_eq!(counts(&all.facets.quality), [("none".into(), 2), ("passed".into(), 1), ("failed".into(), 1)]);
+    assert_eq!(counts(&all.facets.slo), [("unknown".into(), 2), ("met".into(), 1), ("breached".into(), 1)]);
+    let filtered = |filters: FacetFilters| ids(&f.search(&ana, &SearchRequest { filters, ..SearchRequest::default() }));
+    assert_eq!(filtered(FacetFilters { classification: vec![Classification::Pii], ..Default::default() }), ["sales.customers"]);
+    assert_eq!(filtered(FacetFilters { quality: vec![QualityState::None], ..Default::default() }), ["marketing.campaigns", "marketing.segments"]);
+    assert_eq!(filtered(FacetFilters { slo: vec![SloState::Unknown], ..Default::default() }), ["marketing.campaigns", "marketing.segments"]);
+    assert_eq!(filtered(FacetFilters { domain: vec!["hr".into()], ..Default::default() }), ["hr.salaries"]);
+    let pii = f.search(&ana, &SearchRequest { filters: FacetFilters { classification: vec![Classification::Pii], ..Default::default() }, ..SearchRequest::default() });
+    assert_eq!(counts(&pii.facets.domain), [("sales".into(), 1)], "other facets count no card while a card-less facet is filtered");
+
+    // Asked for readable products only, the card is not listed.
+    let readable = f.search(&ana, &SearchRequest { cards: false, ..SearchRequest::text("salaries") });
+    assert_eq!((readable.total, readable.hits.len()), (0, 0));
+    assert!(readable.facets.domain.is_empty());
+    // A product that is not discoverable stays hidden (fay reads the ledger; ana does not).
+    assert_eq!(ids(&f.search(&ana, &SearchRequest::text("ledger"))), Vec::<String>::new());
 }

@@ -487,13 +487,18 @@ async fn visibility_follows_discoverability_and_grants_until_they_end() {
     assert_eq!(visibility(&granted, &olga, &record("finance.ledger").await.descriptor), Visibility::Readable);
     assert_eq!(granted.valid_until(Some("olga")).map(|t| t.timestamp_micros()), Some(until.timestamp_micros()));
     let index = engine.product_index().await.unwrap();
-    let found = || async { engine.search(&olga, &SearchRequest::default()).await.unwrap().hits.iter().map(|h| h.record.id.to_string()).collect::<Vec<_>>() };
-    assert!(found().await.contains(&"finance.ledger".to_owned()));
+    // Search lists the ledger as readable while the grant lasts, then as its card (it is
+    // discoverable), never gone and never readable after the end.
+    let ledger = || async {
+        let found = engine.search(&olga, &SearchRequest::default()).await.unwrap();
+        found.hits.iter().find(|h| h.record.id.to_string() == "finance.ledger").map(|h| (h.visibility, h.quality.is_some()))
+    };
+    assert_eq!(ledger().await, Some((Visibility::Readable, true)));
 
     tokio::time::sleep((until - chrono::Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(200)).await;
     // The same governance answers by the clock; the index is rebuilt without a catalog write.
     assert_eq!(visibility(&granted, &olga, &record("finance.ledger").await.descriptor), Visibility::Card);
     let rebuilt = engine.product_index().await.unwrap();
     assert!(!Arc::ptr_eq(&index, &rebuilt), "the index does not outlive the grant's end");
-    assert!(!found().await.contains(&"finance.ledger".to_owned()));
+    assert_eq!(ledger().await, Some((Visibility::Card, false)));
 }

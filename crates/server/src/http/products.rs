@@ -98,6 +98,7 @@ pub(super) async fn list_products(State(gate): State<Arc<Gate>>, Caller(who): Ca
         filters: FacetFilters { domain: search.domain.into_iter().collect(), ..FacetFilters::default() },
         limit: search.limit.unwrap_or(usize::MAX),
         offset: 0,
+        cards: false,
     };
     let found = gate.engine().search(&who.principal, &request).await?;
     Ok(Json(found.hits.iter().map(|hit| ProductSummary::from(&hit.record)).collect()))

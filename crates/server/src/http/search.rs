@@ -1,5 +1,6 @@
 //! The HTTP API of catalog search: ranked, typo-tolerant search over the products the caller may
-//! read, with facet counts that never count a product the caller may not read.
+//! read and the public cards of those it may only discover, with facet counts that never count a
+//! product hidden from the caller.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -41,17 +42,20 @@ pub(super) struct SearchParams {
     limit: Option<usize>,
     /// Hits to skip (pagination).
     offset: Option<usize>,
+    /// List the public cards of products the caller cannot read but may discover (default
+    /// true); `false` lists readable products only.
+    cards: Option<bool>,
 }
 
 /// A page of search results.
 #[derive(Serialize, ToSchema)]
 pub(super) struct SearchPage {
-    /// Matching products the caller may read, across all pages.
+    /// Matching products (readable, and cards unless `cards=false`), across all pages.
     total: usize,
     /// This page, best match first.
     hits: Vec<SearchHitInfo>,
-    /// Counts per facet value among the matching products the caller may read; each facet
-    /// ignores its own filter.
+    /// Counts per facet value among the matching products; each facet ignores its own filter.
+    /// A card is counted only in `domain`, `tag` and `status`.
     facets: FacetsInfo,
 }
 
@@ -65,12 +69,15 @@ pub(super) struct SearchHitInfo {
     domain: String,
     owner: Option<String>,
     tags: Vec<String>,
+    /// `readable`: the caller may query it; `card`: it may only see this card and request
+    /// access (`POST /api/v1/products/{product}/access-requests`).
+    visibility: String,
     /// `draft`, `active`, `deprecated` or `sunset`.
     status: String,
-    /// The latest quality run: `passed`, `warned`, `failed` or `none`.
-    quality: String,
-    /// `met`, `breached` or `unknown`.
-    slo: String,
+    /// The latest quality run: `passed`, `warned`, `failed` or `none`; absent on a card.
+    quality: Option<String>,
+    /// `met`, `breached` or `unknown`; absent on a card.
+    slo: Option<String>,
     /// Relevance, comparable within one result.
     score: f32,
     /// Fields a word matched: `name`, `title`, `tags`, `domain`, `owner`, `column`, `description`, `column_description`.
@@ -98,7 +105,8 @@ pub(super) struct FacetValue {
 /// Searches the catalog as the caller: the products it may read that match every word, ranked
 /// by relevance (name and title first, then tags, domain and owner, columns, descriptions;
 /// exact words above prefixes above typos), with facet counts. A product the caller may not read
-/// is neither listed nor counted.
+/// is neither listed nor counted, unless its owners made it discoverable: then its public card
+/// is listed, matched by the card's own fields (never its columns).
 #[utoipa::path(
     get,
     path = "/api/v1/search",
@@ -129,6 +137,7 @@ fn request(params: SearchParams) -> Result<SearchRequest, String> {
         },
         limit: params.limit.unwrap_or(meshwork_query::DEFAULT_LIMIT).min(MAX_LIMIT),
         offset: params.offset.unwrap_or(0),
+        cards: params.cards.unwrap_or(true),
     })
 }
 
@@ -155,9 +164,10 @@ fn page(results: SearchResults) -> SearchPage {
             description: hit.record.description,
             owner: hit.record.owner,
             tags: hit.record.tags,
+            visibility: hit.visibility.to_string(),
             status: hit.status.to_string(),
-            quality: hit.quality.to_string(),
-            slo: hit.slo.to_string(),
+            quality: hit.quality.map(|q| q.to_string()),
+            slo: hit.slo.map(|s| s.to_string()),
             score: hit.score,
             matched: hit.matched.iter().map(ToString::to_string).collect(),
         })

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use maud::{Markup, html};
-use meshwork_query::{FacetCount, FacetFilters, SearchHit, SearchRequest};
+use meshwork_query::{FacetCount, FacetFilters, SearchHit, SearchRequest, Visibility};
 
 use super::error::PortalError;
 use super::layout::{self, Nav};
@@ -70,6 +70,7 @@ impl Request {
             },
             limit: PAGE_SIZE,
             offset: (self.page - 1) * PAGE_SIZE,
+            cards: true,
         }
     }
 
@@ -99,8 +100,9 @@ fn counted<T: std::fmt::Display>(counts: &[FacetCount<T>]) -> Vec<(String, usize
 /// `GET /`: the search page.
 pub(super) async fn home(State(gate): State<Arc<Gate>>, viewer: Viewer, RawQuery(query): RawQuery) -> Result<Markup, PortalError> {
     let request = Request::parse(query.as_deref());
-    // Ranked, typo-tolerant, and counted over the viewer's readable products only: a hidden
-    // product is never a hit nor a number here (the same search as `GET /api/v1/search`).
+    // Ranked, typo-tolerant, and counted over the viewer's readable products and the cards of
+    // those it may discover: a hidden product is never a hit nor a number here (the same search
+    // as `GET /api/v1/search`).
     let results = gate.engine().search(&viewer.identity.principal, &request.search()).await?;
     let f = &results.facets;
     let counts = [counted(&f.domain), counted(&f.tag), counted(&f.classification), counted(&f.status), counted(&f.quality), counted(&f.slo)];
@@ -169,9 +171,18 @@ pub(super) async fn home(State(gate): State<Arc<Gate>>, viewer: Viewer, RawQuery
 
 fn result(hit: &SearchHit) -> Markup {
     let record = &hit.record;
+    // A card shows what `ProductCard` holds and nothing else: no version, quality or SLO.
+    let card = hit.visibility == Visibility::Card;
     html! {
         h2 { a href={ "/products/" (record.id) } { (record.title.as_deref().unwrap_or(&record.id.to_string())) } }
-        p .meta { code { (record.id) } " · version " (record.version) " · " (hit.status) " · quality " (hit.quality) " · SLO " (hit.slo) @if let Some(owner) = &record.owner { " · owner " (owner) } }
+        @if card {
+            p .meta { code { (record.id) } " · " (hit.status) @if let Some(owner) = &record.owner { " · owner " (owner) } " · " span .tag { "card: you may request access" } }
+        } @else {
+            p .meta { code { (record.id) } " · version " (record.version) " · " (hit.status)
+                @if let Some(quality) = hit.quality { " · quality " (quality) }
+                @if let Some(slo) = hit.slo { " · SLO " (slo) }
+                @if let Some(owner) = &record.owner { " · owner " (owner) } }
+        }
         @if let Some(description) = &record.description { p { (description) } }
         @if !record.tags.is_empty() {
             p { @for tag in &record.tags { span .tag { (tag) } } }

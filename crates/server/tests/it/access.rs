@@ -50,6 +50,25 @@ async fn a_grant_reaches_open_connections_and_its_revocation_ends_them_and_issue
     assert_eq!(card, json!({"product": "finance.ledger", "title": null, "description": null, "owner": "group:finance-data", "domain": "finance", "tags": [], "status": "active", "visibility": "card"}));
     assert_eq!(served.call(reqwest::Method::GET, "olga", "/api/v1/products/finance.ledger", None).await.0, 404);
 
+    // Search lists the card by its card fields only, without quality or SLO, counted only in
+    // the facets a card shows; `cards=false` and the product list leave it out.
+    let (status, found) = served.call(reqwest::Method::GET, "olga", "/api/v1/search?q=ledgr", None).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["total"], 1, "{found}");
+    let hit = &found["hits"][0];
+    assert_eq!((hit["product"].as_str(), hit["visibility"].as_str(), &hit["quality"], &hit["slo"]), (Some("finance.ledger"), Some("card"), &Value::Null, &Value::Null), "{hit}");
+    assert_eq!(hit["matched"], json!(["name"]));
+    assert_eq!(found["facets"]["domain"], json!([{"value": "finance", "count": 1}]));
+    assert_eq!((&found["facets"]["classification"], &found["facets"]["quality"], &found["facets"]["slo"]), (&json!([]), &json!([]), &json!([])));
+    let (_, by_column) = served.call(reqwest::Method::GET, "olga", "/api/v1/search?q=account", None).await;
+    assert_eq!(by_column["total"], 0, "a column name is not on the card: {by_column}");
+    let (_, as_admin) = served.call(reqwest::Method::GET, "admin", "/api/v1/search?q=account", None).await;
+    assert_eq!(as_admin["hits"][0]["visibility"], "readable", "{as_admin}");
+    let (_, readable) = served.call(reqwest::Method::GET, "olga", "/api/v1/search?q=ledger&cards=false", None).await;
+    assert_eq!(readable["total"], 0, "{readable}");
+    let (_, listed) = served.call(reqwest::Method::GET, "olga", "/api/v1/products", None).await;
+    assert!(!listed.to_string().contains("finance.ledger"), "{listed}");
+
     // Hidden products answer exactly like missing ones, whatever the body.
     let hidden = served.call(reqwest::Method::POST, "olga", "/api/v1/products/sales.orders/access-requests", Some(json!({"nonsense": 1}))).await;
     let missing = served.call(reqwest::Method::POST, "olga", "/api/v1/products/sales.ordrs/access-requests", Some(json!({"nonsense": 1}))).await;

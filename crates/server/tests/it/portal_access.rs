@@ -44,6 +44,14 @@ async fn a_discoverable_product_shows_its_card_and_hidden_ones_stay_not_found() 
     for private in ["entry_id", "id=\"contract\"", "id=\"versions\"", "id=\"lineage\"", "id=\"quality\""] {
         assert!(!card.contains(private), "{private} on the card: {card}");
     }
+    // The search page lists the card, marked as one, without quality or SLO; searching by one
+    // of its columns does not find it.
+    let (status, found) = body(olga.get(&served, "/?q=ledger").await).await;
+    assert_eq!(status, 200, "{found}");
+    assert!(found.contains(r#"href="/products/finance.ledger""#) && found.contains("card: you may request access"), "{found}");
+    assert!(!found.contains(" · quality ") && !found.contains(" · SLO "), "{found}");
+    let (_, by_column) = body(olga.get(&served, "/?q=entry_id").await).await;
+    assert!(by_column.contains("No products match.") && !by_column.contains("finance.ledger"), "{by_column}");
     // A product olga may not discover is the same 404 page as a missing one.
     let (hidden_status, hidden) = body(olga.get(&served, "/products/sales.orders").await).await;
     let (missing_status, missing) = body(olga.get(&served, "/products/sales.nope").await).await;
