@@ -19,6 +19,7 @@
 mod catalog;
 mod copy;
 mod cursor;
+mod encode;
 mod execute;
 mod link;
 mod params;
@@ -41,7 +42,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
-use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type};
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::datafusion_pg_catalog::sql::rules::SqlStatementRewriteRule;
 use datafusion_postgres::hooks::QueryHook;
@@ -549,12 +550,12 @@ impl PgQueries {
         let (schema, batches) = self.start(client, current, sql, params).await?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let fields = Arc::new(arrow_schema_to_pg_fields(&rewrite::wire_schema(&schema), format, Some(options))?);
-        let row_fields = fields.clone();
+        let mut encoder = encode::RowEncoder::new(fields.clone());
         let sql = sql.to_owned();
         let rows = batches
             .map(move |batch| -> Box<dyn Iterator<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + Sync> {
                 match batch {
-                    Ok(batch) => encode_recordbatch(row_fields.clone(), batch),
+                    Ok(batch) => encoder.items(&batch),
                     Err(err) => Box::new(std::iter::once(Err(failed(&sql, err)))),
                 }
             })

@@ -2,8 +2,8 @@
 //! text, CSV and binary format: the query runs through the gate like any other (policy rewrite,
 //! limits, cancellation, audit) and its rows are sent batch by batch as CopyData messages.
 //!
-//! Every value is first encoded the way a query's DataRow would be (arrow-pg's encoder, text or
-//! binary, with the client's formatting settings); a row in COPY binary format is exactly a
+//! Every value is first encoded the way a query's DataRow is (`encode.rs`, text or binary, with
+//! the client's formatting settings); a row in COPY binary format is exactly a
 //! DataRow's body, and the text and CSV formats quote and escape those texts as PostgreSQL's
 //! `copyto.c` does. The messages are sent here rather than by pgwire's `send_copy_out_response`
 //! because that one answers a failure mid-stream with a `CopyFail`, a frontend message libpq
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident, Statement};
-use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::pgwire;
 use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::portal::Format;
@@ -27,6 +27,7 @@ use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 use prost::bytes::{BufMut, Bytes, BytesMut};
 
+use super::encode::RowEncoder;
 use super::{Batches, user_error};
 
 /// The binary format's signature, flags and header extension length.
@@ -216,14 +217,18 @@ where
     }
     let mut rows = 0usize;
     let mut header = matches!(format, CopyFormat::Binary);
+    let mut encoder = RowEncoder::new(fields.clone());
+    // Lines are written into one buffer and each split off it as its CopyData: a new block of
+    // this size is allocated only when the previous one is used up (a reserve on a buffer
+    // created empty would allocate per line).
+    let mut lines = BytesMut::with_capacity(64 * 1024);
     while let Some(batch) = batches.next().await {
-        for row in encode_recordbatch(fields.clone(), batch?) {
-            let mut line = BytesMut::new();
+        for row in encoder.encode(&batch?)? {
             if std::mem::take(&mut header) {
-                line.put_slice(BINARY_HEADER);
+                lines.put_slice(BINARY_HEADER);
             }
-            writer.write(&row?, &mut line);
-            client.feed(PgWireBackendMessage::CopyData(CopyData::new(line.freeze()))).await?;
+            writer.write(&row, &mut lines);
+            client.feed(PgWireBackendMessage::CopyData(CopyData::new(lines.split().freeze()))).await?;
             rows += 1;
         }
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast::{CloseCursor, Declare, FetchDirection, Query, Statement, Value};
-use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::pgwire;
 use futures::StreamExt;
 use pgwire::api::portal::Format;
@@ -181,8 +181,8 @@ fn missing(name: &str) -> pgwire::error::PgWireError {
 /// Up to `limit` rows of `cursor` (all when `None`), pulled batch by batch; what a batch has
 /// beyond the limit stays in the cursor for the next `FETCH`.
 fn rows(cursor: OwnedMutexGuard<Cursor>, limit: Option<usize>, fields: Arc<Vec<FieldInfo>>) -> impl futures::Stream<Item = PgWireResult<DataRow>> + Send {
-    futures::stream::unfold((cursor, limit), move |(mut cursor, left)| {
-        let fields = fields.clone();
+    let encoder = super::encode::RowEncoder::new(fields);
+    futures::stream::unfold((cursor, limit, encoder), move |(mut cursor, left, mut encoder)| {
         async move {
             if left == Some(0) {
                 return None;
@@ -195,7 +195,7 @@ fn rows(cursor: OwnedMutexGuard<Cursor>, limit: Option<usize>, fields: Arc<Vec<F
                         // The query failed: the cursor has nothing more to give.
                         cursor.batches = Box::pin(futures::stream::empty());
                         let failed: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = Box::new(std::iter::once(Err(err)));
-                        return Some((failed, (cursor, Some(0))));
+                        return Some((failed, (cursor, Some(0), encoder)));
                     }
                 },
             };
@@ -203,8 +203,8 @@ fn rows(cursor: OwnedMutexGuard<Cursor>, limit: Option<usize>, fields: Arc<Vec<F
             if take < batch.num_rows() {
                 cursor.pending = Some(batch.slice(take, batch.num_rows() - take));
             }
-            let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = encode_recordbatch(fields, batch.slice(0, take));
-            Some((rows, (cursor, left.map(|left| left - take))))
+            let rows = encoder.items(&batch.slice(0, take));
+            Some((rows, (cursor, left.map(|left| left - take), encoder)))
         }
     })
     .flat_map(futures::stream::iter)
