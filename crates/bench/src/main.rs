@@ -7,8 +7,10 @@
 //!   through Meshwork's governed query engine over a mesh's published products;
 //! - `control`: policy decision latency, and catalog search latency over a synthetic catalog;
 //! - `search`: the catalog search part of `control` alone;
-//! - `lineage`: the time to derive column lineage of every product of a mesh without building.
+//! - `lineage`: the time to derive column lineage of every product of a mesh without building;
+//! - `codec`: product table codecs compared on one Parquet file (size, write and scan times).
 
+mod codec;
 mod control;
 mod search;
 mod worker;
@@ -73,6 +75,19 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         searches: usize,
     },
+    /// One Parquet file published as a product table with each codec (none, snappy, lz4_raw,
+    /// zstd1): its size, the publish time and the time of statements over it, printed as JSON.
+    Codec {
+        /// The Parquet file (e.g. TPC-H `lineitem.parquet`).
+        #[arg(long)]
+        parquet: PathBuf,
+        /// Statements to time, over the published table named `t` (repeat the flag).
+        #[arg(long = "sql", default_value = "SELECT * FROM t")]
+        statements: Vec<String>,
+        /// Measured runs of each statement (after one warm-up); the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Column lineage of every product of a mesh, planned against declared schemas (what
     /// `validate` and `plan` do), timed; printed as JSON.
     Lineage {
@@ -105,6 +120,11 @@ fn main() -> anyhow::Result<()> {
                     report.push(search::catalog_search(size, searches).await?);
                 }
                 println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
+            Command::Codec { parquet, statements, runs } => {
+                anyhow::ensure!(runs > 0, "`--runs` must be at least 1");
+                println!("{}", serde_json::to_string_pretty(&codec::compare(&parquet, &statements, runs).await?)?);
                 Ok(())
             }
             Command::Lineage { mesh, runs } => {

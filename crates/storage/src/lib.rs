@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+mod layout;
 mod provider;
 mod s3;
 pub mod scratch;
@@ -32,6 +33,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::DeltaTableError;
 /// An opened Delta table at one version, as the query layer caches it.
 pub use deltalake::DeltaTable;
+pub use layout::{Codec, DEFAULT_CODEC, writer_properties};
 use futures::{StreamExt, TryStreamExt};
 use meshwork_core::descriptor::{S3Location, StorageLocation};
 use meshwork_core::id::ProductId;
@@ -122,6 +124,8 @@ pub struct ProductStore {
     /// The store holding the root, and the root's path in it.
     objects: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
+    /// The codec of the data files it writes.
+    codec: Codec,
 }
 
 impl std::fmt::Debug for ProductStore {
@@ -159,7 +163,13 @@ impl ProductStore {
             // Deleting a run's last file removes its directories too, so no empty run is left.
             .with_automatic_cleanup(true);
         let url = Url::from_directory_path(&root).expect("a canonical path is absolute");
-        Ok(ProductStore { root: url, local: Some(root), objects: Arc::new(objects), prefix: ObjectPath::default() })
+        Ok(ProductStore { root: url, local: Some(root), objects: Arc::new(objects), prefix: ObjectPath::default(), codec: DEFAULT_CODEC })
+    }
+
+    /// The same store writing its data files with `codec` (the benchmark compares codecs).
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     /// A store rooted at an S3-compatible bucket and prefix. Nothing is sent to the server
@@ -178,7 +188,7 @@ impl ProductStore {
         let root = Url::parse(&format!("{}/", location.url())).map_err(|e| StorageError::ObjectStore { location: location.url(), message: e.to_string() })?;
         // The key prefix as delta-rs derives it from table URLs, so both name the same objects.
         let prefix = ObjectPath::from_url_path(root.path()).map_err(|e| StorageError::ObjectStore { location: location.url(), message: e.to_string() })?;
-        Ok(ProductStore { root, local: None, objects, prefix })
+        Ok(ProductStore { root, local: None, objects, prefix, codec: DEFAULT_CODEC })
     }
 
     /// The root every table lives under, as a URL (`file:///…/` or `s3://bucket/prefix/`).
@@ -253,7 +263,13 @@ impl ProductStore {
         let delta = |source| StorageError::Delta { table: url.to_string(), source };
         let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
         let table = deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?;
-        let table = table.write(batches).with_save_mode(SaveMode::Overwrite).with_table_name(format!("{id} (staged)")).await.map_err(delta)?;
+        let table = table
+            .write(batches)
+            .with_save_mode(SaveMode::Overwrite)
+            .with_table_name(format!("{id} (staged)"))
+            .with_writer_properties(writer_properties(self.codec))
+            .await
+            .map_err(delta)?;
         Ok(StagedTable { run: run.to_owned(), table })
     }
 
@@ -414,6 +430,7 @@ impl ProductStore {
             .with_save_mode(SaveMode::Overwrite)
             .with_schema_mode(SchemaMode::Overwrite)
             .with_table_name(id.to_string())
+            .with_writer_properties(writer_properties(self.codec))
             .with_commit_properties(commit)
             .await
             .map_err(delta)?;

@@ -349,6 +349,11 @@ fn values(data: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
 /// A value in text format: backslash escapes for the control characters, the backslash and
 /// the delimiter (PostgreSQL's `CopyAttributeOutText`).
 fn text_value(text: &[u8], delimiter: u8, line: &mut BytesMut) {
+    // Most values (numbers, dates, plain words) need no escape: copied whole.
+    if !text.iter().any(|&b| b == delimiter || matches!(b, b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c | 0x0b)) {
+        line.put_slice(text);
+        return;
+    }
     for &b in text {
         match b {
             b'\\' => line.put_slice(b"\\\\"),

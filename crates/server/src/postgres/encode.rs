@@ -20,6 +20,7 @@
 
 use std::sync::Arc;
 
+use chrono::Datelike;
 use chrono::format::{Item, StrftimeItems};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
@@ -171,7 +172,7 @@ fn encode_column(array: &ArrayRef, arrow: &Field, field: &FieldInfo, out: &mut C
         (DataType::Utf8View, &Type::TEXT | &Type::VARCHAR) => each(array.as_string_view(), out, |a: &StringViewArray, i, bytes| bytes.extend_from_slice(a.value(i).as_bytes())),
         (DataType::Date32, &Type::DATE) => dates(array.as_primitive(), field, binary, options, out),
         (DataType::Timestamp(unit, tz), &Type::TIMESTAMP | &Type::TIMESTAMPTZ) => timestamps(array, *unit, tz.as_deref(), field, binary, options, out),
-        (DataType::Decimal128(_, scale), &Type::NUMERIC) if *scale >= 0 => decimals(array.as_primitive(), *scale as u32, field, binary, options, out),
+        (DataType::Decimal128(_, scale), &Type::NUMERIC) if *scale >= 0 => decimals(array.as_primitive(), *scale as u32, field, binary, out),
         _ => by_value(array, arrow, field, out),
     }
 }
@@ -232,17 +233,39 @@ fn parsed(format: &str) -> Vec<Item<'static>> {
 }
 
 fn dates(array: &Date32Array, field: &FieldInfo, binary: bool, options: &FormatOptions, out: &mut Column) -> PgWireResult<()> {
-    let items = parsed(DateStyle::new(&options.date_style).date_format_str());
+    let format = DateStyle::new(&options.date_style).date_format_str().to_owned();
+    let iso = format == "%Y-%m-%d";
+    let items = parsed(&format);
     let mut scratch = BytesMut::new();
     for i in 0..array.len() {
         // arrow-pg writes a date chrono cannot represent as NULL, and so does this.
         match array.is_valid(i).then(|| array.value_as_date(i)).flatten() {
             None => out.null(),
             Some(date) if binary => out.encoded(&mut scratch, |buf| date.to_sql(field.datatype(), buf))?,
+            Some(date) if iso && (0..=9999).contains(&date.year()) => out.value(|bytes| iso_date(date, bytes)),
             Some(date) => out.value(|bytes| formatted(bytes, date.format_with_items(items.iter()))),
         }
     }
     Ok(())
+}
+
+/// `YYYY-MM-DD` for a year of four digits: what chrono's `%Y-%m-%d` writes, without going
+/// through `fmt` (the ISO date style is PostgreSQL's and every driver's default).
+fn iso_date(date: chrono::NaiveDate, bytes: &mut Vec<u8>) {
+    let (y, m, d) = (date.year() as u32, date.month(), date.day());
+    let digit = |n: u32| b'0' + n as u8;
+    bytes.extend_from_slice(&[
+        digit(y / 1000),
+        digit(y / 100 % 10),
+        digit(y / 10 % 10),
+        digit(y % 10),
+        b'-',
+        digit(m / 10),
+        digit(m % 10),
+        b'-',
+        digit(d / 10),
+        digit(d % 10),
+    ]);
 }
 
 /// Writes a chrono formatter's output.
@@ -293,20 +316,45 @@ fn timestamps(array: &ArrayRef, unit: TimeUnit, tz: Option<&str>, field: &FieldI
     Ok(())
 }
 
-fn decimals(array: &Decimal128Array, scale: u32, field: &FieldInfo, binary: bool, options: &FormatOptions, out: &mut Column) -> PgWireResult<()> {
+fn decimals(array: &Decimal128Array, scale: u32, field: &FieldInfo, binary: bool, out: &mut Column) -> PgWireResult<()> {
     let mut scratch = BytesMut::new();
     for i in 0..array.len() {
         if array.is_null(i) {
             out.null();
             continue;
         }
-        let value = Decimal::try_from_i128_with_scale(array.value(i), scale).map_err(numeric_error)?;
+        let raw = array.value(i);
+        // Checked as arrow-pg checks it, so a value numeric cannot hold is the same error.
+        let value = Decimal::try_from_i128_with_scale(raw, scale).map_err(numeric_error)?;
         match binary {
             true => out.encoded(&mut scratch, |buf| value.to_sql(field.datatype(), buf))?,
-            false => out.encoded(&mut scratch, |buf| value.to_sql_text(field.datatype(), buf, options))?,
+            false => out.value(|bytes| decimal_text(raw, scale, bytes)),
         }
     }
     Ok(())
+}
+
+/// A decimal's text with all its `scale` digits after the point (`1000.00`, `-0.05`): what
+/// rust_decimal's `Display` writes, which pgwire sends, without building the `Decimal`.
+fn decimal_text(value: i128, scale: u32, bytes: &mut Vec<u8>) {
+    if value < 0 {
+        bytes.push(b'-');
+    }
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(value.unsigned_abs()).as_bytes();
+    let scale = scale as usize;
+    if scale == 0 {
+        bytes.extend_from_slice(digits);
+    } else if digits.len() <= scale {
+        bytes.extend_from_slice(b"0.");
+        bytes.resize(bytes.len() + scale - digits.len(), b'0');
+        bytes.extend_from_slice(digits);
+    } else {
+        let (whole, fraction) = digits.split_at(digits.len() - scale);
+        bytes.extend_from_slice(whole);
+        bytes.push(b'.');
+        bytes.extend_from_slice(fraction);
+    }
 }
 
 /// A decimal that does not fit PostgreSQL's numeric as rust_decimal holds it: arrow-pg's

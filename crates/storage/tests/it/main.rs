@@ -76,3 +76,47 @@ async fn plain_tables_use_the_parquet_scan_and_others_the_delta_scan() {
     assert!(provider.downcast_ref::<ListingTable>().is_none(), "partitioned tables keep delta-rs's scan");
     assert_eq!(count(&partitioned).await, 3);
 }
+
+/// The compression of every column chunk of the Parquet files under `dir`.
+fn codecs(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut found = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+            for group in reader.metadata().row_groups() {
+                found.extend(group.columns().iter().map(|c| c.compression().to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// Staged and published files are written with the store's codec (LZ4_RAW unless told), and
+/// every codec the benchmark compares writes a table that reads back the same rows.
+#[tokio::test]
+async fn tables_are_written_with_the_stores_codec() {
+    use meshwork_storage::{Codec, DEFAULT_CODEC};
+
+    let dir = tempfile::tempdir().unwrap();
+    let id: ProductId = "sales.orders".parse().unwrap();
+    let store = ProductStore::open(&dir.path().join("data")).unwrap();
+    assert_eq!(DEFAULT_CODEC, Codec::Lz4Raw);
+    let staged = store.stage(&id, "run-1", batch(&[1]).schema(), vec![batch(&[1, 2, 3])]).await.unwrap();
+    assert_eq!(codecs(&dir.path().join("data/_staging/sales.orders/run-1")), ["LZ4_RAW".to_owned()].into());
+    assert_eq!(count(&staged.table).await, 3);
+    for codec in Codec::ALL.iter().copied() {
+        let root = dir.path().join(codec.as_str());
+        let store = ProductStore::open(&root).unwrap().with_codec(codec);
+        store.publish(&id, batch(&[1]).schema(), vec![batch(&[1, 2, 3, 4])], vec![]).await.unwrap();
+        let expected = match codec {
+            Codec::None => "UNCOMPRESSED",
+            Codec::Snappy => "SNAPPY",
+            Codec::Lz4Raw => "LZ4_RAW",
+            Codec::Zstd1 => "ZSTD(ZstdLevel(1))",
+        };
+        assert_eq!(codecs(&root.join("sales/orders")), [expected.to_owned()].into(), "{codec}");
+        assert_eq!(count(&ProductStore::open_table(&store.table_url(&id)).await.unwrap()).await, 4, "{codec}");
+    }
+}

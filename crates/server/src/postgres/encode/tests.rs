@@ -31,6 +31,8 @@ fn batch() -> RecordBatch {
         (Field::new("ls", DataType::LargeUtf8, true), Arc::new(LargeStringArray::from(vec![None, Some("x"), Some("{a,b}"), Some("null")]))),
         (Field::new("sv", DataType::Utf8View, true), Arc::new(StringViewArray::from(vec![Some("a string longer than twelve bytes"), None, Some("short"), Some("")]))),
         (Field::new("d", DataType::Date32, true), Arc::new(Date32Array::from(vec![Some(0), Some(-719_000), None, Some(20_000)]))),
+        // Years of more than four digits and before the common era go through chrono.
+        (Field::new("d2", DataType::Date32, true), Arc::new(Date32Array::from(vec![Some(3_000_000), Some(-800_000), Some(-693_000), Some(10_957)]))),
         (
             Field::new("ts", DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None), true),
             Arc::new(TimestampMicrosecondArray::from(vec![Some(0), Some(1_700_000_000_123_456), None, Some(-1_000_000)])),
@@ -58,6 +60,10 @@ fn batch() -> RecordBatch {
         (
             Field::new("dec0", DataType::Decimal128(38, 0), true),
             Arc::new(Decimal128Array::from(vec![Some(0), Some(12_345_678_901_234_567_890_123), None, Some(-1)]).with_precision_and_scale(38, 0).unwrap()),
+        ),
+        (
+            Field::new("dec4", DataType::Decimal128(20, 4), true),
+            Arc::new(Decimal128Array::from(vec![Some(0), Some(7), Some(-123_456_789), Some(10_000)]).with_precision_and_scale(20, 4).unwrap()),
         ),
         (oid, Arc::new(Int32Array::from(vec![Some(16_384), None, Some(1), Some(0)]))),
         (Field::new("u32", DataType::UInt32, true), Arc::new(UInt32Array::from(vec![Some(u32::MAX), Some(0), None, Some(1)]))),
