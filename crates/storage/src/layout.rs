@@ -20,9 +20,9 @@ meshwork_core::keyword_enum! {
 }
 
 /// The codec product tables are written with: LZ4_RAW scanned faster than Snappy in every
-/// statement measured (a full `SELECT *` of TPC-H SF1 `lineitem` 21% faster, Q1 34%, Q6 13%) at
-/// the same size (211 vs 208 MB), close to uncompressed scans (370 MB); ZSTD(1) was 24% smaller
-/// and the slowest to scan. Every Parquet reader Meshwork's tables meet (Spark 3.3+, DuckDB,
+/// statement measured on TPC-H SF1 `lineitem` (`SELECT *` 21% faster, its longest string column
+/// 34%, Q1 14%, Q6 7%) at the same size (211 vs 208 MB), close to uncompressed scans (370 MB);
+/// ZSTD(1) was 24% smaller than Snappy and the slowest to scan. Every Parquet reader Meshwork's tables meet (Spark 3.3+, DuckDB,
 /// arrow-rs and pyarrow, so deltalake-python and Polars) reads it. See docs/benchmarks.md,
 /// "Product table codec" (`meshwork-bench codec`).
 pub const DEFAULT_CODEC: Codec = Codec::Lz4Raw;
