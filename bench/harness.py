@@ -654,6 +654,45 @@ def suite_transport(ctx):
     def pg_select():
         return fetch_binary(pg, "SELECT * FROM bench_lineitem")
 
+    class Sink:
+        """A file object for psycopg2's copy_expert that counts and drops what it is given."""
+
+        def __init__(self):
+            self.size = 0
+
+        def write(self, data):
+            self.size += len(data)
+            return len(data)
+
+    def copy_expert(dsn, name, statement):
+        """psycopg2's `copy_expert` (what pandas and many ETL tools use) to its end."""
+        import psycopg2
+
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn.cursor() as cur:
+                sink = Sink()
+                cur.copy_expert(statement, sink)
+                wire_bytes[name] = sink.size
+                return cur.rowcount
+        finally:
+            conn.close()
+
+    def adbc_postgres(uri, statement):
+        """The ADBC PostgreSQL driver, which reads results with `COPY … (FORMAT binary)`."""
+        import adbc_driver_postgresql.dbapi as pgdbapi
+
+        with pgdbapi.connect(uri) as conn:
+            with conn.cursor() as cur:
+                cur.execute(statement)
+                return sum(batch.num_rows for batch in cur.fetch_record_batch())
+
+    from urllib.parse import quote
+
+    meshwork_dsn = f"host=127.0.0.1 port={server.pg} user=analyst password={server.token} dbname=meshwork"
+    meshwork_uri = f"postgresql://analyst:{quote(server.token, safe='')}@127.0.0.1:{server.pg}/meshwork"
+    pg_uri = pg_url(ctx.pg_dsn, dict(part.split("=", 1) for part in ctx.pg_dsn.split()).get("dbname", "postgres"))
+
     pg_name = f"PostgreSQL {pg_version.split()[0]}"
     copies = {
         "Meshwork Postgres wire COPY TO STDOUT (text)": lambda name: meshwork_copy(name, ""),
@@ -661,12 +700,18 @@ def suite_transport(ctx):
         f"{pg_name} COPY TO STDOUT (text)": lambda name: pg_copy(name, ""),
         f"{pg_name} COPY TO STDOUT (binary)": lambda name: pg_copy(name, " (FORMAT binary)"),
     }
+    copies.update({
+        "Meshwork Postgres wire psycopg2 copy_expert (text)": lambda name: copy_expert(meshwork_dsn, name, f"COPY ({sql}) TO STDOUT"),
+        f"{pg_name} psycopg2 copy_expert (text)": lambda name: copy_expert(ctx.pg_dsn, name, "COPY bench_lineitem TO STDOUT"),
+    })
     systems = {
         "Meshwork Flight SQL (ADBC)": flight,
         "Meshwork HTTP Arrow IPC": http_arrow,
         "Meshwork Postgres wire (psycopg binary)": meshwork_pg,
+        "Meshwork Postgres wire (ADBC PostgreSQL driver)": lambda: adbc_postgres(meshwork_uri, sql),
         **{name: (lambda name=name, copy=copy: copy(name)) for name, copy in copies.items()},
         f"{pg_name} SELECT (psycopg binary)": pg_select,
+        f"{pg_name} (ADBC PostgreSQL driver)": lambda: adbc_postgres(pg_uri, "SELECT * FROM bench_lineitem"),
     }
     samples = {name: [] for name in systems}
     total = ctx.warmup + ctx.runs

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Meshwork's benchmark harness, one command: installs the peers (DuckDB, deltalake-python,
-# pyarrow, ADBC Flight SQL, psycopg, tpchgen-cli, moto) from PyPI into target/py-venv, builds
+# pyarrow, ADBC Flight SQL and PostgreSQL, psycopg, psycopg2, tpchgen-cli, moto) from PyPI into target/py-venv, builds
 # `meshwork` and `meshwork-bench`, generates TPC-H data, runs the suites and writes a markdown
 # report and raw JSON under bench/results/.
 #
@@ -31,7 +31,8 @@ if [[ ! -x target/py-venv/bin/python ]]; then
     python3 -m venv target/py-venv
 fi
 target/py-venv/bin/pip install --quiet --disable-pip-version-check "duckdb==2.*" "deltalake==1.6.*" "pyarrow>=20" \
-    "psycopg[binary]==3.*" "adbc-driver-flightsql>=1.5" "tpchgen-cli==4.*" "moto[server]==5.*"
+    "psycopg[binary]==3.*" "psycopg2-binary==2.*" "adbc-driver-flightsql>=1.5" "adbc-driver-postgresql>=1.5" \
+    "tpchgen-cli==4.*" "moto[server]==5.*"
 
 echo "building meshwork and meshwork-bench ($profile)" >&2
 if [[ "$profile" == dev ]]; then

@@ -178,8 +178,9 @@ impl QueryEngine {
         Ok(self.search_index(generation).await?.0)
     }
 
-    /// Catalog search as `principal`: the products it may read that match `request`, best
-    /// first, with facet counts over exactly those.
+    /// Catalog search as `principal`: the products it may read that match `request`, and the
+    /// cards of those it may only discover (unless `request.cards` is false), best first, with
+    /// facet counts over exactly those.
     pub async fn search(&self, principal: &Principal, request: &SearchRequest) -> Result<SearchResults, QueryError> {
         // One generation for both, so the index remembers decisions of its own governance.
         let generation = self.catalog.generation().await?;

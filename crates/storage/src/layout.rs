@@ -40,5 +40,10 @@ impl Codec {
 
 /// The Parquet writer properties of a product table's files written with `codec`.
 pub fn writer_properties(codec: Codec) -> WriterProperties {
-    WriterProperties::builder().set_created_by(format!("meshwork {} (delta-rs)", env!("CARGO_PKG_VERSION"))).set_compression(codec.compression()).build()
+    WriterProperties::builder().set_created_by(CREATED_BY.to_owned()).set_compression(codec.compression()).build()
 }
+
+/// The writer named in every file's footer, in the `<application> version <version> (build
+/// <build>)` shape parquet-java's `VersionParser` reads: Spark, Hive and Trino trust the min/max
+/// statistics of string columns only from a writer they can parse, and skip row groups by them.
+pub const CREATED_BY: &str = concat!("meshwork version ", env!("CARGO_PKG_VERSION"), " (build delta-rs)");

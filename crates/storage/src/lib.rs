@@ -33,7 +33,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::DeltaTableError;
 /// An opened Delta table at one version, as the query layer caches it.
 pub use deltalake::DeltaTable;
-pub use layout::{Codec, DEFAULT_CODEC, writer_properties};
+pub use layout::{CREATED_BY, Codec, DEFAULT_CODEC, writer_properties};
 use futures::{StreamExt, TryStreamExt};
 use meshwork_core::descriptor::{S3Location, StorageLocation};
 use meshwork_core::id::ProductId;

@@ -61,6 +61,16 @@ pub(super) struct Entry {
 }
 
 impl Entry {
+    /// The lifecycle state a public card shows: the declared one, without the sunset date
+    /// (a card does not show it, so search must not reveal whether it has passed).
+    pub fn card_state(&self) -> ProductState {
+        match self.status {
+            ProductStatus::Draft => ProductState::Draft,
+            ProductStatus::Active => ProductState::Active,
+            ProductStatus::Deprecated => ProductState::Deprecated,
+        }
+    }
+
     /// The lifecycle state on `today`.
     pub fn state(&self, today: NaiveDate) -> ProductState {
         match self.status {

@@ -11,7 +11,7 @@ use super::facets::{Counter, Resolved, Values};
 use super::facets::Facet;
 use super::index::{CARD_FIELDS, ProductIndex, matched_fields, words};
 use super::terms::expand;
-use super::{Decided, ProductHealth, QualityState, SearchHit, SearchRequest, SearchResults, SloState};
+use super::{Decided, ProductHealth, ProductState, QualityState, SearchHit, SearchRequest, SearchResults, SloState};
 use crate::Governance;
 use crate::access::{Visibility, visibility};
 
@@ -75,9 +75,10 @@ struct Accumulator {
 }
 
 impl ProductIndex {
-    /// The products matching `request` that `principal` may read, best first, with facet counts
-    /// over exactly those (each facet ignoring its own filter). A product the principal may not
-    /// read is skipped as if it did not exist, in hits, total and counts. `governance` must be
+    /// The products matching `request` that `principal` may read, and the cards of those it may
+    /// only discover (when the request asks for cards), best first, with facet counts over
+    /// exactly those (each facet ignoring its own filter). A product hidden from the principal
+    /// is skipped as if it did not exist, in hits, total and counts. `governance` must be
     /// the one of the index's catalog generation (as [`crate::QueryEngine`] hands out): the
     /// decisions are remembered per principal for the life of the index. `health` gives the
     /// quality and SLO states; `today` decides which deprecated products are sunset.
@@ -92,31 +93,35 @@ impl ProductIndex {
         let words = query.len() as u8;
         let decided = self.decided(principal);
         let mut counter = Counter::new(self);
-        // (score, position, matched fields, readable) of every product listed.
-        let mut found: Vec<(f32, u32, u16, bool)> = Vec::new();
+        // (score, position, matched fields, readable, status) of every product listed.
+        let mut found: Vec<(f32, u32, u16, bool, ProductState)> = Vec::new();
+        let card_only = filters.set() & !CARD_FACETS;
         let mut consider = |position: u32, a: Accumulator| {
             let entry = &self.entries[position as usize];
-            let values = Values {
+            let read = Values {
                 entry,
                 status: entry.state(today),
                 quality: health.quality.get(position as usize).copied().unwrap_or(QualityState::None),
                 slo: health.slo.get(position as usize).copied().unwrap_or(SloState::Unknown),
             };
+            // A card shows the declared status (deprecated stays deprecated past its sunset date,
+            // which the card does not show) and fails every filter on a facet it does not show.
+            let card = Values { status: entry.card_state(), ..read };
+            let read_fails = filters.fails(&read);
+            let card_fails = if card.status == read.status { read_fails } else { filters.fails(&card) } | card_only;
             // Failing two filters, a product is in no count: no need to decide access.
-            let fails = filters.fails(&values);
-            if fails.count_ones() > 1 {
+            if read_fails.count_ones() > 1 && card_fails.count_ones() > 1 {
                 return;
             }
-            let (fails, shown, matched, readable) = match self.visible(governance, principal, &decided, position) {
-                Decided::Readable => (fails, ALL_FACETS, a.full, true),
-                // A card matches by its own fields and shows only its own facets: it fails every
-                // filter on a facet it does not show.
-                Decided::Card if request.cards && a.card.words == words => (fails | (filters.set() & !CARD_FACETS), CARD_FACETS, a.card, false),
+            let (values, fails, shown, matched, readable) = match self.visible(governance, principal, &decided, position) {
+                Decided::Readable => (read, read_fails, ALL_FACETS, a.full, true),
+                // A card matches by its own fields and is counted in its own facets only.
+                Decided::Card if request.cards && a.card.words == words => (card, card_fails, CARD_FACETS, a.card, false),
                 _ => return,
             };
             if fails == 0 {
                 counter.count(&values, shown);
-                found.push((matched.score, position, matched.fields, readable));
+                found.push((matched.score, position, matched.fields, readable, values.status));
             } else if fails.count_ones() == 1 {
                 counter.count(&values, fails & shown);
             }
@@ -133,7 +138,7 @@ impl ProductIndex {
         }
         let facets = counter.finish(self);
         let total = found.len();
-        let best_first = |a: &(f32, u32, u16, bool), b: &(f32, u32, u16, bool)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        let best_first = |a: &(f32, u32, u16, bool, ProductState), b: &(f32, u32, u16, bool, ProductState)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         let end = request.offset.saturating_add(request.limit).min(total);
         if end < total && end > 0 {
             found.select_nth_unstable_by(end - 1, best_first);
@@ -146,12 +151,12 @@ impl ProductIndex {
         let hits = found
             .into_iter()
             .skip(request.offset)
-            .map(|(score, position, fields, readable)| {
+            .map(|(score, position, fields, readable, status)| {
                 let entry = &self.entries[position as usize];
                 SearchHit {
                     record: entry.record.clone(),
                     visibility: if readable { Visibility::Readable } else { Visibility::Card },
-                    status: entry.state(today),
+                    status,
                     quality: readable.then(|| health.quality.get(position as usize).copied().unwrap_or(QualityState::None)),
                     slo: readable.then(|| health.slo.get(position as usize).copied().unwrap_or(SloState::Unknown)),
                     score,

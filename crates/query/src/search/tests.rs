@@ -349,3 +349,27 @@ async fn a_discoverable_product_is_found_as_its_card_by_its_card_fields_only() {
     // A product that is not discoverable stays hidden (fay reads the ledger; ana does not).
     assert_eq!(ids(&f.search(&ana, &SearchRequest::text("ledger"))), Vec::<String>::new());
 }
+
+/// A card shows the declared status: searching by `sunset` cannot tell a card-only principal
+/// whether a deprecated product's sunset date (not on its card) has passed.
+#[tokio::test]
+async fn a_card_shows_its_declared_status_not_whether_its_sunset_passed() {
+    let mut records = catalog();
+    records.push(product(
+        "hr.payroll_v1",
+        "title: Old payroll\nstatus: deprecated\nsunset: 2026-01-01\ncontract:\n  columns:\n    - { name: gross, type: double }\n\
+         access:\n  readers: [\"domain:hr\"]\n  discoverable: true\n",
+    ));
+    records.sort_by(|a, b| a.id.cmp(&b.id));
+    let f = Fixture::new(records).await;
+    let (ana, hana) = (member("ana", "sales"), member("hana", "hr"));
+    let status_of = |results: &SearchResults| results.hits.iter().find(|h| h.record.id.to_string() == "hr.payroll_v1").map(|h| h.status);
+    assert_eq!(status_of(&f.search(&ana, &SearchRequest::text("payroll"))), Some(ProductState::Deprecated));
+    assert_eq!(status_of(&f.search(&hana, &SearchRequest::text("payroll"))), Some(ProductState::Sunset));
+    let with_status = |state: ProductState| SearchRequest { filters: FacetFilters { status: vec![state], ..Default::default() }, ..SearchRequest::text("payroll") };
+    assert_eq!(ids(&f.search(&ana, &with_status(ProductState::Sunset))), Vec::<String>::new());
+    assert_eq!(ids(&f.search(&ana, &with_status(ProductState::Deprecated))), ["hr.payroll_v1"]);
+    let counted = f.search(&ana, &SearchRequest::text("payroll"));
+    assert_eq!(counts(&counted.facets.status), [("deprecated".into(), 1)]);
+    assert_eq!(ids(&f.search(&hana, &with_status(ProductState::Sunset))), ["hr.payroll_v1"]);
+}

@@ -442,6 +442,12 @@ mod tests {
         let mut line = BytesMut::new();
         text_value(b"a\tb\\c\nd|e", b'|', &mut line);
         assert_eq!(&line[..], b"a\\tb\\\\c\\nd\\|e");
+        // Values without a byte to escape are copied whole; the delimiter alone is escaped.
+        for (text, delimiter, expected) in [(&b"1996-03-13"[..], b'\t', &b"1996-03-13"[..]), (b"plain, words", b'\t', b"plain, words"), (b"a,b", b',', b"a\\,b"), (b"", b'\t', b"")] {
+            let mut line = BytesMut::new();
+            text_value(text, delimiter, &mut line);
+            assert_eq!(&line[..], expected, "{}", String::from_utf8_lossy(text));
+        }
         let options = (b',', "", b'"', b'"');
         for (text, expected) in [(&b"plain"[..], &b"plain"[..]), (b"", b"\"\""), (b"a,b", b"\"a,b\""), (b"say \"hi\"", b"\"say \"\"hi\"\"\""), (b"two\nlines", b"\"two\nlines\"")] {
             let mut line = BytesMut::new();

@@ -48,7 +48,7 @@ pub(super) struct RowEncoder {
     /// Per column: every value of the batch, each with its length prefix.
     columns: Vec<Vec<u8>>,
     /// Per column: where each row's value ends in `columns`.
-    ends: Vec<Vec<u32>>,
+    ends: Vec<Vec<usize>>,
 }
 
 impl RowEncoder {
@@ -71,13 +71,13 @@ impl RowEncoder {
         }
         let total: usize = self.columns.iter().map(Vec::len).sum();
         let mut buffer = BytesMut::with_capacity(total);
-        let mut starts = vec![0u32; self.fields.len()];
+        let mut starts = vec![0usize; self.fields.len()];
         let mut out = Vec::with_capacity(rows);
         let count = i16::try_from(self.fields.len()).map_err(|_| user_error("54011", "a result row has more than 32767 columns".into()))?;
         for row in 0..rows {
             for (c, start) in starts.iter_mut().enumerate() {
                 let end = self.ends[c][row];
-                buffer.put_slice(&self.columns[c][*start as usize..end as usize]);
+                buffer.put_slice(&self.columns[c][*start..end]);
                 *start = end;
             }
             out.push(DataRow::new(buffer.split(), count));
@@ -99,7 +99,7 @@ impl RowEncoder {
 /// One column being written: its values' bytes and where each row's value ends.
 struct Column<'a> {
     bytes: &'a mut Vec<u8>,
-    ends: &'a mut Vec<u32>,
+    ends: &'a mut Vec<usize>,
 }
 
 impl Column<'_> {
@@ -109,8 +109,7 @@ impl Column<'_> {
     }
 
     fn end(&mut self) {
-        // A column of one batch is far below 4 GiB: batches hold a few thousand rows.
-        self.ends.push(self.bytes.len() as u32);
+        self.ends.push(self.bytes.len());
     }
 
     /// Writes one value: its length, then what `write` puts.
@@ -171,7 +170,10 @@ fn encode_column(array: &ArrayRef, arrow: &Field, field: &FieldInfo, out: &mut C
         }
         (DataType::Utf8View, &Type::TEXT | &Type::VARCHAR) => each(array.as_string_view(), out, |a: &StringViewArray, i, bytes| bytes.extend_from_slice(a.value(i).as_bytes())),
         (DataType::Date32, &Type::DATE) => dates(array.as_primitive(), field, binary, options, out),
-        (DataType::Timestamp(unit, tz), &Type::TIMESTAMP | &Type::TIMESTAMPTZ) => timestamps(array, *unit, tz.as_deref(), field, binary, options, out),
+        // A zone with TIMESTAMPTZ, none with TIMESTAMP (as arrow-pg maps them); any other pair is
+        // arrow-pg's to refuse.
+        (DataType::Timestamp(unit, Some(tz)), &Type::TIMESTAMPTZ) => timestamps(array, *unit, Some(tz.as_ref()), field, binary, options, out),
+        (DataType::Timestamp(unit, None), &Type::TIMESTAMP) => timestamps(array, *unit, None, field, binary, options, out),
         (DataType::Decimal128(_, scale), &Type::NUMERIC) if *scale >= 0 => decimals(array.as_primitive(), *scale as u32, field, binary, out),
         _ => by_value(array, arrow, field, out),
     }
@@ -277,6 +279,11 @@ fn formatted(bytes: &mut Vec<u8>, value: impl std::fmt::Display) {
 }
 
 fn timestamps(array: &ArrayRef, unit: TimeUnit, tz: Option<&str>, field: &FieldInfo, binary: bool, options: &FormatOptions, out: &mut Column) -> PgWireResult<()> {
+    if array.null_count() == array.len() {
+        // All NULL: arrow-pg never reads the zone then, so neither does this.
+        (0..array.len()).for_each(|_| out.null());
+        return Ok(());
+    }
     let style = DateStyle::new(&options.date_style);
     let tz: Option<Tz> = tz.map(|tz| tz.parse().map_err(|e: datafusion::arrow::error::ArrowError| PgWireError::ApiError(Box::new(e)))).transpose()?;
     let items = match *field.datatype() {

@@ -85,6 +85,11 @@ fn codecs(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "parquet") {
             let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+            // parquet-java's VersionParser must read the writer, or Spark and Trino ignore the
+            // string statistics: `<application> version <version> (build <build>)`.
+            let created_by = reader.metadata().file_metadata().created_by().unwrap().to_owned();
+            assert_eq!(created_by, meshwork_storage::CREATED_BY);
+            assert!(created_by.starts_with("meshwork version ") && created_by.ends_with(" (build delta-rs)"), "{created_by}");
             for group in reader.metadata().row_groups() {
                 found.extend(group.columns().iter().map(|c| c.compression().to_string()));
             }

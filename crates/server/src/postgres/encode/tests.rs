@@ -106,12 +106,14 @@ fn rows_are_byte_for_byte_what_arrow_pg_writes() {
 #[test]
 fn a_slice_and_an_empty_batch_encode_like_arrow_pg() {
     let batch = batch();
-    let fields = Arc::new(arrow_schema_to_pg_fields(&batch.schema(), &Format::UnifiedText, Some(options("ISO, YMD", 1))).unwrap());
-    let mut encoder = RowEncoder::new(fields.clone());
-    for part in [batch.slice(1, 2), batch.slice(0, 0)] {
-        let expected: Vec<_> = encode_recordbatch(fields.clone(), part.clone()).collect::<Result<_, _>>().unwrap();
-        let rows = encoder.encode(&part).unwrap();
-        assert_eq!(rows.iter().map(|r| r.data.clone()).collect::<Vec<_>>(), expected.iter().map(|r| r.data.clone()).collect::<Vec<_>>());
+    for format in [Format::UnifiedText, Format::UnifiedBinary] {
+        let fields = Arc::new(arrow_schema_to_pg_fields(&batch.schema(), &format, Some(options("ISO, YMD", 1))).unwrap());
+        let mut encoder = RowEncoder::new(fields.clone());
+        for part in [batch.slice(1, 2), batch.slice(3, 1), batch.slice(0, 0)] {
+            let expected: Vec<_> = encode_recordbatch(fields.clone(), part.clone()).collect::<Result<_, _>>().unwrap();
+            let rows = encoder.encode(&part).unwrap();
+            assert_eq!(rows.iter().map(|r| r.data.clone()).collect::<Vec<_>>(), expected.iter().map(|r| r.data.clone()).collect::<Vec<_>>(), "{format:?}");
+        }
     }
 }
 
