@@ -57,9 +57,15 @@ pub async fn compare(parquet: &Path, statements: &[String], runs: usize) -> anyh
 
 /// The file's rows with strings as a product table stores them (`Utf8`, not views).
 async fn read(parquet: &Path) -> anyhow::Result<(Arc<Schema>, Vec<RecordBatch>)> {
+    anyhow::ensure!(
+        parquet.is_file(),
+        "`{}` is not a file; pass a Parquet file such as target/bench-data/sf1/parquet/lineitem.parquet (`bench/run.sh` generates it)",
+        parquet.display()
+    );
     let ctx = SessionContext::new();
     let path = parquet.to_str().context("the Parquet path is not UTF-8")?;
-    let batches = ctx.read_parquet(path, ParquetReadOptions::default()).await?.collect().await?;
+    let unreadable = || format!("`{}` is not a readable Parquet file", parquet.display());
+    let batches = ctx.read_parquet(path, ParquetReadOptions::default()).await.with_context(unreadable)?.collect().await.with_context(unreadable)?;
     let first = batches.first().with_context(|| format!("`{}` has no rows", parquet.display()))?;
     let plain = |t: &DataType| if matches!(t, DataType::Utf8View) { DataType::Utf8 } else { t.clone() };
     let schema = Arc::new(Schema::new(first.schema().fields().iter().map(|f| Field::new(f.name(), plain(f.data_type()), f.is_nullable())).collect::<Vec<_>>()));
