@@ -39,19 +39,28 @@ fn map_text(args: &ScalarFunctionArgs, mut mask: impl FnMut(&str, &mut String)) 
 /// within a mesh, so masked keys still join and group; different across meshes.
 pub(crate) struct MaskHash {
     salt: String,
+    /// SHA-256 after the salt and its separator, cloned for every value: the mesh's salt is
+    /// 64 hex characters, so the prefix fills one whole 64-byte block, and starting from this
+    /// state saves one of the two block compressions a short value (under 55 bytes) costs.
+    prefix: Sha256,
     signature: Signature,
 }
 
 impl MaskHash {
     pub(crate) fn udf(salt: &str) -> Arc<ScalarUDF> {
-        Arc::new(ScalarUDF::new_from_impl(MaskHash { salt: salt.to_owned(), signature: Signature::any(1, Volatility::Immutable) }))
+        Arc::new(ScalarUDF::new_from_impl(MaskHash::new(salt)))
+    }
+
+    fn new(salt: &str) -> MaskHash {
+        let mut prefix = Sha256::new();
+        prefix.update(salt.as_bytes());
+        prefix.update([0u8]);
+        MaskHash { salt: salt.to_owned(), prefix, signature: Signature::any(1, Volatility::Immutable) }
     }
 
     fn hash_into(&self, value: &str, out: &mut String) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut digest = Sha256::new();
-        digest.update(self.salt.as_bytes());
-        digest.update([0u8]);
+        let mut digest = self.prefix.clone();
         digest.update(value.as_bytes());
         out.clear();
         for byte in &digest.finalize()[..16] {
@@ -160,6 +169,23 @@ impl ScalarUDFImpl for MaskPartial {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hash from the precomputed prefix is the hash of salt, separator and value.
+    #[test]
+    fn hash_is_sha256_of_salt_separator_and_value() {
+        let salt = "9f".repeat(32);
+        let mask = MaskHash::new(&salt);
+        for value in ["", "a", "ines.varga1@example.com", &"x".repeat(200)] {
+            let mut got = String::new();
+            mask.hash_into(value, &mut got);
+            let full = Sha256::digest([salt.as_bytes(), &[0u8], value.as_bytes()].concat());
+            assert_eq!(got, hex_prefix(&full[..16]), "{value}");
+        }
+    }
+
+    fn hex_prefix(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
 
     #[test]
     fn partial_keeps_the_ends_and_hides_short_values() {
