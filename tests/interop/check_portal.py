@@ -123,8 +123,13 @@ def set_editor(driver, sql):
 
 def run_query(driver, sql):
     """Types `sql` in the console, runs it, and waits for a result or an error."""
+    # htmx swaps the children of #results: wait for the previous result to leave the page, or
+    # the wait below could return it (and its text would pass for this query's)
+    previous = driver.find_elements(By.CSS_SELECTOR, "#results > *")
     set_editor(driver, sql)
     driver.find_element(By.CSS_SELECTOR, "#run button[type=submit]").click()
+    for element in previous:
+        WebDriverWait(driver, WAIT).until(EC.staleness_of(element))
     return wait_for(driver, "#results table.data, #results .banner")
 
 
@@ -331,7 +336,9 @@ def scenario_access_request_approve_revoke(portal):
                 check("access: mia's product page shows her grant", "churn model" in mia.find_element(By.ID, "access").text)
 
                 fred.get(portal.url("/access"))
-                wait_for(fred, "#granted table.grants").find_element(By.XPATH, ".//button[normalize-space()='Revoke']").click()
+                grants = wait_for(fred, "#granted table.grants")
+                grants.find_element(By.XPATH, ".//button[normalize-space()='Revoke']").click()
+                WebDriverWait(fred, WAIT).until(EC.staleness_of(grants))
                 wait_for(fred, "#granted")
                 check("access: the revoked grant is gone from fred's list", not fred.find_elements(By.CSS_SELECTOR, "#granted table.grants"))
             mia.get(portal.url("/console"))

@@ -28,7 +28,8 @@ pub async fn compare(parquet: &Path, statements: &[String], runs: usize) -> anyh
         let dir = tempfile::tempdir()?;
         let store = ProductStore::open(dir.path())?.with_codec(codec);
         let started = Instant::now();
-        store.publish(&id, schema.clone(), batches.clone(), Vec::new()).await?;
+        let staged = store.stage(&id, "run", schema.clone(), futures::stream::iter(batches.iter().cloned().map(Ok::<_, meshwork_storage::StorageError>))).await?;
+        store.publish(&id, &staged, Vec::new()).await?;
         let write = started.elapsed();
         let bytes = parquet_bytes(&dir.path().join("bench/table"))?;
         let table = ProductStore::open_table(&store.table_url(&id)).await?;

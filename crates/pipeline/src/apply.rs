@@ -21,7 +21,7 @@ use meshwork_query::{DomainReads, Governance};
 use meshwork_storage::ProductStore;
 use serde_json::json;
 
-use crate::build::{build_product, input_fingerprint};
+use crate::build::{BuiltProduct, build_product, input_fingerprint};
 use crate::governance::{Finding, blocks, check_governance, governance_snapshot, published_descriptors};
 use crate::openlineage::{Emitter, quality_failure};
 use crate::quality::{self, QualityContext};
@@ -266,15 +266,18 @@ async fn publish_product(
     let build_started = Instant::now();
     let built = build_product(mesh, entry, catalog, governance).await?;
     let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
-    observer.built(id, built.row_count);
     failpoint("built");
 
-    // Write: stage the new data as its own Delta table, invisible to queries.
+    // Write: stream the new data into a staged Delta table, invisible to queries. Reading,
+    // transforming and checking happen as it is written, so they count in `stage_ms`.
     let now = options.clock.now();
     let run = run_id(now);
     let stage_started = Instant::now();
-    let staged = store.stage(id, &run, built.schema.clone(), built.batches.clone()).await?;
+    let BuiltProduct { schema, batches, reads: built_reads, lineage: built_lineage } = built;
+    let staged = store.stage(id, &run, schema, batches).await?;
     let stage_ms = stage_started.elapsed().as_secs_f64() * 1000.0;
+    let row_count = staged.rows;
+    observer.built(id, row_count);
     failpoint("staged");
 
     // Audit: every quality rule on the staged data.
@@ -286,7 +289,7 @@ async fn publish_product(
     let session = domain_session(mesh, descriptor, catalog, governance, &reads).await?;
     // The staged table's files are scanned by this session: it needs their object store.
     ProductStore::register_object_store(&staged.table, &session.context().state())?;
-    let context = QualityContext { rows: built.row_count, previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
+    let context = QualityContext { rows: row_count, previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
     let results = quality::evaluate(session.context(), descriptor, context).await;
     let quality_ms = quality_started.elapsed().as_secs_f64() * 1000.0;
     let mut run_record = QualityRun {
@@ -296,7 +299,7 @@ async fn publish_product(
         trigger: options.trigger,
         outcome: quality::outcome(&results),
         published_seq: None,
-        row_count: built.row_count,
+        row_count: row_count,
         build_ms,
         stage_ms,
         quality_ms,
@@ -315,7 +318,7 @@ async fn publish_product(
         let event = NewEvent {
             kind: EventKind::QualityFailed,
             product: Some(id.clone()),
-            payload: json!({ "trigger": options.trigger, "rows": built.row_count, "rules": failing(Severity::Error), "warnings": failing(Severity::Warn) }),
+            payload: json!({ "trigger": options.trigger, "rows": row_count, "rules": failing(Severity::Error), "warnings": failing(Severity::Warn) }),
         };
         run_record.id = catalog.record_quality_run(id, &run_record).await?;
         catalog.append_events(&[event]).await?;
@@ -329,7 +332,7 @@ async fn publish_product(
     let mut events = vec![NewEvent {
         kind: EventKind::Published,
         product: Some(id.clone()),
-        payload: json!({ "version": descriptor.version, "rows": built.row_count, "trigger": options.trigger, "quality": run_record.outcome }),
+        payload: json!({ "version": descriptor.version, "rows": row_count, "trigger": options.trigger, "quality": run_record.outcome }),
     }];
     if let Some(previous) = &previous
         && previous.schema != schema
@@ -364,10 +367,10 @@ async fn publish_product(
         product: ProductRecord::of(descriptor.clone(), hash.clone(), store.table_url(id).to_string()),
         delta_version: -1,
         schema,
-        row_count: built.row_count as i64,
+        row_count: row_count as i64,
         input_fingerprint: fingerprint.clone(),
         upstream: descriptor.upstream().cloned().collect(),
-        lineage: built.lineage.clone(),
+        lineage: built_lineage,
         quality: Some(run_record.clone()),
         events,
     };
@@ -379,7 +382,7 @@ async fn publish_product(
         ("meshwork.input_fingerprint".to_owned(), fingerprint),
         ("meshwork.run".to_owned(), run.clone()),
     ];
-    let committed = store.publish(id, built.schema.clone(), built.batches, metadata).await?;
+    let committed = store.publish(id, &staged, metadata).await?;
     failpoint("committed");
     publication.delta_version = committed.delta_version;
     let version = catalog.publish(&publication).await?;
@@ -388,7 +391,7 @@ async fn publish_product(
     // Published: whatever happens next, this run completed.
     lineage_events.complete(lineage_run.take().as_ref(), descriptor, &publication.lineage, &run_record).await;
     store.discard_run(id, &staged.run).await?;
-    let mut reads = built.reads;
+    let mut reads = built_reads;
     reads.extend(
         session
             .decisions()

@@ -1,16 +1,19 @@
 //! Builds one product: reads its inputs, runs its transform, and conforms the result to its
-//! contract. Nothing here writes: publishing is the caller's step.
+//! contract, as a stream of batches produced while the caller writes them. Nothing here writes:
+//! staging and publishing are the caller's steps.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
+use futures::{Stream, StreamExt, TryStreamExt};
 use meshwork_catalog::CatalogStore;
-use meshwork_core::descriptor::{InputSource, ProductDescriptor};
+use meshwork_core::descriptor::{Contract, InputSource, ProductDescriptor};
 use meshwork_core::id::ProductId;
 use meshwork_core::lineage::ProductLineage;
 use meshwork_core::mesh::ProductEntry;
@@ -19,23 +22,32 @@ use meshwork_query::{DomainReads, Governance};
 use sha2::{Digest, Sha256};
 
 use crate::conform::{conform, contract_schema, type_like_contract};
-use crate::ingest::{Provenance, expand_glob, infer_text_types, read_csv_text, read_ndjson, read_parquet};
+use crate::ingest::{Provenance, expand_glob, file_chunks, infer_text_types, read_whole};
 use crate::upstream::domain_session;
 use crate::{LoadedMesh, PipelineError};
 
-/// A product's data, conformed to its contract and ready to publish.
-#[derive(Debug, Clone)]
+/// Conformed batches of a build, produced as they are consumed; the first `Err` ends it.
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch, PipelineError>> + Send>>;
+
+/// A product's data, conformed to its contract and ready to stage: a plan whose batches are
+/// read, transformed and checked as the stage consumes them, so memory holds a few batches and
+/// not the product.
 pub struct BuiltProduct {
     /// The contract's Arrow schema.
     pub schema: SchemaRef,
-    /// The rows.
-    pub batches: Vec<RecordBatch>,
-    /// Number of rows.
-    pub row_count: u64,
+    /// The rows, checked against the contract as they stream.
+    pub batches: BatchStream,
     /// The access decision on each upstream product the build read, as its domain.
     pub reads: BTreeMap<ProductId, AccessDecision>,
     /// Which input columns each output column comes from.
     pub lineage: ProductLineage,
+}
+
+impl BuiltProduct {
+    /// Every batch, in memory (for tests and small previews; publishing streams them).
+    pub async fn collect(self) -> Result<Vec<RecordBatch>, PipelineError> {
+        self.batches.try_collect().await
+    }
 }
 
 /// Fingerprint of everything a product's data is built from: the content of its input files,
@@ -97,23 +109,74 @@ fn hash_files(root: &std::path::Path, files: &[PathBuf]) -> Result<[u8; 32], Pip
     Ok(hasher.finalize().into())
 }
 
-/// One file of an input, read on a blocking thread.
+/// One whole file of a transform's input, read on a blocking thread.
 async fn read_file(mesh: &LoadedMesh, source: &InputSource, file: PathBuf) -> Result<(Provenance, RecordBatch), PipelineError> {
     let display = file.strip_prefix(&mesh.root).unwrap_or(&file).display().to_string();
     let source = source.clone();
     tokio::task::spawn_blocking(move || {
-        let (batch, lines_before) = match &source {
-            InputSource::Csv { header, delimiter, null_values, .. } => {
-                (read_csv_text(&file, &display, *header, *delimiter, null_values)?, Some(usize::from(*header)))
-            }
-            InputSource::Ndjson { .. } => (read_ndjson(&file, &display)?, None),
-            InputSource::Parquet { .. } => (read_parquet(&file, &display)?, None),
-            InputSource::Product { .. } => unreachable!("products are not files"),
-        };
-        Ok((Provenance::File { path: display, lines_before }, batch))
+        let batch = read_whole(&source, &file, &display)?;
+        Ok((provenance_of(&source, display), batch))
     })
     .await
     .map_err(|e| PipelineError::Internal(e.to_string()))?
+}
+
+/// Where rows of a file of `source` come from.
+fn provenance_of(source: &InputSource, path: String) -> Provenance {
+    let lines_before = match source {
+        InputSource::Csv { header, .. } => Some(usize::from(*header)),
+        _ => None,
+    };
+    Provenance::File { path, lines_before }
+}
+
+/// The files of an identity input, read in chunks and conformed to the contract on one blocking
+/// thread while the consumer encodes what it already received (a second core). The channel
+/// holds two batches: reading waits for writing, so memory does not grow with the input.
+fn stream_files(mesh: &LoadedMesh, source: &InputSource, files: Vec<PathBuf>, contract: &Contract) -> BatchStream {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch, PipelineError>>(2);
+    let (root, source, contract) = (mesh.root.clone(), source.clone(), contract.clone());
+    let reader = tokio::task::spawn_blocking(move || {
+        for file in files {
+            let display = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+            let provenance = provenance_of(&source, display.clone());
+            let chunks = match file_chunks(&source, &file, &display) {
+                Ok(chunks) => chunks.batches,
+                Err(error) => {
+                    let _ = sender.blocking_send(Err(error));
+                    return;
+                }
+            };
+            let mut offset = 0;
+            for chunk in chunks {
+                let conformed = chunk.and_then(|mut batch| {
+                    if matches!(source, InputSource::Csv { header: false, .. }) {
+                        batch = name_like_contract(batch, &contract, &provenance)?;
+                    }
+                    let conformed = conform(&batch, &contract, &provenance, offset);
+                    offset += batch.num_rows();
+                    conformed
+                });
+                let failed = conformed.is_err();
+                // A closed channel: the consumer stopped (its own error); nothing more to read.
+                if sender.blocking_send(conformed).is_err() || failed {
+                    return;
+                }
+            }
+        }
+    });
+    // When the channel ends, the reader's outcome decides: a panic must not pass for the end
+    // of the data.
+    let state = (receiver, Some(reader));
+    Box::pin(futures::stream::unfold(state, |(mut receiver, mut reader)| async move {
+        if let Some(item) = receiver.recv().await {
+            return Some((item, (receiver, reader)));
+        }
+        match reader.take()?.await {
+            Ok(()) => None,
+            Err(error) => Some((Err(PipelineError::Internal(format!("the input reader stopped: {error}"))), (receiver, None))),
+        }
+    }))
 }
 
 /// Names the columns of a headerless CSV file after the contract's columns, in order.
@@ -145,22 +208,14 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
     let descriptor = &entry.descriptor;
     let contract = &descriptor.contract;
     let schema = contract_schema(contract);
-    let mut batches = Vec::new();
     let mut reads_made = BTreeMap::new();
-    let lineage = match (&descriptor.transform, descriptor.inputs.as_slice()) {
+    let (batches, lineage) = match (&descriptor.transform, descriptor.inputs.as_slice()) {
         // Identity over one file input: check every file against the contract so that a bad
         // cell is reported with its file and row.
         (None, [input]) if input.source.path().is_some() => {
             let pattern = input.source.path().expect("file source");
             let files = expand_glob(&mesh.root, pattern).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
-            for file in files {
-                let (provenance, mut batch) = read_file(mesh, &input.source, file).await?;
-                if matches!(input.source, InputSource::Csv { header: false, .. }) {
-                    batch = name_like_contract(batch, contract, &provenance)?;
-                }
-                batches.push(conform(&batch, contract, &provenance, 0)?);
-            }
-            ProductLineage::identity(descriptor)
+            (stream_files(mesh, &input.source, files, contract), ProductLineage::identity(descriptor))
         }
         _ => {
             // Product inputs are read as the consuming domain, through the same access decision
@@ -226,22 +281,26 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
             let written = session.plan(&sql).await.map_err(|e| transform_error(e.to_string()))?;
             let lineage = crate::lineage::column_lineage(written.logical_plan(), descriptor).map_err(|e| transform_error(e.to_string()))?;
             let frame = session.sql(&sql).await.map_err(|e| transform_error(e.to_string()))?;
-            let result = frame.collect().await.map_err(|e| transform_error(meshwork_query::QueryError::from(e).to_string()))?;
+            let result = frame.execute_stream().await.map_err(|e| transform_error(meshwork_query::QueryError::from(e).to_string()))?;
             let provenance = match (&descriptor.transform, descriptor.inputs.as_slice()) {
                 (None, [input]) => match &input.source {
                     InputSource::Product { product } => Provenance::Product(product.to_string()),
-                    _ => Provenance::Transform { origin },
+                    _ => Provenance::Transform { origin: origin.clone() },
                 },
-                _ => Provenance::Transform { origin },
+                _ => Provenance::Transform { origin: origin.clone() },
             };
-            let mut offset = 0;
-            for batch in result {
-                batches.push(conform(&batch, contract, &provenance, offset)?);
-                offset += batch.num_rows();
-            }
-            lineage
+            let (contract, failed_in) = (contract.clone(), origin.clone());
+            let conformed = result.scan(0usize, move |offset, batch| {
+                let failed = |e| PipelineError::Transform { origin: failed_in.clone(), message: meshwork_query::QueryError::from(e).to_string() };
+                let conformed = batch.map_err(failed).and_then(|batch| {
+                    let conformed = conform(&batch, &contract, &provenance, *offset);
+                    *offset += batch.num_rows();
+                    conformed
+                });
+                futures::future::ready(Some(conformed))
+            });
+            (Box::pin(conformed) as BatchStream, lineage)
         }
     };
-    let row_count = batches.iter().map(|b| b.num_rows() as u64).sum();
-    Ok(BuiltProduct { schema, batches, row_count, reads: reads_made, lineage })
+    Ok(BuiltProduct { schema, batches, reads: reads_made, lineage })
 }

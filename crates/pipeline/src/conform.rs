@@ -63,6 +63,11 @@ fn value_text(array: &ArrayRef, index: usize) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// Names the rows of a block checked together, 1-based like [`Provenance::locate`].
+fn checked_rows(first_row: usize, len: usize) -> String {
+    format!("rows {}–{}", first_row + 1, first_row + len)
+}
+
 /// Converts one column to a contract type, reporting the first value that does not fit.
 fn convert_column(
     source: &ArrayRef,
@@ -93,6 +98,7 @@ fn convert_column(
             value: value_text(source, first),
             expected: column.data_type.to_string(),
             more: bad.len() - 1,
+            checked: checked_rows(first_row, source.len()),
         });
     }
     Ok(cast)
@@ -151,6 +157,7 @@ pub fn conform(batch: &RecordBatch, contract: &Contract, provenance: &Provenance
                 location: provenance.locate(first_row + first),
                 column: column.name.clone(),
                 count: converted.null_count(),
+                checked: checked_rows(first_row, converted.len()),
             });
         }
         columns.push(converted);

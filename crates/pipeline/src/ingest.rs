@@ -11,6 +11,8 @@ use arrow::compute::{CastOptions, cast_with_options, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use meshwork_core::descriptor::InputSource;
+
 use crate::PipelineError;
 
 /// Where a batch of rows came from, for messages about bad values.
@@ -69,11 +71,24 @@ fn read_error(path: &str, err: impl std::fmt::Display) -> PipelineError {
     PipelineError::Read { file: path.to_owned(), message: err.to_string() }
 }
 
-/// Reads a CSV file with every column as text; cells equal to one of `null_values` become NULL.
-/// Keeping text lets the contract decide the types and report the exact cell that does not fit.
-pub fn read_csv_text(path: &Path, display: &str, header: bool, delimiter: char, null_values: &[String]) -> Result<RecordBatch, PipelineError> {
+/// Rows per batch read from a file: the unit of streaming, of memory and of the counts in
+/// messages about bad values.
+pub const CHUNK_ROWS: usize = 64 * 1024;
+
+/// The batches of one file, read as they are consumed, and their schema.
+pub struct Chunks {
+    /// The columns every batch has.
+    pub schema: SchemaRef,
+    /// The batches.
+    pub batches: Box<dyn Iterator<Item = Result<RecordBatch, PipelineError>> + Send>,
+}
+
+/// Reads a CSV file with every column as text, `CHUNK_ROWS` rows at a time; cells equal to one
+/// of `null_values` become NULL. Keeping text lets the contract decide the types and report the
+/// exact cell that does not fit.
+pub fn csv_text_chunks(path: &Path, display: &str, header: bool, delimiter: char, null_values: &[String]) -> Result<Chunks, PipelineError> {
     let file = File::open(path).map_err(|e| read_error(display, e))?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::with_capacity(1 << 20, file);
     let format = arrow::csv::reader::Format::default().with_header(header).with_delimiter(delimiter as u8);
     let (inferred, _) = format.infer_schema(&mut reader, Some(1)).map_err(|e| read_error(display, e))?;
     reader.rewind().map_err(|e| read_error(display, e))?;
@@ -92,46 +107,69 @@ pub fn read_csv_text(path: &Path, display: &str, header: bool, delimiter: char, 
         .with_header(header)
         .with_delimiter(delimiter as u8)
         .with_null_regex(never)
-        .with_batch_size(64 * 1024)
+        .with_batch_size(CHUNK_ROWS)
         .build(reader)
         .map_err(|e| read_error(display, e))?;
-    let mut batches = Vec::new();
-    for batch in csv {
+    let display = display.to_owned();
+    let null_values = null_values.to_vec();
+    let batches = csv.map(move |batch| {
         // Arrow's CSV errors count lines of the file, header included, as an editor does.
-        batches.push(batch.map_err(|e| read_error(display, e))?);
-    }
-    let batch = concat_batches(&schema, &batches).map_err(|e| read_error(display, e))?;
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|column| {
-            let strings = column.as_any().downcast_ref::<StringArray>().expect("text columns");
-            let nulled: StringArray = strings.iter().map(|v| v.filter(|v| !null_values.iter().any(|n| n == v))).collect();
-            Arc::new(nulled) as ArrayRef
-        })
-        .collect();
-    RecordBatch::try_new(schema, columns).map_err(|e| read_error(display, e))
+        let batch = batch.map_err(|e| read_error(&display, e))?;
+        if null_values.is_empty() {
+            return Ok(batch);
+        }
+        let columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|column| {
+                let strings = column.as_any().downcast_ref::<StringArray>().expect("text columns");
+                let nulled: StringArray = strings.iter().map(|v| v.filter(|v| !null_values.iter().any(|n| n == v))).collect();
+                Arc::new(nulled) as ArrayRef
+            })
+            .collect();
+        RecordBatch::try_new(batch.schema(), columns).map_err(|e| read_error(&display, e))
+    });
+    Ok(Chunks { schema, batches: Box::new(batches) })
 }
 
-/// Reads a newline-delimited JSON file, inferring types from every record.
-pub fn read_ndjson(path: &Path, display: &str) -> Result<RecordBatch, PipelineError> {
+/// Reads a newline-delimited JSON file, `CHUNK_ROWS` records at a time, with the types inferred
+/// from every record (a first pass over the file).
+pub fn ndjson_chunks(path: &Path, display: &str) -> Result<Chunks, PipelineError> {
     let file = File::open(path).map_err(|e| read_error(display, e))?;
     let mut reader = BufReader::new(file);
     let (schema, _) = arrow::json::reader::infer_json_schema(&mut reader, None).map_err(|e| read_error(display, e))?;
     reader.rewind().map_err(|e| read_error(display, e))?;
     let schema = Arc::new(schema);
-    let json = arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(64 * 1024).build(reader).map_err(|e| read_error(display, e))?;
-    let batches: Vec<RecordBatch> = json.collect::<Result<_, _>>().map_err(|e| read_error(display, e))?;
-    concat_batches(&schema, &batches).map_err(|e| read_error(display, e))
+    let json = arrow::json::ReaderBuilder::new(schema.clone()).with_batch_size(CHUNK_ROWS).build(reader).map_err(|e| read_error(display, e))?;
+    let display = display.to_owned();
+    Ok(Chunks { schema, batches: Box::new(json.map(move |batch| batch.map_err(|e| read_error(&display, e)))) })
 }
 
-/// Reads a Parquet file.
-pub fn read_parquet(path: &Path, display: &str) -> Result<RecordBatch, PipelineError> {
+/// Reads a Parquet file, `CHUNK_ROWS` rows at a time.
+pub fn parquet_chunks(path: &Path, display: &str) -> Result<Chunks, PipelineError> {
     let file = File::open(path).map_err(|e| read_error(display, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| read_error(display, e))?;
     let schema = builder.schema().clone();
-    let reader = builder.with_batch_size(64 * 1024).build().map_err(|e| read_error(display, e))?;
-    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| read_error(display, e))?;
+    let reader = builder.with_batch_size(CHUNK_ROWS).build().map_err(|e| read_error(display, e))?;
+    let display = display.to_owned();
+    Ok(Chunks { schema, batches: Box::new(reader.map(move |batch| batch.map_err(|e| read_error(&display, e)))) })
+}
+
+/// The chunks of one file of a file input.
+pub fn file_chunks(source: &InputSource, path: &Path, display: &str) -> Result<Chunks, PipelineError> {
+    match source {
+        InputSource::Csv { header, delimiter, null_values, .. } => csv_text_chunks(path, display, *header, *delimiter, null_values),
+        InputSource::Ndjson { .. } => ndjson_chunks(path, display),
+        InputSource::Parquet { .. } => parquet_chunks(path, display),
+        InputSource::Product { .. } => unreachable!("products are not files"),
+    }
+}
+
+/// Reads a whole file of a file input as one batch (a transform's file input, which type
+/// inference reads in full).
+pub fn read_whole(source: &InputSource, path: &Path, display: &str) -> Result<RecordBatch, PipelineError> {
+    let Chunks { schema, batches } = file_chunks(source, path, display)?;
+    let batches: Vec<RecordBatch> = batches.collect::<Result<_, _>>()?;
     concat_batches(&schema, &batches).map_err(|e| read_error(display, e))
 }
 

@@ -54,7 +54,7 @@ pub enum PipelineError {
         message: String,
     },
     /// A value does not fit the contract type of its column.
-    #[error("{location}: column `{column}`: value `{value}` is not a valid {expected}{}", more_rows(*more))]
+    #[error("{location}: column `{column}`: value `{value}` is not a valid {expected}{}", more_rows(*more, checked))]
     BadValue {
         /// File and row, or transform result row.
         location: String,
@@ -64,18 +64,23 @@ pub enum PipelineError {
         value: String,
         /// The contract type.
         expected: String,
-        /// How many more rows of this column do not fit.
+        /// How many more rows of this column do not fit among `checked`.
         more: usize,
+        /// The rows checked with it (`rows 1–4`): data is checked as it streams, one block of
+        /// rows at a time, and the first bad block stops the build.
+        checked: String,
     },
     /// A NULL in a column the contract declares non-nullable.
-    #[error("{location}: column `{column}` is NULL but the contract declares it `nullable: false` ({count} NULL rows in all); fill it in the source or the transform, or make the column nullable")]
+    #[error("{location}: column `{column}` is NULL but the contract declares it `nullable: false` ({count} NULL in {checked}); fill it in the source or the transform, or make the column nullable")]
     NullValue {
         /// File and row.
         location: String,
         /// Column name.
         column: String,
-        /// NULL rows in the column.
+        /// NULL rows in the column among `checked`.
         count: usize,
+        /// The rows checked with it (`rows 1–4`).
+        checked: String,
     },
     /// A contract column is absent from the data.
     #[error("{source_name}: missing column `{column}` required by the contract (found {found}); add it to the source or the transform")]
@@ -174,10 +179,9 @@ pub enum PipelineError {
     Internal(String),
 }
 
-fn more_rows(more: usize) -> String {
+fn more_rows(more: usize, checked: &str) -> String {
     match more {
         0 => String::new(),
-        1 => " (and 1 more row)".into(),
-        n => format!(" (and {n} more rows)"),
+        n => format!(" (and {n} more in {checked})"),
     }
 }

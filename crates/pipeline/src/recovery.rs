@@ -9,7 +9,8 @@
 //! - the product table's newest Delta commit carries the run id and the catalog does not name
 //!   that Delta version yet: the commit passed its checks, so the journaled publication is
 //!   recorded, finishing the run exactly once;
-//! - otherwise the run never committed: its staging directory is removed.
+//! - otherwise the run never committed: its staging directory is removed, with any data file
+//!   it had already moved into the product's table (`ProductStore::abandon_run`).
 
 use meshwork_catalog::{CatalogStore, Publication};
 use meshwork_core::id::ProductId;
@@ -76,7 +77,11 @@ pub async fn recover(id: &ProductId, catalog: &dyn CatalogStore, store: &Product
             }
             finished = Some(delta_version);
         }
-        store.discard_run(id, &run).await?;
+        match finished {
+            Some(_) => store.discard_run(id, &run).await?,
+            // Files it may have moved into the product's table before the crash go too.
+            None => store.abandon_run(id, &run).await?,
+        }
         let outcome = match finished {
             Some(delta_version) => Recovered::Finished { run, delta_version },
             None => Recovered::Discarded { run },

@@ -6,12 +6,13 @@
 //! that overwrites the table: readers see the old version or the new one, never a mix, and a
 //! build that fails before its commit leaves the previous version as it was.
 //!
-//! Write-audit-publish: new data is first written as a separate Delta table under
-//! `<root>/_staging/<domain>.<product>/<run>/`, where quality rules read it; only then is
-//! it committed to the product's table. Staging directories are never read by queries and are
-//! removed when the run ends or, after a crash, by the next run of the product. Runs of one
-//! product are made exclusive by the catalog's product lock (`meshwork_catalog::product_lock`),
-//! which every process and machine sharing the catalog sees.
+//! Write-audit-publish (`staging.rs`): new data is streamed once into the Parquet files of a
+//! separate Delta table under `<root>/_staging/<domain>.<product>/<run>/`, where quality rules
+//! read it; publishing moves those files into the product's table and commits them there. Staging
+//! directories are never read by queries and are removed when the run ends or, after a crash,
+//! by the next run of the product. Runs of one product are made exclusive by the catalog's
+//! product lock (`meshwork_catalog::product_lock`), which every process and machine sharing the
+//! catalog sees.
 
 #![deny(missing_docs)]
 
@@ -19,27 +20,25 @@ mod layout;
 mod provider;
 mod s3;
 pub mod scratch;
+mod staging;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::write::SchemaMode;
-use deltalake::protocol::SaveMode;
 use deltalake::DeltaTableError;
 /// An opened Delta table at one version, as the query layer caches it.
 pub use deltalake::DeltaTable;
 pub use layout::{CREATED_BY, Codec, DEFAULT_CODEC, writer_properties};
+pub use staging::StagedTable;
 use futures::{StreamExt, TryStreamExt};
 use meshwork_core::descriptor::{S3Location, StorageLocation};
 use meshwork_core::id::ProductId;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 /// The Arrow type a contract type is stored as.
@@ -102,14 +101,6 @@ pub enum StorageError {
     Empty(String),
 }
 
-/// A staged run: new data written as its own Delta table, not visible to queries.
-#[derive(Debug)]
-pub struct StagedTable {
-    /// The run's name (its staging directory under the product's).
-    pub run: String,
-    /// The staged Delta table.
-    pub table: DeltaTable,
-}
 
 /// Result alias of this crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -256,23 +247,6 @@ impl ProductStore {
         Ok(())
     }
 
-    /// Writes `batches` as a new staged Delta table for run `run`.
-    pub async fn stage(&self, id: &ProductId, run: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<StagedTable> {
-        let url = self.staging_url(id, run);
-        self.ensure_local_dir(&url).await?;
-        let delta = |source| StorageError::Delta { table: url.to_string(), source };
-        let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
-        let table = deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?;
-        let table = table
-            .write(batches)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_table_name(format!("{id} (staged)"))
-            .with_writer_properties(writer_properties(self.codec))
-            .await
-            .map_err(delta)?;
-        Ok(StagedTable { run: run.to_owned(), table })
-    }
-
     /// Deletes every object under `prefix`; how many there were.
     async fn delete_all(&self, prefix: &ObjectPath) -> Result<usize> {
         let listed = self.objects.list(Some(prefix)).map_ok(|meta| meta.location).boxed();
@@ -289,22 +263,6 @@ impl ProductStore {
         Ok(deleted)
     }
 
-    /// Removes a run's staged data.
-    pub async fn discard_run(&self, id: &ProductId, run: &str) -> Result<()> {
-        let key = self.staging_key(id).join(run);
-        self.delete_all(&key).await?;
-        if let Some(dir) = &self.local {
-            // An empty directory a crash left behind has no object to delete.
-            let path = dir.join("_staging").join(format!("{}.{}", id.domain, id.name)).join(run);
-            if let Err(source) = tokio::fs::remove_dir_all(&path).await
-                && source.kind() != std::io::ErrorKind::NotFound
-            {
-                return Err(StorageError::DataDir { path: path.display().to_string(), source });
-            }
-        }
-        Ok(())
-    }
-
     /// Names of the sub-directories of `prefix` (runs of a product, products with staged runs).
     async fn children(&self, prefix: &ObjectPath) -> Result<Vec<String>> {
         let listed = match self.objects.list_with_delimiter(Some(prefix)).await {
@@ -315,43 +273,6 @@ impl ProductStore {
         let mut names: Vec<String> = listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
         names.sort();
         Ok(names)
-    }
-
-    /// Runs of a product whose staged data still exists (left by a crash when no run holds the
-    /// lock), oldest first.
-    pub async fn leftover_runs(&self, id: &ProductId) -> Result<Vec<String>> {
-        self.children(&self.staging_key(id)).await
-    }
-
-    /// Products with staged runs left, whatever their state.
-    pub async fn products_with_staged_runs(&self) -> Result<Vec<ProductId>> {
-        Ok(self.children(&self.key(["_staging"])).await?.iter().filter_map(|name| name.parse().ok()).collect())
-    }
-
-    /// Writes the publication journal of a run next to its staged data, durable on return.
-    pub async fn write_journal(&self, id: &ProductId, run: &str, name: &str, bytes: Vec<u8>) -> Result<()> {
-        let key = self.staging_key(id).join(run).join(name);
-        self.objects.put(&key, PutPayload::from(bytes)).await.map_err(|e| self.object_error(&key, e))?;
-        if let Some(dir) = &self.local {
-            // A local file is durable once synced; an object store's PUT is durable on success.
-            let path = dir.join("_staging").join(format!("{}.{}", id.domain, id.name)).join(run).join(name);
-            let synced = match tokio::fs::File::open(&path).await {
-                Ok(file) => file.sync_all().await,
-                Err(e) => Err(e),
-            };
-            synced.map_err(|source| StorageError::DataDir { path: path.display().to_string(), source })?;
-        }
-        Ok(())
-    }
-
-    /// The publication journal of a run, if it wrote one.
-    pub async fn read_journal(&self, id: &ProductId, run: &str, name: &str) -> Result<Option<Vec<u8>>> {
-        let key = self.staging_key(id).join(run).join(name);
-        match self.objects.get(&key).await {
-            Ok(found) => Ok(Some(found.bytes().await.map_err(|e| self.object_error(&key, e))?.to_vec())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.object_error(&key, e)),
-        }
     }
 
     /// Whether a product's table has a Delta log.
@@ -401,41 +322,6 @@ impl ProductStore {
             }
         }
         Ok(deleted > 0)
-    }
-
-    /// Commits `batches` as the new content of the product's table (creating it if needed) and
-    /// returns the new Delta version. `metadata` is stored in the commit info for auditors.
-    pub async fn publish(
-        &self,
-        id: &ProductId,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-        metadata: Vec<(String, String)>,
-    ) -> Result<CommittedVersion> {
-        let url = self.table_url(id);
-        self.ensure_local_dir(&url).await?;
-        let delta = |source| StorageError::Delta { table: url.to_string(), source };
-        // A new table is created by its first write; loading it first would only log errors.
-        let table = if self.has_table(id).await? {
-            DeltaTable::try_from_url(url.clone()).await.map_err(delta)?
-        } else {
-            deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?
-        };
-        // An empty result still needs its schema in the table: write one empty batch.
-        let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
-        let commit = CommitProperties::default()
-            .with_metadata(metadata.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))));
-        let table = table
-            .write(batches)
-            .with_save_mode(SaveMode::Overwrite)
-            .with_schema_mode(SchemaMode::Overwrite)
-            .with_table_name(id.to_string())
-            .with_writer_properties(writer_properties(self.codec))
-            .with_commit_properties(commit)
-            .await
-            .map_err(delta)?;
-        let delta_version = table.version().ok_or_else(|| StorageError::Empty(url.to_string()))?;
-        Ok(CommittedVersion { delta_version: i64::try_from(delta_version).expect("delta versions fit in i64") })
     }
 
     /// Opens a table at its newest version.

@@ -207,11 +207,11 @@ fn bad_source_data_fails_with_file_row_and_column_and_keeps_the_previous_version
         ),
         (
             ORDERS_CSV.replace("2,bob,", "x2,bob,").replace("4,carol", "y4,carol"),
-            "error: sales.orders: data/orders.csv: row 2 (line 3): column `order_id`: value `x2` is not a valid bigint (and 1 more row)",
+            "error: sales.orders: data/orders.csv: row 2 (line 3): column `order_id`: value `x2` is not a valid bigint (and 1 more in rows 1–4)",
         ),
         (
             ORDERS_CSV.replace("3,alice,", ",alice,"),
-            "error: sales.orders: data/orders.csv: row 3 (line 4): column `order_id` is NULL but the contract declares it `nullable: false` (1 NULL rows in all)",
+            "error: sales.orders: data/orders.csv: row 3 (line 4): column `order_id` is NULL but the contract declares it `nullable: false` (1 NULL in rows 1–4)",
         ),
         (
             ORDERS_CSV.replace("2,bob,,20.00", "2,bob,,20.00,surplus"),

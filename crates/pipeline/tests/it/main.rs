@@ -42,11 +42,20 @@ fn one_product_mesh(dir: &Path, product_yaml: &str) {
     write(dir, "domains/shop/products/p/product.yaml", product_yaml);
 }
 
-async fn build(dir: &Path) -> Result<meshwork_pipeline::BuiltProduct, meshwork_pipeline::PipelineError> {
+/// A build's schema and every batch it streams.
+#[derive(Debug)]
+struct Built {
+    schema: arrow::datatypes::SchemaRef,
+    batches: Vec<arrow::array::RecordBatch>,
+}
+
+async fn build(dir: &Path) -> Result<Built, meshwork_pipeline::PipelineError> {
     let mesh = load_mesh(dir).unwrap_or_else(|d| panic!("{d:#?}"));
     let catalog = SqlCatalog::open_sqlite(&dir.join(".meshwork/catalog.db")).await.unwrap();
     let governance = meshwork_query::Governance::load(&catalog).await.unwrap();
-    build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog, &governance).await
+    let built = build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog, &governance).await?;
+    let schema = built.schema.clone();
+    Ok(Built { schema, batches: built.collect().await? })
 }
 
 #[tokio::test]
@@ -85,7 +94,7 @@ contract:
 "#,
     );
     let built = build(dir).await.unwrap();
-    assert_eq!(built.row_count, 3);
+    assert_eq!(built.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
     let table = pretty_format_batches(&built.batches).unwrap().to_string();
     expect_test::expect![[r#"
         +-----+--------+--------+------+-------+
@@ -165,6 +174,31 @@ async fn files_of_one_glob_must_agree_on_their_columns() {
         err,
         "data/part-2.csv: cannot read input: columns name, id differ from id, name in the first file matching `data/part-*.csv`; files of one input must have the same columns in the same order"
     );
+}
+
+/// An identity build streams its files in blocks of 65,536 rows: row numbers count from the
+/// start of each file across blocks, and files follow one another in glob order.
+#[tokio::test]
+async fn a_streamed_build_names_the_row_of_a_bad_value_past_the_first_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rows = |from: usize, to: usize| (from..to).map(|i| format!("{i},n{i}\n")).collect::<String>();
+    write(dir, "data/part-1.csv", &format!("id,name\n{}", rows(0, 70_000)));
+    write(dir, "data/part-2.csv", &format!("id,name\n{}", rows(70_000, 200_000)));
+    one_product_mesh(
+        dir,
+        "name: p\ndomain: shop\nversion: 1.0.0\ninputs:\n  - { name: raw, source: { kind: csv, path: \"data/part-*.csv\" } }\ncontract:\n  columns: [{ name: id, type: bigint, nullable: false }, { name: name, type: string }]\n",
+    );
+    let built = build(dir).await.unwrap();
+    let ids: Vec<i64> = built.batches.iter().flat_map(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().values().to_vec()).collect();
+    assert_eq!(ids, (0..200_000).collect::<Vec<i64>>(), "every row, in file order");
+    assert!(built.batches.iter().all(|b| b.num_rows() <= 64 * 1024), "streamed in blocks");
+
+    // Row 100,001 of the second file (line 100,002) is bad, in its second block.
+    let bad = rows(70_000, 200_000).replacen("170000,", "x170000,", 1);
+    write(dir, "data/part-2.csv", &format!("id,name\n{bad}"));
+    let err = build(dir).await.unwrap_err().to_string();
+    assert_eq!(err, "data/part-2.csv: row 100001 (line 100002): column `id`: value `x170000` is not a valid bigint");
 }
 
 #[tokio::test]

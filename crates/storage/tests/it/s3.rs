@@ -6,7 +6,7 @@ use meshwork_core::id::ProductId;
 use meshwork_storage::scratch::ScratchBucket;
 use meshwork_storage::ProductStore;
 
-use crate::{batch, count};
+use crate::{batch, count, publish, stream};
 
 /// Everything a run does with the store, on one store.
 async fn exercise(store: &ProductStore) {
@@ -15,10 +15,10 @@ async fn exercise(store: &ProductStore) {
     assert_eq!(store.latest_commit(&id).await.unwrap(), None, "no table yet");
 
     // Staged runs: written, listed, journaled, found again, discarded.
-    let staged = store.stage(&id, "run-1", batch(&[1]).schema(), vec![batch(&[1, 2])]).await.unwrap();
+    let staged = store.stage(&id, "run-1", batch(&[1]).schema(), stream(vec![batch(&[1, 2])])).await.unwrap();
     assert_eq!(count(&staged.table).await, 2);
     store.write_journal(&id, "run-1", "publication.json", b"{\"x\":1}".to_vec()).await.unwrap();
-    store.stage(&id, "run-2", batch(&[1]).schema(), vec![]).await.unwrap();
+    store.stage(&id, "run-2", batch(&[1]).schema(), stream(vec![])).await.unwrap();
     assert_eq!(store.leftover_runs(&id).await.unwrap(), ["run-1", "run-2"]);
     assert_eq!(store.products_with_staged_runs().await.unwrap(), [id.clone()]);
     assert_eq!(store.read_journal(&id, "run-1", "publication.json").await.unwrap().as_deref(), Some(&b"{\"x\":1}"[..]));
@@ -31,8 +31,8 @@ async fn exercise(store: &ProductStore) {
 
     // Publications: versions, commit metadata, time travel.
     let metadata = vec![("meshwork.run".to_owned(), "run-3".to_owned())];
-    let first = store.publish(&id, batch(&[1]).schema(), vec![batch(&[1, 2, 3])], metadata).await.unwrap();
-    let second = store.publish(&id, batch(&[1]).schema(), vec![batch(&[4, 5])], vec![("meshwork.run".into(), "run-4".into())]).await.unwrap();
+    let first = publish(&store, &id, vec![batch(&[1, 2, 3])], metadata).await.unwrap();
+    let second = publish(&store, &id, vec![batch(&[4, 5])], vec![("meshwork.run".into(), "run-4".into())]).await.unwrap();
     assert_eq!((first.delta_version, second.delta_version), (0, 1));
     let (version, info) = store.latest_commit(&id).await.unwrap().unwrap();
     assert_eq!((version, info["meshwork.run"].as_str()), (1, Some("run-4")));
@@ -69,9 +69,9 @@ async fn a_commit_never_overwrites_a_version_another_writer_committed() {
     let bucket = ScratchBucket::create("commits").unwrap();
     let store = bucket.store("mesh").unwrap();
     let id: ProductId = "sales.orders".parse().unwrap();
-    store.publish(&id, batch(&[1]).schema(), vec![batch(&[1])], vec![("meshwork.run".into(), "a0".into())]).await.unwrap();
+    publish(&store, &id, vec![batch(&[1])], vec![("meshwork.run".into(), "a0".into())]).await.unwrap();
     let stale = ProductStore::open_table(&store.table_url(&id)).await.unwrap();
-    store.publish(&id, batch(&[1]).schema(), vec![batch(&[1, 2])], vec![("meshwork.run".into(), "a1".into())]).await.unwrap();
+    publish(&store, &id, vec![batch(&[1, 2])], vec![("meshwork.run".into(), "a1".into())]).await.unwrap();
 
     // The stale writer's commit of version 1 is refused by the server (412); delta-rs then
     // either commits after it or reports the conflict, but version 1 stays the first writer's.
@@ -93,18 +93,29 @@ async fn an_endpoint_failing_mid_publish_leaves_the_previous_version() {
     let bucket = ScratchBucket::create("failing").unwrap();
     let store = bucket.store("mesh").unwrap();
     let id: ProductId = "sales.orders".parse().unwrap();
-    store.publish(&id, batch(&[1]).schema(), vec![batch(&[1, 2, 3])], vec![]).await.unwrap();
+    publish(&store, &id, vec![batch(&[1, 2, 3])], vec![]).await.unwrap();
 
-    // Data files upload; the commit file is refused.
-    bucket.fail("PUT", "/_delta_log/", 403).unwrap();
-    let error = store.publish(&id, batch(&[1]).schema(), vec![batch(&[4])], vec![]).await.unwrap_err().to_string();
+    // The run stages; then the product table's commit file is refused, after its files moved.
+    let staged = store.stage(&id, "run-9", batch(&[1]).schema(), stream(vec![batch(&[4])])).await.unwrap();
+    bucket.fail("PUT", "/sales/orders/_delta_log/", 403).unwrap();
+    let error = store.publish(&id, &staged, vec![]).await.unwrap_err().to_string();
     assert!(error.contains(&format!("s3://{}/mesh/sales/orders/", bucket.bucket())), "{error}");
     assert!(error.contains("403") || error.to_lowercase().contains("access"), "{error}");
     bucket.heal().unwrap();
     let table = ProductStore::open_table(&store.table_url(&id)).await.unwrap();
     assert_eq!((table.version(), count(&table).await), (Some(0), 3), "the previous version is served");
+    // Recovery abandons the run: the files it moved into the table go, the committed ones stay.
+    let parquet_files = || async {
+        use futures::TryStreamExt;
+        let listed: Vec<_> = table.log_store().object_store(None).list(None).try_collect().await.unwrap();
+        listed.iter().filter(|o| o.location.as_ref().ends_with(".parquet")).count()
+    };
+    let committed = table.snapshot().unwrap().log_data().iter().count();
+    assert_eq!(parquet_files().await, committed + 1, "the moved file is in the table, not committed");
+    store.abandon_run(&id, "run-9").await.unwrap();
+    assert_eq!(parquet_files().await, committed, "only committed files remain");
 
-    let next = store.publish(&id, batch(&[1]).schema(), vec![batch(&[4])], vec![]).await.unwrap();
+    let next = publish(&store, &id, vec![batch(&[4])], vec![]).await.unwrap();
     assert_eq!(next.delta_version, 1);
     assert_eq!(count(&ProductStore::open_table(&store.table_url(&id)).await.unwrap()).await, 1);
 
