@@ -218,7 +218,14 @@ impl QueryEngine {
 
     /// A session for `principal` on `interface` over the currently published versions.
     pub async fn session(&self, principal: Principal, interface: &str) -> Result<QuerySession, QueryError> {
-        let governance = self.governance().await?;
+        let generation = self.catalog.generation().await?;
+        self.session_at(principal, interface, generation).await
+    }
+
+    /// [`QueryEngine::session`] with the catalog generation the caller read just before (it
+    /// labels the session with it, to tell when the session stops deciding as a new one would).
+    pub async fn session_at(&self, principal: Principal, interface: &str, generation: i64) -> Result<QuerySession, QueryError> {
+        let governance = self.governance_at(generation).await?;
         QuerySession::open_with(self.catalog.clone(), &governance, principal, interface, &self.limits, Some(&self.tables)).await
     }
 }

@@ -119,8 +119,13 @@ impl QuerySession {
 
     /// The session with statements taking placeholders in `style` (Flight SQL clients write `?`).
     pub fn with_placeholders(mut self, style: Placeholders) -> Self {
-        self.placeholders = style;
+        self.set_placeholders(style);
         self
+    }
+
+    /// Makes statements take placeholders in `style` from now on.
+    pub fn set_placeholders(&mut self, style: Placeholders) {
+        self.placeholders = style;
     }
 
     /// The principal this session acts for.

@@ -37,7 +37,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
 use meshwork_auth::{Credential, Identity};
 use meshwork_core::lifecycle::Deprecation;
-use meshwork_query::{CATALOG_NAME, Placeholders, QuerySession};
+use meshwork_query::{CATALOG_NAME, Placeholders};
 use prost::Message;
 use sha2::Sha256;
 use tokio::net::TcpListener;
@@ -45,6 +45,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::ServeError;
+use crate::pool::PooledSession;
 use crate::gate::Gate;
 use crate::http::DEPRECATION_METADATA;
 use metadata::VisibleTable;
@@ -148,8 +149,10 @@ impl MeshFlightSql {
     }
 
     /// A session for `who`, its statements taking `?` as well as `$n` placeholders.
-    async fn session(&self, who: &Identity) -> Result<QuerySession, Status> {
-        Ok(self.gate.session(&who.principal, INTERFACE).await?.with_placeholders(Placeholders::Positional))
+    async fn session(&self, who: &Identity) -> Result<PooledSession, Status> {
+        let mut session = self.gate.session(&who.principal, INTERFACE).await?;
+        session.set_placeholders(Placeholders::Positional);
+        Ok(session)
     }
 
     /// Plans `sql` for `who` and describes its result (its schema with the deprecation warnings
@@ -189,7 +192,7 @@ impl MeshFlightSql {
             None => None,
         };
         let session = self.session(who).await?;
-        let mut stream = self.gate.run(&session, INTERFACE, &handle.sql, params).await?;
+        let mut stream = self.gate.run(&session, INTERFACE, &handle.sql, params).await?.holding(session);
         stream.prime().await?;
         let warnings: Vec<String> = stream.deprecations().iter().map(Deprecation::warning).collect();
         // Deprecation warnings travel twice: as response headers for clients that read them,

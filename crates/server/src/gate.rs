@@ -9,6 +9,7 @@ use meshwork_query::{QueryEngine, QuerySession};
 
 use crate::error::ServeError;
 use crate::metrics::Metrics;
+use crate::pool::{Opened, PooledSession, SessionPool};
 
 /// Settings of the gate.
 #[derive(Debug, Clone)]
@@ -70,6 +71,8 @@ pub struct Gate {
     /// Where the servers listen, once bound: the portal's "how to connect" snippets name them.
     addresses: std::sync::OnceLock<crate::BoundAddresses>,
     signin_links: crate::portal::SignInLinks,
+    /// Sessions idle between statements, reused while they decide as a new one would.
+    pool: Arc<SessionPool>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -103,7 +106,7 @@ impl Gate {
         use rand::RngCore;
         let mut ticket_key = [0u8; 32];
         rand::rng().fill_bytes(&mut ticket_key);
-        Gate { engine, auth, options, running: Arc::default(), metrics: Arc::new(Metrics::new()), ticket_key, addresses: std::sync::OnceLock::new(), signin_links: crate::portal::SignInLinks::default() }
+        Gate { engine, auth, options, running: Arc::default(), metrics: Arc::new(Metrics::new()), ticket_key, addresses: std::sync::OnceLock::new(), signin_links: crate::portal::SignInLinks::default(), pool: Arc::default() }
     }
 
     /// The settings it was made with.
@@ -187,9 +190,33 @@ impl Gate {
         self.running.lock().expect("permit lock").values().sum()
     }
 
-    /// A query session for `principal` on `interface`.
-    pub async fn session(&self, principal: &Principal, interface: &str) -> Result<QuerySession, ServeError> {
+    /// A query session for `principal` on `interface`, for one statement: an idle one from the
+    /// pool when one decides exactly as a new one would (see `pool.rs`), else a new one; it
+    /// returns to the pool when dropped (or, given to [`GovernedStream::holding`], when the
+    /// statement's stream is).
+    pub(crate) async fn session(&self, principal: &Principal, interface: &'static str) -> Result<PooledSession, ServeError> {
+        let generation = self.engine.catalog().generation().await?;
+        let now = chrono::Utc::now();
+        let wanted = Opened { principal: principal.clone(), interface, generation, day: now.date_naive(), valid_until: None };
+        if let Some(session) = self.pool.take(&wanted) {
+            self.metrics.session_started(interface, true);
+            return Ok(session);
+        }
+        let session = self.engine.session_at(principal.clone(), interface, generation).await?;
+        self.metrics.session_started(interface, false);
+        let opened = Opened { valid_until: session.valid_until(), ..wanted };
+        Ok(self.pool.lend(session, opened))
+    }
+
+    /// A new session of its own for `principal` on `interface`, never pooled: for a caller that
+    /// changes it (the Postgres wire installs `pg_catalog`) and keeps it for a connection.
+    pub async fn open_session(&self, principal: &Principal, interface: &str) -> Result<QuerySession, ServeError> {
         Ok(self.engine.session(principal.clone(), interface).await?)
+    }
+
+    /// Sessions idle in the pool.
+    pub fn idle_sessions(&self) -> usize {
+        self.pool.idle()
     }
 }
 
@@ -241,12 +268,21 @@ pub(crate) struct GovernedStream {
     /// The deprecated products the statement reads, for the interface to warn about.
     deprecations: Vec<meshwork_core::lifecycle::Deprecation>,
     _permit: QueryPermit,
+    /// The pooled session it runs in, kept out of the pool until the stream is dropped (its
+    /// memory limit is this statement's alone).
+    _session: Option<PooledSession>,
 }
 
 impl GovernedStream {
     /// The result's columns.
     pub(crate) fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
         self.stream.schema()
+    }
+
+    /// The stream holding `session` until it is dropped.
+    pub(crate) fn holding(mut self, session: PooledSession) -> Self {
+        self._session = Some(session);
+        self
     }
 
     /// The deprecated products the statement reads: every interface passes their warnings on.
@@ -315,7 +351,7 @@ impl Gate {
         let mut timer = self.metrics.query_started(interface);
         tracing::info!(principal = %session.principal().name, interface, sql = %meshwork_query::normalise(sql), "query");
         match session.execute_with(sql, params).await {
-            Ok(stream) => Ok(GovernedStream { stream, first: None, timer, deprecations: session.deprecations(), _permit: permit }),
+            Ok(stream) => Ok(GovernedStream { stream, first: None, timer, deprecations: session.deprecations(), _permit: permit, _session: None }),
             Err(err) => {
                 timer.finish("error");
                 Err(err.into())

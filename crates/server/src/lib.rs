@@ -15,6 +15,7 @@ mod http;
 mod metrics;
 mod portal;
 pub use portal::{LINK_TTL, SignInLinks};
+mod pool;
 mod postgres;
 
 use std::future::Future;

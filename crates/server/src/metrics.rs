@@ -20,6 +20,13 @@ struct InterfaceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SessionLabels {
+    interface: String,
+    /// `opened` (built for the query) or `reused` (taken from the idle pool).
+    how: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuthLabels {
     interface: String,
     reason: String,
@@ -42,6 +49,7 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     connections: Family<InterfaceLabels, Gauge>,
     sessions: Family<InterfaceLabels, Gauge>,
+    session_starts: Family<SessionLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -68,6 +76,7 @@ impl Metrics {
         let http_requests = Family::<HttpLabels, Counter>::default();
         let connections = Family::<InterfaceLabels, Gauge>::default();
         let sessions = Family::<InterfaceLabels, Gauge>::default();
+        let session_starts = Family::<SessionLabels, Counter>::default();
         registry.register("queries", "Queries run, by interface and outcome", queries.clone());
         registry.register("query_duration_seconds", "Query wall time until the last row was sent", durations.clone());
         registry.register("rows_returned", "Rows sent to clients", rows.clone());
@@ -76,7 +85,8 @@ impl Metrics {
         registry.register("http_requests", "HTTP requests, by method and status", http_requests.clone());
         registry.register("connections", "Authenticated connections open, by interface (Postgres wire)", connections.clone());
         registry.register("sessions", "Query sessions held by open connections, by interface (Postgres wire)", sessions.clone());
-        Metrics { registry, queries, durations, rows, active, auth_failures, http_requests, connections, sessions }
+        registry.register("query_sessions", "Query sessions a statement ran in, by interface and whether it was opened for it or reused from the idle pool", session_starts.clone());
+        Metrics { registry, queries, durations, rows, active, auth_failures, http_requests, connections, sessions, session_starts }
     }
 
     /// The text exposition format.
@@ -107,6 +117,12 @@ impl Metrics {
     /// Counts a query session held by a connection on `interface` until the guard is dropped.
     pub(crate) fn session_opened(&self, interface: &'static str) -> GaugeGuard {
         GaugeGuard::new(self.sessions.get_or_create(&InterfaceLabels { interface: interface.into() }).clone())
+    }
+
+    /// Counts a session handed to a statement: `reused` from the idle pool, or `opened`.
+    pub(crate) fn session_started(&self, interface: &str, reused: bool) {
+        let how = if reused { "reused" } else { "opened" };
+        self.session_starts.get_or_create(&SessionLabels { interface: interface.into(), how: how.into() }).inc();
     }
 
     /// Marks a query as running until the returned guard is dropped.

@@ -221,7 +221,7 @@ struct PgSession {
 
 impl PgSession {
     async fn open(gate: &Gate, principal: Principal, generation: i64) -> PgWireResult<PgSession> {
-        let session = gate.session(&principal, INTERFACE).await.map_err(serve_error)?;
+        let session = gate.open_session(&principal, INTERFACE).await.map_err(serve_error)?;
         catalog::install(&session, gate.engine().catalog().as_ref())
             .await
             .map_err(|e| user_error("FATAL", "XX000", format!("cannot set up pg_catalog: {e}")))?;

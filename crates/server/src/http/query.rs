@@ -61,7 +61,7 @@ pub(super) async fn run_query(State(gate): State<Arc<Gate>>, Caller(who): Caller
         .map_err(|e| ServeError::BadRequest(format!("the body must be JSON like {{\"sql\": \"SELECT 1\"}}: {e}")))?;
     let format = ResultFormat::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
     let session = gate.session(&who.principal, INTERFACE).await?;
-    let mut stream = gate.run(&session, INTERFACE, &request.sql, None).await?;
+    let mut stream = gate.run(&session, INTERFACE, &request.sql, None).await?.holding(session);
     stream.prime().await?;
     let content_type = format.content_type();
     let deprecations: Vec<DeprecationInfo> = stream.deprecations().iter().map(DeprecationInfo::from).collect();

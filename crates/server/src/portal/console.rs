@@ -210,7 +210,7 @@ async fn run_page(gate: Arc<Gate>, principal: meshwork_core::principal::Principa
 /// Opens a session for `principal`, admits and starts `sql`, and runs it to its first batch.
 async fn start(gate: &Gate, principal: &meshwork_core::principal::Principal, sql: &str) -> Result<GovernedStream, ServeError> {
     let session = gate.session(principal, INTERFACE).await?;
-    let mut stream = gate.run(&session, INTERFACE, sql, None).await?;
+    let mut stream = gate.run(&session, INTERFACE, sql, None).await?.holding(session);
     stream.prime().await?;
     Ok(stream)
 }

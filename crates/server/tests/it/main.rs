@@ -20,6 +20,7 @@ mod portal_pages;
 mod readiness;
 mod revocation;
 mod search;
+mod sessions;
 mod settings;
 mod visibility;
 mod wire;

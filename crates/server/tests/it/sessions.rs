@@ -1,0 +1,62 @@
+//! Idle query sessions are reused between statements of one principal on one interface (and
+//! between Flight SQL's GetFlightInfo and DoGet), never across principals, and not once the
+//! catalog moved: after a reapply the next statement opens a session under the new rules.
+
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+
+use crate::{Served, csv};
+
+/// How many sessions `interface` handed to statements, `opened` or `reused`.
+async fn sessions(served: &Served, interface: &str, how: &str) -> u64 {
+    let metrics = reqwest::get(served.url("/metrics")).await.unwrap().text().await.unwrap();
+    let line = format!("meshwork_query_sessions_total{{interface=\"{interface}\",how=\"{how}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&line)).map(|n| n.parse().unwrap()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn sessions_are_reused_only_while_they_decide_as_a_new_one_would() {
+    let served = Served::start(meshwork_query::QueryLimits::default(), 8).await;
+    let sql = "SELECT order_id, region, amount FROM sales.orders ORDER BY order_id";
+    let query = |who: &'static str| {
+        let served = &served;
+        async move { served.post_query(Some(served.token(who)), sql, "text/csv").await.text().await.unwrap() }
+    };
+    let first = query("ana").await;
+    assert_eq!(first, served.reference("ana", sql).await);
+    assert_eq!(query("ana").await, first);
+    assert_eq!(query("ana").await, first);
+    assert_eq!((sessions(&served, "http", "opened").await, sessions(&served, "http", "reused").await), (1, 2));
+
+    // Another principal never gets ana's session (its row filter differs).
+    let sam = query("sam").await;
+    assert_eq!(sam, served.reference("sam", sql).await);
+    assert_ne!(sam, first);
+    assert_eq!(sessions(&served, "http", "opened").await, 2);
+
+    // Flight SQL: the session GetFlightInfo planned in is the one DoGet runs in.
+    let mut client = served.flight(served.token("ana")).await;
+    let info = client.execute(sql.to_owned(), None).await.unwrap();
+    let batches: Vec<RecordBatch> = client.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(csv(&batches), first);
+    assert_eq!((sessions(&served, "flight_sql", "opened").await, sessions(&served, "flight_sql", "reused").await), (1, 1));
+
+    // A reapply that masks `amount` moves the catalog's generation: the idle sessions are not
+    // reused, and the next statement reads under the new rules on both interfaces.
+    served
+        .reapply(|root| {
+            let file = root.join("domains/sales/products/orders/product.yaml");
+            let text = std::fs::read_to_string(&file).unwrap();
+            std::fs::write(&file, text.replace("access:\n", "access:\n  masks: { amount: \"null\" }\n")).unwrap();
+        })
+        .await;
+    let masked = query("ana").await;
+    assert_ne!(masked, first);
+    assert_eq!(masked, served.reference("ana", sql).await);
+    assert_eq!(sessions(&served, "http", "opened").await, 3);
+    let info = client.execute(sql.to_owned(), None).await.unwrap();
+    let batches: Vec<RecordBatch> = client.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(csv(&batches), masked);
+    assert_eq!(sessions(&served, "flight_sql", "opened").await, 2);
+    served.stop().await;
+}
