@@ -91,8 +91,10 @@ pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// The digest of the files' names and contents. BLAKE3, not SHA-256: it reads a GB of input in a
+/// fraction of a second on one core, where SHA-256 took a twentieth of the whole ingest.
 fn hash_files(root: &std::path::Path, files: &[PathBuf]) -> Result<[u8; 32], PipelineError> {
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0u8; 1 << 20];
     for file in files {
         let display = file.strip_prefix(root).unwrap_or(file).display().to_string();

@@ -101,12 +101,12 @@ pub fn csv_text_chunks(path: &Path, display: &str, header: bool, delimiter: char
         names.push(name);
     }
     let schema: SchemaRef = Arc::new(Schema::new(names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>()));
-    // A class that matches nothing: NULL markers are applied below, exactly as declared.
-    let never = regex::Regex::new("[^\\s\\S]").expect("valid regex");
+    // Arrow's reader gives an empty cell no bytes and marks it NULL (a regex test per cell
+    // would cost a tenth of the ingest); an empty cell is an empty string unless `null_values`
+    // lists it, so that mark is dropped below and the declared markers applied instead.
     let csv = arrow::csv::ReaderBuilder::new(schema.clone())
         .with_header(header)
         .with_delimiter(delimiter as u8)
-        .with_null_regex(never)
         .with_batch_size(CHUNK_ROWS)
         .build(reader)
         .map_err(|e| read_error(display, e))?;
@@ -115,15 +115,16 @@ pub fn csv_text_chunks(path: &Path, display: &str, header: bool, delimiter: char
     let batches = csv.map(move |batch| {
         // Arrow's CSV errors count lines of the file, header included, as an editor does.
         let batch = batch.map_err(|e| read_error(&display, e))?;
-        if null_values.is_empty() {
-            return Ok(batch);
-        }
         let columns: Vec<ArrayRef> = batch
             .columns()
             .iter()
             .map(|column| {
                 let strings = column.as_any().downcast_ref::<StringArray>().expect("text columns");
-                let nulled: StringArray = strings.iter().map(|v| v.filter(|v| !null_values.iter().any(|n| n == v))).collect();
+                if null_values.is_empty() {
+                    let (offsets, values, _) = strings.clone().into_parts();
+                    return Arc::new(StringArray::new(offsets, values, None)) as ArrayRef;
+                }
+                let nulled: StringArray = (0..strings.len()).map(|i| Some(strings.value(i)).filter(|v| !null_values.iter().any(|n| n == v))).collect();
                 Arc::new(nulled) as ArrayRef
             })
             .collect();
