@@ -132,52 +132,70 @@ fn provenance_of(source: &InputSource, path: String) -> Provenance {
     Provenance::File { path, lines_before }
 }
 
-/// The files of an identity input, read in chunks and conformed to the contract on one blocking
-/// thread while the consumer encodes what it already received (a second core). The channel
-/// holds two batches: reading waits for writing, so memory does not grow with the input.
+/// The files of an identity input as a stream of conformed blocks, in two stages on blocking
+/// threads while the consumer encodes what it already received: one parses the files, the
+/// other checks and casts each block against the contract (three stages keep two cores busy;
+/// parsing alone is about as costly as the rest). Each channel holds two blocks: reading waits
+/// for writing, so memory does not grow with the input.
 fn stream_files(mesh: &LoadedMesh, source: &InputSource, files: Vec<PathBuf>, contract: &Contract) -> BatchStream {
+    let (raw_sender, mut raw) = tokio::sync::mpsc::channel::<(usize, Result<RecordBatch, PipelineError>)>(2);
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch, PipelineError>>(2);
-    let (root, source, contract) = (mesh.root.clone(), source.clone(), contract.clone());
+    let displays: Vec<String> = files.iter().map(|f| f.strip_prefix(&mesh.root).unwrap_or(f).display().to_string()).collect();
+    let provenances: Vec<Provenance> = displays.iter().map(|d| provenance_of(source, d.clone())).collect();
+    let reader_source = source.clone();
     let reader = tokio::task::spawn_blocking(move || {
-        for file in files {
-            let display = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
-            let provenance = provenance_of(&source, display.clone());
-            let chunks = match file_chunks(&source, &file, &display) {
+        for (index, (file, display)) in files.iter().zip(&displays).enumerate() {
+            let chunks = match file_chunks(&reader_source, file, display) {
                 Ok(chunks) => chunks.batches,
                 Err(error) => {
-                    let _ = sender.blocking_send(Err(error));
+                    let _ = raw_sender.blocking_send((index, Err(error)));
                     return;
                 }
             };
-            let mut offset = 0;
             for chunk in chunks {
-                let conformed = chunk.and_then(|mut batch| {
-                    if matches!(source, InputSource::Csv { header: false, .. }) {
-                        batch = name_like_contract(batch, &contract, &provenance)?;
-                    }
-                    let conformed = conform(&batch, &contract, &provenance, offset);
-                    offset += batch.num_rows();
-                    conformed
-                });
-                let failed = conformed.is_err();
-                // A closed channel: the consumer stopped (its own error); nothing more to read.
-                if sender.blocking_send(conformed).is_err() || failed {
+                let failed = chunk.is_err();
+                // A closed channel: the checker stopped (an error); nothing more to read.
+                if raw_sender.blocking_send((index, chunk)).is_err() || failed {
                     return;
                 }
             }
         }
     });
-    // When the channel ends, the reader's outcome decides: a panic must not pass for the end
-    // of the data.
-    let state = (receiver, Some(reader));
-    Box::pin(futures::stream::unfold(state, |(mut receiver, mut reader)| async move {
+    let (source, contract) = (source.clone(), contract.clone());
+    let checker = tokio::task::spawn_blocking(move || {
+        let (mut current, mut offset) = (usize::MAX, 0);
+        while let Some((index, chunk)) = raw.blocking_recv() {
+            if index != current {
+                (current, offset) = (index, 0);
+            }
+            let provenance = &provenances[index];
+            let conformed = chunk.and_then(|mut batch| {
+                if matches!(source, InputSource::Csv { header: false, .. }) {
+                    batch = name_like_contract(batch, &contract, provenance)?;
+                }
+                let conformed = conform(&batch, &contract, provenance, offset);
+                offset += batch.num_rows();
+                conformed
+            });
+            let failed = conformed.is_err();
+            if sender.blocking_send(conformed).is_err() || failed {
+                return;
+            }
+        }
+    });
+    // When the channel ends, the stages' outcomes decide: a panic must not pass for the end of
+    // the data.
+    let state = (receiver, vec![checker, reader]);
+    Box::pin(futures::stream::unfold(state, |(mut receiver, mut stages)| async move {
         if let Some(item) = receiver.recv().await {
-            return Some((item, (receiver, reader)));
+            return Some((item, (receiver, stages)));
         }
-        match reader.take()?.await {
-            Ok(()) => None,
-            Err(error) => Some((Err(PipelineError::Internal(format!("the input reader stopped: {error}"))), (receiver, None))),
+        while let Some(stage) = stages.pop() {
+            if let Err(error) = stage.await {
+                return Some((Err(PipelineError::Internal(format!("the input reader stopped: {error}"))), (receiver, Vec::new())));
+            }
         }
+        None
     }))
 }
 
