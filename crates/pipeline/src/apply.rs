@@ -237,6 +237,14 @@ fn run_id(now: chrono::DateTime<chrono::Utc>) -> String {
 /// to date. Holds the product's lock throughout; first finishes or cleans up what a crashed
 /// run of the product left behind. When the build starts, its OpenLineage START is emitted and
 /// its run id left in `lineage_run` (for the caller's FAIL); its COMPLETE is emitted once published.
+/// Fails when the product's lock was lost since it was taken.
+async fn ensure_locked(lock: &mut meshwork_catalog::HeldLock, id: &ProductId) -> Result<(), PipelineError> {
+    match lock.still_held().await {
+        true => Ok(()),
+        false => Err(PipelineError::LockLost(id.clone())),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn publish_product(
     mesh: &LoadedMesh,
@@ -249,7 +257,7 @@ async fn publish_product(
     lineage_events: &Emitter<'_>,
     lineage_run: &mut Option<meshwork_core::openlineage::RunId>,
 ) -> Result<Publish, PipelineError> {
-    let _lock = catalog.lock(&meshwork_catalog::product_lock(id), options.lock_wait).await?;
+    let mut lock = catalog.lock(&meshwork_catalog::product_lock(id), options.lock_wait).await?;
     recover(id, catalog, store).await?;
     let entry = &mesh.repo.products[id];
     let descriptor = &entry.descriptor;
@@ -299,7 +307,7 @@ async fn publish_product(
         trigger: options.trigger,
         outcome: quality::outcome(&results),
         published_seq: None,
-        row_count: row_count,
+        row_count,
         build_ms,
         stage_ms,
         quality_ms,
@@ -382,7 +390,13 @@ async fn publish_product(
         ("meshwork.input_fingerprint".to_owned(), fingerprint),
         ("meshwork.run".to_owned(), run.clone()),
     ];
-    let committed = store.publish(id, &staged, metadata).await?;
+    // Files are moved and committed only while the product's lock is still ours: a lost lock (its
+    // catalog connection dropped) lets another process recover this run, deleting moved files.
+    ensure_locked(&mut lock, id).await?;
+    store.move_staged(id, &staged).await?;
+    failpoint("moved");
+    ensure_locked(&mut lock, id).await?;
+    let committed = store.commit_staged(id, &staged, metadata).await?;
     failpoint("committed");
     publication.delta_version = committed.delta_version;
     let version = catalog.publish(&publication).await?;

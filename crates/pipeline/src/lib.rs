@@ -168,6 +168,9 @@ pub enum PipelineError {
     /// Writing the Delta table failed.
     #[error(transparent)]
     Storage(#[from] meshwork_storage::StorageError),
+    /// The product's lock was lost during a run (its catalog connection dropped).
+    #[error("lost the lock of product `{0}` (the metadata store connection holding it dropped); nothing was published; run `meshwork apply` again")]
+    LockLost(meshwork_core::id::ProductId),
     /// The metadata store failed.
     #[error(transparent)]
     Catalog(#[from] meshwork_catalog::CatalogError),

@@ -2,13 +2,14 @@
 //! failpoints that let tests kill a run at each step.
 //!
 //! A run writes, in order: the staged table, then (after its quality rules passed) the
-//! publication journal [`PENDING_FILE`] next to the staged data, then the Delta commit tagged
+//! publication journal [`PENDING_FILE`] next to the staged data, then moves the staged files
+//! into the product's table (uncommitted: no reader sees them), then the Delta commit tagged
 //! with the run id, then the catalog record, then removes the staging directory. A crash can
 //! stop it between any two steps; the next run of the product (under the product lock, so no
 //! live run is touched) looks at each leftover staging directory:
-//! - the product table's newest Delta commit carries the run id and the catalog does not name
-//!   that Delta version yet: the commit passed its checks, so the journaled publication is
-//!   recorded, finishing the run exactly once;
+//! - the product table's newest Delta commit carries the run id (read from the log alone, never
+//!   from the journal) and the catalog does not name that Delta version yet: the commit passed
+//!   its checks, so the journaled publication is recorded, finishing the run exactly once;
 //! - otherwise the run never committed: its staging directory is removed, with any data file
 //!   it had already moved into the product's table (`ProductStore::abandon_run`).
 
@@ -23,7 +24,7 @@ pub const PENDING_FILE: &str = "publication.json";
 
 /// The environment variable naming a failpoint: `STEP` or `STEP=pause` stops the process at
 /// that step (printing `failpoint STEP reached` to stderr and sleeping until killed);
-/// `STEP=abort` aborts it at once. Steps: `built`, `staged`, `checked`, `committed`, `published`.
+/// `STEP=abort` aborts it at once. Steps: `built`, `staged`, `checked`, `moved`, `committed`, `published`.
 pub const FAILPOINT_ENV: &str = "MESHWORK_FAILPOINT";
 
 /// Stops the process here if [`FAILPOINT_ENV`] names this step. For crash tests only.
@@ -64,22 +65,31 @@ pub enum Recovered {
 pub async fn recover(id: &ProductId, catalog: &dyn CatalogStore, store: &ProductStore) -> Result<Vec<Recovered>, PipelineError> {
     let mut done = Vec::new();
     for run in store.leftover_runs(id).await? {
-        let pending = store.read_journal(id, &run, PENDING_FILE).await?.and_then(|bytes| serde_json::from_slice::<Publication>(&bytes).ok());
+        // Whether the run committed is read from the product table's log alone: a journal that
+        // is missing (a cleanup cut short) or unreadable must never make a committed run look
+        // abandoned, whose files would then be deleted.
+        let committed = match store.latest_commit(id).await? {
+            Some((delta_version, info)) if info.get("meshwork.run").and_then(|v| v.as_str()) == Some(run.as_str()) => Some(delta_version),
+            _ => None,
+        };
         let mut finished = None;
-        if let Some(mut publication) = pending
-            && let Some((delta_version, info)) = store.latest_commit(id).await?
-            && info.get("meshwork.run").and_then(|v| v.as_str()) == Some(run.as_str())
-        {
-            let recorded = catalog.versions(id).await?.iter().any(|v| v.delta_version == delta_version);
-            if !recorded {
-                publication.delta_version = delta_version;
-                catalog.publish(&publication).await?;
+        match committed {
+            Some(delta_version) => {
+                let pending = store.read_journal(id, &run, PENDING_FILE).await?.and_then(|bytes| serde_json::from_slice::<Publication>(&bytes).ok());
+                let recorded = catalog.versions(id).await?.iter().any(|v| v.delta_version == delta_version);
+                match pending {
+                    Some(mut publication) if !recorded => {
+                        publication.delta_version = delta_version;
+                        catalog.publish(&publication).await?;
+                        finished = Some(delta_version);
+                    }
+                    Some(_) => finished = Some(delta_version),
+                    None if recorded => finished = Some(delta_version),
+                    None => tracing::error!(product = %id, run, delta_version, "a run committed Delta version {delta_version} but left no readable publication journal; the catalog keeps serving the previous version until the product is applied again"),
+                }
+                store.discard_run(id, &run).await?;
             }
-            finished = Some(delta_version);
-        }
-        match finished {
-            Some(_) => store.discard_run(id, &run).await?,
-            // Files it may have moved into the product's table before the crash go too.
+            // Never committed: files it may have moved into the product's table go too.
             None => store.abandon_run(id, &run).await?,
         }
         let outcome = match finished {

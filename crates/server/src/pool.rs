@@ -84,6 +84,12 @@ impl SessionPool {
     }
 
     fn give_back(&self, session: QuerySession, opened: Opened) {
+        // A statement whose stream was dropped may still be winding down (its tasks are aborted
+        // asynchronously) and hold memory of the session's pool: a statement reusing the session
+        // now would find less than its limit. Such a session is closed instead.
+        if session.context().runtime_env().memory_pool.reserved() > 0 {
+            return;
+        }
         let mut idle = self.idle.lock().expect("pool lock");
         let total: usize = idle.values().map(Vec::len).sum();
         if total >= IDLE_TOTAL {

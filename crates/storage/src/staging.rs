@@ -110,13 +110,17 @@ impl ProductStore {
     }
 
     /// Publishes a staged run as the new content of the product's table (created if needed):
-    /// its data files move into the table and one Delta commit replaces every current file with
-    /// them, the schema too when the contract changed. `metadata` is stored in the commit info
-    /// for auditors and crash recovery. Returns the new Delta version.
+    /// [`ProductStore::move_staged`], then [`ProductStore::commit_staged`].
     pub async fn publish(&self, id: &ProductId, staged: &StagedTable, metadata: Vec<(String, String)>) -> Result<CommittedVersion> {
+        self.move_staged(id, staged).await?;
+        self.commit_staged(id, staged, metadata).await
+    }
+
+    /// Moves a staged run's data files into the product's table, where no commit refers to them
+    /// yet (readers do not see them). Repeatable: a file an earlier attempt moved is skipped.
+    pub async fn move_staged(&self, id: &ProductId, staged: &StagedTable) -> Result<()> {
         let url = self.table_url(id);
         self.ensure_local_dir(&url).await?;
-        let delta = |source| StorageError::Delta { table: url.to_string(), source };
         let staging = self.staging_key(id).join(staged.run.as_str());
         let target = self.table_key(id);
         for file in &staged.files {
@@ -128,6 +132,15 @@ impl ProductStore {
                 Err(e) => return Err(self.object_error(&from, e)),
             }
         }
+        Ok(())
+    }
+
+    /// Commits a moved run as the product table's next version: one Delta commit replaces every
+    /// current file with the run's, the schema too when the contract changed. `metadata` is
+    /// stored in the commit info for auditors and crash recovery. Returns the new Delta version.
+    pub async fn commit_staged(&self, id: &ProductId, staged: &StagedTable, metadata: Vec<(String, String)>) -> Result<CommittedVersion> {
+        let url = self.table_url(id);
+        let delta = |source| StorageError::Delta { table: url.to_string(), source };
         let commit = CommitProperties::default().with_metadata(metadata.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))));
         let adds = staged.files.iter().cloned().map(Action::Add);
         let staged_schema = staged.table.snapshot().map_err(delta)?.schema();
@@ -164,13 +177,32 @@ impl ProductStore {
     /// committed.
     pub async fn abandon_run(&self, id: &ProductId, run: &str) -> Result<()> {
         let url = self.staging_url(id, run);
-        // No staged log: the run stopped while staging, before it could move anything.
-        if let Ok(table) = DeltaTable::try_from_url(url.clone()).await
-            && let Ok(snapshot) = table.snapshot()
-        {
+        let staged = match DeltaTable::try_from_url(url.clone()).await {
+            Ok(table) => Some(table),
+            // No staged log: the run stopped while staging, before it could move anything.
+            Err(DeltaTableError::NotATable(_)) => None,
+            Err(source) => return Err(StorageError::Delta { table: url.to_string(), source }),
+        };
+        if let Some(staged) = staged {
+            let staged = staged.snapshot().map_err(|source| StorageError::Delta { table: url.to_string(), source })?;
+            // Never a file a commit of the product's table refers to, whatever the caller thought.
+            let committed: std::collections::HashSet<String> = match self.has_table(id).await? {
+                true => {
+                    let table_url = self.table_url(id);
+                    let table = DeltaTable::try_from_url(table_url.clone()).await.map_err(|source| StorageError::Delta { table: table_url.to_string(), source })?;
+                    let snapshot = table.snapshot().map_err(|source| StorageError::Delta { table: table_url.to_string(), source })?;
+                    snapshot.log_data().iter().map(|f| f.path().to_string()).collect()
+                }
+                false => Default::default(),
+            };
             let target = self.table_key(id);
-            for file in snapshot.log_data().iter() {
-                let moved = child(&target, file.path().as_ref())?;
+            for file in staged.log_data().iter() {
+                let path = file.path().to_string();
+                if committed.contains(&path) {
+                    tracing::error!(product = %id, run, file = %path, "a run to abandon names a file the product's table refers to; kept");
+                    continue;
+                }
+                let moved = child(&target, &path)?;
                 match self.objects.delete(&moved).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => return Err(self.object_error(&moved, e)),

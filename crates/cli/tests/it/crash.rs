@@ -53,7 +53,7 @@ fn latest_delta_version(dir: &std::path::Path) -> i64 {
 #[test]
 fn sigkill_at_every_step_of_apply_keeps_the_last_committed_version_and_restart_recovers() {
     const FIVE_ORDERS: &str = "5,dave,AUTUMN,7.00,2025-07-01T00:00:00Z\n";
-    for step in ["built", "staged", "checked", "committed", "published"] {
+    for step in ["built", "staged", "checked", "moved", "committed", "published"] {
         let (_tmp, dir) = tiny_mesh();
         ok(&dir, &["apply"]);
         assert_eq!(query_csv(&dir, "SELECT count(*) AS n FROM sales.orders"), "n\n4\n");

@@ -88,7 +88,7 @@ fn two_publishers_at_once_on_s3_publish_each_product_once() {
 
 #[test]
 fn sigkill_at_every_step_on_s3_keeps_the_last_committed_version_and_restart_recovers() {
-    for step in ["built", "staged", "checked", "committed", "published"] {
+    for step in ["built", "staged", "checked", "moved", "committed", "published"] {
         let (_tmp, dir, s3) = tiny_mesh_on_s3(step);
         ok(&dir, &["apply"]);
         write(&dir, "data/orders.csv", &format!("{ORDERS_CSV}{FIFTH_ORDER}"));

@@ -1,5 +1,5 @@
 //! Idle query sessions are reused between statements of one principal on one interface (and
-//! between Flight SQL's GetFlightInfo and DoGet), never across principals, and not once the
+//! from Flight SQL's GetFlightInfo to its DoGet), never across principals, and not once the
 //! catalog moved: after a reapply the next statement opens a session under the new rules.
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -34,7 +34,7 @@ async fn sessions_are_reused_only_while_they_decide_as_a_new_one_would() {
     assert_ne!(sam, first);
     assert_eq!(sessions(&served, "http", "opened").await, 2);
 
-    // Flight SQL: the session GetFlightInfo planned in is the one DoGet runs in.
+    // Flight SQL: DoGet reuses the session GetFlightInfo planned in and returned to the pool.
     let mut client = served.flight(served.token("ana")).await;
     let info = client.execute(sql.to_owned(), None).await.unwrap();
     let batches: Vec<RecordBatch> = client.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();

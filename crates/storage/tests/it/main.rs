@@ -240,3 +240,19 @@ async fn an_abandoned_run_removes_the_files_it_moved() {
     assert!(!staging.exists());
     assert_eq!(count(&ProductStore::open_table(&store.table_url(&id)).await.unwrap()).await, 3);
 }
+
+/// Abandoning a run never deletes a file a commit refers to, even when asked about a run that
+/// did commit (a recovery misled by a journal lost in a cleanup cut short).
+#[tokio::test]
+async fn abandoning_a_committed_run_keeps_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ProductStore::open(&dir.path().join("data")).unwrap();
+    let id: ProductId = "sales.orders".parse().unwrap();
+    let staged = store.stage(&id, "run-d", batch(&[1]).schema(), stream(vec![batch(&[1, 2, 3])])).await.unwrap();
+    store.publish(&id, &staged, vec![]).await.unwrap();
+    let files = parquet_names(&dir.path().join("data/sales/orders"));
+    store.abandon_run(&id, "run-d").await.unwrap();
+    assert_eq!(parquet_names(&dir.path().join("data/sales/orders")), files);
+    assert_eq!(count(&ProductStore::open_table(&store.table_url(&id)).await.unwrap()).await, 3);
+    assert!(store.leftover_runs(&id).await.unwrap().is_empty());
+}
