@@ -196,8 +196,7 @@ impl Gate {
     /// statement's stream is).
     pub(crate) async fn session(&self, principal: &Principal, interface: &'static str) -> Result<PooledSession, ServeError> {
         let generation = self.engine.catalog().generation().await?;
-        let now = chrono::Utc::now();
-        let wanted = Opened { principal: principal.clone(), interface, generation, day: now.date_naive(), valid_until: None };
+        let wanted = Opened::new(principal.clone(), interface, generation, None);
         if let Some(session) = self.pool.take(&wanted) {
             self.metrics.session_started(interface, true);
             return Ok(session);
@@ -212,11 +211,6 @@ impl Gate {
     /// changes it (the Postgres wire installs `pg_catalog`) and keeps it for a connection.
     pub async fn open_session(&self, principal: &Principal, interface: &str) -> Result<QuerySession, ServeError> {
         Ok(self.engine.session(principal.clone(), interface).await?)
-    }
-
-    /// Sessions idle in the pool.
-    pub fn idle_sessions(&self) -> usize {
-        self.pool.idle()
     }
 }
 

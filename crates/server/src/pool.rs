@@ -34,8 +34,13 @@ pub(crate) struct Opened {
 }
 
 impl Opened {
+    /// What a session opened now for `principal` on `interface` at `generation` is for.
+    pub(crate) fn new(principal: Principal, interface: &'static str, generation: i64, valid_until: Option<chrono::DateTime<chrono::Utc>>) -> Opened {
+        Opened { principal, interface, generation, day: chrono::Utc::now().date_naive(), valid_until }
+    }
+
     /// Whether a session opened as `self` decides exactly as one opened for `wanted` now.
-    fn serves(&self, wanted: &Opened, now: chrono::DateTime<chrono::Utc>) -> bool {
+    pub(crate) fn serves(&self, wanted: &Opened, now: chrono::DateTime<chrono::Utc>) -> bool {
         self.principal == wanted.principal
             && self.interface == wanted.interface
             && self.generation == wanted.generation
@@ -108,11 +113,6 @@ impl SessionPool {
             sessions.remove(0);
         }
         sessions.push(Idle { session, opened, since: Instant::now() });
-    }
-
-    /// How many sessions are idle (for tests and metrics).
-    pub(crate) fn idle(&self) -> usize {
-        self.idle.lock().expect("pool lock").values().map(Vec::len).sum()
     }
 }
 

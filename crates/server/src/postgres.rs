@@ -75,6 +75,7 @@ use tokio::sync::watch;
 use crate::error::ServeError;
 use crate::gate::Gate;
 use crate::metrics::GaugeGuard;
+use crate::pool::Opened;
 use execute::Answer;
 use link::{ClientLink, Interruption, Links, Registration};
 
@@ -210,12 +211,9 @@ impl Debug for Secret {
 /// A query session with `pg_catalog`, opened for one principal at one catalog generation.
 struct PgSession {
     session: QuerySession,
-    principal: Principal,
-    generation: i64,
-    /// The UTC day it was opened: which products are past their sunset is decided per day.
-    opened_on: chrono::NaiveDate,
-    /// When one of the principal's grants ends; the session must not outlive it.
-    valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// What it was opened for; it serves a statement only while a new session would decide the
+    /// same (the pool's rule, `Opened::serves`).
+    opened: Opened,
     _open: GaugeGuard,
 }
 
@@ -229,8 +227,8 @@ impl PgSession {
         rewrite::like_escape::register(session.context());
         rewrite::scalar_subquery::register(session.context());
         rewrite::bool_literal::register(session.context()).map_err(|e| user_error("FATAL", "XX000", format!("cannot set up the Postgres session: {e}")))?;
-        let valid_until = session.valid_until();
-        Ok(PgSession { session, principal, generation, opened_on: chrono::Utc::now().date_naive(), valid_until, _open: gate.metrics().session_opened(INTERFACE) })
+        let opened = Opened::new(principal, INTERFACE, generation, session.valid_until());
+        Ok(PgSession { session, opened, _open: gate.metrics().session_opened(INTERFACE) })
     }
 }
 
@@ -257,12 +255,7 @@ impl PgConnection {
         let generation = gate.engine().catalog().generation().await.map_err(|e| serve_error(e.into()))?;
         let who = gate.authenticate(Credential(Some(&self.credential.0)), INTERFACE).await.map_err(serve_error)?;
         let current = self.current.lock().expect("session lock").clone();
-        let now = chrono::Utc::now();
-        if current.generation == generation
-            && current.principal == who.principal
-            && current.opened_on == now.date_naive()
-            && current.valid_until.is_none_or(|end| now < end)
-        {
+        if current.opened.serves(&Opened::new(who.principal.clone(), INTERFACE, generation, None), chrono::Utc::now()) {
             return Ok(current);
         }
         tracing::info!(principal = %who.principal.name, generation, "Postgres session reopened: rights or publications changed");
