@@ -1,6 +1,6 @@
 """Benchmark of `meshwork serve`: result streaming throughput and small-query latency.
 
-Usage: bench/serve_bench.py PATH/TO/meshwork [--rows N] [--queries N]
+Usage: bench/serve_bench.py PATH/TO/meshwork [--rows N] [--queries N] [--small-only]
 
 1. Writes a mesh with one product `bench.events` of N rows (default 10,000,000: id bigint,
    user_id bigint, amount double, category string, at timestamp) from a Parquet file generated
@@ -109,6 +109,7 @@ def main():
     parser.add_argument("binary")
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--queries", type=int, default=400, help="small queries per client")
+    parser.add_argument("--small-only", action="store_true", help="only the small queries (no streaming, no PostgreSQL)")
     args = parser.parse_args()
     binary = str(Path(args.binary).resolve())
     work = Path(tempfile.mkdtemp(prefix="meshwork-serve-bench-"))
@@ -136,70 +137,71 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        table = pq.read_table(mesh / "data/events.parquet")
-        arrow_bytes = table.nbytes
-        results = []
+        if not args.small_only:
+            table = pq.read_table(mesh / "data/events.parquet")
+            arrow_bytes = table.nbytes
+            results = []
 
-        # PostgreSQL 15, same rows.
-        print("loading PostgreSQL", file=sys.stderr)
-        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True) as pg:
-            pg.execute("DROP TABLE IF EXISTS bench_events")
-            pg.execute("CREATE TABLE bench_events (id bigint, user_id bigint, amount double precision, category text, at timestamptz)")
-            with pg.cursor().copy("COPY bench_events FROM STDIN (FORMAT csv)") as copy:
-                for batch in table.to_batches(max_chunksize=200_000):
-                    buf = pa.BufferOutputStream()
-                    pa.csv.write_csv(pa.Table.from_batches([batch]), buf, pa.csv.WriteOptions(include_header=False))
-                    copy.write(buf.getvalue().to_pybytes())
-            pg.execute("VACUUM ANALYZE bench_events")
-            version = pg.execute("SHOW server_version").fetchone()[0]
+            # PostgreSQL 15, same rows.
+            print("loading PostgreSQL", file=sys.stderr)
+            with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True) as pg:
+                pg.execute("DROP TABLE IF EXISTS bench_events")
+                pg.execute("CREATE TABLE bench_events (id bigint, user_id bigint, amount double precision, category text, at timestamptz)")
+                with pg.cursor().copy("COPY bench_events FROM STDIN (FORMAT csv)") as copy:
+                    for batch in table.to_batches(max_chunksize=200_000):
+                        buf = pa.BufferOutputStream()
+                        pa.csv.write_csv(pa.Table.from_batches([batch]), buf, pa.csv.WriteOptions(include_header=False))
+                        copy.write(buf.getvalue().to_pybytes())
+                pg.execute("VACUUM ANALYZE bench_events")
+                version = pg.execute("SHOW server_version").fetchone()[0]
 
-            def pg_copy():
-                n = 0
-                with pg.cursor().copy("COPY bench_events TO STDOUT") as copy:
-                    for data in copy:
-                        n += len(data)
-                return n
-
-            def pg_select():
-                with pg.cursor(binary=True) as cur:
-                    cur.execute("SELECT * FROM bench_events")
+                def pg_copy():
                     n = 0
-                    while rows := cur.fetchmany(100_000):
-                        n += len(rows)
+                    with pg.cursor().copy("COPY bench_events TO STDOUT") as copy:
+                        for data in copy:
+                            n += len(data)
                     return n
 
-            seconds, _ = timed(pg_copy)
-            results.append((f"PostgreSQL {version} `COPY … TO STDOUT`", seconds))
-            seconds, n = timed(pg_select)
-            results.append((f"PostgreSQL {version} `SELECT` (psycopg, binary)", seconds))
+                def pg_select():
+                    with pg.cursor(binary=True) as cur:
+                        cur.execute("SELECT * FROM bench_events")
+                        n = 0
+                        while rows := cur.fetchmany(100_000):
+                            n += len(rows)
+                        return n
 
-        def flight_all():
-            with flightsql.connect(f"grpc://127.0.0.1:{flight_port}", db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {token}"}) as conn, conn.cursor() as cur:
-                cur.execute("SELECT * FROM bench.events")
-                return cur.fetch_arrow_table().num_rows
+                seconds, _ = timed(pg_copy)
+                results.append((f"PostgreSQL {version} `COPY … TO STDOUT`", seconds))
+                seconds, n = timed(pg_select)
+                results.append((f"PostgreSQL {version} `SELECT` (psycopg, binary)", seconds))
 
-        seconds, n = timed(flight_all)
-        assert n == args.rows, n
-        results.append(("Meshwork Flight SQL (ADBC)", seconds))
-
-        def mesh_pg():
-            with psycopg.connect(host="127.0.0.1", port=pg_port, user="reader", password=token, dbname="meshwork", autocommit=True) as conn:
-                with conn.cursor(binary=True) as cur:
+            def flight_all():
+                with flightsql.connect(f"grpc://127.0.0.1:{flight_port}", db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {token}"}) as conn, conn.cursor() as cur:
                     cur.execute("SELECT * FROM bench.events")
-                    n = 0
-                    while rows := cur.fetchmany(100_000):
-                        n += len(rows)
-                    return n
+                    return cur.fetch_arrow_table().num_rows
 
-        seconds, n = timed(mesh_pg)
-        assert n == args.rows, n
-        results.append(("Meshwork Postgres wire (psycopg, binary)", seconds))
+            seconds, n = timed(flight_all)
+            assert n == args.rows, n
+            results.append(("Meshwork Flight SQL (ADBC)", seconds))
 
-        print(f"\n### Streaming {args.rows:,} rows ({arrow_bytes / 1e6:,.0f} MB as Arrow)\n")
-        print("| system | seconds (median of 3) | MB/s | rows/s |")
-        print("|---|---:|---:|---:|")
-        for name, seconds in results:
-            print(f"| {name} | {seconds:.2f} | {arrow_bytes / 1e6 / seconds:,.0f} | {args.rows / seconds:,.0f} |")
+            def mesh_pg():
+                with psycopg.connect(host="127.0.0.1", port=pg_port, user="reader", password=token, dbname="meshwork", autocommit=True) as conn:
+                    with conn.cursor(binary=True) as cur:
+                        cur.execute("SELECT * FROM bench.events")
+                        n = 0
+                        while rows := cur.fetchmany(100_000):
+                            n += len(rows)
+                        return n
+
+            seconds, n = timed(mesh_pg)
+            assert n == args.rows, n
+            results.append(("Meshwork Postgres wire (psycopg, binary)", seconds))
+
+            print(f"\n### Streaming {args.rows:,} rows ({arrow_bytes / 1e6:,.0f} MB as Arrow)\n")
+            print("| system | seconds (median of 3) | MB/s | rows/s |")
+            print("|---|---:|---:|---:|")
+            for name, seconds in results:
+                print(f"| {name} | {seconds:.2f} | {arrow_bytes / 1e6 / seconds:,.0f} | {args.rows / seconds:,.0f} |")
 
         # Small queries, 8 concurrent clients.
         def http_client(latencies, k):

@@ -10,6 +10,7 @@
 //! principal's session, so they list only what it may read.
 
 mod metadata;
+mod planned;
 mod sql_info;
 mod types;
 
@@ -45,7 +46,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::ServeError;
-use crate::pool::PooledSession;
+use crate::pool::{Opened, PooledSession};
 use crate::gate::Gate;
 use crate::http::DEPRECATION_METADATA;
 use metadata::VisibleTable;
@@ -61,7 +62,7 @@ const HANDLE_LIFETIME_SECS: i64 = 24 * 3600;
 pub(crate) async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     tracing::info!(address = %listener.local_addr()?, "Flight SQL listening");
     let incoming = tokio_stream_from(listener);
-    let service = FlightServiceServer::new(MeshFlightSql { gate }).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
+    let service = FlightServiceServer::new(MeshFlightSql { gate, planned: Arc::default() }).max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20);
     tonic::transport::Server::builder()
         // Every call gets a request id in its log lines, like HTTP requests.
         .trace_fn(|request| tracing::info_span!("flight_sql", request_id = %crate::request_id(), path = %request.uri().path()))
@@ -85,6 +86,8 @@ fn tokio_stream_from(listener: TcpListener) -> impl Stream<Item = Result<tokio::
 #[derive(Clone)]
 struct MeshFlightSql {
     gate: Arc<Gate>,
+    /// Schemas of statements just prepared, for the FlightInfo asked for next.
+    planned: Arc<planned::PlannedSchemas>,
 }
 
 /// What a ticket or prepared statement handle carries; signed so clients cannot forge one.
@@ -156,12 +159,13 @@ impl MeshFlightSql {
     }
 
     /// Plans `sql` for `who` and describes its result (its schema with the deprecation warnings
-    /// DoGet will stamp on the stream too).
-    async fn plan(&self, who: &Identity, sql: &str) -> Result<meshwork_query::PreparedStatement, Status> {
+    /// DoGet will stamp on the stream too), with what the session it was planned in was opened
+    /// for.
+    async fn plan(&self, who: &Identity, sql: &str) -> Result<(meshwork_query::PreparedStatement, Opened), Status> {
         let session = self.session(who).await?;
         let mut prepared = session.prepare(sql).await.map_err(ServeError::from)?;
         prepared.schema = Arc::new(with_deprecations(&prepared.schema, &prepared.deprecations));
-        Ok(prepared)
+        Ok((prepared, session.opened().clone()))
     }
 
     /// The result schema of a prepared statement with its bound values: `SELECT ?` takes the
@@ -321,7 +325,7 @@ impl FlightSqlService for MeshFlightSql {
 
     async fn get_flight_info_statement(&self, query: CommandStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
         let who = self.identity(request.metadata()).await?;
-        let prepared = self.plan(&who, &query.query).await?;
+        let (prepared, _) = self.plan(&who, &query.query).await?;
         let ticket = TicketStatementQuery { statement_handle: self.new_handle(&who, query.query, None).into() };
         Ok(Response::new(Self::flight_info(&prepared.schema, ticket.as_any().encode_to_vec(), request.into_inner())?))
     }
@@ -338,7 +342,7 @@ impl FlightSqlService for MeshFlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let who = self.identity(request.metadata()).await?;
-        let prepared = self.plan(&who, &query.query).await?;
+        let (prepared, opened) = self.plan(&who, &query.query).await?;
         let options = IpcWriteOptions::default();
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&prepared.schema, &options).try_into().map_err(|e: datafusion::arrow::error::ArrowError| Status::internal(e.to_string()))?;
         let parameter_schema = if prepared.parameters.is_empty() {
@@ -355,7 +359,9 @@ impl FlightSqlService for MeshFlightSql {
                 SchemaAsIpc::new(&Schema::new(fields), &options).try_into().map_err(|e: datafusion::arrow::error::ArrowError| Status::internal(e.to_string()))?;
             bytes
         };
-        Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: self.new_handle(&who, query.query, None).into(), dataset_schema, parameter_schema })
+        let handle = self.new_handle(&who, query.query, None);
+        self.planned.remember(&handle, prepared.schema, opened);
+        Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle.into(), dataset_schema, parameter_schema })
     }
 
     async fn do_put_prepared_statement_query(
@@ -381,7 +387,15 @@ impl FlightSqlService for MeshFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let who = self.identity(request.metadata()).await?;
         let handle = self.open(&cmd.prepared_statement_handle, &who)?;
-        let schema = self.bound_schema(&who, &handle).await?;
+        // Unbound, and nothing changed since it was prepared: the schema planned then.
+        let planned = match handle.params {
+            None => self.planned.recall(&cmd.prepared_statement_handle, &self.gate.opened_now(&who.principal, INTERFACE).await?),
+            Some(_) => None,
+        };
+        let schema = match planned {
+            Some(schema) => schema,
+            None => Arc::new(self.bound_schema(&who, &handle).await?),
+        };
         Ok(Response::new(Self::flight_info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?))
     }
 
@@ -393,8 +407,11 @@ impl FlightSqlService for MeshFlightSql {
 
     async fn do_action_close_prepared_statement(&self, query: ActionClosePreparedStatementRequest, request: Request<Action>) -> Result<(), Status> {
         let who = self.identity(request.metadata()).await?;
-        // Handles hold no server state; closing only checks that the caller owns it.
-        self.open(&query.prepared_statement_handle, &who).map(|_| ())
+        // Handles hold no server state but the schema planned for them, dropped now; closing
+        // checks that the caller owns the handle first.
+        self.open(&query.prepared_statement_handle, &who)?;
+        self.planned.forget(&query.prepared_statement_handle);
+        Ok(())
     }
 
     async fn get_flight_info_catalogs(&self, query: CommandGetCatalogs, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {

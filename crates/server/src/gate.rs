@@ -195,16 +195,23 @@ impl Gate {
     /// returns to the pool when dropped (or, given to [`GovernedStream::holding`], when the
     /// statement's stream is).
     pub(crate) async fn session(&self, principal: &Principal, interface: &'static str) -> Result<PooledSession, ServeError> {
-        let generation = self.engine.catalog().generation().await?;
-        let wanted = Opened::new(principal.clone(), interface, generation, None);
+        let wanted = self.opened_now(principal, interface).await?;
         if let Some(session) = self.pool.take(&wanted) {
             self.metrics.session_started(interface, true);
             return Ok(session);
         }
-        let session = self.engine.session_at(principal.clone(), interface, generation).await?;
+        let session = self.engine.session_at(principal.clone(), interface, wanted.generation).await?;
         self.metrics.session_started(interface, false);
         let opened = Opened { valid_until: session.valid_until(), ..wanted };
         Ok(self.pool.lend(session, opened))
+    }
+
+    /// What a session opened now for `principal` on `interface` would be opened for (the
+    /// catalog's generation read now): what anything planned earlier must still serve to be
+    /// reused.
+    pub(crate) async fn opened_now(&self, principal: &Principal, interface: &'static str) -> Result<Opened, ServeError> {
+        let generation = self.engine.catalog().generation().await?;
+        Ok(Opened::new(principal.clone(), interface, generation, None))
     }
 
     /// A new session of its own for `principal` on `interface`, never pooled: for a caller that

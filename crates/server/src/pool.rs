@@ -123,6 +123,13 @@ pub(crate) struct PooledSession {
     pool: Arc<SessionPool>,
 }
 
+impl PooledSession {
+    /// What the session was opened for.
+    pub(crate) fn opened(&self) -> &Opened {
+        &self.opened
+    }
+}
+
 impl std::ops::Deref for PooledSession {
     type Target = QuerySession;
 

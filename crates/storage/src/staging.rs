@@ -25,7 +25,8 @@ use meshwork_core::id::ProductId;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 
-use crate::{CommittedVersion, DeltaTable, ProductStore, Result, StorageError, writer_properties};
+use crate::layout::{SAMPLE_ROWS, writer_properties_for};
+use crate::{CommittedVersion, DeltaTable, ProductStore, Result, StorageError};
 
 /// Size at which a data file is closed and the next one started: large enough for scans to
 /// skip little and plan few files, small enough that a product of many GB has several files
@@ -58,11 +59,25 @@ impl ProductStore {
         self.ensure_local_dir(&url).await?;
         let delta = |source| StorageError::Delta { table: url.to_string(), source };
         let table = deltalake::DeltaTableBuilder::from_url(url.clone()).and_then(|b| b.build()).map_err(delta)?;
+        // Fused: the read-ahead below may have seen its end already.
+        let mut batches = std::pin::pin!(batches.fuse());
+        // The first rows decide which columns get a dictionary (see `writer_properties_for`):
+        // one block's worth is read ahead, then written first.
+        let mut head = Vec::new();
+        let mut sampled = 0;
+        while sampled < SAMPLE_ROWS
+            && let Some(item) = batches.next().await
+        {
+            sampled = item.as_ref().map_or(SAMPLE_ROWS, |batch| sampled + batch.num_rows());
+            head.push(item);
+        }
+        let sample: Vec<RecordBatch> = head.iter().filter_map(|item| item.as_ref().ok().cloned()).collect();
         // Statistics of the first 32 columns go into the log, Delta's default.
-        let config = WriterConfig::new(schema.clone(), Vec::new(), Some(writer_properties(self.codec)), Some(TARGET_FILE_SIZE), None, Default::default(), None);
+        let config = WriterConfig::new(schema.clone(), Vec::new(), Some(writer_properties_for(self.codec, &sample)), Some(TARGET_FILE_SIZE), None, Default::default(), None);
+        drop(sample);
         let mut writer = DeltaWriter::new(table.log_store().object_store(None), config);
         let mut rows = 0u64;
-        let mut batches = std::pin::pin!(batches);
+        let mut batches = futures::stream::iter(head).chain(batches);
         let failure = loop {
             match batches.next().await {
                 None => break None,

@@ -143,6 +143,49 @@ async fn tables_are_written_with_the_stores_codec() {
     }
 }
 
+/// Columns the first rows show to be mostly distinct are written without a dictionary, others
+/// with one; every row is written, the rows read ahead to decide included, and they read back.
+#[tokio::test]
+async fn mostly_distinct_columns_are_written_without_a_dictionary() {
+    use datafusion::parquet::basic::Encoding;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let id: ProductId = "sales.orders".parse().unwrap();
+    let store = ProductStore::open(&dir.path().join("data")).unwrap();
+    // 100,000 rows in blocks of 10,000 (the decision reads 65,536 ahead): unique ids, and 7
+    // names repeated.
+    let schema = batch(&[1]).schema();
+    let blocks: Vec<RecordBatch> = (0..10)
+        .map(|b| {
+            let ids: Vec<i64> = (b * 10_000..(b + 1) * 10_000).collect();
+            let names: Vec<String> = ids.iter().map(|i| format!("n{}", i % 7)).collect();
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))]).unwrap()
+        })
+        .collect();
+    publish(&store, &id, blocks, vec![]).await.unwrap();
+    let table_dir = dir.path().join("data/sales/orders");
+    let mut dictionary = std::collections::BTreeMap::new();
+    for name in parquet_names(&table_dir) {
+        let reader = SerializedFileReader::new(std::fs::File::open(table_dir.join(name)).unwrap()).unwrap();
+        for group in reader.metadata().row_groups() {
+            for column in group.columns() {
+                let encoded = column.encodings().any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY));
+                dictionary.insert(column.column_path().string(), encoded);
+            }
+        }
+    }
+    assert_eq!(dictionary, [("id".to_owned(), false), ("name".to_owned(), true)].into());
+    let table = ProductStore::open_table(&store.table_url(&id)).await.unwrap();
+    assert_eq!(count(&table).await, 100_000);
+    let ctx = SessionContext::new();
+    ctx.register_table("t", ProductStore::table_provider(&table, &ctx.state()).await.unwrap()).unwrap();
+    let sums = ctx.sql("SELECT SUM(id) AS ids, COUNT(DISTINCT name) AS names FROM t").await.unwrap().collect().await.unwrap();
+    let ids = sums[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+    let names = sums[0].column(1).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+    assert_eq!((ids, names), ((0..100_000i64).sum(), 7));
+}
+
 /// The Parquet files directly under `dir`.
 fn parquet_names(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Default::default() };
