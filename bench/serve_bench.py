@@ -43,6 +43,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def server_cpu_seconds(pid):
+    """User and system CPU time of process `pid` so far (Linux `/proc/<pid>/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def generate(path, rows):
     import pyarrow.compute as pc  # noqa: F401 - ensures compute kernels load before timing
 
@@ -224,9 +230,10 @@ def main():
                     latencies.append(time.perf_counter() - started)
 
         print("\n### Small queries, 8 concurrent clients\n")
-        print("| interface | queries | p50 ms | p99 ms | queries/s |")
-        print("|---|---:|---:|---:|---:|")
+        print("| interface | queries | p50 ms | p99 ms | queries/s | server CPU ms per query |")
+        print("|---|---:|---:|---:|---:|---:|")
         for name, client in [("HTTP (JSON)", http_client), ("Flight SQL (ADBC)", flight_client)]:
+            cpu_before = server_cpu_seconds(server.pid)
             latencies = []
             threads = [threading.Thread(target=client, args=(latencies, k)) for k in range(8)]
             started = time.perf_counter()
@@ -238,7 +245,8 @@ def main():
             latencies.sort()
             p50 = latencies[len(latencies) // 2] * 1000
             p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-            print(f"| {name} | {len(latencies)} | {p50:.1f} | {p99:.1f} | {len(latencies) / wall:,.0f} |")
+            cpu = (server_cpu_seconds(server.pid) - cpu_before) * 1000 / len(latencies)
+            print(f"| {name} | {len(latencies)} | {p50:.1f} | {p99:.1f} | {len(latencies) / wall:,.0f} | {cpu:.1f} |")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -5,8 +5,10 @@
 //! - **API tokens** `mw_<id>_<secret>`, issued by `meshwork token create`. The catalog keeps
 //!   only an Argon2id hash of the secret; verification is constant-time (the `argon2` crate's
 //!   `verify_password`). A verified token is remembered by a SHA-256 digest for the life of the
-//!   process so Argon2 runs once per token, not per request; expiry and revocation are still
-//!   checked against the catalog on every request.
+//!   process so Argon2 runs once per token, not per request; expiry is checked on every request,
+//!   and revocation against the catalog's record of the token, read again whenever the
+//!   catalog's generation moved (every revocation moves it) or the caller does not say which
+//!   generation it read.
 //! - **OIDC/JWT bearer tokens**, validated against a JWKS (file or URL) with the configured
 //!   issuer, audiences and algorithm allow-list; expiry is required, and a token is refused
 //!   before its `nbf` (not before) time, with the same 30 s leeway as expiry. Claims map to the principal
@@ -118,8 +120,9 @@ pub struct Identity {
 pub struct Authenticator {
     catalog: Arc<dyn CatalogStore>,
     oidc: Option<OidcVerifier>,
-    /// SHA-256 of a verified API token → its id, so Argon2 runs once per token.
-    verified: Mutex<HashMap<[u8; 32], String>>,
+    /// SHA-256 of a verified API token → its id (so Argon2 runs once per token) and its record
+    /// as last read, with the catalog generation it was read at.
+    verified: Mutex<HashMap<[u8; 32], token::Verified>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -144,12 +147,20 @@ impl Authenticator {
     /// the declared one of that name, with the token's groups added, or else a principal made
     /// from the claims alone (never an administrator).
     pub async fn authenticate(&self, credential: Credential<'_>, principals: &[Principal]) -> Result<Identity, AuthError> {
+        self.authenticate_at(credential, principals, None).await
+    }
+
+    /// [`Authenticator::authenticate`] by a caller that read the catalog's `generation` just
+    /// before (the generation `principals` come from): an API token's record read at that same
+    /// generation is not read again. Every revocation moves the generation, so a revoked token
+    /// is refused on the first request after it as before.
+    pub async fn authenticate_at(&self, credential: Credential<'_>, principals: &[Principal], generation: Option<i64>) -> Result<Identity, AuthError> {
         let text = credential.0.map(str::trim).unwrap_or_default();
         if text.is_empty() {
             return Err(AuthError::Missing);
         }
         if text.starts_with(TOKEN_PREFIX) {
-            let record = token::verify(self.catalog.as_ref(), &self.verified, text).await?;
+            let record = token::verify(self.catalog.as_ref(), &self.verified, text, generation).await?;
             let principal = principals.iter().find(|p| p.name == record.principal).cloned().ok_or(AuthError::UnknownPrincipal)?;
             return Ok(Identity { principal, method: format!("token:{}", record.id) });
         }

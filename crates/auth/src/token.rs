@@ -69,38 +69,63 @@ fn hash_secret(secret: &str) -> Result<String, TokenError> {
     Argon2::default().hash_password(secret.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| TokenError::Hash(e.to_string()))
 }
 
+/// A token whose secret Argon2 verified, with its catalog record as read at one catalog
+/// generation.
+pub(crate) struct Verified {
+    id: String,
+    read: Option<(i64, ApiTokenRecord)>,
+}
+
 /// Checks an API token: known id, matching secret (Argon2id, constant time), not revoked, not
 /// expired. Returns the stored record.
+///
+/// `generation` is the catalog generation the caller read just before, if it did: a record read
+/// at that same generation is used again instead of read (every revocation moves the
+/// generation, in the same transaction), so a request costs no token read while no token was
+/// revoked; expiry is checked against the clock every time.
 pub(crate) async fn verify(
     catalog: &dyn CatalogStore,
-    verified: &Mutex<HashMap<[u8; 32], String>>,
+    verified: &Mutex<HashMap<[u8; 32], Verified>>,
     text: &str,
+    generation: Option<i64>,
 ) -> Result<ApiTokenRecord, AuthError> {
     let body = text.strip_prefix(TOKEN_PREFIX).ok_or(AuthError::Malformed)?;
     let (id, secret) = body.split_once('_').ok_or(AuthError::Malformed)?;
     if id.len() != 16 || secret.len() != 48 || !id.bytes().chain(secret.bytes()).all(|b| b.is_ascii_hexdigit()) {
         return Err(AuthError::Malformed);
     }
-    let record = catalog.token(id).await.map_err(|e| AuthError::Unavailable(e.to_string()))?.ok_or(AuthError::Invalid)?;
     let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-    let known = verified.lock().expect("token cache lock").get(&digest).is_some_and(|cached| cached == id);
-    if !known {
-        // Argon2 is CPU-bound for tens of milliseconds: keep it off the async workers.
-        let secret = secret.to_owned();
-        let stored = record.hash.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored).map(|hash| Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
-        })
-        .await
-        .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        match checked {
-            Ok(true) => {}
-            Ok(false) => return Err(AuthError::Invalid),
-            Err(_) => return Err(AuthError::Unavailable(format!("stored hash of token `{id}` is unreadable"))),
+    let remembered = generation.and_then(|generation| {
+        let verified = verified.lock().expect("token cache lock");
+        let known = verified.get(&digest).filter(|v| v.id == id)?;
+        known.read.as_ref().filter(|(at, _)| *at == generation).map(|(_, record)| record.clone())
+    });
+    let record = match remembered {
+        Some(record) => record,
+        None => {
+            let record = catalog.token(id).await.map_err(|e| AuthError::Unavailable(e.to_string()))?.ok_or(AuthError::Invalid)?;
+            let known = verified.lock().expect("token cache lock").get(&digest).is_some_and(|cached| cached.id == id);
+            if !known {
+                // Argon2 is CPU-bound for tens of milliseconds: keep it off the async workers.
+                let secret = secret.to_owned();
+                let stored = record.hash.clone();
+                let checked = tokio::task::spawn_blocking(move || {
+                    PasswordHash::new(&stored).map(|hash| Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
+                })
+                .await
+                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                match checked {
+                    Ok(true) => {}
+                    Ok(false) => return Err(AuthError::Invalid),
+                    Err(_) => return Err(AuthError::Unavailable(format!("stored hash of token `{id}` is unreadable"))),
+                }
+            }
+            let read = generation.map(|generation| (generation, record.clone()));
+            verified.lock().expect("token cache lock").insert(digest, Verified { id: id.to_owned(), read });
+            record
         }
-        verified.lock().expect("token cache lock").insert(digest, id.to_owned());
-    }
-    // Revocation and expiry are read fresh on every request, so they take effect at once.
+    };
+    // Revocation (read at the current generation) and expiry apply to every request at once.
     if record.revoked_at.is_some() {
         return Err(AuthError::Revoked);
     }

@@ -143,7 +143,8 @@ pub trait CatalogStore: Send + Sync {
     async fn token(&self, id: &str) -> Result<Option<ApiTokenRecord>>;
     /// Every API token, revoked ones included, oldest first.
     async fn tokens(&self) -> Result<Vec<ApiTokenRecord>>;
-    /// Revokes a token; `false` if it does not exist or was already revoked.
+    /// Revokes a token and moves the generation (servers remember token records per
+    /// generation); `false` if it does not exist or was already revoked.
     async fn revoke_token(&self, id: &str) -> Result<bool>;
     /// Audit events matching `filter`, newest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;

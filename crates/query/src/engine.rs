@@ -158,8 +158,13 @@ impl QueryEngine {
 
     /// Governance as last applied, reloaded if an apply happened since the last call.
     pub async fn governance(&self) -> Result<Arc<Governance>, QueryError> {
+        Ok(self.current_governance().await?.1)
+    }
+
+    /// The catalog's generation, read now, and its governance.
+    pub async fn current_governance(&self) -> Result<(i64, Arc<Governance>), QueryError> {
         let generation = self.catalog.generation().await?;
-        self.governance_at(generation).await
+        Ok((generation, self.governance_at(generation).await?))
     }
 
     /// Governance of catalog generation `generation` (read just before).

@@ -102,6 +102,9 @@ struct Handle {
     params: Option<Vec<u8>>,
     /// Unix time after which it is refused.
     expires: i64,
+    /// Random: no two handles are the same bytes, so each has its own planned schema.
+    #[serde(default)]
+    nonce: u64,
 }
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
@@ -148,7 +151,7 @@ impl MeshFlightSql {
     }
 
     fn new_handle(&self, who: &Identity, sql: String, params: Option<Vec<u8>>) -> Vec<u8> {
-        self.seal(&Handle { principal: who.principal.name.clone(), sql, params, expires: chrono::Utc::now().timestamp() + HANDLE_LIFETIME_SECS })
+        self.seal(&Handle { principal: who.principal.name.clone(), sql, params, expires: chrono::Utc::now().timestamp() + HANDLE_LIFETIME_SECS, nonce: rand::random() })
     }
 
     /// A session for `who`, its statements taking `?` as well as `$n` placeholders.
@@ -388,12 +391,17 @@ impl FlightSqlService for MeshFlightSql {
         let who = self.identity(request.metadata()).await?;
         let handle = self.open(&cmd.prepared_statement_handle, &who)?;
         // Unbound, and nothing changed since it was prepared: the schema planned then.
-        let planned = match handle.params {
-            None => self.planned.recall(&cmd.prepared_statement_handle, &self.gate.opened_now(&who.principal, INTERFACE).await?),
+        let mut planned = match handle.params {
+            None => self.planned.recall(&cmd.prepared_statement_handle),
             Some(_) => None,
         };
+        if let Some((_, opened)) = &planned
+            && !opened.serves(&self.gate.opened_now(&who.principal, INTERFACE).await?, chrono::Utc::now())
+        {
+            planned = None;
+        }
         let schema = match planned {
-            Some(schema) => schema,
+            Some((schema, _)) => schema,
             None => Arc::new(self.bound_schema(&who, &handle).await?),
         };
         Ok(Response::new(Self::flight_info(&schema, cmd.as_any().encode_to_vec(), request.into_inner())?))

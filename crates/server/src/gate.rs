@@ -147,8 +147,8 @@ impl Gate {
     /// Who presented `credential` on `interface`. Failures are counted and logged with their
     /// class, never with the credential.
     pub async fn authenticate(&self, credential: Credential<'_>, interface: &'static str) -> Result<Identity, ServeError> {
-        let governance = self.engine.governance().await?;
-        match self.auth.authenticate(credential, governance.principals()).await {
+        let (generation, governance) = self.engine.current_governance().await?;
+        match self.auth.authenticate_at(credential, governance.principals(), Some(generation)).await {
             Ok(identity) => Ok(identity),
             Err(err) => {
                 let class = auth_class(&err);

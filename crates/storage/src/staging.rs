@@ -48,8 +48,9 @@ pub struct StagedTable {
 }
 
 impl ProductStore {
-    /// Streams `batches` into a new staged Delta table for run `run`. Memory holds one row
-    /// group being encoded, not the data. A failed batch (`Err` from the stream: a value that
+    /// Streams `batches` into a new staged Delta table for run `run`. Memory holds the first
+    /// 65,536 rows (read ahead to choose the columns' encodings, then written first) and one
+    /// row group being encoded, not the data. A failed batch (`Err` from the stream: a value that
     /// does not fit the contract) or a failed write stops the run and removes what it wrote.
     pub async fn stage<E>(&self, id: &ProductId, run: &str, schema: SchemaRef, batches: impl Stream<Item = Result<RecordBatch, E>>) -> Result<StagedTable, E>
     where

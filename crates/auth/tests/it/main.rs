@@ -82,3 +82,31 @@ fn credentials_never_print_their_secret() {
     assert_eq!(Credential::from_authorization(Some("bearer abc")).0, Some("abc"));
     assert_eq!(Credential::from_authorization(None).0, None);
 }
+
+/// A server passes the catalog generation it read: a token's record read at that generation is
+/// used again, and a revocation moves the generation, so the next request is refused at once.
+#[tokio::test]
+async fn a_revocation_moves_the_generation_and_the_next_request_is_refused() {
+    let (_dir, catalog) = catalog().await;
+    let auth = Authenticator::new(catalog.clone(), None);
+    let issued = issue_token(catalog.as_ref(), "ana", None, None).await.unwrap();
+    let before = catalog.generation().await.unwrap();
+    for _ in 0..2 {
+        let who = auth.authenticate_at(Credential(Some(&issued.token)), &principals(), Some(before)).await.unwrap();
+        assert_eq!(who.principal.name, "ana");
+    }
+    assert!(catalog.revoke_token(&issued.record.id).await.unwrap());
+    let after = catalog.generation().await.unwrap();
+    assert!(after > before, "revoking moves the generation: {before} → {after}");
+    let refused = auth.authenticate_at(Credential(Some(&issued.token)), &principals(), Some(after)).await.unwrap_err();
+    assert_eq!(refused, AuthError::Revoked);
+    // Revoking again changes nothing, not even the generation.
+    assert!(!catalog.revoke_token(&issued.record.id).await.unwrap());
+    assert_eq!(catalog.generation().await.unwrap(), after);
+    // An expired token is refused from the remembered record too (expiry is the clock's).
+    let short = issue_token(catalog.as_ref(), "ana", None, Some(chrono::Duration::seconds(1))).await.unwrap();
+    auth.authenticate_at(Credential(Some(&short.token)), &principals(), Some(after)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let refused = auth.authenticate_at(Credential(Some(&short.token)), &principals(), Some(after)).await.unwrap_err();
+    assert_eq!(refused, AuthError::Expired);
+}

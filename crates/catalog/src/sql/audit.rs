@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use meshwork_core::id::ProductId;
 
 use super::rows::{AuditRow, TokenRow, decode_all};
-use super::{SqlCatalog, now};
+use super::{SqlCatalog, bump_generation, now};
 use crate::keywords::AuditOutcome;
 use crate::{ApiTokenRecord, AuditEvent, AuditFilter, ProductReader, Result, time};
 
@@ -130,7 +130,13 @@ impl SqlCatalog {
     }
 
     pub(super) async fn revoke_token_row(&self, id: &str) -> Result<bool> {
-        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(now()).bind(id).execute(&self.pool).await?;
+        // The generation moves with it: servers remember token records per generation.
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(now()).bind(id).execute(&mut *tx).await?;
+        if done.rows_affected() == 1 {
+            bump_generation(&mut tx).await?;
+        }
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

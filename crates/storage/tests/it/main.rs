@@ -171,7 +171,7 @@ async fn mostly_distinct_columns_are_written_without_a_dictionary() {
         for group in reader.metadata().row_groups() {
             for column in group.columns() {
                 let encoded = column.encodings().any(|e| matches!(e, Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY));
-                dictionary.insert(column.column_path().string(), encoded);
+                *dictionary.entry(column.column_path().string()).or_insert(false) |= encoded;
             }
         }
     }
