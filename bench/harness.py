@@ -2,7 +2,7 @@
 
 Run it through `bench/run.sh`, which installs the peers and builds the binaries:
 
-    bench/run.sh [tpch|ingest|transport|control|all ...] [--sf 1] [--runs 5]
+    bench/run.sh [tpch|settings|service|ingest|transport|control|all ...] [--sf 1] [--runs 5]
 
 Suites
 - tpch: the 22 TPC-H queries (data from tpchgen-cli) on DuckDB over the Parquet files, plain
@@ -11,6 +11,9 @@ Suites
   customer and orders, masks on c_phone and c_address, from an access policy), in-process and
   over Flight SQL. The governed run is compared with DataFusion running the same filters and
   masks written by hand as views.
+- settings: plain DataFusion over the TPC-H files under session-setting variants (join and
+  aggregation repartitioning, partitions, batch size, filter pushdown), as ratios against the
+  default configuration; `--variants` picks them. Not part of `all`.
 - service: the TPC-H products applied and queried with the catalog in PostgreSQL and the tables
   in a bucket of a local S3 server (moto) vs SQLite and local disk, as ratios.
 - ingest: lineitem CSV to a published product (contract + quality rules) vs DuckDB
@@ -65,6 +68,17 @@ def peak_rss_mb(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return None
+
+
+def reset_peak_rss(pid):
+    """Starts a new peak for `peak_rss_mb` (Linux: writing 5 to clear_refs resets VmHWM), so
+    each query's own peak can be read after it. False where the kernel does not allow it."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def geomean(values):
@@ -178,7 +192,10 @@ def write_tpch_mesh(ctx, parquet, name="tpch-mesh", settings="", env=None):
         return mesh
     shutil.rmtree(mesh, ignore_errors=True)
     (mesh / "policies").mkdir(parents=True)
-    (mesh / "mesh.yaml").write_text('name: tpch-bench\npolicies:\n  descriptions_required: "off"\n  classification_required: "off"\n' + settings)
+    # The server's per-query memory limit (1 GiB by default, no spilling) is raised so that the
+    # Flight SQL run measures the engine, as the in-process workers (no limit) do, at SF10 too.
+    (mesh / "mesh.yaml").write_text('name: tpch-bench\npolicies:\n  descriptions_required: "off"\n  classification_required: "off"\n'
+                                    'server:\n  query_memory: 16GiB\n' + settings)
     (mesh / "principals.yaml").write_text(
         "principals:\n  - { name: owner }\n  - { name: analyst, groups: [analysts] }\n"
     )
@@ -222,6 +239,8 @@ class Worker:
         if not ready or not json.loads(ready).get("ready"):
             sys.exit(f"error: worker `{name}` did not start (`{' '.join(map(str, cmd))}`)")
         self.rss_pid = rss_pid or self.proc.pid
+        # The highest peak seen before a reset, so the process's peak survives per-query resets.
+        self.peak_seen = 0.0
 
     def run(self, sql):
         self.proc.stdin.write(json.dumps({"sql": sql}) + "\n")
@@ -232,7 +251,16 @@ class Worker:
         return answer["ms"], answer["rows"]
 
     def peak_rss_mb(self):
-        return peak_rss_mb(self.rss_pid)
+        return max(self.peak_seen, peak_rss_mb(self.rss_pid) or 0.0)
+
+    def run_with_peak(self, sql):
+        """`run`, and the process's peak RSS while it ran (None where it cannot be reset)."""
+        self.peak_seen = self.peak_rss_mb()
+        fresh = reset_peak_rss(self.rss_pid)
+        ms, n = self.run(sql)
+        peak = peak_rss_mb(self.rss_pid)
+        self.peak_seen = max(self.peak_seen, peak or 0.0)
+        return ms, n, peak if fresh else None
 
     def close(self):
         self.proc.stdin.close()
@@ -307,16 +335,23 @@ def interleaved(ctx, label, workers, queries, around=None):
     single execution."""
     times = {w.name: {q: [] for q in queries} for w in workers}
     rows = {w.name: {} for w in workers}
+    peaks = {w.name: {} for w in workers}
     total = ctx.warmup + ctx.runs
     for run in range(total):
         log(f"{label} run {run + 1}/{total}{' (warm-up)' if run < ctx.warmup else ''}")
         for q, sql in queries.items():
             for w in workers[run % len(workers):] + workers[: run % len(workers)]:
-                execute = lambda w=w, sql=sql: w.run(sql)
+                def execute(w=w, sql=sql):
+                    ms, n, peak = w.run_with_peak(sql)
+                    if peak is not None:
+                        peaks[w.name][q] = max(peaks[w.name].get(q, 0.0), peak)
+                    return ms, n
                 ms, n = around(w, q, execute) if around else execute()
                 rows[w.name][q] = n
                 if run >= ctx.warmup:
                     times[w.name][q].append(ms)
+    # Each query's peak RSS (max over its runs), kept on the context for the suite's report.
+    ctx.query_peaks = peaks
     return times, rows
 
 
@@ -376,8 +411,69 @@ def suite_tpch(ctx):
         "ratios": ratios,
         "totals_ms": {name: sum(per_query[name][q]["median"] for q in queries) for name in times},
         "peak_rss_mb": rss,
+        "query_peak_mb": ctx.query_peaks,
         "mismatches": mismatches,
         "policy": {"customer": f"c_nationkey IN ({EUROPE}); c_phone partial(keep_last 4); c_address hash", "orders": f"o_orderdate >= {ORDERS_SINCE}"},
+    }
+
+
+# DataFusion session settings (goal 5 of issue 18): each variant is plain DataFusion over the same
+# files with `SET` statements run first, every variant its own worker, runs interleaved.
+
+SETTINGS_VARIANTS = {
+    "default": [],
+    "repartition_joins=false": ["SET datafusion.optimizer.repartition_joins = false"],
+    "repartition_aggregations=false": ["SET datafusion.optimizer.repartition_aggregations = false"],
+    "target_partitions=4": ["SET datafusion.execution.target_partitions = 4"],
+    "batch_size=16384": ["SET datafusion.execution.batch_size = 16384"],
+    "pushdown_filters": ["SET datafusion.execution.parquet.pushdown_filters = true",
+                         "SET datafusion.execution.parquet.reorder_filters = true"],
+    "repartition_joins=false+batch_size=16384": ["SET datafusion.optimizer.repartition_joins = false",
+                                                 "SET datafusion.execution.batch_size = 16384"],
+    "repartition_joins=false+target_partitions=4": ["SET datafusion.optimizer.repartition_joins = false",
+                                                    "SET datafusion.execution.target_partitions = 4"],
+}
+
+
+def suite_settings(ctx):
+    """Plain DataFusion under each of `SETTINGS_VARIANTS` (or those `--variants` names)."""
+    parquet, _ = tpch_data(ctx)
+    queries = tpch_queries(ctx)
+    base = datafusion_setup(ctx, parquet, False).read_text()
+    chosen = ctx.variants or list(SETTINGS_VARIANTS)
+    if len(set(chosen)) != len(chosen):
+        sys.exit("error: a settings variant is named twice in `--variants`")
+    for name in chosen:
+        if name not in SETTINGS_VARIANTS:
+            sys.exit(f"error: unknown settings variant `{name}`; choose from {', '.join(SETTINGS_VARIANTS)}")
+    workers = []
+    try:
+        for name in chosen:
+            setup = ctx.work / f"settings-{len(workers)}.sql"
+            setup.write_text("".join(f"{s};\n" for s in SETTINGS_VARIANTS[name]) + base)
+            workers.append(Worker(name, [ctx.bench, "sql-worker", "--setup", str(setup)]))
+        times, rows = interleaved(ctx, "settings", workers, queries)
+        rss = {w.name: w.peak_rss_mb() for w in workers}
+    finally:
+        for w in workers:
+            w.close()
+    per_query = {name: {q: stats(v) for q, v in by_q.items()} for name, by_q in times.items()}
+    mismatches = [{"query": q, "rows": {n: rows[n][q] for n in chosen}} for q in queries if len({rows[n][q] for n in chosen}) != 1]
+    first = chosen[0]
+    ratios = {}
+    for name in chosen[1:]:
+        r = {q: per_query[name][q]["median"] / per_query[first][q]["median"] for q in queries}
+        ratios[name] = {"per_query": r, "geomean": geomean(r.values()), "faster": sum(v < 1 for v in r.values())}
+    return {
+        "queries": list(queries),
+        "systems": chosen,
+        "statements": {n: SETTINGS_VARIANTS[n] for n in chosen},
+        "per_query": per_query,
+        "ratios": ratios,
+        "totals_ms": {n: sum(per_query[n][q]["median"] for q in queries) for n in chosen},
+        "peak_rss_mb": rss,
+        "query_peak_mb": ctx.query_peaks,
+        "mismatches": mismatches,
     }
 
 
@@ -862,6 +958,18 @@ def spread(stat, digits=2, range_digits=None):
     return f"{fmt(stat['median'], digits)} ({fmt(stat['min'], r)}–{fmt(stat['max'], r)})"
 
 
+def peak_table(t):
+    """Per query, the peak RSS each system reached while running it (max over its runs)."""
+    peaks = t.get("query_peak_mb") or {}
+    if not any(peaks.values()):
+        return []
+    out = ["", "Per query, peak RSS MB while it ran (max over runs; the process's baseline included):", "",
+           "| query | " + " | ".join(t["systems"]) + " |", "|---|" + "---:|" * len(t["systems"])]
+    for q in t["queries"]:
+        out.append(f"| {q} | " + " | ".join(fmt(peaks.get(s, {}).get(q), 0) for s in t["systems"]) + " |")
+    return out
+
+
 def markdown(report):
     out = [f"# Meshwork benchmark run {report['started']}", ""]
     m = report["machine"]
@@ -884,11 +992,26 @@ def markdown(report):
             out.append(f"| {q} | " + " | ".join(cells) + " |")
         out.append("| total | " + " | ".join(fmt(t["totals_ms"][s], 0) for s in t["systems"]) + " |")
         out.append("| peak RSS MB | " + " | ".join(fmt(t["peak_rss_mb"][s], 0) for s in t["systems"]) + " |")
+        out += peak_table(t)
         out += ["", f"Policy of the governed runs: {t['policy']}.", ""]
         if t["mismatches"]:
             out += ["**Row counts differ:** " + json.dumps(t["mismatches"]), ""]
         else:
             out += ["Row counts agree across DuckDB, DataFusion and Meshwork, and between the governed runs and the hand-written views.", ""]
+    if "settings" in report:
+        t = report["settings"]
+        first = t["systems"][0]
+        out += ["## DataFusion session settings", "", f"Plain DataFusion over the same files; ratios of medians against `{first}` (lower is better):", "",
+                "| variant | statements | geometric mean | queries faster | total ms | peak RSS MB |", "|---|---|---:|---:|---:|---:|"]
+        for n in t["systems"]:
+            r = t["ratios"].get(n)
+            out.append(f"| {n} | {'; '.join(t['statements'][n]) or '—'} | {fmt(r['geomean'], 3) if r else '1.000'} | {r['faster'] if r else '—'} | "
+                       f"{fmt(t['totals_ms'][n], 0)} | {fmt(t['peak_rss_mb'][n], 0)} |")
+        out += ["", "Per query, median ms (min–max):", "", "| query | " + " | ".join(t["systems"]) + " |", "|---|" + "---:|" * len(t["systems"])]
+        for q in t["queries"]:
+            out.append(f"| {q} | " + " | ".join(spread(t["per_query"][s][q], 1, 0) for s in t["systems"]) + " |")
+        out += peak_table(t)
+        out += ["", "Row counts agree across the variants." if not t["mismatches"] else "**Row counts differ:** " + json.dumps(t["mismatches"]), ""]
     if "service" in report:
         s = report["service"]
         la, sa = s["apply"]["local"]["seconds"], s["apply"]["service"]["seconds"]
@@ -939,11 +1062,12 @@ def markdown(report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suites", nargs="*", default=["all"], help="tpch, service, ingest, transport, control or all")
+    parser.add_argument("suites", nargs="*", default=["all"], help="tpch, settings, service, ingest, transport, control or all (settings is not part of all)")
     parser.add_argument("--sf", type=float, default=1.0, help="TPC-H scale factor (default 1)")
     parser.add_argument("--runs", type=int, default=5, help="measured runs (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up runs (default 1)")
     parser.add_argument("--queries", default="", help="only these TPC-H queries, e.g. q01,q18")
+    parser.add_argument("--variants", default="", help="settings suite: only these variants, the first being the baseline")
     parser.add_argument("--catalog-sizes", default="10000,100000", help="synthetic catalog sizes for search")
     parser.add_argument("--searches", type=int, default=1000)
     parser.add_argument("--mesh-products", type=int, default=1000, help="products of the mesh timed by validate/plan")
@@ -956,8 +1080,8 @@ def main():
 
     suites = ["tpch", "service", "ingest", "transport", "control"] if "all" in args.suites else args.suites
     for s in suites:
-        if s not in ("tpch", "service", "ingest", "transport", "control"):
-            sys.exit(f"error: unknown suite `{s}`; choose from tpch, service, ingest, transport, control, all")
+        if s not in ("tpch", "settings", "service", "ingest", "transport", "control"):
+            sys.exit(f"error: unknown suite `{s}`; choose from tpch, settings, service, ingest, transport, control, all")
     if args.runs < 1:
         sys.exit("error: `--runs` must be at least 1")
 
@@ -967,6 +1091,7 @@ def main():
     ctx = Ctx()
     ctx.sf, ctx.runs, ctx.warmup, ctx.profile = args.sf, args.runs, args.warmup, args.profile
     ctx.queries = [q.strip() for q in args.queries.split(",") if q.strip()]
+    ctx.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     ctx.catalog_sizes = [int(s) for s in args.catalog_sizes.split(",") if s]
     ctx.searches, ctx.mesh_products = args.searches, args.mesh_products
     bin_dir = Path(args.bin_dir).resolve()
@@ -980,7 +1105,8 @@ def main():
     ctx.facts = {}
     started = datetime.now(timezone.utc)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    ctx.work = ctx.data / "work"
+    # Per scale factor, so that meshes published at one scale are kept while another runs.
+    ctx.work = ctx.data / f"sf{args.sf:g}" / "work"
     ctx.work.mkdir(parents=True, exist_ok=True)
 
     report = {
@@ -992,7 +1118,7 @@ def main():
         "machine": machine(ctx),
     }
     for s in suites:
-        report[s] = {"tpch": suite_tpch, "service": suite_service, "ingest": suite_ingest, "transport": suite_transport, "control": suite_control}[s](ctx)
+        report[s] = {"tpch": suite_tpch, "settings": suite_settings, "service": suite_service, "ingest": suite_ingest, "transport": suite_transport, "control": suite_control}[s](ctx)
     report["facts"] = ctx.facts
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ mod search;
 mod session;
 mod stream;
 mod strings;
+mod tuning;
 
 pub use access::{
     AccessAnswer, AccessAsk, ProductCard, RevokeTarget, Visibility, access_requests, answer_request, card, grants, request_access, revoke, seen_product, shown_grants,

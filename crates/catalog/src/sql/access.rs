@@ -125,7 +125,7 @@ async fn request_row(conn: &mut AnyConnection, id: AccessRequestId) -> Result<Op
 
 impl SqlCatalog {
     pub(super) async fn insert_access_request(&self, request: &NewAccessRequest) -> Result<Option<AccessRequest>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let pending: Option<(i64,)> = sqlx::query_as("SELECT id FROM access_requests WHERE product_id = $1 AND principal = $2 AND status = 'pending'")
             .bind(request.product.to_string())
             .bind(&request.principal)
@@ -176,7 +176,7 @@ impl SqlCatalog {
 
     pub(super) async fn decide_access_request_row(&self, id: AccessRequestId, decision: &AccessDecisionRecord) -> Result<Option<(AccessRequest, Option<Grant>)>> {
         let status = if decision.approve { AccessRequestStatus::Approved } else { AccessRequestStatus::Denied };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let changed = sqlx::query("UPDATE access_requests SET status = $1, decided_at = $2, decided_by = $3, comment = $4 WHERE id = $5 AND status = 'pending'")
             .bind(status.as_str())
             .bind(time::format(&decision.at))
@@ -218,7 +218,7 @@ impl SqlCatalog {
     }
 
     pub(super) async fn withdraw_access_request_row(&self, id: AccessRequestId, at: DateTime<Utc>) -> Result<Option<AccessRequest>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let changed = sqlx::query("UPDATE access_requests SET status = 'withdrawn', decided_at = $1, decided_by = principal WHERE id = $2 AND status = 'pending'")
             .bind(time::format(&at))
             .bind(id.0)
@@ -253,7 +253,7 @@ impl SqlCatalog {
     }
 
     pub(super) async fn revoke_grant_row(&self, id: GrantId, by: &str, at: DateTime<Utc>) -> Result<Option<Grant>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let stamp = time::format(&at);
         let changed = sqlx::query("UPDATE grants SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)")
             .bind(&stamp)
@@ -274,7 +274,7 @@ impl SqlCatalog {
     }
 
     pub(super) async fn record_grant_expiry_rows(&self, at: DateTime<Utc>) -> Result<Vec<Grant>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         // The update claims the rows, so two processes recording at once record each grant once.
         let ids: Vec<i64> = sqlx::query_scalar(
             "UPDATE grants SET expiry_recorded = 1 WHERE expiry_recorded = 0 AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $1 RETURNING id",

@@ -10,7 +10,7 @@ use crate::{ApiTokenRecord, AuditEvent, AuditFilter, ProductReader, Result, time
 
 impl SqlCatalog {
     pub(super) async fn insert_audit(&self, event: &AuditEvent) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO audit_events (at, principal, interface, action, statement, products, rows_returned, duration_ms, outcome, error) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -131,7 +131,7 @@ impl SqlCatalog {
 
     pub(super) async fn revoke_token_row(&self, id: &str) -> Result<bool> {
         // The generation moves with it: servers remember token records per generation.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL").bind(now()).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 1 {
             bump_generation(&mut tx).await?;

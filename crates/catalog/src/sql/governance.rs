@@ -11,7 +11,7 @@ use crate::{CatalogError, GovernanceSnapshot, PolicyRecord, PolicyStateRecord, R
 
 impl SqlCatalog {
     pub(super) async fn replace_governance_rows(&self, snapshot: &GovernanceSnapshot) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM principals").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM policies").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM policy_states").execute(&mut *tx).await?;

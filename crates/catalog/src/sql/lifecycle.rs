@@ -19,7 +19,7 @@ struct UnpublishedRow {
 impl SqlCatalog {
     pub(super) async fn unpublish_product(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool> {
         let key = id.to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let marked = sqlx::query("UPDATE products SET unpublished_at = $1 WHERE id = $2 AND unpublished_at IS NULL")
             .bind(now())
             .bind(&key)
@@ -60,7 +60,7 @@ impl SqlCatalog {
 
     pub(super) async fn purge_product(&self, id: &ProductId, events: &[NewEvent]) -> Result<bool> {
         let key = id.to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let unpublished: Option<String> = sqlx::query_scalar("SELECT id FROM products WHERE id = $1 AND unpublished_at IS NOT NULL")
             .bind(&key)
             .fetch_optional(&mut *tx)

@@ -70,6 +70,18 @@ impl SqlCatalog {
         Ok(())
     }
 
+    /// A transaction that writes. SQLite's plain `BEGIN` is deferred: it takes the write lock at
+    /// its first write, and when another connection has written since the transaction's first
+    /// read, that upgrade fails at once with "database is locked" (waiting could deadlock, so
+    /// `busy_timeout` does not apply). `BEGIN IMMEDIATE` takes the lock up front, where the busy
+    /// timeout makes concurrent writers queue instead of failing. PostgreSQL needs neither.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Whether the store answers a trivial query (for readiness probes).
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -287,7 +299,7 @@ impl CatalogStore for SqlCatalog {
     }
 
     async fn append_events(&self, events: &[NewEvent]) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut last = 0;
         for event in events {
             last = insert_event(&mut tx, event).await?;

@@ -61,7 +61,7 @@ impl SqlCatalog {
     }
 
     pub(super) async fn insert_slo_checks(&self, checks: &[SloCheck]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for check in checks {
             sqlx::query(
                 "INSERT INTO slo_checks (product_id, objective, at, status, value, threshold, budget_remaining, message) \
@@ -159,7 +159,7 @@ impl SqlCatalog {
     }
 
     pub(super) async fn insert_openlineage(&self, events: &[RunEvent]) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut last = 0;
         for event in events {
             last = sqlx::query_scalar("INSERT INTO openlineage_outbox (at, event) VALUES ($1, $2) RETURNING id")

@@ -40,7 +40,7 @@ impl SqlCatalog {
         let id = p.id.to_string();
         let at = chrono::Utc::now();
         let stamp = time::format(&at);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO products (id, domain, name, version, title, description, owner, status, tags, descriptor, \
              descriptor_hash, table_uri, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \

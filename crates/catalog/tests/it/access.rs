@@ -140,3 +140,34 @@ async fn grants_end_by_revocation_or_by_expiry_recorded_once() {
         backend.finish().await;
     }
 }
+
+/// Writers that read before they write (a request checks for a pending one first) on many
+/// connections at once all succeed: on SQLite each write transaction takes the write lock when
+/// it begins, so a writer waits its turn instead of failing with "database is locked" when
+/// another committed between its read and its write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_queue_for_the_write_lock_instead_of_failing() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        catalog.publish(&publication("sales.orders", "h", &[])).await.unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|task| {
+                let catalog = catalog.clone();
+                tokio::spawn(async move {
+                    for n in 0..12 {
+                        let principal = format!("u{task}_{n}");
+                        let stored = catalog.request_access(&ask(&principal, "sales.orders", None)).await;
+                        assert!(matches!(stored, Ok(Some(_))), "{principal}: {stored:?}");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let pending = AccessRequestFilter { status: Some(AccessRequestStatus::Pending), ..AccessRequestFilter::default() };
+        assert_eq!(catalog.access_requests(&pending).await.unwrap().len(), 16 * 12);
+        drop(catalog);
+        backend.finish().await;
+    }
+}
