@@ -6,11 +6,12 @@ Run it through `bench/run.sh`, which installs the peers and builds the binaries:
 
 Suites
 - tpch: the 22 TPC-H queries (data from tpchgen-cli) on DuckDB over the Parquet files, plain
-  DataFusion over the same files, and Meshwork over products `tpch.*` published from them by
+  DataFusion over the same files (in its default configuration, and "tuned": with the session
+  settings Meshwork runs with), and Meshwork over products `tpch.*` published from them by
   `meshwork apply`: as an owner (no policies) and as a non-owner analyst (row filters on
   customer and orders, masks on c_phone and c_address, from an access policy), in-process and
-  over Flight SQL. The governed run is compared with DataFusion running the same filters and
-  masks written by hand as views.
+  over Flight SQL. The governed run is compared with tuned DataFusion running the same filters
+  and masks written by hand as views. Each query's peak RSS is read too (VmHWM reset before it).
 - settings: plain DataFusion over the TPC-H files under session-setting variants (join and
   aggregation repartitioning, partitions, batch size, filter pushdown), as ratios against the
   default configuration; `--variants` picks them. Not part of `all`.
@@ -366,8 +367,9 @@ def suite_tpch(ctx):
         workers = [
             Worker("duckdb", [python, str(ROOT / "bench" / "workers.py"), "duckdb", str(parquet)]),
             Worker("datafusion", [ctx.bench, "sql-worker", "--setup", str(datafusion_setup(ctx, parquet, False))]),
+            Worker("datafusion (tuned)", [ctx.bench, "sql-worker", "--meshwork-settings", "--setup", str(datafusion_setup(ctx, parquet, False))]),
             Worker("meshwork", [ctx.bench, "sql-worker", "--mesh", str(mesh), "--as", "owner"], env={"MESHWORK_LOG": "warn"}),
-            Worker("datafusion+views", [ctx.bench, "sql-worker", "--setup", str(datafusion_setup(ctx, parquet, True))]),
+            Worker("datafusion+views (tuned)", [ctx.bench, "sql-worker", "--meshwork-settings", "--setup", str(datafusion_setup(ctx, parquet, True))]),
             Worker("meshwork governed", [ctx.bench, "sql-worker", "--mesh", str(mesh), "--as", "analyst"], env={"MESHWORK_LOG": "warn"}),
             Worker(
                 "meshwork governed (Flight SQL)",
@@ -384,7 +386,7 @@ def suite_tpch(ctx):
 
     # The same answers: row counts must agree within each group of comparable systems.
     mismatches = []
-    for group in (["duckdb", "datafusion", "meshwork"], ["datafusion+views", "meshwork governed", "meshwork governed (Flight SQL)"]):
+    for group in (["duckdb", "datafusion", "datafusion (tuned)", "meshwork"], ["datafusion+views (tuned)", "meshwork governed", "meshwork governed (Flight SQL)"]):
         for q in queries:
             counts = {name: rows[name][q] for name in group}
             if len(set(counts.values())) != 1:
@@ -395,12 +397,14 @@ def suite_tpch(ctx):
         return {q: per_query[a][q]["median"] / per_query[b][q]["median"] for q in queries}
 
     pairs = [
+        ("meshwork", "datafusion (tuned)"),
         ("meshwork", "datafusion"),
         ("meshwork", "duckdb"),
-        ("meshwork governed", "datafusion+views"),
+        ("meshwork governed", "datafusion+views (tuned)"),
         ("meshwork governed", "meshwork"),
         ("meshwork governed (Flight SQL)", "meshwork governed"),
         ("datafusion", "duckdb"),
+        ("datafusion (tuned)", "duckdb"),
     ]
     ratios = {f"{a} / {b}": {"per_query": ratio(a, b), "geomean": geomean(ratio(a, b).values())} for a, b in pairs}
     return {

@@ -40,6 +40,10 @@ enum Command {
         /// one per `;`-terminated statement.
         #[arg(long, conflicts_with = "mesh")]
         setup: Option<PathBuf>,
+        /// Plain DataFusion with the session settings Meshwork runs with
+        /// (`meshwork_query::tuned`), so a comparison differs by Meshwork's layer alone.
+        #[arg(long, conflicts_with = "mesh")]
+        meshwork_settings: bool,
         /// Meshwork: query the published products of the mesh at this directory.
         #[arg(long)]
         mesh: Option<PathBuf>,
@@ -105,9 +109,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::SqlWorker { setup, mesh, principal } => match (setup, mesh) {
+            Command::SqlWorker { setup, meshwork_settings, mesh, principal } => match (setup, mesh) {
                 (_, Some(mesh)) => worker::serve(worker::Engine::meshwork(&mesh, &principal).await?).await,
-                (setup, None) => worker::serve(worker::Engine::datafusion(setup.as_deref()).await?).await,
+                (setup, None) => worker::serve(worker::Engine::datafusion(setup.as_deref(), meshwork_settings).await?).await,
             },
             Command::Control { mesh, principal, decisions, catalog_sizes, searches } => {
                 let report = control::run(&mesh, &principal, decisions, &catalog_sizes, searches).await?;

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use meshwork_core::principal::Principal;
 use meshwork_query::{QueryEngine, QueryLimits};
 use serde_json::{Value, json};
 
 /// What runs the statements.
 pub enum Engine {
-    /// DataFusion with nothing in front of it, in its default configuration.
+    /// DataFusion with nothing in front of it.
     DataFusion(SessionContext),
     /// Meshwork's governed query path, a new session per statement as every server interface
     /// opens one: catalog snapshot, access decisions, policy rewrite, Delta scans, audit.
@@ -21,9 +21,11 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// Plain DataFusion after running the statements of `setup`.
-    pub async fn datafusion(setup: Option<&Path>) -> anyhow::Result<Engine> {
-        let ctx = SessionContext::new();
+    /// Plain DataFusion after running the statements of `setup`, in DataFusion's default
+    /// configuration or (`meshwork_settings`) with the settings Meshwork's sessions use.
+    pub async fn datafusion(setup: Option<&Path>, meshwork_settings: bool) -> anyhow::Result<Engine> {
+        let config = SessionConfig::new();
+        let ctx = SessionContext::new_with_config(if meshwork_settings { meshwork_query::tuned(config) } else { config });
         if let Some(path) = setup {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read setup file `{}`", path.display()))?;
             for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {

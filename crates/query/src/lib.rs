@@ -50,6 +50,7 @@ pub use error::{ErrorCode, QueryError};
 pub use governance::{Governance, is_owner, visible_lineage};
 pub use samples::{govern_samples, quality_runs_for};
 pub use placeholders::Placeholders;
+pub use tuning::{BATCH_ROWS, tuned};
 pub use limits::{MAX_NESTING, MAX_SQL_BYTES, check_length, check_nesting, on_planner_thread, recursion_refusal};
 pub use search::{
     DEFAULT_LIMIT, FacetCount, FacetFilters, Facets, MatchedField, ProductHealth, ProductIndex, ProductState, QualityState, SearchHit, SearchRequest,

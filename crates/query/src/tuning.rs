@@ -6,7 +6,7 @@ use datafusion::prelude::SessionConfig;
 
 /// Rows per batch. DataFusion's default is 8,192; twice that halves the per-batch overhead of
 /// every operator (TPC-H SF1 geometric mean 0.95× on 2 cores) and lowered the peak memory.
-pub(crate) const BATCH_ROWS: usize = 16_384;
+pub const BATCH_ROWS: usize = 16_384;
 
 /// Up to this many partitions, hash joins build one shared table (`CollectLeft`) instead of
 /// repartitioning both inputs by the join key. With few cores, repartitioning copies every
@@ -17,7 +17,8 @@ pub(crate) const BATCH_ROWS: usize = 16_384;
 pub(crate) const COLLECT_JOINS_UP_TO_PARTITIONS: usize = 2;
 
 /// `config` with Meshwork's settings applied; its `target_partitions` must already be final.
-pub(crate) fn tune(config: SessionConfig) -> SessionConfig {
+/// Public so that benchmarks can run plain DataFusion exactly as Meshwork's sessions do.
+pub fn tuned(config: SessionConfig) -> SessionConfig {
     let repartition_joins = config.target_partitions() > COLLECT_JOINS_UP_TO_PARTITIONS;
     config.with_batch_size(BATCH_ROWS).with_repartition_joins(repartition_joins)
 }
@@ -29,7 +30,7 @@ mod tests {
     #[test]
     fn joins_are_collected_on_small_machines_and_repartitioned_on_larger_ones() {
         for (partitions, repartition) in [(1, false), (2, false), (3, true), (16, true)] {
-            let config = tune(SessionConfig::new().with_target_partitions(partitions));
+            let config = tuned(SessionConfig::new().with_target_partitions(partitions));
             assert_eq!(config.repartition_joins(), repartition, "{partitions} partitions");
             assert_eq!(config.batch_size(), BATCH_ROWS);
             assert_eq!(config.target_partitions(), partitions, "the partition count is left as it was");

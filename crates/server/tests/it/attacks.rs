@@ -146,9 +146,10 @@ async fn statements_that_touch_files_or_settings_are_refused_on_every_interface(
         refused_everywhere(&served, "ana", sql, expected).await;
     }
     assert!(!served._dir.path().join("leak.csv").exists(), "a refused COPY wrote its file");
-    // The settings did not change: every interface still reads Meshwork's own batch size
-    // (`crates/query/src/tuning.rs`), not the `1` the refused statements asked for.
-    answered_everywhere(&served, "ana", "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'", "16384").await;
+    // The settings did not change: every interface still reads Meshwork's own batch size, not
+    // the `1` the refused statements asked for.
+    let batch_size = meshwork_query::BATCH_ROWS.to_string();
+    answered_everywhere(&served, "ana", "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'", &batch_size).await;
     served.stop().await;
 }
 
