@@ -4,9 +4,8 @@
 //! The fence is what keeps user expressions away from rows the filter removes: the optimizer
 //! may not push predicates, limits or expressions through it (logically or physically), so a
 //! user's `WHERE 1/(amount - 123.45) > 0` is only ever evaluated on rows the principal may see.
-//! Above it statistics are estimates only: an inexact row count and size, so the optimizer
-//! still orders joins by size, but no column statistics and nothing exact, so `count(*)`, `min`
-//! and `max` cannot be answered from Parquet or Delta metadata of the unfiltered table.
+//! It also reports unknown statistics, so `count(*)`, `min` and `max` cannot be answered from
+//! Parquet or Delta metadata of the unfiltered table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -23,8 +22,7 @@ use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder,
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::CardinalityEffect;
-use datafusion::common::Statistics;
-use datafusion::physical_plan::{ChildStats, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, StatisticsArgs};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use datafusion::execution::context::QueryPlanner;
@@ -194,7 +192,7 @@ impl UserDefinedLogicalNodeCore for PolicyFence {
 }
 
 /// The physical fence: passes batches through, refuses filter pushdown and projection swaps
-/// (the trait defaults), and passes on only an estimate of its input's size.
+/// (the trait defaults), and reports unknown statistics.
 #[derive(Debug)]
 pub(crate) struct PolicyFenceExec {
     product: String,
@@ -239,25 +237,6 @@ impl ExecutionPlan for PolicyFenceExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         self.input.execute(partition, context)
     }
-
-    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
-        vec![ChildStats::At(partition)]
-    }
-
-    /// The input's row count and size as estimates, and nothing about any column. Without a
-    /// size the optimizer cannot tell a filtered table from a large one and may build a join's
-    /// hash table from the larger side (TPC-H q21 at SF10 under a row filter on orders built
-    /// 38M lineitem rows, 15 GB, instead of the orders). Estimates are never used to answer a
-    /// query (only exact statistics are), and they are not shown to non-admins: EXPLAIN's
-    /// statistics need a setting no session may change, and `EXPLAIN VERBOSE` is refused.
-    fn statistics_from_inputs(&self, input_stats: &[Arc<Statistics>], _args: &StatisticsArgs) -> Result<Arc<Statistics>> {
-        let input = &input_stats[0];
-        Ok(Arc::new(Statistics {
-            num_rows: input.num_rows.to_inexact(),
-            total_byte_size: input.total_byte_size.to_inexact(),
-            column_statistics: Statistics::unknown_column(&self.schema()),
-        }))
-    }
 }
 
 /// Plans [`PolicyFence`] nodes.
@@ -289,36 +268,5 @@ pub(crate) struct MeshQueryPlanner;
 impl QueryPlanner for MeshQueryPlanner {
     async fn create_physical_plan(&self, logical_plan: &LogicalPlan, session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
         DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(FencePlanner)]).create_physical_plan(logical_plan, session).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::Int64Array;
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::arrow::record_batch::RecordBatch;
-    use datafusion::common::stats::Precision;
-    use datafusion::datasource::memory::MemorySourceConfig;
-    use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
-
-    use super::PolicyFenceExec;
-
-    #[test]
-    fn the_fence_passes_on_an_estimated_size_and_nothing_exact_or_per_column() {
-        let schema = Arc::new(Schema::new(vec![Field::new("amount", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![5, 7, 9]))]).unwrap();
-        let input = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None).unwrap();
-        let context = StatisticsContext::new();
-        let below = context.compute(input.as_ref(), &StatisticsArgs::new()).unwrap();
-        assert_eq!(below.num_rows, Precision::Exact(3), "the input knows its size exactly");
-
-        let fence = PolicyFenceExec { product: "sales.orders".into(), input };
-        let above = StatisticsContext::new().compute(&fence as &dyn ExecutionPlan, &StatisticsArgs::new()).unwrap();
-        assert_eq!(above.num_rows, Precision::Inexact(3));
-        assert!(!above.total_byte_size.is_exact().unwrap_or(false));
-        let column = &above.column_statistics[0];
-        assert_eq!((&column.min_value, &column.max_value, &column.null_count), (&Precision::Absent, &Precision::Absent, &Precision::Absent));
     }
 }
