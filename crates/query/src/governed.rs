@@ -46,16 +46,6 @@ pub(crate) struct Governed {
     pub(crate) deprecated: BTreeMap<ProductId, Deprecation>,
 }
 
-/// DataFusion's physical optimizer rules without `aggregate_statistics`, which answers
-/// aggregates from statistics instead of rows. In DataFusion 55 a filter's estimate can claim an
-/// *exact* distinct count of 1 for `col = constant` (`FilterExec`'s singleton domain), so
-/// `count(DISTINCT a) … WHERE a = 5 AND b = 7` was answered 1 with no matching row. Every
-/// aggregate is computed from the rows instead; reading row counts from Parquet footers was
-/// the only thing the rule saved.
-fn physical_rules() -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
-    datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules.into_iter().filter(|rule| rule.name() != "aggregate_statistics").collect()
-}
-
 /// Statement options of every governed read: queries only, no DDL, DML or session changes.
 pub(crate) fn read_only() -> datafusion::execution::context::SQLOptions {
     datafusion::execution::context::SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
@@ -255,7 +245,7 @@ pub(crate) async fn governed_context(
         .with_runtime_env(runtime)
         .with_default_features()
         .with_analyzer_rules(analyzer_rules)
-        .with_physical_optimizer_rules(physical_rules())
+        .with_physical_optimizer_rules(crate::tuning::physical_rules())
         .with_query_planner(Arc::new(MeshQueryPlanner))
         .build();
     for name in FILE_TABLE_FUNCTIONS {

@@ -1,6 +1,8 @@
-//! The DataFusion session settings every Meshwork session runs with where they differ from
-//! DataFusion's defaults, each chosen by measurement (`bench/run.sh settings`, recorded in
-//! `docs/benchmarks.md`).
+//! The DataFusion session settings and optimizer rules every Meshwork session runs with where
+//! they differ from DataFusion's defaults, each chosen by measurement (`bench/run.sh settings`)
+//! or, for a rule, by a wrong answer it gave; recorded in `docs/benchmarks.md`.
+
+use std::sync::Arc;
 
 use datafusion::prelude::SessionConfig;
 
@@ -21,6 +23,16 @@ pub(crate) const COLLECT_JOINS_UP_TO_PARTITIONS: usize = 2;
 pub fn tuned(config: SessionConfig) -> SessionConfig {
     let repartition_joins = config.target_partitions() > COLLECT_JOINS_UP_TO_PARTITIONS;
     config.with_batch_size(BATCH_ROWS).with_repartition_joins(repartition_joins)
+}
+
+/// DataFusion's physical optimizer rules without `aggregate_statistics`, which answers
+/// aggregates from statistics instead of rows. In DataFusion 55 a filter's estimate can claim an
+/// *exact* distinct count of 1 for `col = constant` (`FilterExec`'s singleton domain), so
+/// `count(DISTINCT a) … WHERE a = 5 AND b = 7` was answered 1 with no matching row. Every
+/// aggregate is computed from the rows instead; reading row counts from Parquet footers was
+/// the only thing the rule saved.
+pub(crate) fn physical_rules() -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules.into_iter().filter(|rule| rule.name() != "aggregate_statistics").collect()
 }
 
 #[cfg(test)]
