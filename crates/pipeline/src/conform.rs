@@ -15,24 +15,7 @@ use crate::PipelineError;
 use crate::ingest::Provenance;
 
 pub use meshwork_storage::{arrow_type, contract_schema};
-
-/// A readable name of an Arrow type, in contract terms where there is one.
-fn type_name(ty: &DataType) -> String {
-    match ty {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
-        DataType::Int8 => "tinyint".into(),
-        DataType::Int16 => "smallint".into(),
-        DataType::Int32 => "int".into(),
-        DataType::Int64 => "bigint".into(),
-        DataType::Float32 => "float".into(),
-        DataType::Float64 => "double".into(),
-        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
-        DataType::Boolean => "boolean".into(),
-        DataType::Date32 | DataType::Date64 => "date".into(),
-        DataType::Timestamp(_, _) => "timestamp".into(),
-        other => other.to_string().to_lowercase(),
-    }
-}
+use meshwork_storage::type_name;
 
 /// Whether values of `from` may be converted to `to` (checking each value); other pairs are
 /// type mismatches the user must resolve with an explicit CAST.

@@ -179,6 +179,7 @@ pub(crate) async fn governed_context(
                     registered = Some(Arc::new(ProductTable {
                         id: product.id.clone(),
                         inner,
+                        published_rows: u64::try_from(version.row_count).unwrap_or(0),
                     }));
                 }
                 // Failure to build what the policy asks for means deny.
@@ -240,6 +241,8 @@ pub(crate) async fn governed_context(
     let mut analyzer_rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
         vec![policy_rule];
     analyzer_rules.extend(Analyzer::new().rules);
+    // After type coercion, which puts the casts of literals in place.
+    analyzer_rules.push(Arc::new(crate::literals::LiteralRule));
     let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)

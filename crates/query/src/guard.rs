@@ -156,6 +156,9 @@ fn is_principal_name(parts: &[ObjectNamePart]) -> bool {
 pub(crate) struct ProductTable {
     pub(crate) id: ProductId,
     pub(crate) inner: Arc<dyn TableProvider>,
+    /// Rows of the publication this table reads, as the catalog records (and shows) it: the
+    /// only size the policy fence passes on (see [`crate::rewrite::PolicyFenceExec`]).
+    pub(crate) published_rows: u64,
 }
 
 #[async_trait]

@@ -97,7 +97,7 @@ impl History {
         let inner = ProductStore::table_provider(&table, &state).await.map_err(|e| external(e.to_string()))?;
         let inner = TodaysColumns::wrap(inner, today);
         self.journal.read_publication(id, version.seq);
-        Ok(Arc::new(ProductTable { id: id.clone(), inner }))
+        Ok(Arc::new(ProductTable { id: id.clone(), inner, published_rows: u64::try_from(version.row_count).unwrap_or(0) }))
     }
 }
 

@@ -28,6 +28,7 @@ mod governed;
 mod guard;
 mod history;
 mod limits;
+mod literals;
 mod masks;
 mod placeholders;
 mod rewrite;

@@ -61,6 +61,26 @@ pub fn arrow_type(ty: meshwork_core::column_type::ColumnType) -> datafusion::arr
     }
 }
 
+/// A readable name of an Arrow type, in contract terms where there is one (`bigint`,
+/// `decimal(12,2)`, `timestamp`): how errors name the types users declared.
+pub fn type_name(ty: &datafusion::arrow::datatypes::DataType) -> String {
+    use datafusion::arrow::datatypes::DataType;
+    match ty {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        DataType::Boolean => "boolean".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(_, _) => "timestamp".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
 /// The Arrow schema a product with this contract is stored with.
 pub fn contract_schema(contract: &meshwork_core::descriptor::Contract) -> SchemaRef {
     use datafusion::arrow::datatypes::{Field, Schema};

@@ -155,6 +155,42 @@ async fn explain_shows_non_admins_the_fence_and_nothing_behind_it() {
     }
 }
 
+/// The product whose fence a plan's first hash join builds its table from.
+fn build_side(plan: &str) -> String {
+    let mut lines = plan.lines().skip_while(|l| !l.contains("HashJoinExec"));
+    lines.next().unwrap_or_else(|| panic!("no hash join in:\n{plan}"));
+    let fence = lines.find(|l| l.contains("PolicyFenceExec")).unwrap_or_else(|| panic!("no fence below the join in:\n{plan}"));
+    fence.split("product=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn joins_over_restricted_products_build_on_the_smaller_published_product() {
+    // The fence passes on the published row count the catalog shows (customers 5, orders 6),
+    // so the optimizer builds on customers however the join is written; with no estimate it
+    // kept the written order and built on orders in the first statement.
+    let mesh = Mesh::new().await;
+    let published = |id: &str| {
+        let catalog = mesh.catalog.clone();
+        let id: meshwork_core::id::ProductId = id.parse().unwrap();
+        async move { catalog.current_version(&id).await.unwrap().unwrap().row_count }
+    };
+    assert_eq!((published("sales.customers").await, published("sales.orders").await), (5, 6));
+    for sql in [
+        "EXPLAIN SELECT o.order_id, c.customer_id FROM sales.orders o JOIN sales.customers c ON c.customer_id = o.customer_id",
+        "EXPLAIN SELECT o.order_id, c.customer_id FROM sales.customers c JOIN sales.orders o ON c.customer_id = o.customer_id",
+    ] {
+        let plan = mesh.rows("ana", sql).await.unwrap();
+        assert_eq!(build_side(&plan), "sales.customers", "{sql}:\n{plan}");
+    }
+    // The estimate never answers a query: ana's EU orders 101, 102, 104 with customers 1, 3.
+    for sql in [
+        "SELECT count(*) FROM sales.orders o JOIN sales.customers c ON c.customer_id = o.customer_id",
+        "SELECT count(*) FROM sales.customers c JOIN sales.orders o ON c.customer_id = o.customer_id",
+    ] {
+        assert_eq!(mesh.rows("ana", sql).await.unwrap(), "3", "{sql}");
+    }
+}
+
 #[tokio::test]
 async fn every_query_writes_one_audit_event_including_denials() {
     let mesh = Mesh::new().await;

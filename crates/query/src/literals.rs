@@ -1,0 +1,136 @@
+//! Text literals that cannot become the type they meet (`WHERE order_id = 'x'` on a `bigint`)
+//! are refused while the statement is planned, with the position of the column they meet and
+//! the fix, instead of failing while it runs with Arrow's "Cannot cast string 'x' to value of
+//! Int64 type", which names neither. PostgreSQL refuses such a statement as early, whatever
+//! rows it would read.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DataFusionError, Diagnostic, Result, ScalarValue, Span};
+use datafusion::logical_expr::expr::{Cast, InList};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan};
+use datafusion::optimizer::AnalyzerRule;
+
+/// The analyzer rule; it runs after type coercion, which is what puts the casts in place. It
+/// does not look below a policy fence: the policy's own expressions are the platform's, and
+/// naming them in an error would show a principal what the policy says.
+#[derive(Debug)]
+pub(crate) struct LiteralRule;
+
+impl AnalyzerRule for LiteralRule {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        let mut refusal = None;
+        plan.apply_with_subqueries(|node| {
+            if crate::rewrite::is_fence(node) {
+                return Ok(TreeNodeRecursion::Jump);
+            }
+            node.apply_expressions(|expr| {
+                refusal = first_refusal(expr);
+                Ok(if refusal.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+            })
+        })?;
+        match refusal {
+            Some(err) => Err(err),
+            None => Ok(plan),
+        }
+    }
+
+    fn name(&self) -> &str {
+        "meshwork_literals"
+    }
+}
+
+/// The first text literal in `expr` that cannot be cast to the type it meets, as an error.
+fn first_refusal(expr: &Expr) -> Option<DataFusionError> {
+    let mut refusal = None;
+    let _ = expr.apply(|e| {
+        // The column a literal is compared with gives the error its position and its name.
+        let (column, operands): (Option<&Column>, Vec<&Expr>) = match e {
+            Expr::BinaryExpr(BinaryExpr { left, right, .. }) => (column_in(left).or_else(|| column_in(right)), vec![left, right]),
+            Expr::InList(InList { expr, list, .. }) => (column_in(expr), list.iter().chain([expr.as_ref()]).collect()),
+            Expr::Between(Between { expr, low, high, .. }) => (column_in(expr), vec![low, high]),
+            Expr::Cast(_) => (None, vec![e]),
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        for operand in operands {
+            if let Some((text, to)) = unconvertible(operand) {
+                refusal = Some(refuse(&text, &to, column));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    refusal
+}
+
+/// The column `expr` is, under casts the coercion added.
+fn column_in(expr: &Expr) -> Option<&Column> {
+    match expr {
+        Expr::Column(column) => Some(column),
+        Expr::Cast(Cast { expr, .. }) => column_in(expr),
+        _ => None,
+    }
+}
+
+/// `CAST('text' AS to)` where the text is no value of `to`.
+fn unconvertible(expr: &Expr) -> Option<(String, DataType)> {
+    let Expr::Cast(Cast { expr, field }) = expr else { return None };
+    let data_type = field.data_type();
+    let Expr::Literal(value, _) = expr.as_ref() else { return None };
+    let text = match value {
+        ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)) | ScalarValue::LargeUtf8(Some(text)) => text,
+        _ => return None,
+    };
+    value.cast_to(data_type).is_err().then(|| (text.clone(), data_type.clone()))
+}
+
+fn refuse(text: &str, to: &DataType, column: Option<&Column>) -> DataFusionError {
+    let type_name = meshwork_storage::type_name(to);
+    let (message, example) = match column {
+        Some(column) => (format!("'{text}' is not a {type_name} value, which `{}` is", column.name), column.name.clone()),
+        None => (format!("'{text}' is not a {type_name} value"), "column".to_owned()),
+    };
+    let help = match to {
+        t if t.is_integer() => format!("write a whole number without quotes, e.g. `{example} = 42`, or compare as text: `CAST({example} AS VARCHAR) = '{text}'`"),
+        t if t.is_numeric() => format!("write a number without quotes, e.g. `{example} = 12.50`, or compare as text: `CAST({example} AS VARCHAR) = '{text}'`"),
+        DataType::Date32 | DataType::Date64 => "write a date as 'YYYY-MM-DD', e.g. '2026-12-06'".to_owned(),
+        DataType::Timestamp(_, _) => "write a timestamp as 'YYYY-MM-DD HH:MM:SS', with an offset or `Z` for UTC, e.g. '2026-12-06 09:30:00Z'".to_owned(),
+        DataType::Boolean => "write `true` or `false` without quotes".to_owned(),
+        _ => format!("write a {type_name} value, or compare as text: `CAST({example} AS VARCHAR) = '{text}'`"),
+    };
+    let span: Option<Span> = column.and_then(|c| c.spans().first());
+    DataFusionError::Plan(message.clone()).with_diagnostic(Diagnostic::new_error(message, span).with_help(help, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{Expr, cast, col, lit};
+
+    use super::first_refusal;
+
+    fn refusal(expr: Expr) -> Option<String> {
+        first_refusal(&expr).map(|e| crate::error::sql_message(&e))
+    }
+
+    #[test]
+    fn text_that_is_no_value_of_the_type_it_meets_is_refused_with_the_fix() {
+        let bad = col("order_id").eq(cast(lit("x"), DataType::Int64));
+        assert_eq!(
+            refusal(bad).unwrap(),
+            "'x' is not a bigint value, which `order_id` is; hint: write a whole number without quotes, e.g. `order_id = 42`, or compare as text: `CAST(order_id AS VARCHAR) = 'x'`"
+        );
+        let date = col("placed").in_list(vec![cast(lit("2026-02-30"), DataType::Date32)], false);
+        assert!(refusal(date).unwrap().starts_with("'2026-02-30' is not a date value, which `placed` is; hint: write a date as 'YYYY-MM-DD'"));
+        let nested = col("a").gt(lit(1)).and(col("amount").between(cast(lit("1"), DataType::Float64), cast(lit("ten"), DataType::Float64)));
+        assert!(refusal(nested).unwrap().starts_with("'ten' is not a double value, which `amount` is"));
+    }
+
+    #[test]
+    fn text_that_converts_and_other_casts_pass() {
+        assert_eq!(refusal(col("order_id").eq(cast(lit("42"), DataType::Int64))), None);
+        assert_eq!(refusal(cast(col("name"), DataType::Int64).eq(lit(3))), None, "a column's values are checked as they are read");
+        assert_eq!(refusal(col("name").eq(lit("x"))), None);
+    }
+}
