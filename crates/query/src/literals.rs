@@ -86,19 +86,24 @@ fn unconvertible(expr: &Expr) -> Option<(String, DataType)> {
 }
 
 fn refuse(text: &str, to: &DataType, column: Option<&Column>) -> DataFusionError {
+    // The type is the one the comparison runs in, which coercion may have widened beyond the
+    // column's own (a decimal compared with an integer), so the column is not said to have it.
     let type_name = meshwork_storage::type_name(to);
-    let (message, example) = match column {
-        Some(column) => (format!("'{text}' is not a {type_name} value, which `{}` is", column.name), column.name.clone()),
-        None => (format!("'{text}' is not a {type_name} value"), "column".to_owned()),
+    let message = match column {
+        Some(column) => format!("'{text}' is not a valid {type_name} value to compare with `{}`", column.name),
+        None => format!("'{text}' is not a valid {type_name} value"),
     };
-    let help = match to {
-        t if t.is_integer() => format!("write a whole number without quotes, e.g. `{example} = 42`, or compare as text: `CAST({example} AS VARCHAR) = '{text}'`"),
-        t if t.is_numeric() => format!("write a number without quotes, e.g. `{example} = 12.50`, or compare as text: `CAST({example} AS VARCHAR) = '{text}'`"),
+    let mut help = match to {
+        t if t.is_integer() => "write a whole number without quotes, e.g. 42".to_owned(),
+        t if t.is_numeric() => "write a number without quotes, e.g. 12.50".to_owned(),
         DataType::Date32 | DataType::Date64 => "write a date as 'YYYY-MM-DD', e.g. '2026-12-06'".to_owned(),
-        DataType::Timestamp(_, _) => "write a timestamp as 'YYYY-MM-DD HH:MM:SS', with an offset or `Z` for UTC, e.g. '2026-12-06 09:30:00Z'".to_owned(),
-        DataType::Boolean => "write `true` or `false` without quotes".to_owned(),
-        _ => format!("write a {type_name} value, or compare as text: `CAST({example} AS VARCHAR) = '{text}'`"),
+        DataType::Timestamp(_, _) => "write a timestamp as 'YYYY-MM-DD HH:MM:SS', with an offset or Z for UTC, e.g. '2026-12-06 09:30:00Z'".to_owned(),
+        DataType::Boolean => "write true or false without quotes".to_owned(),
+        _ => format!("write a {type_name} value"),
     };
+    if let Some(column) = column {
+        help.push_str(&format!(", or compare as text: `CAST({} AS VARCHAR) = '{text}'`", column.name));
+    }
     let span: Option<Span> = column.and_then(|c| c.spans().first());
     DataFusionError::Plan(message.clone()).with_diagnostic(Diagnostic::new_error(message, span).with_help(help, None))
 }
@@ -119,17 +124,18 @@ mod tests {
         let bad = col("order_id").eq(cast(lit("x"), DataType::Int64));
         assert_eq!(
             refusal(bad).unwrap(),
-            "'x' is not a bigint value, which `order_id` is; hint: write a whole number without quotes, e.g. `order_id = 42`, or compare as text: `CAST(order_id AS VARCHAR) = 'x'`"
+            "'x' is not a valid bigint value to compare with `order_id`; hint: write a whole number without quotes, e.g. 42, or compare as text: `CAST(order_id AS VARCHAR) = 'x'`"
         );
         let date = col("placed").in_list(vec![cast(lit("2026-02-30"), DataType::Date32)], false);
-        assert!(refusal(date).unwrap().starts_with("'2026-02-30' is not a date value, which `placed` is; hint: write a date as 'YYYY-MM-DD'"));
+        assert!(refusal(date).unwrap().starts_with("'2026-02-30' is not a valid date value to compare with `placed`; hint: write a date as 'YYYY-MM-DD'"));
         let nested = col("a").gt(lit(1)).and(col("amount").between(cast(lit("1"), DataType::Float64), cast(lit("ten"), DataType::Float64)));
-        assert!(refusal(nested).unwrap().starts_with("'ten' is not a double value, which `amount` is"));
+        assert!(refusal(nested).unwrap().starts_with("'ten' is not a valid double value to compare with `amount`"));
     }
 
     #[test]
     fn text_that_converts_and_other_casts_pass() {
         assert_eq!(refusal(col("order_id").eq(cast(lit("42"), DataType::Int64))), None);
+        assert_eq!(refusal(cast(lit("x"), DataType::Int32)).unwrap(), "'x' is not a valid int value; hint: write a whole number without quotes, e.g. 42");
         assert_eq!(refusal(cast(col("name"), DataType::Int64).eq(lit(3))), None, "a column's values are checked as they are read");
         assert_eq!(refusal(col("name").eq(lit("x"))), None);
     }

@@ -412,3 +412,15 @@ async fn earlier_publications_answer_under_todays_policy_on_every_interface() {
     }
     served.stop().await;
 }
+
+#[tokio::test]
+async fn a_text_literal_that_is_no_value_of_its_column_type_is_refused_alike_on_every_interface() {
+    // Refused while planning, so the answer is the same whether or not any row the principal may
+    // see would have reached the comparison: no oracle on the rows behind the row filter.
+    let served = Served::start(QueryLimits::default(), 8).await;
+    for sql in ["SELECT * FROM sales.orders WHERE order_id = '10x'", "SELECT * FROM sales.orders WHERE order_id = '10x' AND region = 'NA'"] {
+        refused_everywhere(&served, "ana", sql, &["'10x' is not a valid bigint value to compare with `order_id` (at line 1, column 34); hint: write a whole number"]).await;
+    }
+    answered_everywhere(&served, "ana", "SELECT count(*) FROM sales.orders WHERE order_id = '101'", "1").await;
+    served.stop().await;
+}
