@@ -13,7 +13,9 @@ use datafusion::common::{Column, DFSchema, Result, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, TableProviderFilterPushDown, lit};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast::{self, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectNamePart, Value, visit_expressions_mut};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -50,6 +52,7 @@ impl ProductGuard {
             if data_type != DataType::Boolean && data_type != DataType::Null {
                 return Err(format!("row filter `{sql}` is {data_type}, not a boolean condition"));
             }
+            evaluable(&expr, &df_schema).map_err(|e| format!("row filter `{sql}` cannot be evaluated: {e}"))?;
             filter = Some(match filter {
                 Some(f) => f.and(expr),
                 None => expr,
@@ -65,12 +68,27 @@ impl ProductGuard {
                 Mask::Redact if string_like => lit("***"),
                 Mask::Redact | Mask::Null => lit(ScalarValue::try_from(field.data_type()).map_err(|e| e.to_string())?),
                 Mask::Partial { keep_first, keep_last } => Expr::ScalarFunction(ScalarFunction::new_udf(MaskPartial::udf(*keep_first, *keep_last), vec![raw])),
-                Mask::Sql { expr } => sql_expr(state, &df_schema, expr, principal).map_err(|e| format!("mask of `{column}` `{expr}`: {e}"))?,
+                Mask::Sql { expr } => {
+                    let masked = sql_expr(state, &df_schema, expr, principal).map_err(|e| format!("mask of `{column}` `{expr}`: {e}"))?;
+                    evaluable(&masked, &df_schema).map_err(|e| format!("mask of `{column}` `{expr}` cannot be evaluated: {e}"))?;
+                    masked
+                }
             };
             masks.insert(column.clone(), masked);
         }
         Ok(ProductGuard { filter, masks })
     }
+}
+
+/// Checks that a policy expression can be evaluated, as the optimizer will: coerced to the
+/// columns' types and its constant parts folded. One that cannot (`orders <> 'EU'` on a
+/// `bigint`) would fail every statement that reads the product, with an error printing what
+/// the policy says; it denies the product instead, the reason going to the audit log.
+fn evaluable(expr: &Expr, schema: &DFSchema) -> Result<(), String> {
+    let context = SimplifyContext::builder().with_schema(Arc::new(schema.clone())).with_current_time().build();
+    let simplifier = ExprSimplifier::new(context);
+    let coerced = simplifier.coerce(expr.clone(), schema).map_err(|e| crate::error::sql_message(&e))?;
+    simplifier.simplify(coerced).map(|_| ()).map_err(|e| crate::error::sql_message(&e))
 }
 
 /// Parses a policy SQL expression, binds its `principal.*` helpers, and plans it against the

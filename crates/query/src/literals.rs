@@ -1,15 +1,15 @@
 //! Text literals that cannot become the type they meet (`WHERE order_id = 'x'` on a `bigint`)
-//! are refused while the statement is planned, with the position of the column they meet and
-//! the fix, instead of failing while it runs with Arrow's "Cannot cast string 'x' to value of
-//! Int64 type", which names neither. PostgreSQL refuses such a statement as early, whatever
-//! rows it would read.
+//! are refused with the position of the column they meet and the fix. DataFusion refuses them
+//! at the same point (its optimizer folds the cast and fails), but with Arrow's "Cannot cast
+//! string 'x' to value of Int64 type", which names neither the column, nor where, nor what to
+//! write instead.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DataFusionError, Diagnostic, Result, ScalarValue, Span};
 use datafusion::logical_expr::expr::{Cast, InList};
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
 
 /// The analyzer rule; it runs after type coercion, which is what puts the casts in place. It
@@ -45,17 +45,20 @@ impl AnalyzerRule for LiteralRule {
 fn first_refusal(expr: &Expr) -> Option<DataFusionError> {
     let mut refusal = None;
     let _ = expr.apply(|e| {
-        // The column a literal is compared with gives the error its position and its name.
-        let (column, operands): (Option<&Column>, Vec<&Expr>) = match e {
-            Expr::BinaryExpr(BinaryExpr { left, right, .. }) => (column_in(left).or_else(|| column_in(right)), vec![left, right]),
-            Expr::InList(InList { expr, list, .. }) => (column_in(expr), list.iter().chain([expr.as_ref()]).collect()),
-            Expr::Between(Between { expr, low, high, .. }) => (column_in(expr), vec![low, high]),
-            Expr::Cast(_) => (None, vec![e]),
+        // The column a literal is compared with gives the error its position and its name;
+        // whether it is an equality decides whether comparing as text is a fix.
+        let (column, equality, operands): (Option<&Column>, bool, Vec<&Expr>) = match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                (column_in(left).or_else(|| column_in(right)), matches!(op, Operator::Eq | Operator::NotEq), vec![left, right])
+            }
+            Expr::InList(InList { expr, list, .. }) => (column_in(expr), true, list.iter().chain([expr.as_ref()]).collect()),
+            Expr::Between(Between { expr, low, high, .. }) => (column_in(expr), false, vec![low, high]),
+            Expr::Cast(_) => (None, false, vec![e]),
             _ => return Ok(TreeNodeRecursion::Continue),
         };
         for operand in operands {
             if let Some((text, to)) = unconvertible(operand) {
-                refusal = Some(refuse(&text, &to, column));
+                refusal = Some(refuse(&text, &to, column, equality));
                 return Ok(TreeNodeRecursion::Stop);
             }
         }
@@ -77,21 +80,27 @@ fn column_in(expr: &Expr) -> Option<&Column> {
 fn unconvertible(expr: &Expr) -> Option<(String, DataType)> {
     let Expr::Cast(Cast { expr, field }) = expr else { return None };
     let data_type = field.data_type();
-    let Expr::Literal(value, _) = expr.as_ref() else { return None };
-    let text = match value {
-        ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)) | ScalarValue::LargeUtf8(Some(text)) => text,
-        _ => return None,
-    };
-    value.cast_to(data_type).is_err().then(|| (text.clone(), data_type.clone()))
+    let text = text_literal(expr)?;
+    ScalarValue::Utf8(Some(text.to_owned())).cast_to(data_type).is_err().then(|| (text.to_owned(), data_type.clone()))
 }
 
-fn refuse(text: &str, to: &DataType, column: Option<&Column>) -> DataFusionError {
+/// The text of a string literal, also under casts to text (`'10x'::text`).
+fn text_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Literal(ScalarValue::Utf8(Some(text)) | ScalarValue::Utf8View(Some(text)) | ScalarValue::LargeUtf8(Some(text)), _) => Some(text),
+        Expr::Cast(Cast { expr, field }) if matches!(field.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => text_literal(expr),
+        _ => None,
+    }
+}
+
+fn refuse(text: &str, to: &DataType, column: Option<&Column>, equality: bool) -> DataFusionError {
     // The type is the one the comparison runs in, which coercion may have widened beyond the
     // column's own (a decimal compared with an integer), so the column is not said to have it.
     let type_name = meshwork_storage::type_name(to);
+    let quoted = format!("'{}'", text.replace('\'', "''"));
     let message = match column {
-        Some(column) => format!("'{text}' is not a valid {type_name} value to compare with `{}`", column.name),
-        None => format!("'{text}' is not a valid {type_name} value"),
+        Some(column) => format!("{quoted} is not a valid {type_name} value to compare with `{}`", column.name),
+        None => format!("{quoted} is not a valid {type_name} value"),
     };
     let mut help = match to {
         t if t.is_integer() => "write a whole number without quotes, e.g. 42".to_owned(),
@@ -101,8 +110,9 @@ fn refuse(text: &str, to: &DataType, column: Option<&Column>) -> DataFusionError
         DataType::Boolean => "write true or false without quotes".to_owned(),
         _ => format!("write a {type_name} value"),
     };
-    if let Some(column) = column {
-        help.push_str(&format!(", or compare as text: `CAST({} AS VARCHAR) = '{text}'`", column.name));
+    // Only equality means the same as text: `<` on text orders '10' before '9'.
+    if let (Some(column), true) = (column, equality) {
+        help.push_str(&format!(", or compare as text: `CAST({} AS VARCHAR) = {quoted}`", column.name));
     }
     let span: Option<Span> = column.and_then(|c| c.spans().first());
     DataFusionError::Plan(message.clone()).with_diagnostic(Diagnostic::new_error(message, span).with_help(help, None))
@@ -129,7 +139,14 @@ mod tests {
         let date = col("placed").in_list(vec![cast(lit("2026-02-30"), DataType::Date32)], false);
         assert!(refusal(date).unwrap().starts_with("'2026-02-30' is not a valid date value to compare with `placed`; hint: write a date as 'YYYY-MM-DD'"));
         let nested = col("a").gt(lit(1)).and(col("amount").between(cast(lit("1"), DataType::Float64), cast(lit("ten"), DataType::Float64)));
-        assert!(refusal(nested).unwrap().starts_with("'ten' is not a valid double value to compare with `amount`"));
+        let between = refusal(nested).unwrap();
+        assert!(between.starts_with("'ten' is not a valid double value to compare with `amount`"), "{between}");
+        assert!(!between.contains("as text"), "text order is not number order, so no text comparison is offered: {between}");
+        let under_text_cast = col("order_id").eq(cast(cast(lit("O'Brien"), DataType::Utf8), DataType::Int64));
+        assert_eq!(
+            refusal(under_text_cast).unwrap(),
+            "'O''Brien' is not a valid bigint value to compare with `order_id`; hint: write a whole number without quotes, e.g. 42, or compare as text: `CAST(order_id AS VARCHAR) = 'O''Brien'`"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use datafusion::datasource::source_as_provider;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder, TableScan, UserDefinedLogicalNode, UserDefinedLogicalNodeCore};
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::CardinalityEffect;
 use datafusion::common::Statistics;
 use datafusion::common::stats::Precision;
@@ -213,6 +213,19 @@ pub(crate) struct PolicyFenceExec {
     product: String,
     published_rows: u64,
     input: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+}
+
+impl PolicyFenceExec {
+    pub(crate) fn new(product: String, published_rows: u64, input: Arc<dyn ExecutionPlan>) -> PolicyFenceExec {
+        // The input's partitioning and execution mode, but none of what it knows about values:
+        // a row filter `region = 'EU'` makes `region` a constant below the fence, and passed on
+        // that would let a sort be left out above it, which EXPLAIN shows (`ordering_mode=Sorted`)
+        // and which tells a principal what the hidden filter pins.
+        let mut properties = PlanProperties::clone(input.properties());
+        properties.set_eq_properties(EquivalenceProperties::new(input.schema()));
+        PolicyFenceExec { product, published_rows, input, properties: Arc::new(properties) }
+    }
 }
 
 impl DisplayAs for PolicyFenceExec {
@@ -227,15 +240,17 @@ impl ExecutionPlan for PolicyFenceExec {
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        self.input.properties()
+        &self.properties
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         vec![&self.input]
     }
 
+    /// Said not to, so that no sort above the fence is pushed below it, where an ordering the
+    /// row filter implies would remove it in a way EXPLAIN shows above the fence.
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
+        vec![false]
     }
 
     fn cardinality_effect(&self) -> CardinalityEffect {
@@ -247,7 +262,7 @@ impl ExecutionPlan for PolicyFenceExec {
     }
 
     fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(PolicyFenceExec { product: self.product.clone(), published_rows: self.published_rows, input: children.swap_remove(0) }))
+        Ok(Arc::new(PolicyFenceExec::new(self.product.clone(), self.published_rows, children.swap_remove(0))))
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
@@ -288,7 +303,7 @@ impl ExtensionPlanner for FencePlanner {
         _planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         Ok(node.as_any().downcast_ref::<PolicyFence>().map(|fence| {
-            Arc::new(PolicyFenceExec { product: fence.product.clone(), published_rows: fence.published_rows, input: physical_inputs[0].clone() }) as Arc<dyn ExecutionPlan>
+            Arc::new(PolicyFenceExec::new(fence.product.clone(), fence.published_rows, physical_inputs[0].clone())) as Arc<dyn ExecutionPlan>
         }))
     }
 }
@@ -325,7 +340,7 @@ mod tests {
         let below = StatisticsContext::new().compute(input.as_ref(), &StatisticsArgs::new()).unwrap();
         assert_eq!(below.num_rows, Precision::Exact(3), "the input knows its size exactly");
 
-        let fence = PolicyFenceExec { product: "sales.orders".into(), published_rows: 1_000, input };
+        let fence = PolicyFenceExec::new("sales.orders".into(), 1_000, input);
         let above = StatisticsContext::new().compute(&fence as &dyn ExecutionPlan, &StatisticsArgs::new()).unwrap();
         assert_eq!(above.num_rows, Precision::Inexact(1_000), "the catalog's figure, not the input's");
         assert_eq!(above.total_byte_size, Precision::Absent);
