@@ -102,13 +102,10 @@ fn refuse(text: &str, to: &DataType, column: Option<&Column>, equality: bool) ->
         Some(column) => format!("{quoted} is not a valid {type_name} value to compare with `{}`", column.name),
         None => format!("{quoted} is not a valid {type_name} value"),
     };
+    let (kind, example) = value_form(to);
     let mut help = match to {
-        t if t.is_integer() => "write a whole number without quotes, e.g. 42".to_owned(),
-        t if t.is_numeric() => "write a number without quotes, e.g. 12.50".to_owned(),
-        DataType::Date32 | DataType::Date64 => "write a date as 'YYYY-MM-DD', e.g. '2026-12-06'".to_owned(),
-        DataType::Timestamp(_, _) => "write a timestamp as 'YYYY-MM-DD HH:MM:SS', with an offset or Z for UTC, e.g. '2026-12-06 09:30:00Z'".to_owned(),
-        DataType::Boolean => "write true or false without quotes".to_owned(),
-        _ => format!("write a {type_name} value"),
+        t if t.is_numeric() || t == &DataType::Boolean => format!("write {kind} without quotes, e.g. {example}"),
+        _ => format!("write {kind}, e.g. '{example}'"),
     };
     // Only equality means the same as text: `<` on text orders '10' before '9'.
     if let (Some(column), true) = (column, equality) {
@@ -116,6 +113,21 @@ fn refuse(text: &str, to: &DataType, column: Option<&Column>, equality: bool) ->
     }
     let span: Option<Span> = column.and_then(|c| c.spans().first());
     DataFusionError::Plan(message.clone()).with_diagnostic(Diagnostic::new_error(message, span).with_help(help, None))
+}
+
+/// What a value of `to` looks like and an example, for hints: ("a whole number", "42").
+/// Every place that tells a user how to write a value uses it (literals here, parameters bound
+/// on the Postgres wire).
+pub fn value_form(to: &DataType) -> (String, String) {
+    let (kind, example) = match to {
+        t if t.is_integer() => ("a whole number", "42"),
+        t if t.is_numeric() => ("a number", "12.50"),
+        DataType::Date32 | DataType::Date64 => ("a date as YYYY-MM-DD", "2026-12-06"),
+        DataType::Timestamp(_, _) => ("a timestamp as YYYY-MM-DD HH:MM:SS, with an offset or Z for UTC", "2026-12-06 09:30:00Z"),
+        DataType::Boolean => ("true or false", "true"),
+        other => return (format!("a {} value", meshwork_storage::type_name(other)), "…".to_owned()),
+    };
+    (kind.to_owned(), example.to_owned())
 }
 
 #[cfg(test)]
@@ -137,7 +149,7 @@ mod tests {
             "'x' is not a valid bigint value to compare with `order_id`; hint: write a whole number without quotes, e.g. 42, or compare as text: `CAST(order_id AS VARCHAR) = 'x'`"
         );
         let date = col("placed").in_list(vec![cast(lit("2026-02-30"), DataType::Date32)], false);
-        assert!(refusal(date).unwrap().starts_with("'2026-02-30' is not a valid date value to compare with `placed`; hint: write a date as 'YYYY-MM-DD'"));
+        assert!(refusal(date).unwrap().starts_with("'2026-02-30' is not a valid date value to compare with `placed`; hint: write a date as YYYY-MM-DD, e.g. '2026-12-06'"));
         let nested = col("a").gt(lit(1)).and(col("amount").between(cast(lit("1"), DataType::Float64), cast(lit("ten"), DataType::Float64)));
         let between = refusal(nested).unwrap();
         assert!(between.starts_with("'ten' is not a valid double value to compare with `amount`"), "{between}");

@@ -629,7 +629,8 @@ impl PgQueries {
         let wire: Vec<Type> = types.iter().map(|t| t.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type)).collect::<PgWireResult<_>>()?;
         let type_refs: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
         let wire_refs: Vec<Option<&Type>> = wire.iter().map(Some).collect();
-        let params = params::text_arrays(portal, deserialize_parameters_with_server_types(portal, &type_refs, &wire_refs)?);
+        let decoded = deserialize_parameters_with_server_types(portal, &type_refs, &wire_refs).map_err(|err| params::refusal(portal, &types).unwrap_or(err))?;
+        let params = params::text_arrays(portal, decoded);
         let conn = connection(client)?;
         // A statement prepared earlier runs with the rights the credential has now.
         let current = conn.session(&self.gate).await?;

@@ -1,13 +1,15 @@
 //! Bound parameters read as PostgreSQL reads them where arrow-pg's decoding differs: a text
 //! array literal bound without a type (`{"p","r"}`, what the ADBC PostgreSQL driver binds for
 //! `relkind = ANY($2)`) is split by arrow-pg on commas with its quotes kept, so no element ever
-//! matched. Here it is parsed with PostgreSQL's array syntax.
+//! matched. Here it is parsed with PostgreSQL's array syntax. A text parameter that is no value
+//! of its type is refused as PostgreSQL refuses it, naming the parameter and the fix.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion_postgres::pgwire;
 use pgwire::api::portal::Portal;
 use pgwire::api::results::FieldFormat;
+use pgwire::error::{ErrorInfo, PgWireError};
 
 /// `params` with every text-format parameter that arrow-pg decoded as a list of text read
 /// again from its literal.
@@ -24,6 +26,28 @@ pub(super) fn text_arrays<S>(portal: &Portal<S>, params: ParamValues) -> ParamVa
         value.value = ScalarValue::List(ScalarValue::new_list_nullable(&items, &DataType::Utf8));
     }
     ParamValues::List(values)
+}
+
+/// When the parameters cannot be decoded, the first text parameter that is no value of its
+/// type, told as PostgreSQL tells it (SQLSTATE 22P02) with the parameter's number and the fix;
+/// the decoder's own message ("invalid digit found in string") names neither.
+pub(super) fn refusal<S>(portal: &Portal<S>, types: &[Option<DataType>]) -> Option<PgWireError> {
+    types.iter().enumerate().find_map(|(i, to)| {
+        let to = to.as_ref()?;
+        if portal.parameter_format.format_for(i) != FieldFormat::Text || matches!(to, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+            return None;
+        }
+        let text = std::str::from_utf8(portal.parameters.get(i)?.as_ref()?).ok()?;
+        ScalarValue::Utf8(Some(text.to_owned())).cast_to(to).is_err().then(|| {
+            let (kind, example) = meshwork_query::value_form(to);
+            let message = format!(
+                "invalid input syntax for type {}: \"{text}\" (parameter ${}); hint: bind {kind}, e.g. {example}",
+                meshwork_storage::type_name(to),
+                i + 1
+            );
+            PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".to_owned(), "22P02".to_owned(), message)))
+        })
+    })
 }
 
 /// The elements of a one-dimensional PostgreSQL array literal (`{a, "b c", "d\"e", NULL}`),

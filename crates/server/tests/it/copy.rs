@@ -223,5 +223,11 @@ async fn extended_results_stream_and_portals_still_suspend() {
     let err = sam.count_rest().await.expect_err("cancelled while streaming");
     assert_eq!(err.code, "57014", "{err:?}");
     assert_eq!(sam.run_with("SELECT $1::bigint + 1", &["41"]).await.unwrap(), (vec![vec![Some("42".to_owned())]], "SELECT 1".to_owned()));
+    // A bound value that is no value of its type is told as PostgreSQL tells it, with the fix.
+    let err = sam.run_with("SELECT count(*) FROM sales.orders WHERE region = $1 AND order_id = $2", &["EU", "10x"]).await.unwrap_err();
+    assert_eq!(
+        (err.code.as_str(), err.message.as_str()),
+        ("22P02", "invalid input syntax for type bigint: \"10x\" (parameter $2); hint: bind a whole number, e.g. 42")
+    );
     served.stop().await;
 }
