@@ -51,7 +51,7 @@ pub use error::{ErrorCode, QueryError};
 pub use governance::{Governance, is_owner, visible_lineage};
 pub use samples::{govern_samples, quality_runs_for};
 pub use placeholders::Placeholders;
-pub use literals::value_form;
+pub use literals::{is_value_of, value_form};
 pub use tuning::{BATCH_ROWS, tuned};
 pub use limits::{MAX_NESTING, MAX_SQL_BYTES, check_length, check_nesting, on_planner_thread, recursion_refusal};
 pub use search::{

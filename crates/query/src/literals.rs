@@ -81,7 +81,13 @@ fn unconvertible(expr: &Expr) -> Option<(String, DataType)> {
     let Expr::Cast(Cast { expr, field }) = expr else { return None };
     let data_type = field.data_type();
     let text = text_literal(expr)?;
-    ScalarValue::Utf8(Some(text.to_owned())).cast_to(data_type).is_err().then(|| (text.to_owned(), data_type.clone()))
+    (!is_value_of(text, data_type)).then(|| (text.to_owned(), data_type.clone()))
+}
+
+/// Whether `text` reads as a value of `to` (what a cast of it would do), the one test for
+/// literals here and for parameters bound on the Postgres wire.
+pub fn is_value_of(text: &str, to: &DataType) -> bool {
+    ScalarValue::Utf8(Some(text.to_owned())).cast_to(to).is_ok()
 }
 
 /// The text of a string literal, also under casts to text (`'10x'::text`).

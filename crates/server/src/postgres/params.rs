@@ -38,7 +38,7 @@ pub(super) fn refusal<S>(portal: &Portal<S>, types: &[Option<DataType>]) -> Opti
             return None;
         }
         let text = std::str::from_utf8(portal.parameters.get(i)?.as_ref()?).ok()?;
-        ScalarValue::Utf8(Some(text.to_owned())).cast_to(to).is_err().then(|| {
+        (!meshwork_query::is_value_of(text, to)).then(|| {
             let (kind, example) = meshwork_query::value_form(to);
             let message = format!(
                 "invalid input syntax for type {}: \"{text}\" (parameter ${}); hint: bind {kind}, e.g. {example}",
