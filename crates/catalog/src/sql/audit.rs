@@ -46,7 +46,7 @@ impl SqlCatalog {
             .bind(outcome.as_str())
             .bind(error)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }
@@ -114,7 +114,7 @@ impl SqlCatalog {
             .bind(&token.hash)
             .bind(time::format(&token.created_at))
             .bind(token.expires_at.as_ref().map(time::format))
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }

@@ -132,7 +132,7 @@ impl SqlCatalog {
             Location::Sqlite(path) => Some(path.with_extension("locks")),
             Location::Postgres { .. } => None,
         };
-        let catalog = SqlCatalog { pool, backend, connect: options_for_locks, locks_dir };
+        let catalog = SqlCatalog { pool, backend, connect: options_for_locks, locks_dir, writes: super::writes::WriteTurns::for_backend(backend) };
         catalog.prepare_schema(mode).await?;
         Ok(catalog)
     }

@@ -81,7 +81,7 @@ impl SqlCatalog {
         let candidate = hex::encode(rand::rng().random::<[u8; 32]>());
         sqlx::query("INSERT INTO settings (key, value) VALUES ('mask_salt', $1) ON CONFLICT (key) DO NOTHING")
             .bind(candidate)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = 'mask_salt'").fetch_one(&self.pool).await?)
     }
@@ -99,7 +99,7 @@ impl SqlCatalog {
         sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }

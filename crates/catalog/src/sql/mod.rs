@@ -19,6 +19,7 @@ mod portal;
 mod products;
 mod rows;
 mod subscriptions;
+mod writes;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +47,8 @@ pub struct SqlCatalog {
     connect: sqlx::any::AnyConnectOptions,
     /// SQLite: the directory of the lock files beside the database file.
     locks_dir: Option<std::path::PathBuf>,
+    /// SQLite: this process's writers, queued for their turn.
+    writes: writes::WriteTurns,
 }
 
 impl std::fmt::Debug for SqlCatalog {
@@ -68,18 +71,6 @@ impl SqlCatalog {
         }
         sqlx::query("VACUUM INTO $1").bind(target.to_string_lossy().into_owned()).execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// A transaction that writes. SQLite's plain `BEGIN` is deferred: it takes the write lock at
-    /// its first write, and when another connection has written since the transaction's first
-    /// read, that upgrade fails at once with "database is locked" (waiting could deadlock, so
-    /// `busy_timeout` does not apply). `BEGIN IMMEDIATE` takes the lock up front, where the busy
-    /// timeout makes concurrent writers queue instead of failing. PostgreSQL needs neither.
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
     }
 
     /// Whether the store answers a trivial query (for readiness probes).
@@ -290,7 +281,7 @@ impl CatalogStore for SqlCatalog {
     }
 
     async fn record_quality_run(&self, product: &ProductId, run: &QualityRun) -> Result<i64> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.write_conn().await?;
         operations::insert_quality_run(&mut conn, product, run).await
     }
 

@@ -144,7 +144,7 @@ impl SqlCatalog {
             .bind(delivery.status.map(i64::from))
             .bind(delivery.outcome.as_str())
             .bind(&delivery.error)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }
@@ -182,6 +182,6 @@ impl SqlCatalog {
     }
 
     pub(super) async fn delete_openlineage(&self, through: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM openlineage_outbox WHERE id <= $1").bind(through).execute(&self.pool).await?.rows_affected())
+        Ok(sqlx::query("DELETE FROM openlineage_outbox WHERE id <= $1").bind(through).execute(&mut *self.write_conn().await?).await?.rows_affected())
     }
 }

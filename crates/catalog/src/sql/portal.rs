@@ -41,7 +41,7 @@ impl SqlCatalog {
             .bind(credential)
             .bind(time::format(&session.created_at))
             .bind(time::format(&session.expires_at))
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }
@@ -57,12 +57,12 @@ impl SqlCatalog {
     }
 
     pub(super) async fn delete_portal_session(&self, id_hash: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM portal_sessions WHERE id_hash = $1").bind(id_hash).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM portal_sessions WHERE id_hash = $1").bind(id_hash).execute(&mut *self.write_conn().await?).await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn delete_expired_portal_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1").bind(time::format(&now)).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= $1").bind(time::format(&now)).execute(&mut *self.write_conn().await?).await?;
         Ok(done.rows_affected())
     }
 }

@@ -24,7 +24,7 @@ impl SqlCatalog {
         .bind(serde_json::to_string(&domain.owners).expect("strings serialize"))
         .bind(serde_json::to_string(&domain.principal).expect("principal serializes"))
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }

@@ -55,7 +55,7 @@ impl SqlCatalog {
         .bind(time::format(&s.created_at))
         .bind(&s.created_by)
         .bind(s.after_event)
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(())
     }
@@ -64,7 +64,7 @@ impl SqlCatalog {
         let done = sqlx::query("DELETE FROM subscriptions WHERE product_id = $1 AND principal = $2")
             .bind(product.to_string())
             .bind(principal)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -74,6 +74,42 @@ async fn audit_events_round_trip_filter_and_complete_once() {
     }
 }
 
+/// Statements served at once each record their event and complete it, as `meshwork serve`
+/// does: every event lands once and is completed once, on each backend (on SQLite the writers
+/// of a process queue for their turn instead of sleeping in SQLite's busy handler).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_statements_record_and_complete_their_events() {
+    for backend in Backend::all().await {
+        let catalog = backend.open().await;
+        let tasks: Vec<_> = (0..16)
+            .map(|task| {
+                let catalog = catalog.clone();
+                tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    for n in 0..10u64 {
+                        let id = catalog.record_audit(&audit_event(&format!("u{task}"), "sales.orders", AuditOutcome::Running, Utc::now())).await.unwrap();
+                        catalog.complete_audit(id, Some(n), 1.0, AuditOutcome::Ok, None).await.unwrap();
+                        ids.push(id);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.extend(task.await.unwrap());
+        }
+        let events = catalog.audit(&AuditFilter { limit: Some(1000), ..AuditFilter::default() }).await.unwrap();
+        assert_eq!(events.len(), 160);
+        assert!(events.iter().all(|e| e.outcome == AuditOutcome::Ok), "every event completed");
+        let mut stored: Vec<i64> = events.iter().map(|e| e.id).collect();
+        stored.sort_unstable();
+        ids.sort_unstable();
+        assert_eq!(stored, ids);
+        backend.finish().await;
+    }
+}
+
 /// The governance dashboard's source: the audit events of applies and refreshes, newest first,
 /// at most `limit`, without the queries between them.
 #[tokio::test]
