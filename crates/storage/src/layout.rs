@@ -109,8 +109,20 @@ pub(crate) fn mostly_distinct(column: &[&ArrayRef]) -> bool {
     seen.len() * 2 >= values
 }
 
+/// Rows per data page (parquet-rs writes 20,480 by default; it closes a page once it holds at
+/// least this many rows, checked every 1,024 rows). A page is the smallest unit
+/// a reader decompresses, and the page index lets it pick the pages a predicate needs, so a
+/// point query (`WHERE id = 42`) decompresses one page per column it reads: with 4,096-row pages
+/// that is a fifth of the work. Measured on a 10M-row table served to 8 concurrent clients,
+/// server CPU per Flight SQL point query 6.0–6.2 → 4.2–4.8 ms; TPC-H SF1 unchanged within noise
+/// and `lineitem` 2% larger (docs/benchmarks.md, "Pages of 4,096 rows").
+pub const PAGE_ROWS: usize = 4096;
+
 fn builder(codec: Codec) -> WriterPropertiesBuilder {
-    WriterProperties::builder().set_created_by(CREATED_BY.to_owned()).set_compression(codec.compression())
+    WriterProperties::builder()
+        .set_created_by(CREATED_BY.to_owned())
+        .set_compression(codec.compression())
+        .set_data_page_row_count_limit(PAGE_ROWS)
 }
 
 /// The writer named in every file's footer, in the `<application> version <version> (build
@@ -155,6 +167,36 @@ mod tests {
         assert!(!mostly_distinct(&[&long]));
         let few = ints((0..1000).map(Some));
         assert!(!mostly_distinct(&[&few]));
+    }
+
+    /// What a reader of a written file sees: pages of about `PAGE_ROWS` rows in every column (the
+    /// writer checks the count every 1,024 rows), listed in the page index.
+    #[test]
+    fn data_pages_hold_about_page_rows_rows() {
+        use datafusion::parquet::arrow::ArrowWriter;
+        use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("category", DataType::Utf8, false)]));
+        let rows = PAGE_ROWS * 4;
+        let ids = ints((0..rows as i64).map(Some));
+        let categories: ArrayRef = Arc::new(StringArray::from_iter_values((0..rows).map(|i| ["books", "games", "toys"][i % 3])));
+        let batch = RecordBatch::try_new(schema.clone(), vec![ids, categories]).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let mut writer = ArrowWriter::try_new(file.try_clone().unwrap(), schema, Some(writer_properties_for(DEFAULT_CODEC, std::slice::from_ref(&batch)))).unwrap();
+        // Written in small batches, as the build streams them: the limit is checked per batch.
+        for start in (0..rows).step_by(1000) {
+            writer.write(&batch.slice(start, 1000.min(rows - start))).unwrap();
+        }
+        writer.close().unwrap();
+        let metadata = ParquetMetaDataReader::new().with_page_index_policy(PageIndexPolicy::Required).parse_and_finish(&file).unwrap();
+        let offsets = metadata.offset_index().expect("a page index");
+        for column in &offsets[0] {
+            let firsts: Vec<i64> = column.page_locations().iter().map(|p| p.first_row_index).collect();
+            assert!(firsts.len() >= 3, "{firsts:?}");
+            let mut bounds = firsts.clone();
+            bounds.push(rows as i64);
+            assert!(bounds.windows(2).all(|w| w[1] - w[0] < (PAGE_ROWS + 1024) as i64), "pages of about {PAGE_ROWS} rows: {firsts:?}");
+        }
     }
 
     #[test]

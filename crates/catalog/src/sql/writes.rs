@@ -37,43 +37,31 @@ impl WriteTurns {
     }
 }
 
-/// A transaction that writes, holding the process's turn until it commits or is dropped.
-pub(crate) struct WriteTx {
-    // Field order: the transaction ends (rolls back if not committed) before the turn passes on.
-    tx: Transaction<'static, Any>,
+/// A connection (or a transaction on one) that holds the process's turn to write until it is
+/// dropped; it is used as the connection it holds.
+pub(crate) struct Turned<C> {
+    // Field order: the connection is released (a transaction rolled back if not committed)
+    // before the turn passes on.
+    conn: C,
     _turn: Option<OwnedMutexGuard<()>>,
 }
+
+/// A transaction that writes, holding the turn until it commits or is dropped.
+pub(crate) type WriteTx = Turned<Transaction<'static, Any>>;
+
+/// A connection for one self-committing write statement, holding the turn.
+pub(crate) type WriteConn = Turned<PoolConnection<Any>>;
 
 impl WriteTx {
     /// Commits the transaction; the turn passes on after.
     pub(crate) async fn commit(self) -> Result<()> {
-        let WriteTx { tx, _turn } = self;
-        tx.commit().await?;
+        let Turned { conn, _turn } = self;
+        conn.commit().await?;
         Ok(())
     }
 }
 
-impl Deref for WriteTx {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        &self.tx
-    }
-}
-
-impl DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
-    }
-}
-
-/// A connection for one self-committing write statement, holding the process's turn.
-pub(crate) struct WriteConn {
-    conn: PoolConnection<Any>,
-    _turn: Option<OwnedMutexGuard<()>>,
-}
-
-impl Deref for WriteConn {
+impl<C: DerefMut<Target = AnyConnection>> Deref for Turned<C> {
     type Target = AnyConnection;
 
     fn deref(&self) -> &AnyConnection {
@@ -81,7 +69,7 @@ impl Deref for WriteConn {
     }
 }
 
-impl DerefMut for WriteConn {
+impl<C: DerefMut<Target = AnyConnection>> DerefMut for Turned<C> {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         &mut self.conn
     }
@@ -100,13 +88,13 @@ impl SqlCatalog {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(Turned { conn: tx, _turn: turn })
     }
 
     /// A connection for one write statement that commits by itself.
     pub(crate) async fn write_conn(&self) -> Result<WriteConn> {
         let turn = self.writes.take().await;
-        Ok(WriteConn { conn: self.pool.acquire().await?, _turn: turn })
+        Ok(Turned { conn: self.pool.acquire().await?, _turn: turn })
     }
 }
 
