@@ -43,7 +43,15 @@ pub enum CatalogError {
     },
     /// A query against the store failed.
     #[error("metadata store query failed: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(sqlx::Error),
+    /// Another process kept SQLite's write lock past the busy timeout.
+    #[error(
+        "the metadata store is busy: another process has been writing to it for over {waited_s} s (another `meshwork` command or server on the same SQLite file?); wait for it to finish and run again"
+    )]
+    Locked {
+        /// Seconds waited (SQLite's busy timeout).
+        waited_s: u64,
+    },
     /// The store holds data this version of Meshwork cannot read.
     #[error("the metadata store is corrupt or from a newer meshwork: {0}")]
     Corrupt(String),
@@ -65,6 +73,18 @@ pub enum CatalogError {
         /// The newest migration this build knows.
         known: i64,
     },
+}
+
+impl From<sqlx::Error> for CatalogError {
+    /// The one decode of the driver's errors: SQLite's "database is locked" (`SQLITE_BUSY`,
+    /// `SQLITE_LOCKED` and their extended codes), which says neither who holds the lock nor what
+    /// to do, becomes [`CatalogError::Locked`].
+    fn from(err: sqlx::Error) -> Self {
+        if sql::is_locked(&err) {
+            return CatalogError::Locked { waited_s: sql::SQLITE_BUSY_TIMEOUT.as_secs() };
+        }
+        CatalogError::Query(err)
+    }
 }
 
 /// Locks named with this prefix and a product's address are its product lock: one build,

@@ -226,12 +226,12 @@ async fn prepare_connection(conn: &mut sqlx::AnyConnection, backend: Backend) ->
         // failing. WAL lets readers run beside the one writer; switching a new file to it can
         // still answer "locked" at once while another process creates the same catalog (SQLite
         // does not always call the busy handler for it), so that switch is retried as long.
-        conn.execute("PRAGMA busy_timeout = 10000;").await?;
+        conn.execute(BUSY_TIMEOUT_PRAGMA).await?;
         let started = std::time::Instant::now();
         loop {
             match conn.execute("PRAGMA journal_mode = WAL;").await {
                 Ok(_) => break,
-                Err(e) if is_locked(&e) && started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(25)).await,
+                Err(e) if is_locked(&e) && started.elapsed() < SQLITE_BUSY_TIMEOUT => tokio::time::sleep(Duration::from_millis(25)).await,
                 Err(e) => return Err(e),
             }
         }
@@ -241,8 +241,22 @@ async fn prepare_connection(conn: &mut sqlx::AnyConnection, backend: Backend) ->
 }
 
 /// SQLITE_BUSY or SQLITE_LOCKED.
-fn is_locked(error: &sqlx::Error) -> bool {
-    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "5" || code == "6")
+/// How long a SQLite connection waits for another process's write lock before it answers
+/// "database is locked".
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`SQLITE_BUSY_TIMEOUT`] as the statement that sets it (a `'static` text, as the connection
+/// hook needs; a unit test keeps the two equal).
+const BUSY_TIMEOUT_PRAGMA: &str = "PRAGMA busy_timeout = 10000;";
+
+/// Whether `error` is SQLite's "database is locked": `SQLITE_BUSY` or `SQLITE_LOCKED`, or one of
+/// their extended codes (the driver reports extended codes).
+pub(crate) fn is_locked(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<sqlx::sqlite::SqliteError>())
+        .and_then(|e| sqlx::error::DatabaseError::code(e).and_then(|code| code.parse::<i32>().ok()))
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 fn known_version(migrator: &Migrator) -> i64 {
@@ -297,6 +311,11 @@ fn with_password(url: &str, password: Option<&str>) -> std::result::Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_busy_timeout_pragma_sets_the_documented_timeout() {
+        assert_eq!(BUSY_TIMEOUT_PRAGMA, format!("PRAGMA busy_timeout = {};", SQLITE_BUSY_TIMEOUT.as_millis()));
+    }
 
     #[test]
     fn locations_never_show_a_password() {

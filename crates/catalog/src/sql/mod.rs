@@ -21,6 +21,8 @@ mod rows;
 mod subscriptions;
 mod writes;
 
+pub(crate) use connect::{SQLITE_BUSY_TIMEOUT, is_locked};
+
 use std::collections::BTreeMap;
 
 use meshwork_core::id::ProductId;

@@ -35,3 +35,33 @@ async fn a_lock_has_one_holder_across_catalog_handles_and_is_released_when_dropp
         backend.finish().await;
     }
 }
+
+/// A write that finds SQLite's write lock held by another process past the busy timeout is
+/// refused with what happened and what to do, instead of the driver's "(code: 5) database is
+/// locked" three times over; once the other writer is done, the write goes through.
+#[tokio::test]
+async fn a_sqlite_catalog_locked_by_another_process_says_so_and_what_to_do() {
+    use sqlx::{Connection, Executor};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalog.db");
+    let catalog = meshwork_catalog::SqlCatalog::open(&meshwork_catalog::Location::Sqlite(path.clone())).await.unwrap();
+    let sales = || meshwork_catalog::DomainRecord {
+        name: meshwork_core::id::DomainName::new("sales").unwrap(),
+        title: None,
+        description: None,
+        owners: vec!["group:s".into()],
+        principal: Default::default(),
+    };
+    let mut other = sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+    let error = catalog.upsert_domain(&sales()).await.unwrap_err();
+    assert!(matches!(error, CatalogError::Locked { waited_s: 10 }), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "the metadata store is busy: another process has been writing to it for over 10 s (another `meshwork` command or server on the same SQLite file?); wait for it to finish and run again"
+    );
+    other.execute("ROLLBACK").await.unwrap();
+    catalog.upsert_domain(&sales()).await.unwrap();
+    assert_eq!(catalog.domains().await.unwrap().len(), 1);
+}
