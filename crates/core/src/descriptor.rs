@@ -31,6 +31,8 @@ pub struct MeshConfig {
     pub openlineage: Option<OpenLineageConfig>,
     /// State of each governance or access policy by name.
     pub policies: BTreeMap<String, PolicyState>,
+    /// Operational databases products read from, by name.
+    pub connections: BTreeMap<String, Connection>,
 }
 
 /// `metadata:` in `mesh.yaml`: where the catalog lives.
@@ -475,6 +477,10 @@ pub enum InputSource {
         /// Path or glob, relative to the mesh repository.
         path: String,
     },
+    /// A table or query of a PostgreSQL database named in `connections:`.
+    Postgres(DatabaseSource),
+    /// A table or query of a MySQL or MariaDB database named in `connections:`.
+    Mysql(DatabaseSource),
     /// The current published version of another product.
     Product {
         /// The upstream product.
@@ -487,9 +493,81 @@ impl InputSource {
     pub fn path(&self) -> Option<&str> {
         match self {
             InputSource::Csv { path, .. } | InputSource::Ndjson { path } | InputSource::Parquet { path } => Some(path),
-            InputSource::Product { .. } => None,
+            InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::Product { .. } => None,
         }
     }
+
+    /// The database and what is read of it, for a database source.
+    pub fn database(&self) -> Option<(DatabaseKind, &DatabaseSource)> {
+        match self {
+            InputSource::Postgres(source) => Some((DatabaseKind::Postgres, source)),
+            InputSource::Mysql(source) => Some((DatabaseKind::Mysql, source)),
+            _ => None,
+        }
+    }
+}
+
+crate::keyword_enum! {
+    /// The kind of an operational database.
+    pub enum DatabaseKind ("database kind") {
+        /// PostgreSQL.
+        Postgres => "postgres",
+        /// MySQL or MariaDB.
+        Mysql => "mysql",
+    }
+}
+
+/// What an input port reads of an operational database.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DatabaseSource {
+    /// The connection's name in `mesh.yaml`'s `connections:`.
+    pub connection: String,
+    /// A table (`schema.table` or `table`) or a query.
+    pub read: DatabaseRead,
+    /// Incremental loads by a watermark column; `None`: every build reads everything.
+    pub incremental: Option<Incremental>,
+}
+
+/// A table or a query.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatabaseRead {
+    /// A table or view, as `table` or `schema.table`.
+    Table(String),
+    /// A `SELECT` statement.
+    Query(String),
+}
+
+/// Incremental loads: each build reads only the rows whose watermark column is past the
+/// high-water mark the last publication recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Incremental {
+    /// The source column that grows with every insert or update (a timestamp or a sequence).
+    pub column: String,
+    /// How the new rows join the product.
+    pub mode: LoadMode,
+}
+
+crate::keyword_enum! {
+    /// How the rows of an incremental load join the product.
+    pub enum LoadMode ("load mode") {
+        /// Added to the rows already published.
+        Append => "append",
+        /// Replace the published rows with the same primary key, others are added (a Delta MERGE).
+        Merge => "merge",
+    }
+}
+
+/// `connections:` in `mesh.yaml`: an operational database products read from. The password is
+/// never in the file: it comes from the environment variable `password_env` names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Connection {
+    /// PostgreSQL or MySQL, from the URL's scheme.
+    pub kind: DatabaseKind,
+    /// `postgres://USER@HOST:PORT/DATABASE` or `mysql://USER@HOST:PORT/DATABASE`, without a password.
+    pub url: String,
+    /// The environment variable holding the password, if the server wants one.
+    pub password_env: Option<String>,
 }
 
 /// The SQL that turns input ports into the product.

@@ -70,6 +70,61 @@ impl ProductEntry {
 }
 
 impl MeshRepo {
+    /// Checks the database inputs of every product against `mesh.yaml`'s `connections:`: the
+    /// connection exists and is of the source's kind; at most one input loads incrementally, and
+    /// a `merge` has a primary key to merge on.
+    pub fn check_connections(&self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let names: Vec<&str> = self.config.connections.keys().map(String::as_str).collect();
+        for entry in self.products.values() {
+            let p = &entry.descriptor;
+            let mut incremental = 0;
+            for (i, input) in p.inputs.iter().enumerate() {
+                let Some((kind, source)) = input.source.database() else { continue };
+                let field = format!("inputs[{i}].source.connection");
+                match self.config.connections.get(&source.connection) {
+                    None => out.push(entry.diagnostic(
+                        DiagnosticCode::MissingReference,
+                        &field,
+                        format!("connection `{}` is not declared in `mesh.yaml`", source.connection),
+                        Some(match did_you_mean(&source.connection, names.iter().copied()) {
+                            Some(close) => format!("did you mean `{close}`?"),
+                            None if names.is_empty() => format!("add `connections: {{ {}: {{ url: \"{kind}://USER@HOST:PORT/DATABASE\", password_env: VARIABLE }} }}` to `mesh.yaml`", source.connection),
+                            None => format!("declared connections are {}", one_of(names.iter().copied())),
+                        }),
+                    )),
+                    Some(connection) if connection.kind != kind => out.push(entry.diagnostic(
+                        DiagnosticCode::InvalidValue,
+                        &format!("inputs[{i}].source.kind"),
+                        format!("input `{}` reads `{kind}`, but connection `{}` is a `{}` database", input.name, source.connection, connection.kind),
+                        Some(format!("set `kind: {}`", connection.kind)),
+                    )),
+                    Some(_) => {}
+                }
+                if let Some(inc) = &source.incremental {
+                    incremental += 1;
+                    if incremental == 2 {
+                        out.push(entry.diagnostic(
+                            DiagnosticCode::InvalidValue,
+                            &format!("inputs[{i}].source.incremental"),
+                            "only one input of a product may load incrementally".into(),
+                            Some("remove `incremental` from all inputs but one".into()),
+                        ));
+                    }
+                    if inc.mode == crate::descriptor::LoadMode::Merge && p.contract.primary_key.is_empty() {
+                        out.push(entry.diagnostic(
+                            DiagnosticCode::MissingField,
+                            &format!("inputs[{i}].source.incremental.mode"),
+                            "an incremental `merge` replaces rows by the contract's primary key, and the contract declares none".into(),
+                            Some("add `primary_key: [..]` to the contract, or use `mode: append`".into()),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Checks that span files: directory layout, references between products, and cycles.
     pub fn check(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();

@@ -314,6 +314,8 @@ pub struct Naming {
     pub namespace: String,
     /// The repository's absolute root, which file inputs are relative to.
     pub root: String,
+    /// `mesh.yaml`'s connections, which database inputs name.
+    pub connections: std::collections::BTreeMap<String, crate::descriptor::Connection>,
 }
 
 impl Naming {
@@ -324,6 +326,9 @@ impl Naming {
 
     /// The dataset an input reads: the upstream product, or the file path or glob made absolute.
     pub fn input(&self, source: &InputSource) -> Dataset {
+        if let Some((kind, db)) = source.database() {
+            return self.database(kind, db);
+        }
         match source {
             InputSource::Product { product } => self.product(product),
             other => {
@@ -336,6 +341,35 @@ impl Naming {
                 Dataset { namespace: FILE_NAMESPACE.to_owned(), name, facets: DatasetFacets::default() }
             }
         }
+    }
+
+    /// A database table as OpenLineage's naming conventions name it: namespace
+    /// `postgres://HOST:PORT` with name `DATABASE.SCHEMA.TABLE`, or `mysql://HOST:PORT` with
+    /// `DATABASE.TABLE`; a query is named by its database alone.
+    fn database(&self, kind: crate::descriptor::DatabaseKind, db: &crate::descriptor::DatabaseSource) -> Dataset {
+        use crate::descriptor::{DatabaseKind, DatabaseRead};
+        let url = self.connections.get(&db.connection).map(|c| c.url.as_str()).unwrap_or_default();
+        let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let host_port = authority.rsplit('@').next().unwrap_or_default();
+        let default_port = match kind {
+            DatabaseKind::Postgres => 5432,
+            DatabaseKind::Mysql => 3306,
+        };
+        let host_port = if host_port.rsplit_once(':').is_some_and(|(_, port)| port.chars().all(|c| c.is_ascii_digit())) {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:{default_port}")
+        };
+        let database = rest.split_once('/').map(|(_, path)| path.split('?').next().unwrap_or_default()).unwrap_or_default();
+        let name = match (&db.read, kind) {
+            (DatabaseRead::Table(table), DatabaseKind::Postgres) if table.contains('.') => format!("{database}.{table}"),
+            (DatabaseRead::Table(table), DatabaseKind::Postgres) => format!("{database}.public.{table}"),
+            (DatabaseRead::Table(table), DatabaseKind::Mysql) if table.contains('.') => table.clone(),
+            (DatabaseRead::Table(table), DatabaseKind::Mysql) => format!("{database}.{table}"),
+            (DatabaseRead::Query(_), _) => database.to_owned(),
+        };
+        Dataset { namespace: format!("{kind}://{host_port}"), name, facets: DatasetFacets::default() }
     }
 
     /// The job that builds product `id`.

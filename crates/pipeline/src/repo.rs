@@ -216,9 +216,15 @@ pub fn load_mesh_with(root: &Path, require_input_files: bool) -> Result<LoadedMe
         notifications: Default::default(),
         openlineage: None,
         policies: Default::default(),
+        connections: Default::default(),
     });
     let repo = MeshRepo { config, domains, products, unparsed };
     diagnostics.extend(repo.check());
+    // Connection names are checked only against a `mesh.yaml` that parsed: a broken one has
+    // its own errors, and every reference would otherwise look dangling.
+    if config_ok {
+        diagnostics.extend(repo.check_connections());
+    }
 
     let mut declared = Vec::new();
     let principals_path = root.join(PRINCIPALS_FILE);

@@ -10,11 +10,7 @@ pub(super) fn metadata_store(d: &mut Decoder<'_>, node: &Node) -> Option<Metadat
     let (url_node, password_env) = match node.as_mapping() {
         Some(_) => {
             let map = d.mapping(node, "metadata", &["url", "password_env"])?;
-            let password_env = d.parsed(map, "metadata", "password_env", None, DiagnosticCode::InvalidValue, |name| {
-                let valid = name.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
-                    && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-                if valid { Ok(name.to_owned()) } else { Err((format!("`{name}` is not an environment variable name"), Some("use upper-case letters, digits and `_`, e.g. `MESHWORK_METADATA_PASSWORD`".into()))) }
-            });
+            let password_env = d.parsed(map, "metadata", "password_env", None, DiagnosticCode::InvalidValue, env_name);
             (d.required(map, "metadata", "url", "postgres://meshwork@localhost:5432/meshwork")?, password_env)
         }
         None => (node, None),
@@ -207,7 +203,7 @@ pub fn parse_mesh_config(file: &str, text: &str) -> Parsed<MeshConfig> {
 }
 
 pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
-    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "scheduler", "notifications", "openlineage", "policies"])?;
+    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "scheduler", "notifications", "openlineage", "policies", "connections"])?;
     let name = d.required_text(map, "", "name", "my-mesh");
     let description = d.text(map, "", "description");
     let storage = Decoder::get(map, "storage").and_then(|node| storage_location(d, node)).unwrap_or_default();
@@ -249,7 +245,79 @@ pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig
     let notifications = Decoder::get(map, "notifications").and_then(|node| notifications(d, node)).unwrap_or_default();
     let openlineage = Decoder::get(map, "openlineage").and_then(|node| openlineage_config(d, node, name.as_deref()));
     let policies = policy_states(d, map);
-    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, openlineage, policies })
+    let connections = Decoder::get(map, "connections").map(|node| connections(d, node)).unwrap_or_default();
+    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, openlineage, policies, connections })
+}
+
+/// `connections:`, a mapping of names to `{ url, password_env }`. As for `metadata:`, a URL that
+/// holds a password is refused without echoing it.
+pub(super) fn connections(d: &mut Decoder<'_>, node: &Node) -> BTreeMap<String, Connection> {
+    let mut out = BTreeMap::new();
+    let Some(map) = node.as_mapping() else {
+        d.report(
+            DiagnosticCode::InvalidValue,
+            node.span(),
+            "connections",
+            "`connections` must be a mapping of names to connections".into(),
+            Some("e.g. `connections: { crm: { url: \"postgres://reader@crm-db:5432/crm\", password_env: CRM_PASSWORD } }`".into()),
+        );
+        return out;
+    };
+    for (key, value) in map.iter() {
+        let name = key.as_str().to_owned();
+        let field = join("connections", &name);
+        if let Err(error) = check_name(&name) {
+            let (message, hint) = name_error(error);
+            d.report(DiagnosticCode::InvalidName, key.span(), &field, message, hint);
+            continue;
+        }
+        let Some(c) = d.mapping(value, &field, &["url", "password_env"]) else { continue };
+        let password_env = d.parsed(c, &field, "password_env", None, DiagnosticCode::InvalidValue, env_name);
+        let Some(url_node) = d.required(c, &field, "url", "postgres://reader@localhost:5432/crm") else { continue };
+        let url_field = join(&field, "url");
+        let Some(scalar) = d.scalar(url_node, &url_field, "a URL") else { continue };
+        match connection_url(scalar.as_str()) {
+            Ok(kind) => {
+                out.insert(name, Connection { kind, url: scalar.as_str().to_owned(), password_env });
+            }
+            Err((message, hint)) => d.report(DiagnosticCode::InvalidValue, scalar.span(), &url_field, message, Some(hint)),
+        }
+    }
+    out
+}
+
+/// An environment variable name, for fields naming where a secret is.
+fn env_name(name: &str) -> Result<String, (String, Option<String>)> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if valid { Ok(name.to_owned()) } else { Err((format!("`{name}` is not an environment variable name"), Some("use upper-case letters, digits and `_`, e.g. `CRM_PASSWORD`".into()))) }
+}
+
+/// The kind of database a connection URL names; a URL holding a password, no host or no database
+/// is refused.
+pub(super) fn connection_url(url: &str) -> Result<DatabaseKind, (String, String)> {
+    let (kind, rest) = if let Some(rest) = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://")) {
+        (DatabaseKind::Postgres, rest)
+    } else if let Some(rest) = url.strip_prefix("mysql://").or_else(|| url.strip_prefix("mariadb://")) {
+        (DatabaseKind::Mysql, rest)
+    } else {
+        let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+        return Err((format!("unsupported database `{scheme}`"), "use `postgres://USER@HOST:PORT/DATABASE` or `mysql://USER@HOST:PORT/DATABASE`".into()));
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    if let Some((user_info, _)) = authority.rsplit_once('@')
+        && user_info.contains(':')
+    {
+        return Err((
+            "the connection URL holds a password, which must not be written in `mesh.yaml`".into(),
+            "remove it from the URL, put it in an environment variable and name that variable in `password_env`".into(),
+        ));
+    }
+    let database = rest.split_once('/').map(|(_, path)| path.split('?').next().unwrap_or_default()).unwrap_or_default();
+    if authority.rsplit('@').next().is_none_or(str::is_empty) || database.is_empty() {
+        return Err(("the connection URL names no host or database".into(), format!("write `{kind}://USER@HOST:PORT/DATABASE`")));
+    }
+    Ok(kind)
 }
 
 pub(super) fn scheduler_config(d: &mut Decoder<'_>, node: &Node) -> Option<SchedulerConfig> {

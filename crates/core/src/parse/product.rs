@@ -110,7 +110,7 @@ pub(super) fn inputs(d: &mut Decoder<'_>, map: &MarkedMappingNode) -> Vec<InputP
         let source_node = Decoder::get(port, "source");
         let source = match (product, source_node) {
             (Some(product), None) => Some(InputSource::Product { product }),
-            (None, Some(node)) => file_source(d, node, &join(&field, "source")),
+            (None, Some(node)) => source(d, node, &join(&field, "source")),
             (Some(_), Some(_)) => {
                 d.report(
                     DiagnosticCode::InvalidValue,
@@ -152,12 +152,33 @@ pub(super) fn inputs(d: &mut Decoder<'_>, map: &MarkedMappingNode) -> Vec<InputP
     ports
 }
 
-pub(super) fn file_source(d: &mut Decoder<'_>, node: &Node, field: &str) -> Option<InputSource> {
-    let kinds = [("csv", "csv"), ("ndjson", "ndjson"), ("parquet", "parquet")];
-    let map = d.mapping(node, field, &["kind", "path", "header", "delimiter", "null_values"])?;
+pub(super) fn source(d: &mut Decoder<'_>, node: &Node, field: &str) -> Option<InputSource> {
+    let kinds = [("csv", "csv"), ("ndjson", "ndjson"), ("parquet", "parquet"), ("postgres", "postgres"), ("mysql", "mysql")];
+    let map = d.mapping(node, field, &["kind", "path", "header", "delimiter", "null_values", "connection", "table", "query", "incremental"])?;
     let kind = d.choice(map, field, "kind", Some("csv"), &kinds)?;
+    let (own, foreign): (&[&str], &[&str]) = match kind {
+        "postgres" | "mysql" => (&["connection", "table", "query", "incremental"], &["path", "header", "delimiter", "null_values"]),
+        _ => (&["path", "header", "delimiter", "null_values"], &["connection", "table", "query", "incremental"]),
+    };
+    for key in foreign {
+        if let Some(value) = Decoder::get(map, key) {
+            let applies = if own.contains(&"path") { "database sources (`postgres`, `mysql`)" } else { "file sources" };
+            d.report(
+                DiagnosticCode::InvalidValue,
+                value.span(),
+                &join(field, key),
+                format!("`{key}` applies to {applies}, not `{kind}`"),
+                Some(format!("remove `{key}`")),
+            );
+        }
+    }
+    match kind {
+        "postgres" => return database_source(d, map, field).map(InputSource::Postgres),
+        "mysql" => return database_source(d, map, field).map(InputSource::Mysql),
+        _ => {}
+    }
     let path = d.required_text(map, field, "path", "data/file.csv");
-    if kind != "csv" {
+    if kind != "csv" && kind != "postgres" && kind != "mysql" {
         for key in ["header", "delimiter", "null_values"] {
             if let Some(value) = Decoder::get(map, key) {
                 d.report(
@@ -190,6 +211,52 @@ pub(super) fn file_source(d: &mut Decoder<'_>, node: &Node, field: &str) -> Opti
         "ndjson" => InputSource::Ndjson { path },
         _ => InputSource::Parquet { path },
     })
+}
+
+/// `connection`, `table` or `query`, and `incremental` of a database source. Whether the
+/// connection exists is a check across files (`MeshRepo::check_connections`).
+fn database_source(d: &mut Decoder<'_>, map: &MarkedMappingNode, field: &str) -> Option<DatabaseSource> {
+    let connection = d.parsed(map, field, "connection", Some("crm"), DiagnosticCode::InvalidName, |t| check_name(t).map(|()| t.to_owned()).map_err(name_error));
+    let table = d.parsed(map, field, "table", None, DiagnosticCode::InvalidValue, |t| {
+        let parts: Vec<&str> = t.split('.').collect();
+        if parts.len() <= 2 && parts.iter().all(|p| check_identifier(p).is_ok()) {
+            Ok(t.to_owned())
+        } else {
+            Err((format!("`{t}` is not a table name"), Some("write `table` or `schema.table`; for anything else write a `query`".into())))
+        }
+    });
+    let query = d.text(map, field, "query").map(|q| q.trim().trim_end_matches(';').trim().to_owned());
+    let read = match (table, query, Decoder::get(map, "table").is_some() || Decoder::get(map, "query").is_some()) {
+        (Some(table), None, _) => Some(DatabaseRead::Table(table)),
+        (None, Some(query), _) if !query.is_empty() => Some(DatabaseRead::Query(query)),
+        (None, Some(_), _) => {
+            d.report(DiagnosticCode::InvalidValue, map.span(), &join(field, "query"), "the query is empty".into(), Some("write a `SELECT` statement".into()));
+            None
+        }
+        (Some(_), Some(_), _) => {
+            d.report(DiagnosticCode::InvalidValue, map.span(), field, "a database source reads a `table` or a `query`, not both".into(), Some("keep one of them".into()));
+            None
+        }
+        (None, _, false) => {
+            d.report(
+                DiagnosticCode::MissingField,
+                map.span(),
+                field,
+                "a database source needs a `table` or a `query`".into(),
+                Some("add `table: public.customers` or `query: SELECT …`".into()),
+            );
+            None
+        }
+        _ => None,
+    };
+    let incremental = Decoder::get(map, "incremental").and_then(|node| {
+        let path = join(field, "incremental");
+        let inc = d.mapping(node, &path, &["column", "mode"])?;
+        let column = d.parsed(inc, &path, "column", Some("updated_at"), DiagnosticCode::InvalidName, |t| check_identifier(t).map(|()| t.to_owned()).map_err(name_error));
+        let mode = d.choice(inc, &path, "mode", None, &[("append", LoadMode::Append), ("merge", LoadMode::Merge)]).unwrap_or(LoadMode::Merge);
+        Some(Incremental { column: column?, mode })
+    });
+    Some(DatabaseSource { connection: connection?, read: read?, incremental })
 }
 
 pub(super) fn transform(d: &mut Decoder<'_>, map: &MarkedMappingNode) -> Option<Transform> {

@@ -63,7 +63,13 @@ pub fn export(d: &ProductDescriptor, versions: &BTreeMap<ProductId, String>) -> 
             source => Yaml::map()
                 .with("name", &port.name)
                 .with("version", UNVERSIONED)
-                .with("contractId", format!("file:{}", source.path().unwrap_or_default()))
+                .with("contractId", match source.database() {
+                    Some((kind, db)) => match &db.read {
+                        DatabaseRead::Table(table) => format!("{kind}:{}/{table}", db.connection),
+                        DatabaseRead::Query(_) => format!("{kind}:{}", db.connection),
+                    },
+                    None => format!("file:{}", source.path().unwrap_or_default()),
+                })
                 .with("customProperties", vec![Yaml::map().with("property", SOURCE).with("value", render::file_source(source))]),
         })
         .collect();

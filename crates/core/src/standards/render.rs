@@ -66,6 +66,18 @@ pub fn file_source(source: &InputSource) -> Yaml {
         }
         InputSource::Ndjson { path } => Yaml::map().with("kind", "ndjson").with("path", path),
         InputSource::Parquet { path } => Yaml::map().with("kind", "parquet").with("path", path),
+        InputSource::Postgres(db) | InputSource::Mysql(db) => {
+            let kind = source.database().map(|(kind, _)| kind.as_str()).unwrap_or_default();
+            let mut s = Yaml::map().with("kind", kind).with("connection", &db.connection);
+            match &db.read {
+                DatabaseRead::Table(table) => s.set("table", table),
+                DatabaseRead::Query(query) => s.set("query", query),
+            }
+            if let Some(inc) = &db.incremental {
+                s.set("incremental", Yaml::map().with("column", &inc.column).with("mode", inc.mode.as_str()));
+            }
+            s
+        }
         InputSource::Product { product } => Yaml::map().with("product", product.to_string()),
     }
 }
