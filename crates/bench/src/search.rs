@@ -79,6 +79,7 @@ pub async fn catalog_search(size: usize, searches: usize) -> anyhow::Result<Valu
             lineage: Default::default(),
             quality,
             events: Vec::new(),
+            watermark: None,
         };
         catalog.publish(&publication).await?;
     }

@@ -128,6 +128,20 @@ pub struct VersionRecord {
     pub input_fingerprint: String,
     /// When it was published.
     pub published_at: DateTime<Utc>,
+    /// How far its incremental input was read; `None` for products without one.
+    pub watermark: Option<Watermark>,
+}
+
+/// The high-water mark of an incremental input: the highest value of its watermark column that
+/// a publication read, as the source database writes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Watermark {
+    /// The input port.
+    pub input: String,
+    /// The source's watermark column.
+    pub column: String,
+    /// The value.
+    pub value: String,
 }
 
 /// A new version to record; see [`crate::CatalogStore::publish`].
@@ -153,6 +167,9 @@ pub struct Publication {
     pub quality: Option<QualityRun>,
     /// Lifecycle events appended in the same transaction (`product.published`, …).
     pub events: Vec<NewEvent>,
+    /// How far its incremental input was read, recorded with the version.
+    #[serde(default)]
+    pub watermark: Option<Watermark>,
 }
 
 /// A product taken out of service by [`crate::CatalogStore::unpublish`]: no longer listed,

@@ -88,9 +88,16 @@ async fn governed(mesh: &LoadedMesh) -> anyhow::Result<Governed> {
     Ok(Governed { catalog, published, findings })
 }
 
-/// `meshwork validate`.
-pub async fn validate(dir: &Path, format: ReportFormat) -> anyhow::Result<()> {
+/// `meshwork validate`; `offline` skips the checks against source databases.
+pub async fn validate(dir: &Path, format: ReportFormat, offline: bool) -> anyhow::Result<()> {
     let mesh = load_or_report(dir, format)?;
+    if !offline {
+        let problems = meshwork_pipeline::check_sources(&mesh).await;
+        if !problems.is_empty() {
+            print_diagnostics(&problems, format);
+            return Err(Reported(EXIT_INVALID).into());
+        }
+    }
     let findings = governed(&mesh).await?.findings;
     let access = meshwork_pipeline::upstream::input_access(&mesh);
     let errors = findings.iter().filter(|f| f.violation.blocks()).count();
@@ -482,7 +489,7 @@ pub async fn up(dir: &Path, orders: usize) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         init(dir, true, orders, 42)?;
     }
-    validate(dir, ReportFormat::Text).await?;
+    validate(dir, ReportFormat::Text, false).await?;
     apply(dir, ReportFormat::Text, Duration::from_secs(60)).await?;
     println!();
     let (catalog, governance, principal) = open_as(dir, None).await?;

@@ -82,6 +82,10 @@ enum Command {
         /// Report format.
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
+        /// Do not connect to the databases products read (their reachability and schemas are
+        /// then checked by `apply`).
+        #[arg(long)]
+        offline: bool,
     },
     /// Show what `apply` would change: new products, new versions, contract changes and who they
     /// affect, and policy violations.
@@ -483,7 +487,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Init { path, example, orders, seed } => commands::init(&path.unwrap_or(dir), example, orders, seed),
-        Command::Validate { path, format } => commands::validate(&path.unwrap_or(dir), format).await,
+        Command::Validate { path, format, offline } => commands::validate(&path.unwrap_or(dir), format, offline).await,
         Command::Plan { path, format } => commands::plan(&path.unwrap_or(dir), format).await,
         Command::Apply { path, format, lock_wait } => commands::apply(&path.unwrap_or(dir), format, lock_wait).await,
         Command::Refresh { names, downstream, lock_wait, format } => trust::refresh(&dir, &names, downstream, lock_wait, format).await,

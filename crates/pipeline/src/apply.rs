@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::prelude::SessionContext;
 use meshwork_catalog::{
     CatalogStore, DomainRecord, NewEvent, ProductRecord, Publication, QualityRun, RuleStatus, RunOutcome,
     SchemaColumn, Trigger, VersionRecord,
@@ -18,10 +17,10 @@ use meshwork_core::id::ProductId;
 use meshwork_core::mesh::descriptor_hash;
 use meshwork_policy::AccessDecision;
 use meshwork_query::{DomainReads, Governance};
-use meshwork_storage::ProductStore;
+use meshwork_storage::{Commit, ProductStore};
 use serde_json::json;
 
-use crate::build::{BuiltProduct, build_product, input_fingerprint};
+use crate::build::{BuiltProduct, Load, build_product, input_fingerprint};
 use crate::governance::{Finding, blocks, check_governance, governance_snapshot, published_descriptors};
 use crate::openlineage::{Emitter, quality_failure};
 use crate::quality::{self, QualityContext};
@@ -272,7 +271,10 @@ async fn publish_product(
     }
     *lineage_run = lineage_events.start(descriptor).await;
     let build_started = Instant::now();
-    let built = build_product(mesh, entry, catalog, governance).await?;
+    // An incremental input resumes where the current version stopped, unless the descriptor
+    // changed: then everything is read again.
+    let resume = previous.as_ref().filter(|v| v.descriptor_hash == hash).and_then(|v| v.watermark.as_ref());
+    let built = build_product(mesh, entry, catalog, governance, resume).await?;
     let build_ms = build_started.elapsed().as_secs_f64() * 1000.0;
     failpoint("built");
 
@@ -281,22 +283,25 @@ async fn publish_product(
     let now = options.clock.now();
     let run = run_id(now);
     let stage_started = Instant::now();
-    let BuiltProduct { schema, batches, reads: built_reads, lineage: built_lineage } = built;
+    let BuiltProduct { schema, batches, reads: built_reads, lineage: built_lineage, load, watermark } = built;
     let staged = store.stage(id, &run, schema, batches).await?;
     let stage_ms = stage_started.elapsed().as_secs_f64() * 1000.0;
-    let row_count = staged.rows;
-    observer.built(id, row_count);
+    observer.built(id, staged.rows);
     failpoint("staged");
 
     // Audit: every quality rule on the staged data.
     let quality_started = Instant::now();
     // The product's own staged data is read in full (the owner's checks); the products its
-    // rules name are read as its domain, like its inputs.
-    let provider = ProductStore::table_provider(&staged.table, &SessionContext::new().state()).await?;
+    // rules name are read as its domain, like its inputs. An incremental load is checked as
+    // the product will read once it is committed: its new rows with the published ones.
+    let (provider, row_count) = crate::incremental::combined(store, id, previous.as_ref(), &staged, &load).await?;
     let reads = DomainReads { products: quality::referenced_products(descriptor, catalog).await?, tables: vec![(quality::THIS.to_owned(), provider)], ..Default::default() };
     let session = domain_session(mesh, descriptor, catalog, governance, &reads).await?;
     // The staged table's files are scanned by this session: it needs their object store.
     ProductStore::register_object_store(&staged.table, &session.context().state())?;
+    if load != Load::Full {
+        ProductStore::register_object_store(&ProductStore::open_table(&store.table_url(id)).await?, &session.context().state())?;
+    }
     let context = QualityContext { rows: row_count, previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
     let results = quality::evaluate(session.context(), descriptor, context).await;
     let quality_ms = quality_started.elapsed().as_secs_f64() * 1000.0;
@@ -340,7 +345,7 @@ async fn publish_product(
     let mut events = vec![NewEvent {
         kind: EventKind::Published,
         product: Some(id.clone()),
-        payload: json!({ "version": descriptor.version, "rows": row_count, "trigger": options.trigger, "quality": run_record.outcome }),
+        payload: json!({ "version": descriptor.version, "rows": row_count, "loaded": staged.rows, "load": load.keyword(), "trigger": options.trigger, "quality": run_record.outcome }),
     }];
     if let Some(previous) = &previous
         && previous.schema != schema
@@ -381,6 +386,7 @@ async fn publish_product(
         lineage: built_lineage,
         quality: Some(run_record.clone()),
         events,
+        watermark,
     };
     store.write_journal(id, &staged.run, PENDING_FILE, serde_json::to_vec(&publication).expect("publications serialize")).await?;
     let metadata = vec![
@@ -393,10 +399,17 @@ async fn publish_product(
     // Files are moved and committed only while the product's lock is still ours: a lost lock (its
     // catalog connection dropped) lets another process recover this run, deleting moved files.
     ensure_locked(&mut lock, id).await?;
-    store.move_staged(id, &staged).await?;
-    failpoint("moved");
-    ensure_locked(&mut lock, id).await?;
-    let committed = store.commit_staged(id, &staged, metadata).await?;
+    let committed = match &load {
+        // A MERGE rewrites the files holding replaced rows and commits them with the new ones.
+        Load::Merge { keys } => store.merge_staged(id, &staged, keys, metadata).await?,
+        Load::Full | Load::Append => {
+            store.move_staged(id, &staged).await?;
+            failpoint("moved");
+            ensure_locked(&mut lock, id).await?;
+            let mode = if load == Load::Full { Commit::Overwrite } else { Commit::Append };
+            store.commit_staged(id, &staged, metadata, mode).await?
+        }
+    };
     failpoint("committed");
     publication.delta_version = committed.delta_version;
     let version = catalog.publish(&publication).await?;

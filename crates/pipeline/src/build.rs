@@ -22,6 +22,8 @@ use meshwork_query::{DomainReads, Governance};
 use sha2::{Digest, Sha256};
 
 use crate::conform::{conform, contract_schema, type_like_contract};
+pub use crate::database::Load;
+use meshwork_catalog::Watermark;
 use crate::ingest::{Provenance, expand_glob, file_chunks, infer_text_types, read_whole};
 use crate::upstream::domain_session;
 use crate::{LoadedMesh, PipelineError};
@@ -41,6 +43,10 @@ pub struct BuiltProduct {
     pub reads: BTreeMap<ProductId, AccessDecision>,
     /// Which input columns each output column comes from.
     pub lineage: ProductLineage,
+    /// How the rows join the product's table: all of it, or an incremental load's new rows.
+    pub load: Load,
+    /// How far an incremental input was read, recorded with the publication.
+    pub watermark: Option<Watermark>,
 }
 
 impl BuiltProduct {
@@ -70,6 +76,12 @@ pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor
                     hasher.update(format!("{seen:?}").as_bytes());
                 }
             }
+            InputSource::Postgres(source) | InputSource::Mysql(source) => match crate::database::fingerprint(mesh, source, &descriptor.contract, descriptor.transform.is_none()).await? {
+                Some(state) => hasher.update(state.as_bytes()),
+                // A full load: what the database holds now is known only by reading it all, so
+                // the product is rebuilt on every apply.
+                None => hasher.update(format!("read at {:?}", std::time::SystemTime::now()).as_bytes()),
+            },
             source => {
                 let pattern = source.path().expect("file sources have a path");
                 let files = expand_glob(&mesh.root, pattern).map_err(|e| PipelineError::Read { file: pattern.into(), message: e.to_string() })?;
@@ -224,12 +236,28 @@ fn name_like_contract(batch: RecordBatch, contract: &meshwork_core::descriptor::
 /// Builds a product's data from its inputs and conforms it to its contract. Upstream products
 /// are read as the product's domain under `governance` (what was applied): their row filters
 /// and masks for that domain apply to what the transform sees, and a refused one is an error.
-pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dyn CatalogStore, governance: &Governance) -> Result<BuiltProduct, PipelineError> {
+/// An incremental database input resumes after `resume`, the current version's mark (`None`:
+/// read it whole).
+pub async fn build_product(
+    mesh: &LoadedMesh,
+    entry: &ProductEntry,
+    catalog: &dyn CatalogStore,
+    governance: &Governance,
+    resume: Option<&Watermark>,
+) -> Result<BuiltProduct, PipelineError> {
     let descriptor = &entry.descriptor;
     let contract = &descriptor.contract;
     let schema = contract_schema(contract);
     let mut reads_made = BTreeMap::new();
+    let (mut load, mut watermark) = (Load::Full, None);
     let (batches, lineage) = match (&descriptor.transform, descriptor.inputs.as_slice()) {
+        // Identity over one database input: the contract's columns, checked as they stream.
+        (None, [input]) if input.source.database().is_some() => {
+            let (_, source) = input.source.database().expect("database source");
+            let planned = crate::database::plan(mesh, input, source, contract, true, resume).await?;
+            (load, watermark) = (planned.load.clone(), planned.watermark.clone());
+            (planned.stream(source, contract), ProductLineage::identity(descriptor))
+        }
         // Identity over one file input: check every file against the contract so that a bad
         // cell is reported with its file and row.
         (None, [input]) if input.source.path().is_some() => {
@@ -244,6 +272,15 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
             for input in &descriptor.inputs {
                 match &input.source {
                     InputSource::Product { product } => reads.ports.push((input.name.to_string(), product.clone())),
+                    InputSource::Postgres(source) | InputSource::Mysql(source) => {
+                        let planned = crate::database::plan(mesh, input, source, contract, false, resume).await?;
+                        if source.incremental.is_some() {
+                            (load, watermark) = (planned.load.clone(), planned.watermark.clone());
+                        }
+                        let batch = planned.read_whole(source, contract).await?;
+                        let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| PipelineError::Internal(e.to_string()))?;
+                        reads.tables.push((input.name.to_string(), Arc::new(table)));
+                    }
                     source => {
                         let pattern = source.path().expect("file source");
                         let files = expand_glob(&mesh.root, pattern)
@@ -322,5 +359,5 @@ pub async fn build_product(mesh: &LoadedMesh, entry: &ProductEntry, catalog: &dy
             (Box::pin(conformed) as BatchStream, lineage)
         }
     };
-    Ok(BuiltProduct { schema, batches, reads: reads_made, lineage })
+    Ok(BuiltProduct { schema, batches, reads: reads_made, lineage, load, watermark })
 }

@@ -106,6 +106,7 @@ fn convert_column(
     column: &meshwork_core::descriptor::Column,
     provenance: &Provenance,
     first_row: usize,
+    locate: &dyn Fn(usize) -> String,
 ) -> Result<ArrayRef, PipelineError> {
     let target = arrow_type(column.data_type);
     if source.data_type() == &target {
@@ -133,7 +134,7 @@ fn convert_column(
     let bad: Vec<usize> = (0..source.len()).filter(|&i| source.is_valid(i) && cast.is_null(i)).collect();
     if let Some(&first) = bad.first() {
         return Err(PipelineError::BadValue {
-            location: provenance.locate(first_row + first),
+            location: locate(first),
             column: column.name.clone(),
             value: value_text(source, first),
             expected: column.data_type.to_string(),
@@ -154,7 +155,7 @@ pub fn type_like_contract(batch: &RecordBatch, contract: &Contract, provenance: 
     for (field, source) in schema.fields().iter().zip(batch.columns()) {
         match contract.column(field.name()) {
             Some(column) if field.data_type() == &DataType::Utf8 => {
-                let converted = convert_column(source, column, provenance, 0)?;
+                let converted = convert_column(source, column, provenance, 0, &|i| provenance.locate_in(batch, 0, i))?;
                 fields.push(Field::new(field.name(), converted.data_type().clone(), true));
                 columns.push(converted);
             }
@@ -190,11 +191,12 @@ pub fn conform(batch: &RecordBatch, contract: &Contract, provenance: &Provenance
                 found: schema.fields().iter().map(|f| format!("`{}`", f.name())).collect::<Vec<_>>().join(", "),
             });
         };
-        let converted = convert_column(batch.column(index), column, provenance, first_row)?;
+        let locate = |i| provenance.locate_in(batch, first_row, i);
+        let converted = convert_column(batch.column(index), column, provenance, first_row, &locate)?;
         if !column.nullable && converted.null_count() > 0 {
             let first = (0..converted.len()).find(|&i| converted.is_null(i)).unwrap_or(0);
             return Err(PipelineError::NullValue {
-                location: provenance.locate(first_row + first),
+                location: locate(first),
                 column: column.name.clone(),
                 count: converted.null_count(),
                 checked: checked_rows(first_row, converted.len()),

@@ -33,6 +33,15 @@ pub enum Provenance {
     },
     /// Another product, read through an identity input.
     Product(String),
+    /// A table or query of an operational database: rows are named by their primary key.
+    Database {
+        /// The connection's name.
+        connection: String,
+        /// The table or query, as messages name it.
+        what: String,
+        /// The contract's primary key columns.
+        key: Vec<String>,
+    },
 }
 
 impl Provenance {
@@ -44,7 +53,30 @@ impl Provenance {
             Provenance::File { path, lines_before: None } => format!("{path}: row {row}"),
             Provenance::Transform { origin } => format!("{origin}: result row {row}"),
             Provenance::Product(id) => format!("product `{id}`: row {row}"),
+            Provenance::Database { connection, what, .. } => format!("{what} of database `{connection}`: row {row}"),
         }
+    }
+
+    /// Names row `index` of `batch`, whose first row is row `first_row` of this source: a
+    /// database row by its primary key (`id = 42`), others by [`Provenance::locate`].
+    pub fn locate_in(&self, batch: &RecordBatch, first_row: usize, index: usize) -> String {
+        if let Provenance::Database { connection, what, key } = self
+            && !key.is_empty()
+        {
+            let formatter = arrow::util::display::FormatOptions::default();
+            let values: Option<Vec<String>> = key
+                .iter()
+                .map(|k| {
+                    let column = batch.column_by_name(k)?;
+                    let display = arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &formatter).ok()?;
+                    Some(format!("{k} = {}", display.value(index)))
+                })
+                .collect();
+            if let Some(values) = values {
+                return format!("{what} of database `{connection}`: row with {}", values.join(", "));
+            }
+        }
+        self.locate(first_row + index)
     }
 
     /// Names the source as a whole.
@@ -53,6 +85,7 @@ impl Provenance {
             Provenance::File { path, .. } => path.clone(),
             Provenance::Transform { origin } => format!("{origin}: result"),
             Provenance::Product(id) => format!("product `{id}`"),
+            Provenance::Database { connection, what, .. } => format!("{what} of database `{connection}`"),
         }
     }
 }
@@ -162,7 +195,7 @@ pub fn file_chunks(source: &InputSource, path: &Path, display: &str) -> Result<C
         InputSource::Csv { header, delimiter, null_values, .. } => csv_text_chunks(path, display, *header, *delimiter, null_values),
         InputSource::Ndjson { .. } => ndjson_chunks(path, display),
         InputSource::Parquet { .. } => parquet_chunks(path, display),
-        InputSource::Product { .. } => unreachable!("products are not files"),
+        InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::Product { .. } => unreachable!("only files are files"),
     }
 }
 

@@ -12,10 +12,12 @@
 
 mod apply;
 mod build;
+mod database;
 mod declared;
 pub mod governance;
 pub mod conform;
 mod home;
+mod incremental;
 mod plan;
 pub mod ingest;
 pub mod lifecycle;
@@ -39,7 +41,7 @@ pub use plan::{MajorChange, PlanAction, PlanItem, READERS_WINDOW_DAYS, ReadChang
 pub use governance::{Finding, check_governance, governance_snapshot, published_descriptors};
 pub use repo::{LoadedMesh, MESH_FILE, PRINCIPALS_FILE, load_mesh, load_mesh_with};
 pub use unpublish::{Purged, Removal, purge};
-pub use validate::validate;
+pub use validate::{check_sources, validate};
 
 /// Errors of building and publishing products.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +167,9 @@ pub enum PipelineError {
     /// The query layer failed while reading upstream products.
     #[error(transparent)]
     Query(meshwork_query::QueryError),
+    /// An operational database source failed: unreachable, refused, or not matching the contract.
+    #[error(transparent)]
+    Source(#[from] meshwork_sources::SourceError),
     /// Writing the Delta table failed.
     #[error(transparent)]
     Storage(#[from] meshwork_storage::StorageError),

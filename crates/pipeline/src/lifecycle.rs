@@ -87,6 +87,8 @@ pub(crate) async fn carry_sunset(catalog: &dyn CatalogStore, descriptor: &Produc
         lineage,
         quality: None,
         events,
+        // Only the descriptor's lifecycle changed: the data, and how far it was read, stay.
+        watermark: current.watermark,
     };
     Ok(Some(catalog.publish(&publication).await?))
 }

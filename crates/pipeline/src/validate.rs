@@ -15,6 +15,43 @@ pub fn validate(root: &Path) -> Result<LoadedMesh, Vec<Diagnostic>> {
     load_mesh(root)
 }
 
+/// The checks `validate` runs against the databases products read (skipped with `--offline`):
+/// each connection is reachable with its credentials, and each source has the columns the
+/// product reads with types that feed its contract (see `docs/sources.md`). Every problem is
+/// reported, at the input it concerns.
+pub async fn check_sources(mesh: &LoadedMesh) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for entry in mesh.repo.products.values() {
+        let descriptor = &entry.descriptor;
+        for (i, input) in descriptor.inputs.iter().enumerate() {
+            let Some((_, source)) = input.source.database() else { continue };
+            let identity = descriptor.transform.is_none();
+            let field = format!("inputs[{i}].source");
+            let problem = async {
+                let connection = mesh.repo.config.connections.get(&source.connection).ok_or_else(|| meshwork_sources::SourceError::UnknownConnection(source.connection.clone()))?;
+                let mut session = meshwork_sources::connect(&source.connection, connection).await?;
+                let columns = session.columns(&source.read).await;
+                let checked = columns.and_then(|columns| session.check(&source.read, &columns, identity.then_some(&descriptor.contract), source.incremental.as_ref().map(|i| i.column.as_str())));
+                session.close().await;
+                checked
+            };
+            if let Err(error) = problem.await {
+                let hint = match &error {
+                    meshwork_sources::SourceError::Schema { .. } => "fix the source or the contract; `meshwork validate --offline` skips the databases",
+                    _ => "`meshwork validate --offline` checks everything but the databases",
+                };
+                out.push(
+                    Diagnostic::new(DiagnosticCode::InvalidValue, &entry.file, format!("input `{}`: {error}", input.name))
+                        .field(&field)
+                        .at_position(entry.positions.locate_nearest(&field))
+                        .hint(hint),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// Parses the SQL expressions of the `access` block (row filter, SQL masks), so a typo is found by
 /// `validate` rather than denying the product to everyone at query time (where a filter that
 /// cannot be built means deny).

@@ -32,7 +32,7 @@ use deltalake::DeltaTableError;
 /// An opened Delta table at one version, as the query layer caches it.
 pub use deltalake::DeltaTable;
 pub use layout::{CREATED_BY, Codec, DEFAULT_CODEC, writer_properties, writer_properties_for};
-pub use staging::StagedTable;
+pub use staging::{Commit, StagedTable};
 use futures::{StreamExt, TryStreamExt};
 use meshwork_core::descriptor::{S3Location, StorageLocation};
 use meshwork_core::id::ProductId;

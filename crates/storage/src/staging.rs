@@ -33,6 +33,15 @@ use crate::{CommittedVersion, DeltaTable, ProductStore, Result, StorageError};
 /// to read in parallel.
 const TARGET_FILE_SIZE: NonZeroU64 = NonZeroU64::new(256 * 1024 * 1024).expect("non-zero");
 
+/// How a staged run's files join the product's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// They replace the table's files: the run is the product's whole new content.
+    Overwrite,
+    /// They are added to the table's files (an incremental `append`).
+    Append,
+}
+
 /// A staged run: new data written as its own Delta table, not visible to queries.
 #[derive(Debug)]
 pub struct StagedTable {
@@ -129,7 +138,7 @@ impl ProductStore {
     /// [`ProductStore::move_staged`], then [`ProductStore::commit_staged`].
     pub async fn publish(&self, id: &ProductId, staged: &StagedTable, metadata: Vec<(String, String)>) -> Result<CommittedVersion> {
         self.move_staged(id, staged).await?;
-        self.commit_staged(id, staged, metadata).await
+        self.commit_staged(id, staged, metadata, Commit::Overwrite).await
     }
 
     /// Moves a staged run's data files into the product's table, where no commit refers to them
@@ -151,10 +160,11 @@ impl ProductStore {
         Ok(())
     }
 
-    /// Commits a moved run as the product table's next version: one Delta commit replaces every
-    /// current file with the run's, the schema too when the contract changed. `metadata` is
+    /// Commits a moved run as the product table's next version: with [`Commit::Overwrite`] one
+    /// Delta commit replaces every current file with the run's, the schema too when the contract
+    /// changed; with [`Commit::Append`] the run's files join the current ones. `metadata` is
     /// stored in the commit info for auditors and crash recovery. Returns the new Delta version.
-    pub async fn commit_staged(&self, id: &ProductId, staged: &StagedTable, metadata: Vec<(String, String)>) -> Result<CommittedVersion> {
+    pub async fn commit_staged(&self, id: &ProductId, staged: &StagedTable, metadata: Vec<(String, String)>, mode: Commit) -> Result<CommittedVersion> {
         let url = self.table_url(id);
         let delta = |source| StorageError::Delta { table: url.to_string(), source };
         let commit = CommitProperties::default().with_metadata(metadata.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))));
@@ -167,9 +177,15 @@ impl ProductStore {
             if snapshot.schema() != staged_schema {
                 actions.push(Action::Metadata(snapshot.metadata().clone().with_schema(&staged_schema).map_err(|e| delta(e.into()))?));
             }
-            actions.extend(snapshot.log_data().iter().map(|file| Action::Remove(file.remove_action(true))));
+            let save = match mode {
+                Commit::Overwrite => {
+                    actions.extend(snapshot.log_data().iter().map(|file| Action::Remove(file.remove_action(true))));
+                    SaveMode::Overwrite
+                }
+                Commit::Append => SaveMode::Append,
+            };
             actions.extend(adds);
-            let operation = DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None };
+            let operation = DeltaOperation::Write { mode: save, partition_by: None, predicate: None };
             let finalized = CommitBuilder::from(commit).with_actions(actions).build(Some(snapshot), table.log_store(), operation).await.map_err(delta)?;
             finalized.version()
         } else {
@@ -184,6 +200,37 @@ impl ProductStore {
                 .map_err(delta)?;
             created.version().ok_or_else(|| StorageError::Empty(url.to_string()))?
         };
+        Ok(CommittedVersion { delta_version: i64::try_from(version).expect("delta versions fit in i64") })
+    }
+
+    /// Merges a staged run into the product's table by `keys` (a Delta MERGE): a current row
+    /// whose key matches a staged row is replaced by it, other staged rows are inserted, and
+    /// the rest stays. The table must exist with the staged schema. Only the files holding a
+    /// replaced row are rewritten; the merge writes its files with the product's layout.
+    pub async fn merge_staged(&self, id: &ProductId, staged: &StagedTable, keys: &[String], metadata: Vec<(String, String)>) -> Result<CommittedVersion> {
+        let url = self.table_url(id);
+        let delta = |source| StorageError::Delta { table: url.to_string(), source };
+        let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta)?;
+        let session = datafusion::prelude::SessionContext::new();
+        Self::register_object_store(&staged.table, &session.state())?;
+        let source = session.read_table(Self::table_provider(&staged.table, &session.state()).await?).map_err(|e| delta(e.into()))?;
+        let columns: Vec<String> = staged.table.snapshot().map_err(delta)?.schema().fields().map(|f| f.name().clone()).collect();
+        let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        let predicate = keys.iter().map(|k| format!("target.{q} = source.{q}", q = quoted(k))).collect::<Vec<_>>().join(" AND ");
+        let commit = CommitProperties::default().with_metadata(metadata.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))));
+        let (merged, _) = table
+            .merge(source, predicate)
+            .with_source_alias("source")
+            .with_target_alias("target")
+            .with_writer_properties(writer_properties_for(self.codec, &[]))
+            .with_commit_properties(commit)
+            .when_matched_update(|update| columns.iter().fold(update, |u, c| u.update(c.as_str(), format!("source.{}", quoted(c)))))
+            .map_err(delta)?
+            .when_not_matched_insert(|insert| columns.iter().fold(insert, |i, c| i.set(c.as_str(), format!("source.{}", quoted(c)))))
+            .map_err(delta)?
+            .await
+            .map_err(delta)?;
+        let version = merged.version().ok_or_else(|| StorageError::Empty(url.to_string()))?;
         Ok(CommittedVersion { delta_version: i64::try_from(version).expect("delta versions fit in i64") })
     }
 

@@ -78,8 +78,9 @@ impl SqlCatalog {
             descriptor_hash: p.descriptor_hash.clone(),
             input_fingerprint: publication.input_fingerprint.clone(),
             published_at: at,
+            watermark: publication.watermark.clone(),
         };
-        sqlx::query(AssertSqlSafe(format!("INSERT INTO product_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")))
+        sqlx::query(AssertSqlSafe(format!("INSERT INTO product_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")))
             .bind(&id)
             .bind(record.seq)
             .bind(&record.version)
@@ -89,6 +90,7 @@ impl SqlCatalog {
             .bind(&record.descriptor_hash)
             .bind(&record.input_fingerprint)
             .bind(&stamp)
+            .bind(record.watermark.as_ref().map(|w| serde_json::to_string(w).expect("watermarks serialize")))
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO column_lineage (product_id, seq, lineage) VALUES ($1, $2, $3)")

@@ -109,7 +109,7 @@ impl TryFrom<ProductRow> for ProductRecord {
 
 /// The columns [`VersionRow`] reads, in the order `product_versions` is written.
 pub(super) const VERSION_COLUMNS: &str =
-    "product_id, seq, version, delta_version, schema_json, row_count, descriptor_hash, input_fingerprint, published_at";
+    "product_id, seq, version, delta_version, schema_json, row_count, descriptor_hash, input_fingerprint, published_at, watermark";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct VersionRow {
@@ -122,6 +122,7 @@ pub(super) struct VersionRow {
     descriptor_hash: String,
     input_fingerprint: String,
     published_at: String,
+    watermark: Option<String>,
 }
 
 impl TryFrom<VersionRow> for VersionRecord {
@@ -139,6 +140,7 @@ impl TryFrom<VersionRow> for VersionRecord {
             descriptor_hash: row.descriptor_hash,
             input_fingerprint: row.input_fingerprint,
             published_at: timestamp(&format!("{what} published_at"), &row.published_at)?,
+            watermark: row.watermark.as_deref().map(|w| json(&format!("{what} watermark"), w)).transpose()?,
         })
     }
 }

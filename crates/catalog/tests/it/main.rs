@@ -3,7 +3,7 @@
 //! server by default; an unreachable server fails the suite).
 
 use meshwork_catalog::scratch::ScratchDatabase;
-use meshwork_catalog::{CatalogStore, DomainRecord, LineageEdge, Location, ProductRecord, Publication, SchemaColumn, SqlCatalog};
+use meshwork_catalog::{CatalogStore, DomainRecord, LineageEdge, Location, ProductRecord, Publication, SchemaColumn, SqlCatalog, Watermark};
 use meshwork_core::column_type::ColumnType;
 use meshwork_core::descriptor::{ProductDescriptor, ProductStatus};
 use meshwork_core::id::{DomainName, ProductId};
@@ -85,6 +85,7 @@ pub fn publication(product: &str, hash: &str, upstream: &[&str]) -> Publication 
         lineage: Default::default(),
         quality: None,
         events: Vec::new(),
+        watermark: None,
     }
 }
 
@@ -103,6 +104,7 @@ async fn publications_versions_and_lineage_survive_reopening() {
             let mut second = publication("sales.orders", "h2", &[]);
             second.delta_version = 1;
             second.row_count = 12;
+            second.watermark = Some(Watermark { input: "crm".into(), column: "updated_at".into(), value: "2024-01-02 10:00:00.5+00".into() });
             let second = catalog.publish(&second).await.unwrap();
             assert_eq!((second.seq, second.delta_version), (2, 1));
             // Republishing replaces a product's upstream edges.
@@ -113,7 +115,11 @@ async fn publications_versions_and_lineage_survive_reopening() {
         assert_eq!(versions.iter().map(|v| (v.seq, v.row_count, v.descriptor_hash.as_str())).collect::<Vec<_>>(), [(1, 10, "h1"), (2, 12, "h2")]);
         assert_eq!(versions[1].schema, [SchemaColumn { name: "id".into(), data_type: ColumnType::BigInt, nullable: true }]);
         assert!(versions[0].published_at <= versions[1].published_at);
-        assert_eq!(catalog.current_version(&id("sales.orders")).await.unwrap().unwrap().seq, 2);
+        let current = catalog.current_version(&id("sales.orders")).await.unwrap().unwrap();
+        assert_eq!(current.seq, 2);
+        // The high-water mark of an incremental load comes back with its version, and only there.
+        assert_eq!(current.watermark, Some(Watermark { input: "crm".into(), column: "updated_at".into(), value: "2024-01-02 10:00:00.5+00".into() }));
+        assert_eq!(versions[0].watermark, None);
         assert_eq!(catalog.current_version(&id("sales.nothing")).await.unwrap(), None);
         let current = catalog.current_versions().await.unwrap();
         assert_eq!(current.iter().map(|(id, v)| (id.to_string(), v.seq)).collect::<Vec<_>>(), [("marketing.roi".to_owned(), 2), ("sales.orders".to_owned(), 2)]);

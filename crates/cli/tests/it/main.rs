@@ -931,6 +931,7 @@ mod lineage;
 mod openlineage;
 mod object_storage;
 mod replicas;
+mod sources;
 mod standards;
 mod trust;
 mod unpublish;

@@ -10,7 +10,7 @@ pub(super) fn metadata_store(d: &mut Decoder<'_>, node: &Node) -> Option<Metadat
     let (url_node, password_env) = match node.as_mapping() {
         Some(_) => {
             let map = d.mapping(node, "metadata", &["url", "password_env"])?;
-            let password_env = d.parsed(map, "metadata", "password_env", None, DiagnosticCode::InvalidValue, env_name);
+            let password_env = d.parsed(map, "metadata", "password_env", None, DiagnosticCode::InvalidValue, |t| env_name(t, "MESHWORK_METADATA_PASSWORD"));
             (d.required(map, "metadata", "url", "postgres://meshwork@localhost:5432/meshwork")?, password_env)
         }
         None => (node, None),
@@ -272,7 +272,7 @@ pub(super) fn connections(d: &mut Decoder<'_>, node: &Node) -> BTreeMap<String, 
             continue;
         }
         let Some(c) = d.mapping(value, &field, &["url", "password_env"]) else { continue };
-        let password_env = d.parsed(c, &field, "password_env", None, DiagnosticCode::InvalidValue, env_name);
+        let password_env = d.parsed(c, &field, "password_env", None, DiagnosticCode::InvalidValue, |t| env_name(t, "CRM_PASSWORD"));
         let Some(url_node) = d.required(c, &field, "url", "postgres://reader@localhost:5432/crm") else { continue };
         let url_field = join(&field, "url");
         let Some(scalar) = d.scalar(url_node, &url_field, "a URL") else { continue };
@@ -286,11 +286,11 @@ pub(super) fn connections(d: &mut Decoder<'_>, node: &Node) -> BTreeMap<String, 
     out
 }
 
-/// An environment variable name, for fields naming where a secret is.
-fn env_name(name: &str) -> Result<String, (String, Option<String>)> {
+/// An environment variable name, for fields naming where a secret is (`example` for the hint).
+fn env_name(name: &str, example: &str) -> Result<String, (String, Option<String>)> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
         && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    if valid { Ok(name.to_owned()) } else { Err((format!("`{name}` is not an environment variable name"), Some("use upper-case letters, digits and `_`, e.g. `CRM_PASSWORD`".into()))) }
+    if valid { Ok(name.to_owned()) } else { Err((format!("`{name}` is not an environment variable name"), Some(format!("use upper-case letters, digits and `_`, e.g. `{example}`")))) }
 }
 
 /// The kind of database a connection URL names; a URL holding a password, no host or no database

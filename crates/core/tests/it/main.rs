@@ -310,6 +310,53 @@ fn metadata_stores_are_typed_and_never_hold_a_password() {
 }
 
 #[test]
+fn connections_are_typed_and_never_hold_a_password() {
+    use meshwork_core::descriptor::{Connection, DatabaseKind};
+    let connections = |text: &str| parse_mesh_config("mesh.yaml", text).map(|c| c.value.connections).map_err(|d| render(&d));
+    let parsed = connections("name: m\nconnections:\n  crm: { url: \"postgres://reader@crm-db:5432/crm\", password_env: CRM_PASSWORD }\n  erp: { url: \"mariadb://etl@erp/erp\" }\n").unwrap();
+    assert_eq!(parsed["crm"], Connection { kind: DatabaseKind::Postgres, url: "postgres://reader@crm-db:5432/crm".into(), password_env: Some("CRM_PASSWORD".into()) });
+    assert_eq!(parsed["erp"], Connection { kind: DatabaseKind::Mysql, url: "mariadb://etl@erp/erp".into(), password_env: None });
+    expect![[r#"
+        [invalid_value] mesh.yaml:3:15: connections.crm.url: the connection URL holds a password, which must not be written in `mesh.yaml` (hint: remove it from the URL, put it in an environment variable and name that variable in `password_env`)
+        [invalid_value] mesh.yaml:4:15: connections.dwh.url: unsupported database `oracle` (hint: use `postgres://USER@HOST:PORT/DATABASE` or `mysql://USER@HOST:PORT/DATABASE`)
+        [invalid_value] mesh.yaml:5:14: connections.bi.url: the connection URL names no host or database (hint: write `mysql://USER@HOST:PORT/DATABASE`)
+        [invalid_name] mesh.yaml:6:3: connections.CRM: `CRM` is not a valid name (hint: use snake_case: a lowercase letter, then lowercase letters, digits or `_`, e.g. `c_r_m`)
+    "#]]
+    .assert_eq(
+        &connections("name: m\nconnections:\n  crm: { url: \"postgres://reader:hunter2@db/crm\" }\n  dwh: { url: \"oracle://x@db/y\" }\n  bi: { url: \"mysql://x@db\" }\n  CRM: { url: \"postgres://x@db/y\" }\n").unwrap_err(),
+    );
+}
+
+#[test]
+fn database_sources_read_a_table_or_a_query_and_may_load_incrementally() {
+    use meshwork_core::descriptor::{DatabaseRead, Incremental, InputSource, LoadMode};
+    let product = |source: &str| {
+        let yaml = format!("name: customers\ndomain: crm\nversion: 1.0.0\ninputs:\n  - name: src\n    source: {source}\ncontract:\n  primary_key: [id]\n  columns:\n    - {{ name: id, type: bigint }}\n");
+        parse_product("product.yaml", &yaml).map(|p| p.value.inputs[0].source.clone()).map_err(|d| render(&d))
+    };
+    let source = product("{ kind: postgres, connection: crm, table: public.customers, incremental: { column: updated_at } }").unwrap();
+    let InputSource::Postgres(db) = source else { panic!("{source:?}") };
+    assert_eq!(db.read, DatabaseRead::Table("public.customers".into()));
+    assert_eq!(db.incremental, Some(Incremental { column: "updated_at".into(), mode: LoadMode::Merge }));
+    let source = product("{ kind: mysql, connection: erp, query: \"SELECT id FROM orders WHERE NOT deleted;\" }").unwrap();
+    let InputSource::Mysql(db) = source else { panic!("{source:?}") };
+    assert_eq!(db.read, DatabaseRead::Query("SELECT id FROM orders WHERE NOT deleted".into()));
+    expect![[r#"
+        [invalid_value] product.yaml:6:13: inputs[0].source: a database source reads a `table` or a `query`, not both (hint: keep one of them)
+    "#]]
+    .assert_eq(&product("{ kind: postgres, connection: crm, table: t, query: \"SELECT 1\" }").unwrap_err());
+    expect![[r#"
+        [invalid_value] product.yaml:6:80: inputs[0].source.path: `path` applies to file sources, not `postgres` (hint: remove `path`)
+        [invalid_value] product.yaml:6:55: inputs[0].source.table: `x; DROP TABLE t` is not a table name (hint: write `table` or `schema.table`; for anything else write a `query`)
+    "#]]
+    .assert_eq(&product("{ kind: postgres, connection: crm, table: \"x; DROP TABLE t\", path: a.csv }").unwrap_err());
+    expect![[r#"
+        [invalid_value] product.yaml:6:52: inputs[0].source.incremental: `incremental` applies to database sources (`postgres`, `mysql`), not `csv` (hint: remove `incremental`)
+    "#]]
+    .assert_eq(&product("{ kind: csv, path: a.csv, incremental: { column: id, mode: upsert } }").unwrap_err());
+}
+
+#[test]
 fn storage_locations_are_typed_and_never_hold_credentials() {
     use meshwork_core::descriptor::{S3Location, StorageLocation};
     let storage = |text: &str| parse_mesh_config("mesh.yaml", text).map(|c| c.value.storage).map_err(|d| render(&d));

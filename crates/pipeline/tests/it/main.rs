@@ -53,7 +53,7 @@ async fn build(dir: &Path) -> Result<Built, meshwork_pipeline::PipelineError> {
     let mesh = load_mesh(dir).unwrap_or_else(|d| panic!("{d:#?}"));
     let catalog = SqlCatalog::open_sqlite(&dir.join(".meshwork/catalog.db")).await.unwrap();
     let governance = meshwork_query::Governance::load(&catalog).await.unwrap();
-    let built = build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog, &governance).await?;
+    let built = build_product(&mesh, &mesh.repo.products[&"shop.p".parse().unwrap()], &catalog, &governance, None).await?;
     let schema = built.schema.clone();
     Ok(Built { schema, batches: built.collect().await? })
 }
