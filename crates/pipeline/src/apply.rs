@@ -19,6 +19,7 @@ use meshwork_policy::AccessDecision;
 use meshwork_query::{DomainReads, Governance};
 use meshwork_storage::{Commit, ProductStore};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::build::{BuiltProduct, Load, build_product, input_fingerprint};
 use crate::governance::{Finding, blocks, check_governance, governance_snapshot, published_descriptors};
@@ -261,15 +262,17 @@ async fn publish_product(
     let entry = &mesh.repo.products[id];
     let descriptor = &entry.descriptor;
     let hash = descriptor_hash(descriptor);
-    let fingerprint = input_fingerprint(mesh, descriptor, catalog, governance.authorizer()).await?;
+    let mut fingerprint = input_fingerprint(mesh, descriptor, catalog, governance.authorizer()).await?;
     let previous = catalog.current_version(id).await?;
-    if let Some(current) = &previous
-        && current.descriptor_hash == hash
-        && current.input_fingerprint == fingerprint
-    {
-        return Ok(Publish::Unchanged(current.clone()));
+    let unchanged = |fingerprint: &str| previous.as_ref().filter(|current| current.descriptor_hash == hash && current.input_fingerprint == fingerprint).cloned();
+    // A product reading a database in full is known unchanged only once its rows are read.
+    let by_content = crate::database::reads_in_full(descriptor);
+    if !by_content && let Some(current) = unchanged(&fingerprint) {
+        return Ok(Publish::Unchanged(current));
     }
-    *lineage_run = lineage_events.start(descriptor).await;
+    if !by_content {
+        *lineage_run = lineage_events.start(descriptor).await;
+    }
     let build_started = Instant::now();
     // An incremental input resumes where the current version stopped, unless the descriptor
     // changed: then everything is read again.
@@ -284,7 +287,23 @@ async fn publish_product(
     let run = run_id(now);
     let stage_started = Instant::now();
     let BuiltProduct { schema, batches, reads: built_reads, lineage: built_lineage, load, watermark } = built;
+    let (batches, digest) = match by_content {
+        true => {
+            let (batches, digest) = crate::database::digesting(batches, &schema);
+            (batches, Some(digest))
+        }
+        false => (batches, None),
+    };
     let staged = store.stage(id, &run, schema, batches).await?;
+    if let Some(digest) = digest {
+        let rows = digest.lock().expect("the digest is never poisoned").finalize();
+        fingerprint = hex::encode(Sha256::new().chain_update(fingerprint.as_bytes()).chain_update(rows.as_bytes()).finalize());
+        if let Some(current) = unchanged(&fingerprint) {
+            store.discard_run(id, &staged.run).await?;
+            return Ok(Publish::Unchanged(current));
+        }
+        *lineage_run = lineage_events.start(descriptor).await;
+    }
     let stage_ms = stage_started.elapsed().as_secs_f64() * 1000.0;
     observer.built(id, staged.rows);
     failpoint("staged");

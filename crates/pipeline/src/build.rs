@@ -78,9 +78,9 @@ pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor
             }
             InputSource::Postgres(source) | InputSource::Mysql(source) => match crate::database::fingerprint(mesh, source, &descriptor.contract, descriptor.transform.is_none()).await? {
                 Some(state) => hasher.update(state.as_bytes()),
-                // A full load: what the database holds now is known only by reading it all, so
-                // the product is rebuilt on every apply.
-                None => hasher.update(format!("read at {:?}", std::time::SystemTime::now()).as_bytes()),
+                // A full load: what the database holds is known only by reading it all; `apply`
+                // adds the digest of the rows it staged (`database::digesting`).
+                None => hasher.update(format!("{} {:?} in full", source.connection, source.read).as_bytes()),
             },
             source => {
                 let pattern = source.path().expect("file sources have a path");

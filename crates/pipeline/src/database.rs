@@ -69,6 +69,34 @@ pub async fn fingerprint(mesh: &LoadedMesh, source: &DatabaseSource, contract: &
     Ok(Some(format!("{url} {:?} {} {mark:?}", source.read, incremental.column)))
 }
 
+/// Whether a product reads a database in full: what it holds is known only once read, so its
+/// build digests the rows it stages and publishes nothing when they equal the current version's.
+pub fn reads_in_full(descriptor: &meshwork_core::descriptor::ProductDescriptor) -> bool {
+    descriptor.inputs.iter().any(|i| i.source.database().is_some_and(|(_, s)| s.incremental.is_none()))
+}
+
+/// The digest of every row that passes through `batches`, in order, complete once the stream
+/// ended: rows in Arrow's row format (one canonical byte string per row, NULLs included), so
+/// equal content in the same order gives the same digest whatever the batch boundaries.
+pub fn digesting(batches: BatchStream, schema: &arrow::datatypes::SchemaRef) -> (BatchStream, std::sync::Arc<std::sync::Mutex<blake3::Hasher>>) {
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(blake3::Hasher::new()));
+    let fields = schema.fields().iter().map(|f| arrow::row::SortField::new(f.data_type().clone())).collect();
+    let converter = arrow::row::RowConverter::new(fields);
+    let sink = hasher.clone();
+    let stream = batches.map(move |batch| {
+        let batch = batch?;
+        let converter = converter.as_ref().map_err(|e| PipelineError::Internal(format!("digest of the rows: {e}")))?;
+        let rows = converter.convert_columns(batch.columns()).map_err(|e| PipelineError::Internal(format!("digest of the rows: {e}")))?;
+        let mut hasher = sink.lock().expect("the digest is never poisoned");
+        for row in rows.iter() {
+            hasher.update(&(row.as_ref().len() as u64).to_le_bytes());
+            hasher.update(row.as_ref());
+        }
+        Ok(batch)
+    });
+    (Box::pin(stream), hasher)
+}
+
 /// The rows a build reads of one database input.
 pub struct Planned {
     /// The connection, with the source's columns.
