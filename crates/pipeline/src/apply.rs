@@ -270,7 +270,10 @@ async fn publish_product(
     if !by_content && let Some(current) = unchanged(&fingerprint) {
         return Ok(Publish::Unchanged(current));
     }
-    if !by_content {
+    // A database read may turn out to change nothing (below); its OpenLineage run starts once it
+    // is known to make a new version, so no run is left started and never ended.
+    let reads_database = descriptor.inputs.iter().any(|i| i.source.database().is_some());
+    if !reads_database {
         *lineage_run = lineage_events.start(descriptor).await;
     }
     let build_started = Instant::now();
@@ -295,6 +298,15 @@ async fn publish_product(
         false => (batches, None),
     };
     let staged = store.stage(id, &run, schema, batches).await?;
+    // An incremental load that found nothing new (its source's newest rows were deleted, or
+    // only rows before the mark changed) changes nothing.
+    if load != Load::Full
+        && staged.rows == 0
+        && let Some(current) = previous.clone()
+    {
+        store.discard_run(id, &staged.run).await?;
+        return Ok(Publish::Unchanged(current));
+    }
     if let Some(digest) = digest {
         let rows = digest.lock().expect("the digest is never poisoned").finalize();
         fingerprint = hex::encode(Sha256::new().chain_update(fingerprint.as_bytes()).chain_update(rows.as_bytes()).finalize());
@@ -302,6 +314,8 @@ async fn publish_product(
             store.discard_run(id, &staged.run).await?;
             return Ok(Publish::Unchanged(current));
         }
+    }
+    if reads_database {
         *lineage_run = lineage_events.start(descriptor).await;
     }
     let stage_ms = stage_started.elapsed().as_secs_f64() * 1000.0;

@@ -63,7 +63,7 @@ pub async fn fingerprint(mesh: &LoadedMesh, source: &DatabaseSource, contract: &
     let (mut session, columns) = open(mesh, source).await?;
     session.check(&source.read, &columns, identity.then_some(contract), Some(&incremental.column))?;
     let column = find(&columns, &incremental.column).expect("checked above").clone();
-    let mark = session.high_mark(&source.read, &column).await?;
+    let mark = session.high_mark(&source.read, &column, None).await?;
     session.close().await;
     let url = mesh.repo.config.connections.get(&source.connection).map(|c| c.url.as_str()).unwrap_or_default();
     Ok(Some(format!("{url} {:?} {} {mark:?}", source.read, incremental.column)))
@@ -123,7 +123,8 @@ pub async fn plan(mesh: &LoadedMesh, input: &InputPort, source: &DatabaseSource,
     };
     let column = find(&columns, &incremental.column).expect("checked above").clone();
     let resume = resume.filter(|w| w.input == input.name && w.column == incremental.column).map(|w| w.value.clone());
-    let high = session.high_mark(&source.read, &column).await?;
+    // The maximum at or past the mark, in the same read-only snapshot as the read below.
+    let high = session.high_mark(&source.read, &column, resume.as_deref()).await?;
     let load = match (&resume, incremental.mode) {
         (None, _) => Load::Full,
         (Some(_), LoadMode::Append) => Load::Append,

@@ -55,15 +55,21 @@ pub async fn connect(name: &str, connection: &Connection) -> Result<SourceConnec
                 if let Some(secret) = &secret {
                     options = options.password(secret);
                 }
-                // Read-only, so a `query:` can never change the source; UTC, so `timestamptz`
-                // values read as text carry a known offset; no statement cache: each build
-                // prepares a handful of statements once.
+                // UTC, ISO dates and round-trip floats, so values read as text mean one thing
+                // whatever the server's settings; no statement cache: each build prepares a
+                // handful of statements once.
                 let options = options
                     .application_name("meshwork")
-                    .options([("default_transaction_read_only", "on"), ("TimeZone", "UTC")])
+                    .options([("TimeZone", "UTC"), ("DateStyle", "ISO, YMD"), ("extra_float_digits", "3")])
                     .statement_cache_capacity(0)
                     .disable_statement_logging();
-                options.connect().await.map(Session::Postgres).map_err(|e| e.to_string())
+                let mut session = options.connect().await.map_err(|e| e.to_string())?;
+                // One read-only transaction for the whole session: a `query:` can never write
+                // (not even by switching a session default back, which a started read-only
+                // transaction refuses), and the maximum watermark and the rows read come from
+                // one snapshot. Closing the session ends it.
+                session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(|e| e.to_string())?;
+                Ok(Session::Postgres(session))
             }
             DatabaseKind::Mysql => {
                 let url = connection.url.replacen("mariadb://", "mysql://", 1);
@@ -74,7 +80,9 @@ pub async fn connect(name: &str, connection: &Connection) -> Result<SourceConnec
                 // sqlx sets the session's time zone to UTC (`+00:00`) by default.
                 let options = options.statement_cache_capacity(0).disable_statement_logging();
                 let mut session = options.connect().await.map_err(|e| e.to_string())?;
-                session.execute("SET SESSION TRANSACTION READ ONLY").await.map_err(|e| e.to_string())?;
+                // As for PostgreSQL: one read-only transaction on one snapshot (InnoDB).
+                session.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").await.map_err(|e| e.to_string())?;
+                session.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await.map_err(|e| e.to_string())?;
                 Ok(Session::Mysql(session))
             }
         }

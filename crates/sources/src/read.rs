@@ -42,20 +42,62 @@ pub struct SourceRows {
 }
 
 impl SourceConnection {
-    /// The highest value of `column` in the source, as the database's text; `None` when it has
-    /// no row with a value.
-    pub async fn high_mark(&mut self, read: &DatabaseRead, column: &SourceColumn) -> Result<Option<String>, SourceError> {
+    /// The highest value of `column` in the source, as the database's text, among the values
+    /// at or past `from` if given; `None` when there is none (so a mark never moves back when
+    /// the newest rows are deleted).
+    pub async fn high_mark(&mut self, read: &DatabaseRead, column: &SourceColumn, from: Option<&str>) -> Result<Option<String>, SourceError> {
         let kind = self.kind();
         let text = match kind {
             DatabaseKind::Postgres => "TEXT",
             DatabaseKind::Mysql => "CHAR",
         };
-        let sql = format!("SELECT CAST(MAX({}) AS {text}) FROM {}", quote_ident(kind, &column.name), from_item(read));
+        let name = quote_ident(kind, &column.name);
+        let mut sql = format!("SELECT CAST(MAX({name}) AS {text}) FROM {}", from_item(read));
+        if from.is_some() {
+            sql.push_str(&format!(" WHERE {name} >= {}", typed_param(kind, column, 1)));
+        }
         let mark: Result<Option<String>, sqlx::Error> = match &mut self.session {
-            Session::Postgres(c) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(c).await,
-            Session::Mysql(c) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(c).await,
+            Session::Postgres(c) => {
+                let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                match from {
+                    Some(from) => query.bind(from).fetch_one(c).await,
+                    None => query.fetch_one(c).await,
+                }
+            }
+            Session::Mysql(c) => {
+                let query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                match from {
+                    Some(from) => query.bind(from).fetch_one(c).await,
+                    None => query.fetch_one(c).await,
+                }
+            }
         };
         mark.map_err(|e| self.query_error(&describe_read(read), e))
+    }
+}
+
+/// Parameter `n` (text, the database's own text of a value of `column`) cast to the type its
+/// family compares in, so the comparison is the type's and never a string's or a double's:
+/// whole numbers and decimals as exact numerics, dates and timestamps as such, text as text.
+/// Built from the family, never from the type name the source reports.
+fn typed_param(kind: DatabaseKind, column: &SourceColumn, n: usize) -> String {
+    let upper = column.type_name.to_ascii_uppercase();
+    let target = match (kind, column.family()) {
+        (DatabaseKind::Postgres, TypeFamily::Integer | TypeFamily::Decimal) => "NUMERIC",
+        (DatabaseKind::Postgres, TypeFamily::Date) => "DATE",
+        (DatabaseKind::Postgres, TypeFamily::Timestamp) if upper == "TIMESTAMPTZ" => "TIMESTAMPTZ",
+        (DatabaseKind::Postgres, TypeFamily::Timestamp) => "TIMESTAMP",
+        (DatabaseKind::Postgres, _) => "TEXT",
+        (DatabaseKind::Mysql, TypeFamily::Integer) if upper.ends_with("UNSIGNED") => "UNSIGNED",
+        (DatabaseKind::Mysql, TypeFamily::Integer) => "SIGNED",
+        (DatabaseKind::Mysql, TypeFamily::Decimal) => "DECIMAL(65,30)",
+        (DatabaseKind::Mysql, TypeFamily::Date) => "DATE",
+        (DatabaseKind::Mysql, TypeFamily::Timestamp) => "DATETIME(6)",
+        (DatabaseKind::Mysql, _) => "CHAR",
+    };
+    match kind {
+        DatabaseKind::Postgres => format!("CAST(${n} AS {target})"),
+        DatabaseKind::Mysql => format!("CAST(? AS {target})"),
     }
 }
 
@@ -66,11 +108,7 @@ fn select(kind: DatabaseKind, read: &DatabaseRead, columns: &[(String, SourceCol
     let mut params = Vec::new();
     if let Some(range) = range {
         let column = quote_ident(kind, &range.column.name);
-        let param = |n: usize| match kind {
-            // A text parameter cast to the column's own type, so the comparison is the type's.
-            DatabaseKind::Postgres => format!("CAST(${n} AS {})", range.column.type_name),
-            DatabaseKind::Mysql => "?".to_owned(),
-        };
+        let param = |n: usize| typed_param(kind, &range.column, n);
         match &range.after {
             Some(after) => {
                 let op = if range.inclusive { ">=" } else { ">" };
@@ -97,9 +135,10 @@ pub fn read(connection: SourceConnection, read: &DatabaseRead, columns: Vec<(Str
     let schema: SchemaRef = Arc::new(Schema::new(fields));
     let (sql, params) = select(kind, read, &columns, range.as_ref());
     let what = describe_read(read);
+    let name = connection.name().to_owned();
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch, SourceError>>(2);
     let task_schema = schema.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut connection = connection;
         let outcome = stream_rows(&mut connection, &sql, &params, &task_schema, &sender).await;
         if let Err(error) = outcome {
@@ -108,7 +147,21 @@ pub fn read(connection: SourceConnection, read: &DatabaseRead, columns: Vec<(Str
         }
         connection.close().await;
     });
-    let batches = futures::stream::unfold(receiver, |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) });
+    // When the channel ends, the task's outcome decides: a reader that panicked or was cancelled
+    // must not pass for the end of the rows (a full load would publish part of them).
+    let what = describe_read(read);
+    let batches = futures::stream::unfold((receiver, Some(task)), move |(mut receiver, task)| {
+        let (what, name) = (what.clone(), name.clone());
+        async move {
+            if let Some(item) = receiver.recv().await {
+                return Some((item, (receiver, task)));
+            }
+            match task?.await {
+                Ok(()) => None,
+                Err(error) => Some((Err(SourceError::Query { connection: name, what, reason: format!("the reader stopped: {error}") }), (receiver, None))),
+            }
+        }
+    });
     SourceRows { schema, batches: Box::pin(batches) }
 }
 
@@ -210,7 +263,7 @@ mod tests {
         assert_eq!(params, ["2024-01-01 00:00:00+00", "2024-02-01 00:00:00+00"]);
         let first = Range { after: None, inclusive: false, ..range };
         let (sql, params) = select(DatabaseKind::Mysql, &read, &columns, Some(&first));
-        assert_eq!(sql, "SELECT CAST(`id` AS CHAR) FROM public.customers WHERE `updated_at` <= ? OR `updated_at` IS NULL");
+        assert_eq!(sql, "SELECT CAST(`id` AS CHAR) FROM public.customers WHERE `updated_at` <= CAST(? AS DATETIME(6)) OR `updated_at` IS NULL");
         assert_eq!(params, ["2024-02-01 00:00:00+00"]);
     }
 }

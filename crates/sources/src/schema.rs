@@ -57,7 +57,7 @@ impl TypeFamily {
             "BOOL" | "BOOLEAN" => TypeFamily::Boolean,
             "DATE" => TypeFamily::Date,
             "TIMESTAMP" | "TIMESTAMPTZ" | "DATETIME" => TypeFamily::Timestamp,
-            "BYTEA" | "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "BIT" => TypeFamily::Binary,
+            "BYTEA" | "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" => TypeFamily::Binary,
             _ => TypeFamily::Text,
         }
     }
@@ -80,9 +80,11 @@ impl TypeFamily {
         }
     }
 
-    /// Whether a watermark column of this family can be compared in order.
+    /// Whether a watermark column of this family compares exactly in order. Floats do not: the
+    /// text of a float's maximum need not read back as the same float, so its row could be
+    /// missed at the boundary.
     pub fn orders(self) -> bool {
-        matches!(self, TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float | TypeFamily::Date | TypeFamily::Timestamp | TypeFamily::Text)
+        matches!(self, TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Date | TypeFamily::Timestamp | TypeFamily::Text)
     }
 }
 
@@ -92,7 +94,8 @@ impl TypeFamily {
 pub(crate) fn from_item(read: &DatabaseRead) -> String {
     match read {
         DatabaseRead::Table(table) => table.clone(),
-        DatabaseRead::Query(query) => format!("({query}) AS meshwork_source"),
+        // The line break ends a `--` comment the query may close with.
+        DatabaseRead::Query(query) => format!("({query}\n) AS meshwork_source"),
     }
 }
 
@@ -140,7 +143,7 @@ impl SourceConnection {
             match find(watermark) {
                 None => problems.push(format!("watermark column `{watermark}` is not in the source (it has {})", names())),
                 Some(source) if !source.family().orders() => {
-                    problems.push(format!("watermark column `{watermark}` is `{}`, which has no order; use a timestamp or a growing number", source.type_name.to_ascii_lowercase()))
+                    problems.push(format!("watermark column `{watermark}` is `{}`, which does not compare exactly; use a timestamp, a date, a whole or decimal number, or text", source.type_name.to_ascii_lowercase()))
                 }
                 Some(_) => {}
             }

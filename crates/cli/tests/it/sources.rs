@@ -175,6 +175,15 @@ fn full_and_incremental_loads(kind: DatabaseKind) {
     let outcome = |name: &str| products.iter().find(|p| p["product"] == name).unwrap()["result"].clone();
     assert_eq!((outcome("crm.customers"), outcome("crm.events"), outcome("crm.tiers")), ("unchanged".into(), "unchanged".into(), "unchanged".into()), "{applied}");
 
+    // The newest event deleted at the source: the mark does not move back, so nothing is read
+    // twice and nothing is published.
+    source.sql("DELETE FROM events WHERE id = 5");
+    let applied = run_ok(&source, &dir, &["apply", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&applied).unwrap();
+    let events = report["products"].as_array().unwrap().iter().find(|p| p["product"] == "crm.events").unwrap().clone();
+    assert_eq!(events["result"], "unchanged", "{applied}");
+    assert_eq!(query_csv(&dir, "SELECT count(*) AS n FROM crm.events"), "n\n5\n");
+
     // A value that does not fit the contract is named by its row's key; nothing is published
     // and the watermark stays, so the fixed row is read next time.
     source.sql("INSERT INTO customers VALUES (5, 'Eve', 'gold', 1234567.00, '2024-03-01 09:00:00Z')");

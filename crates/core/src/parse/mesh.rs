@@ -43,9 +43,7 @@ pub(super) fn metadata_url(url: &str, password_env: Option<String>) -> Result<Me
         ));
     };
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    if let Some((user_info, _)) = authority.rsplit_once('@')
-        && user_info.contains(':')
-    {
+    if holds_password(rest) {
         // Say where the password goes without echoing the URL that holds it.
         return Err((
             "the metadata URL holds a password, which must not be written in `mesh.yaml`".into(),
@@ -286,6 +284,17 @@ pub(super) fn connections(d: &mut Decoder<'_>, node: &Node) -> BTreeMap<String, 
     out
 }
 
+/// Whether a database URL (after its scheme) carries a password, in its user information
+/// (`user:password@host`) or as a parameter (`?password=…`, `sslpassword=…`): the one rule for
+/// `metadata:` and `connections:`, which both refuse it.
+fn holds_password(rest: &str) -> bool {
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let in_user_info = authority.rsplit_once('@').is_some_and(|(user_info, _)| user_info.contains(':'));
+    let query = rest.split_once('?').map_or("", |(_, q)| q);
+    let in_parameters = query.split('&').any(|p| p.split('=').next().unwrap_or_default().to_ascii_lowercase().contains("password"));
+    in_user_info || in_parameters
+}
+
 /// An environment variable name, for fields naming where a secret is (`example` for the hint).
 fn env_name(name: &str, example: &str) -> Result<String, (String, Option<String>)> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
@@ -305,9 +314,7 @@ pub(super) fn connection_url(url: &str) -> Result<DatabaseKind, (String, String)
         return Err((format!("unsupported database `{scheme}`"), "use `postgres://USER@HOST:PORT/DATABASE` or `mysql://USER@HOST:PORT/DATABASE`".into()));
     };
     let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    if let Some((user_info, _)) = authority.rsplit_once('@')
-        && user_info.contains(':')
-    {
+    if holds_password(rest) {
         return Err((
             "the connection URL holds a password, which must not be written in `mesh.yaml`".into(),
             "remove it from the URL, put it in an environment variable and name that variable in `password_env`".into(),

@@ -316,6 +316,11 @@ fn connections_are_typed_and_never_hold_a_password() {
     let parsed = connections("name: m\nconnections:\n  crm: { url: \"postgres://reader@crm-db:5432/crm\", password_env: CRM_PASSWORD }\n  erp: { url: \"mariadb://etl@erp/erp\" }\n").unwrap();
     assert_eq!(parsed["crm"], Connection { kind: DatabaseKind::Postgres, url: "postgres://reader@crm-db:5432/crm".into(), password_env: Some("CRM_PASSWORD".into()) });
     assert_eq!(parsed["erp"], Connection { kind: DatabaseKind::Mysql, url: "mariadb://etl@erp/erp".into(), password_env: None });
+    // A password passed as a URL parameter is refused too, for connections and the catalog.
+    for text in ["name: m\nconnections:\n  crm: { url: \"postgres://reader@db/crm?sslmode=require&password=hunter2\" }\n", "name: m\nmetadata: postgres://meshwork@db/mesh?PassWord=hunter2\n"] {
+        let error = parse_mesh_config("mesh.yaml", text).map(|_| ()).map_err(|d| render(&d)).unwrap_err();
+        assert!(error.contains("holds a password") && !error.contains("hunter2"), "{error}");
+    }
     expect![[r#"
         [invalid_value] mesh.yaml:3:15: connections.crm.url: the connection URL holds a password, which must not be written in `mesh.yaml` (hint: remove it from the URL, put it in an environment variable and name that variable in `password_env`)
         [invalid_value] mesh.yaml:4:15: connections.dwh.url: unsupported database `oracle` (hint: use `postgres://USER@HOST:PORT/DATABASE` or `mysql://USER@HOST:PORT/DATABASE`)

@@ -103,7 +103,9 @@ async fn read_all(kind: DatabaseKind) {
     assert!(error.contains("watermark column `changed_at` is not in the source"), "{error}");
 
     let watermark = columns.iter().find(|c| c.name == "updated_at").unwrap().clone();
-    let high = source.high_mark(&table, &watermark).await.unwrap().unwrap();
+    let high = source.high_mark(&table, &watermark, None).await.unwrap().unwrap();
+    // Past the maximum there is none: a mark never moves back.
+    assert_eq!(source.high_mark(&table, &watermark, Some(&high)).await.unwrap().as_deref(), Some(high.as_str()));
     let selected: Vec<(String, _)> = columns.iter().map(|c| (c.name.clone(), c.clone())).collect();
     let rows = read(source, &table, selected.clone(), None);
     let batches: Vec<RecordBatch> = rows.batches.try_collect().await.unwrap();
@@ -130,7 +132,7 @@ async fn read_all(kind: DatabaseKind) {
     // A range: rows after the first row's watermark, up to the high mark.
     let mut source = connect("crm", &connection).await.unwrap();
     let first: Option<String> = {
-        let marks = source.high_mark(&DatabaseRead::Query("SELECT * FROM customers WHERE id = 1".into()), &watermark).await.unwrap();
+        let marks = source.high_mark(&DatabaseRead::Query("SELECT * FROM customers WHERE id = 1 -- the first".into()), &watermark, None).await.unwrap();
         marks
     };
     let range = Range { column: watermark.clone(), after: first.clone(), inclusive: false, up_to: high.clone() };
@@ -166,6 +168,12 @@ async fn a_source_session_is_read_only() {
     let columns = vec![("id".to_owned(), meshwork_sources::SourceColumn { name: "id".into(), type_name: "INT8".into() })];
     let error = read(source, &query, columns, None).batches.try_collect::<Vec<_>>().await.unwrap_err().to_string();
     assert!(error.contains("read-only transaction"), "{error}");
+    // Nor can a query switch its session to read-write first.
+    let query = DatabaseRead::Query("SELECT set_config('transaction_read_only', 'off', false) AS id".into());
+    let source = connect("crm", &connection).await.unwrap();
+    let columns = vec![("id".to_owned(), meshwork_sources::SourceColumn { name: "id".into(), type_name: "TEXT".into() })];
+    let error = read(source, &query, columns, None).batches.try_collect::<Vec<_>>().await.unwrap_err().to_string();
+    assert!(error.contains("read-write mode must be set before any query"), "{error}");
     db.execute("DO $$ BEGIN IF (SELECT count(*) FROM customers) <> 3 THEN RAISE 'rows were deleted'; END IF; END $$").await.unwrap();
     db.drop_now().await.unwrap();
 }
