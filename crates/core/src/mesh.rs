@@ -112,12 +112,18 @@ impl MeshRepo {
                         ));
                     }
                     if inc.mode == crate::descriptor::LoadMode::Merge && p.contract.primary_key.is_empty() {
-                        out.push(entry.diagnostic(
-                            DiagnosticCode::MissingField,
-                            &format!("inputs[{i}].source.incremental.mode"),
-                            "an incremental `merge` replaces rows by the contract's primary key, and the contract declares none".into(),
-                            Some("add `primary_key: [..]` to the contract, or use `mode: append`".into()),
-                        ));
+                        // `mode` may be left to its default: point at what is written nearest.
+                        let field = format!("inputs[{i}].source.incremental.mode");
+                        out.push(
+                            Diagnostic::new(
+                                DiagnosticCode::MissingField,
+                                &entry.file,
+                                "an incremental `merge` (the default mode) replaces rows by the contract's primary key, and the contract declares none",
+                            )
+                            .field(&field)
+                            .at_position(entry.positions.locate_nearest(&field))
+                            .hint("add `primary_key: [..]` to the contract, or set `mode: append`"),
+                        );
                     }
                 }
             }
