@@ -104,9 +104,12 @@ async fn a_revocation_moves_the_generation_and_the_next_request_is_refused() {
     assert!(!catalog.revoke_token(&issued.record.id).await.unwrap());
     assert_eq!(catalog.generation().await.unwrap(), after);
     // An expired token is refused from the remembered record too (expiry is the clock's).
-    let short = issue_token(catalog.as_ref(), "ana", None, Some(chrono::Duration::seconds(1))).await.unwrap();
+    // Five seconds, not one: hashing the secret (Argon2id, unoptimised in tests) on a loaded
+    // machine took more than a second between issuing and the first check.
+    let issued_at = std::time::Instant::now();
+    let short = issue_token(catalog.as_ref(), "ana", None, Some(chrono::Duration::seconds(5))).await.unwrap();
     auth.authenticate_at(Credential(Some(&short.token)), &principals(), Some(after)).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep((issued_at + std::time::Duration::from_millis(5200)).saturating_duration_since(std::time::Instant::now())).await;
     let refused = auth.authenticate_at(Credential(Some(&short.token)), &principals(), Some(after)).await.unwrap_err();
     assert_eq!(refused, AuthError::Expired);
 }
