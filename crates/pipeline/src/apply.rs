@@ -327,13 +327,13 @@ async fn publish_product(
     // The product's own staged data is read in full (the owner's checks); the products its
     // rules name are read as its domain, like its inputs. An incremental load is checked as
     // the product will read once it is committed: its new rows with the published ones.
-    let (provider, row_count) = crate::incremental::combined(store, id, previous.as_ref(), &staged, &load).await?;
+    let (provider, row_count, published) = crate::incremental::combined(store, id, previous.as_ref(), &staged, &load).await?;
     let reads = DomainReads { products: quality::referenced_products(descriptor, catalog).await?, tables: vec![(quality::THIS.to_owned(), provider)], ..Default::default() };
     let session = domain_session(mesh, descriptor, catalog, governance, &reads).await?;
     // The staged table's files are scanned by this session: it needs their object store.
     ProductStore::register_object_store(&staged.table, &session.context().state())?;
-    if load != Load::Full {
-        ProductStore::register_object_store(&ProductStore::open_table(&store.table_url(id)).await?, &session.context().state())?;
+    if let Some(published) = &published {
+        ProductStore::register_object_store(published, &session.context().state())?;
     }
     let context = QualityContext { rows: row_count, previous_rows: previous.as_ref().map(|v| v.row_count as u64), now };
     let results = quality::evaluate(session.context(), descriptor, context).await;

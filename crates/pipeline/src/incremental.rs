@@ -7,20 +7,27 @@ use datafusion::catalog::TableProvider;
 use datafusion::prelude::SessionContext;
 use meshwork_catalog::VersionRecord;
 use meshwork_core::id::ProductId;
-use meshwork_storage::{ProductStore, StagedTable};
+use meshwork_storage::{DeltaTable, ProductStore, StagedTable};
 
 use crate::PipelineError;
 use crate::database::Load;
 
 /// The product as it will read once `staged` is committed by `load` onto version `current`:
 /// the published rows plus the staged ones, less (for a merge) the published rows whose key a
-/// staged row replaces; and how many rows that is. `Full` is the staged table itself.
-pub async fn combined(store: &ProductStore, id: &ProductId, current: Option<&VersionRecord>, staged: &StagedTable, load: &Load) -> Result<(Arc<dyn TableProvider>, u64), PipelineError> {
+/// staged row replaces; how many rows that is; and the published table it read, whose object
+/// store a session scanning the result must know. `Full` is the staged table itself.
+pub async fn combined(
+    store: &ProductStore,
+    id: &ProductId,
+    current: Option<&VersionRecord>,
+    staged: &StagedTable,
+    load: &Load,
+) -> Result<(Arc<dyn TableProvider>, u64, Option<DeltaTable>), PipelineError> {
     let context = SessionContext::new();
     let state = context.state();
     let staged_provider = ProductStore::table_provider(&staged.table, &state).await?;
     let current = match (load, current) {
-        (Load::Full, _) | (_, None) => return Ok((staged_provider, staged.rows)),
+        (Load::Full, _) | (_, None) => return Ok((staged_provider, staged.rows, None)),
         (_, Some(current)) => current,
     };
     let table = ProductStore::open_table_at(&store.table_url(id), current.delta_version).await?;
@@ -40,5 +47,5 @@ pub async fn combined(store: &ProductStore, id: &ProductId, current: Option<&Ver
     };
     let frame = context.sql(&sql).await.map_err(failed)?;
     let rows = frame.clone().count().await.map_err(failed)? as u64;
-    Ok((frame.into_view(), rows))
+    Ok((frame.into_view(), rows, Some(table)))
 }
