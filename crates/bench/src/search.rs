@@ -80,6 +80,7 @@ pub async fn catalog_search(size: usize, searches: usize) -> anyhow::Result<Valu
             quality,
             events: Vec::new(),
             watermark: None,
+            remote: None,
         };
         catalog.publish(&publication).await?;
     }

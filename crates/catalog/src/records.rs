@@ -130,6 +130,35 @@ pub struct VersionRecord {
     pub published_at: DateTime<Utc>,
     /// How far its incremental input was read; `None` for products without one.
     pub watermark: Option<Watermark>,
+    /// Where a virtual product's rows are read; `None` for products copied into Delta.
+    pub remote: Option<RemoteSource>,
+}
+
+/// Where a virtual product's rows are read when it is queried: the connection as `mesh.yaml`
+/// declared it (never a password: the serving process reads it from `password_env`), what is
+/// read of it, and the source column behind each contract column, as the publication checked
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteSource {
+    /// The connection's name in `mesh.yaml`.
+    pub connection_name: String,
+    /// The connection.
+    pub connection: meshwork_core::descriptor::Connection,
+    /// The table or query.
+    pub read: meshwork_core::descriptor::DatabaseRead,
+    /// One per contract column, in contract order.
+    pub columns: Vec<RemoteColumn>,
+}
+
+/// A contract column of a virtual product and the source column it is read from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteColumn {
+    /// The contract's name.
+    pub name: String,
+    /// The source's name (which may differ in case).
+    pub source: String,
+    /// The type the source reports, e.g. `INT8`.
+    pub type_name: String,
 }
 
 /// The high-water mark of an incremental input: the highest value of its watermark column that
@@ -170,6 +199,9 @@ pub struct Publication {
     /// How far its incremental input was read, recorded with the version.
     #[serde(default)]
     pub watermark: Option<Watermark>,
+    /// Where a virtual product's rows are read, recorded with the version.
+    #[serde(default)]
+    pub remote: Option<RemoteSource>,
 }
 
 /// A product taken out of service by [`crate::CatalogStore::unpublish`]: no longer listed,

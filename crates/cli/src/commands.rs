@@ -409,7 +409,16 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
     println!("tags:        {}", if d.tags.is_empty() { "-".into() } else { d.tags.join(", ") });
     println!("upstream:    {}", if upstream.is_empty() { "-".into() } else { upstream.join(", ") });
     println!("downstream:  {}", if downstream.is_empty() { "-".into() } else { downstream.join(", ") });
-    println!("table:       {table_uri}");
+    match versions.last().and_then(|v| v.remote.as_ref()) {
+        // Where a virtual product is read is shown like its table: to administrators.
+        Some(remote) if principal.admin => println!(
+            "virtual: read live from connection `{}`, {}",
+            remote.connection_name,
+            meshwork_sources::schema::describe_read(&remote.read)
+        ),
+        Some(_) => println!("virtual: read live from its database"),
+        None => println!("table:       {table_uri}"),
+    }
     println!();
     println!("schema (primary key: {}):", if d.contract.primary_key.is_empty() { "-".into() } else { d.contract.primary_key.join(", ") });
     let columns: Vec<Vec<String>> = d

@@ -57,6 +57,15 @@ fn seconds(d: std::time::Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
+/// A publication as the summary names it: its number, and the Delta version holding its data or
+/// `virtual` for a product read live from its database.
+fn publication(version: &meshwork_catalog::VersionRecord) -> String {
+    match version.remote {
+        Some(_) => format!("#{} (virtual)", version.seq),
+        None => format!("#{} (delta v{})", version.seq, version.delta_version),
+    }
+}
+
 /// The summary table printed at the end of `apply`.
 pub fn apply_summary(report: &ApplyReport) -> String {
     let rows: Vec<Vec<String>> = report
@@ -67,7 +76,7 @@ pub fn apply_summary(report: &ApplyReport) -> String {
                 id.to_string(),
                 if quality.outcome == meshwork_catalog::RunOutcome::Warned { "published (quality warnings)".into() } else { "published".into() },
                 version.version.clone(),
-                format!("#{} (delta v{})", version.seq, version.delta_version),
+                publication(version),
                 version.row_count.to_string(),
                 seconds(*elapsed),
             ],
@@ -75,7 +84,7 @@ pub fn apply_summary(report: &ApplyReport) -> String {
                 id.to_string(),
                 "unchanged".into(),
                 version.version.clone(),
-                format!("#{} (delta v{})", version.seq, version.delta_version),
+                publication(version),
                 version.row_count.to_string(),
                 "-".into(),
             ],
@@ -95,7 +104,7 @@ pub fn apply_summary(report: &ApplyReport) -> String {
                 id.to_string(),
                 format!("sunset since {since} (not served)"),
                 version.as_ref().map(|v| v.version.clone()).unwrap_or_else(|| "-".into()),
-                version.as_ref().map(|v| format!("#{} (delta v{})", v.seq, v.delta_version)).unwrap_or_else(|| "-".into()),
+                version.as_ref().map(publication).unwrap_or_else(|| "-".into()),
                 "-".into(),
                 "-".into(),
             ],
@@ -103,7 +112,7 @@ pub fn apply_summary(report: &ApplyReport) -> String {
                 id.to_string(),
                 format!("unpublished ({})", removal.describe()),
                 version.as_ref().map(|v| v.version.clone()).unwrap_or_else(|| "-".into()),
-                version.as_ref().map(|v| format!("#{} (delta v{})", v.seq, v.delta_version)).unwrap_or_else(|| "-".into()),
+                version.as_ref().map(publication).unwrap_or_else(|| "-".into()),
                 "-".into(),
                 "-".into(),
             ],

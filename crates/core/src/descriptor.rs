@@ -363,9 +363,41 @@ pub struct ProductDescriptor {
     pub access: Option<Access>,
     /// Interfaces the product is served on.
     pub output_ports: OutputPorts,
+    /// Whether the product is a copy in its own Delta table or served live from its database
+    /// input (`virtual: true`). Left out of the serialized form when it is a copy, so the
+    /// fingerprints of descriptors written before virtual products are unchanged.
+    #[serde(default, skip_serializing_if = "Storage::is_copy")]
+    pub storage: Storage,
+}
+
+/// Where a product's rows live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// Built into the product's own Delta table at each publication (the default).
+    #[default]
+    Copy,
+    /// Read from the single database input when queried; nothing is copied.
+    Virtual,
+}
+
+impl Storage {
+    /// Whether rows are copied into the product's table.
+    pub fn is_copy(&self) -> bool {
+        *self == Storage::Copy
+    }
 }
 
 impl ProductDescriptor {
+    /// The database input a virtual product is served from: `None` for copied products.
+    pub fn remote(&self) -> Option<(&InputPort, DatabaseKind, &DatabaseSource)> {
+        if self.storage != Storage::Virtual {
+            return None;
+        }
+        let [input] = self.inputs.as_slice() else { return None };
+        input.source.database().map(|(kind, source)| (input, kind, source))
+    }
+
     /// The product's address.
     pub fn id(&self) -> ProductId {
         ProductId::new(self.domain.clone(), self.name.clone())

@@ -215,7 +215,7 @@ pub async fn apply_with(
 }
 
 /// What [`publish_product`] did.
-enum Publish {
+pub(crate) enum Publish {
     /// Recorded this new version.
     New(
         VersionRecord,
@@ -261,6 +261,9 @@ async fn publish_product(
     recover(id, catalog, store).await?;
     let entry = &mesh.repo.products[id];
     let descriptor = &entry.descriptor;
+    if !descriptor.storage.is_copy() {
+        return crate::live::publish(mesh, id, catalog, governance, store, options.trigger, options.clock.now()).await;
+    }
     let hash = descriptor_hash(descriptor);
     let mut fingerprint = input_fingerprint(mesh, descriptor, catalog, governance.authorizer()).await?;
     let previous = catalog.current_version(id).await?;
@@ -420,6 +423,7 @@ async fn publish_product(
         quality: Some(run_record.clone()),
         events,
         watermark,
+        remote: None,
     };
     store.write_journal(id, &staged.run, PENDING_FILE, serde_json::to_vec(&publication).expect("publications serialize")).await?;
     let metadata = vec![

@@ -49,7 +49,7 @@ async fn open(mesh: &LoadedMesh, source: &DatabaseSource) -> Result<(SourceConne
 
 /// The column named `name`, exactly or else ignoring case (PostgreSQL folds unquoted names to
 /// lower case, MySQL keeps them as created).
-fn find<'c>(columns: &'c [SourceColumn], name: &str) -> Option<&'c SourceColumn> {
+pub(crate) fn find<'c>(columns: &'c [SourceColumn], name: &str) -> Option<&'c SourceColumn> {
     columns.iter().find(|c| c.name == name).or_else(|| columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
 }
 

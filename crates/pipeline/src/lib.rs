@@ -18,6 +18,7 @@ pub mod governance;
 pub mod conform;
 mod home;
 mod incremental;
+mod live;
 mod plan;
 pub mod ingest;
 pub mod lifecycle;
@@ -170,6 +171,14 @@ pub enum PipelineError {
     /// An operational database source failed: unreachable, refused, or not matching the contract.
     #[error(transparent)]
     Source(#[from] meshwork_sources::SourceError),
+    /// Reading a virtual product's rows from its database failed while checking it.
+    #[error("reading virtual product `{product}` from its database failed: {message}")]
+    Remote {
+        /// The product.
+        product: meshwork_core::id::ProductId,
+        /// What failed.
+        message: String,
+    },
     /// Writing the Delta table failed.
     #[error(transparent)]
     Storage(#[from] meshwork_storage::StorageError),

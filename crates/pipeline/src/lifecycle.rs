@@ -89,6 +89,7 @@ pub(crate) async fn carry_sunset(catalog: &dyn CatalogStore, descriptor: &Produc
         events,
         // Only the descriptor's lifecycle changed: the data, and how far it was read, stay.
         watermark: current.watermark,
+        remote: current.remote,
     };
     Ok(Some(catalog.publish(&publication).await?))
 }

@@ -152,17 +152,22 @@ pub(crate) async fn governed_context(
         }
         let mut registered: Option<Arc<dyn TableProvider>> = None;
         if decision.allowed {
-            let url = url::Url::parse(&product.table_uri).map_err(|e| {
-                DataFusionError::Plan(format!(
-                    "product `{}` has a bad table location: {e}",
-                    product.id
-                ))
-            })?;
-            let table = match tables {
-                Some(cache) => cache.open(&url, version.delta_version).await?,
-                None => ProductStore::open_table_at(&url, version.delta_version).await?,
+            let inner: Arc<dyn TableProvider> = match crate::remote::virtual_table(&version) {
+                // A virtual product is read from its database by the query; nothing is opened now.
+                Some(remote) => remote,
+                None => {
+                    let url = url::Url::parse(&product.table_uri).map_err(|e| DataFusionError::Plan(format!("product `{}` has a bad table location: {e}", product.id)))?;
+                    let table = match tables {
+                        Some(cache) => cache.open(&url, version.delta_version).await?,
+                        None => ProductStore::open_table_at(&url, version.delta_version).await?,
+                    };
+                    locations.push(product.table_uri.clone());
+                    if let Ok(path) = url.to_file_path() {
+                        locations.push(path.display().to_string());
+                    }
+                    ProductStore::table_provider(&table, &probe).await?
+                }
             };
-            let inner = ProductStore::table_provider(&table, &probe).await?;
             match ProductGuard::build(
                 &probe,
                 &inner.schema(),
@@ -171,15 +176,13 @@ pub(crate) async fn governed_context(
                 &governance.salt,
             ) {
                 Ok(guard) => {
+                    let exact_filters = version.remote.is_some() && guard.is_open();
                     guard_map.insert(product.id.clone(), guard);
-                    locations.push(product.table_uri.clone());
-                    if let Ok(path) = url.to_file_path() {
-                        locations.push(path.display().to_string());
-                    }
                     registered = Some(Arc::new(ProductTable {
                         id: product.id.clone(),
                         inner,
                         published_rows: u64::try_from(version.row_count).unwrap_or(0),
+                        exact_filters,
                     }));
                 }
                 // Failure to build what the policy asks for means deny.
@@ -250,6 +253,7 @@ pub(crate) async fn governed_context(
         .with_analyzer_rules(analyzer_rules)
         .with_physical_optimizer_rules(crate::tuning::physical_rules())
         .with_query_planner(Arc::new(MeshQueryPlanner))
+        .with_optimizer_rule(Arc::new(crate::remote::aggregate::RemoteAggregateRule))
         .build();
     for name in FILE_TABLE_FUNCTIONS {
         state.register_udtf(name, Arc::new(RefusedTableFunction(name)));

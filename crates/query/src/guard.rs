@@ -52,7 +52,12 @@ impl ProductGuard {
             if data_type != DataType::Boolean && data_type != DataType::Null {
                 return Err(format!("row filter `{sql}` is {data_type}, not a boolean condition"));
             }
-            evaluable(&expr, &df_schema).map_err(|e| format!("row filter `{sql}` cannot be evaluated: {e}"))?;
+            let simplified = evaluable(&expr, &df_schema).map_err(|e| format!("row filter `{sql}` cannot be evaluated: {e}"))?;
+            // A filter that spares this principal (`… OR principal.in_domain('sales')` for a
+            // member) filters nothing: no fence for it, so the scan keeps its own pushdown.
+            if simplified == lit(true) {
+                continue;
+            }
             filter = Some(match filter {
                 Some(f) => f.and(expr),
                 None => expr,
@@ -70,7 +75,7 @@ impl ProductGuard {
                 Mask::Partial { keep_first, keep_last } => Expr::ScalarFunction(ScalarFunction::new_udf(MaskPartial::udf(*keep_first, *keep_last), vec![raw])),
                 Mask::Sql { expr } => {
                     let masked = sql_expr(state, &df_schema, expr, principal).map_err(|e| format!("mask of `{column}` `{expr}`: {e}"))?;
-                    evaluable(&masked, &df_schema).map_err(|e| format!("mask of `{column}` `{expr}` cannot be evaluated: {e}"))?;
+                    evaluable(&masked, &df_schema).map(drop).map_err(|e| format!("mask of `{column}` `{expr}` cannot be evaluated: {e}"))?;
                     masked
                 }
             };
@@ -81,14 +86,14 @@ impl ProductGuard {
 }
 
 /// Checks that a policy expression can be evaluated, as the optimizer will: coerced to the
-/// columns' types and its constant parts folded. One that cannot (`orders <> 'EU'` on a
+/// columns' types and its constant parts folded (the folded expression is returned). One that cannot (`orders <> 'EU'` on a
 /// `bigint`) would fail every statement that reads the product, with an error printing what
 /// the policy says; it denies the product instead, the reason going to the audit log.
-fn evaluable(expr: &Expr, schema: &DFSchema) -> Result<(), String> {
+fn evaluable(expr: &Expr, schema: &DFSchema) -> Result<Expr, String> {
     let context = SimplifyContext::builder().with_schema(Arc::new(schema.clone())).with_current_time().build();
     let simplifier = ExprSimplifier::new(context);
     let coerced = simplifier.coerce(expr.clone(), schema).map_err(|e| crate::error::sql_message(&e))?;
-    simplifier.simplify(coerced).map(|_| ()).map_err(|e| crate::error::sql_message(&e))
+    simplifier.simplify(coerced).map_err(|e| crate::error::sql_message(&e))
 }
 
 /// Parses a policy SQL expression, binds its `principal.*` helpers, and plans it against the
@@ -177,6 +182,11 @@ pub(crate) struct ProductTable {
     /// Rows of the publication this table reads, as the catalog records (and shows) it: the
     /// only size the policy fence passes on (see [`crate::rewrite::PolicyFenceExec`]).
     pub(crate) published_rows: u64,
+    /// Whether filters the inner table evaluates exactly may leave the plan: only for a virtual
+    /// product read without a row filter or mask, whose database then also takes limits and
+    /// aggregates. Below a policy fence the only filter that reaches the scan is the policy's,
+    /// which stays in the plan (evaluated here again) whatever the table says.
+    pub(crate) exact_filters: bool,
 }
 
 #[async_trait]
@@ -202,13 +212,13 @@ impl TableProvider for ProductTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        // Never `Exact`: the filter node must stay in the plan above the scan.
+        // Otherwise never `Exact`: the filter node must stay in the plan above the scan.
         Ok(self
             .inner
             .supports_filters_pushdown(filters)?
             .into_iter()
             .map(|p| match p {
-                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
+                TableProviderFilterPushDown::Exact if !self.exact_filters => TableProviderFilterPushDown::Inexact,
                 other => other,
             })
             .collect())

@@ -91,13 +91,18 @@ impl History {
                 if known.is_empty() { "none".to_owned() } else { known.join(", ") }
             )));
         };
+        if version.remote.is_some() {
+            return Err(DataFusionError::Plan(format!(
+                "`{id}` is a virtual product, read live from its database: it keeps no earlier publications to read; query `{id}` for its rows now"
+            )));
+        }
         let url = url::Url::parse(table_uri).map_err(|e| DataFusionError::Plan(format!("product `{id}` has a bad table location: {e}")))?;
         let table = ProductStore::open_table_at(&url, version.delta_version).await.map_err(|e| external(e.to_string()))?;
         let state = SessionStateBuilder::new().with_runtime_env(self.runtime.clone()).build();
         let inner = ProductStore::table_provider(&table, &state).await.map_err(|e| external(e.to_string()))?;
         let inner = TodaysColumns::wrap(inner, today);
         self.journal.read_publication(id, version.seq);
-        Ok(Arc::new(ProductTable { id: id.clone(), inner, published_rows: u64::try_from(version.row_count).unwrap_or(0) }))
+        Ok(Arc::new(ProductTable { id: id.clone(), inner, published_rows: u64::try_from(version.row_count).unwrap_or(0), exact_filters: false }))
     }
 }
 

@@ -232,10 +232,17 @@ async fn upstream_rows(catalog: &dyn CatalogStore, governance: &Governance, id: 
 async fn scalar_query(catalog: &dyn CatalogStore, id: &ProductId, sql: &str) -> Option<Vec<datafusion::arrow::record_batch::RecordBatch>> {
     let record = catalog.product(id).await.ok()??;
     let version = catalog.current_version(id).await.ok()??;
-    let url = url::Url::parse(&record.table_uri).ok()?;
-    let table = ProductStore::open_table_at(&url, version.delta_version).await.ok()?;
     let ctx = SessionContext::new();
-    let provider = ProductStore::table_provider(&table, &ctx.state()).await.ok()?;
+    ctx.add_optimizer_rule(std::sync::Arc::new(meshwork_query::RemoteAggregateRule));
+    // A virtual product is measured on its database (`max` and `count` are sent there).
+    let provider: std::sync::Arc<dyn datafusion::catalog::TableProvider> = match meshwork_query::virtual_table(&version) {
+        Some(remote) => remote,
+        None => {
+            let url = url::Url::parse(&record.table_uri).ok()?;
+            let table = ProductStore::open_table_at(&url, version.delta_version).await.ok()?;
+            ProductStore::table_provider(&table, &ctx.state()).await.ok()?
+        }
+    };
     ctx.register_table("this", provider).ok()?;
     ctx.sql(sql).await.ok()?.collect().await.ok()
 }

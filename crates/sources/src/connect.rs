@@ -60,7 +60,7 @@ pub async fn connect(name: &str, connection: &Connection) -> Result<SourceConnec
                 // handful of statements once.
                 let options = options
                     .application_name("meshwork")
-                    .options([("TimeZone", "UTC"), ("DateStyle", "ISO, YMD"), ("extra_float_digits", "3")])
+                    .options([("TimeZone", "UTC"), ("DateStyle", "ISO, YMD"), ("extra_float_digits", "3"), ("standard_conforming_strings", "on")])
                     .statement_cache_capacity(0)
                     .disable_statement_logging();
                 let mut session = options.connect().await.map_err(|e| e.to_string())?;
@@ -124,7 +124,7 @@ impl SourceConnection {
 }
 
 /// `name` as an identifier of `kind`'s SQL, quoted so that any name reads as itself.
-pub(crate) fn quote_ident(kind: DatabaseKind, name: &str) -> String {
+pub fn quote_ident(kind: DatabaseKind, name: &str) -> String {
     match kind {
         DatabaseKind::Postgres => format!("\"{}\"", name.replace('"', "\"\"")),
         DatabaseKind::Mysql => format!("`{}`", name.replace('`', "``")),

@@ -13,8 +13,8 @@ mod read;
 pub mod scratch;
 pub mod schema;
 
-pub use connect::{SourceConnection, connect};
-pub use read::{BLOCK_ROWS, Range, SourceRows, read};
+pub use connect::{SourceConnection, connect, quote_ident};
+pub use read::{BLOCK_ROWS, Range, SourceRows, query, read};
 pub use schema::{SourceColumn, TypeFamily};
 
 /// What went wrong with an operational database. Messages never hold a password: they are

@@ -132,24 +132,34 @@ pub fn read(connection: SourceConnection, read: &DatabaseRead, columns: Vec<(Str
         .iter()
         .map(|(name, c)| Field::new(name, if c.family() == TypeFamily::Binary { DataType::Binary } else { DataType::Utf8 }, true))
         .collect();
-    let schema: SchemaRef = Arc::new(Schema::new(fields));
     let (sql, params) = select(kind, read, &columns, range.as_ref());
-    let what = describe_read(read);
+    stream(connection, describe_read(read), sql, params, Arc::new(Schema::new(fields)))
+}
+
+/// Streams the rows of `sql`, a `SELECT` the caller built over `what` of this connection's
+/// database (with [`transfer_expr`] for each column, so that each is text, or bytes where
+/// `schema` says `Binary`), in the read-only snapshot of the session.
+pub fn query(connection: SourceConnection, what: String, sql: String, schema: SchemaRef) -> SourceRows {
+    stream(connection, what, sql, Vec::new(), schema)
+}
+
+/// Runs `sql` with `params` on a task that owns the connection, its rows sent in blocks.
+fn stream(connection: SourceConnection, what: String, sql: String, params: Vec<String>, schema: SchemaRef) -> SourceRows {
     let name = connection.name().to_owned();
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<RecordBatch, SourceError>>(2);
     let task_schema = schema.clone();
+    let task_what = what.clone();
     let task = tokio::spawn(async move {
         let mut connection = connection;
         let outcome = stream_rows(&mut connection, &sql, &params, &task_schema, &sender).await;
         if let Err(error) = outcome {
-            let error = connection.query_error(&what, error);
+            let error = connection.query_error(&task_what, error);
             let _ = sender.send(Err(error)).await;
         }
         connection.close().await;
     });
     // When the channel ends, the task's outcome decides: a reader that panicked or was cancelled
     // must not pass for the end of the rows (a full load would publish part of them).
-    let what = describe_read(read);
     let batches = futures::stream::unfold((receiver, Some(task)), move |(mut receiver, task)| {
         let (what, name) = (what.clone(), name.clone());
         async move {

@@ -91,7 +91,7 @@ impl TypeFamily {
 /// The `FROM` item of a source: a table as written (identifiers were checked when parsed, and
 /// are left unquoted so the database folds their case as in any query), or the query as a
 /// derived table.
-pub(crate) fn from_item(read: &DatabaseRead) -> String {
+pub fn from_item(read: &DatabaseRead) -> String {
     match read {
         DatabaseRead::Table(table) => table.clone(),
         // The line break ends a `--` comment the query may close with.
@@ -158,7 +158,7 @@ impl SourceConnection {
 
 /// The expression that reads `column` of `kind` the way [`crate::read`] transfers it: bytes as
 /// bytes, timestamps as ISO 8601 text in UTC, anything else as the database's text.
-pub(crate) fn transfer_expr(kind: DatabaseKind, column: &SourceColumn) -> String {
+pub fn transfer_expr(kind: DatabaseKind, column: &SourceColumn) -> String {
     let name = quote_ident(kind, &column.name);
     let upper = column.type_name.to_ascii_uppercase();
     match (kind, column.family()) {

@@ -79,8 +79,9 @@ impl SqlCatalog {
             input_fingerprint: publication.input_fingerprint.clone(),
             published_at: at,
             watermark: publication.watermark.clone(),
+            remote: publication.remote.clone(),
         };
-        sqlx::query(AssertSqlSafe(format!("INSERT INTO product_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")))
+        sqlx::query(AssertSqlSafe(format!("INSERT INTO product_versions ({VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")))
             .bind(&id)
             .bind(record.seq)
             .bind(&record.version)
@@ -91,6 +92,7 @@ impl SqlCatalog {
             .bind(&record.input_fingerprint)
             .bind(&stamp)
             .bind(record.watermark.as_ref().map(|w| serde_json::to_string(w).expect("watermarks serialize")))
+            .bind(record.remote.as_ref().map(|r| serde_json::to_string(r).expect("remote sources serialize")))
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO column_lineage (product_id, seq, lineage) VALUES ($1, $2, $3)")

@@ -109,7 +109,7 @@ impl TryFrom<ProductRow> for ProductRecord {
 
 /// The columns [`VersionRow`] reads, in the order `product_versions` is written.
 pub(super) const VERSION_COLUMNS: &str =
-    "product_id, seq, version, delta_version, schema_json, row_count, descriptor_hash, input_fingerprint, published_at, watermark";
+    "product_id, seq, version, delta_version, schema_json, row_count, descriptor_hash, input_fingerprint, published_at, watermark, remote";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct VersionRow {
@@ -123,6 +123,7 @@ pub(super) struct VersionRow {
     input_fingerprint: String,
     published_at: String,
     watermark: Option<String>,
+    remote: Option<String>,
 }
 
 impl TryFrom<VersionRow> for VersionRecord {
@@ -141,6 +142,7 @@ impl TryFrom<VersionRow> for VersionRecord {
             input_fingerprint: row.input_fingerprint,
             published_at: timestamp(&format!("{what} published_at"), &row.published_at)?,
             watermark: row.watermark.as_deref().map(|w| json(&format!("{what} watermark"), w)).transpose()?,
+            remote: row.remote.as_deref().map(|r| json(&format!("{what} remote"), r)).transpose()?,
         })
     }
 }

@@ -86,6 +86,7 @@ pub fn publication(product: &str, hash: &str, upstream: &[&str]) -> Publication 
         quality: None,
         events: Vec::new(),
         watermark: None,
+        remote: None,
     }
 }
 

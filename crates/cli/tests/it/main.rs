@@ -932,6 +932,7 @@ mod openlineage;
 mod object_storage;
 mod replicas;
 mod sources;
+mod virtual_products;
 mod standards;
 mod trust;
 mod unpublish;

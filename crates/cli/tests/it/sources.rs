@@ -15,26 +15,26 @@ use super::{meshwork, ok, query_csv, stderr, stdout, write};
 /// this machine trusts local connections, so it is sent and ignored there.
 const SECRET: &str = "pw-Zebra-4417-never-shown";
 
-struct Source {
+pub(super) struct Source {
     runtime: tokio::runtime::Runtime,
     db: Option<ScratchSource>,
-    kind: DatabaseKind,
+    pub(super) kind: DatabaseKind,
 }
 
 impl Source {
-    fn new(kind: DatabaseKind) -> Source {
+    pub(super) fn new(kind: DatabaseKind) -> Source {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let db = runtime.block_on(ScratchSource::create(kind, "cli_sources")).unwrap();
         Source { runtime, db: Some(db), kind }
     }
 
-    fn db(&self) -> &ScratchSource {
+    pub(super) fn db(&self) -> &ScratchSource {
         self.db.as_ref().unwrap()
     }
 
     /// Runs `sql`, whose timestamps are written `'… 10:00:00Z'` (UTC): PostgreSQL reads the
     /// `Z`, MySQL's `DATETIME` takes them without it.
-    fn sql(&self, sql: &str) {
+    pub(super) fn sql(&self, sql: &str) {
         let sql = match self.kind {
             DatabaseKind::Postgres => sql.to_owned(),
             DatabaseKind::Mysql => sql.replace("Z'", "'"),
@@ -43,7 +43,7 @@ impl Source {
     }
 
     /// The type of a timestamp column with a time zone, in this database.
-    fn timestamp(&self) -> &'static str {
+    pub(super) fn timestamp(&self) -> &'static str {
         match self.kind {
             DatabaseKind::Postgres => "timestamptz",
             DatabaseKind::Mysql => "DATETIME(6)",
@@ -52,7 +52,7 @@ impl Source {
 
     /// The password to send: the server's own if its URL has one (CI may set it), else the
     /// secret (which PostgreSQL, trusting local connections, ignores).
-    fn password(&self) -> Option<String> {
+    pub(super) fn password(&self) -> Option<String> {
         match (self.db().password(), self.kind) {
             (Some(password), _) => Some(password),
             (None, DatabaseKind::Postgres) => Some(SECRET.to_owned()),
@@ -70,7 +70,7 @@ impl Drop for Source {
 }
 
 /// Runs `meshwork` with the connection's password in `CRM_PASSWORD`.
-fn run(source: &Source, dir: &Path, args: &[&str]) -> Output {
+pub(super) fn run(source: &Source, dir: &Path, args: &[&str]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_meshwork"));
     command.arg("-C").arg(dir).args(args).env("NO_COLOR", "1").env("MESHWORK_LOG", "info,sqlx=trace,meshwork_sources=trace,meshwork_pipeline=debug");
     if let Some(password) = source.password() {
@@ -82,13 +82,13 @@ fn run(source: &Source, dir: &Path, args: &[&str]) -> Output {
     output
 }
 
-fn run_ok(source: &Source, dir: &Path, args: &[&str]) -> String {
+pub(super) fn run_ok(source: &Source, dir: &Path, args: &[&str]) -> String {
     let output = run(source, dir, args);
     assert!(output.status.success(), "meshwork {args:?} failed:\n{}\n{}", stdout(&output), stderr(&output));
     stdout(&output)
 }
 
-fn run_err(source: &Source, dir: &Path, args: &[&str]) -> String {
+pub(super) fn run_err(source: &Source, dir: &Path, args: &[&str]) -> String {
     let output = run(source, dir, args);
     assert!(!output.status.success(), "meshwork {args:?} should fail:\n{}", stdout(&output));
     format!("{}{}", stdout(&output), stderr(&output))

@@ -30,6 +30,7 @@ pub(super) const PRODUCT_FIELDS: &[&str] = &[
     "refresh",
     "access",
     "output_ports",
+    "virtual",
 ];
 
 pub(super) fn product(d: &mut Decoder<'_>, root: &Node) -> Option<ProductDescriptor> {
@@ -72,6 +73,10 @@ pub(super) fn product(d: &mut Decoder<'_>, root: &Node) -> Option<ProductDescrip
     let refresh = Decoder::get(map, "refresh").and_then(|node| refresh(d, node)).unwrap_or_default();
     let access = Decoder::get(map, "access").and_then(|node| access(d, node, contract.as_ref()));
     let output_ports = Decoder::get(map, "output_ports").and_then(|node| output_ports(d, node)).unwrap_or_default();
+    let storage = if d.boolean(map, "", "virtual").unwrap_or(false) { Storage::Virtual } else { Storage::Copy };
+    if storage == Storage::Virtual {
+        check_virtual(d, map, &inputs, transform.is_some());
+    }
 
     if inputs.is_empty() && Decoder::get(map, "inputs").is_none() {
         d.required(map, "", "inputs", "[{ name: raw, source: { kind: csv, path: data/raw.csv } }]");
@@ -95,7 +100,51 @@ pub(super) fn product(d: &mut Decoder<'_>, root: &Node) -> Option<ProductDescrip
         refresh,
         access,
         output_ports,
+        storage,
     })
+}
+
+/// A virtual product is served from one database table or query as it is: one input, read in
+/// full when queried, and no transform (the query engine, not a build, shapes its rows).
+fn check_virtual(d: &mut Decoder<'_>, map: &MarkedMappingNode, inputs: &[InputPort], transformed: bool) {
+    let Some(node) = Decoder::get(map, "virtual") else { return };
+    let span = node.span();
+    if transformed {
+        d.report(
+            DiagnosticCode::InvalidValue,
+            Decoder::get(map, "transform").map_or(span, |t| t.span()),
+            "transform",
+            "a virtual product is served from its database input as it is and takes no `transform`".into(),
+            Some("remove `transform` (shape the rows in the input's `query:`), or remove `virtual: true` to build a copy".into()),
+        );
+    }
+    match inputs {
+        [input] => match input.source.database() {
+            None => d.report(
+                DiagnosticCode::InvalidValue,
+                span,
+                "virtual",
+                format!("a virtual product is served live from a database, and input `{}` is not one", input.name),
+                Some("read `source: { kind: postgres, connection: NAME, table: SCHEMA.TABLE }` (or `kind: mysql`), or remove `virtual: true`".into()),
+            ),
+            Some((_, source)) if source.incremental.is_some() => d.report(
+                DiagnosticCode::InvalidValue,
+                span,
+                "inputs[0].source.incremental",
+                "a virtual product copies nothing, so it has no incremental loads".into(),
+                Some("remove `incremental` (a freshness objective can read the source's column: `slo: { freshness_column: … }`)".into()),
+            ),
+            Some(_) => {}
+        },
+        [] => {}
+        _ => d.report(
+            DiagnosticCode::InvalidValue,
+            span,
+            "virtual",
+            format!("a virtual product is served from exactly one database input, and this one has {}", inputs.len()),
+            Some("keep one input, or remove `virtual: true` to build a copy that joins them".into()),
+        ),
+    }
 }
 
 pub(super) fn inputs(d: &mut Decoder<'_>, map: &MarkedMappingNode) -> Vec<InputPort> {

@@ -23,6 +23,9 @@ pub fn product_yaml(d: &ProductDescriptor) -> Yaml {
     }
     doc = doc.with_opt("sunset", d.sunset.map(|s| s.format("%Y-%m-%d").to_string())).with_opt("successor", d.successor.as_ref().map(ToString::to_string));
     doc.set("inputs", inputs(&d.inputs));
+    if d.storage == Storage::Virtual {
+        doc.set("virtual", true);
+    }
     if let Some(t) = &d.transform {
         doc.set("transform", transform(t));
     }

@@ -1,0 +1,209 @@
+//! Which filters of a virtual product's scan its database evaluates, and their SQL.
+//!
+//! A filter is pushed only where the database's answer is exactly DataFusion's, so that it can
+//! leave the plan (`Exact`), which is also what lets limits and aggregates follow it down:
+//! comparisons of numbers, booleans and dates with literals on both databases, timestamps and
+//! text equality (`text`/`varchar` only, whose equality is bytewise) on PostgreSQL, `IS NULL`,
+//! `IN`, `BETWEEN`, `LIKE` on PostgreSQL text, and `AND`/`OR`/`NOT` of those. Everything else
+//! (MySQL's text, whose default collations compare case- and accent-insensitively; text
+//! ordering, which follows the database's collation; functions) stays above the scan and runs
+//! here. No text literal is sent to MySQL, whose string literals read backslashes as escapes.
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, Result, ScalarValue};
+use datafusion::logical_expr::expr::{Cast, InList, Like};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use datafusion::sql::unparser::Unparser;
+use datafusion::sql::unparser::dialect::{MySqlDialect, PostgreSqlDialect};
+use meshwork_catalog::RemoteColumn;
+use meshwork_core::descriptor::DatabaseKind;
+use meshwork_sources::TypeFamily;
+
+/// A virtual product's columns as its database knows them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Columns<'a> {
+    pub(crate) kind: DatabaseKind,
+    pub(crate) columns: &'a [RemoteColumn],
+}
+
+/// What one side of a comparison is.
+enum Operand<'a> {
+    Column(&'a RemoteColumn, TypeFamily),
+    Literal(&'a ScalarValue),
+}
+
+impl<'a> Columns<'a> {
+    fn column(&self, name: &str) -> Option<&'a RemoteColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether `expr` is evaluated by the database exactly as here.
+    pub(crate) fn pushable(&self, expr: &Expr) -> bool {
+        match expr {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And | Operator::Or, right }) => self.pushable(left) && self.pushable(right),
+            Expr::BinaryExpr(BinaryExpr { left, op: op @ (Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq), right }) => {
+                self.comparison(left, *op, right)
+            }
+            Expr::Not(inner) => self.pushable(inner),
+            Expr::IsNull(inner) | Expr::IsNotNull(inner) => matches!(self.operand(inner), Some(Operand::Column(..))),
+            Expr::InList(InList { expr, list, .. }) => !list.is_empty() && list.iter().all(|item| self.comparison(expr, Operator::Eq, item)),
+            Expr::Between(Between { expr, low, high, .. }) => self.comparison(expr, Operator::GtEq, low) && self.comparison(expr, Operator::LtEq, high),
+            Expr::Like(Like { negated: _, expr, pattern, escape_char: None, case_insensitive: false }) => {
+                self.kind == DatabaseKind::Postgres
+                    && matches!(self.operand(expr), Some(Operand::Column(c, TypeFamily::Text)) if bytewise_text(c))
+                    && matches!(self.operand(pattern), Some(Operand::Literal(v)) if is_text(v))
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `left op right` compares a column with a literal (either way round) the way
+    /// DataFusion does.
+    fn comparison(&self, left: &Expr, op: Operator, right: &Expr) -> bool {
+        let (column, family, value) = match (self.operand(left), self.operand(right)) {
+            (Some(Operand::Column(c, f)), Some(Operand::Literal(v))) | (Some(Operand::Literal(v)), Some(Operand::Column(c, f))) => (c, f, v),
+            _ => return false,
+        };
+        let equality = matches!(op, Operator::Eq | Operator::NotEq);
+        match family {
+            TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float => is_number(value),
+            TypeFamily::Boolean => equality && matches!(value, ScalarValue::Boolean(Some(_))),
+            TypeFamily::Date => matches!(value, ScalarValue::Date32(Some(_))),
+            TypeFamily::Timestamp => self.kind == DatabaseKind::Postgres && is_timestamp(value),
+            TypeFamily::Text => self.kind == DatabaseKind::Postgres && equality && bytewise_text(column) && is_text(value),
+            TypeFamily::Binary => false,
+        }
+    }
+
+    fn operand<'e>(&self, expr: &'e Expr) -> Option<Operand<'e>>
+    where
+        'a: 'e,
+    {
+        match expr {
+            Expr::Column(c) => self.column(&c.name).map(|column| Operand::Column(column, column.family())),
+            Expr::Literal(value, _) if !value.is_null() => Some(Operand::Literal(value)),
+            // Coercion casts a number column to compare it with another kind of number; both
+            // databases cast numbers alike, but MySQL's `CAST` knows fewer target types.
+            Expr::Cast(Cast { expr, field }) if self.kind == DatabaseKind::Postgres && field.data_type().is_numeric() => match self.operand(expr)? {
+                Operand::Column(c, family @ (TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float)) => Some(Operand::Column(c, family)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `expr` (which [`Columns::pushable`] accepted) as the database's SQL, over its column
+    /// names.
+    pub(crate) fn to_sql(&self, expr: &Expr) -> Result<String> {
+        let renamed = expr
+            .clone()
+            .transform(|e| match e {
+                Expr::Column(c) => match self.column(&c.name) {
+                    Some(column) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(column.source.clone())))),
+                    None => datafusion::common::plan_err!("column `{}` is not a column of the remote source", c.name),
+                },
+                other => Ok(Transformed::no(other)),
+            })?
+            .data;
+        let sql = match self.kind {
+            DatabaseKind::Postgres => Unparser::new(&PostgreSqlDialect {}).expr_to_sql(&renamed)?,
+            DatabaseKind::Mysql => Unparser::new(&MySqlDialect {}).expr_to_sql(&renamed)?,
+        };
+        Ok(sql.to_string())
+    }
+}
+
+/// The source column's family of types.
+trait Family {
+    fn family(&self) -> TypeFamily;
+}
+
+impl Family for RemoteColumn {
+    fn family(&self) -> TypeFamily {
+        TypeFamily::of(&self.type_name)
+    }
+}
+
+/// PostgreSQL's `text` and `varchar` compare equal exactly when their bytes are equal (under the
+/// deterministic collations every database starts with); `char(n)` pads, `uuid`, `json` and
+/// others compare by their own rules.
+fn bytewise_text(column: &RemoteColumn) -> bool {
+    matches!(column.type_name.to_ascii_uppercase().as_str(), "TEXT" | "VARCHAR" | "CHARACTER VARYING")
+}
+
+fn is_text(value: &ScalarValue) -> bool {
+    matches!(value, ScalarValue::Utf8(Some(_)) | ScalarValue::Utf8View(Some(_)) | ScalarValue::LargeUtf8(Some(_)))
+}
+
+fn is_timestamp(value: &ScalarValue) -> bool {
+    matches!(
+        value,
+        ScalarValue::TimestampSecond(Some(_), _) | ScalarValue::TimestampMillisecond(Some(_), _) | ScalarValue::TimestampMicrosecond(Some(_), _) | ScalarValue::TimestampNanosecond(Some(_), _)
+    )
+}
+
+/// A finite number (`NaN` and infinities have no literal both databases read).
+fn is_number(value: &ScalarValue) -> bool {
+    match value {
+        ScalarValue::Float16(Some(v)) => v.is_finite(),
+        ScalarValue::Float32(Some(v)) => v.is_finite(),
+        ScalarValue::Float64(Some(v)) => v.is_finite(),
+        ScalarValue::Int8(Some(_))
+        | ScalarValue::Int16(Some(_))
+        | ScalarValue::Int32(Some(_))
+        | ScalarValue::Int64(Some(_))
+        | ScalarValue::UInt8(Some(_))
+        | ScalarValue::UInt16(Some(_))
+        | ScalarValue::UInt32(Some(_))
+        | ScalarValue::UInt64(Some(_))
+        | ScalarValue::Decimal128(Some(_), _, _) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::logical_expr::{col, lit};
+
+    use super::*;
+
+    fn columns() -> Vec<RemoteColumn> {
+        [("id", "INT8"), ("name", "TEXT"), ("code", "BPCHAR"), ("at", "TIMESTAMPTZ"), ("day", "DATE"), ("blob", "BYTEA")]
+            .into_iter()
+            .map(|(name, type_name)| RemoteColumn { name: name.into(), source: name.to_uppercase(), type_name: type_name.into() })
+            .collect()
+    }
+
+    #[test]
+    fn only_what_the_database_answers_exactly_is_pushed() {
+        let columns = columns();
+        let pg = Columns { kind: DatabaseKind::Postgres, columns: &columns };
+        let my = Columns { kind: DatabaseKind::Mysql, columns: &columns };
+        for (expr, postgres, mysql) in [
+            (col("id").gt(lit(5i64)), true, true),
+            (col("id").gt(lit(5i64)).and(col("name").eq(lit("x"))), true, false),
+            (col("name").eq(lit("O'Brien")), true, false),
+            (col("name").lt(lit("m")), false, false),
+            (col("code").eq(lit("a")), false, false),
+            (col("blob").is_null(), true, true),
+            (col("name").like(lit("a%")), true, false),
+            (col("id").in_list(vec![lit(1i64), lit(2i64)], false), true, true),
+            (col("id").gt(lit(f64::NAN)), false, false),
+            (col("id").gt(col("id")), false, false),
+            (Expr::Not(Box::new(col("id").eq(lit(1i64)))), true, true),
+            (col("missing").eq(lit(1i64)), false, false),
+        ] {
+            assert_eq!(pg.pushable(&expr), postgres, "postgres: {expr}");
+            assert_eq!(my.pushable(&expr), mysql, "mysql: {expr}");
+        }
+    }
+
+    #[test]
+    fn pushed_filters_read_the_source_names_and_quote_text() {
+        let columns = columns();
+        let pg = Columns { kind: DatabaseKind::Postgres, columns: &columns };
+        assert_eq!(pg.to_sql(&col("name").eq(lit("O'Brien")).and(col("id").gt(lit(5i64)))).unwrap(), "((\"NAME\" = 'O''Brien') AND (\"ID\" > 5))");
+        let my = Columns { kind: DatabaseKind::Mysql, columns: &columns };
+        assert_eq!(my.to_sql(&col("id").lt_eq(lit(5i64))).unwrap(), "(`ID` <= 5)");
+    }
+}
