@@ -143,11 +143,21 @@ pub struct RemoteSource {
     /// The connection's name in `mesh.yaml`.
     pub connection_name: String,
     /// The connection.
-    pub connection: meshwork_core::descriptor::Connection,
+    pub connection: RemoteConnection,
     /// The table or query.
     pub read: meshwork_core::descriptor::DatabaseRead,
     /// One per contract column, in contract order.
     pub columns: Vec<RemoteColumn>,
+}
+
+/// What a virtual product's connection reaches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteConnection {
+    /// A PostgreSQL or MySQL database.
+    Database(meshwork_core::descriptor::Connection),
+    /// A Flight SQL endpoint.
+    FlightSql(meshwork_core::descriptor::FlightEndpoint),
 }
 
 /// A contract column of a virtual product and the source column it is read from.

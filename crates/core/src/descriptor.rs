@@ -33,6 +33,20 @@ pub struct MeshConfig {
     pub policies: BTreeMap<String, PolicyState>,
     /// Operational databases products read from, by name.
     pub connections: BTreeMap<String, Connection>,
+    /// Flight SQL endpoints (other Meshworks) virtual products are served from, by name; declared
+    /// under `connections:` with a `grpc://` URL.
+    #[serde(default)]
+    pub flight_endpoints: BTreeMap<String, FlightEndpoint>,
+}
+
+/// A Flight SQL endpoint under `connections:` (`url: grpc://HOST:PORT`): another Meshwork, or any
+/// Flight SQL server, queried with a bearer token read from `token_env`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FlightEndpoint {
+    /// `grpc://HOST:PORT`.
+    pub url: String,
+    /// The environment variable holding the bearer token (an API token of the other Meshwork).
+    pub token_env: Option<String>,
 }
 
 /// `metadata:` in `mesh.yaml`: where the catalog lives.
@@ -370,6 +384,24 @@ pub struct ProductDescriptor {
     pub storage: Storage,
 }
 
+/// What a virtual product is served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remote<'a> {
+    /// A PostgreSQL or MySQL table or query.
+    Database(DatabaseKind, &'a DatabaseSource),
+    /// A Flight SQL endpoint's table or query.
+    FlightSql(&'a DatabaseSource),
+}
+
+impl Remote<'_> {
+    /// The connection's name and what is read of it.
+    pub fn source(&self) -> &DatabaseSource {
+        match self {
+            Remote::Database(_, source) | Remote::FlightSql(source) => source,
+        }
+    }
+}
+
 /// Where a product's rows live.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -390,12 +422,15 @@ impl Storage {
 
 impl ProductDescriptor {
     /// The database input a virtual product is served from: `None` for copied products.
-    pub fn remote(&self) -> Option<(&InputPort, DatabaseKind, &DatabaseSource)> {
+    pub fn remote(&self) -> Option<(&InputPort, Remote<'_>)> {
         if self.storage != Storage::Virtual {
             return None;
         }
         let [input] = self.inputs.as_slice() else { return None };
-        input.source.database().map(|(kind, source)| (input, kind, source))
+        match &input.source {
+            InputSource::FlightSql(source) => Some((input, Remote::FlightSql(source))),
+            other => other.database().map(|(kind, source)| (input, Remote::Database(kind, source))),
+        }
     }
 
     /// The product's address.
@@ -513,6 +548,9 @@ pub enum InputSource {
     Postgres(DatabaseSource),
     /// A table or query of a MySQL or MariaDB database named in `connections:`.
     Mysql(DatabaseSource),
+    /// A table (another Meshwork's `domain.product`) or query of a Flight SQL endpoint named in
+    /// `connections:`; read live by a virtual product, never copied.
+    FlightSql(DatabaseSource),
     /// The current published version of another product.
     Product {
         /// The upstream product.
@@ -525,7 +563,7 @@ impl InputSource {
     pub fn path(&self) -> Option<&str> {
         match self {
             InputSource::Csv { path, .. } | InputSource::Ndjson { path } | InputSource::Parquet { path } => Some(path),
-            InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::Product { .. } => None,
+            InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::FlightSql(_) | InputSource::Product { .. } => None,
         }
     }
 

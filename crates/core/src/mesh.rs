@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
-use crate::descriptor::{DomainDescriptor, MeshConfig, ProductDescriptor, QualityCheck};
+use crate::descriptor::{DomainDescriptor, InputSource, MeshConfig, ProductDescriptor, QualityCheck};
 use crate::diagnostic::{Diagnostic, DiagnosticCode, did_you_mean, one_of};
 use crate::id::{DomainName, ProductId};
 use crate::yaml::Positions;
@@ -80,6 +80,26 @@ impl MeshRepo {
             let p = &entry.descriptor;
             let mut incremental = 0;
             for (i, input) in p.inputs.iter().enumerate() {
+                if let InputSource::FlightSql(source) = &input.source {
+                    if !self.config.flight_endpoints.contains_key(&source.connection) {
+                        let endpoints: Vec<&str> = self.config.flight_endpoints.keys().map(String::as_str).collect();
+                        let (message, hint) = match self.config.connections.get(&source.connection) {
+                            Some(connection) => (
+                                format!("input `{}` reads a Flight SQL endpoint, but connection `{}` is a `{}` database", input.name, source.connection, connection.kind),
+                                format!("set `kind: {}`, or name a connection whose URL is `grpc://HOST:PORT`", connection.kind),
+                            ),
+                            None => (
+                                format!("connection `{}` is not declared in `mesh.yaml`", source.connection),
+                                match did_you_mean(&source.connection, endpoints.iter().copied()) {
+                                    Some(close) => format!("did you mean `{close}`?"),
+                                    None => format!("add `connections: {{ {}: {{ url: \"grpc://HOST:PORT\", token_env: VARIABLE }} }}` to `mesh.yaml`", source.connection),
+                                },
+                            ),
+                        };
+                        out.push(entry.diagnostic(DiagnosticCode::MissingReference, &format!("inputs[{i}].source.connection"), message, Some(hint)));
+                    }
+                    continue;
+                }
                 let Some((kind, source)) = input.source.database() else { continue };
                 let field = format!("inputs[{i}].source.connection");
                 match self.config.connections.get(&source.connection) {

@@ -316,6 +316,8 @@ pub struct Naming {
     pub root: String,
     /// `mesh.yaml`'s connections, which database inputs name.
     pub connections: std::collections::BTreeMap<String, crate::descriptor::Connection>,
+    /// `mesh.yaml`'s Flight SQL endpoints, which virtual products' inputs name.
+    pub endpoints: std::collections::BTreeMap<String, crate::descriptor::FlightEndpoint>,
 }
 
 impl Naming {
@@ -331,6 +333,15 @@ impl Naming {
         }
         match source {
             InputSource::Product { product } => self.product(product),
+            // Another Meshwork's product by its endpoint (`grpc://HOST:PORT`) and its name there.
+            InputSource::FlightSql(db) => Dataset {
+                namespace: self.endpoints.get(&db.connection).map(|e| e.url.clone()).unwrap_or_else(|| db.connection.clone()),
+                name: match &db.read {
+                    crate::descriptor::DatabaseRead::Table(table) => table.clone(),
+                    crate::descriptor::DatabaseRead::Query(_) => "query".to_owned(),
+                },
+                facets: DatasetFacets::default(),
+            },
             other => {
                 let path = other.path().unwrap_or_default();
                 let name = if path.starts_with('/') {

@@ -268,8 +268,9 @@ async fn publish_product(
     let mut fingerprint = input_fingerprint(mesh, descriptor, catalog, governance.authorizer()).await?;
     let previous = catalog.current_version(id).await?;
     let unchanged = |fingerprint: &str| previous.as_ref().filter(|current| current.descriptor_hash == hash && current.input_fingerprint == fingerprint).cloned();
-    // A product reading a database in full is known unchanged only once its rows are read.
-    let by_content = crate::database::reads_in_full(descriptor);
+    // A product reading a database in full, or a virtual product, is known unchanged only once
+    // its rows are read.
+    let by_content = crate::database::reads_in_full(descriptor) || crate::live::reads_virtual(descriptor, catalog).await?;
     if !by_content && let Some(current) = unchanged(&fingerprint) {
         return Ok(Publish::Unchanged(current));
     }

@@ -76,6 +76,8 @@ pub async fn input_fingerprint(mesh: &LoadedMesh, descriptor: &ProductDescriptor
                     hasher.update(format!("{seen:?}").as_bytes());
                 }
             }
+            // Served live by a virtual product: nothing of it is copied to fingerprint.
+            InputSource::FlightSql(source) => hasher.update(format!("{} {:?} live", source.connection, source.read).as_bytes()),
             InputSource::Postgres(source) | InputSource::Mysql(source) => match crate::database::fingerprint(mesh, source, &descriptor.contract, descriptor.transform.is_none()).await? {
                 Some(state) => hasher.update(state.as_bytes()),
                 // A full load: what the database holds is known only by reading it all; `apply`
@@ -272,6 +274,9 @@ pub async fn build_product(
             for input in &descriptor.inputs {
                 match &input.source {
                     InputSource::Product { product } => reads.ports.push((input.name.to_string(), product.clone())),
+                    InputSource::FlightSql(_) => {
+                        return Err(PipelineError::Internal(format!("input `{}` reads a Flight SQL endpoint, which only a virtual product serves", input.name)));
+                    }
                     InputSource::Postgres(source) | InputSource::Mysql(source) => {
                         let planned = crate::database::plan(mesh, input, source, contract, false, resume).await?;
                         if source.incremental.is_some() {

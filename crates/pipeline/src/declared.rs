@@ -63,7 +63,7 @@ impl DeclaredPlanner {
                 },
                 // Planning reads no data and opens no connection: a database's columns are
                 // known once it is read.
-                InputSource::Postgres(_) | InputSource::Mysql(_) => {
+                InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::FlightSql(_) => {
                     return Err(format!("input `{}` reads a database, whose columns are known only when it is read", input.name));
                 }
                 source => file_schema(mesh, source, &descriptor.contract).map_err(|e| format!("input `{}`: {e}", input.name))?,
@@ -94,7 +94,7 @@ fn file_schema(mesh: &LoadedMesh, source: &InputSource, contract: &Contract) -> 
             let file = File::open(first).map_err(|e| format!("cannot read `{pattern}`: {e}"))?;
             ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| e.to_string())?.schema().as_ref().clone()
         }
-        InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::Product { .. } => unreachable!("only files are files"),
+        InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::FlightSql(_) | InputSource::Product { .. } => unreachable!("only files are files"),
     };
     let typed = contract_schema(contract);
     let fields: Vec<Field> = schema

@@ -195,7 +195,7 @@ pub fn file_chunks(source: &InputSource, path: &Path, display: &str) -> Result<C
         InputSource::Csv { header, delimiter, null_values, .. } => csv_text_chunks(path, display, *header, *delimiter, null_values),
         InputSource::Ndjson { .. } => ndjson_chunks(path, display),
         InputSource::Parquet { .. } => parquet_chunks(path, display),
-        InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::Product { .. } => unreachable!("only files are files"),
+        InputSource::Postgres(_) | InputSource::Mysql(_) | InputSource::FlightSql(_) | InputSource::Product { .. } => unreachable!("only files are files"),
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use meshwork_catalog::{CatalogStore, NewEvent, ProductRecord, Publication, QualityRun, RemoteColumn, RemoteSource, RunOutcome, SchemaColumn, Trigger};
-use meshwork_core::descriptor::{ProductDescriptor, Severity};
+use meshwork_catalog::{CatalogStore, NewEvent, ProductRecord, Publication, QualityRun, RemoteColumn, RemoteConnection, RemoteSource, RunOutcome, SchemaColumn, Trigger};
+use meshwork_core::descriptor::{ProductDescriptor, Remote, Severity};
 use meshwork_core::event::EventKind;
 use meshwork_core::id::ProductId;
 use meshwork_core::lineage::ProductLineage;
@@ -25,13 +25,24 @@ use crate::{LoadedMesh, PipelineError};
 /// Where `descriptor` (a virtual product) is read, once its source is checked against the
 /// contract: the connection as declared, and the source column of each contract column.
 pub(crate) async fn remote_source(mesh: &LoadedMesh, descriptor: &ProductDescriptor) -> Result<RemoteSource, PipelineError> {
-    let (_, _, source) = descriptor.remote().ok_or_else(|| PipelineError::Internal(format!("`{}` is not a virtual product", descriptor.id())))?;
-    let connection = mesh.repo.config.connections.get(&source.connection).ok_or_else(|| SourceError::UnknownConnection(source.connection.clone()))?;
-    let mut session = meshwork_sources::connect(&source.connection, connection).await?;
-    let found = session.columns(&source.read).await;
-    let checked = found.and_then(|columns| session.check(&source.read, &columns, Some(&descriptor.contract), None).map(|()| columns));
-    session.close().await;
-    let columns = checked?;
+    let (_, remote) = descriptor.remote().ok_or_else(|| PipelineError::Internal(format!("`{}` is not a virtual product", descriptor.id())))?;
+    let source = remote.source();
+    let unknown = || SourceError::UnknownConnection(source.connection.clone());
+    let (connection, columns) = match remote {
+        Remote::Database(..) => {
+            let connection = mesh.repo.config.connections.get(&source.connection).ok_or_else(unknown)?;
+            let mut session = meshwork_sources::connect(&source.connection, connection).await?;
+            let columns = session.columns(&source.read).await;
+            session.close().await;
+            (RemoteConnection::Database(connection.clone()), columns?)
+        }
+        Remote::FlightSql(_) => {
+            let endpoint = mesh.repo.config.flight_endpoints.get(&source.connection).ok_or_else(unknown)?;
+            let columns = meshwork_sources::connect_flight(&source.connection, endpoint).await?.columns(&source.read).await?;
+            (RemoteConnection::FlightSql(endpoint.clone()), columns)
+        }
+    };
+    meshwork_sources::schema::check(&source.connection, &source.read, &columns, Some(&descriptor.contract), None)?;
     let columns = descriptor
         .contract
         .columns
@@ -41,7 +52,7 @@ pub(crate) async fn remote_source(mesh: &LoadedMesh, descriptor: &ProductDescrip
             RemoteColumn { name: c.name.clone(), source: found.name.clone(), type_name: found.type_name.clone() }
         })
         .collect();
-    Ok(RemoteSource { connection_name: source.connection.clone(), connection: connection.clone(), read: source.read.clone(), columns })
+    Ok(RemoteSource { connection_name: source.connection.clone(), connection, read: source.read.clone(), columns })
 }
 
 /// Checks virtual product `id` and publishes where it is read when the descriptor or its source
@@ -149,4 +160,15 @@ async fn count(ctx: &datafusion::prelude::SessionContext) -> datafusion::common:
         .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().map(|a| a.value(0)))
         .unwrap_or(0);
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Whether `descriptor` reads a virtual product, whose rows change without a new publication: a
+/// build of it is known unchanged only by a digest of the rows it stages.
+pub(crate) async fn reads_virtual(descriptor: &ProductDescriptor, catalog: &dyn CatalogStore) -> Result<bool, PipelineError> {
+    for upstream in descriptor.upstream() {
+        if catalog.current_version(upstream).await?.is_some_and(|v| v.remote.is_some()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

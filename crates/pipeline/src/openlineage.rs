@@ -25,7 +25,7 @@ pub(crate) struct Emitter<'a> {
 impl<'a> Emitter<'a> {
     /// The emitter of `mesh`'s builds.
     pub(crate) fn new(mesh: &LoadedMesh, catalog: &'a dyn CatalogStore) -> Emitter<'a> {
-        let naming = mesh.repo.config.openlineage.as_ref().map(|config| Naming { namespace: config.namespace.clone(), root: mesh.root.display().to_string(), connections: mesh.repo.config.connections.clone() });
+        let naming = mesh.repo.config.openlineage.as_ref().map(|config| Naming { namespace: config.namespace.clone(), root: mesh.root.display().to_string(), connections: mesh.repo.config.connections.clone(), endpoints: mesh.repo.config.flight_endpoints.clone() });
         Emitter { catalog, naming }
     }
 

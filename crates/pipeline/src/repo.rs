@@ -217,6 +217,7 @@ pub fn load_mesh_with(root: &Path, require_input_files: bool) -> Result<LoadedMe
         openlineage: None,
         policies: Default::default(),
         connections: Default::default(),
+        flight_endpoints: Default::default(),
     });
     let repo = MeshRepo { config, domains, products, unparsed };
     diagnostics.extend(repo.check());

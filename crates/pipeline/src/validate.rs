@@ -6,8 +6,8 @@ use datafusion::sql::parser::{DFParser, Statement};
 use meshwork_core::diagnostic::{Diagnostic, DiagnosticCode, did_you_mean, one_of};
 use meshwork_core::mesh::ProductEntry;
 
+use crate::PipelineError;
 use crate::repo::{LoadedMesh, load_mesh};
-
 
 /// Loads the repository at `root` and checks descriptors, references, cycles, input files and
 /// transform SQL, all in one pass. Returns the loaded mesh, or every problem found.
@@ -23,6 +23,24 @@ pub async fn check_sources(mesh: &LoadedMesh) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for entry in mesh.repo.products.values() {
         let descriptor = &entry.descriptor;
+        // A virtual product's source is checked exactly as apply checks it (databases and
+        // Flight SQL endpoints alike).
+        if let Some((input, _)) = descriptor.remote() {
+            if let Err(error) = crate::live::remote_source(mesh, descriptor).await {
+                let field = "inputs[0].source";
+                let hint = match &error {
+                    PipelineError::Source(meshwork_sources::SourceError::Schema { .. }) => "fix the source or the contract; `meshwork validate --offline` skips the databases",
+                    _ => "`meshwork validate --offline` checks everything but the databases",
+                };
+                out.push(
+                    Diagnostic::new(DiagnosticCode::InvalidValue, &entry.file, format!("input `{}`: {error}", input.name))
+                        .field(field)
+                        .at_position(entry.positions.locate_nearest(field))
+                        .hint(hint),
+                );
+            }
+            continue;
+        }
         for (i, input) in descriptor.inputs.iter().enumerate() {
             let Some((_, source)) = input.source.database() else { continue };
             let identity = descriptor.transform.is_none();

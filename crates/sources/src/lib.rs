@@ -9,11 +9,13 @@
 //! the table in [`schema`].
 
 mod connect;
+mod flight;
 mod read;
 pub mod scratch;
 pub mod schema;
 
 pub use connect::{SourceConnection, connect, quote_ident};
+pub use flight::{FlightSession, arrow_type_name, connect_flight, flight_from_item, flight_quote};
 pub use read::{BLOCK_ROWS, Range, SourceRows, query, read};
 pub use schema::{SourceColumn, TypeFamily};
 
@@ -28,6 +30,14 @@ pub enum SourceError {
     /// The environment variable that should hold the password is not set.
     #[error("connection `{connection}` takes its password from the environment variable `{variable}`, which is not set; set it and run again")]
     MissingPassword {
+        /// The connection.
+        connection: String,
+        /// The variable.
+        variable: String,
+    },
+    /// The environment variable that should hold a Flight SQL endpoint's token is not set.
+    #[error("connection `{connection}` takes its token from the environment variable `{variable}`, which is not set; set it to an API token of the endpoint and run again")]
+    MissingToken {
         /// The connection.
         connection: String,
         /// The variable.

@@ -118,41 +118,47 @@ impl SourceConnection {
         columns.map_err(|e| self.query_error(&describe_read(read), e))
     }
 
-    /// Checks the source's columns against what the product reads of them: for an identity
-    /// product (`contract` given) every contract column must be there with a type that feeds
-    /// it; the watermark column must be there and ordered. Every mismatch is reported at once.
+    /// Checks the source's columns against what the product reads of them: see [`check`].
     pub fn check(&self, read: &DatabaseRead, columns: &[SourceColumn], contract: Option<&Contract>, watermark: Option<&str>) -> Result<(), SourceError> {
-        let mut problems = Vec::new();
-        let find = |name: &str| columns.iter().find(|c| c.name == name).or_else(|| columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)));
-        let names = || columns.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", ");
-        if let Some(contract) = contract {
-            for column in &contract.columns {
-                match find(&column.name) {
-                    None => problems.push(format!("contract column `{}` is not in the source (it has {}); rename it in a `query:` or change the contract", column.name, names())),
-                    Some(source) if !source.family().feeds(column.data_type) => problems.push(format!(
-                        "column `{}` is `{}` in the source and `{}` in the contract; change the contract's type or CAST it in a `query:` (see docs/sources.md, \"Type mapping\")",
-                        column.name,
-                        source.type_name.to_ascii_lowercase(),
-                        column.data_type
-                    )),
-                    Some(_) => {}
-                }
-            }
-        }
-        if let Some(watermark) = watermark {
-            match find(watermark) {
-                None => problems.push(format!("watermark column `{watermark}` is not in the source (it has {})", names())),
-                Some(source) if !source.family().orders() => {
-                    problems.push(format!("watermark column `{watermark}` is `{}`, which does not compare exactly; use a timestamp, a date, a whole or decimal number, or text", source.type_name.to_ascii_lowercase()))
-                }
+        check(&self.name, read, columns, contract, watermark)
+    }
+}
+
+/// Checks the columns of `read` of connection `name` against what the product reads of them:
+/// for an identity product (`contract` given) every contract column must be there with a type
+/// that feeds it; the watermark column must be there and ordered. Every mismatch is reported at
+/// once.
+pub fn check(name: &str, read: &DatabaseRead, columns: &[SourceColumn], contract: Option<&Contract>, watermark: Option<&str>) -> Result<(), SourceError> {
+    let mut problems = Vec::new();
+    let find = |name: &str| columns.iter().find(|c| c.name == name).or_else(|| columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)));
+    let names = || columns.iter().map(|c| format!("`{}`", c.name)).collect::<Vec<_>>().join(", ");
+    if let Some(contract) = contract {
+        for column in &contract.columns {
+            match find(&column.name) {
+                None => problems.push(format!("contract column `{}` is not in the source (it has {}); rename it in a `query:` or change the contract", column.name, names())),
+                Some(source) if !source.family().feeds(column.data_type) => problems.push(format!(
+                    "column `{}` is `{}` in the source and `{}` in the contract; change the contract's type or CAST it in a `query:` (see docs/sources.md, \"Type mapping\")",
+                    column.name,
+                    source.type_name.to_ascii_lowercase(),
+                    column.data_type
+                )),
                 Some(_) => {}
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(SourceError::Schema { connection: self.name.clone(), what: describe_read(read), problems })
+    }
+    if let Some(watermark) = watermark {
+        match find(watermark) {
+            None => problems.push(format!("watermark column `{watermark}` is not in the source (it has {})", names())),
+            Some(source) if !source.family().orders() => {
+                problems.push(format!("watermark column `{watermark}` is `{}`, which does not compare exactly; use a timestamp, a date, a whole or decimal number, or text", source.type_name.to_ascii_lowercase()))
+            }
+            Some(_) => {}
         }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(SourceError::Schema { connection: name.to_owned(), what: describe_read(read), problems })
     }
 }
 

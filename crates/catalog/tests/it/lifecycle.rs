@@ -105,7 +105,7 @@ async fn the_openlineage_outbox_keeps_events_in_order_as_sent_until_pruned() {
     )
     .unwrap()
     .value;
-    let naming = Naming { namespace: "acme".into(), root: "/srv/mesh".into(), connections: Default::default() };
+    let naming = Naming { namespace: "acme".into(), root: "/srv/mesh".into(), connections: Default::default(), endpoints: Default::default() };
     let run = RunId::v7(1_764_000_000_000, 42);
     let at = chrono::Utc::now();
     let events = [start_event(&naming, &descriptor, &run, at), fail_event(&naming, &descriptor, &run, at, "boom", &[])];

@@ -187,3 +187,102 @@ fn a_virtual_product_is_refused_with_a_transform_or_several_inputs() {
     assert!(text.contains("product.yaml:8:12: transform: a virtual product is served from its database input as it is and takes no `transform`"), "{text}");
     assert!(text.contains("product.yaml:4:10: virtual: a virtual product is served from exactly one database input, and this one has 2"), "{text}");
 }
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Stops the serving process when the test ends, however it ends.
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_virtual_product_on_another_meshworks_flight_sql_endpoint_reads_as_its_token_and_keeps_local_policies() {
+    // The other Meshwork: the governed tiny mesh, serving Flight SQL; `ana` reads its
+    // `sales.orders` with customers redacted.
+    let (_remote_tmp, remote) = super::governed_mesh();
+    super::ok(&remote, &["apply"]);
+    let token = super::ok(&remote, &["token", "create", "--principal", "ana"]).trim().to_owned();
+    let port = free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_meshwork"))
+        .args(["-C", remote.to_str().unwrap(), "serve", "--http-port", "0", "--postgres-port", "0", "--flight-sql-port", &port.to_string()])
+        .env("MESHWORK_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _served = Served(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the remote Meshwork did not start serving");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // This Meshwork: `peer.orders` served live from it; locally, `lou` reads it filtered.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mesh");
+    write(&dir, "mesh.yaml", &format!("name: local\nconnections:\n  emea: {{ url: \"grpc://127.0.0.1:{port}\", token_env: EMEA_TOKEN }}\n"));
+    write(&dir, "principals.yaml", "principals:\n  - { name: lou, groups: [analysts] }\n");
+    write(&dir, "domains/peer/domain.yaml", "name: peer\n");
+    write(
+        &dir,
+        "domains/peer/products/orders/product.yaml",
+        "name: orders\ndomain: peer\nversion: 1.0.0\nowner: group:peer\nvirtual: true\ninputs:\n  - name: remote\n    source: { kind: flight_sql, connection: emea, table: sales.orders }\ncontract:\n  columns:\n    - { name: order_id, type: bigint, nullable: false }\n    - { name: customer, type: string, nullable: false }\n    - { name: amount, type: \"decimal(10,2)\", nullable: false }\nquality:\n  - { rule: row_count, min: 4 }\naccess:\n  readers: [group:analysts]\n  row_filter: \"amount < 50 OR principal.is_admin()\"\n",
+    );
+    let run = |args: &[&str], token: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_meshwork"));
+        command.arg("-C").arg(&dir).args(args).env("NO_COLOR", "1").env("MESHWORK_LOG", "info");
+        if let Some(token) = token {
+            command.env("EMEA_TOKEN", token);
+        }
+        let output = command.output().unwrap();
+        let all = format!("{}{}", stdout(&output), stderr(&output));
+        if let Some(token) = token {
+            assert!(!all.contains(token), "the token showed in `meshwork {args:?}`:\n{all}");
+        }
+        output
+    };
+    let secret = Some(token.as_str());
+    let applied = run(&["apply"], secret);
+    assert!(applied.status.success(), "{}{}", stdout(&applied), stderr(&applied));
+    assert!(stdout(&applied).contains("(virtual)"), "{}", stdout(&applied));
+
+    let csv = |who: Option<&str>, sql: &str| {
+        let mut args = Vec::new();
+        if let Some(who) = who {
+            args.extend(["--as", who]);
+        }
+        args.extend(["query", "--format", "csv", sql]);
+        let output = run(&args, secret);
+        assert!(output.status.success(), "{sql}: {}", stderr(&output));
+        stdout(&output).replace("\"\"", "\"")
+    };
+    // The rows as the token's principal reads them there: customers redacted by the remote.
+    assert_eq!(csv(None, "SELECT * FROM peer.orders ORDER BY order_id"), "order_id,customer,amount\n1,***,10.50\n2,***,20.00\n3,***,5.25\n4,***,100.00\n");
+    // Filters (text ordering too: the same engine), limits and aggregates are sent.
+    let plan = csv(None, "EXPLAIN SELECT order_id FROM peer.orders WHERE amount > 10 AND customer >= '*' LIMIT 2");
+    assert!(plan.contains("RemoteScanExec: connection=emea, sql=SELECT \"order_id\" FROM sales.orders WHERE (amount > 10.00) AND (customer >= '*') LIMIT 2"), "{plan}");
+    let plan = csv(None, "EXPLAIN SELECT count(*), max(amount) FROM peer.orders");
+    assert!(plan.contains("COUNT(*)") && plan.contains("MAX(\"amount\")") && !plan.contains("AggregateExec"), "{plan}");
+    assert_eq!(csv(None, "SELECT count(*) AS n, max(amount) AS top FROM peer.orders"), "n,top\n4,100.00\n");
+    // The local policy holds above the remote scan.
+    assert_eq!(csv(Some("lou"), "SELECT order_id FROM peer.orders ORDER BY order_id"), "order_id\n1\n2\n3\n");
+    // Order 4 (100.00) is hidden from lou: dividing by zero on it is never tried.
+    assert_eq!(csv(Some("lou"), "SELECT order_id FROM peer.orders WHERE 1 / (order_id - 4) < 0 ORDER BY order_id"), "order_id\n3\n");
+
+    // A bad token: refused by the endpoint, named, never shown; nothing published.
+    let refused = run(&["validate"], Some("mw_badbadbadbadbad_0000000000000000"));
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("input `remote`") && stderr(&refused).contains("emea"), "{}", stderr(&refused));
+    // No token at all.
+    let missing = run(&["apply"], None);
+    let said = format!("{}{}", stdout(&missing), stderr(&missing));
+    assert!(!missing.status.success() && said.contains("environment variable `EMEA_TOKEN`, which is not set"), "{said}");
+}

@@ -243,14 +243,15 @@ pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig
     let notifications = Decoder::get(map, "notifications").and_then(|node| notifications(d, node)).unwrap_or_default();
     let openlineage = Decoder::get(map, "openlineage").and_then(|node| openlineage_config(d, node, name.as_deref()));
     let policies = policy_states(d, map);
-    let connections = Decoder::get(map, "connections").map(|node| connections(d, node)).unwrap_or_default();
-    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, openlineage, policies, connections })
+    let (connections, flight_endpoints) = Decoder::get(map, "connections").map(|node| connections(d, node)).unwrap_or_default();
+    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, openlineage, policies, connections, flight_endpoints })
 }
 
 /// `connections:`, a mapping of names to `{ url, password_env }`. As for `metadata:`, a URL that
 /// holds a password is refused without echoing it.
-pub(super) fn connections(d: &mut Decoder<'_>, node: &Node) -> BTreeMap<String, Connection> {
+pub(super) fn connections(d: &mut Decoder<'_>, node: &Node) -> (BTreeMap<String, Connection>, BTreeMap<String, FlightEndpoint>) {
     let mut out = BTreeMap::new();
+    let mut endpoints = BTreeMap::new();
     let Some(map) = node.as_mapping() else {
         d.report(
             DiagnosticCode::InvalidValue,
@@ -259,7 +260,7 @@ pub(super) fn connections(d: &mut Decoder<'_>, node: &Node) -> BTreeMap<String, 
             "`connections` must be a mapping of names to connections".into(),
             Some("e.g. `connections: { crm: { url: \"postgres://reader@crm-db:5432/crm\", password_env: CRM_PASSWORD } }`".into()),
         );
-        return out;
+        return (out, endpoints);
     };
     for (key, value) in map.iter() {
         let name = key.as_str().to_owned();
@@ -269,19 +270,54 @@ pub(super) fn connections(d: &mut Decoder<'_>, node: &Node) -> BTreeMap<String, 
             d.report(DiagnosticCode::InvalidName, key.span(), &field, message, hint);
             continue;
         }
-        let Some(c) = d.mapping(value, &field, &["url", "password_env"]) else { continue };
-        let password_env = d.parsed(c, &field, "password_env", None, DiagnosticCode::InvalidValue, |t| env_name(t, "CRM_PASSWORD"));
+        let Some(c) = d.mapping(value, &field, &["url", "password_env", "token_env"]) else { continue };
         let Some(url_node) = d.required(c, &field, "url", "postgres://reader@localhost:5432/crm") else { continue };
         let url_field = join(&field, "url");
         let Some(scalar) = d.scalar(url_node, &url_field, "a URL") else { continue };
-        match connection_url(scalar.as_str()) {
+        let url = scalar.as_str();
+        // The secret's variable is named for what it holds: a database's password, an endpoint's token.
+        let flight = url.starts_with("grpc://") || url.starts_with("grpc+tls://");
+        let (own, foreign, example) = if flight { ("token_env", "password_env", "PEER_TOKEN") } else { ("password_env", "token_env", "CRM_PASSWORD") };
+        if let Some(value) = Decoder::get(c, foreign) {
+            d.report(
+                DiagnosticCode::InvalidValue,
+                value.span(),
+                &join(&field, foreign),
+                format!("`{foreign}` is not for a {} connection", if flight { "Flight SQL" } else { "database" }),
+                Some(format!("name the variable in `{own}`")),
+            );
+        }
+        let secret_env = d.parsed(c, &field, own, None, DiagnosticCode::InvalidValue, |t| env_name(t, example));
+        if flight {
+            match flight_url(url) {
+                Ok(()) => {
+                    endpoints.insert(name, FlightEndpoint { url: url.to_owned(), token_env: secret_env });
+                }
+                Err((message, hint)) => d.report(DiagnosticCode::InvalidValue, scalar.span(), &url_field, message, Some(hint)),
+            }
+            continue;
+        }
+        match connection_url(url) {
             Ok(kind) => {
-                out.insert(name, Connection { kind, url: scalar.as_str().to_owned(), password_env });
+                out.insert(name, Connection { kind, url: url.to_owned(), password_env: secret_env });
             }
             Err((message, hint)) => d.report(DiagnosticCode::InvalidValue, scalar.span(), &url_field, message, Some(hint)),
         }
     }
-    out
+    (out, endpoints)
+}
+
+/// A Flight SQL endpoint's URL: `grpc://HOST:PORT`, nothing else in it.
+pub(super) fn flight_url(url: &str) -> Result<(), (String, String)> {
+    if url.starts_with("grpc+tls://") {
+        return Err((
+            "Flight SQL over TLS (`grpc+tls://`) is not supported yet".into(),
+            "reach the endpoint over a private network with `grpc://HOST:PORT`, or through a TLS-terminating proxy beside this server".into(),
+        ));
+    }
+    let rest = url.strip_prefix("grpc://").unwrap_or(url);
+    let well_formed = rest.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && !host.contains(['@', '/', '?']) && port.parse::<u16>().is_ok());
+    if well_formed { Ok(()) } else { Err((format!("`{url}` is not a Flight SQL endpoint"), "write `grpc://HOST:PORT`, e.g. `grpc://emea-mesh:50051`; the token goes in `token_env`".into())) }
 }
 
 /// Whether a database URL (after its scheme) carries a password, in its user information

@@ -76,6 +76,15 @@ pub(super) fn product(d: &mut Decoder<'_>, root: &Node) -> Option<ProductDescrip
     let storage = if d.boolean(map, "", "virtual").unwrap_or(false) { Storage::Virtual } else { Storage::Copy };
     if storage == Storage::Virtual {
         check_virtual(d, map, &inputs, transform.is_some());
+    } else if let Some(i) = inputs.iter().position(|i| matches!(i.source, InputSource::FlightSql(_))) {
+        let field = format!("inputs[{i}].source.kind");
+        d.report(
+            DiagnosticCode::InvalidValue,
+            Decoder::get(map, "inputs").map_or(map.span(), |n| n.span()),
+            &field,
+            format!("input `{}` reads a Flight SQL endpoint, which is served live, not copied", inputs[i].name),
+            Some("add `virtual: true` and keep it the product's only input".into()),
+        );
     }
 
     if inputs.is_empty() && Decoder::get(map, "inputs").is_none() {
@@ -119,13 +128,14 @@ fn check_virtual(d: &mut Decoder<'_>, map: &MarkedMappingNode, inputs: &[InputPo
         );
     }
     match inputs {
+        [input] if matches!(input.source, InputSource::FlightSql(_)) => {}
         [input] => match input.source.database() {
             None => d.report(
                 DiagnosticCode::InvalidValue,
                 span,
                 "virtual",
                 format!("a virtual product is served live from a database, and input `{}` is not one", input.name),
-                Some("read `source: { kind: postgres, connection: NAME, table: SCHEMA.TABLE }` (or `kind: mysql`), or remove `virtual: true`".into()),
+                Some("read `source: { kind: postgres, connection: NAME, table: SCHEMA.TABLE }` (or `kind: mysql`, or `kind: flight_sql` with `table: DOMAIN.PRODUCT`), or remove `virtual: true`".into()),
             ),
             Some((_, source)) if source.incremental.is_some() => d.report(
                 DiagnosticCode::InvalidValue,
@@ -202,16 +212,16 @@ pub(super) fn inputs(d: &mut Decoder<'_>, map: &MarkedMappingNode) -> Vec<InputP
 }
 
 pub(super) fn source(d: &mut Decoder<'_>, node: &Node, field: &str) -> Option<InputSource> {
-    let kinds = [("csv", "csv"), ("ndjson", "ndjson"), ("parquet", "parquet"), ("postgres", "postgres"), ("mysql", "mysql")];
+    let kinds = [("csv", "csv"), ("ndjson", "ndjson"), ("parquet", "parquet"), ("postgres", "postgres"), ("mysql", "mysql"), ("flight_sql", "flight_sql")];
     let map = d.mapping(node, field, &["kind", "path", "header", "delimiter", "null_values", "connection", "table", "query", "incremental"])?;
     let kind = d.choice(map, field, "kind", Some("csv"), &kinds)?;
     let (own, foreign): (&[&str], &[&str]) = match kind {
-        "postgres" | "mysql" => (&["connection", "table", "query", "incremental"], &["path", "header", "delimiter", "null_values"]),
+        "postgres" | "mysql" | "flight_sql" => (&["connection", "table", "query", "incremental"], &["path", "header", "delimiter", "null_values"]),
         _ => (&["path", "header", "delimiter", "null_values"], &["connection", "table", "query", "incremental"]),
     };
     for key in foreign {
         if let Some(value) = Decoder::get(map, key) {
-            let applies = if own.contains(&"path") { "database sources (`postgres`, `mysql`)" } else { "file sources" };
+            let applies = if own.contains(&"path") { "database sources (`postgres`, `mysql`, `flight_sql`)" } else { "file sources" };
             d.report(
                 DiagnosticCode::InvalidValue,
                 value.span(),
@@ -224,6 +234,18 @@ pub(super) fn source(d: &mut Decoder<'_>, node: &Node, field: &str) -> Option<In
     match kind {
         "postgres" => return database_source(d, map, field).map(InputSource::Postgres),
         "mysql" => return database_source(d, map, field).map(InputSource::Mysql),
+        "flight_sql" => {
+            if let Some(node) = Decoder::get(map, "incremental") {
+                d.report(
+                    DiagnosticCode::InvalidValue,
+                    node.span(),
+                    &join(field, "incremental"),
+                    "a `flight_sql` source is read live by a virtual product and has no incremental loads".into(),
+                    Some("remove `incremental`".into()),
+                );
+            }
+            return database_source(d, map, field).map(InputSource::FlightSql);
+        }
         _ => {}
     }
     let path = d.required_text(map, field, "path", "data/file.csv");

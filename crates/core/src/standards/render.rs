@@ -69,8 +69,8 @@ pub fn file_source(source: &InputSource) -> Yaml {
         }
         InputSource::Ndjson { path } => Yaml::map().with("kind", "ndjson").with("path", path),
         InputSource::Parquet { path } => Yaml::map().with("kind", "parquet").with("path", path),
-        InputSource::Postgres(db) | InputSource::Mysql(db) => {
-            let kind = source.database().map(|(kind, _)| kind.as_str()).unwrap_or_default();
+        InputSource::Postgres(db) | InputSource::Mysql(db) | InputSource::FlightSql(db) => {
+            let kind = source.database().map_or("flight_sql", |(kind, _)| kind.as_str());
             let mut s = Yaml::map().with("kind", kind).with("connection", &db.connection);
             match &db.read {
                 DatabaseRead::Table(table) => s.set("table", table),

@@ -4,9 +4,9 @@
 //!
 //! Taken only where the database's answer is DataFusion's: `count`, `sum` of numbers, `avg` of
 //! whole and floating-point numbers, `min` and `max` of numbers, dates and timestamps, without
-//! `DISTINCT`, `FILTER` or `ORDER BY`; grouped by columns that group
-//! alike in both (no floating point, whose `-0` and `0` group apart here; text only on
-//! PostgreSQL `text`/`varchar`); over filters the scan has already taken as exact.
+//! `DISTINCT`, `FILTER` or `ORDER BY`; grouped by columns that group alike in both (no floating
+//! point, whose `-0` and `0` group apart here; text only on PostgreSQL `text`/`varchar` and on
+//! another Meshwork); over filters the scan has already taken as exact.
 
 use std::sync::Arc;
 
@@ -21,10 +21,9 @@ use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder,
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use datafusion::physical_plan::ExecutionPlan;
-use meshwork_core::descriptor::DatabaseKind;
-use meshwork_sources::schema::{from_item, transfer_expr};
-use meshwork_sources::{SourceColumn, TypeFamily, quote_ident};
+use meshwork_sources::{SourceColumn, TypeFamily};
 
+use super::Dialect;
 use super::scan::{RemoteScanExec, RemoteTable};
 use crate::guard::ProductTable;
 
@@ -73,7 +72,7 @@ fn source_column(table: &RemoteTable, expr: &Expr) -> Option<SourceColumn> {
 /// The aggregate as a scan of the database's `GROUP BY`, or `None` where it cannot be.
 fn pushed(aggregate: &Aggregate, scan: &TableScan, provider: &Arc<dyn TableProvider>) -> Result<Option<LogicalPlan>> {
     let table = provider.downcast_ref::<RemoteTable>().expect("remote_of returns remote tables");
-    let kind = table.source.connection.kind;
+    let dialect = table.dialect();
     if scan.fetch.is_some() || aggregate.group_expr.iter().any(|e| !matches!(e, Expr::Column(_))) {
         return Ok(None);
     }
@@ -81,10 +80,6 @@ fn pushed(aggregate: &Aggregate, scan: &TableScan, provider: &Arc<dyn TableProvi
     if !scan.filters.iter().all(|f| columns.pushable(f)) {
         return Ok(None);
     }
-    let text = match kind {
-        DatabaseKind::Postgres => "TEXT",
-        DatabaseKind::Mysql => "CHAR",
-    };
     // The database aggregates in a derived table (each aggregate under a name of its own), and
     // the outer `SELECT` sends every value as the scan would: a `max` of a timestamp as ISO text
     // in UTC, like the column itself.
@@ -95,15 +90,19 @@ fn pushed(aggregate: &Aggregate, scan: &TableScan, provider: &Arc<dyn TableProvi
         let Some(column) = source_column(table, expr) else { return Ok(None) };
         let groups_alike = match column.family() {
             TypeFamily::Float => false,
-            TypeFamily::Text => kind == DatabaseKind::Postgres && matches!(column.type_name.to_ascii_uppercase().as_str(), "TEXT" | "VARCHAR" | "CHARACTER VARYING"),
+            TypeFamily::Text => match dialect {
+                Dialect::Postgres => matches!(column.type_name.to_ascii_uppercase().as_str(), "TEXT" | "VARCHAR" | "CHARACTER VARYING"),
+                Dialect::Mysql => false,
+                Dialect::DataFusion => true,
+            },
             _ => true,
         };
         if !groups_alike {
             return Ok(None);
         }
-        inner.push(quote_ident(kind, &column.name));
-        outer.push(transfer_expr(kind, &column));
-        group_by.push(quote_ident(kind, &column.name));
+        inner.push(dialect.quote(&column.name));
+        outer.push(dialect.transfer(&column));
+        group_by.push(dialect.quote(&column.name));
     }
     for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
         let expr = match expr {
@@ -118,11 +117,11 @@ fn pushed(aggregate: &Aggregate, scan: &TableScan, provider: &Arc<dyn TableProvi
         }
         let name = func.name().to_ascii_lowercase();
         let alias = format!("a{i}");
-        let cast = format!("CAST({} AS {text})", quote_ident(kind, &alias));
+        let cast = dialect.as_text(&dialect.quote(&alias));
         let (sql, transfer) = match (name.as_str(), args.as_slice()) {
             ("count", [Expr::Literal(value, _)]) if !value.is_null() => ("COUNT(*)".to_owned(), cast),
             ("count", [arg]) => match source_column(table, arg) {
-                Some(column) => (format!("COUNT({})", quote_ident(kind, &column.name)), cast),
+                Some(column) => (format!("COUNT({})", dialect.quote(&column.name)), cast),
                 None => return Ok(None),
             },
             (function @ ("sum" | "avg" | "min" | "max"), [arg]) => {
@@ -138,22 +137,22 @@ fn pushed(aggregate: &Aggregate, scan: &TableScan, provider: &Arc<dyn TableProvi
                 if !taken {
                     return Ok(None);
                 }
-                let aggregated = format!("{}({})", function.to_ascii_uppercase(), quote_ident(kind, &column.name));
+                let aggregated = format!("{}({})", function.to_ascii_uppercase(), dialect.quote(&column.name));
                 let transfer = match function {
-                    "min" | "max" => transfer_expr(kind, &SourceColumn { name: alias.clone(), type_name: column.type_name.clone() }),
+                    "min" | "max" => dialect.transfer(&SourceColumn { name: alias.clone(), type_name: column.type_name.clone() }),
                     _ => cast,
                 };
                 (aggregated, transfer)
             }
             _ => return Ok(None),
         };
-        inner.push(format!("{sql} AS {}", quote_ident(kind, &alias)));
+        inner.push(format!("{sql} AS {}", dialect.quote(&alias)));
         outer.push(transfer);
     }
     if outer.is_empty() {
         return Ok(None);
     }
-    let mut sql = format!("SELECT {} FROM {}{}", inner.join(", "), from_item(&table.source.read), table.where_clause(&scan.filters)?);
+    let mut sql = format!("SELECT {} FROM {}{}", inner.join(", "), dialect.from_item(&table.source.read), table.where_clause(&scan.filters)?);
     if !group_by.is_empty() {
         sql.push_str(&format!(" GROUP BY {}", group_by.join(", ")));
     }
@@ -166,7 +165,10 @@ fn pushed(aggregate: &Aggregate, scan: &TableScan, provider: &Arc<dyn TableProvi
         .fields()
         .iter()
         .enumerate()
-        .map(|(i, f)| Field::new(format!("c{i}"), if f.data_type() == &DataType::Binary { DataType::Binary } else { DataType::Utf8 }, true))
+        .map(|(i, f)| {
+            let family = if f.data_type() == &DataType::Binary { TypeFamily::Binary } else { TypeFamily::Text };
+            Field::new(format!("c{i}"), dialect.transfer_type(family, f.data_type()), true)
+        })
         .collect();
     let query = RemoteQuery { table: table.source.clone(), sql, transfer: Arc::new(Schema::new(transfer)), schema: Arc::new(Schema::new(fields)) };
     let scanned = LogicalPlanBuilder::scan(scan.table_name.clone(), provider_as_source(Arc::new(query)), None)?.build()?;

@@ -8,21 +8,24 @@
 //! (MySQL's text, whose default collations compare case- and accent-insensitively; text
 //! ordering, which follows the database's collation; functions) stays above the scan and runs
 //! here. No text literal is sent to MySQL, whose string literals read backslashes as escapes.
+//! A Flight SQL endpoint that speaks DataFusion's SQL (another Meshwork) compares as Meshwork
+//! does: every comparison of a column with a literal is sent to it.
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, InList, Like};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
 use datafusion::sql::unparser::Unparser;
-use datafusion::sql::unparser::dialect::{MySqlDialect, PostgreSqlDialect};
+use datafusion::sql::unparser::dialect::{DefaultDialect, MySqlDialect, PostgreSqlDialect};
 use meshwork_catalog::RemoteColumn;
-use meshwork_core::descriptor::DatabaseKind;
 use meshwork_sources::TypeFamily;
+
+use super::Dialect;
 
 /// A virtual product's columns as its database knows them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Columns<'a> {
-    pub(crate) kind: DatabaseKind,
+    pub(crate) dialect: Dialect,
     pub(crate) columns: &'a [RemoteColumn],
 }
 
@@ -49,8 +52,8 @@ impl<'a> Columns<'a> {
             Expr::InList(InList { expr, list, .. }) => !list.is_empty() && list.iter().all(|item| self.comparison(expr, Operator::Eq, item)),
             Expr::Between(Between { expr, low, high, .. }) => self.comparison(expr, Operator::GtEq, low) && self.comparison(expr, Operator::LtEq, high),
             Expr::Like(Like { negated: _, expr, pattern, escape_char: None, case_insensitive: false }) => {
-                self.kind == DatabaseKind::Postgres
-                    && matches!(self.operand(expr), Some(Operand::Column(c, TypeFamily::Text)) if bytewise_text(c))
+                self.dialect != Dialect::Mysql
+                    && matches!(self.operand(expr), Some(Operand::Column(c, TypeFamily::Text)) if self.bytewise_text(c))
                     && matches!(self.operand(pattern), Some(Operand::Literal(v)) if is_text(v))
             }
             _ => false,
@@ -65,12 +68,14 @@ impl<'a> Columns<'a> {
             _ => return false,
         };
         let equality = matches!(op, Operator::Eq | Operator::NotEq);
+        let same_engine = self.dialect == Dialect::DataFusion;
         match family {
             TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float => is_number(value),
             TypeFamily::Boolean => equality && matches!(value, ScalarValue::Boolean(Some(_))),
             TypeFamily::Date => matches!(value, ScalarValue::Date32(Some(_))),
-            TypeFamily::Timestamp => self.kind == DatabaseKind::Postgres && is_timestamp(value),
-            TypeFamily::Text => self.kind == DatabaseKind::Postgres && equality && bytewise_text(column) && is_text(value),
+            TypeFamily::Timestamp => self.dialect != Dialect::Mysql && is_timestamp(value),
+            // Text orders by the database's collation, except in the same engine.
+            TypeFamily::Text => (equality || same_engine) && self.dialect != Dialect::Mysql && self.bytewise_text(column) && is_text(value),
             TypeFamily::Binary => false,
         }
     }
@@ -84,7 +89,7 @@ impl<'a> Columns<'a> {
             Expr::Literal(value, _) if !value.is_null() => Some(Operand::Literal(value)),
             // Coercion casts a number column to compare it with another kind of number; both
             // databases cast numbers alike, but MySQL's `CAST` knows fewer target types.
-            Expr::Cast(Cast { expr, field }) if self.kind == DatabaseKind::Postgres && field.data_type().is_numeric() => match self.operand(expr)? {
+            Expr::Cast(Cast { expr, field }) if self.dialect != Dialect::Mysql && field.data_type().is_numeric() => match self.operand(expr)? {
                 Operand::Column(c, family @ (TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float)) => Some(Operand::Column(c, family)),
                 _ => None,
             },
@@ -105,9 +110,10 @@ impl<'a> Columns<'a> {
                 other => Ok(Transformed::no(other)),
             })?
             .data;
-        let sql = match self.kind {
-            DatabaseKind::Postgres => Unparser::new(&PostgreSqlDialect {}).expr_to_sql(&renamed)?,
-            DatabaseKind::Mysql => Unparser::new(&MySqlDialect {}).expr_to_sql(&renamed)?,
+        let sql = match self.dialect {
+            Dialect::Postgres => Unparser::new(&PostgreSqlDialect {}).expr_to_sql(&renamed)?,
+            Dialect::Mysql => Unparser::new(&MySqlDialect {}).expr_to_sql(&renamed)?,
+            Dialect::DataFusion => Unparser::new(&DefaultDialect {}).expr_to_sql(&renamed)?,
         };
         Ok(sql.to_string())
     }
@@ -124,11 +130,13 @@ impl Family for RemoteColumn {
     }
 }
 
-/// PostgreSQL's `text` and `varchar` compare equal exactly when their bytes are equal (under the
-/// deterministic collations every database starts with); `char(n)` pads, `uuid`, `json` and
-/// others compare by their own rules.
-fn bytewise_text(column: &RemoteColumn) -> bool {
-    matches!(column.type_name.to_ascii_uppercase().as_str(), "TEXT" | "VARCHAR" | "CHARACTER VARYING")
+impl Columns<'_> {
+    /// Whether the column's text compares bytewise: PostgreSQL's `text` and `varchar` (under the
+    /// deterministic collations every database starts with; `char(n)` pads, `uuid`, `json` and
+    /// others compare by their own rules), and every string of the same engine.
+    fn bytewise_text(&self, column: &RemoteColumn) -> bool {
+        self.dialect == Dialect::DataFusion || matches!(column.type_name.to_ascii_uppercase().as_str(), "TEXT" | "VARCHAR" | "CHARACTER VARYING")
+    }
 }
 
 fn is_text(value: &ScalarValue) -> bool {
@@ -177,8 +185,10 @@ mod tests {
     #[test]
     fn only_what_the_database_answers_exactly_is_pushed() {
         let columns = columns();
-        let pg = Columns { kind: DatabaseKind::Postgres, columns: &columns };
-        let my = Columns { kind: DatabaseKind::Mysql, columns: &columns };
+        let pg = Columns { dialect: Dialect::Postgres, columns: &columns };
+        let my = Columns { dialect: Dialect::Mysql, columns: &columns };
+        let df = Columns { dialect: Dialect::DataFusion, columns: &columns };
+        assert!(df.pushable(&col("name").lt(lit("m"))), "the same engine orders text alike");
         for (expr, postgres, mysql) in [
             (col("id").gt(lit(5i64)), true, true),
             (col("id").gt(lit(5i64)).and(col("name").eq(lit("x"))), true, false),
@@ -201,9 +211,9 @@ mod tests {
     #[test]
     fn pushed_filters_read_the_source_names_and_quote_text() {
         let columns = columns();
-        let pg = Columns { kind: DatabaseKind::Postgres, columns: &columns };
+        let pg = Columns { dialect: Dialect::Postgres, columns: &columns };
         assert_eq!(pg.to_sql(&col("name").eq(lit("O'Brien")).and(col("id").gt(lit(5i64)))).unwrap(), "((\"NAME\" = 'O''Brien') AND (\"ID\" > 5))");
-        let my = Columns { kind: DatabaseKind::Mysql, columns: &columns };
+        let my = Columns { dialect: Dialect::Mysql, columns: &columns };
         assert_eq!(my.to_sql(&col("id").lt_eq(lit(5i64))).unwrap(), "(`ID` <= 5)");
     }
 }

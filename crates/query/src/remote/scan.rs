@@ -20,10 +20,11 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
-use meshwork_catalog::RemoteSource;
-use meshwork_sources::TypeFamily;
-use meshwork_sources::schema::{describe_read, from_item, transfer_expr};
+use meshwork_catalog::{RemoteConnection, RemoteSource};
+use meshwork_sources::SourceColumn;
+use meshwork_sources::schema::describe_read;
 
+use super::Dialect;
 use super::pushdown::Columns;
 
 /// A virtual product's rows, read live from the database its publication names.
@@ -41,8 +42,12 @@ impl RemoteTable {
         RemoteTable { source: Arc::new(source), schema }
     }
 
+    pub(crate) fn dialect(&self) -> Dialect {
+        Dialect::of(&self.source.connection)
+    }
+
     pub(crate) fn columns(&self) -> Columns<'_> {
-        Columns { kind: self.source.connection.kind, columns: &self.source.columns }
+        Columns { dialect: self.dialect(), columns: &self.source.columns }
     }
 
     /// The `WHERE` clause of `filters` (each accepted by [`Columns::pushable`]), if any.
@@ -72,7 +77,7 @@ impl TableProvider for RemoteTable {
     }
 
     async fn scan(&self, _state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
-        let kind = self.source.connection.kind;
+        let dialect = self.dialect();
         let indices: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
@@ -82,16 +87,16 @@ impl TableProvider for RemoteTable {
         let mut transfer = Vec::with_capacity(indices.len());
         for &i in &indices {
             let column = &self.source.columns[i];
-            let source = meshwork_sources::SourceColumn { name: column.source.clone(), type_name: column.type_name.clone() };
-            list.push(transfer_expr(kind, &source));
-            transfer.push(Field::new(&column.name, if source.family() == TypeFamily::Binary { DataType::Binary } else { DataType::Utf8 }, true));
+            let source = SourceColumn { name: column.source.clone(), type_name: column.type_name.clone() };
+            list.push(dialect.transfer(&source));
+            transfer.push(Field::new(&column.name, dialect.transfer_type(source.family(), self.schema.field(i).data_type()), true));
         }
         if list.is_empty() {
             // No column is read (`count(*)`): one constant per row, dropped as it arrives.
             list.push("1".into());
             transfer.push(Field::new("row", DataType::Utf8, true));
         }
-        let mut sql = format!("SELECT {} FROM {}{}", list.join(", "), from_item(&self.source.read), self.where_clause(filters)?);
+        let mut sql = format!("SELECT {} FROM {}{}", list.join(", "), dialect.from_item(&self.source.read), self.where_clause(filters)?);
         if let Some(limit) = limit {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
@@ -157,8 +162,14 @@ impl ExecutionPlan for RemoteScanExec {
         let (sql, transfer, schema) = (self.sql.clone(), self.transfer.clone(), self.schema.clone());
         let what = describe_read(&source.read);
         let rows = futures::stream::once(async move {
-            let connection = meshwork_sources::connect(&source.connection_name, &source.connection).await.map_err(external)?;
-            Ok::<_, DataFusionError>(meshwork_sources::query(connection, what, sql, transfer).batches.map_err(external))
+            let rows = match &source.connection {
+                RemoteConnection::Database(connection) => {
+                    let connection = meshwork_sources::connect(&source.connection_name, connection).await.map_err(external)?;
+                    meshwork_sources::query(connection, what, sql, transfer)
+                }
+                RemoteConnection::FlightSql(endpoint) => meshwork_sources::connect_flight(&source.connection_name, endpoint).await.map_err(external)?.query(what, sql, transfer),
+            };
+            Ok::<_, DataFusionError>(rows.batches.map_err(external))
         })
         .try_flatten();
         let target = schema.clone();

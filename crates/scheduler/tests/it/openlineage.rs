@@ -60,7 +60,7 @@ fn events() -> Vec<RunEvent> {
     )
     .unwrap_or_else(|d| panic!("{d:#?}"))
     .value;
-    let naming = Naming { namespace: "acme".into(), root: "/srv/mesh".into(), connections: Default::default() };
+    let naming = Naming { namespace: "acme".into(), root: "/srv/mesh".into(), connections: Default::default(), endpoints: Default::default() };
     let at = chrono::Utc::now();
     let first = RunId::v7(1, 1);
     let second = RunId::v7(2, 2);
