@@ -142,7 +142,7 @@ fn check_virtual(d: &mut Decoder<'_>, map: &MarkedMappingNode, inputs: &[InputPo
                 span,
                 "inputs[0].source.incremental",
                 "a virtual product copies nothing, so it has no incremental loads".into(),
-                Some("remove `incremental` (a freshness objective can read the source's column: `slo: { freshness_column: … }`)".into()),
+                Some("remove `incremental` (a freshness objective can read the source's column: `slo: { freshness: { max_age: 1h, column: … } }`)".into()),
             ),
             Some(_) => {}
         },
@@ -221,7 +221,11 @@ pub(super) fn source(d: &mut Decoder<'_>, node: &Node, field: &str) -> Option<In
     };
     for key in foreign {
         if let Some(value) = Decoder::get(map, key) {
-            let applies = if own.contains(&"path") { "database sources (`postgres`, `mysql`, `flight_sql`)" } else { "file sources" };
+            let applies = match (own.contains(&"path"), *key) {
+                (true, "incremental") => "database sources (`postgres`, `mysql`)",
+                (true, _) => "database sources (`postgres`, `mysql`, `flight_sql`)",
+                (false, _) => "file sources",
+            };
             d.report(
                 DiagnosticCode::InvalidValue,
                 value.span(),

@@ -333,6 +333,34 @@ fn connections_are_typed_and_never_hold_a_password() {
 }
 
 #[test]
+fn flight_sql_endpoints_are_connections_with_a_token_and_serve_virtual_products_only() {
+    use meshwork_core::descriptor::FlightEndpoint;
+    let config = parse_mesh_config("mesh.yaml", "name: m\nconnections:\n  emea: { url: \"grpc://emea-mesh:50051\", token_env: EMEA_TOKEN }\n").unwrap().value;
+    assert_eq!(config.flight_endpoints["emea"], FlightEndpoint { url: "grpc://emea-mesh:50051".into(), token_env: Some("EMEA_TOKEN".into()) });
+    assert!(config.connections.is_empty());
+    let errors = |text: &str| parse_mesh_config("mesh.yaml", text).map(|_| ()).map_err(|d| render(&d)).unwrap_err();
+    expect![[r#"
+        [invalid_value] mesh.yaml:3:15: connections.tls.url: Flight SQL over TLS (`grpc+tls://`) is not supported yet (hint: reach the endpoint over a private network with `grpc://HOST:PORT`, or through a TLS-terminating proxy beside this server)
+        [invalid_value] mesh.yaml:4:45: connections.pw.password_env: `password_env` is not for a Flight SQL connection (hint: name the variable in `token_env`)
+        [invalid_value] mesh.yaml:5:15: connections.bad.url: `grpc://emea-mesh` is not a Flight SQL endpoint (hint: write `grpc://HOST:PORT`, e.g. `grpc://emea-mesh:50051`; the token goes in `token_env`)
+        [invalid_value] mesh.yaml:6:46: connections.db.token_env: `token_env` is not for a database connection (hint: name the variable in `password_env`)
+    "#]]
+    .assert_eq(&errors(
+        "name: m\nconnections:\n  tls: { url: \"grpc+tls://emea:443\" }\n  pw: { url: \"grpc://emea:1\", password_env: X }\n  bad: { url: \"grpc://emea-mesh\" }\n  db: { url: \"postgres://x@db/y\", token_env: X }\n",
+    ));
+    let product = |extra: &str| {
+        let yaml = format!("name: orders\ndomain: peer\nversion: 1.0.0\n{extra}inputs:\n  - name: remote\n    source: {{ kind: flight_sql, connection: emea, table: sales.orders }}\ncontract:\n  columns:\n    - {{ name: id, type: bigint }}\n");
+        parse_product("product.yaml", &yaml).map(|p| p.value).map_err(|d| render(&d))
+    };
+    let live = product("virtual: true\n").unwrap();
+    assert!(matches!(live.remote(), Some((_, meshwork_core::descriptor::Remote::FlightSql(_)))));
+    expect![[r#"
+        [invalid_value] product.yaml:5:3: inputs[0].source.kind: input `remote` reads a Flight SQL endpoint, which is served live, not copied (hint: add `virtual: true` and keep it the product's only input)
+    "#]]
+    .assert_eq(&product("").unwrap_err());
+}
+
+#[test]
 fn database_sources_read_a_table_or_a_query_and_may_load_incrementally() {
     use meshwork_core::descriptor::{DatabaseRead, Incremental, InputSource, LoadMode};
     let product = |source: &str| {

@@ -93,3 +93,40 @@ async fn freshness_completeness_and_availability_are_measured_with_status_histor
     let history = mesh.catalog.slo_checks(&"d.p".parse().unwrap(), meshwork_catalog::time::parse("2000-01-01T00:00:00Z").unwrap(), 100).await.unwrap();
     assert_eq!(history.iter().filter(|c| c.objective == "freshness").count(), 5);
 }
+
+#[tokio::test]
+async fn a_virtual_products_freshness_and_completeness_are_measured_on_its_database() {
+    use meshwork_core::descriptor::DatabaseKind;
+    let source = meshwork_sources::scratch::ScratchSource::create(DatabaseKind::Postgres, "slo_virtual").await.unwrap();
+    source
+        .execute(
+            "CREATE TABLE events (id BIGINT PRIMARY KEY, email TEXT, at TIMESTAMPTZ NOT NULL);
+             INSERT INTO events VALUES (1, 'a@x.com', now() - interval '3 hours'), (2, NULL, now() - interval '2 hours');",
+        )
+        .await
+        .unwrap();
+    let mesh = open(tempfile::tempdir().unwrap()).await;
+    write(&mesh.root, "mesh.yaml", &format!("name: m\nconnections:\n  app: {{ url: \"{}\" }}\n", source.url()));
+    write(
+        &mesh.root,
+        "domains/d/products/live/product.yaml",
+        "name: live\ndomain: d\nversion: 1.0.0\nowner: group:d-team\nvirtual: true\ninputs:\n  - { name: app, source: { kind: postgres, connection: app, table: events } }\ncontract:\n  columns:\n    - { name: id, type: bigint, nullable: false }\n    - { name: email, type: string }\n    - { name: at, type: timestamp, nullable: false }\nslo:\n  freshness: { max_age: 1h, column: at }\n  completeness: { column: email, min_ratio: 0.9 }\n",
+    );
+    apply(&mesh).await;
+    let evaluator = SloEvaluator::new(mesh.catalog.clone(), Arc::new(ManualClock::new(Utc::now())));
+    let checks = evaluator.evaluate_all().await.unwrap();
+    let freshness = by_objective(&checks, "freshness");
+    assert_eq!(freshness.status, "violated", "{freshness:?}");
+    assert!(freshness.message.starts_with("newest `at` is 2h 0m old"), "{}", freshness.message);
+    let completeness = by_objective(&checks, "completeness");
+    assert_eq!((completeness.status.as_str(), completeness.value), ("violated", Some(0.5)), "{completeness:?}");
+
+    // New rows at the source count at once: nothing is published in between.
+    source.execute("INSERT INTO events VALUES (3, 'c@x.com', now()), (4, 'd@x.com', now())").await.unwrap();
+    let checks = evaluator.evaluate_all().await.unwrap();
+    let freshness = by_objective(&checks, "freshness");
+    // Fresh again (at risk only because the first check spent the error budget).
+    assert!(freshness.message.starts_with("newest `at` is 0s old") && freshness.status != "violated", "{freshness:?}");
+    assert_eq!(by_objective(&checks, "completeness").value, Some(0.75));
+    source.drop_now().await.unwrap();
+}
