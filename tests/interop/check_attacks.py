@@ -9,13 +9,15 @@ Starts the policy fixture mesh like check_serve.py (tight limits: 4s, 64 MiB) an
 tries every attack class on every client: resource exhaustion (deep expression chains, huge
 strings, arrays and series) while another client is served; statements that read or write
 files; settings changes; metadata of hidden products; error and statistics oracles on filtered
-rows and masked columns; EXPLAIN forms; name shadowing; and streams cancelled mid-way, which
-the audit log records as cancelled.
+rows and masked columns, on a stored product and on a virtual one served live from PostgreSQL;
+EXPLAIN forms; name shadowing; and streams cancelled mid-way, which the audit log records as
+cancelled.
 
 Prints one line per check and `N passed, N failed`; exits non-zero on any failure.
 """
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -23,13 +25,18 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import check_serve as serve  # noqa: E402 - the same server setup and client helpers
 
+import psycopg  # noqa: E402
 import pyarrow.flight as flight  # noqa: E402
+
+# The machine's PostgreSQL, where a scratch database holds the virtual product's rows.
+ADMIN_URL = os.environ.get("MESHWORK_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 
 passed, failed = 0, 0
 
@@ -149,7 +156,7 @@ def run_checks(binary, mesh, tokens, ports, work):
         refused(ports, ana, sql, ["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"])
 
     # 4. Metadata of products ana may not read.
-    answered(ports, ana, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_catalog = 'meshwork' AND table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1", [("marketing.campaigns",), ("sales.customers",), ("sales.orders",)])
+    answered(ports, ana, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_catalog = 'meshwork' AND table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1", [("marketing.campaigns",), ("sales.customers",), ("sales.orders",), ("sales.orders_live",)])
     answered(ports, ana, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ledger'", [("0",)])
     answered(ports, ana, "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'ledger'", [("0",)], clients=["psql", "psycopg simple", "psycopg extended"])
     code, hidden_out, hidden_err = serve.psql(ports[2], ana, "\\d finance.ledger")
@@ -170,6 +177,18 @@ def run_checks(binary, mesh, tokens, ports, work):
     answered(ports, ana, "SELECT count(*), min(order_id), max(order_id) FROM sales.orders", [("3", "101", "104")])
     answered(ports, ana, "SELECT count(*) FROM sales.customers WHERE email LIKE '%@%' OR name LIKE 'Alice%' OR regexp_like(card, '^4111')", [("0",)])
     answered(ports, ana, "SELECT customer_id FROM sales.customers ORDER BY name DESC", [("3",), ("1",)])
+
+    # 5b. The same on a virtual product (sales.orders_live, served from PostgreSQL with the
+    # policy of sales.orders): nothing ana writes reaches the database below the fence.
+    answered(ports, ana, "SELECT order_id FROM sales.orders_live WHERE (order_id - 103) / (order_id - 103) = 1 ORDER BY 1", [("101",), ("102",), ("104",)])
+    answered(ports, ana, "SELECT order_id FROM sales.orders_live WHERE 1 / (amount - CAST(123.45 AS DECIMAL(10, 2))) <> 0 ORDER BY 1", [("101",), ("102",), ("104",)])
+    answered(ports, ana, "SELECT count(*), min(order_id), max(order_id), CAST(sum(amount) AS VARCHAR) FROM sales.orders_live", [("3", "101", "104", "75.50")])
+    answered(ports, ana, "SELECT count(*) FROM sales.orders_live WHERE region <> 'EU'", [("0",)])
+    for client in CLIENTS:
+        kind, rows = answer(client, ports, ana, "EXPLAIN SELECT * FROM sales.orders_live WHERE amount > 1")
+        text = str(rows)
+        check(f"{client}: EXPLAIN of a virtual product shows the fence, not the remote SQL", kind == "ok" and "PolicyFence" in text and "RemoteScanExec" not in text and "EU" not in text, text[:300])
+    answered(ports, sam, "SELECT count(*), CAST(sum(amount) AS VARCHAR) FROM sales.orders_live", [("6", "798.94")])
 
     # 6. EXPLAIN: the fence and nothing behind it; other forms are for administrators.
     for client in CLIENTS:
@@ -215,8 +234,31 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="meshwork-attacks-"))
     mesh = work / "mesh"
     shutil.copytree(serve.FIXTURE, mesh)
+    # sales.orders_live: the rows of sales.orders served live from a scratch PostgreSQL database,
+    # under the same access block.
+    database = f"mw_attacks_{os.getpid()}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {database}")
+    with psycopg.connect(ADMIN_URL.rsplit("/", 1)[0] + "/" + database, autocommit=True) as db:
+        db.execute("CREATE TABLE orders (order_id bigint PRIMARY KEY, customer_id bigint NOT NULL, region text, amount numeric(10,2))")
+        rows = [line.split(",") for line in (mesh / "data/orders.csv").read_text().splitlines()[1:]]
+        db.cursor().executemany("INSERT INTO orders VALUES (%s, %s, %s, %s)", rows)
+    orders = (mesh / "domains/sales/products/orders/product.yaml").read_text()
+    live = orders.replace("name: orders\n", "name: orders_live\nvirtual: true\n").replace(
+        "{ name: raw, source: { kind: csv, path: data/orders.csv } }", "{ name: raw, source: { kind: postgres, connection: shop, table: orders } }"
+    )
+    (mesh / "domains/sales/products/orders_live").mkdir()
+    (mesh / "domains/sales/products/orders_live/product.yaml").write_text(live)
     with open(mesh / "mesh.yaml", "a") as f:
         f.write("\nserver:\n  query_timeout: 4s\n  query_memory: 64MiB\n  max_queries_per_principal: 4\n")
+        # A password in the test server's URL goes to the environment, as mesh.yaml wants it.
+        parts = urllib.parse.urlsplit(ADMIN_URL)
+        user = f"{parts.username}@" if parts.username else ""
+        secret = ""
+        if parts.password:
+            os.environ["SHOP_PASSWORD"] = urllib.parse.unquote(parts.password)
+            secret = ", password_env: SHOP_PASSWORD"
+        f.write(f"connections:\n  shop: {{ url: \"{parts.scheme}://{user}{parts.hostname}:{parts.port or 5432}/{database}\"{secret} }}\n")
     serve.meshwork(binary, mesh, "apply")
     tokens = {p: serve.token_for(binary, mesh, p)["token"] for p in ["ana", "sam", "admin"]}
     ports = (serve.free_port(), serve.free_port(), serve.free_port())
@@ -245,6 +287,8 @@ def main():
         if server.poll() is None:
             server.kill()
         log.close()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         if failed:
             print((work / "serve.log").read_text()[-4000:])
     print(f"{passed} passed, {failed} failed")
