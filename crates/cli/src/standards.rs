@@ -45,7 +45,9 @@ pub async fn export(dir: &Path, principal: Option<&str>, name: &str, format: Sta
         let products = catalog.products().await?;
         let visible = governance.visible(&principal, &products);
         let versions: BTreeMap<ProductId, String> = visible.iter().map(|p| (p.id.clone(), p.version.clone())).collect();
-        let table_uri = if principal.admin { visible.iter().find(|p| p.id == id).map(|p| p.table_uri.clone()) } else { None };
+        // A virtual product has no Delta table to point a reader at.
+        let stored = descriptor.storage.is_copy();
+        let table_uri = if principal.admin && stored { visible.iter().find(|p| p.id == id).map(|p| p.table_uri.clone()) } else { None };
         let descriptor = descriptor.without_hidden_products(|p| versions.contains_key(p));
         let config = meshwork_pipeline::MeshHome::open(dir).map_err(|_| anyhow::anyhow!("no mesh repository at `{}`", dir.display()))?.config;
         (descriptor, versions, table_uri, config)

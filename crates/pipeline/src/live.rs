@@ -156,7 +156,8 @@ pub(crate) async fn publish(
 async fn count(ctx: &datafusion::prelude::SessionContext) -> datafusion::common::Result<u64> {
     let batches = ctx.sql(&format!("SELECT count(*) FROM {}", quality::THIS)).await?.collect().await?;
     let count = batches
-        .first()
+        .iter()
+        .find(|b| b.num_rows() > 0)
         .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().map(|a| a.value(0)))
         .unwrap_or(0);
     Ok(u64::try_from(count).unwrap_or(0))

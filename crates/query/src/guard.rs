@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{Column, DFSchema, Result, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::execution::context::SessionState;
@@ -54,8 +55,11 @@ impl ProductGuard {
             }
             let simplified = evaluable(&expr, &df_schema).map_err(|e| format!("row filter `{sql}` cannot be evaluated: {e}"))?;
             // A filter that spares this principal (`… OR principal.in_domain('sales')` for a
-            // member) filters nothing: no fence for it, so the scan keeps its own pushdown.
-            if simplified == lit(true) {
+            // member) filters nothing: no fence for it, so the scan keeps its own pushdown. Only
+            // a filter without function calls is decided once: one that reads the clock
+            // (`current_date <= DATE '2026-03-31'`) must be evaluated by every statement of a
+            // long-lived session, not folded when the session opened.
+            if simplified == lit(true) && !calls_functions(&expr) {
                 continue;
             }
             filter = Some(match filter {
@@ -83,6 +87,12 @@ impl ProductGuard {
         }
         Ok(ProductGuard { filter, masks })
     }
+}
+
+/// Whether `expr` calls any function (after `principal.*` helpers became literals).
+fn calls_functions(expr: &Expr) -> bool {
+    expr.exists(|e| Ok(matches!(e, Expr::ScalarFunction(_) | Expr::AggregateFunction(_) | Expr::WindowFunction(_) | Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_))))
+        .unwrap_or(true)
 }
 
 /// Checks that a policy expression can be evaluated, as the optimizer will: coerced to the

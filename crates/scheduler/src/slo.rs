@@ -143,6 +143,8 @@ pub async fn evaluate_product(catalog: &dyn CatalogStore, governance: &Governanc
     if let Some(max_age) = slo.freshness {
         let max = max_age.seconds as f64;
         let newest = match &slo.freshness_column {
+            // A virtual product is not published as its rows change: only a column tells.
+            None if version.remote.is_some() => None,
             None => Some((version.published_at, "last publish".to_owned())),
             Some(column) => newest_value(catalog, id, column).await.map(|t| (t, format!("newest `{column}`"))),
         };
@@ -154,7 +156,13 @@ pub async fn evaluate_product(catalog: &dyn CatalogStore, governance: &Governanc
                 let message = format!("{what} is {} old (at most {} allowed)", human_age(age as u64), human_age(max_age.seconds));
                 checks.push(check(Objective::Freshness, status(violated, age > 0.8 * max, budget), Some(age), max, budget, message));
             }
-            None => checks.push(check(Objective::Freshness, SloStatus::Unknown, None, max, None, "the freshness column has no value".into())),
+            None => {
+                let why = match &slo.freshness_column {
+                    None => "a virtual product's freshness is measured by a column of its rows: set `slo.freshness.column`",
+                    Some(_) => "the freshness column has no value, or the product's database did not answer",
+                };
+                checks.push(check(Objective::Freshness, SloStatus::Unknown, None, max, None, why.into()));
+            }
         }
     }
 

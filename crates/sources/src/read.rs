@@ -159,20 +159,33 @@ fn stream(connection: SourceConnection, what: String, sql: String, params: Vec<S
         connection.close().await;
     });
     // When the channel ends, the task's outcome decides: a reader that panicked or was cancelled
-    // must not pass for the end of the rows (a full load would publish part of them).
-    let batches = futures::stream::unfold((receiver, Some(task)), move |(mut receiver, task)| {
+    // must not pass for the end of the rows (a full load would publish part of them). A stream
+    // dropped before its end (a query cancelled or past its time limit) aborts the task, which
+    // drops the connection and with it the statement's transaction.
+    let batches = futures::stream::unfold((receiver, Reader(Some(task))), move |(mut receiver, mut task)| {
         let (what, name) = (what.clone(), name.clone());
         async move {
             if let Some(item) = receiver.recv().await {
                 return Some((item, (receiver, task)));
             }
-            match task?.await {
+            match task.0.take()?.await {
                 Ok(()) => None,
-                Err(error) => Some((Err(SourceError::Query { connection: name, what, reason: format!("the reader stopped: {error}") }), (receiver, None))),
+                Err(error) => Some((Err(SourceError::Query { connection: name, what, reason: format!("the reader stopped: {error}") }), (receiver, task))),
             }
         }
     });
     SourceRows { schema, batches: Box::pin(batches) }
+}
+
+/// The task reading a source, aborted if its rows are dropped before their end.
+struct Reader(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
 }
 
 /// Reads every row of `sql` into blocks sent on `sender`; stops quietly if the receiver is gone.

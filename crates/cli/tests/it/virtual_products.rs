@@ -94,6 +94,8 @@ fn served_live(kind: DatabaseKind) {
         "SELECT region, count(*) AS n, sum(amount) AS total, max(id) AS last FROM PRODUCT GROUP BY region ORDER BY region",
         "SELECT count(*) AS n FROM PRODUCT WHERE amount BETWEEN 7.25 AND 42",
         "SELECT avg(id) AS mean FROM PRODUCT",
+        "SELECT count(*) AS n FROM (SELECT id FROM PRODUCT LIMIT 3) t",
+        "SELECT 1 AS one FROM PRODUCT WHERE id = 1",
     ] {
         same_answer(&source, &dir, Some("sam"), sql);
     }
@@ -151,6 +153,30 @@ fn served_live(kind: DatabaseKind) {
     let refused = run_err(&source, &dir, &["refresh", "sales.orders_live"]);
     assert!(refused.contains("sales.orders_live") && refused.contains("row_count"), "{refused}");
     source.sql("DELETE FROM orders WHERE id > 6");
+
+    // A value that no longer fits (a hidden US row with more decimal places than the contract's
+    // `decimal(10,2)`, after the source's column was widened) fails the query naming the column,
+    // never the value, and is never rounded into an answer.
+    source.sql(match kind {
+        DatabaseKind::Postgres => "ALTER TABLE orders ALTER COLUMN amount TYPE NUMERIC(12,3)",
+        DatabaseKind::Mysql => "ALTER TABLE orders MODIFY amount DECIMAL(12,3) NOT NULL",
+    });
+    source.sql("INSERT INTO orders VALUES (12, 'Zed', 'US', 1.005, NULL)");
+    // PostgreSQL evaluates ana's row filter (`region = 'EU'` on a `varchar`) itself, so the
+    // hidden row never arrives; MySQL is sent no text comparison, so it arrives and is converted
+    // before the filter. The owner reads it either way.
+    for who in ["ana", "sam"] {
+        let answer = query(&source, &dir, Some(who), "SELECT id, amount FROM sales.orders_live");
+        match (who, kind) {
+            ("ana", DatabaseKind::Postgres) => assert_eq!(answer.as_deref(), Ok("id,amount\n1,10.50\n3,7.25\n4,99.99\n6,1.00\n")),
+            _ => {
+                let failed = answer.unwrap_err();
+                assert!(failed.contains("remote column `amount` does not fit the contract's `decimal(10,2)`") && !failed.contains("1.005"), "{who}: {failed}");
+            }
+        }
+    }
+    source.sql("DELETE FROM orders WHERE id = 12");
+    assert_eq!(query(&source, &dir, Some("ana"), "SELECT count(*) AS n FROM sales.orders_live").unwrap(), "n\n4\n");
 
     // Drift: a contract column renamed at the source is refused by validate and by apply.
     source.sql("ALTER TABLE orders RENAME COLUMN region TO zone");
@@ -268,7 +294,7 @@ fn a_virtual_product_on_another_meshworks_flight_sql_endpoint_reads_as_its_token
     assert_eq!(csv(None, "SELECT * FROM peer.orders ORDER BY order_id"), "order_id,customer,amount\n1,***,10.50\n2,***,20.00\n3,***,5.25\n4,***,100.00\n");
     // Filters (text ordering too: the same engine), limits and aggregates are sent.
     let plan = csv(None, "EXPLAIN SELECT order_id FROM peer.orders WHERE amount > 10 AND customer >= '*' LIMIT 2");
-    assert!(plan.contains("RemoteScanExec: connection=emea, sql=SELECT \"order_id\" FROM sales.orders WHERE (amount > 10.00) AND (customer >= '*') LIMIT 2"), "{plan}");
+    assert!(plan.contains("RemoteScanExec: connection=emea, sql=SELECT \"order_id\" FROM sales.orders WHERE (amount > CAST('10.00' AS DECIMAL(10,2))) AND (customer >= '*') LIMIT 2"), "{plan}");
     let plan = csv(None, "EXPLAIN SELECT count(*), max(amount) FROM peer.orders");
     assert!(plan.contains("COUNT(*)") && plan.contains("MAX(\"amount\")") && !plan.contains("AggregateExec"), "{plan}");
     assert_eq!(csv(None, "SELECT count(*) AS n, max(amount) AS top FROM peer.orders"), "n,top\n4,100.00\n");

@@ -317,7 +317,8 @@ pub(super) fn flight_url(url: &str) -> Result<(), (String, String)> {
     }
     let rest = url.strip_prefix("grpc://").unwrap_or(url);
     let well_formed = rest.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && !host.contains(['@', '/', '?']) && port.parse::<u16>().is_ok());
-    if well_formed { Ok(()) } else { Err((format!("`{url}` is not a Flight SQL endpoint"), "write `grpc://HOST:PORT`, e.g. `grpc://emea-mesh:50051`; the token goes in `token_env`".into())) }
+    // Not echoed: a malformed URL may carry the token (`grpc://user:TOKEN@host`).
+    if well_formed { Ok(()) } else { Err(("the URL is not a Flight SQL endpoint".into(), "write `grpc://HOST:PORT`, e.g. `grpc://emea-mesh:50051`, with nothing else in it; the token goes in `token_env`".into())) }
 }
 
 /// Whether a database URL (after its scheme) carries a password, in its user information

@@ -342,7 +342,7 @@ fn flight_sql_endpoints_are_connections_with_a_token_and_serve_virtual_products_
     expect![[r#"
         [invalid_value] mesh.yaml:3:15: connections.tls.url: Flight SQL over TLS (`grpc+tls://`) is not supported yet (hint: reach the endpoint over a private network with `grpc://HOST:PORT`, or through a TLS-terminating proxy beside this server)
         [invalid_value] mesh.yaml:4:45: connections.pw.password_env: `password_env` is not for a Flight SQL connection (hint: name the variable in `token_env`)
-        [invalid_value] mesh.yaml:5:15: connections.bad.url: `grpc://emea-mesh` is not a Flight SQL endpoint (hint: write `grpc://HOST:PORT`, e.g. `grpc://emea-mesh:50051`; the token goes in `token_env`)
+        [invalid_value] mesh.yaml:5:15: connections.bad.url: the URL is not a Flight SQL endpoint (hint: write `grpc://HOST:PORT`, e.g. `grpc://emea-mesh:50051`, with nothing else in it; the token goes in `token_env`)
         [invalid_value] mesh.yaml:6:46: connections.db.token_env: `token_env` is not for a database connection (hint: name the variable in `password_env`)
     "#]]
     .assert_eq(&errors(

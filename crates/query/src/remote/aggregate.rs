@@ -2,11 +2,13 @@
 //! product's scan (no policy fence between them, so only for principals who read it unfiltered
 //! and unmasked) becomes one `SELECT … GROUP BY` sent to the database.
 //!
-//! Taken only where the database's answer is DataFusion's: `count`, `sum` of numbers, `avg` of
-//! whole and floating-point numbers, `min` and `max` of numbers, dates and timestamps, without
-//! `DISTINCT`, `FILTER` or `ORDER BY`; grouped by columns that group alike in both (no floating
-//! point, whose `-0` and `0` group apart here; text only on PostgreSQL `text`/`varchar` and on
-//! another Meshwork); over filters the scan has already taken as exact.
+//! Taken only where the database's answer is DataFusion's: `count`, `sum` of whole numbers and
+//! decimals, `avg` of whole numbers (not on MySQL, which answers to four places), `min` and
+//! `max` of whole numbers, decimals, dates and timestamps, without `DISTINCT`, `FILTER` or
+//! `ORDER BY`; grouped by columns that group alike in both; each column only where its
+//! conversion to the contract's type keeps every value and its order (`pushdown::exact_family`:
+//! no floating point, whose `-0` and `0` group apart here; text only on PostgreSQL
+//! `text`/`varchar` and on another Meshwork); over filters the scan has already taken as exact.
 
 use std::sync::Arc;
 
@@ -62,11 +64,12 @@ fn remote_of(scan: &TableScan) -> Option<Arc<dyn TableProvider>> {
     product.inner.downcast_ref::<RemoteTable>().map(|_| product.inner.clone())
 }
 
-/// The source column behind a contract column of the scan.
-fn source_column(table: &RemoteTable, expr: &Expr) -> Option<SourceColumn> {
+/// The source column behind a contract column of the scan, and the family it compares and
+/// aggregates exactly in once converted to the contract's type (see `pushdown::exact_family`).
+fn source_column(table: &RemoteTable, expr: &Expr) -> Option<(SourceColumn, TypeFamily)> {
     let Expr::Column(c) = expr else { return None };
-    let column = table.source.columns.iter().find(|rc| rc.name == c.name)?;
-    Some(SourceColumn { name: column.source.clone(), type_name: column.type_name.clone() })
+    let (column, family) = table.columns().exact(&c.name)?;
+    Some((SourceColumn { name: column.source.clone(), type_name: column.type_name.clone() }, family))
 }
 
 /// The aggregate as a scan of the database's `GROUP BY`, or `None` where it cannot be.
@@ -87,13 +90,12 @@ fn pushed(aggregate: &Aggregate, scan: &TableScan, provider: &Arc<dyn TableProvi
     let mut outer = Vec::new();
     let mut group_by = Vec::new();
     for expr in &aggregate.group_expr {
-        let Some(column) = source_column(table, expr) else { return Ok(None) };
-        let groups_alike = match column.family() {
-            TypeFamily::Float => false,
+        let Some((column, family)) = source_column(table, expr) else { return Ok(None) };
+        let groups_alike = match family {
             TypeFamily::Text => match dialect {
                 Dialect::Postgres => matches!(column.type_name.to_ascii_uppercase().as_str(), "TEXT" | "VARCHAR" | "CHARACTER VARYING"),
                 Dialect::Mysql => false,
-                Dialect::DataFusion => true,
+                Dialect::DataFusion => column.type_name == "TEXT",
             },
             _ => true,
         };
@@ -120,19 +122,19 @@ fn pushed(aggregate: &Aggregate, scan: &TableScan, provider: &Arc<dyn TableProvi
         let cast = dialect.as_text(&dialect.quote(&alias));
         let (sql, transfer) = match (name.as_str(), args.as_slice()) {
             ("count", [Expr::Literal(value, _)]) if !value.is_null() => ("COUNT(*)".to_owned(), cast),
-            ("count", [arg]) => match source_column(table, arg) {
-                Some(column) => (format!("COUNT({})", dialect.quote(&column.name)), cast),
+            ("count", [Expr::Column(c)]) => match table.source.columns.iter().find(|rc| rc.name == c.name) {
+                Some(column) => (format!("COUNT({})", dialect.quote(&column.source)), cast),
                 None => return Ok(None),
             },
             (function @ ("sum" | "avg" | "min" | "max"), [arg]) => {
-                let Some(column) = source_column(table, arg) else { return Ok(None) };
-                let family = column.family();
+                let Some((column, family)) = source_column(table, arg) else { return Ok(None) };
                 let taken = match function {
-                    "sum" => matches!(family, TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float),
-                    // DataFusion averages decimals as decimals of a scale of its own: left to it.
-                    "avg" => matches!(family, TypeFamily::Integer | TypeFamily::Float),
+                    "sum" => matches!(family, TypeFamily::Integer | TypeFamily::Decimal),
+                    // DataFusion averages decimals as decimals of a scale of its own, and MySQL
+                    // answers an average of whole numbers to four places: left to DataFusion.
+                    "avg" => family == TypeFamily::Integer && dialect != Dialect::Mysql,
                     // Text orders by the database's collation: left out.
-                    _ => matches!(family, TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float | TypeFamily::Date | TypeFamily::Timestamp),
+                    _ => matches!(family, TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Date | TypeFamily::Timestamp),
                 };
                 if !taken {
                     return Ok(None);

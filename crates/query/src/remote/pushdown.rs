@@ -12,6 +12,7 @@
 //! does: every comparison of a column with a literal is sent to it.
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::{Column, Result, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, InList, Like};
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
@@ -22,11 +23,34 @@ use meshwork_sources::TypeFamily;
 
 use super::Dialect;
 
-/// A virtual product's columns as its database knows them.
+/// A virtual product's columns as its database knows them, with the contract's type of each.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Columns<'a> {
     pub(crate) dialect: Dialect,
     pub(crate) columns: &'a [RemoteColumn],
+    /// The contract's Arrow schema, in the order of `columns`.
+    pub(crate) contract: &'a Schema,
+}
+
+/// The family a column's values compare in once converted to the contract's type, where that
+/// conversion keeps every value and its order (so the database's comparison of its own values
+/// is the comparison here): whole numbers as whole numbers or decimals, decimals as decimals
+/// (converted strictly: a value with more decimal places than the contract's scale is an error,
+/// never rounded), booleans, dates, timestamps, text as text. `None` for everything else:
+/// floating point (`-0` and `0` compare equal in the databases and apart here), bytes, and any
+/// value that changes kind on the way (a number read as a string, a date as a timestamp).
+pub(crate) fn exact_family(column: &RemoteColumn, contract: &DataType) -> Option<TypeFamily> {
+    let family = TypeFamily::of(&column.type_name);
+    let kept = match family {
+        TypeFamily::Integer => contract.is_integer() || matches!(contract, DataType::Decimal128(..)),
+        TypeFamily::Decimal => matches!(contract, DataType::Decimal128(..)),
+        TypeFamily::Boolean => contract == &DataType::Boolean,
+        TypeFamily::Date => contract == &DataType::Date32,
+        TypeFamily::Timestamp => matches!(contract, DataType::Timestamp(..)),
+        TypeFamily::Text => matches!(contract, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8),
+        TypeFamily::Float | TypeFamily::Binary => false,
+    };
+    kept.then_some(family)
 }
 
 /// What one side of a comparison is.
@@ -40,6 +64,13 @@ impl<'a> Columns<'a> {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The column named `name` and the family it compares exactly in, if it does.
+    pub(crate) fn exact(&self, name: &str) -> Option<(&'a RemoteColumn, TypeFamily)> {
+        let i = self.columns.iter().position(|c| c.name == name)?;
+        let column = &self.columns[i];
+        exact_family(column, self.contract.fields().get(i)?.data_type()).map(|family| (column, family))
+    }
+
     /// Whether `expr` is evaluated by the database exactly as here.
     pub(crate) fn pushable(&self, expr: &Expr) -> bool {
         match expr {
@@ -48,7 +79,7 @@ impl<'a> Columns<'a> {
                 self.comparison(left, *op, right)
             }
             Expr::Not(inner) => self.pushable(inner),
-            Expr::IsNull(inner) | Expr::IsNotNull(inner) => matches!(self.operand(inner), Some(Operand::Column(..))),
+            Expr::IsNull(inner) | Expr::IsNotNull(inner) => matches!(inner.as_ref(), Expr::Column(c) if self.column(&c.name).is_some()),
             Expr::InList(InList { expr, list, .. }) => !list.is_empty() && list.iter().all(|item| self.comparison(expr, Operator::Eq, item)),
             Expr::Between(Between { expr, low, high, .. }) => self.comparison(expr, Operator::GtEq, low) && self.comparison(expr, Operator::LtEq, high),
             Expr::Like(Like { negated: _, expr, pattern, escape_char: None, case_insensitive: false }) => {
@@ -70,13 +101,13 @@ impl<'a> Columns<'a> {
         let equality = matches!(op, Operator::Eq | Operator::NotEq);
         let same_engine = self.dialect == Dialect::DataFusion;
         match family {
-            TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float => is_number(value),
+            TypeFamily::Integer | TypeFamily::Decimal => is_number(value),
             TypeFamily::Boolean => equality && matches!(value, ScalarValue::Boolean(Some(_))),
             TypeFamily::Date => matches!(value, ScalarValue::Date32(Some(_))),
             TypeFamily::Timestamp => self.dialect != Dialect::Mysql && is_timestamp(value),
             // Text orders by the database's collation, except in the same engine.
             TypeFamily::Text => (equality || same_engine) && self.dialect != Dialect::Mysql && self.bytewise_text(column) && is_text(value),
-            TypeFamily::Binary => false,
+            TypeFamily::Float | TypeFamily::Binary => false,
         }
     }
 
@@ -85,12 +116,15 @@ impl<'a> Columns<'a> {
         'a: 'e,
     {
         match expr {
-            Expr::Column(c) => self.column(&c.name).map(|column| Operand::Column(column, column.family())),
+            Expr::Column(c) => self.exact(&c.name).map(|(column, family)| Operand::Column(column, family)),
             Expr::Literal(value, _) if !value.is_null() => Some(Operand::Literal(value)),
-            // Coercion casts a number column to compare it with another kind of number; both
-            // databases cast numbers alike, but MySQL's `CAST` knows fewer target types.
-            Expr::Cast(Cast { expr, field }) if self.dialect != Dialect::Mysql && field.data_type().is_numeric() => match self.operand(expr)? {
-                Operand::Column(c, family @ (TypeFamily::Integer | TypeFamily::Decimal | TypeFamily::Float)) => Some(Operand::Column(c, family)),
+            // Coercion widens a column to compare it with another kind of number: whole numbers
+            // to wider whole numbers or decimals, decimals to wider decimals, which both
+            // databases do alike. Nothing else (a user's `CAST(price AS INT)` rounds in
+            // PostgreSQL and truncates here; MySQL's `CAST` knows fewer target types).
+            Expr::Cast(Cast { expr, field }) if self.dialect != Dialect::Mysql => match (self.operand(expr)?, field.data_type()) {
+                (Operand::Column(c, TypeFamily::Integer), DataType::Int64 | DataType::Decimal128(..)) => Some(Operand::Column(c, TypeFamily::Integer)),
+                (Operand::Column(c, TypeFamily::Decimal), DataType::Decimal128(..)) => Some(Operand::Column(c, TypeFamily::Decimal)),
                 _ => None,
             },
             _ => None,
@@ -107,6 +141,11 @@ impl<'a> Columns<'a> {
                     Some(column) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(column.source.clone())))),
                     None => datafusion::common::plan_err!("column `{}` is not a column of the remote source", c.name),
                 },
+                // DataFusion reads `1.50` as a double: a decimal goes as an explicit decimal.
+                Expr::Literal(value @ ScalarValue::Decimal128(Some(_), _, _), _) if self.dialect == Dialect::DataFusion => {
+                    let data_type = value.data_type();
+                    Ok(Transformed::yes(Expr::Cast(Cast::new(Box::new(Expr::Literal(ScalarValue::Utf8(Some(value.to_string())), None)), data_type))))
+                }
                 other => Ok(Transformed::no(other)),
             })?
             .data;
@@ -119,23 +158,17 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// The source column's family of types.
-trait Family {
-    fn family(&self) -> TypeFamily;
-}
-
-impl Family for RemoteColumn {
-    fn family(&self) -> TypeFamily {
-        TypeFamily::of(&self.type_name)
-    }
-}
-
 impl Columns<'_> {
     /// Whether the column's text compares bytewise: PostgreSQL's `text` and `varchar` (under the
     /// deterministic collations every database starts with; `char(n)` pads, `uuid`, `json` and
     /// others compare by their own rules), and every string of the same engine.
     fn bytewise_text(&self, column: &RemoteColumn) -> bool {
-        self.dialect == Dialect::DataFusion || matches!(column.type_name.to_ascii_uppercase().as_str(), "TEXT" | "VARCHAR" | "CHARACTER VARYING")
+        match self.dialect {
+            // An endpoint's strings (`arrow_type_name` says `TEXT` for them, and a name of
+            // their own for times, intervals and lists, which compare by their own rules).
+            Dialect::DataFusion => column.type_name == "TEXT",
+            _ => matches!(column.type_name.to_ascii_uppercase().as_str(), "TEXT" | "VARCHAR" | "CHARACTER VARYING"),
+        }
     }
 }
 
@@ -176,18 +209,34 @@ mod tests {
     use super::*;
 
     fn columns() -> Vec<RemoteColumn> {
-        [("id", "INT8"), ("name", "TEXT"), ("code", "BPCHAR"), ("at", "TIMESTAMPTZ"), ("day", "DATE"), ("blob", "BYTEA")]
+        [("id", "INT8"), ("name", "TEXT"), ("code", "BPCHAR"), ("at", "TIMESTAMPTZ"), ("day", "DATE"), ("blob", "BYTEA"), ("ratio", "FLOAT8"), ("code_text", "INT4")]
             .into_iter()
             .map(|(name, type_name)| RemoteColumn { name: name.into(), source: name.to_uppercase(), type_name: type_name.into() })
             .collect()
     }
 
+    fn contract() -> Schema {
+        use datafusion::arrow::datatypes::{Field, TimeUnit};
+        let types = [
+            DataType::Int64,
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            DataType::Date32,
+            DataType::Binary,
+            DataType::Float64,
+            DataType::Utf8,
+        ];
+        Schema::new(columns().iter().zip(types).map(|(c, t)| Field::new(&c.name, t, true)).collect::<Vec<_>>())
+    }
+
     #[test]
     fn only_what_the_database_answers_exactly_is_pushed() {
-        let columns = columns();
-        let pg = Columns { dialect: Dialect::Postgres, columns: &columns };
-        let my = Columns { dialect: Dialect::Mysql, columns: &columns };
-        let df = Columns { dialect: Dialect::DataFusion, columns: &columns };
+        let (columns, contract) = (columns(), contract());
+        let pg = Columns { dialect: Dialect::Postgres, columns: &columns, contract: &contract };
+        let my = Columns { dialect: Dialect::Mysql, columns: &columns, contract: &contract };
+        let df_columns: Vec<RemoteColumn> = columns.iter().map(|c| RemoteColumn { type_name: if c.name == "name" { "TEXT".into() } else { c.type_name.clone() }, ..c.clone() }).collect();
+        let df = Columns { dialect: Dialect::DataFusion, columns: &df_columns, contract: &contract };
         assert!(df.pushable(&col("name").lt(lit("m"))), "the same engine orders text alike");
         for (expr, postgres, mysql) in [
             (col("id").gt(lit(5i64)), true, true),
@@ -201,6 +250,10 @@ mod tests {
             (col("id").gt(lit(f64::NAN)), false, false),
             (col("id").gt(col("id")), false, false),
             (Expr::Not(Box::new(col("id").eq(lit(1i64)))), true, true),
+            (col("ratio").eq(lit(0.0f64)), false, false),
+            (col("ratio").is_null(), true, true),
+            (col("code_text").eq(lit("10")), false, false),
+            (Expr::Cast(Cast::new(Box::new(col("id")), DataType::Int32)).eq(lit(3i32)), false, false),
             (col("missing").eq(lit(1i64)), false, false),
         ] {
             assert_eq!(pg.pushable(&expr), postgres, "postgres: {expr}");
@@ -210,10 +263,10 @@ mod tests {
 
     #[test]
     fn pushed_filters_read_the_source_names_and_quote_text() {
-        let columns = columns();
-        let pg = Columns { dialect: Dialect::Postgres, columns: &columns };
+        let (columns, contract) = (columns(), contract());
+        let pg = Columns { dialect: Dialect::Postgres, columns: &columns, contract: &contract };
         assert_eq!(pg.to_sql(&col("name").eq(lit("O'Brien")).and(col("id").gt(lit(5i64)))).unwrap(), "((\"NAME\" = 'O''Brien') AND (\"ID\" > 5))");
-        let my = Columns { dialect: Dialect::Mysql, columns: &columns };
+        let my = Columns { dialect: Dialect::Mysql, columns: &columns, contract: &contract };
         assert_eq!(my.to_sql(&col("id").lt_eq(lit(5i64))).unwrap(), "(`ID` <= 5)");
     }
 }

@@ -47,7 +47,7 @@ impl RemoteTable {
     }
 
     pub(crate) fn columns(&self) -> Columns<'_> {
-        Columns { dialect: self.dialect(), columns: &self.source.columns }
+        Columns { dialect: self.dialect(), columns: &self.source.columns, contract: self.schema.as_ref() }
     }
 
     /// The `WHERE` clause of `filters` (each accepted by [`Columns::pushable`]), if any.
@@ -92,8 +92,9 @@ impl TableProvider for RemoteTable {
             transfer.push(Field::new(&column.name, dialect.transfer_type(source.family(), self.schema.field(i).data_type()), true));
         }
         if list.is_empty() {
-            // No column is read (`count(*)`): one constant per row, dropped as it arrives.
-            list.push("1".into());
+            // No column is read (`count(*)`): one constant per row (as text, as every value
+            // travels), dropped as it arrives.
+            list.push(dialect.as_text("1"));
             transfer.push(Field::new("row", DataType::Utf8, true));
         }
         let mut sql = format!("SELECT {} FROM {}{}", list.join(", "), dialect.from_item(&self.source.read), self.where_clause(filters)?);
@@ -162,14 +163,16 @@ impl ExecutionPlan for RemoteScanExec {
         let (sql, transfer, schema) = (self.sql.clone(), self.transfer.clone(), self.schema.clone());
         let what = describe_read(&source.read);
         let rows = futures::stream::once(async move {
+            let name = source.connection_name.clone();
+            let failed = move |e| external(&name, e);
             let rows = match &source.connection {
                 RemoteConnection::Database(connection) => {
-                    let connection = meshwork_sources::connect(&source.connection_name, connection).await.map_err(external)?;
+                    let connection = meshwork_sources::connect(&source.connection_name, connection).await.map_err(&failed)?;
                     meshwork_sources::query(connection, what, sql, transfer)
                 }
-                RemoteConnection::FlightSql(endpoint) => meshwork_sources::connect_flight(&source.connection_name, endpoint).await.map_err(external)?.query(what, sql, transfer),
+                RemoteConnection::FlightSql(endpoint) => meshwork_sources::connect_flight(&source.connection_name, endpoint).await.map_err(&failed)?.query(what, sql, transfer),
             };
-            Ok::<_, DataFusionError>(rows.batches.map_err(external))
+            Ok::<_, DataFusionError>(rows.batches.map_err(failed))
         })
         .try_flatten();
         let target = schema.clone();
@@ -178,31 +181,69 @@ impl ExecutionPlan for RemoteScanExec {
     }
 }
 
-fn external(error: meshwork_sources::SourceError) -> DataFusionError {
-    DataFusionError::External(Box::new(error))
+/// A source's failure as a reader sees it: which connection, and where the rest is. The
+/// database's own message can carry the connection's address and user, or a value of the
+/// policy's predicate sent with the scan, so it goes to the server's log only.
+fn external(connection: &str, error: meshwork_sources::SourceError) -> DataFusionError {
+    tracing::warn!(connection, error = %error, "a virtual product's source failed");
+    DataFusionError::Execution(format!(
+        "the database of this virtual product (connection `{connection}`) did not answer the query; the server's log says why, and `meshwork validate` checks the connection"
+    ))
 }
 
-/// The database's text (or bytes) of each column as `schema`'s type. A value that does not
-/// convert is an error naming the column: a virtual product's source changed since its
-/// publication checked it.
+/// The database's text (or bytes, or an endpoint's Arrow values) of each column as `schema`'s
+/// type. A value that does not convert, or a decimal with more places than the contract's
+/// scale (which would be rounded, and compare otherwise here than in the database), fails the
+/// query naming the column only: it may sit in a row the reader's policy hides, so its value
+/// is never shown.
 pub(crate) fn convert(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     if schema.fields().is_empty() {
         return Ok(RecordBatch::try_new_with_options(schema.clone(), Vec::new(), &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))?);
     }
-    let options = CastOptions { safe: false, ..Default::default() };
+    let options = CastOptions { safe: true, ..Default::default() };
     let columns = schema
         .fields()
         .iter()
         .zip(batch.columns())
         .map(|(field, column)| {
-            cast_with_options(column, field.data_type(), &options).map_err(|e| {
+            let unfit = || {
                 DataFusionError::Execution(format!(
-                    "a value of remote column `{}` is not a `{}`: {e}; the source changed since the product was published, run `meshwork apply` to check it",
+                    "a value of remote column `{}` does not fit the contract's `{}`: the source changed since the product was published; run `meshwork apply` to check it",
                     field.name(),
-                    field.data_type()
+                    meshwork_storage::type_name(field.data_type())
                 ))
-            })
+            };
+            if let DataType::Decimal128(_, scale) = field.data_type()
+                && beyond_scale(column, *scale)
+            {
+                return Err(unfit());
+            }
+            let converted = cast_with_options(column, field.data_type(), &options).map_err(|_| unfit())?;
+            // A value that did not convert became NULL.
+            if converted.null_count() > column.null_count() {
+                return Err(unfit());
+            }
+            Ok(converted)
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    RecordBatch::try_new(schema.clone(), columns).map_err(|_| {
+        DataFusionError::Execution("a remote column the contract says is never NULL holds NULL: the source changed since the product was published; run `meshwork apply` to check it".into())
+    })
+}
+
+/// Whether any value of `column` (text, or a decimal) has more decimal places than `scale`.
+fn beyond_scale(column: &ArrayRef, scale: i8) -> bool {
+    use datafusion::arrow::array::{Array, AsArray};
+    match column.data_type() {
+        DataType::Utf8 => column.as_string::<i32>().iter().flatten().any(|text| {
+            let digits = text.split_once('.').map_or("", |(_, fraction)| fraction.trim_end_matches('0'));
+            digits.len() > usize::try_from(scale.max(0)).unwrap_or(0)
+        }),
+        DataType::Decimal128(_, from) if *from > scale => {
+            let factor = 10i128.pow(u32::try_from(from - scale).unwrap_or(0));
+            let values = column.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>();
+            (0..values.len()).any(|i| values.is_valid(i) && values.value(i) % factor != 0)
+        }
+        _ => false,
+    }
 }
