@@ -124,6 +124,12 @@ impl SqlCatalog {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(30))
+            // No idle timeout and no lifetime, so sqlx starts no maintenance task: in sqlx 0.9.0
+            // that task can spin at 100% CPU when `num_idle` underflows, which hung a CLI
+            // process at exit (sqlx#3645, fixed by sqlx#4289 after 0.9.0). Connections are
+            // still tested before use, and a catalog holds at most a handful.
+            .idle_timeout(None)
+            .max_lifetime(None)
             .after_connect(move |conn, _| Box::pin(async move { prepare_connection(conn, backend).await }))
             .connect_with(options)
             .await
