@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshwork_catalog::{
-    CatalogStore, DomainRecord, NewEvent, ProductRecord, Publication, QualityRun, RuleStatus, RunOutcome,
+    CatalogStore, DomainRecord, NewEvent, ProductRecord, Publication, QualityRun, RunOutcome,
     SchemaColumn, Trigger, VersionRecord,
 };
 use meshwork_core::clock::{Clock, SystemClock};
@@ -356,19 +356,11 @@ async fn publish_product(
         results,
     };
     failpoint("checked");
-    let failing = |severity: Severity| -> Vec<serde_json::Value> {
-        run_record
-            .results
-            .iter()
-            .filter(|r| r.status != RuleStatus::Passed && r.severity == severity)
-            .map(|r| json!({ "rule": r.name, "kind": r.rule, "status": r.status, "failing": r.failing, "message": r.message }))
-            .collect()
-    };
     if run_record.outcome == RunOutcome::Failed {
         let event = NewEvent {
             kind: EventKind::QualityFailed,
             product: Some(id.clone()),
-            payload: json!({ "trigger": options.trigger, "rows": row_count, "rules": failing(Severity::Error), "warnings": failing(Severity::Warn) }),
+            payload: json!({ "trigger": options.trigger, "rows": row_count, "rules": quality::failing_rules(&run_record, Severity::Error), "warnings": quality::failing_rules(&run_record, Severity::Warn) }),
         };
         run_record.id = catalog.record_quality_run(id, &run_record).await?;
         catalog.append_events(&[event]).await?;
@@ -410,7 +402,7 @@ async fn publish_product(
         events.push(NewEvent {
             kind: EventKind::QualityWarned,
             product: Some(id.clone()),
-            payload: json!({ "trigger": options.trigger, "rules": failing(Severity::Warn) }),
+            payload: json!({ "trigger": options.trigger, "rules": quality::failing_rules(&run_record, Severity::Warn) }),
         });
     }
     let mut publication = Publication {

@@ -94,18 +94,11 @@ pub(crate) async fn publish(
         quality_ms: started.elapsed().as_secs_f64() * 1000.0,
         results,
     };
-    let failing = |run: &QualityRun, severity: Severity| -> Vec<serde_json::Value> {
-        run.results
-            .iter()
-            .filter(|r| r.status != meshwork_catalog::RuleStatus::Passed && r.severity == severity)
-            .map(|r| json!({ "rule": r.name, "kind": r.rule, "status": r.status, "failing": r.failing, "message": r.message }))
-            .collect()
-    };
     if run.outcome == RunOutcome::Failed {
         let event = NewEvent {
             kind: EventKind::QualityFailed,
             product: Some(id.clone()),
-            payload: json!({ "trigger": trigger, "rows": rows, "rules": failing(&run, Severity::Error), "warnings": failing(&run, Severity::Warn) }),
+            payload: json!({ "trigger": trigger, "rows": rows, "rules": quality::failing_rules(&run, Severity::Error), "warnings": quality::failing_rules(&run, Severity::Warn) }),
         };
         run.id = catalog.record_quality_run(id, &run).await?;
         catalog.append_events(&[event]).await?;
@@ -131,7 +124,7 @@ pub(crate) async fn publish(
         });
     }
     if run.outcome == RunOutcome::Warned {
-        events.push(NewEvent { kind: EventKind::QualityWarned, product: Some(id.clone()), payload: json!({ "trigger": trigger, "rules": failing(&run, Severity::Warn) }) });
+        events.push(NewEvent { kind: EventKind::QualityWarned, product: Some(id.clone()), payload: json!({ "trigger": trigger, "rules": quality::failing_rules(&run, Severity::Warn) }) });
     }
     let publication = Publication {
         product: ProductRecord::of(descriptor.clone(), hash, store.table_url(id).to_string()),

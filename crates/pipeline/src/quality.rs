@@ -454,3 +454,12 @@ pub fn outcome(results: &[RuleResult]) -> RunOutcome {
     }
 }
 
+
+/// The rules of `run` of `severity` that did not pass, as lifecycle events list them.
+pub fn failing_rules(run: &meshwork_catalog::QualityRun, severity: meshwork_core::descriptor::Severity) -> Vec<serde_json::Value> {
+    run.results
+        .iter()
+        .filter(|r| r.status != meshwork_catalog::RuleStatus::Passed && r.severity == severity)
+        .map(|r| serde_json::json!({ "rule": r.name, "kind": r.rule, "status": r.status, "failing": r.failing, "message": r.message }))
+        .collect()
+}

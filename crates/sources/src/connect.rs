@@ -131,10 +131,10 @@ pub fn quote_ident(kind: DatabaseKind, name: &str) -> String {
     }
 }
 
-/// `text` without `secret` (a database could echo what it was sent).
-fn scrub(text: &str, secret: Option<&str>) -> String {
+/// `text` without `secret` (a server could echo what it was sent).
+pub(crate) fn scrub(text: &str, secret: Option<&str>) -> String {
     match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "<password>"),
+        Some(secret) if !secret.is_empty() => text.replace(secret, "<secret>"),
         _ => text.to_owned(),
     }
 }
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn a_password_echoed_back_is_scrubbed() {
-        assert_eq!(scrub("bad password s3cr3t!", Some("s3cr3t!")), "bad password <password>");
+        assert_eq!(scrub("bad password s3cr3t!", Some("s3cr3t!")), "bad password <secret>");
         assert_eq!(scrub("no secret", None), "no secret");
     }
 }

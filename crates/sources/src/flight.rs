@@ -12,6 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use meshwork_core::descriptor::{DatabaseRead, FlightEndpoint};
 use tonic::transport::{Channel, Endpoint};
 
+use crate::connect::scrub;
 use crate::{SourceColumn, SourceError, SourceRows};
 
 /// How long connecting may take before the endpoint counts as unreachable.
@@ -116,12 +117,5 @@ pub fn arrow_type_name(data_type: &DataType) -> &'static str {
         DataType::Timestamp(_, _) => "TIMESTAMP",
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => "BYTEA",
         _ => "TEXT",
-    }
-}
-
-fn scrub(text: &str, secret: Option<&str>) -> String {
-    match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "<token>"),
-        _ => text.to_owned(),
     }
 }
