@@ -234,3 +234,40 @@ impl TableProvider for ProductTable {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::execution::SessionStateBuilder;
+    use meshwork_core::principal::{Principal, PrincipalKind};
+    use meshwork_policy::AccessDecision;
+
+    use super::ProductGuard;
+
+    fn guard(filter: &str) -> ProductGuard {
+        let state = SessionStateBuilder::new().with_default_features().build();
+        let schema = Arc::new(Schema::new(vec![Field::new("region", DataType::Utf8, true)]));
+        let mut decision = AccessDecision::deny("sales.orders".parse().unwrap(), "");
+        (decision.allowed, decision.reasons, decision.row_filters) = (true, Vec::new(), vec![filter.to_owned()]);
+        let auditor = Principal {
+            name: "aud".into(),
+            kind: PrincipalKind::User,
+            groups: ["audit".to_owned()].into(),
+            domains: Default::default(),
+            attributes: Default::default(),
+            admin: false,
+        };
+        ProductGuard::build(&state, &schema, &decision, &auditor, "salt").unwrap()
+    }
+
+    #[test]
+    fn a_filter_that_spares_the_principal_is_dropped_unless_it_reads_the_clock() {
+        assert!(guard("region = 'EU' OR principal.in_group('audit')").is_open(), "always true for an auditor: no fence");
+        assert!(!guard("region = 'EU' OR principal.in_group('sales')").is_open());
+        // True today, false after the date: evaluated by each statement, never folded once.
+        let dated = guard("region = 'EU' OR (principal.in_group('audit') AND current_date <= DATE '2999-01-01')");
+        assert!(dated.filter.is_some(), "a clock-reading filter stays");
+    }
+}
