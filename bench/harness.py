@@ -908,6 +908,81 @@ def suite_control(ctx):
 # Report
 
 
+# ---------------------------------------------------------------------------------------------
+# Distributed execution (issue 19): the same TPC-H statements through Meshwork in-process and on
+# a Ballista cluster of one scheduler and two executors on this machine (`meshwork cluster`).
+
+
+def suite_cluster(ctx):
+    parquet, _ = tpch_data(ctx)
+    scheduler = free_port()
+    mesh = write_tpch_mesh(ctx, parquet, name="tpch-cluster-mesh", settings=f'cluster: {{ scheduler: "127.0.0.1:{scheduler}", run: all }}\n')
+    queries = tpch_queries(ctx)
+    procs = []
+
+    def start(args):
+        proc = subprocess.Popen([ctx.meshwork, "-C", str(mesh), "cluster", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+
+    def wait_port(port):
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        sys.exit(f"error: nothing listens on port {port} after 60 s")
+
+    workers = []
+    try:
+        start(["scheduler", "--bind", f"127.0.0.1:{scheduler}"])
+        wait_port(scheduler)
+        cores = os.cpu_count() or 2
+        for _ in range(2):
+            flight, grpc = free_port(), free_port()
+            # Two executors share the machine's cores, each with half the memory of the
+            # in-process runs' 16 GiB limit per task slot.
+            start(["executor", "--scheduler", f"127.0.0.1:{scheduler}", "--port", str(flight), "--grpc-port", str(grpc),
+                   "--concurrency", str(max(1, cores // 2)), "--memory", "8GiB"])
+            wait_port(flight)
+        time.sleep(2)  # executors register with the scheduler just after they listen
+        env = {"MESHWORK_LOG": "warn"}
+        workers = [
+            Worker("meshwork", [ctx.bench, "sql-worker", "--mesh", str(mesh), "--as", "owner", "--local"], env=env),
+            Worker("meshwork on ballista (2 executors)", [ctx.bench, "sql-worker", "--mesh", str(mesh), "--as", "owner"], env=env),
+            Worker("meshwork governed", [ctx.bench, "sql-worker", "--mesh", str(mesh), "--as", "analyst", "--local"], env=env),
+            Worker("meshwork governed on ballista", [ctx.bench, "sql-worker", "--mesh", str(mesh), "--as", "analyst"], env=env),
+        ]
+        times, rows = interleaved(ctx, "cluster", workers, queries)
+    finally:
+        for w in workers:
+            w.close()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+    mismatches = []
+    for group in (["meshwork", "meshwork on ballista (2 executors)"], ["meshwork governed", "meshwork governed on ballista"]):
+        for q in queries:
+            counts = {name: rows[name][q] for name in group}
+            if len(set(counts.values())) != 1:
+                mismatches.append({"query": q, "rows": counts})
+    per_query = {name: {q: stats(v) for q, v in by_q.items()} for name, by_q in times.items()}
+
+    def ratio(a, b):
+        return {q: per_query[a][q]["median"] / per_query[b][q]["median"] for q in queries}
+
+    pairs = [("meshwork on ballista (2 executors)", "meshwork"), ("meshwork governed on ballista", "meshwork governed")]
+    return {
+        "queries": list(queries),
+        "systems": [w.name for w in workers],
+        "per_query": per_query,
+        "rows": rows,
+        "ratios": {f"{a} / {b}": {"per_query": ratio(a, b), "geomean": geomean(ratio(a, b).values())} for a, b in pairs},
+        "totals_ms": {name: sum(per_query[name][q]["median"] for q in queries) for name in times},
+        "mismatches": mismatches,
+    }
+
+
 def machine(ctx):
     cpu = "unknown"
     try:
@@ -1002,6 +1077,18 @@ def markdown(report):
             out += ["**Row counts differ:** " + json.dumps(t["mismatches"]), ""]
         else:
             out += ["Row counts agree across DuckDB, DataFusion and Meshwork, and between the governed runs and the hand-written views.", ""]
+    if "cluster" in report:
+        t = report["cluster"]
+        out += ["## TPC-H on a Ballista cluster (scheduler + 2 executors, this machine)", "", "| ratio | geometric mean |", "|---|---:|"]
+        for name, r in t["ratios"].items():
+            out.append(f"| {name} | {fmt(r['geomean'], 3)} |")
+        out += ["", "| query | " + " | ".join(t["systems"]) + " |", "|---|" + "---:|" * len(t["systems"])]
+        for q in t["queries"]:
+            out.append(f"| {q} | " + " | ".join(spread(t["per_query"][s][q], 1, 0) for s in t["systems"]) + " |")
+        out.append("| total | " + " | ".join(fmt(t["totals_ms"][s], 0) for s in t["systems"]) + " |")
+        if t["mismatches"]:
+            out += ["", f"Row-count mismatches: {t['mismatches']}"]
+        out.append("")
     if "settings" in report:
         t = report["settings"]
         first = t["systems"][0]
@@ -1066,7 +1153,7 @@ def markdown(report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suites", nargs="*", default=["all"], help="tpch, settings, service, ingest, transport, control or all (settings is not part of all)")
+    parser.add_argument("suites", nargs="*", default=["all"], help="tpch, cluster, settings, service, ingest, transport, control or all (settings and cluster are not part of all)")
     parser.add_argument("--sf", type=float, default=1.0, help="TPC-H scale factor (default 1)")
     parser.add_argument("--runs", type=int, default=5, help="measured runs (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up runs (default 1)")
@@ -1084,8 +1171,8 @@ def main():
 
     suites = ["tpch", "service", "ingest", "transport", "control"] if "all" in args.suites else args.suites
     for s in suites:
-        if s not in ("tpch", "settings", "service", "ingest", "transport", "control"):
-            sys.exit(f"error: unknown suite `{s}`; choose from tpch, settings, service, ingest, transport, control, all")
+        if s not in ("tpch", "cluster", "settings", "service", "ingest", "transport", "control"):
+            sys.exit(f"error: unknown suite `{s}`; choose from tpch, cluster, settings, service, ingest, transport, control, all")
     if args.runs < 1:
         sys.exit("error: `--runs` must be at least 1")
 
@@ -1122,7 +1209,7 @@ def main():
         "machine": machine(ctx),
     }
     for s in suites:
-        report[s] = {"tpch": suite_tpch, "settings": suite_settings, "service": suite_service, "ingest": suite_ingest, "transport": suite_transport, "control": suite_control}[s](ctx)
+        report[s] = {"tpch": suite_tpch, "cluster": suite_cluster, "settings": suite_settings, "service": suite_service, "ingest": suite_ingest, "transport": suite_transport, "control": suite_control}[s](ctx)
     report["facts"] = ctx.facts
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,9 @@ enum Command {
         /// The principal to query as (with `--mesh`).
         #[arg(long = "as", default_value = "admin")]
         principal: String,
+        /// Run in-process even when the mesh names a `cluster:` (with `--mesh`).
+        #[arg(long, requires = "mesh")]
+        local: bool,
     },
     /// Control-plane measurements, printed as JSON.
     Control {
@@ -109,8 +112,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
-            Command::SqlWorker { setup, meshwork_settings, mesh, principal } => match (setup, mesh) {
-                (_, Some(mesh)) => worker::serve(worker::Engine::meshwork(&mesh, &principal).await?).await,
+            Command::SqlWorker { setup, meshwork_settings, mesh, principal, local } => match (setup, mesh) {
+                (_, Some(mesh)) => worker::serve(worker::Engine::meshwork(&mesh, &principal, local).await?).await,
                 (setup, None) => worker::serve(worker::Engine::datafusion(setup.as_deref(), meshwork_settings).await?).await,
             },
             Command::Control { mesh, principal, decisions, catalog_sizes, searches } => {

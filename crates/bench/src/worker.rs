@@ -37,12 +37,15 @@ impl Engine {
         Ok(Engine::DataFusion(ctx))
     }
 
-    /// Meshwork over the mesh at `root` (applied beforehand), as `principal`.
-    pub async fn meshwork(root: &Path, principal: &str) -> anyhow::Result<Engine> {
+    /// Meshwork over the mesh at `root` (applied beforehand), as `principal`; on the mesh's
+    /// `cluster:` unless `local`.
+    pub async fn meshwork(root: &Path, principal: &str, local: bool) -> anyhow::Result<Engine> {
         let mesh = meshwork_pipeline::load_mesh(root).map_err(|d| anyhow::anyhow!("cannot load the mesh at `{}`: {d:?}", root.display()))?;
         let catalog = mesh.home().open_catalog().await?;
         mesh.home().open_store()?;
-        let engine = QueryEngine::new(catalog, QueryLimits::default()).await?;
+        // A `cluster:` in mesh.yaml sends the statements to Ballista, as servers do.
+        let cluster = mesh.repo.config.cluster.as_ref().filter(|_| !local).map(|config| std::sync::Arc::new(meshwork_query::Cluster::new(config)));
+        let engine = QueryEngine::new(catalog, QueryLimits { cluster, ..QueryLimits::default() }).await?;
         let principal = engine.governance().await?.principal(principal)?;
         Ok(Engine::Meshwork { engine, principal })
     }

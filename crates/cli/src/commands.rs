@@ -13,7 +13,7 @@ use meshwork_core::id::ProductId;
 use meshwork_catalog::{AuditFilter, CatalogStore, ProductRecord};
 use meshwork_core::principal::{LOCAL_ADMIN, Principal};
 use meshwork_pipeline::{ApplyObserver, Finding, LoadedMesh, MeshHome, ProductOutcome};
-use meshwork_query::{Governance, QuerySession};
+use meshwork_query::{Cluster, Governance, QueryLimits, QuerySession};
 
 use crate::output::{apply_json, apply_summary, diagnostics_json, findings_json, findings_text, text_table, write_results};
 use crate::{EXIT_FAILED, EXIT_INVALID, ReportFormat, Reported, ResultFormat};
@@ -282,9 +282,11 @@ pub(crate) async fn open_as(dir: &Path, principal: Option<&str>) -> anyhow::Resu
 }
 
 /// `meshwork query`.
-pub async fn query(dir: &Path, principal: Option<&str>, sql: &str, format: ResultFormat, output: Option<&Path>) -> anyhow::Result<()> {
+pub async fn query(dir: &Path, principal: Option<&str>, sql: &str, local: bool, format: ResultFormat, output: Option<&Path>) -> anyhow::Result<()> {
     let (catalog, governance, principal) = open_as(dir, principal).await?;
-    let session = QuerySession::open(catalog, &governance, principal, "cli").await?;
+    let cluster = if local { None } else { open_home(dir)?.config.cluster };
+    let limits = QueryLimits { cluster: cluster.as_ref().map(|config| Arc::new(Cluster::new(config))), ..QueryLimits::default() };
+    let session = QuerySession::open_with(catalog, &governance, principal, "cli", &limits, None).await?;
     let (schema, batches) = session.collect(sql).await?;
     for deprecation in session.deprecations() {
         eprintln!("warning: {}", deprecation.warning());

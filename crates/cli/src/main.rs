@@ -2,6 +2,7 @@
 
 mod access;
 mod catalog;
+mod cluster;
 mod commands;
 mod consumers;
 mod lineage;
@@ -144,6 +145,9 @@ enum Command {
     Query {
         /// The SQL statement.
         sql: String,
+        /// Run in this process even when `mesh.yaml` names a `cluster:`.
+        #[arg(long)]
+        local: bool,
         /// Result format.
         #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
         format: ResultFormat,
@@ -284,6 +288,12 @@ enum Command {
     Catalog {
         #[command(subcommand)]
         command: CatalogCommand,
+    },
+    /// The processes of an Apache Ballista cluster that large queries run on (`cluster:` in
+    /// mesh.yaml): a scheduler and executors, with Meshwork's policy fence and masks.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
     },
 }
 
@@ -495,7 +505,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Product { command: ProductCommand::Quality { name, limit, format } } => {
             trust::product_quality(&dir, principal, &name, limit, format).await
         }
-        Command::Query { sql, format, output } => commands::query(&dir, principal, &sql, format, output.as_deref()).await,
+        Command::Cluster { command } => cluster::run(&dir, command).await,
+        Command::Query { sql, local, format, output } => commands::query(&dir, principal, &sql, local, format, output.as_deref()).await,
         Command::Search(args) => search::search(&dir, principal, args).await,
         Command::Product { command: ProductCommand::Lineage { name, columns, upstream, downstream, format } } => {
             let direction = match (upstream, downstream) {

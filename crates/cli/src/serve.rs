@@ -9,7 +9,7 @@ use anyhow::Context;
 use meshwork_auth::{Authenticator, OidcVerifier, issue_token, parse_expiry};
 use meshwork_catalog::CatalogStore;
 use meshwork_pipeline::MeshHome;
-use meshwork_query::{Governance, QueryEngine, QueryLimits};
+use meshwork_query::{Cluster, Governance, QueryEngine, QueryLimits};
 use meshwork_core::clock::{Clock, SystemClock};
 use meshwork_scheduler::{LineageDelivery, Scheduler, SloEvaluator, SubscriptionDeliveries, WebhookDispatcher};
 use meshwork_server::{BoundAddresses, Gate, GateOptions, Listeners, OidcClient, PortalOptions};
@@ -66,6 +66,7 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
     let limits = QueryLimits {
         memory_bytes: Some(usize::try_from(server.query_memory_bytes).unwrap_or(usize::MAX)),
         timeout: Some(Duration::from_secs(server.query_timeout.seconds)),
+        cluster: home.config.cluster.as_ref().map(|config| Arc::new(Cluster::new(config))),
     };
     // Opened before any table is read: it also makes the catalog's `s3://` table URLs open.
     let store = home.open_store()?;

@@ -37,6 +37,37 @@ pub struct MeshConfig {
     /// under `connections:` with a `grpc://` URL.
     #[serde(default)]
     pub flight_endpoints: BTreeMap<String, FlightEndpoint>,
+    /// The Apache Ballista cluster queries may run on; `None`: every query runs in-process.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `cluster:` in `mesh.yaml`: a Ballista scheduler that runs the queries this mesh's servers
+/// and commands plan, after Meshwork has decided access and put its policy fences in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterConfig {
+    /// The scheduler's gRPC address, `HOST:PORT`.
+    pub scheduler: String,
+    /// Which queries run on the cluster.
+    pub run: ClusterRun,
+}
+
+/// `cluster.run`: which queries leave the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterRun {
+    /// Every query whose plan can run there (`run: all`).
+    All,
+    /// Queries whose product files add up to at least `min_scan_bytes` (`min_scan: 1GiB`).
+    Large {
+        /// The scan size from which a query runs on the cluster.
+        min_scan_bytes: u64,
+    },
+}
+
+impl ClusterRun {
+    /// The scan size from which queries run on the cluster when `mesh.yaml` names none.
+    pub const DEFAULT_MIN_SCAN_BYTES: u64 = 1 << 30;
 }
 
 /// A Flight SQL endpoint under `connections:` (`url: grpc://HOST:PORT`): another Meshwork, or any

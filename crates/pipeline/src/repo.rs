@@ -218,6 +218,7 @@ pub fn load_mesh_with(root: &Path, require_input_files: bool) -> Result<LoadedMe
         policies: Default::default(),
         connections: Default::default(),
         flight_endpoints: Default::default(),
+        cluster: None,
     });
     let repo = MeshRepo { config, domains, products, unparsed };
     diagnostics.extend(repo.check());

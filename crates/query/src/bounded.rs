@@ -73,6 +73,23 @@ pub(crate) fn install(state: &mut SessionState, limits: &QueryLimits) -> Result<
     Ok(())
 }
 
+/// The limit of `udf` when it is one of the size-checked functions: what a plan sent to another
+/// process carries so that the function is checked there too.
+pub(crate) fn limit_of(udf: &ScalarUDF) -> Option<usize> {
+    (udf.inner().as_ref() as &dyn std::any::Any).downcast_ref::<Bounded>().map(|b| b.limit)
+}
+
+/// The size-checked `name` with `limit`, over the function of that name in `registry` (an
+/// executor's, which knows only DataFusion's own functions).
+pub(crate) fn rebuild(name: &str, limit: usize, registry: &dyn FunctionRegistry) -> Result<Arc<ScalarUDF>> {
+    let estimate = BOUNDED
+        .iter()
+        .find(|(bounded, _)| *bounded == name)
+        .map(|(_, estimate)| *estimate)
+        .ok_or_else(|| DataFusionError::Internal(format!("`{name}` is not a size-checked function")))?;
+    Ok(Arc::new(ScalarUDF::new_from_impl(Bounded { inner: registry.udf(name)?, estimate, limit })))
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Bounded {
     inner: Arc<ScalarUDF>,

@@ -25,6 +25,9 @@ pub struct QueryLimits {
     pub memory_bytes: Option<usize>,
     /// Wall time one query may take, planning and streaming included.
     pub timeout: Option<Duration>,
+    /// The Ballista cluster large statements run on (`cluster:` in `mesh.yaml`); `None`: all
+    /// run in-process.
+    pub cluster: Option<Arc<crate::Cluster>>,
 }
 
 impl QueryLimits {

@@ -79,6 +79,9 @@ pub enum QueryError {
     /// a request already decided); the message says what is there.
     #[error("{0}")]
     Conflict(String),
+    /// The mesh's Ballista cluster could not run a statement; the message says what failed.
+    #[error("{0}")]
+    Cluster(String),
     /// Stored data could not be read back (a bug or a store from another version).
     #[error("internal error (this is a bug in meshwork): {0}")]
     Internal(String),
@@ -157,6 +160,7 @@ impl QueryError {
             | QueryError::Storage(_)
             | QueryError::Policy(_)
             | QueryError::AuditUnavailable(_)
+            | QueryError::Cluster(_)
             | QueryError::Internal(_) => ErrorCode::Internal,
         }
     }

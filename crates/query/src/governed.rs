@@ -66,7 +66,10 @@ pub(crate) async fn governed_context(
         .with_information_schema(true);
     // Spans let errors point at the position in the user's SQL.
     config.options_mut().sql_parser.collect_spans = true;
-    let config = crate::tuning::tuned(config);
+    let mut config = crate::tuning::tuned(config);
+    if limits.cluster.is_some() {
+        config = crate::distributed::for_cluster(config);
+    }
     let runtime = limits.runtime_env(tables)?;
     let journal = Arc::new(Journal::default());
     // A plain session (same configuration and runtime) to open tables and plan guard

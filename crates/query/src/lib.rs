@@ -19,6 +19,7 @@
 mod access;
 mod bounded;
 mod consumers;
+mod distributed;
 mod domain;
 mod engine;
 mod error;
@@ -46,6 +47,7 @@ pub use access::{
     visibility, withdraw_request,
 };
 pub use consumers::{Consumers, MajorReader, SubscribeRequest, consumers, subscribe, unsubscribe};
+pub use distributed::{Cluster, MeshCodec, Placement};
 pub use domain::{DomainReads, DomainSession};
 pub use engine::{QueryEngine, QueryLimits, TableCache};
 pub use error::{ErrorCode, QueryError};

@@ -38,29 +38,42 @@ fn map_text(args: &ScalarFunctionArgs, mut mask: impl FnMut(&str, &mut String)) 
 /// `mask_hash(value)`: hex of SHA-256 over the mesh's secret salt and the value's text. Stable
 /// within a mesh, so masked keys still join and group; different across meshes.
 pub(crate) struct MaskHash {
+    /// The salt and SHA-256 after it; `None` on a node that only relays plans (a Ballista
+    /// scheduler), which never learns the salt and cannot compute the mask.
+    keyed: Option<Keyed>,
+    signature: Signature,
+}
+
+struct Keyed {
     salt: String,
     /// SHA-256 after the salt and its separator, cloned for every value: the mesh's salt is
     /// 64 hex characters, so the prefix fills one whole 64-byte block, and starting from this
     /// state saves one of the two block compressions a short value (under 55 bytes) costs.
     prefix: Sha256,
-    signature: Signature,
 }
 
 impl MaskHash {
+    pub(crate) const NAME: &str = "mask_hash";
+
     pub(crate) fn udf(salt: &str) -> Arc<ScalarUDF> {
         Arc::new(ScalarUDF::new_from_impl(MaskHash::new(salt)))
+    }
+
+    /// The mask as a plan relay decodes it: the same function, unable to run.
+    pub(crate) fn sealed() -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(MaskHash { keyed: None, signature: Signature::any(1, Volatility::Immutable) }))
     }
 
     fn new(salt: &str) -> MaskHash {
         let mut prefix = Sha256::new();
         prefix.update(salt.as_bytes());
         prefix.update([0u8]);
-        MaskHash { salt: salt.to_owned(), prefix, signature: Signature::any(1, Volatility::Immutable) }
+        MaskHash { keyed: Some(Keyed { salt: salt.to_owned(), prefix }), signature: Signature::any(1, Volatility::Immutable) }
     }
 
-    fn hash_into(&self, value: &str, out: &mut String) {
+    fn hash_into(keyed: &Keyed, value: &str, out: &mut String) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut digest = self.prefix.clone();
+        let mut digest = keyed.prefix.clone();
         digest.update(value.as_bytes());
         out.clear();
         for byte in &digest.finalize()[..16] {
@@ -79,7 +92,7 @@ impl fmt::Debug for MaskHash {
 
 impl PartialEq for MaskHash {
     fn eq(&self, other: &Self) -> bool {
-        self.salt == other.salt
+        self.keyed.as_ref().map(|k| &k.salt) == other.keyed.as_ref().map(|k| &k.salt)
     }
 }
 
@@ -87,13 +100,13 @@ impl Eq for MaskHash {}
 
 impl Hash for MaskHash {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        "mask_hash".hash(state);
+        Self::NAME.hash(state);
     }
 }
 
 impl ScalarUDFImpl for MaskHash {
     fn name(&self) -> &str {
-        "mask_hash"
+        Self::NAME
     }
 
     fn signature(&self) -> &Signature {
@@ -105,7 +118,12 @@ impl ScalarUDFImpl for MaskHash {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        map_text(&args, |value, out| self.hash_into(value, out))
+        let Some(keyed) = &self.keyed else {
+            return Err(datafusion::error::DataFusionError::Execution(
+                "a hash mask reached a node without the mesh's salt: run it on an executor started with `meshwork cluster executor` on the mesh".into(),
+            ));
+        };
+        map_text(&args, |value, out| MaskHash::hash_into(keyed, value, out))
     }
 }
 
@@ -113,12 +131,14 @@ impl ScalarUDFImpl for MaskHash {
 /// value too short to hide anything is starred entirely.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct MaskPartial {
-    keep_first: usize,
-    keep_last: usize,
+    pub(crate) keep_first: usize,
+    pub(crate) keep_last: usize,
     signature: Signature,
 }
 
 impl MaskPartial {
+    pub(crate) const NAME: &str = "mask_partial";
+
     pub(crate) fn udf(keep_first: u32, keep_last: u32) -> Arc<ScalarUDF> {
         Arc::new(ScalarUDF::new_from_impl(MaskPartial {
             keep_first: keep_first as usize,
@@ -150,7 +170,7 @@ impl MaskPartial {
 
 impl ScalarUDFImpl for MaskPartial {
     fn name(&self) -> &str {
-        "mask_partial"
+        Self::NAME
     }
 
     fn signature(&self) -> &Signature {
@@ -177,7 +197,7 @@ mod tests {
         let mask = MaskHash::new(&salt);
         for value in ["", "a", "ines.varga1@example.com", &"x".repeat(200)] {
             let mut got = String::new();
-            mask.hash_into(value, &mut got);
+            MaskHash::hash_into(mask.keyed.as_ref().unwrap(), value, &mut got);
             let full = Sha256::digest([salt.as_bytes(), &[0u8], value.as_bytes()].concat());
             assert_eq!(got, hex_prefix(&full[..16]), "{value}");
         }

@@ -226,6 +226,11 @@ impl PolicyFenceExec {
         properties.set_eq_properties(EquivalenceProperties::new(input.schema()));
         PolicyFenceExec { product, published_rows, input, properties: Arc::new(properties) }
     }
+
+    /// The product fenced and its published row count: what a distributed plan carries.
+    pub(crate) fn parts(&self) -> (&str, u64) {
+        (&self.product, self.published_rows)
+    }
 }
 
 impl DisplayAs for PolicyFenceExec {

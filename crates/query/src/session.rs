@@ -289,6 +289,17 @@ impl QuerySession {
         // statement reads before its audit event is written.
         let task = Arc::new(frame.task_ctx());
         let plan = crate::limits::physical_plan(frame, &self.limits).await?;
+        if let Some(cluster) = &self.limits.cluster {
+            match cluster.placement(&plan) {
+                crate::Placement::Cluster => {
+                    tracing::info!(principal = %self.principal.name, scheduler = cluster.scheduler(), "statement runs on the cluster");
+                    let submitted = cluster.submit(plan, task.session_config().clone());
+                    let batches = crate::limits::within(&self.limits, submitted).await?;
+                    return Ok(stream::Running::Stream(schema, batches));
+                }
+                crate::Placement::Local(reason) => tracing::debug!(%reason, "statement runs in-process"),
+            }
+        }
         let batches = datafusion::physical_plan::execute_stream(plan, task)?;
         Ok(stream::Running::Stream(schema, batches))
     }

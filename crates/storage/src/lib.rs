@@ -357,6 +357,12 @@ impl ProductStore {
             .map_err(|source| StorageError::Delta { table: url.to_string(), source })
     }
 
+    /// Registers the object-storage buckets this process opened (`open_store`) with `runtime`,
+    /// for scans planned elsewhere (a cluster executor's tasks).
+    pub fn register_buckets(runtime: &datafusion::execution::runtime_env::RuntimeEnv) {
+        s3::register_buckets(runtime);
+    }
+
     /// Registers the object store of `table` with `session`'s runtime, for a provider built
     /// with another session and scanned by this one.
     pub fn register_object_store(table: &DeltaTable, session: &dyn Session) -> Result<()> {

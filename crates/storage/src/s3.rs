@@ -66,6 +66,16 @@ pub(crate) fn connect(location: &S3Location, credentials: Option<(&str, &str)>) 
     Ok(store)
 }
 
+/// Registers the client of every bucket this process opened with `runtime`, so DataFusion's
+/// own Parquet scans read `s3://` product files (a cluster executor's task runtimes).
+pub(crate) fn register_buckets(runtime: &datafusion::execution::runtime_env::RuntimeEnv) {
+    for (key, store) in BUCKETS.read().expect("the bucket registry is never poisoned").iter() {
+        if let Ok(url) = Url::parse(key) {
+            runtime.register_object_store(&url, store.clone());
+        }
+    }
+}
+
 fn bucket_key(bucket: &str) -> String {
     format!("s3://{bucket}")
 }

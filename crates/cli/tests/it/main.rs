@@ -924,6 +924,7 @@ fn validate_parses_row_filters_and_sql_masks() {
 
 mod access;
 mod attacks;
+mod cluster;
 mod crash;
 mod derived;
 mod evolution;

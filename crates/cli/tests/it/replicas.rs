@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use super::{ExampleOnPostgres, http_post, ok, write};
 
 /// A running `meshwork serve` and everything it has logged.
-struct Replica {
+pub(super) struct Replica {
     child: Child,
     http: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Replica {
-    fn start(dir: &Path) -> Replica {
+    pub(super) fn start(dir: &Path) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meshwork"))
             .arg("-C")
             .arg(dir)
@@ -46,7 +46,7 @@ impl Replica {
         Replica { child, http, log }
     }
 
-    fn logged(&self, text: &str) -> bool {
+    pub(super) fn logged(&self, text: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
 
@@ -62,11 +62,11 @@ impl Replica {
         (status, serde_json::from_str(body).unwrap_or_else(|_| panic!("{response}")))
     }
 
-    fn query(&self, token: &str, sql: &str) -> String {
+    pub(super) fn query(&self, token: &str, sql: &str) -> String {
         http_post(&self.http, "/api/v1/query", token, &serde_json::json!({ "sql": sql }).to_string())
     }
 
-    fn kill(mut self) {
+    pub(super) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -201,7 +201,7 @@ pub fn parse_mesh_config(file: &str, text: &str) -> Parsed<MeshConfig> {
 }
 
 pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig> {
-    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "scheduler", "notifications", "openlineage", "policies", "connections"])?;
+    let map = d.mapping(root, "", &["name", "description", "storage", "metadata", "server", "auth", "scheduler", "notifications", "openlineage", "policies", "connections", "cluster"])?;
     let name = d.required_text(map, "", "name", "my-mesh");
     let description = d.text(map, "", "description");
     let storage = Decoder::get(map, "storage").and_then(|node| storage_location(d, node)).unwrap_or_default();
@@ -244,7 +244,8 @@ pub(super) fn mesh_config(d: &mut Decoder<'_>, root: &Node) -> Option<MeshConfig
     let openlineage = Decoder::get(map, "openlineage").and_then(|node| openlineage_config(d, node, name.as_deref()));
     let policies = policy_states(d, map);
     let (connections, flight_endpoints) = Decoder::get(map, "connections").map(|node| connections(d, node)).unwrap_or_default();
-    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, openlineage, policies, connections, flight_endpoints })
+    let cluster = Decoder::get(map, "cluster").and_then(|node| cluster_config(d, node));
+    Some(MeshConfig { name: name?, description, storage, metadata, server, auth, scheduler, notifications, openlineage, policies, connections, flight_endpoints, cluster })
 }
 
 /// `connections:`, a mapping of names to `{ url, password_env }`. As for `metadata:`, a URL that

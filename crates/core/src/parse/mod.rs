@@ -15,6 +15,7 @@ use crate::id::{DomainName, NameError, ProductId, ProductName, check_identifier,
 use crate::yaml::{Decoder, Positions, join};
 
 mod access;
+mod cluster;
 mod domain;
 mod mesh;
 mod openlineage;
@@ -22,6 +23,7 @@ mod product;
 mod rules;
 
 use access::*;
+use cluster::*;
 use domain::*;
 use mesh::*;
 use openlineage::*;

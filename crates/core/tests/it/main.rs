@@ -568,3 +568,32 @@ access:
         the product is deprecated (sunset 2027-03-01, successor `sales.orders_v2`)
     "#]].assert_eq(&table);
 }
+
+#[test]
+fn a_cluster_names_its_scheduler_and_which_queries_run_there() {
+    use meshwork_core::descriptor::{ClusterConfig, ClusterRun};
+    let parsed = |text: &str| parse_mesh_config("mesh.yaml", text).map(|p| p.value.cluster).map_err(|d| render(&d));
+    assert_eq!(parsed("name: m\n").unwrap(), None);
+    assert_eq!(
+        parsed("name: m\ncluster: { scheduler: \"df://10.0.0.5:50050\" }\n").unwrap(),
+        Some(ClusterConfig { scheduler: "10.0.0.5:50050".into(), run: ClusterRun::Large { min_scan_bytes: ClusterRun::DEFAULT_MIN_SCAN_BYTES } })
+    );
+    assert_eq!(
+        parsed("name: m\ncluster: { scheduler: \"ballista:50050\", run: large, min_scan: 256MiB }\n").unwrap(),
+        Some(ClusterConfig { scheduler: "ballista:50050".into(), run: ClusterRun::Large { min_scan_bytes: 256 << 20 } })
+    );
+    assert_eq!(parsed("name: m\ncluster: { scheduler: \"127.0.0.1:50050\", run: all }\n").unwrap(), Some(ClusterConfig { scheduler: "127.0.0.1:50050".into(), run: ClusterRun::All }));
+    expect![[r#"
+        [invalid_value] mesh.yaml:2:23: cluster.scheduler: `ballista` names no port (hint: write the scheduler's host and gRPC port, e.g. `127.0.0.1:50050`)
+        [invalid_value] mesh.yaml:2:38: cluster.run: unknown value `everything`, expected one of `all` or `large`
+    "#]]
+    .assert_eq(&parsed("name: m\ncluster: { scheduler: ballista, run: everything }\n").unwrap_err());
+    expect![[r#"
+        [invalid_value] mesh.yaml:2:50: cluster.min_scan: `min_scan` applies to `run: large` only (hint: remove it, or write `run: large` to send only queries scanning that much)
+    "#]]
+    .assert_eq(&parsed("name: m\ncluster: { scheduler: \"h:1\", run: all, min_scan: 1GiB }\n").unwrap_err());
+    expect![[r#"
+        [missing_field] mesh.yaml:2:10: cluster.scheduler: missing required field `scheduler` (hint: add `scheduler: 127.0.0.1:50050`)
+    "#]]
+    .assert_eq(&parsed("name: m\ncluster: { run: all }\n").unwrap_err());
+}

@@ -313,7 +313,7 @@ fn chain(term: &str, operator: &str, terms: usize) -> String {
 
 #[tokio::test]
 async fn resource_exhaustion_is_an_error_and_the_server_keeps_serving_others() {
-    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(4)) };
+    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(4)), ..Default::default() };
     let served = Served::start(limits, 8).await;
     // Under psql's 128 KiB argument limit, and still deep enough to overflow any stack.
     let cases: Vec<(String, &[&str])> = vec![

@@ -422,7 +422,7 @@ async fn flight_sql_streams_governed_results_and_binds_tickets() {
 
 #[tokio::test]
 async fn runaway_queries_fail_and_the_server_keeps_serving() {
-    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(3)) };
+    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(3)), ..Default::default() };
     let served = Served::start(limits, 1).await;
     let token = served.token("sam");
     // Runs forever: stopped by the time limit.

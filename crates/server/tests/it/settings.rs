@@ -28,7 +28,7 @@ fn engine_settings(spill: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn engine_settings_are_refused_on_every_interface() {
-    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(30)) };
+    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(30)), ..Default::default() };
     let served = Served::start(limits, 8).await;
     let spill = served._dir.path().join("chosen-by-the-caller");
     let statements = engine_settings(&spill.display().to_string());
@@ -96,7 +96,7 @@ async fn client_settings_drivers_send_still_pass() {
 /// types, and an `EXISTS` over the empty `pg_enum` inside a `CASE` is answered.
 #[tokio::test]
 async fn search_path_resolves_unqualified_names_for_what_the_principal_reads() {
-    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(30)) };
+    let limits = QueryLimits { memory_bytes: Some(64 << 20), timeout: Some(Duration::from_secs(30)), ..Default::default() };
     let served = Served::start(limits, 8).await;
     let mut conn = Wire::connect(served.at.postgres.port(), served.token("ana")).await.unwrap();
     let unqualified = "SELECT count(*) FROM orders";
