@@ -266,6 +266,24 @@ fn queries_run_on_a_ballista_cluster_with_the_same_answers_policies_and_audit_as
     let shipped = same_on_cluster(&dir, "ana", shipping);
     assert!(shipped.lines().count() > 3, "{shipped}");
     assert_eq!(stdout(&query(&dir, "ana", heavy, false)), expected);
+
+    // Per-query limits travel with the plan: a function that would build a value larger than a
+    // query may hold is refused on the executor, as it is in-process.
+    let huge = query(&dir, "ana", "SELECT max(length(repeat(c_nation, 2000000000))) FROM sales.customers", false);
+    assert!(!huge.status.success());
+    assert!(stderr(&huge).contains("the cluster could not finish the query") && stderr(&huge).contains("`repeat` would build a value of more than"), "{}", stderr(&huge));
+
+    // Statements without product files, and small ones under `run: large`, stay in-process.
+    let catalog = query(&dir, "ana", "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'sales'", false);
+    assert_eq!(stdout(&catalog), "n\n2\n");
+    assert!(!stderr(&catalog).contains(ON_CLUSTER), "{}", stderr(&catalog));
+    let yaml = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), yaml.replace("run: all", "run: large, min_scan: 1GiB")).unwrap();
+    let small = query(&dir, "ana", "SELECT count(*) AS n FROM ops.lineitem", false);
+    assert_eq!(stdout(&small), "n\n12000\n");
+    assert!(!stderr(&small).contains(ON_CLUSTER), "{}", stderr(&small));
+    std::fs::write(dir.join("mesh.yaml"), yaml.replace("run: all", "run: large, min_scan: 1KiB")).unwrap();
+    assert_eq!(same_on_cluster(&dir, "ana", "SELECT count(*) AS n FROM ops.lineitem"), "n\n12000\n");
     drop(executors);
     drop(scheduler);
 }
