@@ -20,8 +20,11 @@ use crate::commands::open_home;
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Run a Ballista scheduler that accepts the plans of this mesh's servers and commands and
-    /// hands their tasks to executors. It never reads product data or the mask salt.
+    /// hands their tasks to executors. It reads mesh.yaml for the storage product files are
+    /// in; it never opens the catalog and never has the mask salt.
     Scheduler {
+        /// The mesh repository (default: `--dir`).
+        path: Option<PathBuf>,
         /// Address of its gRPC port (the `cluster.scheduler` of mesh.yaml).
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: SocketAddr,
@@ -64,7 +67,7 @@ pub enum ClusterCommand {
 
 pub async fn run(dir: &Path, command: ClusterCommand) -> anyhow::Result<()> {
     match command {
-        ClusterCommand::Scheduler { bind, executor_timeout } => scheduler(bind, executor_timeout).await,
+        ClusterCommand::Scheduler { path, bind, executor_timeout } => scheduler(&path.unwrap_or_else(|| dir.to_path_buf()), bind, executor_timeout).await,
         ClusterCommand::Executor { path, scheduler, bind, port, grpc_port, concurrency, memory, work_dir, heartbeat } => {
             let options = ExecutorOptions { scheduler, bind, port, grpc_port, concurrency, memory, work_dir, heartbeat };
             executor(&path.unwrap_or_else(|| dir.to_path_buf()), options).await
@@ -72,9 +75,17 @@ pub async fn run(dir: &Path, command: ClusterCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn scheduler(bind: SocketAddr, executor_timeout: Duration) -> anyhow::Result<()> {
+async fn scheduler(dir: &Path, bind: SocketAddr, executor_timeout: Duration) -> anyhow::Result<()> {
     use ballista_scheduler::cluster::BallistaCluster;
     use ballista_scheduler::config::SchedulerConfig;
+    // Decoding a plan resolves the object store of every file it scans: the mesh's bucket, if
+    // any, must be known here too (no request is made to it).
+    open_home(dir)?.open_store()?;
+    let sessions: ballista_scheduler::scheduler_server::SessionBuilder = Arc::new(|config| {
+        let state = ballista_core::utils::default_session_builder(config)?;
+        ProductStore::register_buckets(state.runtime_env());
+        Ok(state)
+    });
     let timeout = executor_timeout.as_secs().max(2);
     let config = SchedulerConfig {
         bind_host: bind.ip().to_string(),
@@ -87,6 +98,7 @@ async fn scheduler(bind: SocketAddr, executor_timeout: Duration) -> anyhow::Resu
         no_executors_grace_period_seconds: timeout,
         // The scheduler relays plans: it decodes hash masks without the salt.
         override_physical_codec: Some(Arc::new(MeshCodec::relay())),
+        override_session_builder: Some(sessions),
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config).await.context("cannot set up the scheduler's state")?;

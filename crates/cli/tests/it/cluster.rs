@@ -30,6 +30,7 @@ fn spawn(dir: &Path, args: &[&str]) -> Process {
             .arg(dir)
             .args(["cluster"])
             .args(args)
+            .envs(meshwork_storage::scratch::CREDENTIALS_ENV)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -66,7 +67,13 @@ fn query(dir: &Path, principal: &str, sql: &str, local: bool) -> Output {
     if local {
         args.push("--local");
     }
-    Command::new(env!("CARGO_BIN_EXE_meshwork")).args(&args).env("MESHWORK_LOG", "meshwork_query=info").env("NO_COLOR", "1").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_meshwork"))
+        .args(&args)
+        .env("MESHWORK_LOG", "meshwork_query=info")
+        .env("NO_COLOR", "1")
+        .envs(meshwork_storage::scratch::CREDENTIALS_ENV)
+        .output()
+        .unwrap()
 }
 
 const ON_CLUSTER: &str = "statement runs on the cluster";
@@ -86,10 +93,10 @@ fn same_on_cluster(dir: &Path, principal: &str, sql: &str) -> String {
 
 /// A TPC-H-shaped mesh: `sales.customers` (hash and partial masks for analysts),
 /// `sales.orders` (analysts see open orders only) and `ops.lineitem`.
-fn tpch_mesh(scheduler: u16) -> (tempfile::TempDir, PathBuf) {
+fn tpch_mesh(scheduler: u16, storage: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mesh");
-    write(&dir, "mesh.yaml", &format!("name: tpch\ncluster: {{ scheduler: \"127.0.0.1:{scheduler}\", run: all }}\n"));
+    write(&dir, "mesh.yaml", &format!("name: tpch\ncluster: {{ scheduler: \"127.0.0.1:{scheduler}\", run: all }}\n{storage}"));
     write(&dir, "principals.yaml", "principals:\n  - { name: ana, groups: [analysts] }\n");
     write(&dir, "domains/sales/domain.yaml", "name: sales\nowners: [group:sales]\n");
     write(&dir, "domains/ops/domain.yaml", "name: ops\nowners: [group:ops]\n");
@@ -168,7 +175,7 @@ fn warm_up(dir: &Path, sql: &str) {
 #[test]
 fn queries_run_on_a_ballista_cluster_with_the_same_answers_policies_and_audit_as_in_process() {
     let scheduler_port = free_port();
-    let (_tmp, dir) = tpch_mesh(scheduler_port);
+    let (_tmp, dir) = tpch_mesh(scheduler_port, "");
     ok(&dir, &["apply"]);
 
     // Without a scheduler: a clear error naming it, and `--local` still answers.
@@ -286,4 +293,22 @@ fn queries_run_on_a_ballista_cluster_with_the_same_answers_policies_and_audit_as
     assert_eq!(same_on_cluster(&dir, "ana", "SELECT count(*) AS n FROM ops.lineitem"), "n\n12000\n");
     drop(executors);
     drop(scheduler);
+}
+
+#[test]
+fn executors_read_product_files_in_object_storage() {
+    let bucket = meshwork_storage::scratch::ScratchBucket::create("cluster").unwrap();
+    let scheduler_port = free_port();
+    let (_tmp, dir) = tpch_mesh(scheduler_port, &bucket.mesh_yaml("tpch"));
+    ok(&dir, &["apply"]);
+    let _cluster = Cluster::start(&dir, scheduler_port);
+    warm_up(&dir, "SELECT count(*) FROM ops.lineitem");
+    let joined = same_on_cluster(
+        &dir,
+        "ana",
+        "SELECT c.c_nation, count(*) AS lines, sum(l.l_price) AS revenue FROM sales.customers c JOIN sales.orders o ON o.o_custkey = c.c_custkey \
+         JOIN ops.lineitem l ON l.l_orderkey = o.o_orderkey GROUP BY c.c_nation ORDER BY c.c_nation",
+    );
+    assert_eq!(joined.lines().count(), 6, "{joined}");
+    assert!(joined.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap()).sum::<u64>() == 4000, "{joined}");
 }
