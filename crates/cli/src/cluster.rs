@@ -80,7 +80,11 @@ async fn scheduler(dir: &Path, bind: SocketAddr, executor_timeout: Duration) -> 
     use ballista_scheduler::config::SchedulerConfig;
     // Decoding a plan resolves the object store of every file it scans: the mesh's bucket, if
     // any, must be known here too (no request is made to it).
-    open_home(dir)?.open_store()?;
+    let home = open_home(dir)?;
+    home.open_store()?;
+    // A finished job's results stay on the executors until clients have read them: at least
+    // twice the longest a statement may take.
+    let keep_results = (2 * home.config.server.query_timeout.seconds).max(300);
     let sessions: ballista_scheduler::scheduler_server::SessionBuilder = Arc::new(|config| {
         let state = ballista_core::utils::default_session_builder(config)?;
         ProductStore::register_buckets(state.runtime_env());
@@ -99,6 +103,7 @@ async fn scheduler(dir: &Path, bind: SocketAddr, executor_timeout: Duration) -> 
         // The scheduler relays plans: it decodes hash masks without the salt.
         override_physical_codec: Some(Arc::new(MeshCodec::relay())),
         override_session_builder: Some(sessions),
+        finished_job_data_clean_up_interval_seconds: keep_results,
         ..SchedulerConfig::default()
     };
     let cluster = BallistaCluster::new_from_config(&config).await.context("cannot set up the scheduler's state")?;

@@ -176,7 +176,7 @@ pub async fn on_planner_thread<T: Send + 'static>(work: impl FnOnce() -> T + Sen
 }
 
 /// Waits for `work` within the statement's time limit.
-pub(crate) async fn within<T>(limits: &QueryLimits, work: impl Future<Output = Result<T, QueryError>>) -> Result<T, QueryError> {
+async fn within<T>(limits: &QueryLimits, work: impl Future<Output = Result<T, QueryError>>) -> Result<T, QueryError> {
     match limits.timeout {
         Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| QueryError::Timeout { limit: human(limit) })?,
         None => work.await,

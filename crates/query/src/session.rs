@@ -215,7 +215,7 @@ impl QuerySession {
     ) -> Result<QueryStream, QueryError> {
         self.journal.reset();
         let started = Instant::now();
-        match self.start(sql, params).await {
+        match self.start(sql, params, started).await {
             Ok(running) => {
                 let mut event = self.audit_event(sql, Ok(None), started.elapsed());
                 event.outcome = AuditOutcome::Running;
@@ -241,6 +241,7 @@ impl QuerySession {
         &self,
         sql: &str,
         params: Option<ParamValues>,
+        started: Instant,
     ) -> Result<stream::Running, QueryError> {
         let mut frame = self.sql(sql).await?;
         if let Some(params) = params {
@@ -293,8 +294,14 @@ impl QuerySession {
             match cluster.placement(&plan) {
                 crate::Placement::Cluster => {
                     tracing::info!(principal = %self.principal.name, scheduler = cluster.scheduler(), "statement runs on the cluster");
+                    // The job gets what is left of the statement's time after planning.
                     let submitted = cluster.submit(plan, task.session_config().clone());
-                    let batches = crate::limits::within(&self.limits, submitted).await?;
+                    let batches = match self.limits.timeout {
+                        Some(limit) => tokio::time::timeout(limit.saturating_sub(started.elapsed()), submitted)
+                            .await
+                            .map_err(|_| QueryError::Timeout { limit: engine::human(limit) })??,
+                        None => submitted.await?,
+                    };
                     return Ok(stream::Running::Stream(schema, batches));
                 }
                 crate::Placement::Local(reason) => tracing::debug!(%reason, "statement runs in-process"),

@@ -65,13 +65,15 @@ fn plain_parquet_provider(table: &DeltaTable, session: &dyn Session) -> Result<O
         .with_file_extension("");
     // Strings are read as views (DataFusion's own default for Parquet): filters, joins and
     // group-bys on them skip copying every value. The query layer hands results to clients as
-    // plain strings again.
+    // plain strings again. A session that turns `schema_force_view_types` off (one whose plans
+    // may run on a Ballista cluster, where views do not cross stages well) reads plain strings.
+    let views = session.config_options().execution.parquet.schema_force_view_types;
     let schema = state.snapshot().arrow_schema();
     let fields: Vec<_> = schema
         .fields()
         .iter()
         .map(|f| match f.data_type() {
-            datafusion::arrow::datatypes::DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(datafusion::arrow::datatypes::DataType::Utf8View)),
+            datafusion::arrow::datatypes::DataType::Utf8 if views => Arc::new(f.as_ref().clone().with_data_type(datafusion::arrow::datatypes::DataType::Utf8View)),
             _ => f.clone(),
         })
         .collect();

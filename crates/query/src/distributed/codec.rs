@@ -70,6 +70,51 @@ impl MeshCodec {
     }
 }
 
+impl MeshCodec {
+    /// The first of Meshwork's functions in `plan` outside a projection, filter, aggregate or
+    /// scan (a mask pushed into it): nodes of DataFusion's, encoded with this codec, whose
+    /// expressions Ballista never copies.
+    /// Ballista encodes the expressions of the nodes it adds (shuffle writers and readers
+    /// partitioning by a join or sort key) with DataFusion's default codec, which knows such a
+    /// function only by name: a size-checked `repeat` would come back as DataFusion's own,
+    /// unchecked, and a mask would not decode. Plans with one are kept in-process.
+    pub(crate) fn function_outside_projections(&self, plan: &Arc<dyn ExecutionPlan>) -> Option<String> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        use datafusion::physical_expr::ScalarFunctionExpr;
+        use datafusion::datasource::source::DataSourceExec;
+        use datafusion::physical_plan::aggregates::AggregateExec;
+        use datafusion::physical_plan::filter::FilterExec;
+        use datafusion::physical_plan::projection::ProjectionExec;
+        let mut stack = vec![plan.clone()];
+        let mut found = None;
+        while let Some(node) = stack.pop() {
+            let copied = node.downcast_ref::<ProjectionExec>().is_none()
+                && node.downcast_ref::<FilterExec>().is_none()
+                && node.downcast_ref::<AggregateExec>().is_none()
+                && node.downcast_ref::<DataSourceExec>().is_none();
+            if copied {
+                let _ = node.apply_expressions(&mut |expr| {
+                    expr.apply(|e| {
+                        if let Some(call) = e.downcast_ref::<ScalarFunctionExpr>() {
+                            let mut buf = Vec::new();
+                            if self.try_encode_udf(call.fun(), &mut buf).is_ok() && buf.first().is_some_and(|tag| [HASH_MASK, PARTIAL_MASK, BOUNDED].contains(tag)) {
+                                found = Some(format!("{} in {}", call.fun().name(), node.name()));
+                                return Ok(TreeNodeRecursion::Stop);
+                            }
+                        }
+                        Ok(TreeNodeRecursion::Continue)
+                    })
+                });
+                if found.is_some() {
+                    return found;
+                }
+            }
+            stack.extend(node.children().into_iter().cloned());
+        }
+        None
+    }
+}
+
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Internal(format!("a {what} of a distributed plan could not be decoded: {detail}"))
 }
@@ -179,6 +224,25 @@ mod tests {
 
     fn values(batches: &[RecordBatch]) -> Vec<String> {
         (0..2).map(|i| batches[0].column(i).as_string::<i32>().value(0).to_owned()).collect()
+    }
+
+    #[test]
+    fn plans_with_a_checked_function_in_a_sort_key_stay_in_process() {
+        use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+        use datafusion::physical_plan::sorts::sort::SortExec;
+        let bounded = || {
+            let state = datafusion::execution::SessionStateBuilder::new().with_default_features().build();
+            crate::bounded::rebuild("lpad", 1 << 20, &state).unwrap()
+        };
+        let codec = MeshCodec::relay();
+        let projected = plan(SALT);
+        assert_eq!(codec.function_outside_projections(&projected), None, "masks in a projection travel");
+        let key = PhysicalSortExpr::new_default(masked(bounded(), "x"));
+        let sorted: Arc<dyn ExecutionPlan> = Arc::new(SortExec::new(LexOrdering::new([key]).unwrap(), projected.clone()));
+        assert_eq!(codec.function_outside_projections(&sorted).as_deref(), Some("lpad in SortExec"));
+        let plain = PhysicalSortExpr::new_default(masked(datafusion::functions::unicode::lpad(), "x"));
+        let sorted: Arc<dyn ExecutionPlan> = Arc::new(SortExec::new(LexOrdering::new([plain]).unwrap(), projected));
+        assert_eq!(codec.function_outside_projections(&sorted), None, "DataFusion's own functions travel by name");
     }
 
     #[tokio::test]

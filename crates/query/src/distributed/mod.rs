@@ -32,6 +32,9 @@ pub struct Cluster {
     scheduler: String,
     run: ClusterRun,
     codec: MeshCodec,
+    /// One Ballista session per process: executors keep a runtime (object-store clients, the
+    /// Parquet footer cache) per session, so statements of one server share them.
+    session: String,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -53,7 +56,7 @@ impl Cluster {
     /// The cluster of `config`. Submitting only encodes plans, so this side needs no mask salt:
     /// executors read it from the catalog themselves and it is never sent.
     pub fn new(config: &ClusterConfig) -> Cluster {
-        Cluster { scheduler: config.scheduler.clone(), run: config.run, codec: MeshCodec::relay() }
+        Cluster { scheduler: config.scheduler.clone(), run: config.run, codec: MeshCodec::relay(), session: format!("meshwork-{:016x}", rand::random::<u64>()) }
     }
 
     /// The scheduler's `HOST:PORT`.
@@ -72,6 +75,9 @@ impl Cluster {
         {
             return Placement::Local(format!("it scans {bytes} bytes, under `cluster.min_scan` ({min_scan_bytes})"));
         }
+        if let Some(function) = self.codec.function_outside_projections(plan) {
+            return Placement::Local(format!("`{function}` is used where the cluster would lose its size check (a join or sort key)"));
+        }
         match PhysicalPlanNode::try_from_physical_plan(plan.clone(), &self.codec) {
             Ok(_) => Placement::Cluster,
             Err(err) => Placement::Local(format!("part of its plan cannot run on the cluster ({})", err.strip_backtrace())),
@@ -82,23 +88,30 @@ impl Cluster {
     /// result streams from the executors.
     pub async fn submit(&self, plan: Arc<dyn ExecutionPlan>, config: SessionConfig) -> Result<SendableRecordBatchStream, QueryError> {
         let ballista = ballista_core::extension::SessionConfigExt::ballista_config(&config);
-        let session = format!("meshwork-{:016x}", rand::random::<u64>());
-        ballista_core::execution_plans::execute_physical_plan::<PhysicalPlanNode>(format!("http://{}", self.scheduler), &ballista, plan, &self.codec, session, config)
+        ballista_core::execution_plans::execute_physical_plan::<PhysicalPlanNode>(format!("http://{}", self.scheduler), &ballista, plan, &self.codec, self.session.clone(), config)
             .await
             .map_err(|err| self.failed(err))
     }
 
-    /// A failure of the cluster as users are told it: Ballista's error chain says which job
-    /// and task; the scheduler's address says where to look.
+    /// A failure of the cluster as users are told it. Ballista's errors arrive as text: a job
+    /// the scheduler accepted fails as `Job … failed: <the task's error>`; anything else failed
+    /// before the job was accepted.
     fn failed(&self, err: datafusion::error::DataFusionError) -> QueryError {
         let detail = err.strip_backtrace();
+        let job_failed = detail.find("Job ").is_some_and(|at| detail[at..].contains(" failed"));
+        if job_failed {
+            if detail.contains("would build a value of more than") || detail.contains("Resources exhausted") {
+                return QueryError::ResourcesExhausted { detail: format!("on the cluster: {detail}") };
+            }
+            return QueryError::Cluster(format!("the cluster could not finish the query: {detail}"));
+        }
         if detail.contains("transport error") || detail.contains("Connection refused") || detail.contains("tcp connect") {
             return QueryError::Cluster(format!(
                 "the Ballista scheduler at `{}` did not answer (hint: start it with `meshwork cluster scheduler`, or remove `cluster:` from mesh.yaml to run queries in-process)",
                 self.scheduler
             ));
         }
-        QueryError::Cluster(format!("the cluster could not finish the query: {detail}"))
+        QueryError::Cluster(format!("the cluster could not run the query: {detail}"))
     }
 }
 
@@ -107,8 +120,9 @@ impl Cluster {
 /// and off what cannot cross a stage boundary — dynamic filters (a scan in one stage would wait
 /// for a join in another forever), physical scalar subqueries (their shared result does not
 /// travel), view types (Arrow IPC frames of views outgrow Flight's messages) and round-robin
-/// repartitioning (the scheduler refuses it). Joins stay as Meshwork plans them (hash joins;
-/// Ballista's own default prefers sort-merge joins, slower in-process).
+/// repartitioning (the scheduler refuses it). Hash joins are kept (Ballista's own default
+/// prefers sort-merge joins, slower in-process); the scheduler may still turn a join that
+/// collects one side into a partitioned one, since sizes above a fence are unknown to it.
 pub(crate) fn for_cluster(config: SessionConfig) -> SessionConfig {
     config
         .with_option_extension(ballista_core::config::BallistaConfig::default())
