@@ -356,6 +356,24 @@ def interleaved(ctx, label, workers, queries, around=None):
     return times, rows
 
 
+def compare(queries, times, rows, groups, pairs):
+    """Row-count mismatches within each group of comparable systems, per-query statistics, and
+    the ratios of medians of each pair `(a, b)` as `a / b`, per query and as a geometric mean."""
+    mismatches = []
+    for group in groups:
+        for q in queries:
+            counts = {name: rows[name][q] for name in group}
+            if len(set(counts.values())) != 1:
+                mismatches.append({"query": q, "rows": counts})
+    per_query = {name: {q: stats(v) for q, v in by_q.items()} for name, by_q in times.items()}
+
+    def ratio(a, b):
+        return {q: per_query[a][q]["median"] / per_query[b][q]["median"] for q in queries}
+
+    ratios = {f"{a} / {b}": {"per_query": ratio(a, b), "geomean": geomean(ratio(a, b).values())} for a, b in pairs}
+    return mismatches, per_query, ratios
+
+
 def suite_tpch(ctx):
     parquet, _ = tpch_data(ctx)
     mesh = write_tpch_mesh(ctx, parquet)
@@ -385,17 +403,7 @@ def suite_tpch(ctx):
         server.close()
 
     # The same answers: row counts must agree within each group of comparable systems.
-    mismatches = []
-    for group in (["duckdb", "datafusion", "datafusion (tuned)", "meshwork"], ["datafusion+views (tuned)", "meshwork governed", "meshwork governed (Flight SQL)"]):
-        for q in queries:
-            counts = {name: rows[name][q] for name in group}
-            if len(set(counts.values())) != 1:
-                mismatches.append({"query": q, "rows": counts})
-    per_query = {name: {q: stats(v) for q, v in by_q.items()} for name, by_q in times.items()}
-
-    def ratio(a, b):
-        return {q: per_query[a][q]["median"] / per_query[b][q]["median"] for q in queries}
-
+    groups = (["duckdb", "datafusion", "datafusion (tuned)", "meshwork"], ["datafusion+views (tuned)", "meshwork governed", "meshwork governed (Flight SQL)"])
     pairs = [
         ("meshwork", "datafusion (tuned)"),
         ("meshwork", "datafusion"),
@@ -406,7 +414,7 @@ def suite_tpch(ctx):
         ("datafusion", "duckdb"),
         ("datafusion (tuned)", "duckdb"),
     ]
-    ratios = {f"{a} / {b}": {"per_query": ratio(a, b), "geomean": geomean(ratio(a, b).values())} for a, b in pairs}
+    mismatches, per_query, ratios = compare(queries, times, rows, groups, pairs)
     return {
         "queries": list(queries),
         "systems": [w.name for w in workers],
@@ -960,24 +968,15 @@ def suite_cluster(ctx):
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
-    mismatches = []
-    for group in (["meshwork", "meshwork on ballista (2 executors)"], ["meshwork governed", "meshwork governed on ballista"]):
-        for q in queries:
-            counts = {name: rows[name][q] for name in group}
-            if len(set(counts.values())) != 1:
-                mismatches.append({"query": q, "rows": counts})
-    per_query = {name: {q: stats(v) for q, v in by_q.items()} for name, by_q in times.items()}
-
-    def ratio(a, b):
-        return {q: per_query[a][q]["median"] / per_query[b][q]["median"] for q in queries}
-
+    groups = (["meshwork", "meshwork on ballista (2 executors)"], ["meshwork governed", "meshwork governed on ballista"])
     pairs = [("meshwork on ballista (2 executors)", "meshwork"), ("meshwork governed on ballista", "meshwork governed")]
+    mismatches, per_query, ratios = compare(queries, times, rows, groups, pairs)
     return {
         "queries": list(queries),
         "systems": [w.name for w in workers],
         "per_query": per_query,
         "rows": rows,
-        "ratios": {f"{a} / {b}": {"per_query": ratio(a, b), "geomean": geomean(ratio(a, b).values())} for a, b in pairs},
+        "ratios": ratios,
         "totals_ms": {name: sum(per_query[name][q]["median"] for q in queries) for name in times},
         "mismatches": mismatches,
     }
