@@ -356,9 +356,10 @@ def interleaved(ctx, label, workers, queries, around=None):
     return times, rows
 
 
-def compare(queries, times, rows, groups, pairs):
-    """Row-count mismatches within each group of comparable systems, per-query statistics, and
-    the ratios of medians of each pair `(a, b)` as `a / b`, per query and as a geometric mean."""
+def compare(queries, workers, times, rows, groups, pairs):
+    """The report of a suite of SQL workers: per-query statistics, totals, row-count mismatches
+    within each group of comparable systems, and the ratios of medians of each pair `(a, b)` as
+    `a / b`, per query and as a geometric mean."""
     mismatches = []
     for group in groups:
         for q in queries:
@@ -370,8 +371,15 @@ def compare(queries, times, rows, groups, pairs):
     def ratio(a, b):
         return {q: per_query[a][q]["median"] / per_query[b][q]["median"] for q in queries}
 
-    ratios = {f"{a} / {b}": {"per_query": ratio(a, b), "geomean": geomean(ratio(a, b).values())} for a, b in pairs}
-    return mismatches, per_query, ratios
+    return {
+        "queries": list(queries),
+        "systems": [w.name for w in workers],
+        "per_query": per_query,
+        "rows": rows,
+        "ratios": {f"{a} / {b}": {"per_query": ratio(a, b), "geomean": geomean(ratio(a, b).values())} for a, b in pairs},
+        "totals_ms": {name: sum(per_query[name][q]["median"] for q in queries) for name in times},
+        "mismatches": mismatches,
+    }
 
 
 def suite_tpch(ctx):
@@ -414,17 +422,10 @@ def suite_tpch(ctx):
         ("datafusion", "duckdb"),
         ("datafusion (tuned)", "duckdb"),
     ]
-    mismatches, per_query, ratios = compare(queries, times, rows, groups, pairs)
     return {
-        "queries": list(queries),
-        "systems": [w.name for w in workers],
-        "per_query": per_query,
-        "rows": rows,
-        "ratios": ratios,
-        "totals_ms": {name: sum(per_query[name][q]["median"] for q in queries) for name in times},
+        **compare(queries, workers, times, rows, groups, pairs),
         "peak_rss_mb": rss,
         "query_peak_mb": ctx.query_peaks,
-        "mismatches": mismatches,
         "policy": {"customer": f"c_nationkey IN ({EUROPE}); c_phone partial(keep_last 4); c_address hash", "orders": f"o_orderdate >= {ORDERS_SINCE}"},
     }
 
@@ -970,16 +971,7 @@ def suite_cluster(ctx):
             proc.wait(timeout=30)
     groups = (["meshwork", "meshwork on ballista (2 executors)"], ["meshwork governed", "meshwork governed on ballista"])
     pairs = [("meshwork on ballista (2 executors)", "meshwork"), ("meshwork governed on ballista", "meshwork governed")]
-    mismatches, per_query, ratios = compare(queries, times, rows, groups, pairs)
-    return {
-        "queries": list(queries),
-        "systems": [w.name for w in workers],
-        "per_query": per_query,
-        "rows": rows,
-        "ratios": ratios,
-        "totals_ms": {name: sum(per_query[name][q]["median"] for q in queries) for name in times},
-        "mismatches": mismatches,
-    }
+    return compare(queries, workers, times, rows, groups, pairs)
 
 
 def machine(ctx):
