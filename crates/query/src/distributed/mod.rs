@@ -3,12 +3,13 @@
 //!
 //! Meshwork plans every statement itself — access decided, the policy rewrite and fences in,
 //! masks in place — and only then hands the *physical* plan to the scheduler
-//! (`execute_physical_plan`), so the cluster runs exactly what the local engine would have run.
-//! A plan goes only when every node of it can be encoded ([`MeshCodec`]): product files scanned
-//! by DataFusion's Parquet scan, the fence, the masks, DataFusion's operators. Anything else —
-//! a virtual product's live scan (each executor task would open its own connection and read the
-//! whole remote table), catalog tables, delta-rs scans — runs in-process, as do statements that
-//! scan less than `cluster.min_scan` of product files.
+//! (`execute_physical_plan`), so the cluster runs the plan the local engine would have run, with
+//! the exchanges and join modes the scheduler adds. A plan goes only when every node of it can
+//! be encoded ([`MeshCodec`]): product files scanned by DataFusion's Parquet scan, the fence, the
+//! masks, DataFusion's operators. Anything else — a virtual product's live scan (each executor
+//! task would open its own connection and read the whole remote table), catalog tables, delta-rs
+//! scans, a Meshwork function in a join or sort key — runs in-process, as do statements that scan
+//! less than `cluster.min_scan` of product files.
 
 mod codec;
 
