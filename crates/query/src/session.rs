@@ -215,7 +215,7 @@ impl QuerySession {
     ) -> Result<QueryStream, QueryError> {
         self.journal.reset();
         let started = Instant::now();
-        match self.start(sql, params, started).await {
+        match self.start(sql, params).await {
             Ok(running) => {
                 let mut event = self.audit_event(sql, Ok(None), started.elapsed());
                 event.outcome = AuditOutcome::Running;
@@ -241,7 +241,6 @@ impl QuerySession {
         &self,
         sql: &str,
         params: Option<ParamValues>,
-        started: Instant,
     ) -> Result<stream::Running, QueryError> {
         let mut frame = self.sql(sql).await?;
         if let Some(params) = params {
@@ -293,16 +292,16 @@ impl QuerySession {
         if let Some(cluster) = &self.limits.cluster {
             match cluster.placement(&plan) {
                 crate::Placement::Cluster => {
+                    use futures::{StreamExt, TryStreamExt};
                     tracing::info!(principal = %self.principal.name, scheduler = cluster.scheduler(), "statement runs on the cluster");
-                    // The job gets what is left of the statement's time after planning.
-                    let submitted = cluster.submit(plan, task.session_config().clone());
-                    let batches = match self.limits.timeout {
-                        Some(limit) => tokio::time::timeout(limit.saturating_sub(started.elapsed()), submitted)
-                            .await
-                            .map_err(|_| QueryError::Timeout { limit: engine::human(limit) })??,
-                        None => submitted.await?,
-                    };
-                    return Ok(stream::Running::Stream(schema, batches));
+                    // Submitted when the first batch is asked for: after the audit event is
+                    // written (nothing runs unaudited), within the stream's deadline, and never
+                    // if the stream is dropped before.
+                    let (cluster, config) = (cluster.clone(), task.session_config().clone());
+                    let batches = futures::stream::once(async move { cluster.submit(plan, config).await })
+                        .map_ok(|batches| batches.map(|b| b.map_err(QueryError::from)))
+                        .try_flatten();
+                    return Ok(stream::Running::Cluster(schema, Box::pin(batches)));
                 }
                 crate::Placement::Local(reason) => tracing::debug!(%reason, "statement runs in-process"),
             }

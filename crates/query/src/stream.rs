@@ -15,9 +15,14 @@ use meshwork_catalog::{AuditOutcome, CatalogStore};
 use crate::engine::{QueryLimits, human};
 use crate::QueryError;
 
-/// A started statement: its batches still to come, or already computed (EXPLAIN).
+/// Batches whose errors are already told as users see them.
+pub(crate) type Batches = Pin<Box<dyn Stream<Item = Result<RecordBatch, QueryError>> + Send>>;
+
+/// A started statement: its batches still to come (from this process, or from a cluster job
+/// submitted when they are first asked for), or already computed (EXPLAIN).
 pub(crate) enum Running {
     Stream(SchemaRef, SendableRecordBatchStream),
+    Cluster(SchemaRef, Batches),
     Batches(SchemaRef, Vec<RecordBatch>),
 }
 
@@ -36,7 +41,7 @@ enum State {
 /// stops its tasks) and records the audit event as `cancelled`.
 pub struct QueryStream {
     schema: SchemaRef,
-    batches: Pin<Box<dyn Stream<Item = Result<RecordBatch, QueryError>> + Send>>,
+    batches: Batches,
     deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
     catalog: Arc<dyn CatalogStore>,
     audit_id: i64,
@@ -53,8 +58,9 @@ impl std::fmt::Debug for QueryStream {
 
 impl QueryStream {
     pub(crate) fn new(running: Running, catalog: Arc<dyn CatalogStore>, audit_id: i64, started: Instant, limits: &QueryLimits) -> QueryStream {
-        let (schema, batches): (SchemaRef, Pin<Box<dyn Stream<Item = Result<RecordBatch, QueryError>> + Send>>) = match running {
+        let (schema, batches): (SchemaRef, Batches) = match running {
             Running::Stream(schema, stream) => (schema, Box::pin(stream.map(|b| b.map_err(QueryError::from)))),
+            Running::Cluster(schema, batches) => (schema, batches),
             Running::Batches(schema, batches) => (schema, Box::pin(futures::stream::iter(batches.into_iter().map(Ok)))),
         };
         let deadline = limits.timeout.map(|limit| {
