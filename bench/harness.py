@@ -12,6 +12,9 @@ Suites
   customer and orders, masks on c_phone and c_address, from an access policy), in-process and
   over Flight SQL. The governed run is compared with tuned DataFusion running the same filters
   and masks written by hand as views. Each query's peak RSS is read too (VmHWM reset before it).
+- aggregate: aggregates over lineitem by a row reader, an aggregate-only reader (groups of 25+
+  rows) and a differentially private reader (Laplace noise, budget charged per statement), as
+  ratios of the same statements: the cost of the shape check, the suppression and the noise.
 - settings: plain DataFusion over the TPC-H files under session-setting variants (join and
   aggregation repartitioning, partitions, batch size, filter pushdown), as ratios against the
   default configuration; `--variants` picks them. Not part of `all`.
@@ -922,6 +925,63 @@ def suite_control(ctx):
 # a Ballista cluster of one scheduler and two executors on this machine (`meshwork cluster`).
 
 
+# Aggregate-only reads (issue 20): aggregates over lineitem that an aggregate-only reader may
+# ask (plain-column arguments, no identifying columns in filters), TPC-H q01/q06/q12 reshaped
+# so, plus a group per part (200k groups at SF1, about 30 rows each: many below the threshold).
+AGGREGATE_QUERIES = {
+    "a01_pricing": "SELECT l_returnflag, l_linestatus, sum(l_quantity) AS sum_qty, sum(l_extendedprice) AS sum_base_price, avg(l_quantity) AS avg_qty, "
+                   "avg(l_extendedprice) AS avg_price, avg(l_discount) AS avg_disc, count(*) AS count_order FROM tpch.lineitem "
+                   "WHERE l_shipdate <= DATE '1998-09-02' GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus",
+    "a06_revenue": "SELECT sum(l_extendedprice) AS revenue FROM tpch.lineitem WHERE l_shipdate >= DATE '1994-01-01' AND l_shipdate < DATE '1995-01-01' "
+                   "AND l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24",
+    "a12_shipmode": "SELECT l_shipmode, count(*) AS n, avg(l_quantity) AS avg_qty FROM tpch.lineitem WHERE l_receiptdate >= DATE '1994-01-01' "
+                    "AND l_receiptdate < DATE '1995-01-01' AND l_shipmode IN ('MAIL', 'SHIP') GROUP BY l_shipmode ORDER BY l_shipmode",
+    "a_month": "SELECT date_trunc('month', l_shipdate) AS month, count(*) AS n, sum(l_quantity) AS qty FROM tpch.lineitem GROUP BY 1 ORDER BY 1",
+    "a_part": "SELECT l_partkey, count(*) AS n, sum(l_quantity) AS qty FROM tpch.lineitem GROUP BY l_partkey ORDER BY l_partkey LIMIT 10",
+}
+
+
+def with_lineitem_access(mesh, block):
+    """`mesh` with lineitem's access block replaced by `block` (YAML lines under `access:`)."""
+    path = mesh / "domains" / "tpch" / "products" / "lineitem" / "product.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("access:\n  readers: [group:analysts]\n", "access:\n  readers: [group:analysts]\n" + block))
+
+
+def suite_aggregate(ctx):
+    """The same aggregates by a row reader (the owner), an aggregate-only reader (groups of 25+)
+    and a reader answered with differential privacy (Laplace, ε 1 per answer, budget charged in
+    the catalog per statement), each in its own mesh over the same Parquet files."""
+    parquet, _ = tpch_data(ctx)
+    exact = write_tpch_mesh(ctx, parquet, name="tpch-aggregate", settings="#\n")
+    with_lineitem_access(exact, "  aggregate_only: { readers: [group:partners], min_group_size: 25 }\n")
+    private = write_tpch_mesh(ctx, parquet, name="tpch-private", settings="#\n")
+    with_lineitem_access(private, "  aggregate_only:\n    readers: [group:partners]\n    min_group_size: 25\n    privacy:\n"
+                                  "      { mechanism: laplace, epsilon: 1, budget: 1000000000, window: 1d,\n"
+                                  "        bounds: { l_quantity: [0, 50], l_extendedprice: [0, 110000], l_discount: [0, 0.1] } }\n")
+    for mesh in (exact, private):
+        (mesh / "principals.yaml").write_text("principals:\n  - { name: owner }\n  - { name: analyst, groups: [analysts] }\n  - { name: partner, groups: [partners] }\n")
+        run_checked([ctx.meshwork, "-C", str(mesh), "apply"])
+    queries = AGGREGATE_QUERIES if not ctx.queries else {k: v for k, v in AGGREGATE_QUERIES.items() if k in ctx.queries}
+    env = {"MESHWORK_LOG": "warn"}
+    workers = []
+    try:
+        workers = [
+            Worker("meshwork row reader", [ctx.bench, "sql-worker", "--mesh", str(exact), "--as", "owner"], env=env),
+            Worker("meshwork aggregate-only", [ctx.bench, "sql-worker", "--mesh", str(exact), "--as", "partner"], env=env),
+            Worker("meshwork private", [ctx.bench, "sql-worker", "--mesh", str(private), "--as", "partner"], env=env),
+        ]
+        times, rows = interleaved(ctx, "aggregate", workers, queries)
+    finally:
+        for w in workers:
+            w.close()
+    # Suppression and noisy thresholds change which groups are shown, so row counts are
+    # reported, not compared.
+    report = compare(queries, workers, times, rows, [], [("meshwork aggregate-only", "meshwork row reader"), ("meshwork private", "meshwork row reader")])
+    report["policy"] = {"aggregate-only": "lineitem: aggregate_only, min_group_size 25", "private": "lineitem: laplace, ε 1 per answer, bounds on l_quantity, l_extendedprice, l_discount"}
+    return report
+
+
 def suite_cluster(ctx):
     parquet, _ = tpch_data(ctx)
     scheduler = free_port()
@@ -1080,6 +1140,16 @@ def markdown(report):
         if t["mismatches"]:
             out += ["", f"Row-count mismatches: {t['mismatches']}"]
         out.append("")
+    if "aggregate" in report:
+        t = report["aggregate"]
+        out += ["## Aggregate-only and private reads (lineitem)", "", "| ratio | geometric mean |", "|---|---:|"]
+        for name, r in t["ratios"].items():
+            out.append(f"| {name} | {fmt(r['geomean'], 3)} |")
+        out += ["", "| query | " + " | ".join(t["systems"]) + " | rows (" + ", ".join(t["systems"]) + ") |", "|---|" + "---:|" * (len(t["systems"]) + 1)]
+        for q in t["queries"]:
+            out.append(f"| {q} | " + " | ".join(spread(t["per_query"][s][q], 1, 0) for s in t["systems"]) + " | " + ", ".join(str(t["rows"][s][q]) for s in t["systems"]) + " |")
+        out.append("| total | " + " | ".join(fmt(t["totals_ms"][s], 0) for s in t["systems"]) + " | |")
+        out.append("")
     if "settings" in report:
         t = report["settings"]
         first = t["systems"][0]
@@ -1144,7 +1214,7 @@ def markdown(report):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suites", nargs="*", default=["all"], help="tpch, cluster, settings, service, ingest, transport, control or all (settings and cluster are not part of all)")
+    parser.add_argument("suites", nargs="*", default=["all"], help="tpch, aggregate, cluster, settings, service, ingest, transport, control or all (settings and cluster are not part of all)")
     parser.add_argument("--sf", type=float, default=1.0, help="TPC-H scale factor (default 1)")
     parser.add_argument("--runs", type=int, default=5, help="measured runs (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up runs (default 1)")
@@ -1160,7 +1230,7 @@ def main():
     parser.add_argument("--pg", default="host=127.0.0.1 port=5432 dbname=test user=postgres", help="PostgreSQL connection string")
     args = parser.parse_args()
 
-    suites = ["tpch", "service", "ingest", "transport", "control"] if "all" in args.suites else args.suites
+    suites = ["tpch", "aggregate", "service", "ingest", "transport", "control"] if "all" in args.suites else args.suites
     for s in suites:
         if s not in ("tpch", "cluster", "settings", "service", "ingest", "transport", "control"):
             sys.exit(f"error: unknown suite `{s}`; choose from tpch, cluster, settings, service, ingest, transport, control, all")
@@ -1200,7 +1270,7 @@ def main():
         "machine": machine(ctx),
     }
     for s in suites:
-        report[s] = {"tpch": suite_tpch, "cluster": suite_cluster, "settings": suite_settings, "service": suite_service, "ingest": suite_ingest, "transport": suite_transport, "control": suite_control}[s](ctx)
+        report[s] = {"tpch": suite_tpch, "aggregate": suite_aggregate, "cluster": suite_cluster, "settings": suite_settings, "service": suite_service, "ingest": suite_ingest, "transport": suite_transport, "control": suite_control}[s](ctx)
     report["facts"] = ctx.facts
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)

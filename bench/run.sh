@@ -4,7 +4,7 @@
 # `meshwork` and `meshwork-bench`, generates TPC-H data, runs the suites and writes a markdown
 # report and raw JSON under bench/results/.
 #
-#   bench/run.sh [tpch|cluster|settings|service|ingest|transport|control|all ...] [--sf 1] [--runs 5] [--warmup 1]
+#   bench/run.sh [tpch|aggregate|cluster|settings|service|ingest|transport|control|all ...] [--sf 1] [--runs 5] [--warmup 1]
 #                [--profile release|dev] [--queries q01,q18] [--results DIR] ...
 #
 # PostgreSQL is the machine's running server (127.0.0.1:5432, database `test`; `--pg` to

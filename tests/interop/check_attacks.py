@@ -10,8 +10,10 @@ tries every attack class on every client: resource exhaustion (deep expression c
 strings, arrays and series) while another client is served; statements that read or write
 files; settings changes; metadata of hidden products; error and statistics oracles on filtered
 rows and masked columns, on a stored product and on a virtual one served live from PostgreSQL;
-EXPLAIN forms; name shadowing; and streams cancelled mid-way, which the audit log records as
-cancelled.
+EXPLAIN forms; name shadowing; streams cancelled mid-way, which the audit log records as
+cancelled; and on aggregate-only and differentially private products (hr.salaries, hr.survey):
+differencing, tiny groups, joins with row-readable products, error oracles, and averaging away
+noise until the privacy budget is spent (also through the CLI).
 
 Prints one line per check and `N passed, N failed`; exits non-zero on any failure.
 """
@@ -156,7 +158,7 @@ def run_checks(binary, mesh, tokens, ports, work):
         refused(ports, ana, sql, ["`SET` is not allowed", "`SET datafusion.*` is not allowed", "engine settings are fixed by the server"])
 
     # 4. Metadata of products ana may not read.
-    answered(ports, ana, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_catalog = 'meshwork' AND table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1", [("marketing.campaigns",), ("sales.customers",), ("sales.orders",), ("sales.orders_live",)])
+    answered(ports, ana, "SELECT table_schema || '.' || table_name FROM information_schema.tables WHERE table_catalog = 'meshwork' AND table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1", [("hr.salaries",), ("hr.survey",), ("marketing.campaigns",), ("sales.customers",), ("sales.orders",), ("sales.orders_live",)])
     answered(ports, ana, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'ledger'", [("0",)])
     answered(ports, ana, "SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'ledger'", [("0",)], clients=["psql", "psycopg simple", "psycopg extended"])
     code, hidden_out, hidden_err = serve.psql(ports[2], ana, "\\d finance.ledger")
@@ -165,7 +167,7 @@ def run_checks(binary, mesh, tokens, ports, work):
     with serve.adbc_connect(ports[1], ana) as conn:
         schemas = conn.adbc_get_objects(depth="db_schemas").read_all().to_pylist()
     names = sorted(s["db_schema_name"] for c in schemas for s in c["catalog_db_schemas"] or [])
-    check("adbc: GetDbSchemas lists only domains ana may read", names == ["marketing", "sales"], names)
+    check("adbc: GetDbSchemas lists only domains ana may read", names == ["hr", "marketing", "sales"], names)
     for statement in ["DESCRIBE", "SHOW COLUMNS FROM"]:
         for client in CLIENTS:
             hidden = answer(client, ports, ana, f"{statement} finance.ledger")
@@ -228,6 +230,90 @@ def run_checks(binary, mesh, tokens, ports, work):
     check("cancelled HTTP and Flight streams are audited as cancelled", interfaces == {"http", "flight_sql"}, interfaces)
     answered(ports, sam, "SELECT 5", [("5",)])
 
+    aggregate_only(binary, mesh, tokens, ports)
+
+
+def aggregate_only(binary, mesh, tokens, ports):
+    """9. hr.salaries is aggregate-only for analysts (groups of 5+, name and email hidden);
+    hr.survey answers them with differential privacy (ε 0.5 per answer, 1.5 a day)."""
+    ana, gina = tokens["ana"], tokens["gina"]
+    # Small groups are suppressed, identically on every client.
+    answered(ports, ana, "SELECT department, count(*) AS n FROM hr.salaries GROUP BY department ORDER BY department", [("eng", "18"), ("hr", "5"), ("sales", "12")])
+    # Tiny groups through filters on rare values: no row, exactly like a value that does not exist.
+    answered(ports, ana, "SELECT count(*) FROM hr.salaries WHERE department = 'exec'", [])
+    answered(ports, ana, "SELECT count(*) FROM hr.salaries WHERE department = 'nobody'", [])
+    for sql, expected in [
+        ("SELECT * FROM hr.salaries", ["its rows would reach the result"]),
+        # Differencing on an identifier, and on a hidden column.
+        ("SELECT sum(salary) FROM hr.salaries WHERE employee_id <> 7", ["`employee_id` identifies rows"]),
+        ("SELECT count(*) FROM hr.salaries WHERE email <> 'ada1@corp.example'", ["column `email` is hidden"]),
+        # Re-identification through a join with a product ana reads row by row.
+        ("SELECT o.order_id, s.salary FROM hr.salaries s JOIN sales.orders o ON s.employee_id = o.customer_id", ["joined before it is aggregated"]),
+        ("SELECT o.region, count(*) FROM hr.salaries s JOIN sales.orders o ON s.employee_id = o.customer_id GROUP BY o.region", ["joined before it is aggregated"]),
+        # Singling out inside a group, row values from aggregates, LIMIT and windows.
+        ("SELECT sum(CASE WHEN city = 'Paris' AND hired = DATE '2015-04-05' THEN salary END) FROM hr.salaries", ["not a column"]),
+        ("SELECT array_agg(salary) FROM hr.salaries", ["returns values of single rows"]),
+        ("SELECT avg(salary) FROM (SELECT salary FROM hr.salaries ORDER BY salary DESC LIMIT 1)", ["picks out single rows"]),
+        ("SELECT salary, rank() OVER (ORDER BY salary) FROM hr.salaries", ["window functions return one value per row"]),
+        # Error oracles: refused before any row is read, with one message whatever the data.
+        ("SELECT count(*) FROM hr.salaries WHERE CASE WHEN city = 'Paris' AND salary = 71081 THEN 1/0 ELSE 1 END = 1", ["can fail on some rows"]),
+        ("SELECT count(*) FROM hr.salaries WHERE CAST(city AS INT) > 0", ["can fail on some rows"]),
+        ("EXPLAIN ANALYZE SELECT department, count(*) FROM hr.salaries GROUP BY department", ["`EXPLAIN ANALYZE` is not allowed"]),
+    ]:
+        refused(ports, ana, sql, expected)
+    for client in CLIENTS:
+        existing = answer(client, ports, ana, "SELECT count(*) FROM hr.salaries WHERE CASE WHEN city = 'Paris' THEN 1/0 ELSE 1 END = 1")
+        absent = answer(client, ports, ana, "SELECT count(*) FROM hr.salaries WHERE CASE WHEN city = 'Atlantis' THEN 1/0 ELSE 1 END = 1")
+        check(f"{client}: an error oracle answers the same for an existing and an absent value", existing[0] == "error" and str(existing[1]).replace("Paris", "X") == str(absent[1]).replace("Atlantis", "X"), f"{existing} vs {absent}")
+
+    # Private answers: every client spends the same budget; the fourth answer is refused on all.
+    survey = "SELECT count(*) FROM hr.survey WHERE team = 'a'"
+    status, headers, body = http_with_headers(ports[0], gina, survey)
+    privacy = headers.get_all("meshwork-privacy") or []
+    check("http: a private answer says what it spent", status == 200 and len(privacy) == 1 and "product=hr.survey; epsilon=0.5; spent=0.5; budget=1.5" in privacy[0], f"{status} {privacy} {body[:200]}")
+    noisy = int(json.loads(body)["rows"][0]["count(*)"])
+    check("http: the private count is near 400, not exact", abs(noisy - 400) < 80, noisy)
+    code, out, err = serve.psql(ports[2], gina, survey)
+    check("psql: a private answer comes with a NOTICE of what it spent", code == 0 and "ε 0.5 spent; 1 of 1.5 used" in err, err)
+    kind, rows = answer("adbc statement", ports, gina, survey)
+    check("adbc: the third private answer is given", kind == "ok" and len(rows) == 1, rows)
+    for client in CLIENTS:
+        kind, got = answer(client, ports, gina, survey)
+        check(f"{client}: averaging away the noise is stopped by the spent budget", kind == "error" and "the privacy budget of `gina` on `hr.survey` is spent: 1.5 of 1.5 used" in str(got), f"{kind}: {str(got)[:300]}")
+    # Differencing a private count and a count without one row: refused on identifiers.
+    refused(ports, gina, "SELECT count(*) FROM hr.survey WHERE respondent_id <> 17", ["`respondent_id` identifies rows"])
+
+    # The CLI decides alike, reading the catalog itself.
+    for sql, expected in [
+        ("SELECT * FROM hr.salaries", "its rows would reach the result"),
+        ("SELECT count(*) FROM hr.salaries WHERE CAST(city AS INT) > 0", "can fail on some rows"),
+    ]:
+        result = subprocess.run([binary, "-C", str(mesh), "query", "--as", "ana", sql], capture_output=True, text=True)
+        check(f"cli: {sql[:60]} is refused", result.returncode != 0 and expected in result.stderr, result.stderr[-400:])
+    result = subprocess.run([binary, "-C", str(mesh), "query", "--as", "ana", "--format", "csv", "SELECT department, count(*) AS n FROM hr.salaries GROUP BY department ORDER BY 1"], capture_output=True, text=True)
+    check("cli: small groups are suppressed", result.returncode == 0 and result.stdout.splitlines() == ["department,n", "eng,18", "hr,5", "sales,12"], result.stdout + result.stderr)
+    result = subprocess.run([binary, "-C", str(mesh), "query", "--as", "gina", survey], capture_output=True, text=True)
+    check("cli: the spent budget refuses the CLI too", result.returncode != 0 and "is spent" in result.stderr, result.stderr[-300:])
+
+    # Audit: refusals are `denied` with the rule; answers record the rule and ε.
+    status, body = serve.http(ports[0], "/api/v1/audit?principal=gina&limit=100", tokens["admin"])
+    events = json.loads(body) if status == 200 else []
+    spent = [p for e in events if e["outcome"] == "ok" for p in e["products"] if p["product"] == "hr.survey"]
+    check("audit: private answers record ε and the rule", len(spent) == 3 and all(p.get("epsilon") == 0.5 and "laplace noise" in p.get("aggregate", "") for p in spent), spent)
+    denied = [e for e in events if e["outcome"] == "denied" and "privacy budget" in (e.get("error") or "")]
+    check("audit: refusals for a spent budget are denied", len(denied) >= len(CLIENTS), len(denied))
+
+
+def http_with_headers(port, token, sql):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/query", data=json.dumps({"sql": sql}).encode())
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
 
 def main():
     binary = str(Path(sys.argv[1]).resolve())
@@ -260,7 +346,7 @@ def main():
             secret = ", password_env: SHOP_PASSWORD"
         f.write(f"connections:\n  shop: {{ url: \"{parts.scheme}://{user}{parts.hostname}:{parts.port or 5432}/{database}\"{secret} }}\n")
     serve.meshwork(binary, mesh, "apply")
-    tokens = {p: serve.token_for(binary, mesh, p)["token"] for p in ["ana", "sam", "admin"]}
+    tokens = {p: serve.token_for(binary, mesh, p)["token"] for p in ["ana", "sam", "admin", "gina"]}
     ports = (serve.free_port(), serve.free_port(), serve.free_port())
     log = open(work / "serve.log", "w")
     server = subprocess.Popen(

@@ -14,6 +14,7 @@
 
 mod access;
 mod keywords;
+mod privacy;
 mod records;
 pub mod scratch;
 mod sql;
@@ -21,6 +22,7 @@ pub mod time;
 
 pub use access::*;
 pub use keywords::*;
+pub use privacy::*;
 pub use records::*;
 pub use sql::{Backend, HeldLock, Location, MigrationStatus, OpenMode, SqlCatalog};
 
@@ -253,6 +255,16 @@ pub trait CatalogStore: Send + Sync {
     async fn close_portal_session(&self, id_hash: &str) -> Result<bool>;
     /// Deletes the portal sessions expired at `now`; returns how many.
     async fn prune_portal_sessions(&self, now: DateTime<Utc>) -> Result<u64>;
+    /// Charges `spend.epsilon_micro` to the principal's budget for the product, atomically
+    /// however many charges run at once, on any machine sharing the catalog. The budget counts
+    /// per principal and product over a fixed window that starts at the first charge; once
+    /// `spend.at` is `spend.window` or more past the window's start, the window renews and starts
+    /// from this charge. A charge that would take the window past `spend.budget_micro`, or that
+    /// costs more than the whole budget, is [`PrivacyCharge::Exhausted`] and writes nothing.
+    async fn spend_privacy(&self, spend: &PrivacySpend) -> Result<PrivacyCharge>;
+    /// What each principal (only `principal` when given) has spent of each product's budget,
+    /// by principal and product.
+    async fn privacy_budgets(&self, principal: Option<&str>) -> Result<Vec<PrivacyBudgetRow>>;
     /// A named value kept by background work (e.g. a webhook's delivery cursor).
     async fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a named value.

@@ -297,6 +297,13 @@ pub struct AuditProduct {
     /// Earlier publications read by time travel (`domain."product@N"`), if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub as_of: Vec<i64>,
+    /// The aggregate-only rule the read was held to, when the principal reads it only in
+    /// aggregate (groups, hidden columns, privacy, and what asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<String>,
+    /// Privacy loss (ε) the statement spent on the product, for differentially private reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epsilon: Option<meshwork_core::aggregate::Finite>,
 }
 
 impl AuditProduct {
@@ -312,6 +319,8 @@ impl AuditProduct {
             reasons: Vec::new(),
             decision_us: 0,
             as_of: Vec::new(),
+            aggregate: None,
+            epsilon: None,
         }
     }
 }

@@ -291,6 +291,9 @@ pub async fn query(dir: &Path, principal: Option<&str>, sql: &str, local: bool, 
     for deprecation in session.deprecations() {
         eprintln!("warning: {}", deprecation.warning());
     }
+    for spent in session.privacy_spent() {
+        eprintln!("notice: {}", spent.notice());
+    }
     write_results(&schema, &batches, format, output)
 }
 
@@ -371,6 +374,9 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
     let (upstream, downstream) = (names(upstream), names(downstream));
     let record = products.iter().find(|p| p.id == id).expect("visible products are published");
     let table_uri = if principal.admin { record.table_uri.clone() } else { "(hidden: read it through meshwork)".to_owned() };
+    // How this principal reads it: by rows, or only in aggregate under a rule.
+    let aggregate = governance.decide(&principal, &descriptor).aggregate.map(|rule| rule.describe());
+    let visibility = if aggregate.is_some() { meshwork_query::Visibility::Aggregates } else { meshwork_query::Visibility::Readable };
     if format == ReportFormat::Json {
         // The descriptor names only products the principal may also see.
         let shown = descriptor.clone().without_hidden_products(|p| known.contains(p));
@@ -378,6 +384,7 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
             "product": id.to_string(),
             "descriptor": shown,
             "table_uri": table_uri,
+            "access": { "principal": principal.name, "visibility": visibility, "aggregate": aggregate },
             "versions": versions.iter().map(|v| serde_json::json!({
                 "publication": v.seq, "version": v.version, "delta_version": v.delta_version, "rows": v.row_count,
                 "published_at": v.published_at, "descriptor_hash": v.descriptor_hash,
@@ -408,6 +415,10 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
     }
     println!();
     println!("owner:       {}", d.owner.as_deref().unwrap_or("-"));
+    match &aggregate {
+        Some(rule) => println!("access:      {} reads it {rule}", principal.name),
+        None => println!("access:      {} reads its rows", principal.name),
+    }
     println!("tags:        {}", if d.tags.is_empty() { "-".into() } else { d.tags.join(", ") });
     println!("upstream:    {}", if upstream.is_empty() { "-".into() } else { upstream.join(", ") });
     println!("downstream:  {}", if downstream.is_empty() { "-".into() } else { downstream.join(", ") });

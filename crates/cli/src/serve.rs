@@ -67,6 +67,8 @@ pub async fn start(home: &MeshHome, flags: &ServeFlags) -> anyhow::Result<Starte
         memory_bytes: Some(usize::try_from(server.query_memory_bytes).unwrap_or(usize::MAX)),
         timeout: Some(Duration::from_secs(server.query_timeout.seconds)),
         cluster: home.config.cluster.as_ref().map(|config| Arc::new(Cluster::new(config))),
+        // Noise of private answers always comes from the operating system in a server.
+        noise_seed: None,
     };
     // Opened before any table is read: it also makes the catalog's `s3://` table URLs open.
     let store = home.open_store()?;

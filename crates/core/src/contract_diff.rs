@@ -62,6 +62,9 @@ crate::keyword_enum! {
         UnmaskedForRemoved => "unmasked_for_removed",
         /// A principal now sees unmasked values.
         UnmaskedForAdded => "unmasked_for_added",
+        /// Who reads the product only in aggregate, or how (group size, hidden columns,
+        /// privacy), changed.
+        AggregateOnlyChanged => "aggregate_only_changed",
         /// Title, description, tags, owner, column descriptions or classifications.
         Documentation => "documentation",
         /// The product became `deprecated`: still served, with a warning on every read, until
@@ -103,7 +106,7 @@ impl ChangeKind {
             ColumnRemoved | ColumnAdded | TypeWidened | TypeChanged | BecameNonNullable | BecameNullable | PrimaryKeyChanged | PrimaryKeyReordered => ChangeCategory::Schema,
             QualityRuleRemoved | QualityRuleAdded | QualityRuleWeakened | QualityRuleStrengthened | QualityRuleChanged => ChangeCategory::Quality,
             SloWeakened | SloStrengthened => ChangeCategory::Slo,
-            ReaderRemoved | ReaderAdded | RowFilterChanged | RowFilterRemoved | MaskAdded | MaskRemoved | UnmaskedForRemoved | UnmaskedForAdded => ChangeCategory::Access,
+            ReaderRemoved | ReaderAdded | RowFilterChanged | RowFilterRemoved | MaskAdded | MaskRemoved | UnmaskedForRemoved | UnmaskedForAdded | AggregateOnlyChanged => ChangeCategory::Access,
             Documentation => ChangeCategory::Documentation,
             Deprecated | SunsetChanged | Reactivated => ChangeCategory::Lifecycle,
         }
@@ -365,7 +368,7 @@ fn slo(old: Option<&Slo>, new: Option<&Slo>, out: &mut Vec<ContractChange>) {
 }
 
 /// Seconds as the largest whole unit `product.yaml` would write (`24h`, `90m`).
-fn duration(seconds: f64) -> String {
+pub(crate) fn duration(seconds: f64) -> String {
     let s = seconds as u64;
     match s {
         _ if s % 604_800 == 0 && s > 0 => format!("{}w", s / 604_800),
@@ -378,7 +381,7 @@ fn duration(seconds: f64) -> String {
 
 fn access(old: Option<&Access>, new: Option<&Access>, out: &mut Vec<ContractChange>) {
     // No `access` block: only the owning domain reads (and nothing is filtered or masked).
-    let empty = Access { readers: Vec::new(), row_filter: None, masks: BTreeMap::new(), unmasked_for: Vec::new(), discoverable: false };
+    let empty = Access { readers: Vec::new(), row_filter: None, masks: BTreeMap::new(), unmasked_for: Vec::new(), discoverable: false, aggregate_only: None };
     let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
     let set = |list: &[String]| list.iter().cloned().collect::<BTreeSet<_>>();
     for reader in set(&old.readers).difference(&set(&new.readers)) {
@@ -411,6 +414,22 @@ fn access(old: Option<&Access>, new: Option<&Access>, out: &mut Vec<ContractChan
     }
     for principal in set(&new.unmasked_for).difference(&set(&old.unmasked_for)) {
         out.push(change(ChangeKind::UnmaskedForAdded, principal, format!("`{principal}` now sees unmasked values")));
+    }
+    if old.aggregate_only != new.aggregate_only {
+        let shown = |rule: Option<&crate::aggregate::AggregateOnly>| match rule {
+            None => "none".to_owned(),
+            Some(rule) => format!(
+                "{} in groups of at least {} rows{}",
+                rule.readers.join(", "),
+                rule.min_group_size,
+                if rule.privacy.is_some() { ", differentially private" } else { "" }
+            ),
+        };
+        out.push(change(
+            ChangeKind::AggregateOnlyChanged,
+            "aggregate_only",
+            format!("aggregate-only access changed from {} to {}", shown(old.aggregate_only.as_ref()), shown(new.aggregate_only.as_ref())),
+        ));
     }
 }
 

@@ -844,6 +844,13 @@ pub struct DurationSpec {
     pub seconds: u64,
 }
 
+/// As `product.yaml` would write it: `24h`, `90m`, `1d`.
+impl std::fmt::Display for DurationSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::contract_diff::duration(self.seconds as f64))
+    }
+}
+
 /// Service level objectives of a product.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Slo {
@@ -919,6 +926,10 @@ pub struct Access {
     /// Left out of the stored form when false, so descriptor hashes of existing products stay.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub discoverable: bool,
+    /// Principals who may query the product only in aggregate (never a row), and how. Left out
+    /// of the stored form when absent, so descriptor hashes of existing products stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_only: Option<crate::aggregate::AggregateOnly>,
 }
 
 /// How a masked column is shown.

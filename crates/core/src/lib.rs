@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod clock;
 pub mod column_type;
 pub mod contract_diff;

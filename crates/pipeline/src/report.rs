@@ -160,6 +160,8 @@ pub(crate) fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options
             },
             decision_us: 0,
             as_of: Vec::new(),
+            aggregate: None,
+            epsilon: None,
         })
         .chain(report.outcomes.iter().flat_map(|(id, outcome)| {
             // Each upstream read a build or its checks made as the product's domain.
@@ -186,6 +188,8 @@ pub(crate) fn apply_audit_event(mesh: &LoadedMesh, report: &ApplyReport, options
                     reasons: vec![format!("read by `{id}` as domain `{}`", id.domain)],
                     decision_us: decision.elapsed.as_micros() as u64,
                     as_of: Vec::new(),
+                    aggregate: None,
+                    epsilon: None,
                 })
         }))
         .collect();

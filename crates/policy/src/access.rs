@@ -1,10 +1,11 @@
 //! Access at query time: the descriptor's `access` block and the access policies decide, for one
 //! principal and one product, whether it is readable and with which row filters and masks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use meshwork_core::aggregate::{AggregateOnly, Privacy};
 use meshwork_core::descriptor::{Mask, PolicyState, ProductDescriptor};
 use meshwork_core::id::ProductId;
 use meshwork_core::principal::Principal;
@@ -35,6 +36,58 @@ pub struct AccessDecision {
     /// The access policy that failed to evaluate and its error, when that caused the deny;
     /// `validate` reports it against the policy file.
     pub failure: Option<(String, String)>,
+    /// When set, the principal reads the product only in aggregate, under this rule.
+    pub aggregate: Option<AggregateRule>,
+}
+
+/// How an aggregate-only reader reads a product: every query must aggregate it, every group
+/// shown stands for at least `min_group_size` of its rows, hidden columns are never used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateRule {
+    /// Rows of the product behind every group shown.
+    pub min_group_size: u64,
+    /// Columns the reader may not use at all.
+    pub hidden: BTreeSet<String>,
+    /// Columns that identify rows, whose `min` and `max` would return one row's value: those
+    /// classified `pii` and the primary key.
+    pub identifying: BTreeSet<String>,
+    /// Differentially private answers, when the descriptor asks for them.
+    pub privacy: Option<Privacy>,
+    /// What made the read aggregate-only: `descriptor` (`access.aggregate_only`) and the ids
+    /// of access policies that asked for it.
+    pub sources: Vec<String>,
+}
+
+/// The columns of `product` that identify rows: classified `pii`, or in the primary key.
+fn identifying(product: &ProductDescriptor) -> BTreeSet<String> {
+    let contract = &product.contract;
+    let pii = contract.columns.iter().filter(|c| c.classification == Some(meshwork_core::descriptor::Classification::Pii)).map(|c| c.name.clone());
+    pii.chain(contract.primary_key.iter().cloned()).collect()
+}
+
+impl AggregateRule {
+    fn from_descriptor(rule: &AggregateOnly, product: &ProductDescriptor) -> AggregateRule {
+        AggregateRule {
+            min_group_size: rule.min_group_size,
+            hidden: rule.columns_hidden.iter().cloned().collect(),
+            identifying: identifying(product),
+            privacy: rule.privacy.clone(),
+            sources: vec!["descriptor".into()],
+        }
+    }
+
+    /// One line naming the rule, for errors, audit events and listings.
+    pub fn describe(&self) -> String {
+        let mut text = format!("aggregate-only (groups of at least {} rows", self.min_group_size);
+        if !self.hidden.is_empty() {
+            text.push_str(&format!("; hidden: {}", self.hidden.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")));
+        }
+        if let Some(privacy) = &self.privacy {
+            text.push_str(&format!("; {} noise, ε {} per answer, budget {} per {}", privacy.mechanism, privacy.epsilon, privacy.budget, privacy.window));
+        }
+        text.push_str(&format!("; by {})", self.sources.join(", ")));
+        text
+    }
 }
 
 impl AccessDecision {
@@ -53,6 +106,7 @@ impl AccessDecision {
             warnings: Vec::new(),
             elapsed: Duration::ZERO,
             failure: None,
+            aggregate: None,
         }
     }
 
@@ -221,7 +275,12 @@ impl Authorizer {
             || principal.admin
             || access.is_some_and(|a| a.readers.iter().any(|r| principal.matches(r)))
             || self.grants.active(&principal.name, &id, now);
-        if !reader {
+        let aggregate_only = access.and_then(|a| a.aggregate_only.as_ref());
+        let aggregate = match aggregate_only {
+            Some(rule) if !reader && rule.readers.iter().any(|r| principal.matches(r)) => Some(AggregateRule::from_descriptor(rule, product)),
+            _ => None,
+        };
+        if !reader && aggregate.is_none() {
             return AccessDecision::deny(id.clone(), format!("`{}` is not a reader of `{id}`", principal.name)).timed(started);
         }
         let mut decision = AccessDecision {
@@ -234,7 +293,11 @@ impl Authorizer {
             warnings: Vec::new(),
             elapsed: Duration::ZERO,
             failure: None,
+            aggregate,
         };
+        if decision.aggregate.is_some() {
+            decision.policies.push("descriptor".into());
+        }
         if let Some(access) = access {
             let mut restricted = false;
             if let Some(filter) = &access.row_filter {
@@ -247,7 +310,7 @@ impl Authorizer {
                     restricted = true;
                 }
             }
-            if restricted {
+            if restricted && decision.aggregate.is_none() {
                 decision.policies.push("descriptor".into());
             }
         }
@@ -283,12 +346,23 @@ impl Authorizer {
                     decision.warnings.push(format!("access policy `{policy_id}` (warn) would apply: {}", effect.describe()));
                     continue;
                 }
-                decision.policies.push(policy_id);
+                decision.policies.push(policy_id.clone());
                 if !effect.deny.is_empty() {
                     decision.allowed = false;
                     decision.reasons.extend(effect.deny);
                 }
                 decision.row_filters.extend(effect.row_filters);
+                if let Some((min_group_size, hidden)) = effect.aggregate {
+                    // A policy asking for aggregate-only reads makes any reader one, under the
+                    // descriptor's own settings too; the stricter of each applies.
+                    let rule = decision.aggregate.get_or_insert_with(|| match aggregate_only {
+                        Some(rule) => AggregateRule::from_descriptor(rule, product),
+                        None => AggregateRule { min_group_size: 0, hidden: BTreeSet::new(), identifying: identifying(product), privacy: None, sources: Vec::new() },
+                    });
+                    rule.min_group_size = rule.min_group_size.max(min_group_size);
+                    rule.hidden.extend(hidden.into_iter().filter(|c| product.contract.column(c).is_some()));
+                    rule.sources.push(policy_id.clone());
+                }
                 for (column, mask) in effect.masks {
                     if product.contract.column(&column).is_none() {
                         continue;
@@ -305,6 +379,7 @@ impl Authorizer {
         if !decision.allowed {
             decision.row_filters.clear();
             decision.masks.clear();
+            decision.aggregate = None;
         }
         decision.elapsed = started.elapsed();
         decision
@@ -317,11 +392,13 @@ struct Effect {
     deny: Vec<String>,
     row_filters: Vec<String>,
     masks: Vec<(String, Mask)>,
+    /// `aggregate_only`: the smallest group and the hidden columns it asks for.
+    aggregate: Option<(u64, Vec<String>)>,
 }
 
 impl Effect {
     fn is_empty(&self) -> bool {
-        self.deny.is_empty() && self.row_filters.is_empty() && self.masks.is_empty()
+        self.deny.is_empty() && self.row_filters.is_empty() && self.masks.is_empty() && self.aggregate.is_none()
     }
 
     fn describe(&self) -> String {
@@ -334,6 +411,9 @@ impl Effect {
         }
         for (column, mask) in &self.masks {
             parts.push(format!("mask `{column}` with {}", mask.kind()));
+        }
+        if let Some((min_group_size, _)) = &self.aggregate {
+            parts.push(format!("aggregate-only reads (groups of at least {min_group_size} rows)"));
         }
         parts.join(", ")
     }
@@ -371,7 +451,35 @@ fn evaluate(policy: &crate::policy::Policy, input: &regorus::Value) -> Result<Ef
         }
         Some(other) => return Err(format!("`masks` must be an object of column to mask, found {other}")),
     }
+    effect.aggregate = aggregate_from_json(policy.eval(input, "aggregate_only")?)?;
     Ok(effect)
+}
+
+/// `aggregate_only` as an access policy writes it: `true`, or an object with `min_group_size`
+/// (default [`AggregateOnly::DEFAULT_MIN_GROUP_SIZE`]) and `columns_hidden`.
+fn aggregate_from_json(value: Option<Value>) -> Result<Option<(u64, Vec<String>)>, String> {
+    let map = match value {
+        None | Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Bool(true)) => return Ok(Some((AggregateOnly::DEFAULT_MIN_GROUP_SIZE, Vec::new()))),
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(format!("`aggregate_only` must be true or an object with `min_group_size` and `columns_hidden`, found {other}")),
+    };
+    if let Some(key) = map.keys().find(|k| !matches!(k.as_str(), "min_group_size" | "columns_hidden")) {
+        return Err(format!("`aggregate_only` has an unknown field `{key}`; expected `min_group_size` or `columns_hidden`"));
+    }
+    let min_group_size = match map.get("min_group_size") {
+        None => AggregateOnly::DEFAULT_MIN_GROUP_SIZE,
+        Some(n) => n.as_u64().filter(|n| *n >= 2).ok_or_else(|| format!("`aggregate_only.min_group_size` must be a whole number of at least 2, found {n}"))?,
+    };
+    let hidden = match map.get("columns_hidden") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| format!("`aggregate_only.columns_hidden` must hold column names, found {v}")))
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(format!("`aggregate_only.columns_hidden` must be a list of column names, found {other}")),
+    };
+    Ok(Some((min_group_size, hidden)))
 }
 
 /// A mask as an access policy writes it: `"hash"`, `"redact"`, `"null"`, `"partial"`, or an

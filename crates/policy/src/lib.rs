@@ -20,7 +20,7 @@ pub mod library;
 mod lineage;
 mod policy;
 
-pub use access::{AccessDecision, Authorizer, Grants, principal_json};
+pub use access::{AccessDecision, AggregateRule, Authorizer, Grants, principal_json};
 pub use governance::{GovernanceInput, Violation};
 pub use lineage::{GovernanceLineage, GovernedColumn, GovernedSource};
 pub use policy::{Policy, PolicyError, PolicyKind, PolicyScope, PolicySet, PolicySource, PolicyStates, StateProblem};

@@ -42,6 +42,12 @@ pub const BUILTIN_POLICIES: &[BuiltinPolicy] = &[
         source: include_str!("../rego/pii_masked.rego"),
     },
     BuiltinPolicy {
+        name: "pii_aggregate_only",
+        default_state: PolicyState::Off,
+        summary: "products with pii columns are read only in aggregate outside their domain (groups of 10 or more, pii columns hidden)",
+        source: include_str!("../rego/pii_aggregate_only.rego"),
+    },
+    BuiltinPolicy {
         name: "classification_propagated",
         default_state: PolicyState::Enforce,
         summary: "a column carrying an unmasked pii or confidential upstream column is classified at least as high",

@@ -243,7 +243,7 @@ impl StateProblem {
 }
 
 /// The rules Meshwork evaluates, by policy kind.
-const RULES: &[&str] = &["violations", "deny", "row_filters", "masks"];
+const RULES: &[&str] = &["violations", "deny", "row_filters", "masks", "aggregate_only"];
 
 fn compile_one(source: PolicySource) -> Result<Policy, PolicyError> {
     let mut engine = regorus::Engine::new();

@@ -21,6 +21,9 @@ meshwork_core::keyword_enum! {
     pub enum Visibility ("visibility") {
         /// It may query the product and see everything about it.
         Readable => "readable",
+        /// It may query the product only in aggregate (`access.aggregate_only`, or an access
+        /// policy asking for it): it sees the product's description and columns, never a row.
+        Aggregates => "aggregate_only",
         /// It may not read the product, but the product is `discoverable`: its public card is
         /// shown and access can be requested.
         Card => "card",
@@ -31,7 +34,10 @@ meshwork_core::keyword_enum! {
 
 /// What `principal` may know of `product` now.
 pub fn visibility(governance: &Governance, principal: &Principal, product: &ProductDescriptor) -> Visibility {
-    if governance.decide(principal, product).allowed {
+    let decision = governance.decide(principal, product);
+    if decision.allowed && decision.aggregate.is_some() {
+        Visibility::Aggregates
+    } else if decision.allowed {
         Visibility::Readable
     } else if product.access.as_ref().is_some_and(|a| a.discoverable) {
         Visibility::Card

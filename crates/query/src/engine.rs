@@ -28,6 +28,10 @@ pub struct QueryLimits {
     /// The Ballista cluster large statements run on (`cluster:` in `mesh.yaml`); `None`: all
     /// run in-process.
     pub cluster: Option<Arc<crate::Cluster>>,
+    /// Seeds the noise of differentially private answers, for tests that check answers
+    /// against fixed expectations. Never set it in a deployment: whoever knows the seed can
+    /// subtract the noise. `None` (the default): noise from the operating system's randomness.
+    pub noise_seed: Option<u64>,
 }
 
 impl QueryLimits {

@@ -68,6 +68,11 @@ pub enum QueryError {
     /// The caller may not do this; the message says who may and what to do instead.
     #[error("{0}")]
     Refused(String),
+    /// The statement would reveal more of a product than its aggregate-only reader may learn
+    /// (rows, small groups, hidden columns), or the reader's privacy budget is spent; the
+    /// message names the rule and what to change.
+    #[error("{0}")]
+    AggregateOnly(String),
     /// A request is malformed; the message names the part and the fix.
     #[error("{0}")]
     Invalid(String),
@@ -152,7 +157,7 @@ impl QueryError {
             QueryError::NotPublished(_) | QueryError::NoLongerServed(_) | QueryError::NotReadable { .. } | QueryError::NotFound(_) => ErrorCode::NotFound,
             QueryError::Conflict(_) => ErrorCode::Conflict,
             QueryError::UnknownPrincipal { .. } => ErrorCode::UnknownPrincipal,
-            QueryError::AdminOnly(..) | QueryError::Refused(_) => ErrorCode::Forbidden,
+            QueryError::AdminOnly(..) | QueryError::Refused(_) | QueryError::AggregateOnly(_) => ErrorCode::Forbidden,
             QueryError::Invalid(_) => ErrorCode::BadRequest,
             QueryError::Timeout { .. } => ErrorCode::Timeout,
             QueryError::ResourcesExhausted { .. } => ErrorCode::ResourcesExhausted,
@@ -278,6 +283,7 @@ impl From<DataFusionError> for QueryError {
             DataFusionError::ResourcesExhausted(detail) => QueryError::ResourcesExhausted {
                 detail: detail.clone(),
             },
+            DataFusionError::External(inner) if inner.is::<crate::aggregate::Refusal>() => QueryError::AggregateOnly(inner.to_string()),
             _ => QueryError::Sql(err),
         }
     }

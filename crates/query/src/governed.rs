@@ -16,10 +16,12 @@ use meshwork_catalog::{CatalogStore, ProductRecord};
 use meshwork_core::id::ProductId;
 use meshwork_core::lifecycle::{Deprecation, Lifecycle};
 use meshwork_core::principal::Principal;
-use meshwork_policy::AccessDecision;
+use meshwork_policy::{AccessDecision, AggregateRule};
 use meshwork_storage::ProductStore;
 
+use crate::aggregate::AggregateOnlyRule;
 use crate::engine::{QueryLimits, TableCache};
+use crate::privacy::NoiseSource;
 use crate::governance::Governance;
 use crate::guard::{ProductGuard, ProductTable};
 use crate::rewrite::{Journal, MeshQueryPlanner, PolicyRule};
@@ -134,6 +136,15 @@ pub(crate) async fn governed_context(
             continue;
         };
         let mut decision = governance.decide_stored(principal, &product);
+        if matches!(scope, Scope::Reads(_)) && decision.aggregate.as_ref().is_some_and(|a| a.privacy.is_some()) {
+            // Noisy answers are paid from a principal's budget, per question; a build would
+            // publish them for every reader of the derived product, unpaid.
+            return Err(QueryError::NotReadable {
+                product: product.id.clone(),
+                principal: principal.name.clone(),
+                reasons: vec!["it answers only with differentially private noise, which a derived product cannot be built from".into()],
+            });
+        }
         // A product past its sunset is not served, whoever asks; one who may read it is told
         // where to go instead, anyone else gets the answer of a missing product.
         let lifecycle = product.descriptor.lifecycle(today);
@@ -239,6 +250,14 @@ pub(crate) async fn governed_context(
         }
     }
     let guards = Arc::new(guard_map);
+    let aggregate_rules: HashMap<String, (ProductId, AggregateRule)> = decisions
+        .iter()
+        .filter_map(|(id, d)| d.aggregate.clone().filter(|_| d.allowed).map(|rule| (id.to_string(), (id.clone(), rule))))
+        .collect();
+    let noise = Arc::new(match limits.noise_seed {
+        Some(seed) => NoiseSource::seeded(seed),
+        None => NoiseSource::from_entropy(),
+    });
 
     let policy_rule = Arc::new(PolicyRule {
         guards,
@@ -247,6 +266,8 @@ pub(crate) async fn governed_context(
     let mut analyzer_rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
         vec![policy_rule];
     analyzer_rules.extend(Analyzer::new().rules);
+    // After type coercion, so the casts it adds are checked like the user's own.
+    analyzer_rules.push(Arc::new(AggregateOnlyRule { rules: Arc::new(aggregate_rules), journal: journal.clone(), noise }));
     // After type coercion, which puts the casts of literals in place.
     analyzer_rules.push(Arc::new(crate::literals::LiteralRule));
     let mut state = SessionStateBuilder::new()

@@ -34,12 +34,14 @@ use crate::masks::{MaskHash, MaskPartial};
 pub(crate) struct ProductGuard {
     pub(crate) filter: Option<Expr>,
     pub(crate) masks: BTreeMap<String, Expr>,
+    /// Read only in aggregate: always fenced, so the aggregate-only rule finds every scan.
+    pub(crate) aggregate_only: bool,
 }
 
 impl ProductGuard {
     /// Nothing to enforce: the scan is left as it is.
     pub(crate) fn is_open(&self) -> bool {
-        self.filter.is_none() && self.masks.is_empty()
+        self.filter.is_none() && self.masks.is_empty() && !self.aggregate_only
     }
 
     /// Builds the guard for an allowed decision. Any error (a filter that does not parse, a
@@ -85,7 +87,7 @@ impl ProductGuard {
             };
             masks.insert(column.clone(), masked);
         }
-        Ok(ProductGuard { filter, masks })
+        Ok(ProductGuard { filter, masks, aggregate_only: decision.aggregate.is_some() })
     }
 }
 

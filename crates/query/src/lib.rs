@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod access;
+mod aggregate;
 mod bounded;
 mod consumers;
 mod distributed;
@@ -32,6 +33,7 @@ mod limits;
 mod literals;
 mod masks;
 mod placeholders;
+mod privacy;
 mod remote;
 mod rewrite;
 mod samples;
@@ -54,6 +56,7 @@ pub use error::{ErrorCode, QueryError};
 pub use governance::{Governance, is_owner, visible_lineage};
 pub use samples::{govern_samples, quality_runs_for};
 pub use placeholders::Placeholders;
+pub use privacy::PrivacySpent;
 pub use remote::{RemoteAggregateRule, RemoteScanExec, RemoteTable, virtual_table};
 pub use literals::{is_value_of, value_form};
 pub use tuning::{BATCH_ROWS, tuned};

@@ -41,6 +41,9 @@ pub(crate) struct Journal {
     denied: Mutex<BTreeSet<ProductId>>,
     /// Earlier publications read by time travel, per product.
     publications: Mutex<BTreeMap<ProductId, BTreeSet<i64>>>,
+    /// Aggregations of aggregate-only products, per product, and the privacy loss (ε) of the
+    /// differentially private ones.
+    aggregations: Mutex<BTreeMap<ProductId, (u32, f64)>>,
 }
 
 impl Journal {
@@ -48,6 +51,25 @@ impl Journal {
         self.touched.lock().expect("journal lock").clear();
         self.denied.lock().expect("journal lock").clear();
         self.publications.lock().expect("journal lock").clear();
+        self.aggregations.lock().expect("journal lock").clear();
+    }
+
+    /// One aggregation of the aggregate-only product `id` was checked and suppressed.
+    pub(crate) fn aggregate(&self, id: &ProductId) {
+        self.aggregations.lock().expect("journal lock").entry(id.clone()).or_default().0 += 1;
+    }
+
+    /// One differentially private aggregation of `id`, costing `epsilon`.
+    pub(crate) fn spend_privacy(&self, id: &ProductId, epsilon: f64) {
+        let mut map = self.aggregations.lock().expect("journal lock");
+        let entry = map.entry(id.clone()).or_default();
+        entry.0 += 1;
+        entry.1 += epsilon;
+    }
+
+    /// The aggregations of aggregate-only products the statement makes: count and ε, by product.
+    pub(crate) fn aggregations(&self) -> BTreeMap<ProductId, (u32, f64)> {
+        self.aggregations.lock().expect("journal lock").clone()
     }
 
     pub(crate) fn read_publication(&self, id: &ProductId, seq: i64) {
@@ -114,6 +136,14 @@ impl AnalyzerRule for PolicyRule {
 /// Whether `node` is a policy fence (what lies below it is the policy's, not the user's).
 pub(crate) fn is_fence(node: &LogicalPlan) -> bool {
     matches!(node, LogicalPlan::Extension(e) if e.node.as_any().downcast_ref::<PolicyFence>().is_some())
+}
+
+/// The product `node` fences, when it is a policy fence.
+pub(crate) fn fenced_product(node: &LogicalPlan) -> Option<&str> {
+    match node {
+        LogicalPlan::Extension(e) => e.node.as_any().downcast_ref::<PolicyFence>().map(|f| f.product.as_str()),
+        _ => None,
+    }
 }
 
 /// The product a scan reads, if it reads one (every scan of product data is a [`ProductTable`]).

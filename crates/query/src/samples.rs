@@ -24,6 +24,10 @@ pub async fn govern_samples(
     if !decision.allowed {
         return Ok(None);
     }
+    if decision.aggregate.is_some() {
+        // A sample is rows; an aggregate-only reader sees none.
+        return Ok(Some(Vec::new()));
+    }
     if rows.is_empty() || is_owner(principal, product) {
         return Ok(Some(rows.to_vec()));
     }

@@ -20,6 +20,7 @@ use crate::engine::{self, QueryLimits, TableCache};
 use crate::governance::Governance;
 use crate::governed::{Governed, Scope, governed_context};
 use crate::placeholders::Placeholders;
+use crate::privacy::PrivacySpent;
 use crate::rewrite::Journal;
 use crate::stream::QueryStream;
 use crate::strings::plain_strings;
@@ -41,6 +42,8 @@ pub struct QuerySession {
     deprecated: BTreeMap<ProductId, Deprecation>,
     /// When one of the principal's grants ends: the decisions above hold until then at most.
     valid_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the last statement spent of the principal's privacy budgets.
+    privacy: std::sync::Mutex<Vec<PrivacySpent>>,
 }
 
 /// What a statement will return, known before running it.
@@ -114,6 +117,7 @@ impl QuerySession {
             limits: limits.clone(),
             placeholders: Placeholders::default(),
             deprecated,
+            privacy: std::sync::Mutex::default(),
         })
     }
 
@@ -148,6 +152,29 @@ impl QuerySession {
     /// the warning every interface passes on to its client.
     pub fn deprecations(&self) -> Vec<Deprecation> {
         self.journal.touched().into_iter().filter_map(|id| self.deprecated.get(&id).cloned()).collect()
+    }
+
+    /// What the last statement spent of the principal's privacy budgets (differentially private
+    /// products), each with the notice every interface passes on to its client.
+    pub fn privacy_spent(&self) -> Vec<PrivacySpent> {
+        self.privacy.lock().expect("privacy lock").clone()
+    }
+
+    /// Whether `plan` reads a product this principal may read only in aggregate.
+    fn reads_aggregate_only(&self, plan: &LogicalPlan) -> bool {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut found = false;
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Some(id) = crate::rewrite::product_of(scan)
+                && self.decisions.get(&id).is_some_and(|d| d.aggregate.is_some())
+            {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
     }
 
     /// The deprecated products a planned statement reads (subqueries included), before it runs.
@@ -214,6 +241,7 @@ impl QuerySession {
         params: Option<ParamValues>,
     ) -> Result<QueryStream, QueryError> {
         self.journal.reset();
+        self.privacy.lock().expect("privacy lock").clear();
         let started = Instant::now();
         match self.start(sql, params).await {
             Ok(running) => {
@@ -267,6 +295,14 @@ impl QuerySession {
                 ));
             }
         }
+        if let Some(LogicalPlan::Analyze(analyze)) = explain.as_ref().map(|_| frame.logical_plan())
+            && self.reads_aggregate_only(&analyze.input)
+        {
+            // Its metrics count the rows of every node, suppressed groups included.
+            return Err(QueryError::Refused(
+                "`EXPLAIN ANALYZE` is not allowed on products you read only in aggregate: its row counts would show the groups that are left out (hint: use `EXPLAIN` without ANALYZE)".into(),
+            ));
+        }
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         if explain.is_some() {
             // EXPLAIN output is small; it is redacted as a whole before anything is sent.
@@ -289,6 +325,13 @@ impl QuerySession {
         // statement reads before its audit event is written.
         let task = Arc::new(frame.task_ctx());
         let plan = crate::limits::physical_plan(frame, &self.limits).await?;
+        // Planning checked every aggregation of aggregate-only products; private ones are paid
+        // for now, before anything runs, so a statement that fails later is paid for too.
+        let spend: BTreeMap<ProductId, f64> = self.journal.aggregations().into_iter().filter(|(_, (_, epsilon))| *epsilon > 0.0).map(|(id, (_, epsilon))| (id, epsilon)).collect();
+        if !spend.is_empty() {
+            let spent = crate::privacy::budget::charge(self.catalog.as_ref(), &self.principal.name, &spend, &self.decisions).await?;
+            *self.privacy.lock().expect("privacy lock") = spent;
+        }
         if let Some(cluster) = &self.limits.cluster {
             match cluster.placement(&plan) {
                 crate::Placement::Cluster => {
@@ -317,6 +360,7 @@ impl QuerySession {
         elapsed: Duration,
     ) -> AuditEvent {
         let mut products = Vec::new();
+        let aggregations = self.journal.aggregations();
         for id in self.journal.touched() {
             let decision = self.decisions.get(&id);
             products.push(AuditProduct {
@@ -335,6 +379,8 @@ impl QuerySession {
                     .unwrap_or_default(),
                 reasons: decision.map(|d| d.warnings.clone()).unwrap_or_default(),
                 decision_us: decision.map(|d| d.elapsed.as_micros() as u64).unwrap_or(0),
+                aggregate: decision.and_then(|d| d.aggregate.as_ref()).map(|a| a.describe()),
+                epsilon: aggregations.get(&id).map(|(_, epsilon)| *epsilon).filter(|e| *e > 0.0).and_then(meshwork_core::aggregate::Finite::new),
             });
         }
         let denied = self.journal.denied();
@@ -349,11 +395,13 @@ impl QuerySession {
                 masks: Vec::new(),
                 reasons: decision.map(|d| d.reasons.clone()).unwrap_or_default(),
                 decision_us: decision.map(|d| d.elapsed.as_micros() as u64).unwrap_or(0),
+                aggregate: None,
+                epsilon: None,
             });
         }
         let (outcome, rows, error) = match result {
             Ok(rows) => (AuditOutcome::Ok, rows, None),
-            Err(err) if !denied.is_empty() => (AuditOutcome::Denied, None, Some(err.to_string())),
+            Err(err) if !denied.is_empty() || matches!(err, QueryError::AggregateOnly(_)) => (AuditOutcome::Denied, None, Some(err.to_string())),
             Err(err) => (AuditOutcome::Error, None, Some(err.to_string())),
         };
         AuditEvent {

@@ -202,6 +202,7 @@ impl MeshFlightSql {
         let mut stream = self.gate.run(&session, INTERFACE, &handle.sql, params).await?.holding(session);
         stream.prime().await?;
         let warnings: Vec<String> = stream.deprecations().iter().map(Deprecation::warning).collect();
+        let privacy: Vec<String> = stream.privacy().iter().map(meshwork_query::PrivacySpent::header).collect();
         // Deprecation warnings travel twice: as response headers for clients that read them,
         // and in the result schema's metadata (also in GetFlightInfo's), which every Arrow
         // client keeps.
@@ -219,6 +220,11 @@ impl MeshFlightSql {
         for warning in warnings {
             if let Ok(value) = warning.parse() {
                 response.metadata_mut().append(DEPRECATION_HEADER, value);
+            }
+        }
+        for spent in privacy {
+            if let Ok(value) = spent.parse() {
+                response.metadata_mut().append("meshwork-privacy", value);
             }
         }
         Ok(response)

@@ -268,6 +268,8 @@ pub(crate) struct GovernedStream {
     timer: crate::metrics::QueryTimer,
     /// The deprecated products the statement reads, for the interface to warn about.
     deprecations: Vec<meshwork_core::lifecycle::Deprecation>,
+    /// What the statement spent of privacy budgets, for the interface to tell.
+    privacy: Vec<meshwork_query::PrivacySpent>,
     _permit: QueryPermit,
     /// The pooled session it runs in, kept out of the pool until the stream is dropped (its
     /// memory limit is this statement's alone).
@@ -289,6 +291,11 @@ impl GovernedStream {
     /// The deprecated products the statement reads: every interface passes their warnings on.
     pub(crate) fn deprecations(&self) -> &[meshwork_core::lifecycle::Deprecation] {
         &self.deprecations
+    }
+
+    /// What the statement spent of the principal's privacy budgets: every interface tells it.
+    pub(crate) fn privacy(&self) -> &[meshwork_query::PrivacySpent] {
+        &self.privacy
     }
 
     /// Runs the query up to its first batch, so that errors found while computing it (most
@@ -352,7 +359,7 @@ impl Gate {
         let mut timer = self.metrics.query_started(interface);
         tracing::info!(principal = %session.principal().name, interface, sql = %meshwork_query::normalise(sql), "query");
         match session.execute_with(sql, params).await {
-            Ok(stream) => Ok(GovernedStream { stream, first: None, timer, deprecations: session.deprecations(), _permit: permit, _session: None }),
+            Ok(stream) => Ok(GovernedStream { stream, first: None, timer, deprecations: session.deprecations(), privacy: session.privacy_spent(), _permit: permit, _session: None }),
             Err(err) => {
                 timer.finish("error");
                 Err(err.into())

@@ -523,6 +523,7 @@ impl PgQueries {
         }
         // Only a statement that answers carries its warnings (sent before its answer).
         conn.notices.lock().expect("notices lock").extend(stream.deprecations().iter().map(Deprecation::warning));
+        conn.notices.lock().expect("notices lock").extend(stream.privacy().iter().map(meshwork_query::PrivacySpent::notice));
         let schema = stream.schema();
         let link = conn.link.clone();
         let interrupted = Box::pin(async move { link.interrupted(mark).await });

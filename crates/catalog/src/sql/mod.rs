@@ -16,6 +16,7 @@ mod lifecycle;
 mod locks;
 mod operations;
 mod portal;
+mod privacy;
 mod products;
 mod rows;
 mod subscriptions;
@@ -348,6 +349,14 @@ impl CatalogStore for SqlCatalog {
 
     async fn prune_openlineage(&self, through: i64) -> Result<u64> {
         self.delete_openlineage(through).await
+    }
+
+    async fn spend_privacy(&self, spend: &crate::PrivacySpend) -> Result<crate::PrivacyCharge> {
+        self.charge_privacy(spend).await
+    }
+
+    async fn privacy_budgets(&self, principal: Option<&str>) -> Result<Vec<crate::PrivacyBudgetRow>> {
+        self.privacy_budget_rows(principal).await
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {

@@ -43,7 +43,7 @@ pub(super) fn domain_name(what: &str, text: &str) -> Result<DomainName> {
 }
 
 /// Counts and sizes are never negative; a negative one is corruption, not a wrap-around.
-fn unsigned(what: &str, value: i64) -> Result<u64> {
+pub(super) fn unsigned(what: &str, value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| CatalogError::Corrupt(format!("{what}: negative value {value}")))
 }
 

@@ -66,6 +66,8 @@ async fn purge_deletes_only_an_unpublished_product_and_keeps_audit_and_events() 
                     reasons: Vec::new(),
                     decision_us: 0,
                     as_of: Vec::new(),
+                    aggregate: None,
+                    epsilon: None,
                 }],
                 rows: Some(1),
                 duration_ms: 1.0,

@@ -14,6 +14,7 @@ mod lifecycle;
 mod locks;
 mod migrations;
 mod portal;
+mod privacy;
 mod records;
 
 /// One backend under test.

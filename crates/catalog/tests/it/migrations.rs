@@ -78,16 +78,16 @@ async fn an_outdated_postgres_schema_waits_for_an_explicit_migrate() {
     assert_eq!(backend.name, "postgres");
     drop(backend.open().await);
     let mut conn = raw(&backend.location).await;
-    // The newest migration (0013, virtual products' remote sources) undone, as a schema of the
+    // The newest migration (0014, differential-privacy budgets) undone, as a schema of the
     // previous release.
-    execute(&mut conn, "ALTER TABLE product_versions DROP COLUMN remote; DELETE FROM _sqlx_migrations WHERE version = 13").await;
+    execute(&mut conn, "DROP TABLE privacy_budgets; DELETE FROM _sqlx_migrations WHERE version = 14").await;
     conn.close().await.unwrap();
     let error = SqlCatalog::open(&backend.location).await.unwrap_err();
-    assert!(matches!(error, CatalogError::Outdated { applied: 12, known: 13 }), "{error}");
+    assert!(matches!(error, CatalogError::Outdated { applied: 13, known: 14 }), "{error}");
     assert!(error.to_string().contains("meshwork catalog migrate"), "{error}");
     let catalog = SqlCatalog::open_with(&backend.location, OpenMode::Upgrade).await.unwrap();
     let status = catalog.migration_status().await.unwrap();
-    assert_eq!((status.applied, status.known), (13, 13));
+    assert_eq!((status.applied, status.known), (14, 14));
     catalog.publish(&publication("sales.orders", "h", &[])).await.unwrap();
     drop(catalog);
     backend.finish().await;

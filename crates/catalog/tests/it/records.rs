@@ -37,6 +37,8 @@ fn audit_event(principal: &str, product: &str, outcome: AuditOutcome, at: chrono
             reasons: Vec::new(),
             decision_us: 12,
             as_of: Vec::new(),
+            aggregate: None,
+            epsilon: None,
         }],
         rows: Some(3),
         duration_ms: 1.5,

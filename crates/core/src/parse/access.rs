@@ -1,10 +1,11 @@
-//! `product.yaml` access policy (readers, row filters, masks, discoverability) and output ports.
+//! `product.yaml` access policy (readers, row filters, masks, discoverability) and output ports;
+//! `access.aggregate_only` is in `aggregate.rs`.
 
 // Imports are shared by every section of the parser: see `mod.rs`.
 use super::*;
 
 pub(super) fn access(d: &mut Decoder<'_>, node: &Node, contract: Option<&Contract>) -> Option<Access> {
-    let map = d.mapping(node, "access", &["readers", "row_filter", "masks", "unmasked_for", "discoverable"])?;
+    let map = d.mapping(node, "access", &["readers", "row_filter", "masks", "unmasked_for", "discoverable", "aggregate_only"])?;
     let readers = principal_refs(d, map, "access", "readers");
     let row_filter = d.text(map, "access", "row_filter");
     let unmasked_for = principal_refs(d, map, "access", "unmasked_for");
@@ -41,7 +42,8 @@ pub(super) fn access(d: &mut Decoder<'_>, node: &Node, contract: Option<&Contrac
         }
     }
     let discoverable = d.boolean(map, "access", "discoverable").unwrap_or(false);
-    Some(Access { readers, row_filter, masks, unmasked_for, discoverable })
+    let aggregate_only = Decoder::get(map, "aggregate_only").and_then(|node| aggregate_only(d, node, contract));
+    Some(Access { readers, row_filter, masks, unmasked_for, discoverable, aggregate_only })
 }
 
 pub(super) const MASK_KINDS: &[(&str, &str)] = &[("hash", "hash"), ("redact", "redact"), ("null", "null"), ("partial", "partial"), ("sql", "sql")];

@@ -15,6 +15,7 @@ use crate::id::{DomainName, NameError, ProductId, ProductName, check_identifier,
 use crate::yaml::{Decoder, Positions, join};
 
 mod access;
+mod aggregate;
 mod cluster;
 mod domain;
 mod mesh;
@@ -23,6 +24,7 @@ mod product;
 mod rules;
 
 use access::*;
+use aggregate::*;
 use cluster::*;
 use domain::*;
 use mesh::*;

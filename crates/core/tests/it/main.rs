@@ -513,6 +513,7 @@ access:
         ("  masks: { email: hash }\n", "", "mask_removed compatible"),
         ("unmasked_for: [group:support]", "unmasked_for: []", "unmasked_for_removed breaking"),
         ("unmasked_for: [group:support]", "unmasked_for: [group:support, group:audit]", "unmasked_for_added compatible"),
+        ("unmasked_for: [group:support]\n", "unmasked_for: [group:support]\n  aggregate_only: { readers: [group:partners], min_group_size: 25 }\n", "aggregate_only_changed compatible"),
         ("description: One row per order.", "description: One row per order, refunds included.", "documentation compatible"),
         ("tags: [orders]", "tags: [orders, sales]", "documentation compatible"),
         ("description: Total }", "description: Order total in EUR }", "documentation compatible"),
@@ -596,4 +597,36 @@ fn a_cluster_names_its_scheduler_and_which_queries_run_there() {
         [missing_field] mesh.yaml:2:10: cluster.scheduler: missing required field `scheduler` (hint: add `scheduler: 127.0.0.1:50050`)
     "#]]
     .assert_eq(&parsed("name: m\ncluster: { run: all }\n").unwrap_err());
+}
+
+#[test]
+fn aggregate_only_readers_parse_with_privacy_and_refuse_what_cannot_hold() {
+    use meshwork_core::aggregate::{AggregateOnly, NoiseMechanism};
+    let with = |block: &str| format!("{ORDERS}    - {{ name: email, type: string, classification: pii }}\naccess:\n  readers: [domain:sales]\n  aggregate_only:\n{block}");
+    let parsed = parse_product(FILE, &with("    readers: [group:partners]\n    columns_hidden: [email]\n    privacy: { epsilon: 0.5, budget: 5, bounds: { amount: [0, 1000] } }\n")).unwrap().value;
+    let rule: AggregateOnly = parsed.access.unwrap().aggregate_only.unwrap();
+    assert_eq!((rule.readers, rule.min_group_size, rule.columns_hidden), (vec!["group:partners".to_owned()], AggregateOnly::DEFAULT_MIN_GROUP_SIZE, vec!["email".to_owned()]));
+    let privacy = rule.privacy.unwrap();
+    assert_eq!((privacy.mechanism, privacy.epsilon.get(), privacy.budget.get(), privacy.window.seconds), (NoiseMechanism::Laplace, 0.5, 5.0, 86_400));
+    assert_eq!(privacy.bounds["amount"].sensitivity(), 1000.0);
+    check_product(
+        &with("    readers: []\n    min_group_size: 1\n    columns_hidden: [emial]\n"),
+        expect![[r#"
+            [missing_field] domains/sales/products/orders/product.yaml:18:12: access.aggregate_only.readers: `aggregate_only` names no readers (hint: add `readers: [group:partners]`, the principals that may query the product only in aggregate)
+            [invalid_value] domains/sales/products/orders/product.yaml:19:21: access.aggregate_only.min_group_size: `1` is not a group size of at least 2 (hint: a group of one row is that row: write e.g. `min_group_size: 25`)
+            [missing_reference] domains/sales/products/orders/product.yaml:20:22: access.aggregate_only.columns_hidden[0]: column `emial` is not in the contract (hint: did you mean `email`?)
+        "#]],
+    );
+    check_product(
+        &with("    readers: [\"*\"]\n    columns_hidden: [email]\n    privacy: { mechanism: gaussian, epsilon: 2, budget: 1, window: 0s, bounds: { amount: [10, 1], email: [0, 1], order_id: [0, x] } }\n"),
+        expect![[r#"
+            [invalid_value] domains/sales/products/orders/product.yaml:20:68: access.aggregate_only.privacy.window: a budget window of no time renews at once (hint: write e.g. `window: 1d`)
+            [invalid_value] domains/sales/products/orders/product.yaml:20:57: access.aggregate_only.privacy.budget: the budget 1 is smaller than one answer's epsilon 2: no query could be answered (hint: raise `budget` to at least 2)
+            [missing_field] domains/sales/products/orders/product.yaml:20:14: access.aggregate_only.privacy.delta: gaussian noise needs `delta` (hint: add `delta: 1e-6`, or use `mechanism: laplace`)
+            [invalid_value] domains/sales/products/orders/product.yaml:20:46: access.aggregate_only.privacy.epsilon: gaussian noise is calibrated for ε ≤ 1 per answer, found 2 (hint: lower `epsilon`, or use `mechanism: laplace`)
+            [invalid_value] domains/sales/products/orders/product.yaml:20:90: access.aggregate_only.privacy.bounds.amount: the bounds of `amount` must be two numbers, the smaller first (hint: write e.g. `amount: [0, 10000]`: each row's value is clamped into them)
+            [invalid_value] domains/sales/products/orders/product.yaml:20:99: access.aggregate_only.privacy.bounds.email: `email` is not a numeric column; only numbers are summed (hint: remove it from `bounds`)
+            [invalid_value] domains/sales/products/orders/product.yaml:20:124: access.aggregate_only.privacy.bounds.order_id: the bounds of `order_id` must be two numbers, the smaller first (hint: write e.g. `order_id: [0, 10000]`: each row's value is clamped into them)
+        "#]],
+    );
 }

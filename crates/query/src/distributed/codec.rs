@@ -168,6 +168,9 @@ impl PhysicalExtensionCodec for MeshCodec {
         } else if let Some(partial) = inner.downcast_ref::<MaskPartial>() {
             buf.push(PARTIAL_MASK);
             serde_json::to_writer(buf, &(partial.keep_first, partial.keep_last)).map_err(|e| DataFusionError::Internal(e.to_string()))?;
+        } else if crate::privacy::is_noise(node) {
+            // Noise comes from the session's own source, in-process; such plans stay local.
+            return Err(DataFusionError::NotImplemented("differentially private noise is drawn in-process".into()));
         } else if let Some(limit) = crate::bounded::limit_of(node) {
             buf.push(BOUNDED);
             buf.extend_from_slice(&(limit as u64).to_le_bytes());

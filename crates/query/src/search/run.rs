@@ -206,7 +206,8 @@ impl ProductIndex {
         match Decided::from_byte(slot.load(Ordering::Relaxed)) {
             Decided::Undecided => {
                 let seen = match visibility(governance, principal, &self.entries[position as usize].record.descriptor) {
-                    Visibility::Readable => Decided::Readable,
+                    // Aggregate-only readers find a product like its readers: they may query it.
+                    Visibility::Readable | Visibility::Aggregates => Decided::Readable,
                     Visibility::Card => Decided::Card,
                     Visibility::Hidden => Decided::Hidden,
                 };

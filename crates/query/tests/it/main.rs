@@ -11,6 +11,8 @@ use meshwork_catalog::{AuditFilter, CatalogStore};
 use meshwork_pipeline::{SilentObserver, apply, load_mesh};
 use meshwork_query::{Governance, QuerySession};
 
+mod aggregate;
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -33,9 +35,15 @@ struct Mesh {
 
 impl Mesh {
     async fn new() -> Mesh {
+        Mesh::edited(|_| {}).await
+    }
+
+    /// The fixture mesh with `edit` applied to its files before it is applied.
+    async fn edited(edit: impl FnOnce(&Path)) -> Mesh {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("mesh");
         copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mesh"), &root);
+        edit(&root);
         let mesh = load_mesh(&root).unwrap_or_else(|d| panic!("{d:#?}"));
         let home = mesh.home();
         let catalog = home.open_catalog().await.unwrap();
@@ -115,7 +123,8 @@ async fn policy_suite() {
     assert!(files.len() >= 7, "the policy suite is missing files: {files:?}");
     for file in files {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
-        let principal = if stem == "read_only" { "ana".to_owned() } else { stem };
+        // `<principal>.<topic>.slt` runs as `<principal>`; `read_only` as `ana`.
+        let principal = if stem == "read_only" { "ana".to_owned() } else { stem.split('.').next().unwrap_or_default().to_owned() };
         let session = mesh.session(&principal).await;
         // One session per file: the runner asks for its connection once and keeps it.
         let mut runner = sqllogictest::Runner::new({

@@ -24,7 +24,7 @@ fn query_event(product: &str, outcome: &str) -> AuditEvent {
         interface: "http".into(),
         action: "query".into(),
         statement: "SELECT 1".into(),
-        products: vec![AuditProduct { product: product.into(), decision: "allow".into(), policies: vec![], row_filters: 0, masks: vec![], reasons: vec![], decision_us: 0, as_of: vec![] }],
+        products: vec![AuditProduct { product: product.into(), decision: "allow".into(), policies: vec![], row_filters: 0, masks: vec![], reasons: vec![], decision_us: 0, as_of: vec![], aggregate: None, epsilon: None }],
         rows: Some(1),
         duration_ms: 1.0,
         outcome,

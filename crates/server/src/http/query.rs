@@ -65,9 +65,16 @@ pub(super) async fn run_query(State(gate): State<Arc<Gate>>, Caller(who): Caller
     stream.prime().await?;
     let content_type = format.content_type();
     let deprecations: Vec<DeprecationInfo> = stream.deprecations().iter().map(DeprecationInfo::from).collect();
+    let privacy = stream.privacy().to_vec();
     let mut response = Body::from_stream(encode(stream, format, deprecations.clone())).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     deprecation_headers(headers, &deprecations);
+    // Differentially private answers say what they cost, one header per product.
+    for spent in &privacy {
+        if let Ok(value) = HeaderValue::from_str(&spent.header()) {
+            headers.append("meshwork-privacy", value);
+        }
+    }
     Ok(response)
 }

@@ -57,7 +57,7 @@ pub(super) async fn card_page(gate: &Gate, viewer: &Viewer, product: &str, error
     let governance = gate.engine().governance().await?;
     let catalog = gate.engine().catalog();
     let card = meshwork_query::card(catalog.as_ref(), &governance, principal, product).await?;
-    if card.visibility == Visibility::Readable && error.is_none() {
+    if matches!(card.visibility, Visibility::Readable | Visibility::Aggregates) && error.is_none() {
         return Ok(None);
     }
     let mine = AccessRequestFilter { product: Some(card.product.clone()), status: None, principal: Some(principal.name.clone()) };
@@ -90,7 +90,7 @@ fn card_body(viewer: &Viewer, card: &ProductCard, requests: &[AccessRequest], er
         }
         section #request aria-labelledby="request-h" {
             h2 #request-h { "Access" }
-            @if card.visibility == Visibility::Readable {
+            @if matches!(card.visibility, Visibility::Readable | Visibility::Aggregates) {
                 p { "You can read this product: " a href=(format!("/products/{id}")) { "open its page" } "." }
             } @else {
                 p { "You cannot read this product. Its owners — the " (card.domain) " domain — decide requests for access." }

@@ -114,7 +114,7 @@ pub(super) struct RunForm {
 
 /// What a run came to.
 enum Outcome {
-    Rows { schema: SchemaRef, rows: Vec<RecordBatch>, more: bool, deprecations: Vec<Deprecation> },
+    Rows { schema: SchemaRef, rows: Vec<RecordBatch>, more: bool, deprecations: Vec<Deprecation>, privacy: Vec<meshwork_query::PrivacySpent> },
     Failed(ServeError),
     Cancelled,
 }
@@ -159,6 +159,7 @@ async fn run_page(gate: Arc<Gate>, principal: meshwork_core::principal::Principa
     };
     let schema = stream.schema();
     let deprecations = stream.deprecations().to_vec();
+    let privacy = stream.privacy().to_vec();
     let mut skip = (page - 1) * PAGE_ROWS;
     let mut rows = Vec::new();
     let mut kept = 0;
@@ -204,7 +205,7 @@ async fn run_page(gate: Arc<Gate>, principal: meshwork_core::principal::Principa
     }
     // Dropping the stream here ends the statement (its audit event says how far it got).
     drop(stream);
-    Outcome::Rows { schema, rows, more, deprecations }
+    Outcome::Rows { schema, rows, more, deprecations, privacy }
 }
 
 /// Opens a session for `principal`, admits and starts `sql`, and runs it to its first batch.
@@ -219,13 +220,16 @@ fn results(viewer: &Viewer, sql: &str, page: usize, outcome: &Outcome) -> Markup
     match outcome {
         Outcome::Cancelled => html! { div .banner.warning role="status" { p { "Query cancelled." } } },
         Outcome::Failed(error) => failure(sql, error),
-        Outcome::Rows { schema, rows, more, deprecations } => {
+        Outcome::Rows { schema, rows, more, deprecations, privacy } => {
             let count: usize = rows.iter().map(RecordBatch::num_rows).sum();
             let first = (page - 1) * PAGE_ROWS + 1;
             let options = FormatOptions::default().with_null("NULL");
             html! {
                 @for deprecation in deprecations {
                     div .banner.warning role="status" { p { strong { "Deprecated: " } (deprecation.warning()) } }
+                }
+                @for spent in privacy {
+                    div .banner role="status" { p { strong { "Private answer: " } (spent.notice()) } }
                 }
                 p role="status" {
                     @if count == 0 { @if page == 1 { "No rows." } @else { "No more rows." } }

@@ -286,7 +286,20 @@ pub(super) fn access(page: &ProductPage, viewer: &Viewer) -> Markup {
     html! {
         section #access aria-labelledby="access-h" {
             h2 #access-h { "Access" }
-            p { "You can read this product" @if page.decision.masks.is_empty() && page.decision.row_filters.is_empty() { " in full." } @else { ", with the masks and row filter shown under Contract." } }
+            @match &page.decision.aggregate {
+                Some(rule) => {
+                    p #aggregate-only { strong { "You can read this product only in aggregate." } " Every query must aggregate it; groups standing for fewer than " (rule.min_group_size) " rows are left out of answers"
+                        @if !rule.hidden.is_empty() { ", and you may not use " @for (i, c) in rule.hidden.iter().enumerate() { @if i > 0 { ", " } code { (c) } } }
+                        "." }
+                    @if let Some(privacy) = &rule.privacy {
+                        p #private-answers { "Answers are differentially private (" (privacy.mechanism) " noise): each costs ε " (privacy.epsilon) " of your budget of " (privacy.budget) " per " (privacy.window) "." }
+                    }
+                }
+                None => p { "You can read this product" @if page.decision.masks.is_empty() && page.decision.row_filters.is_empty() { " in full." } @else { ", with the masks and row filter shown under Contract." } },
+            }
+            @if page.owner && let Some(rule) = page.descriptor.access.as_ref().and_then(|a| a.aggregate_only.as_ref()) {
+                p { "Aggregate-only readers: " @for (i, r) in rule.readers.iter().enumerate() { @if i > 0 { ", " } code { (r) } } " (groups of at least " (rule.min_group_size) " rows)." }
+            }
             @if page.owner {
                 @match page.descriptor.access.as_ref().map(|a| &a.readers) {
                     Some(readers) if !readers.is_empty() => p { "Readers besides the " (page.record.id.domain) " domain: " @for (i, r) in readers.iter().enumerate() { @if i > 0 { ", " } code { (r) } } "." },

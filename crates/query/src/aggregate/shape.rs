@@ -1,0 +1,405 @@
+//! What an aggregation of an aggregate-only product may contain, checked in terms of the
+//! product's own columns (projections between the aggregation and the fence are inlined).
+//!
+//! - Hidden columns are used nowhere; identifying columns (`pii`, primary key) are only counted,
+//!   never filtered or grouped on (a filter on one would single out a row by differencing).
+//! - Aggregate functions come from a fixed list of functions that summarise rows; `min`/`max`
+//!   return one row's value, so they are refused on identifying columns (hidden, `pii`,
+//!   primary key, text). Their arguments are plain columns: `sum(CASE WHEN name = 'Bob' THEN
+//!   salary END)` would single out one row inside a large group. No `FILTER (WHERE …)`: its
+//!   rows would escape the group-size count (WHERE is counted).
+//! - Expressions over rows (WHERE, GROUP BY, and what projections compute) cannot fail on some
+//!   rows only: an error that depends on a row is a one-bit answer about it (`CASE WHEN email =
+//!   'x' THEN 1/0 END`). So no fallible casts (use `TRY_CAST`), no division or remainder by
+//!   anything but a literal, no integer or decimal arithmetic (it can overflow; cast to DOUBLE
+//!   first), and only functions that cannot fail on their row argument.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, Result};
+use datafusion::logical_expr::expr::{AggregateFunction, ScalarFunction};
+use datafusion::logical_expr::{Aggregate, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+use meshwork_policy::AggregateRule;
+
+use super::refuse;
+
+/// Aggregate functions that summarise their rows.
+const SUMMARIES: &[&str] = &[
+    "count", "sum", "avg", "min", "max", "stddev", "stddev_pop", "var", "var_pop", "approx_distinct", "bool_and", "bool_or", "corr", "covar_samp", "covar_pop",
+];
+
+/// Functions that may be given a row's value, each with the argument positions that may hold
+/// one (`None`: every position); the other arguments must be literals.
+const ROW_FUNCTIONS: &[(&str, Option<&[usize]>)] = &[
+    ("lower", None),
+    ("upper", None),
+    ("btrim", Some(&[0])),
+    ("ltrim", Some(&[0])),
+    ("rtrim", Some(&[0])),
+    ("trim", Some(&[0])),
+    ("length", None),
+    ("char_length", None),
+    ("character_length", None),
+    ("octet_length", None),
+    ("coalesce", None),
+    ("nullif", None),
+    ("concat", None),
+    ("concat_ws", Some(&[1, 2, 3, 4, 5, 6, 7, 8])),
+    ("left", Some(&[0])),
+    ("right", Some(&[0])),
+    ("starts_with", Some(&[0])),
+    ("ends_with", Some(&[0])),
+    ("strpos", Some(&[0])),
+    ("date_trunc", Some(&[1])),
+    ("date_part", Some(&[1])),
+    ("round", Some(&[0])),
+    ("floor", None),
+    ("ceil", None),
+    ("isnan", None),
+];
+
+/// Checks one aggregation of `product` whose input reaches `fence` through `chain` (top first);
+/// returns the product column each aggregate function reads (`None` for `count(*)`).
+pub(super) fn check(aggregate: &Aggregate, chain: &[&LogicalPlan], fence: &LogicalPlan, product: &str, rule: &AggregateRule) -> Result<Vec<Option<String>>> {
+    let base = fence.schema().as_ref().clone();
+    let shape = Shape { product, rule, base: &base };
+    // Each column of each level as an expression over the fence's columns, bottom up.
+    let mut columns: HashMap<Column, Expr> = base.columns().into_iter().map(|c| (c.clone(), Expr::Column(c))).collect();
+    for node in chain.iter().rev() {
+        match node {
+            LogicalPlan::Filter(filter) => shape.row_expr(&inline(&filter.predicate, &columns)?, "WHERE")?,
+            LogicalPlan::Projection(projection) => {
+                let mut next = HashMap::new();
+                for (expr, column) in projection.expr.iter().zip(projection.schema.columns()) {
+                    let inlined = inline(&expr.clone().unalias_nested().data, &columns)?;
+                    shape.row_expr(&inlined, "SELECT")?;
+                    next.insert(column, inlined);
+                }
+                columns = next;
+            }
+            LogicalPlan::SubqueryAlias(alias) => {
+                let below = alias.input.schema().columns();
+                columns = alias.schema.columns().into_iter().zip(below).filter_map(|(out, input)| columns.get(&input).map(|e| (out, e.clone()))).collect();
+            }
+            _ => {}
+        }
+    }
+    for group in &aggregate.group_expr {
+        if let Expr::GroupingSet(set) = group {
+            if rule.privacy.is_some() {
+                return Err(refuse(product, rule, "ROLLUP, CUBE and GROUPING SETS count each row in several groups", "group by plain columns"));
+            }
+            for expr in set.distinct_expr() {
+                shape.row_expr(&inline(expr, &columns)?, "GROUP BY")?;
+            }
+        } else {
+            shape.row_expr(&inline(group, &columns)?, "GROUP BY")?;
+        }
+    }
+    let mut bases = Vec::new();
+    for expr in &aggregate.aggr_expr {
+        let Expr::AggregateFunction(function) = expr.clone().unalias_nested().data else {
+            return Err(refuse(product, rule, format!("`{expr}` is not an aggregate function"), "aggregate with count, sum, avg, min or max"));
+        };
+        bases.push(shape.aggregate(&function, &columns)?);
+    }
+    Ok(bases)
+}
+
+/// `expr` with the columns of one level replaced by their expressions over the fence.
+fn inline(expr: &Expr, columns: &HashMap<Column, Expr>) -> Result<Expr> {
+    expr.clone()
+        .transform(|e| match e {
+            Expr::Column(c) => match columns.get(&c).or_else(|| unique_by_name(columns, &c.name)) {
+                Some(replacement) => Ok(datafusion::common::tree_node::Transformed::yes(replacement.clone())),
+                None => Ok(datafusion::common::tree_node::Transformed::no(Expr::Column(c))),
+            },
+            other => Ok(datafusion::common::tree_node::Transformed::no(other)),
+        })
+        .map(|t| t.data)
+}
+
+fn unique_by_name<'a>(columns: &'a HashMap<Column, Expr>, name: &str) -> Option<&'a Expr> {
+    let mut found = columns.iter().filter(|(c, _)| c.name == name).map(|(_, e)| e);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
+}
+
+struct Shape<'a> {
+    product: &'a str,
+    rule: &'a AggregateRule,
+    base: &'a DFSchema,
+}
+
+impl Shape<'_> {
+    fn refuse(&self, message: impl Into<String>, hint: impl Into<String>) -> datafusion::error::DataFusionError {
+        refuse(self.product, self.rule, message, hint)
+    }
+
+    fn hidden(&self, column: &Column) -> Result<()> {
+        if self.rule.hidden.contains(&column.name) {
+            return Err(self.refuse(format!("column `{}` is hidden from aggregate-only readers", column.name), format!("leave `{}` out of the query", column.name)));
+        }
+        Ok(())
+    }
+
+    fn type_of(&self, expr: &Expr) -> DataType {
+        expr.get_type(self.base).unwrap_or(DataType::Null)
+    }
+
+    /// Checks an expression evaluated on each row: hidden columns, and nothing that can fail on
+    /// some rows only.
+    fn row_expr(&self, expr: &Expr, clause: &str) -> Result<()> {
+        let mut outcome = Ok(());
+        expr.apply(|e| {
+            let verdict = self.row_node(e, clause);
+            if verdict.is_err() {
+                outcome = verdict;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        outcome
+    }
+
+    fn row_node(&self, e: &Expr, clause: &str) -> Result<()> {
+        match e {
+            Expr::Column(c) => {
+                self.hidden(c)?;
+                if self.rule.identifying.contains(&c.name) {
+                    // `WHERE employee_id <> 7` next to the same query without it is employee 7.
+                    return Err(self.refuse(
+                        format!("column `{}` identifies rows (pii or primary key), so it may not be used in {clause}: two answers differing by one row would tell that row", c.name),
+                        format!("leave `{}` out of {clause}; `count(DISTINCT {})` is allowed", c.name, c.name),
+                    ));
+                }
+                Ok(())
+            }
+            Expr::Literal(..)
+            | Expr::Alias(_)
+            | Expr::Not(_)
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::IsTrue(_)
+            | Expr::IsFalse(_)
+            | Expr::IsUnknown(_)
+            | Expr::IsNotTrue(_)
+            | Expr::IsNotFalse(_)
+            | Expr::IsNotUnknown(_)
+            | Expr::Between(_)
+            | Expr::Like(_)
+            | Expr::SimilarTo(_)
+            | Expr::InList(_)
+            | Expr::Case(_)
+            | Expr::TryCast(_)
+            | Expr::Placeholder(_) => Ok(()),
+            Expr::BinaryExpr(binary) => self.binary(binary, clause),
+            Expr::Negative(inner) => self.float_only(inner, "negation", clause),
+            Expr::Cast(cast) => {
+                let from = self.type_of(&cast.expr);
+                if infallible_cast(&from, cast.field.data_type()) {
+                    Ok(())
+                } else {
+                    Err(self.refuse(
+                        format!("`CAST({} AS {})` in {clause} can fail on some rows, and whether it fails would tell about rows you may not see", cast.expr, cast.field.data_type()),
+                        "use `TRY_CAST`, which gives NULL instead of failing",
+                    ))
+                }
+            }
+            Expr::ScalarFunction(function) => self.function(function, clause),
+            Expr::ScalarSubquery(subquery) => self.outer_references(&subquery.outer_ref_columns),
+            Expr::Exists(exists) => self.outer_references(&exists.subquery.outer_ref_columns),
+            Expr::InSubquery(in_subquery) => self.outer_references(&in_subquery.subquery.outer_ref_columns),
+            Expr::SetComparison(comparison) => self.outer_references(&comparison.subquery.outer_ref_columns),
+            other => Err(self.refuse(format!("`{other}` is not allowed in {clause} of an aggregate-only query"), "use columns, literals, comparisons and plain functions")),
+        }
+    }
+
+    /// Columns of the product a correlated subquery uses: never hidden ones.
+    fn outer_references(&self, outer: &[Expr]) -> Result<()> {
+        for expr in outer {
+            let mut found = Ok(());
+            expr.apply(|e| {
+                if let Expr::Column(c) | Expr::OuterReferenceColumn(_, c) = e
+                    && let Err(err) = self.hidden(c)
+                {
+                    found = Err(err);
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+            found?;
+        }
+        Ok(())
+    }
+
+    fn binary(&self, binary: &BinaryExpr, clause: &str) -> Result<()> {
+        match binary.op {
+            Operator::Plus | Operator::Minus | Operator::Multiply => self.float_only(&binary.left, "arithmetic", clause).and_then(|_| self.float_only(&binary.right, "arithmetic", clause)),
+            Operator::Divide | Operator::Modulo => match binary.right.as_ref() {
+                Expr::Literal(value, _) if !value.is_null() && !is_zero_or_minus_one(value) && self.float_or_literal(&binary.left) => Ok(()),
+                _ => Err(self.refuse(
+                    format!("`{binary}` in {clause} can fail on some rows (division by zero or overflow), which would tell about rows you may not see"),
+                    "divide only a DOUBLE by a literal other than 0 and -1, or divide the aggregates instead (e.g. `sum(a) / sum(b)`)",
+                )),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    fn float_or_literal(&self, expr: &Expr) -> bool {
+        matches!(expr, Expr::Literal(..)) || self.type_of(expr).is_floating()
+    }
+
+    fn float_only(&self, expr: &Expr, what: &str, clause: &str) -> Result<()> {
+        if self.float_or_literal(expr) {
+            return Ok(());
+        }
+        Err(self.refuse(
+            format!("{what} on `{expr}` ({}) in {clause} can overflow on some rows, which would tell about rows you may not see", self.type_of(expr)),
+            format!("cast it to DOUBLE first: `CAST({expr} AS DOUBLE)`"),
+        ))
+    }
+
+    fn function(&self, function: &ScalarFunction, clause: &str) -> Result<()> {
+        let name = function.func.name();
+        let Some((_, positions)) = ROW_FUNCTIONS.iter().find(|(n, _)| *n == name) else {
+            return Err(self.refuse(
+                format!("function `{name}` in {clause} is not allowed in aggregate-only queries: it could fail on some rows"),
+                format!("use one of {}", ROW_FUNCTIONS.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+            ));
+        };
+        for (i, arg) in function.args.iter().enumerate() {
+            let row_position = positions.is_none_or(|p| p.contains(&i));
+            if !row_position && !matches!(arg, Expr::Literal(..) | Expr::Placeholder(_)) {
+                return Err(self.refuse(format!("argument {} of `{name}` in {clause} must be a literal", i + 1), format!("write `{name}` with a constant there")));
+            }
+        }
+        if matches!(name, "round" | "floor" | "ceil") {
+            // Rounding an integer or decimal is exact, but their rounding can overflow.
+            return self.float_only(&function.args[0], &format!("`{name}`"), clause);
+        }
+        Ok(())
+    }
+
+    /// Checks one aggregate function of the aggregation; returns the column it reads.
+    fn aggregate(&self, function: &AggregateFunction, columns: &HashMap<Column, Expr>) -> Result<Option<String>> {
+        let mut base = None;
+        let name = function.func.name();
+        if !SUMMARIES.contains(&name) {
+            return Err(self.refuse(
+                format!("`{name}` returns values of single rows"),
+                "aggregate with count, sum, avg, min, max, stddev or var",
+            ));
+        }
+        if let Some(privacy) = &self.rule.privacy {
+            if !matches!(name, "count" | "sum" | "avg") {
+                return Err(self.refuse(format!("`{name}` has no differentially private answer here"), "use count, sum or avg"));
+            }
+            if name != "count" && function.params.distinct {
+                return Err(self.refuse(format!("`{name}(DISTINCT …)` has no differentially private answer here"), format!("use `{name}` without DISTINCT")));
+            }
+            let _ = privacy;
+        }
+        if function.params.filter.is_some() {
+            return Err(self.refuse(
+                format!("`{name}(…) FILTER (WHERE …)` selects rows outside the group-size count"),
+                "move the condition to WHERE, where groups standing for too few rows are left out",
+            ));
+        }
+        for arg in &function.params.args {
+            let inlined = inline(arg, columns)?;
+            let column = plain_column(&inlined);
+            match (&inlined, column) {
+                (Expr::Literal(..), _) if name == "count" => {}
+                (_, Some(column)) => {
+                    self.hidden(column)?;
+                    base = Some(column.name.clone());
+                    if matches!(name, "min" | "max") && self.identifying(column) {
+                        return Err(self.refuse(
+                            format!("`{name}({})` returns the value of one row, and `{}` identifies rows", column.name, column.name),
+                            "count, sum or average it instead",
+                        ));
+                    }
+                    if let Some(privacy) = &self.rule.privacy
+                        && name != "count"
+                        && !privacy.bounds.contains_key(&column.name)
+                    {
+                        return Err(self.refuse(
+                            format!("`{name}({})` needs declared bounds for `{}`", column.name, column.name),
+                            format!("the product's owners declare them under `access.aggregate_only.privacy.bounds.{}`", column.name),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(self.refuse(
+                        format!("the argument of `{name}` is `{inlined}`, not a column: an expression inside an aggregate can single out one row of a group"),
+                        format!("aggregate a plain column (e.g. `{name}(salary)`), filter with WHERE, and compute on the aggregates"),
+                    ));
+                }
+            }
+        }
+        Ok(base)
+    }
+
+    /// Whether `column` identifies rows: hidden, classified `pii`, part of the primary key, or
+    /// text (the smallest name is somebody's name).
+    fn identifying(&self, column: &Column) -> bool {
+        self.rule.hidden.contains(&column.name)
+            || self.rule.identifying.contains(&column.name)
+            || self.base.field_with_unqualified_name(&column.name).is_ok_and(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+    }
+}
+
+/// The column `expr` is, through casts.
+pub(crate) fn plain_column(expr: &Expr) -> Option<&Column> {
+    match expr {
+        Expr::Column(c) => Some(c),
+        Expr::Cast(cast) => plain_column(&cast.expr),
+        Expr::TryCast(cast) => plain_column(&cast.expr),
+        Expr::Alias(alias) => plain_column(&alias.expr),
+        _ => None,
+    }
+}
+
+/// Whether a literal divisor could fail a division: zero, or minus one (`i64::MIN / -1`
+/// overflows); anything unreadable counts as failing.
+fn is_zero_or_minus_one(value: &datafusion::common::ScalarValue) -> bool {
+    value.to_string().parse::<f64>().map_or(true, |v| v == 0.0 || v == -1.0)
+}
+
+/// Casts that give a value for every input: to text, and widening numbers and dates.
+fn infallible_cast(from: &DataType, to: &DataType) -> bool {
+    use DataType::*;
+    if from == to || matches!(from, Null) || matches!(to, Utf8 | LargeUtf8 | Utf8View) {
+        return true;
+    }
+    let int_bits = |t: &DataType| match t {
+        Int8 => Some(8),
+        Int16 => Some(16),
+        Int32 => Some(32),
+        Int64 => Some(64),
+        _ => None,
+    };
+    match (from, to) {
+        (f, t) if int_bits(f).is_some() && int_bits(t).is_some() => int_bits(f) <= int_bits(t),
+        (f, Float64) if f.is_numeric() => true,
+        (Float32, Float64) => true,
+        (Int8 | Int16 | Int32, Float32) => true,
+        (f, Decimal128(p, s)) if int_bits(f).is_some() => {
+            let digits = match f {
+                Int8 => 3,
+                Int16 => 5,
+                Int32 => 10,
+                _ => 19,
+            };
+            i16::from(*p) - i16::from(*s) >= digits
+        }
+        (Decimal128(p1, s1), Decimal128(p2, s2)) => s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1),
+        (Date32, Date64 | Timestamp(..)) => true,
+        (Boolean, Int8 | Int16 | Int32 | Int64) => true,
+        _ => false,
+    }
+}
