@@ -320,6 +320,8 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="meshwork-attacks-"))
     mesh = work / "mesh"
     shutil.copytree(serve.FIXTURE, mesh)
+    # The aggregate-only and private products (domain `hr`) of the query crate's tests.
+    shutil.copytree(serve.FIXTURE.parent / "aggregate", mesh, dirs_exist_ok=True)
     # sales.orders_live: the rows of sales.orders served live from a scratch PostgreSQL database,
     # under the same access block.
     database = f"mw_attacks_{os.getpid()}"

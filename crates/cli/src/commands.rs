@@ -416,7 +416,7 @@ pub async fn product_show(dir: &Path, principal: Option<&str>, name: &str, forma
     println!();
     println!("owner:       {}", d.owner.as_deref().unwrap_or("-"));
     match &aggregate {
-        Some(rule) => println!("access:      {} reads it {rule}", principal.name),
+        Some(rule) => println!("access:      {} reads it only in aggregate ({rule})", principal.name),
         None => println!("access:      {} reads its rows", principal.name),
     }
     println!("tags:        {}", if d.tags.is_empty() { "-".into() } else { d.tags.join(", ") });

@@ -76,16 +76,17 @@ impl AggregateRule {
         }
     }
 
-    /// One line naming the rule, for errors, audit events and listings.
+    /// The rule in one line (`groups of at least 25 rows; hidden: `email`; by descriptor`), for
+    /// errors, audit events and listings.
     pub fn describe(&self) -> String {
-        let mut text = format!("aggregate-only (groups of at least {} rows", self.min_group_size);
+        let mut text = format!("groups of at least {} rows", self.min_group_size);
         if !self.hidden.is_empty() {
             text.push_str(&format!("; hidden: {}", self.hidden.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")));
         }
         if let Some(privacy) = &self.privacy {
             text.push_str(&format!("; {} noise, ε {} per answer, budget {} per {}", privacy.mechanism, privacy.epsilon, privacy.budget, privacy.window));
         }
-        text.push_str(&format!("; by {})", self.sources.join(", ")));
+        text.push_str(&format!("; by {}", self.sources.join(", ")));
         text
     }
 }

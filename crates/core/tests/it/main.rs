@@ -563,6 +563,7 @@ access:
         column `email` is no longer masked (was hash)
         `group:support` now sees masked values
         `group:audit` now sees unmasked values
+        aggregate-only access changed from none to group:partners in groups of at least 25 rows
         description changed from `One row per order.` to `One row per order, refunds included.`
         tags changed from [orders] to [orders, sales]
         column `amount`: description changed

@@ -22,7 +22,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, DataFusionError, Result};
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Projection, lit};
+use datafusion::logical_expr::{Aggregate, Expr, FetchType, LogicalPlan, LogicalPlanBuilder, Projection, lit};
 use datafusion::optimizer::AnalyzerRule;
 use meshwork_core::id::ProductId;
 use meshwork_policy::AggregateRule;
@@ -190,6 +190,8 @@ impl AggregateOnlyRule {
                 }
                 self.verify(&aggregate.input, Above::of(plan))
             }
+            // `LIMIT 0`, which BI tools send to learn a result's columns, returns no row.
+            LogicalPlan::Limit(limit) if matches!(limit.get_fetch_type(), Ok(FetchType::Literal(Some(0)))) => Ok(()),
             LogicalPlan::Projection(_)
             | LogicalPlan::Filter(_)
             | LogicalPlan::SubqueryAlias(_)

@@ -84,22 +84,22 @@ pub(crate) async fn charge(
             window,
             at: now,
         };
-        let renews = |start: DateTime<Utc>| start + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-        match catalog.spend_privacy(&request).await? {
-            PrivacyCharge::Spent { spent_micro, window_start } => spent.push(PrivacySpent {
+        let charge = catalog.spend_privacy(&request).await?;
+        match charge {
+            PrivacyCharge::Spent { spent_micro, .. } => spent.push(PrivacySpent {
                 product: product.clone(),
                 epsilon: *epsilon,
                 spent: spent_micro as f64 / MICRO,
                 budget: privacy.budget.get(),
-                renews_at: renews(window_start),
+                renews_at: charge.renews_at(window),
             }),
-            PrivacyCharge::Exhausted { spent_micro, window_start } => {
+            PrivacyCharge::Exhausted { spent_micro, .. } => {
                 return Err(QueryError::AggregateOnly(format!(
                     "the privacy budget of `{principal}` on `{product}` is spent: {} of {} used, and this query needs ε {}; it renews at {} (hint: ask fewer questions per window, or ask the product's owners for a larger `privacy.budget`)",
                     round(spent_micro as f64 / MICRO),
                     round(privacy.budget.get()),
                     round(*epsilon),
-                    meshwork_catalog::time::format(&renews(window_start)),
+                    meshwork_catalog::time::format(&charge.renews_at(window)),
                 )));
             }
         }

@@ -43,6 +43,9 @@ impl Mesh {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("mesh");
         copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mesh"), &root);
+        // The aggregate-only products (domain `hr`), kept apart so the other crates' tests of
+        // this fixture see the mesh they were written for.
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aggregate"), &root);
         edit(&root);
         let mesh = load_mesh(&root).unwrap_or_else(|d| panic!("{d:#?}"));
         let home = mesh.home();
