@@ -28,15 +28,16 @@ pub fn input_access_text(access: &[InputAccess]) -> String {
     )
 }
 
-/// One read outcome as JSON: `{outcome, reasons?, row_filters?, masks?}`.
+/// One read outcome as JSON: `{outcome, reasons?, aggregate_only?, row_filters?, masks?}`.
 fn outcome_json(outcome: &ReadOutcome) -> serde_json::Value {
     match outcome {
         ReadOutcome::Refused { reasons } => {
             serde_json::json!({ "outcome": "refused", "reasons": reasons })
         }
         ReadOutcome::Full => serde_json::json!({ "outcome": "full" }),
-        ReadOutcome::Restricted { row_filters, masks } => serde_json::json!({
+        ReadOutcome::Restricted { row_filters, masks, aggregate } => serde_json::json!({
             "outcome": "restricted",
+            "aggregate_only": aggregate,
             "row_filters": row_filters,
             "masks": masks.iter().map(|(c, m)| (c.clone(), serde_json::json!(m.kind()))).collect::<serde_json::Map<_, _>>(),
         }),

@@ -91,6 +91,9 @@ pub enum ReadOutcome {
         row_filters: Vec<String>,
         /// Masks by column.
         masks: BTreeMap<String, Mask>,
+        /// The aggregate-only rule, when the domain may read it only in aggregate: its build
+        /// SQL must aggregate it like any aggregate-only reader's query.
+        aggregate: Option<String>,
     },
 }
 
@@ -101,23 +104,27 @@ impl ReadOutcome {
             ReadOutcome::Refused {
                 reasons: decision.reasons.clone(),
             }
-        } else if decision.row_filters.is_empty() && decision.masks.is_empty() {
+        } else if decision.row_filters.is_empty() && decision.masks.is_empty() && decision.aggregate.is_none() {
             ReadOutcome::Full
         } else {
             ReadOutcome::Restricted {
                 row_filters: decision.row_filters.clone(),
                 masks: decision.masks.clone(),
+                aggregate: decision.aggregate.as_ref().map(|rule| rule.describe()),
             }
         }
     }
 
-    /// One line: `refused`, `full`, or `filtered by …; masked: col (hash), …`.
+    /// One line: `refused`, `full`, or `only in aggregate (…); filtered by …; masked: col (hash), …`.
     pub fn describe(&self) -> String {
         match self {
             ReadOutcome::Refused { reasons } => format!("refused ({})", reasons.join("; ")),
             ReadOutcome::Full => "full (no filter, no mask)".into(),
-            ReadOutcome::Restricted { row_filters, masks } => {
+            ReadOutcome::Restricted { row_filters, masks, aggregate } => {
                 let mut parts = Vec::new();
+                if let Some(rule) = aggregate {
+                    parts.push(format!("only in aggregate ({rule})"));
+                }
                 if !row_filters.is_empty() {
                     parts.push(format!(
                         "filtered by {}",

@@ -138,6 +138,13 @@ pub(crate) fn is_fence(node: &LogicalPlan) -> bool {
     matches!(node, LogicalPlan::Extension(e) if e.node.as_any().downcast_ref::<PolicyFence>().is_some())
 }
 
+/// A fence above the released groups of an aggregate-only product's aggregation, labelled
+/// `label`: nothing above (a HAVING, an outer WHERE) is merged into the suppression filter or
+/// pushed below it, so what it computes only ever sees groups that are shown.
+pub(crate) fn barrier(label: String, input: LogicalPlan) -> LogicalPlan {
+    LogicalPlan::Extension(Extension { node: Arc::new(PolicyFence { product: label, published_rows: 0, input }) })
+}
+
 /// The product `node` fences, when it is a policy fence.
 pub(crate) fn fenced_product(node: &LogicalPlan) -> Option<&str> {
     match node {

@@ -30,6 +30,11 @@ use meshwork_policy::AggregateRule;
 use crate::privacy::{NoiseSource, Private};
 use crate::rewrite::{Journal, fenced_product};
 
+/// The fence above the shown groups of an aggregation of `product` (see [`crate::rewrite::barrier`]).
+fn barrier(product: &str, released: LogicalPlan) -> LogicalPlan {
+    crate::rewrite::barrier(format!("{product} (groups shown)"), released)
+}
+
 /// The name of the row count every aggregation of an aggregate-only product gains.
 pub(crate) const ROWS: &str = "__meshwork_rows";
 
@@ -219,7 +224,7 @@ impl AggregateOnlyRule {
         if let Some(privacy) = &rule.privacy {
             let private = Private::rewrite(aggregate, bases, product, rule, privacy, &self.noise)?;
             self.journal.spend_privacy(id, privacy.epsilon.get());
-            return Ok(private);
+            return Ok(barrier(product, private));
         }
         let mut aggr_expr = aggregate.aggr_expr.clone();
         aggr_expr.push(count(lit(1i64)).alias(ROWS));
@@ -227,7 +232,7 @@ impl AggregateOnlyRule {
         self.journal.aggregate(id);
         let min = i64::try_from(rule.min_group_size).unwrap_or(i64::MAX);
         let filtered = LogicalPlanBuilder::from(counted).filter(Expr::Column(Column::from_name(ROWS)).gt_eq(lit(min)))?.build()?;
-        restore(filtered, &original, kept)
+        Ok(barrier(product, restore(filtered, &original, kept)?))
     }
 }
 

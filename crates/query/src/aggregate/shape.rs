@@ -1,18 +1,25 @@
 //! What an aggregation of an aggregate-only product may contain, checked in terms of the
 //! product's own columns (projections between the aggregation and the fence are inlined).
 //!
-//! - Hidden columns are used nowhere; identifying columns (`pii`, primary key) are only counted,
-//!   never filtered or grouped on (a filter on one would single out a row by differencing).
-//! - Aggregate functions come from a fixed list of functions that summarise rows; `min`/`max`
-//!   return one row's value, so they are refused on identifying columns (hidden, `pii`,
-//!   primary key, text). Their arguments are plain columns: `sum(CASE WHEN name = 'Bob' THEN
-//!   salary END)` would single out one row inside a large group. No `FILTER (WHERE …)`: its
-//!   rows would escape the group-size count (WHERE is counted).
-//! - Expressions over rows (WHERE, GROUP BY, and what projections compute) cannot fail on some
-//!   rows only: an error that depends on a row is a one-bit answer about it (`CASE WHEN email =
-//!   'x' THEN 1/0 END`). So no fallible casts (use `TRY_CAST`), no division or remainder by
-//!   anything but a literal, no integer or decimal arithmetic (it can overflow; cast to DOUBLE
-//!   first), and only functions that cannot fail on their row argument.
+//! - Hidden columns are used nowhere; identifying columns (`pii`, primary key) are only counted
+//!   (`count(DISTINCT id)`), never filtered or grouped on: a filter on one would single out a
+//!   row by differencing. A projection that merely passes a column along uses nothing.
+//! - Aggregate functions come from a short list of functions that summarise their rows without
+//!   telling about one of them: `count(*)`, `count` of a column that cannot be NULL, `sum`,
+//!   `avg`, `stddev`, `var`, correlations. Refused: `min`/`max`/`median` (one row's value),
+//!   `bool_or` and `count` of a nullable column (a sub-population counted without the group-size
+//!   check), `count(DISTINCT …)` of a non-identifying column (it counts values standing for a
+//!   single row, too: group by the column instead). Their arguments are plain columns:
+//!   `sum(CASE WHEN name = 'Bob' THEN salary END)` would single out one row inside a large group.
+//!   No `FILTER (WHERE …)` and no `ORDER BY` inside an aggregate.
+//! - Expressions over rows (WHERE, GROUP BY, aggregate arguments, and what projections compute)
+//!   cannot fail on some rows only: an error that depends on a row is a one-bit answer about it
+//!   (`CASE WHEN email = 'x' THEN 1/0 END`). So no cast that can fail (use `TRY_CAST`; a cast of
+//!   a constant is tried while planning), no division or remainder but by a non-zero constant,
+//!   no integer or decimal arithmetic (it can overflow; cast to DOUBLE first), no pattern built
+//!   from a row (`LIKE`, `SIMILAR TO`, `~`), only functions that cannot fail on their row
+//!   argument (with their other arguments constant and valid), and no subquery correlated with
+//!   the product's rows (its body is not held to these rules).
 
 use std::collections::HashMap;
 
@@ -25,9 +32,13 @@ use meshwork_policy::AggregateRule;
 
 use super::refuse;
 
-/// Aggregate functions that summarise their rows.
-const SUMMARIES: &[&str] = &[
-    "count", "sum", "avg", "min", "max", "stddev", "stddev_pop", "var", "var_pop", "approx_distinct", "bool_and", "bool_or", "corr", "covar_samp", "covar_pop",
+/// Aggregate functions that summarise their rows without telling about one of them.
+const SUMMARIES: &[&str] = &["count", "sum", "avg", "stddev", "stddev_pop", "var", "var_pop", "corr", "covar_samp", "covar_pop"];
+
+/// Units `date_trunc` and `date_part` know; any other fails on the first row it meets.
+const DATE_UNITS: &[&str] = &[
+    "millennium", "century", "decade", "year", "quarter", "month", "week", "day", "hour", "minute", "second", "millisecond", "milliseconds", "microsecond",
+    "microseconds", "nanosecond", "nanoseconds", "dow", "doy", "epoch", "isodow", "isoyear",
 ];
 
 /// Functions that may be given a row's value, each with the argument positions that may hold
@@ -54,6 +65,12 @@ const ROW_FUNCTIONS: &[(&str, Option<&[usize]>)] = &[
     ("strpos", Some(&[0])),
     ("date_trunc", Some(&[1])),
     ("date_part", Some(&[1])),
+    ("substr", Some(&[0])),
+    ("substring", Some(&[0])),
+    ("abs", Some(&[0])),
+    ("now", None),
+    ("current_date", None),
+    ("current_time", None),
     ("round", Some(&[0])),
     ("floor", None),
     ("ceil", None),
@@ -69,12 +86,14 @@ pub(super) fn check(aggregate: &Aggregate, chain: &[&LogicalPlan], fence: &Logic
     let mut columns: HashMap<Column, Expr> = base.columns().into_iter().map(|c| (c.clone(), Expr::Column(c))).collect();
     for node in chain.iter().rev() {
         match node {
-            LogicalPlan::Filter(filter) => shape.row_expr(&inline(&filter.predicate, &columns)?, "WHERE")?,
+            LogicalPlan::Filter(filter) => shape.row_expr(&inline(&filter.predicate, &columns)?, "WHERE", Use::Read)?,
             LogicalPlan::Projection(projection) => {
                 let mut next = HashMap::new();
                 for (expr, column) in projection.expr.iter().zip(projection.schema.columns()) {
                     let inlined = inline(&expr.clone().unalias_nested().data, &columns)?;
-                    shape.row_expr(&inlined, "SELECT")?;
+                    // What a projection computes may be evaluated even when nothing uses it, so
+                    // it must not fail; which columns it reads counts where it is used.
+                    shape.row_expr(&inlined, "SELECT", Use::Computed)?;
                     next.insert(column, inlined);
                 }
                 columns = next;
@@ -92,10 +111,10 @@ pub(super) fn check(aggregate: &Aggregate, chain: &[&LogicalPlan], fence: &Logic
                 return Err(refuse(product, rule, "ROLLUP, CUBE and GROUPING SETS count each row in several groups", "group by plain columns"));
             }
             for expr in set.distinct_expr() {
-                shape.row_expr(&inline(expr, &columns)?, "GROUP BY")?;
+                shape.row_expr(&inline(expr, &columns)?, "GROUP BY", Use::Read)?;
             }
         } else {
-            shape.row_expr(&inline(group, &columns)?, "GROUP BY")?;
+            shape.row_expr(&inline(group, &columns)?, "GROUP BY", Use::Read)?;
         }
     }
     let mut bases = Vec::new();
@@ -127,6 +146,13 @@ fn unique_by_name<'a>(columns: &'a HashMap<Column, Expr>, name: &str) -> Option<
     found.next().is_none().then_some(first)
 }
 
+/// How an expression over rows is used: read (its columns count) or only computed on the way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Read,
+    Computed,
+}
+
 struct Shape<'a> {
     product: &'a str,
     rule: &'a AggregateRule,
@@ -151,10 +177,10 @@ impl Shape<'_> {
 
     /// Checks an expression evaluated on each row: hidden columns, and nothing that can fail on
     /// some rows only.
-    fn row_expr(&self, expr: &Expr, clause: &str) -> Result<()> {
+    fn row_expr(&self, expr: &Expr, clause: &str, usage: Use) -> Result<()> {
         let mut outcome = Ok(());
         expr.apply(|e| {
-            let verdict = self.row_node(e, clause);
+            let verdict = self.row_node(e, clause, usage);
             if verdict.is_err() {
                 outcome = verdict;
                 return Ok(TreeNodeRecursion::Stop);
@@ -164,8 +190,9 @@ impl Shape<'_> {
         outcome
     }
 
-    fn row_node(&self, e: &Expr, clause: &str) -> Result<()> {
+    fn row_node(&self, e: &Expr, clause: &str, usage: Use) -> Result<()> {
         match e {
+            Expr::Column(_) if usage == Use::Computed => Ok(()),
             Expr::Column(c) => {
                 self.hidden(c)?;
                 if self.rule.identifying.contains(&c.name) {
@@ -189,17 +216,16 @@ impl Shape<'_> {
             | Expr::IsNotFalse(_)
             | Expr::IsNotUnknown(_)
             | Expr::Between(_)
-            | Expr::Like(_)
-            | Expr::SimilarTo(_)
             | Expr::InList(_)
             | Expr::Case(_)
             | Expr::TryCast(_)
             | Expr::Placeholder(_) => Ok(()),
+            Expr::Like(like) | Expr::SimilarTo(like) => self.pattern(&like.pattern, clause),
             Expr::BinaryExpr(binary) => self.binary(binary, clause),
             Expr::Negative(inner) => self.float_only(inner, "negation", clause),
             Expr::Cast(cast) => {
                 let from = self.type_of(&cast.expr);
-                if infallible_cast(&from, cast.field.data_type()) {
+                if infallible_cast(&from, cast.field.data_type()) || constant_cast(&cast.expr, cast.field.data_type()) {
                     Ok(())
                 } else {
                     Err(self.refuse(
@@ -209,37 +235,45 @@ impl Shape<'_> {
                 }
             }
             Expr::ScalarFunction(function) => self.function(function, clause),
-            Expr::ScalarSubquery(subquery) => self.outer_references(&subquery.outer_ref_columns),
-            Expr::Exists(exists) => self.outer_references(&exists.subquery.outer_ref_columns),
-            Expr::InSubquery(in_subquery) => self.outer_references(&in_subquery.subquery.outer_ref_columns),
-            Expr::SetComparison(comparison) => self.outer_references(&comparison.subquery.outer_ref_columns),
+            Expr::ScalarSubquery(subquery) => self.uncorrelated(&subquery.outer_ref_columns, clause),
+            Expr::Exists(exists) => self.uncorrelated(&exists.subquery.outer_ref_columns, clause),
+            Expr::InSubquery(in_subquery) => self.uncorrelated(&in_subquery.subquery.outer_ref_columns, clause),
+            Expr::SetComparison(comparison) => self.uncorrelated(&comparison.subquery.outer_ref_columns, clause),
             other => Err(self.refuse(format!("`{other}` is not allowed in {clause} of an aggregate-only query"), "use columns, literals, comparisons and plain functions")),
         }
     }
 
-    /// Columns of the product a correlated subquery uses: never hidden ones.
-    fn outer_references(&self, outer: &[Expr]) -> Result<()> {
-        for expr in outer {
-            let mut found = Ok(());
-            expr.apply(|e| {
-                if let Expr::Column(c) | Expr::OuterReferenceColumn(_, c) = e
-                    && let Err(err) = self.hidden(c)
-                {
-                    found = Err(err);
-                    return Ok(TreeNodeRecursion::Stop);
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })?;
-            found?;
+    /// A subquery may not be correlated with the product's rows: its body would read them
+    /// without these rules (`EXISTS (SELECT 1 WHERE s.employee_id = 40)` is a filter on an
+    /// identifier, and the body's expressions could fail on one row).
+    fn uncorrelated(&self, outer: &[Expr], clause: &str) -> Result<()> {
+        match outer.first() {
+            None => Ok(()),
+            Some(reference) => Err(self.refuse(
+                format!("a subquery in {clause} is correlated with its rows (through `{reference}`)"),
+                "use a subquery that does not refer to the product's columns, or aggregate the product first and join the result",
+            )),
         }
-        Ok(())
+    }
+
+    /// A pattern (`LIKE`, `SIMILAR TO`, `~`) must be a constant: one built from a row can fail
+    /// to compile on that row only.
+    fn pattern(&self, pattern: &Expr, clause: &str) -> Result<()> {
+        match pattern {
+            Expr::Literal(..) | Expr::Placeholder(_) => Ok(()),
+            other => Err(self.refuse(
+                format!("the pattern `{other}` in {clause} is built from rows, and a pattern that does not compile fails on that row only"),
+                "match against a constant pattern",
+            )),
+        }
     }
 
     fn binary(&self, binary: &BinaryExpr, clause: &str) -> Result<()> {
         match binary.op {
             Operator::Plus | Operator::Minus | Operator::Multiply => self.float_only(&binary.left, "arithmetic", clause).and_then(|_| self.float_only(&binary.right, "arithmetic", clause)),
-            Operator::Divide | Operator::Modulo => match binary.right.as_ref() {
-                Expr::Literal(value, _) if !value.is_null() && !is_zero_or_minus_one(value) && self.float_or_literal(&binary.left) => Ok(()),
+            Operator::RegexMatch | Operator::RegexIMatch | Operator::RegexNotMatch | Operator::RegexNotIMatch => self.pattern(&binary.right, clause),
+            Operator::Divide | Operator::Modulo => match constant(&binary.right) {
+                Some(value) if !value.is_null() && !is_zero_or_minus_one(&value) && self.float_or_literal(&binary.left) => Ok(()),
                 _ => Err(self.refuse(
                     format!("`{binary}` in {clause} can fail on some rows (division by zero or overflow), which would tell about rows you may not see"),
                     "divide only a DOUBLE by a literal other than 0 and -1, or divide the aggregates instead (e.g. `sum(a) / sum(b)`)",
@@ -250,7 +284,7 @@ impl Shape<'_> {
     }
 
     fn float_or_literal(&self, expr: &Expr) -> bool {
-        matches!(expr, Expr::Literal(..)) || self.type_of(expr).is_floating()
+        constant(expr).is_some() || self.type_of(expr).is_floating()
     }
 
     fn float_only(&self, expr: &Expr, what: &str, clause: &str) -> Result<()> {
@@ -273,35 +307,56 @@ impl Shape<'_> {
         };
         for (i, arg) in function.args.iter().enumerate() {
             let row_position = positions.is_none_or(|p| p.contains(&i));
-            if !row_position && !matches!(arg, Expr::Literal(..) | Expr::Placeholder(_)) {
-                return Err(self.refuse(format!("argument {} of `{name}` in {clause} must be a literal", i + 1), format!("write `{name}` with a constant there")));
+            if !row_position && constant(arg).is_none() {
+                return Err(self.refuse(format!("argument {} of `{name}` in {clause} must be a constant", i + 1), format!("write `{name}` with a constant there")));
             }
         }
-        if matches!(name, "round" | "floor" | "ceil") {
-            // Rounding an integer or decimal is exact, but their rounding can overflow.
-            return self.float_only(&function.args[0], &format!("`{name}`"), clause);
+        match name {
+            // Rounding an integer or decimal is exact, but it can overflow; so can `abs`.
+            "round" | "floor" | "ceil" | "abs" => self.float_only(&function.args[0], &format!("`{name}`"), clause),
+            "date_trunc" | "date_part" => {
+                let unit = function.args.first().and_then(constant).map(|v| v.to_string().trim_matches('\'').to_lowercase());
+                match unit {
+                    Some(unit) if DATE_UNITS.contains(&unit.as_str()) || DATE_UNITS.contains(&unit.trim_end_matches('s')) => Ok(()),
+                    _ => Err(self.refuse(
+                        format!("`{name}` in {clause} with the unit `{}`, which it does not know: it would fail on the first row it meets", function.args.first().map(ToString::to_string).unwrap_or_default()),
+                        "use a unit such as 'year', 'month', 'day' or 'hour'",
+                    )),
+                }
+            }
+            "substr" | "substring" => {
+                // A negative length fails on every row it is evaluated on.
+                let negative = function.args.iter().skip(1).filter_map(constant).any(|v| v.to_string().parse::<f64>().is_ok_and(|n| n < 0.0));
+                if negative {
+                    return Err(self.refuse(format!("`{name}` in {clause} with a negative position or length fails on the rows it meets"), "use positive constants"));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Checks one aggregate function of the aggregation; returns the column it reads.
     fn aggregate(&self, function: &AggregateFunction, columns: &HashMap<Column, Expr>) -> Result<Option<String>> {
-        let mut base = None;
         let name = function.func.name();
-        if !SUMMARIES.contains(&name) {
-            return Err(self.refuse(
-                format!("`{name}` returns values of single rows"),
-                "aggregate with count, sum, avg, min, max, stddev or var",
-            ));
+        let private = self.rule.privacy.is_some();
+        let distinct = function.params.distinct;
+        if private && !matches!(name, "count" | "sum" | "avg") {
+            return Err(self.refuse(format!("`{name}` has no differentially private answer here"), "use count, sum or avg"));
         }
-        if let Some(privacy) = &self.rule.privacy {
-            if !matches!(name, "count" | "sum" | "avg") {
-                return Err(self.refuse(format!("`{name}` has no differentially private answer here"), "use count, sum or avg"));
-            }
-            if name != "count" && function.params.distinct {
-                return Err(self.refuse(format!("`{name}(DISTINCT …)` has no differentially private answer here"), format!("use `{name}` without DISTINCT")));
-            }
-            let _ = privacy;
+        if !SUMMARIES.contains(&name) {
+            let why = match name {
+                "min" | "max" | "median" | "first_value" | "last_value" | "nth_value" | "approx_median" | "approx_percentile_cont" | "percentile_cont" => {
+                    format!("`{name}` returns the value of one row")
+                }
+                "bool_or" | "bool_and" | "bit_or" | "bit_and" | "bit_xor" => format!("`{name}` tells whether a single row meets a condition"),
+                "approx_distinct" => format!("`{name}` counts values standing for a single row too"),
+                _ => format!("`{name}` returns values of single rows"),
+            };
+            return Err(self.refuse(why, "aggregate with count, sum, avg, stddev or var"));
+        }
+        if private && name != "count" && distinct {
+            return Err(self.refuse(format!("`{name}(DISTINCT …)` has no differentially private answer here"), format!("use `{name}` without DISTINCT")));
         }
         if function.params.filter.is_some() {
             return Err(self.refuse(
@@ -309,18 +364,37 @@ impl Shape<'_> {
                 "move the condition to WHERE, where groups standing for too few rows are left out",
             ));
         }
+        if !function.params.order_by.is_empty() {
+            return Err(self.refuse(format!("`ORDER BY` inside `{name}` reads rows one by one"), format!("write `{name}` without ORDER BY")));
+        }
+        let mut base = None;
         for arg in &function.params.args {
             let inlined = inline(arg, columns)?;
-            let column = plain_column(&inlined);
-            match (&inlined, column) {
-                (Expr::Literal(..), _) if name == "count" => {}
+            // Casts in an argument are evaluated on every row before any group is dropped.
+            self.row_expr(&inlined, &format!("the argument of `{name}`"), Use::Computed)?;
+            match (&inlined, plain_column(&inlined)) {
+                (Expr::Literal(..), _) if name == "count" && !distinct => {}
                 (_, Some(column)) => {
                     self.hidden(column)?;
                     base = Some(column.name.clone());
-                    if matches!(name, "min" | "max") && self.identifying(column) {
+                    let identifying = self.rule.identifying.contains(&column.name);
+                    if identifying && name != "count" {
                         return Err(self.refuse(
-                            format!("`{name}({})` returns the value of one row, and `{}` identifies rows", column.name, column.name),
-                            "count, sum or average it instead",
+                            format!("`{name}({})` reads an identifying column (pii or primary key), which is only counted", column.name),
+                            format!("count it: `count(DISTINCT {})`", column.name),
+                        ));
+                    }
+                    if !private && name == "count" && distinct && !identifying {
+                        return Err(self.refuse(
+                            format!("`count(DISTINCT {})` counts values standing for a single row too", column.name),
+                            format!("count the groups instead, where groups too small are left out: `SELECT count(*) FROM (SELECT {c} FROM {p} GROUP BY {c})`", c = column.name, p = self.product),
+                        ));
+                    }
+                    let nullable = self.base.field_with_unqualified_name(&column.name).map_or(true, |f| f.is_nullable());
+                    if !private && name == "count" && !distinct && nullable {
+                        return Err(self.refuse(
+                            format!("`count({})` counts the rows where `{}` is not NULL, a part of the group whose size is not checked", column.name, column.name),
+                            format!("count rows with a filter instead: `count(*) … WHERE {} IS NOT NULL`", column.name),
                         ));
                     }
                     if let Some(privacy) = &self.rule.privacy
@@ -343,14 +417,6 @@ impl Shape<'_> {
         }
         Ok(base)
     }
-
-    /// Whether `column` identifies rows: hidden, classified `pii`, part of the primary key, or
-    /// text (the smallest name is somebody's name).
-    fn identifying(&self, column: &Column) -> bool {
-        self.rule.hidden.contains(&column.name)
-            || self.rule.identifying.contains(&column.name)
-            || self.base.field_with_unqualified_name(&column.name).is_ok_and(|f| matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
-    }
 }
 
 /// The column `expr` is, through casts.
@@ -362,6 +428,22 @@ pub(crate) fn plain_column(expr: &Expr) -> Option<&Column> {
         Expr::Alias(alias) => plain_column(&alias.expr),
         _ => None,
     }
+}
+
+/// The value of a constant expression: a literal, or a cast of one that succeeds.
+fn constant(expr: &Expr) -> Option<datafusion::common::ScalarValue> {
+    match expr {
+        Expr::Literal(value, _) => Some(value.clone()),
+        Expr::Cast(cast) => constant(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
+        Expr::TryCast(cast) => constant(&cast.expr)?.cast_to(cast.field.data_type()).ok(),
+        Expr::Alias(alias) => constant(&alias.expr),
+        _ => None,
+    }
+}
+
+/// A cast of a constant that succeeds while planning: it cannot fail on a row.
+fn constant_cast(expr: &Expr, to: &DataType) -> bool {
+    constant(expr).is_some_and(|value| value.cast_to(to).is_ok())
 }
 
 /// Whether a literal divisor could fail a division: zero, or minus one (`i64::MIN / -1`
