@@ -20,6 +20,8 @@ the sign-in form (`signed_in`):
   finance.customer_value (discoverable); in the portal she sees its card and requests access;
   fred, an owner, approves on /access in a second browser; her console and the SAME Postgres
   connection now read it; fred revokes and both get not found again;
+- aggregate-only reads (hr.salaries, hr.survey): rows refused with the rule, small groups left
+  out, a private answer's cost shown, the product page saying how ana reads each;
 - a state-changing POST with the session cookie but without the CSRF token is refused with 403;
 - every page carries the Content-Security-Policy, and the browser logs no CSP violation.
 
@@ -236,6 +238,31 @@ def scenario_console_rows_and_error(portal):
         check("console: a product mia may not read reads like a missing one", hidden == missing and "not found" in hidden, f"{hidden!r} vs {missing!r}")
 
 
+def scenario_aggregate_only(portal):
+    """ana reads hr.salaries only in aggregate and hr.survey with differential privacy (the
+    query crate's fixture products, added to the example mesh): the console refuses rows,
+    suppresses small groups, tells what a private answer cost, and the product page says how
+    she reads it."""
+    with signed_in(portal, "ana") as driver:
+        driver.get(portal.url("/console"))
+        refused = run_query(driver, "SELECT * FROM hr.salaries").text
+        check("console: rows of an aggregate-only product are refused with the rule", "readable only in aggregate" in refused and "its rows would reach the result" in refused, refused)
+        oracle = run_query(driver, "SELECT count(*) FROM hr.salaries WHERE CAST(city AS INT) > 0").text
+        check("console: an error oracle is refused before anything runs", "can fail on some rows" in oracle, oracle)
+        run_query(driver, "SELECT department, count(*) AS n FROM hr.salaries GROUP BY department ORDER BY department")
+        rows = table_rows(driver)
+        check("console: groups under 5 rows are left out", rows == [("eng", "18"), ("hr", "5"), ("sales", "12")], rows)
+        run_query(driver, "SELECT count(*) AS n FROM hr.survey")
+        banners = " ".join(b.text for b in driver.find_elements(By.CSS_SELECTOR, "#results .banner"))
+        check("console: a private answer tells what it cost", "Private answer:" in banners and "ε 0.5 spent" in banners, banners)
+        driver.get(portal.url("/products/hr.salaries"))
+        access = wait_for(driver, "#aggregate-only").text
+        check("product page: ana is told she reads it only in aggregate", "only in aggregate" in access and "fewer than 5 rows" in access, access)
+        driver.get(portal.url("/products/hr.survey"))
+        private = wait_for(driver, "#private-answers").text
+        check("product page: private answers and the budget are shown", "ε 0.5" in private and "1.5" in private, private)
+
+
 def scenario_download_csv(portal):
     sql = "SELECT order_id, status FROM sales.orders ORDER BY order_id LIMIT 50"
     for old in portal.downloads.glob("result*.csv"):
@@ -422,6 +449,7 @@ SCENARIOS = [
     scenario_bad_token_refused,
     scenario_search,
     scenario_console_rows_and_error,
+    scenario_aggregate_only,
     scenario_download_csv,
     scenario_cancel,
     scenario_product_and_governance_pages,
@@ -451,6 +479,8 @@ def main():
         tmp = Path(tmp)
         mesh = tmp / "mesh"
         subprocess.run([binary, "init", str(mesh), "--example", "--orders", "2000", "--seed", "42"], check=True, capture_output=True)
+        # The aggregate-only and private products of the query crate's tests (domain `hr`).
+        shutil.copytree(ROOT / "crates/query/tests/fixtures/aggregate", mesh, dirs_exist_ok=True)
         meshwork(binary, mesh, "apply")
         tokens = {name: token_for(binary, mesh, name)["token"] for name in ("ana", "sam", "mia", "fred")}
         downloads = tmp / "downloads"

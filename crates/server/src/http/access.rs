@@ -26,7 +26,7 @@ use crate::gate::Gate;
     get,
     path = "/api/v1/products/{product}/card",
     params(("product" = String, Path, description = "`domain.product`")),
-    responses((status = 200, description = "`{product, title, description, owner, domain, tags, status, visibility}` (`visibility`: `readable` or `card`)", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or a hidden one", body = ErrorBody))
+    responses((status = 200, description = "`{product, title, description, owner, domain, tags, status, visibility}` (`visibility`: `readable`, `aggregate_only` or `card`)", body = Object), (status = 401, description = "No credential, or one that is invalid, revoked or expired", body = ErrorBody), (status = 404, description = "No such product, or a hidden one", body = ErrorBody))
 )]
 pub(super) async fn product_card(
     State(gate): State<Arc<Gate>>,
