@@ -106,13 +106,14 @@ pub(super) fn check(aggregate: &Aggregate, chain: &[&LogicalPlan], fence: &Logic
         }
     }
     for group in &aggregate.group_expr {
-        if let Expr::GroupingSet(set) = group {
-            if rule.privacy.is_some() {
-                return Err(refuse(product, rule, "ROLLUP, CUBE and GROUPING SETS count each row in several groups", "group by plain columns"));
-            }
-            for expr in set.distinct_expr() {
-                shape.row_expr(&inline(expr, &columns)?, "GROUP BY", Use::Read)?;
-            }
+        if let Expr::GroupingSet(_) = group {
+            // A total minus the groups shown is the groups left out.
+            return Err(refuse(
+                product,
+                rule,
+                "ROLLUP, CUBE and GROUPING SETS add totals that include the groups left out, and count each row in several groups",
+                "group by plain columns",
+            ));
         } else {
             shape.row_expr(&inline(group, &columns)?, "GROUP BY", Use::Read)?;
         }
