@@ -936,7 +936,7 @@ AGGREGATE_QUERIES = {
                    "AND l_discount BETWEEN 0.05 AND 0.07 AND l_quantity < 24",
     "a12_shipmode": "SELECT l_shipmode, count(*) AS n, avg(l_quantity) AS avg_qty FROM tpch.lineitem WHERE l_receiptdate >= DATE '1994-01-01' "
                     "AND l_receiptdate < DATE '1995-01-01' AND l_shipmode IN ('MAIL', 'SHIP') GROUP BY l_shipmode ORDER BY l_shipmode",
-    "a_month": "SELECT date_trunc('month', l_shipdate) AS month, count(*) AS n, sum(l_quantity) AS qty FROM tpch.lineitem GROUP BY 1 ORDER BY 1",
+    "a_month": "SELECT date_trunc('month', TRY_CAST(l_shipdate AS TIMESTAMP)) AS month, count(*) AS n, sum(l_quantity) AS qty FROM tpch.lineitem GROUP BY 1 ORDER BY 1",
     "a_part": "SELECT l_partkey, count(*) AS n, sum(l_quantity) AS qty FROM tpch.lineitem GROUP BY l_partkey ORDER BY l_partkey LIMIT 10",
 }
 

@@ -35,11 +35,11 @@ use super::refuse;
 /// Aggregate functions that summarise their rows without telling about one of them.
 const SUMMARIES: &[&str] = &["count", "sum", "avg", "stddev", "stddev_pop", "var", "var_pop", "corr", "covar_samp", "covar_pop"];
 
-/// Units `date_trunc` and `date_part` know; any other fails on the first row it meets.
-const DATE_UNITS: &[&str] = &[
-    "millennium", "century", "decade", "year", "quarter", "month", "week", "day", "hour", "minute", "second", "millisecond", "milliseconds", "microsecond",
-    "microseconds", "nanosecond", "nanoseconds", "dow", "doy", "epoch", "isodow", "isoyear",
-];
+/// Units `date_trunc` knows (exactly so written); any other fails on the first row it meets.
+const TRUNC_UNITS: &[&str] = &["year", "quarter", "month", "week", "day", "hour", "minute", "second", "millisecond", "microsecond"];
+
+/// Units `date_part` (and `EXTRACT`) knows.
+const PART_UNITS: &[&str] = &["year", "quarter", "month", "week", "day", "hour", "minute", "second", "millisecond", "microsecond", "dow", "doy", "epoch"];
 
 /// Functions that may be given a row's value, each with the argument positions that may hold
 /// one (`None`: every position); the other arguments must be literals.
@@ -221,7 +221,9 @@ impl Shape<'_> {
             | Expr::Case(_)
             | Expr::TryCast(_)
             | Expr::Placeholder(_) => Ok(()),
-            Expr::Like(like) | Expr::SimilarTo(like) => self.pattern(&like.pattern, clause),
+            Expr::Like(like) => self.pattern(&like.pattern, clause, false),
+            // Its pattern is turned into a regular expression only when a row reaches it.
+            Expr::SimilarTo(_) => Err(self.refuse(format!("SIMILAR TO in {clause} compiles its pattern on the rows it meets"), "use LIKE or `~` with a constant pattern")),
             Expr::BinaryExpr(binary) => self.binary(binary, clause),
             Expr::Negative(inner) => self.float_only(inner, "negation", clause),
             Expr::Cast(cast) => {
@@ -259,22 +261,30 @@ impl Shape<'_> {
 
     /// A pattern (`LIKE`, `SIMILAR TO`, `~`) must be a constant: one built from a row can fail
     /// to compile on that row only.
-    fn pattern(&self, pattern: &Expr, clause: &str) -> Result<()> {
-        match pattern {
-            Expr::Literal(..) | Expr::Placeholder(_) => Ok(()),
-            other => Err(self.refuse(
-                format!("the pattern `{other}` in {clause} is built from rows, and a pattern that does not compile fails on that row only"),
+    fn pattern(&self, pattern: &Expr, clause: &str, regex: bool) -> Result<()> {
+        let Some(value) = constant(pattern) else {
+            return Err(self.refuse(
+                format!("the pattern `{pattern}` in {clause} is built from rows, and a pattern that does not compile fails on that row only"),
                 "match against a constant pattern",
-            )),
+            ));
+        };
+        // A regular expression that does not compile would fail on the first row it meets.
+        let text = value.to_string();
+        if regex && !value.is_null() && regex::Regex::new(&text).is_err() {
+            return Err(self.refuse(format!("the regular expression '{text}' in {clause} does not compile"), "fix the pattern"));
         }
+        Ok(())
     }
 
     fn binary(&self, binary: &BinaryExpr, clause: &str) -> Result<()> {
         match binary.op {
+            // Dates and times moved by a constant interval (`current_date - INTERVAL '1 year'`).
+            Operator::Plus | Operator::Minus if reads_no_column(&binary.left) && reads_no_column(&binary.right) && self.temporal(&binary.left) => Ok(()),
             Operator::Plus | Operator::Minus | Operator::Multiply => self.float_only(&binary.left, "arithmetic", clause).and_then(|_| self.float_only(&binary.right, "arithmetic", clause)),
-            Operator::RegexMatch | Operator::RegexIMatch | Operator::RegexNotMatch | Operator::RegexNotIMatch => self.pattern(&binary.right, clause),
+            Operator::RegexMatch | Operator::RegexIMatch | Operator::RegexNotMatch | Operator::RegexNotIMatch => self.pattern(&binary.right, clause, true),
+            // By a constant other than 0 and -1, a division cannot fail (nor overflow).
             Operator::Divide | Operator::Modulo => match constant(&binary.right) {
-                Some(value) if !value.is_null() && !is_zero_or_minus_one(&value) && self.float_or_literal(&binary.left) => Ok(()),
+                Some(value) if !value.is_null() && !is_zero_or_minus_one(&value) => Ok(()),
                 _ => Err(self.refuse(
                     format!("`{binary}` in {clause} can fail on some rows (division by zero or overflow), which would tell about rows you may not see"),
                     "divide only a DOUBLE by a literal other than 0 and -1, or divide the aggregates instead (e.g. `sum(a) / sum(b)`)",
@@ -282,6 +292,10 @@ impl Shape<'_> {
             },
             _ => Ok(()),
         }
+    }
+
+    fn temporal(&self, expr: &Expr) -> bool {
+        self.type_of(expr).is_temporal()
     }
 
     fn float_or_literal(&self, expr: &Expr) -> bool {
@@ -317,8 +331,9 @@ impl Shape<'_> {
             "round" | "floor" | "ceil" | "abs" => self.float_only(&function.args[0], &format!("`{name}`"), clause),
             "date_trunc" | "date_part" => {
                 let unit = function.args.first().and_then(constant).map(|v| v.to_string().trim_matches('\'').to_lowercase());
+                let known = if name == "date_trunc" { TRUNC_UNITS } else { PART_UNITS };
                 match unit {
-                    Some(unit) if DATE_UNITS.contains(&unit.as_str()) || DATE_UNITS.contains(&unit.trim_end_matches('s')) => Ok(()),
+                    Some(unit) if known.contains(&unit.as_str()) => Ok(()),
                     _ => Err(self.refuse(
                         format!("`{name}` in {clause} with the unit `{}`, which it does not know: it would fail on the first row it meets", function.args.first().map(ToString::to_string).unwrap_or_default()),
                         "use a unit such as 'year', 'month', 'day' or 'hour'",
@@ -373,6 +388,14 @@ impl Shape<'_> {
             let inlined = inline(arg, columns)?;
             // Casts in an argument are evaluated on every row before any group is dropped.
             self.row_expr(&inlined, &format!("the argument of `{name}`"), Use::Computed)?;
+            if inlined.exists(|e| Ok(matches!(e, Expr::TryCast(_))))? {
+                // It turns some values into NULL: an aggregate of the rest is a filter whose
+                // group is not counted (`count(TRY_CAST(id AS DECIMAL(1,0)))` counts ids 1 to 9).
+                return Err(self.refuse(
+                    format!("`TRY_CAST` inside `{name}` drops some rows from it, a part of the group whose size is not checked"),
+                    "filter with WHERE instead",
+                ));
+            }
             match (&inlined, plain_column(&inlined)) {
                 (Expr::Literal(..), _) if name == "count" && !distinct => {}
                 (_, Some(column)) => {
@@ -431,6 +454,16 @@ pub(crate) fn plain_column(expr: &Expr) -> Option<&Column> {
     }
 }
 
+/// Whether `expr` reads no column (of any level).
+fn reads_no_column(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = expr.apply(|e| {
+        found |= matches!(e, Expr::Column(_) | Expr::OuterReferenceColumn(..));
+        Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    !found
+}
+
 /// The value of a constant expression: a literal, or a cast of one that succeeds.
 fn constant(expr: &Expr) -> Option<datafusion::common::ScalarValue> {
     match expr {
@@ -481,7 +514,10 @@ fn infallible_cast(from: &DataType, to: &DataType) -> bool {
             i16::from(*p) - i16::from(*s) >= digits
         }
         (Decimal128(p1, s1), Decimal128(p2, s2)) => s2 >= s1 && i16::from(*p2) - i16::from(*s2) >= i16::from(*p1) - i16::from(*s1),
-        (Date32, Date64 | Timestamp(..)) => true,
+        // Nanoseconds overflow from 2262 on (a `9999-12-31` "no end" date fails); coarser units
+        // reach ±292,000 years.
+        (Date32, Date64) => true,
+        (Date32, Timestamp(unit, _)) => !matches!(unit, datafusion::arrow::datatypes::TimeUnit::Nanosecond),
         (Boolean, Int8 | Int16 | Int32 | Int64) => true,
         _ => false,
     }
