@@ -51,6 +51,9 @@ pub struct AggregateRule {
     /// Columns that identify rows, whose `min` and `max` would return one row's value: those
     /// classified `pii` and the primary key.
     pub identifying: BTreeSet<String>,
+    /// The primary key when it is one column: the only column whose distinct values may be
+    /// counted exactly (each stands for one row, so the count is the group's size).
+    pub key: Option<String>,
     /// Differentially private answers, when the descriptor asks for them.
     pub privacy: Option<Privacy>,
     /// What made the read aggregate-only: `descriptor` (`access.aggregate_only`) and the ids
@@ -65,12 +68,21 @@ fn identifying(product: &ProductDescriptor) -> BTreeSet<String> {
     pii.chain(contract.primary_key.iter().cloned()).collect()
 }
 
+/// The primary key of `product` when it is a single column.
+fn single_key(product: &ProductDescriptor) -> Option<String> {
+    match product.contract.primary_key.as_slice() {
+        [key] => Some(key.clone()),
+        _ => None,
+    }
+}
+
 impl AggregateRule {
     fn from_descriptor(rule: &AggregateOnly, product: &ProductDescriptor) -> AggregateRule {
         AggregateRule {
             min_group_size: rule.min_group_size,
             hidden: rule.columns_hidden.iter().cloned().collect(),
             identifying: identifying(product),
+            key: single_key(product),
             privacy: rule.privacy.clone(),
             sources: vec!["descriptor".into()],
         }
@@ -358,7 +370,14 @@ impl Authorizer {
                     // descriptor's own settings too; the stricter of each applies.
                     let rule = decision.aggregate.get_or_insert_with(|| match aggregate_only {
                         Some(rule) => AggregateRule::from_descriptor(rule, product),
-                        None => AggregateRule { min_group_size: 0, hidden: BTreeSet::new(), identifying: identifying(product), privacy: None, sources: Vec::new() },
+                        None => AggregateRule {
+                            min_group_size: 0,
+                            hidden: BTreeSet::new(),
+                            identifying: identifying(product),
+                            key: single_key(product),
+                            privacy: None,
+                            sources: Vec::new(),
+                        },
                     });
                     rule.min_group_size = rule.min_group_size.max(min_group_size);
                     rule.hidden.extend(hidden.into_iter().filter(|c| product.contract.column(c).is_some()));

@@ -8,8 +8,8 @@
 //!   telling about one of them: `count(*)`, `count` of a column that cannot be NULL, `sum`,
 //!   `avg`, `stddev`, `var`, correlations. Refused: `min`/`max`/`median` (one row's value),
 //!   `bool_or` and `count` of a nullable column (a sub-population counted without the group-size
-//!   check), `count(DISTINCT …)` of a non-identifying column (it counts values standing for a
-//!   single row, too: group by the column instead). Their arguments are plain columns:
+//!   check), `count(DISTINCT …)` of anything but a one-column primary key (it counts values
+//!   standing for a single row, too: group by the column instead). Their arguments are plain columns:
 //!   `sum(CASE WHEN name = 'Bob' THEN salary END)` would single out one row inside a large group.
 //!   No `FILTER (WHERE …)` and no `ORDER BY` inside an aggregate.
 //! - Expressions over rows (WHERE, GROUP BY, aggregate arguments, and what projections compute)
@@ -408,7 +408,7 @@ impl Shape<'_> {
                             format!("count it: `count(DISTINCT {})`", column.name),
                         ));
                     }
-                    if !private && name == "count" && distinct && !identifying {
+                    if !private && name == "count" && distinct && self.rule.key.as_deref() != Some(column.name.as_str()) {
                         return Err(self.refuse(
                             format!("`count(DISTINCT {})` counts values standing for a single row too", column.name),
                             format!("count the groups instead, where groups too small are left out: `SELECT count(*) FROM (SELECT {c} FROM {p} GROUP BY {c})`", c = column.name, p = self.product),
