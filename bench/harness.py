@@ -1232,8 +1232,8 @@ def main():
 
     suites = ["tpch", "aggregate", "service", "ingest", "transport", "control"] if "all" in args.suites else args.suites
     for s in suites:
-        if s not in ("tpch", "cluster", "settings", "service", "ingest", "transport", "control"):
-            sys.exit(f"error: unknown suite `{s}`; choose from tpch, cluster, settings, service, ingest, transport, control, all")
+        if s not in ("tpch", "aggregate", "cluster", "settings", "service", "ingest", "transport", "control"):
+            sys.exit(f"error: unknown suite `{s}`; choose from tpch, aggregate, cluster, settings, service, ingest, transport, control, all")
     if args.runs < 1:
         sys.exit("error: `--runs` must be at least 1")
 
