@@ -12,6 +12,7 @@
 //! the node and what to write instead. The check depends on the plan only, never on the data, so
 //! whether a statement is refused says nothing about the rows.
 
+mod facts;
 mod shape;
 
 use std::collections::HashMap;
