@@ -360,7 +360,7 @@ impl QuerySession {
         elapsed: Duration,
     ) -> AuditEvent {
         let mut products = Vec::new();
-        let aggregations = self.journal.aggregations();
+        let spent = self.privacy_spent();
         for id in self.journal.touched() {
             let decision = self.decisions.get(&id);
             products.push(AuditProduct {
@@ -380,7 +380,9 @@ impl QuerySession {
                 reasons: decision.map(|d| d.warnings.clone()).unwrap_or_default(),
                 decision_us: decision.map(|d| d.elapsed.as_micros() as u64).unwrap_or(0),
                 aggregate: decision.and_then(|d| d.aggregate.as_ref()).map(|a| a.describe()),
-                epsilon: aggregations.get(&id).map(|(_, epsilon)| *epsilon).filter(|e| *e > 0.0).and_then(meshwork_core::aggregate::Finite::new),
+                // What was charged, not what was planned (an EXPLAIN plans a private aggregation
+                // and spends nothing).
+                epsilon: spent.iter().find(|s| s.product == id).and_then(|s| meshwork_core::aggregate::Finite::new(s.epsilon)),
             });
         }
         let denied = self.journal.denied();
