@@ -162,34 +162,12 @@ impl QuerySession {
 
     /// Whether `plan` reads a product this principal may read only in aggregate.
     fn reads_aggregate_only(&self, plan: &LogicalPlan) -> bool {
-        use datafusion::common::tree_node::TreeNodeRecursion;
-        let mut found = false;
-        let _ = plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && let Some(id) = crate::rewrite::product_of(scan)
-                && self.decisions.get(&id).is_some_and(|d| d.aggregate.is_some())
-            {
-                found = true;
-                return Ok(TreeNodeRecursion::Stop);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        found
+        products_read(plan).iter().any(|id| self.decisions.get(id).is_some_and(|d| d.aggregate.is_some()))
     }
 
     /// The deprecated products a planned statement reads (subqueries included), before it runs.
     pub fn deprecations_of(&self, plan: &LogicalPlan) -> Vec<Deprecation> {
-        use datafusion::common::tree_node::TreeNodeRecursion;
-        let mut ids = std::collections::BTreeSet::new();
-        let _ = plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && let Some(id) = crate::rewrite::product_of(scan)
-            {
-                ids.insert(id);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        ids.into_iter().filter_map(|id| self.deprecated.get(&id).cloned()).collect()
+        products_read(plan).into_iter().filter_map(|id| self.deprecated.get(&id).cloned()).collect()
     }
 
     /// The DataFusion context, for an interface to register what its clients expect to find
@@ -325,8 +303,8 @@ impl QuerySession {
         // statement reads before its audit event is written.
         let task = Arc::new(frame.task_ctx());
         let plan = crate::limits::physical_plan(frame, &self.limits).await?;
-        // Planning checked every aggregation of aggregate-only products; private ones are paid
-        // for now, before anything runs, so a statement that fails later is paid for too.
+        // Planning checked every aggregation of aggregate-only products; private ones are
+        // charged here, before anything runs, so a statement that fails later is paid for too.
         let spend: BTreeMap<ProductId, f64> = self.journal.aggregations().into_iter().filter(|(_, (_, epsilon))| *epsilon > 0.0).map(|(id, (_, epsilon))| (id, epsilon)).collect();
         if !spend.is_empty() {
             let spent = crate::privacy::budget::charge(self.catalog.as_ref(), &self.principal.name, &spend, &self.decisions).await?;
@@ -420,6 +398,21 @@ impl QuerySession {
             error,
         }
     }
+}
+
+/// The products a planned statement scans, subqueries included.
+fn products_read(plan: &LogicalPlan) -> std::collections::BTreeSet<ProductId> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut ids = std::collections::BTreeSet::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Some(id) = crate::rewrite::product_of(scan)
+        {
+            ids.insert(id);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    ids
 }
 
 /// The types of a plan's `$1`, `$2`, … placeholders, in order; `None` where SQL does not say.
